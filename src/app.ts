@@ -23,6 +23,7 @@ import { startActivityLog, startAlarms, startTracing } from './assemble/observab
 import { assembleParticipants, issueCertificate } from './assemble/participants.js';
 import { assembleOnboarding } from './assemble/onboarding.js';
 import { onboardingRoutes } from './api/admin-onboarding.js';
+import { participantRoutes } from './api/admin-participants.js';
 import { openPublications, schedulePublicationRetention } from './assemble/publications.js';
 import { openStorage } from './assemble/storage.js';
 import { databaseFile } from './adapters/backend.js';
@@ -264,6 +265,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       async (a) => channelAdminRoutes(a, { channels: channelSettings }),
       async (a) => registerRoutes(a, { lifecycle, pull: registerPull }),
       async (a) => onboardingRoutes(a, { onboarding }),
+      async (a) => participantRoutes(a, { registry, onboarding, lifecycle, selfService }),
       async (a) => maintenanceAdminRoutes(a, { maintenance }),
       async (a) => publicationAdminRoutes(a, { publications, delivery }),
       ...(alarmApi ? [async (a: FastifyInstance) => adminAlarmRoutes(a, alarmApi)] : []),

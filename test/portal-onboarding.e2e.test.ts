@@ -1,13 +1,11 @@
 import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
-import { webcrypto } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULTS } from '../src/config.js';
 import { adminApi } from './helpers/admin.js';
 import { describeViolations, firstSignIn, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
+import { keyAndCsr } from './helpers/csr.js';
 import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
-import { startSmtp, type Mail, type TestSmtp } from './helpers/smtp.js';
+import { mailingTo, startSmtp, type Mail, type TestSmtp } from './helpers/smtp.js';
 
 const DIP_ID = '1000000055';
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '+00:00');
@@ -43,15 +41,10 @@ describe('portal: a company applies, an operator approves, the contact signs in'
   }
   beforeAll(async () => {
     smtp = await startSmtp();
-    td = await startTestDip({
-      observability: { ...DEFAULTS.observability, alarms: { ...DEFAULTS.observability.alarms, smtp: { host: '127.0.0.1', port: smtp.port, secure: false, requireTLS: false, user: null, pass: null, from: 'dip@example.net' } } },
-    });
+    td = await startTestDip(mailingTo(smtp));
     admin = adminApi(td);
     expect((await admin('POST', '/admin/register/apply', { feed, source: 'file:m16.json' })).status).toBe(200);
-    x509.cryptoProvider.set(webcrypto as unknown as Crypto);
-    const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
-    const keys = await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify']);
-    csr = (await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=Bright Supply', keys, signingAlgorithm: alg })).toString('pem');
+    csr = (await keyAndCsr('Bright Supply')).csr;
     browser = await launchBrowser();
   });
   afterAll(async () => {

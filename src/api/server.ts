@@ -7,6 +7,7 @@ import type { Server as TlsServer } from 'node:tls';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { MSG } from '../domain/response-codes.js';
+import { API_VERSION_HEADER, DIP_API_VERSION, versionRefusal } from '../domain/api-version.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import { standardStopping, useGracefulStop } from './stopping.js';
 import { rawAnswerSecurityHeaders, useApiSecurityHeaders } from './security-headers.js';
@@ -334,6 +335,9 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // Names only (any port passes): a TCP balancer or port forward reaches the listener on another port, and a
   // certificate, which is what a client checks the name against, names no port.
   app.addHook('onRequest', (req, reply, done) => {
+    // Every answer, refusals too, names the API version it was served under (src/domain/api-version.ts).
+    void reply.header(API_VERSION_HEADER, DIP_API_VERSION);
+    const versionRefused = versionRefusal(req.headers[API_VERSION_HEADER]);
     if (req.raw.httpVersionMajor !== 1) void sendStandard(deps, reply, 505, null, MSG.schemaFailure, `HTTP/${req.raw.httpVersion} is not supported: send HTTP/1.1`);
     else if (!req.headers.host && req.raw.httpVersionMinor >= 1) void sendStandard(deps, reply, 400, null, MSG.schemaFailure, 'the Host header is required (HTTP/1.1): the signed URL is rebuilt from it');
     else if (!hostKnown(requestAuthority(req.raw), hostNames)) {
@@ -347,6 +351,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       const help = `${named} is not a name of this DIP's participant API: call it by a name its server certificate covers (or publicUrl's, or one in allowedHosts)${loopback}`;
       void sendStandard(deps, reply, 421, null, MSG.processingFailed, help);
     }
+    else if (versionRefused !== null) void sendStandard(deps, reply, 400, null, MSG.schemaFailure, versionRefused);
     else if (excludesJson(req.headers.accept) && answersJsonOnly(req.routeOptions.url)) {
       void sendStandard(deps, reply, 406, null, MSG.processingFailed, `Accept '${String(req.headers.accept).slice(0, 100)}' excludes application/json, the only type this operation answers in`);
     } else done();

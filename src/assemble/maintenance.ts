@@ -30,6 +30,7 @@ export function assembleMaintenance(
       if (!p) return new Set<string>();
       return new Set(channels.all().filter((ch) => receivesOn(ch, p) || p.roles.some((r) => ch.senderRoles.includes(r))).map((ch) => ch.interfaceId));
     },
+    contacts: () => registry.maintenanceContacts(),
     ...(alarms ? { announce: { subscriptions: () => alarms.subscriptions.list(), channel: alarms.channel } } : {}),
   });
 }

@@ -60,12 +60,12 @@ export async function assembleParticipants({ config, pkiDir, trust, backend, reg
     journal: backend.journal,
     clock,
     logger,
-    revoke: async (pem, reason) => {
+    revoke: async (pem, reason, actor) => {
       try {
-        await revokeCertificate(pkiDir, backend.registry, pem, reason, new Date(), 'offboarding');
+        await revokeCertificate(pkiDir, backend.registry, pem, reason, new Date(), actor);
         return true;
       } catch (err) {
-        logger.warn({ err }, 'an offboarded participant\'s certificate could not be revoked here (not from this environment\'s CA): it is refused per request');
+        logger.warn({ err }, 'a participant\'s certificate could not be revoked here (not from this environment\'s CA): it is refused per request');
         return false;
       }
     },

@@ -51,6 +51,8 @@ export const MPID_PATTERN = /^[A-Z]{4}$/;
  * address in a mail header).
  */
 const EMAIL_PATTERN = /^[^\s@<>()[\]",;:\\]{1,64}@[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?(?:\.[A-Z0-9](?:[A-Z0-9-]{0,61}[A-Z0-9])?)+$/i;
+/** An address the DIP may write to (EMAIL_PATTERN), at most 254 characters. */
+export const isEmailAddress = (s: string): boolean => s.length <= 254 && EMAIL_PATTERN.test(s);
 const CSR_PATTERN = /^-----BEGIN CERTIFICATE REQUEST-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE REQUEST-----\s*$/;
 export const MAX_MPIDS = 20;
 export const MAX_ROLES = 10;
@@ -91,7 +93,7 @@ export function readClaim(input: ClaimInput): { claim: OnboardingClaim } | { pro
   const contactName = input.contactName.trim();
   if (contactName.length < 1 || contactName.length > 100 || !plain(contactName)) problems.contactName = 'contact name: 1 to 100 characters on one line';
   const contactEmail = input.contactEmail.trim();
-  if (contactEmail.length > 254 || !EMAIL_PATTERN.test(contactEmail)) problems.contactEmail = 'e-mail: an address such as name@company.example';
+  if (!isEmailAddress(contactEmail)) problems.contactEmail = 'e-mail: an address such as name@company.example';
   const csrPem = input.csrPem.trim().replace(/\r\n/g, '\n');
   if (csrPem.length > MAX_CSR || !CSR_PATTERN.test(csrPem)) problems.csrPem = 'certificate signing request: a PEM "CERTIFICATE REQUEST" (PKCS#10), at most 8,000 characters';
   if (Object.keys(problems).length > 0) return { problems };

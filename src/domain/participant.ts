@@ -40,6 +40,23 @@ export interface ParticipantProfile {
   channels: string[];
   previousApiKey: { hash: string; validUntil: number } | null;
   rescinded: { at: number; by: string; roles: string[]; organisation: string; certificateFingerprint: string } | null;
+  /**
+   * Suspended by an operator (spec 5.12.2 "Manage User"): its calls are refused and its queues held until it
+   * is reactivated; its registration, keys and certificates stay. Absent in profiles written before.
+   */
+  suspended?: Suspension | null;
+  /**
+   * Where the participant's administrators are e-mailed maintenance notices (spec 5.13.5): its first
+   * administrator's address, set when an operator creates it or approves its application; changed or
+   * cleared (null: they opted out) on the user portal's Maintenance page. Absent: no address known.
+   */
+  maintenanceEmail?: string | null;
+}
+
+export interface Suspension {
+  at: number;
+  by: string;
+  reason: string;
 }
 
 export const emptyProfile = (dipId: string): ParticipantProfile => ({ dipId, optionalRoles: [], channels: [], previousApiKey: null, rescinded: null });

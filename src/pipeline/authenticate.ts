@@ -86,6 +86,10 @@ export async function identify(registry: Registry, call: HeaderEvidence): Promis
     participant = registry.byApiKey(call.apiKey);
   }
   if (!participant) return { ok: false, status: 401, help: 'X-API-Key is not recognised' };
+  const suspended = registry.suspended(participant.dipId);
+  if (suspended) {
+    return { ok: false, status: 403, help: `${participant.dipId} is suspended by the DIP operator since ${new Date(suspended.at).toISOString()} (${suspended.reason}): messages for it are held until it is reactivated; ask the DIP operator` };
+  }
   if (call.tlsDipIds !== null && !call.tlsDipIds.includes(participant.dipId)) {
     return {
       ok: false,

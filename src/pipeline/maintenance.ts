@@ -29,6 +29,8 @@ export interface MaintenanceDeps {
   channelsOf(dipId: string): ReadonlySet<string>;
   /** Absent when alarms (and so their subscriptions) are turned off: notices are then only on the API. */
   announce?: MaintenanceAnnouncements;
+  /** Participants' administrators' addresses (ParticipantProfile.maintenanceEmail): told of every notice that concerns them, subscribed or not. */
+  contacts?(): Array<{ dipId: string; email: string }>;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -36,8 +38,9 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 /**
  * Maintenance notices (spec 5.13.5): the operator publishes, amends and withdraws them; each act is a new
  * version of the notice, journalled with who made it and the notice before and after, then announced by
- * e-mail and webhook to the subscriptions that asked for maintenance notices (a participant's only when
- * the notice concerns a channel it uses, or the whole DIP). The node that takes the act announces it, so a
+ * e-mail and webhook to the subscriptions that asked for maintenance notices, and by e-mail to every
+ * participant's administrators unless they opted out (spec 5.13.5 "communicated to users via email"); a
+ * participant's only when the notice concerns a channel it uses, or the whole DIP; one e-mail per address. The node that takes the act announces it, so a
  * cluster tells everyone once.
  */
 export class Maintenance {
@@ -138,15 +141,25 @@ export class Maintenance {
       '',
       notice.text,
     ];
+    const mailed = new Set<string>();
+    const email = async (to: string) => {
+      if (mailed.has(to.toLowerCase())) return;
+      mailed.add(to.toLowerCase());
+      await a.channel.email(to, subject, `${lines.join('\n')}\n`);
+    };
     for (const s of await a.subscriptions()) {
       if (!s.rules.includes('maintenance')) continue;
       if (s.owner !== 'operator' && !concerns(notice, this.deps.channelsOf(s.owner))) continue;
       try {
-        if (s.email) await a.channel.email(s.email, subject, `${lines.join('\n')}\n`);
+        if (s.email) await email(s.email);
         if (s.webhookUrl) await a.channel.webhook(s.webhookUrl, event);
       } catch (err) {
         this.deps.logger.error({ err, subscription: s.id, notice: notice.id }, 'a maintenance notice could not be sent');
       }
+    }
+    for (const c of this.deps.contacts?.() ?? []) {
+      if (!concerns(notice, this.deps.channelsOf(c.dipId))) continue;
+      await email(c.email).catch((err: unknown) => this.deps.logger.error({ err, participant: c.dipId, notice: notice.id }, "a maintenance notice could not be sent to a participant's administrators"));
     }
   }
 }

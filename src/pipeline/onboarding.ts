@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readClaim, registerCheck, type ApplicationStatus, type ClaimField, type ClaimInput, type OnboardingApplication, type RegisterCheck } from '../domain/onboarding.js';
+import { readClaim, registerCheck, type ApplicationStatus, type ClaimField, type ClaimInput, type OnboardingApplication, type OnboardingClaim, type RegisterCheck } from '../domain/onboarding.js';
+import type { Participant } from '../domain/participant.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { Mailer } from '../ports/mailer.js';
@@ -27,7 +28,7 @@ export interface OnboardingDeps {
   clock: Clock;
   logger: Logger;
   journal: Pick<OperatorJournal, 'append'>;
-  lifecycle: Pick<ParticipantLifecycle, 'entries' | 'kick'>;
+  lifecycle: Pick<ParticipantLifecycle, 'entries' | 'kick' | 'updateProfile'>;
   registry: Pick<Registry, 'participant' | 'refresh'>;
   registryStore: Pick<RegistryStore, 'participants' | 'upsertParticipant'>;
   accounts: Pick<PortalAccountService, 'createEnrollingAtFirstSignIn' | 'account'>;
@@ -58,6 +59,18 @@ export interface Approval {
   apiKey: string;
   /** The invitation e-mail was accepted by the SMTP server; else why not (the account exists; its first password is lost). */
   invitation: { sent: true } | { sent: false; problem: string };
+}
+
+/** A participant an operator created (Onboarding.create): as an approval, without an application. */
+export interface Creation {
+  dipId: string;
+  roles: string[];
+  /** Roles the register gives that the operator did not name: granted all the same (roles follow the register). */
+  rolesNotNamed: string[];
+  username: string;
+  certificatePem: string;
+  apiKey: string;
+  invitation: Approval['invitation'];
 }
 
 /**
@@ -148,27 +161,98 @@ export class Onboarding {
     if (check.problem !== null || check.dipId === null) throw new RefusedError(409, `application ${id} cannot be approved: ${check.problem ?? 'no DIP ID'}`);
     const dipId = check.dipId;
     if (alreadyRegistered) throw new RefusedError(409, `${dipId} is a registered participant already: its administrators add users in the user portal (reject this application with that reason)`);
-    const username = (usernameGiven ?? defaultUsername(application.contactEmail, dipId)).trim().toLowerCase();
-    if (!USERNAME_PATTERN.test(username)) throw new RefusedError(400, `username '${username.slice(0, 64)}' must be 3 to 64 lower-case letters, digits, '.', '_' or '-'`);
-    if (await this.deps.accounts.account(username)) throw new RefusedError(409, `username '${username}' is taken: give another`);
     const organisation = check.companyName ?? application.companyName;
-    let certificatePem: string;
-    try {
-      certificatePem = await this.deps.issueCertificate(application.csrPem, dipId, organisation);
-    } catch (e) {
-      throw new RefusedError(409, `no certificate could be issued for the application's CSR: ${(e as Error).message}`);
-    }
+    const { username, certificatePem } = await this.prepared(application, dipId, organisation, usernameGiven);
     const now = this.deps.clock.now();
     const decided = await this.deps.store.decide(id, { status: 'approved', decidedAt: now, decidedBy: actor, reason: null, dipId, username });
     if (!decided) throw new RefusedError(409, `application ${id} was decided meanwhile`);
+    const done = await this.registerAndInvite(
+      { claim: application, dipId, roles: check.registerRoles, organisation, certificatePem, username, actor, what: `onboarding ${id}`, how: `the DIP's operators approved the application of ${application.companyName}` },
+      async () => {
+        // Nothing registered: the application is pending again, to be approved (or rejected) anew; nothing journalled.
+        const back = await this.deps.store.undecide(id, now).catch((e: unknown) => e as Error);
+        return back instanceof Error || back === undefined ? `; it could not be put back to pending (${back instanceof Error ? back.message : 'no longer this approval'}) and stays approved with nothing registered` : '; it is pending again';
+      },
+      (participant) => ({
+        at: now,
+        actor,
+        action: 'onboarding.approve',
+        target: id,
+        before: { companyName: application.companyName, mpids: application.mpids, claimedRoles: application.roles, contactEmail: application.contactEmail },
+        after: { dipId, roles: participant.roles, rolesNotInRegister: check.rolesNotInRegister, rolesNotClaimed: check.rolesNotClaimed, certificateFingerprint: participant.certificateFingerprint, username },
+        status: null,
+      }),
+    );
+    return { application: decided, roles: done.participant.roles, certificatePem, apiKey: done.apiKey, invitation: done.invitation };
+  }
+
+  /**
+   * An operator creates a participant in the operator portal (spec 5.12.2 "Create User"), as approving an
+   * application would: the MPIDs must all be registered, now, under one DIP ID of the central register,
+   * which gives the roles; a role named that the register does not give that DIP ID is refused (never
+   * granted by hand: the register is the authority, and its feed would take it away again). Its
+   * certificate is issued for the company's CSR (the key never leaves the company); its first portal
+   * administrator is made and invited by e-mail; journalled as `participant.create`.
+   */
+  async create(input: ClaimInput & { username?: string }, actor: string): Promise<Creation> {
+    const read = readClaim(input);
+    if ('problems' in read) throw new RefusedError(400, Object.values(read.problems).join('; '));
+    const { claim } = read;
+    const weak = await csrProblem(claim.csrPem);
+    if (weak !== null) throw new RefusedError(400, `certificate signing request: ${weak}`);
+    const check = registerCheck(claim, await this.deps.lifecycle.entries(), this.deps.clock.now());
+    if (check.problem !== null || check.dipId === null) throw new RefusedError(409, `not created: ${check.problem ?? 'no DIP ID'}`);
+    const dipId = check.dipId;
+    if (check.rolesNotInRegister.length > 0) {
+      throw new RefusedError(400, `roles: the central register does not give ${dipId} the role${check.rolesNotInRegister.length > 1 ? 's' : ''} ${check.rolesNotInRegister.join(', ')} now (it gives ${check.registerRoles.join(', ')}): roles come from the register`);
+    }
+    if (this.deps.registry.participant(dipId) !== undefined) throw new RefusedError(409, `${dipId} is a registered participant already: manage it on its page`);
+    const organisation = check.companyName ?? claim.companyName;
+    const { username, certificatePem } = await this.prepared(claim, dipId, organisation, input.username);
+    const now = this.deps.clock.now();
+    const done = await this.registerAndInvite(
+      { claim, dipId, roles: check.registerRoles, organisation, certificatePem, username, actor, what: `creating ${dipId}`, how: `the DIP's operators registered ${claim.companyName}` },
+      async () => '; nothing was registered',
+      (participant) => ({
+        at: now,
+        actor,
+        action: 'participant.create',
+        target: dipId,
+        before: null,
+        after: { organisation, mpids: claim.mpids, roles: participant.roles, rolesNotNamed: check.rolesNotClaimed, certificateFingerprint: participant.certificateFingerprint, username, contactEmail: claim.contactEmail },
+        status: null,
+      }),
+    );
+    return { dipId, roles: done.participant.roles, rolesNotNamed: check.rolesNotClaimed, username, certificatePem, apiKey: done.apiKey, invitation: done.invitation };
+  }
+
+  /** What can refuse before anything is written: the contact's username (free, well-formed) and the certificate for the CSR. */
+  private async prepared(claim: OnboardingClaim, dipId: string, organisation: string, usernameGiven: string | undefined): Promise<{ username: string; certificatePem: string }> {
+    const username = (usernameGiven ?? defaultUsername(claim.contactEmail, dipId)).trim().toLowerCase();
+    if (!USERNAME_PATTERN.test(username)) throw new RefusedError(400, `username '${username.slice(0, 64)}' must be 3 to 64 lower-case letters, digits, '.', '_' or '-'`);
+    if (await this.deps.accounts.account(username)) throw new RefusedError(409, `username '${username}' is taken: give another`);
+    try {
+      return { username, certificatePem: await this.deps.issueCertificate(claim.csrPem, dipId, organisation) };
+    } catch (e) {
+      throw new RefusedError(409, `no certificate could be issued for the CSR: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Registers the participant with the register's roles and its certificate, makes the contact its first
+   * portal administrator, journals, and e-mails the invitation: the one path for approval and creation.
+   */
+  private async registerAndInvite(
+    r: { claim: OnboardingClaim; dipId: string; roles: string[]; organisation: string; certificatePem: string; username: string; actor: string; what: string; how: string },
+    undo: () => Promise<string>,
+    entry: (participant: Participant) => Parameters<OnboardingDeps['journal']['append']>[0],
+  ): Promise<{ participant: Participant; apiKey: string; invitation: Approval['invitation'] }> {
+    const { claim, dipId, username } = r;
     let registered: Awaited<ReturnType<typeof onboardParticipant>>;
     try {
-      registered = await onboardParticipant(this.deps.registryStore, { dipId, roles: check.registerRoles, organisation, certificatePem });
+      registered = await onboardParticipant(this.deps.registryStore, { dipId, roles: r.roles, organisation: r.organisation, certificatePem: r.certificatePem });
     } catch (err) {
-      // Nothing registered: the application is pending again, to be approved (or rejected) anew; nothing journalled.
-      const back = await this.deps.store.undecide(id, now).catch((e: unknown) => e as Error);
-      const left = back instanceof Error || back === undefined ? `; it could not be put back to pending (${back instanceof Error ? back.message : 'no longer this approval'}) and stays approved with nothing registered` : '; it is pending again';
-      throw new Error(`onboarding ${id}: ${dipId} could not be registered: ${(err as Error).message}${left}`, { cause: err });
+      throw new Error(`${r.what}: ${dipId} could not be registered: ${(err as Error).message}${await undo()}`, { cause: err });
     }
     const { participant, apiKey } = registered;
     let made: Awaited<ReturnType<PortalAccountService['createEnrollingAtFirstSignIn']>>;
@@ -176,32 +260,29 @@ export class Onboarding {
       await this.deps.registry.refresh();
       // Roles follow the register from here on (effective dates, optional roles), as for every participant.
       this.deps.lifecycle.kick();
-      made = await this.deps.accounts.createEnrollingAtFirstSignIn({ username, displayName: application.contactName, participantDipId: dipId, admin: true, createdBy: actor });
+      made = await this.deps.accounts.createEnrollingAtFirstSignIn({ username, displayName: claim.contactName, participantDipId: dipId, admin: true, createdBy: r.actor });
       if ('problem' in made) throw new Error(made.problem);
     } catch (err) {
       // Registered: a retry would issue a second API key, so the rest is done by hand, and said exactly.
       throw new Error(
-        `onboarding ${id}: ${dipId} is registered (application approved) but its first portal account '${username}' could not be made: ${(err as Error).message}. ` +
-          `Finish by hand: make that account, administrator of ${dipId} (POST /admin/portal/accounts, or the operator portal's accounts page), and send its first password to ${application.contactEmail}; ` +
+        `${r.what}: ${dipId} is registered but its first portal account '${username}' could not be made: ${(err as Error).message}. ` +
+          `Finish by hand: make that account, administrator of ${dipId} (POST /admin/portal/accounts, or the operator portal's accounts page), and send its first password to ${claim.contactEmail}; ` +
           `and give ${dipId} a new API key, the one made never shown (dip participant add --dip-id ${dipId} with its certificate from the participant list prints one)`,
         { cause: err },
       );
     }
-    await this.deps.journal.append({
-      at: now,
-      actor,
-      action: 'onboarding.approve',
-      target: id,
-      before: { companyName: application.companyName, mpids: application.mpids, claimedRoles: application.roles, contactEmail: application.contactEmail },
-      after: { dipId, roles: participant.roles, rolesNotInRegister: check.rolesNotInRegister, rolesNotClaimed: check.rolesNotClaimed, certificateFingerprint: participant.certificateFingerprint, username },
-      status: null,
+    await this.deps.journal.append(entry(participant));
+    // Maintenance notices reach its administrators from the start (spec 5.13.5); they may opt out. Not kept,
+    // the participant is registered all the same: its administrator gives the address on the portal.
+    await this.deps.lifecycle.updateProfile(dipId, r.actor, (profile) => ({ ...profile, maintenanceEmail: claim.contactEmail })).catch((err: unknown) => {
+      this.deps.logger.error({ err, dipId }, "the first administrator's address for maintenance notices could not be kept: they give it on the user portal's Maintenance page");
     });
     const invitation = await this.mail(
-      application.contactEmail,
+      claim.contactEmail,
       'Your DIP account',
-      `${application.contactName},\n\nthe DIP's operators approved the application of ${application.companyName}: it is registered as participant ${dipId} with the roles ${participant.roles.join(', ')} (from the central register).\n\nSign in to the user portal at ${this.deps.portalUrl()}/portal/sign-in with\n\n  username: ${username}\n  first password: ${made.password}\n\nAt that first sign-in you choose your own password and set up an authenticator app; the first password then stops working. You are your company's portal administrator: you add its other users.\n\nYour participant certificate, issued for the key of your certificate signing request, is on the portal's Certificates page. The DIP's operators hand you the participant API key separately.\n`,
+      `${claim.contactName},\n\n${r.how}: it is registered as participant ${dipId} with the roles ${participant.roles.join(', ')} (from the central register).\n\nSign in to the user portal at ${this.deps.portalUrl()}/portal/sign-in with\n\n  username: ${username}\n  first password: ${made.password}\n\nAt that first sign-in you choose your own password and set up an authenticator app; the first password then stops working. You are your company's portal administrator: you add its other users. Notices of the DIP's maintenance windows are e-mailed to this address; change or stop that on the portal's Maintenance page.\n\nYour participant certificate, issued for the key of your certificate signing request, is on the portal's Certificates page. The DIP's operators hand you the participant API key separately.\n`,
     );
-    return { application: decided, roles: participant.roles, certificatePem, apiKey, invitation };
+    return { participant, apiKey, invitation };
   }
 
   /** Rejects a pending application; the contact is e-mailed the reason. */

@@ -1,4 +1,4 @@
-import { emptyProfile, ROLE_PATTERN, type Participant, type ParticipantProfile } from '../domain/participant.js';
+import { emptyProfile, ROLE_PATTERN, type Participant, type ParticipantProfile, type Suspension } from '../domain/participant.js';
 import { parseRegisterFeed, rescindedAt, rolesAt, sameEntry, type RegisterEntry } from '../domain/register.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -21,7 +21,7 @@ export interface LifecycleDeps {
    * Revokes a certificate of the environment's CA (the TLS listener then refuses it at the handshake);
    * resolves false when the certificate is not the CA's (it is refused per request only: the participant is gone).
    */
-  revoke(certificatePem: string, reason: string): Promise<boolean>;
+  revoke(certificatePem: string, reason: string, actor: string): Promise<boolean>;
   /** After a participant's registration changed: its queues may now be undeliverable (dead-lettered). */
   afterChange(): void;
 }
@@ -165,7 +165,7 @@ export class ParticipantLifecycle {
     const webhooks = (await this.deps.store.webhooks()).filter((w) => w.recipientDipId === dipId).map((w) => w.channel);
     const certificates = [p.certificatePem, ...(p.previous ? [p.previous.certificatePem] : [])];
     const revoked: boolean[] = [];
-    for (const pem of certificates) revoked.push(await this.deps.revoke(pem, 'cessationOfOperation'));
+    for (const pem of certificates) revoked.push(await this.deps.revoke(pem, 'cessationOfOperation', actor));
     const at = this.deps.clock.now();
     await this.updateProfile(dipId, actor, (profile) => ({
       ...profile,
@@ -184,6 +184,51 @@ export class ParticipantLifecycle {
     });
     await this.deps.registry.refresh();
     this.deps.afterChange();
+  }
+
+  /**
+   * Suspends a registered participant (spec 5.12.2 "Manage User"): its calls are refused 403 with the reason
+   * and what is queued for it is held (src/pipeline/queue-rules.ts) until it is reactivated; nothing else changes.
+   */
+  async suspend(dipId: string, actor: string, reason: string): Promise<Suspension> {
+    const p = this.registered(dipId);
+    const was = this.deps.registry.suspended(dipId);
+    if (was) throw new RefusedError(409, `${dipId} was already suspended at ${new Date(was.at).toISOString()} by ${was.by}: ${was.reason}`);
+    const suspended: Suspension = { at: this.deps.clock.now(), by: actor, reason };
+    await this.updateProfile(dipId, actor, (profile) => ({ ...profile, suspended }));
+    await this.deps.journal.append({ at: suspended.at, actor, action: 'participant.suspend', target: dipId, before: { suspended: null, roles: p.roles }, after: { suspended }, status: null });
+    this.deps.afterChange();
+    return suspended;
+  }
+
+  /** Ends a suspension: calls are accepted again and the held queues delivered. */
+  async reactivate(dipId: string, actor: string): Promise<void> {
+    this.registered(dipId);
+    const was = this.deps.registry.suspended(dipId);
+    if (!was) throw new RefusedError(409, `${dipId} is not suspended`);
+    await this.updateProfile(dipId, actor, (profile) => ({ ...profile, suspended: null }));
+    await this.deps.journal.append({ at: this.deps.clock.now(), actor, action: 'participant.reactivate', target: dipId, before: { suspended: was }, after: { suspended: null }, status: null });
+    this.deps.afterChange();
+  }
+
+  /**
+   * Revokes a participant's registered certificate (its current one, or the one a rotation replaced while
+   * its overlap lasts): refused from the next handshake and request. The registration stays: a participant
+   * whose current certificate is revoked connects again once a new one is issued for its CSR.
+   */
+  async revokeCertificate(dipId: string, which: 'current' | 'previous', reason: string, actor: string): Promise<{ fingerprint: string }> {
+    const p = this.registered(dipId);
+    const cert = which === 'current' ? { pem: p.certificatePem, fingerprint: p.certificateFingerprint } : p.previous ? { pem: p.previous.certificatePem, fingerprint: p.previous.certificateFingerprint } : null;
+    if (!cert) throw new RefusedError(409, `${dipId} has no previous certificate (no rotation's overlap is running)`);
+    if (!(await this.deps.revoke(cert.pem, reason, actor))) throw new RefusedError(409, `${dipId}'s ${which} certificate was not issued by this environment's CA: revoke it at the CA that issued it (its CRL, crlFiles)`);
+    await this.deps.journal.append({ at: this.deps.clock.now(), actor, action: 'participant.certificate.revoke', target: dipId, before: { which, certificateFingerprint: cert.fingerprint }, after: { reason }, status: null });
+    return { fingerprint: cert.fingerprint };
+  }
+
+  private registered(dipId: string): Participant {
+    const p = this.deps.registry.participant(dipId);
+    if (!p) throw new RefusedError(404, `${dipId} is not a registered participant`);
+    return p;
   }
 
   /** Changes a participant's roles (never its API key), journalled with the roles granted and revoked. */

@@ -7,6 +7,7 @@ import type { Registry } from './registry.js';
  * What happens to messages already queued when the registry or a channel changes (documented in the
  * README, "Participants without outage"):
  *  - a paused channel holds its queues: nothing is delivered and nothing expires until it resumes;
+ *  - a suspended recipient's queues are held the same way until an operator reactivates it;
  *  - a rescinded (offboarded) recipient's queues are dead-lettered at once, every sender told by a status
  *    message, the messages kept in the archive;
  *  - a recipient that no longer receives on a channel (its role revoked, or the channel's receiving roles
@@ -14,9 +15,9 @@ import type { Registry } from './registry.js';
  *    nor pull there, so holding the messages would only let them go stale.
  * A withdrawn channel refuses new messages but drains what it accepted.
  */
-export function queueRules(registry: Pick<Registry, 'rescinded' | 'participant'>, channel: (id: string) => Channel | undefined) {
+export function queueRules(registry: Pick<Registry, 'rescinded' | 'participant' | 'suspended'>, channel: (id: string) => Channel | undefined) {
   return {
-    held: (q: QueueRef): boolean => channel(q.channel)?.availability === 'paused',
+    held: (q: QueueRef): boolean => channel(q.channel)?.availability === 'paused' || registry.suspended(q.recipientDipId) !== null,
     undeliverable: (q: QueueRef): string | null => {
       if (registry.rescinded(q.recipientDipId)) return `${q.recipientDipId} was offboarded (rescinded): the message was not delivered`;
       const recipient = registry.participant(q.recipientDipId);

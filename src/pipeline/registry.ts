@@ -1,5 +1,5 @@
 import type { ChannelSettingsDoc } from '../domain/channel.js';
-import { emptyProfile, type Participant, type ParticipantProfile } from '../domain/participant.js';
+import { emptyProfile, type Participant, type ParticipantProfile, type Suspension } from '../domain/participant.js';
 import type { RoutingDirectory } from '../domain/routing.js';
 import type { Cancel } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -189,6 +189,20 @@ export class Registry implements RoutingDirectory {
     for (const id of this.byDipId.keys()) if (id.toLowerCase() === lower) return id;
     for (const [id, { profile }] of this.profiles) if (profile.rescinded && !this.byDipId.has(id) && id.toLowerCase() === lower) return id;
     return undefined;
+  }
+
+  /** Why a registered participant is suspended (refused, its queues held), or null. */
+  suspended(dipId: string): Suspension | null {
+    return this.profiles.get(dipId)?.profile.suspended ?? null;
+  }
+
+  /** The registered participants' administrators' addresses for maintenance notices (not those who opted out). */
+  maintenanceContacts(): Array<{ dipId: string; email: string }> {
+    const found: Array<{ dipId: string; email: string }> = [];
+    for (const [dipId, { profile }] of this.profiles) {
+      if (this.byDipId.has(dipId) && profile.maintenanceEmail) found.push({ dipId, email: profile.maintenanceEmail });
+    }
+    return found;
   }
 
   /** Rescinded participants are offboarded: what is still queued for them is dead-lettered, never delivered. */

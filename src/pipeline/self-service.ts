@@ -1,4 +1,5 @@
 import { DIP_ID_PATTERN, type Participant, type ParticipantProfile } from '../domain/participant.js';
+import { isEmailAddress } from '../domain/onboarding.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import type { RegistryStore } from '../ports/registry.js';
@@ -134,8 +135,11 @@ export class SelfService {
     return { apiKey, previousValidUntil: overlapMs > 0 ? new Date(validUntil).toISOString() : null };
   }
 
-  /** A certificate for the participant's CSR from the environment's CA, registered with an overlap for the one it replaces. */
-  async newCertificate(p: Participant, csrPem: string, overlapMs: number): Promise<{ certificate: string; fingerprint: string; previousValidUntil: string | null }> {
+  /**
+   * A certificate for the participant's CSR from the environment's CA, registered with an overlap for the one
+   * it replaces; asked by the participant, or renewed for it by an operator (`by`: the operator's journal actor).
+   */
+  async newCertificate(p: Participant, csrPem: string, overlapMs: number, by: SelfServiceActor | string = p): Promise<{ certificate: string; fingerprint: string; previousValidUntil: string | null }> {
     let certificate: string;
     try {
       certificate = await this.deps.issueCertificate(csrPem, p.dipId, p.organisation);
@@ -143,13 +147,23 @@ export class SelfService {
       throw new RefusedError(400, `csr: ${(e as Error).message}`);
     }
     const rotated = await rotateParticipantCertificate(this.deps.store, { dipId: p.dipId, certificatePem: certificate, overlapMs, trustedCaPems: this.deps.trustedCaPems(), now: new Date(this.deps.now()) });
-    await this.journal(p, p, 'participant.certificate.rotate', { certificateFingerprint: p.certificateFingerprint }, { certificateFingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) });
+    await this.journal(p, by, 'participant.certificate.rotate', { certificateFingerprint: p.certificateFingerprint }, { certificateFingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) });
     await this.deps.registry.refresh();
     return { certificate, fingerprint: rotated.certificateFingerprint, previousValidUntil: iso(rotated.previous?.validUntil) };
   }
 
+  /**
+   * Where its administrators are e-mailed maintenance notices (spec 5.13.5), or null: they opted out.
+   * The address is checked as an applicant's is; journalled as `participant.maintenance-email`.
+   */
+  async setMaintenanceEmail(p: Participant, email: string | null, by: SelfServiceActor): Promise<void> {
+    if (email !== null && !isEmailAddress(email)) throw new RefusedError(400, 'e-mail: an address such as name@company.example');
+    await this.profile(p, by, 'participant.maintenance-email', p.dipId, (pr) => ({ ...pr, maintenanceEmail: email }));
+  }
+
   /** Who acted: the participant, the DIP Connection Provider that called for it (the target names the participant), or a portal user. */
-  private actor(by: SelfServiceActor): string {
+  private actor(by: SelfServiceActor | string): string {
+    if (typeof by === 'string') return by;
     return 'username' in by ? actorOf(by) : `participant:${by.dipId}`;
   }
 
@@ -165,7 +179,7 @@ export class SelfService {
     await this.deps.journal.append({ at: this.deps.now(), actor: this.actor(by), action, target: target === p.dipId ? p.dipId : `${p.dipId}/${target}`, before: shownBefore, after: shownAfter, status: null });
   }
 
-  private async journal(p: Participant, by: SelfServiceActor, action: string, before: unknown, after: unknown): Promise<void> {
+  private async journal(p: Participant, by: SelfServiceActor | string, action: string, before: unknown, after: unknown): Promise<void> {
     await this.deps.journal.append({ at: this.deps.now(), actor: this.actor(by), action, target: p.dipId, before, after, status: null });
   }
 }

@@ -73,7 +73,7 @@ export interface PortalDeps {
    * Participant self-service (optional roles and channels, the DIP Connection Provider nomination): the
    * participant API's own functions, so a change from the portal is checked and journalled as one from the API.
    */
-  selfService: Pick<SelfService, 'view' | 'joinRole' | 'leaveRole' | 'joinChannel' | 'leaveChannel' | 'nominate'>;
+  selfService: Pick<SelfService, 'view' | 'joinRole' | 'leaveRole' | 'joinChannel' | 'leaveChannel' | 'nominate' | 'setMaintenanceEmail'>;
   /** A certificate for the participant's own DIP ID from its CSR (the function `dip pki issue --csr` and the operator API call). */
   issueCertificate(csrPem: string, dipId: string, organisation: string): Promise<string>;
   /** Companies applying to use the DIP on the public form (/portal/apply, spec 5.12.1). */

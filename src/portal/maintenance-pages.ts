@@ -26,3 +26,16 @@ export function publishForm(action: string, signed: Signed): Html {
 
 /** A browser's datetime-local value (no zone) read as UTC, as the form's labels say; anything else as given. */
 export const utcFromForm = (v: string): string => (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?$/.test(v) ? `${v}Z` : v);
+
+/**
+ * Where a participant's administrators are e-mailed maintenance notices (ParticipantProfile.maintenanceEmail):
+ * the address in force, and, for its administrators, a form to change it or to stop the e-mails (the opt-out).
+ */
+export function maintenanceMailForm(action: string, signed: Signed, email: string | null, admin: boolean): Html {
+  const now = email ? html`Notices of maintenance that concerns you are e-mailed to <strong>${email}</strong> as they are published, amended or withdrawn.` : 'Notices of maintenance are not e-mailed to your administrators.';
+  if (!admin) return html`<h2>E-mail</h2><p>${now} Your administrators change this.</p>`;
+  return html`<h2>E-mail</h2><p>${now}</p>
+<form method="post" action="${action}">${csrfField(signed)}<label for="mn-email">Address for maintenance notices</label><input type="email" id="mn-email" name="email" required maxlength="254" value="${email ?? ''}" autocomplete="email">
+<button type="submit">Send notices here</button></form>
+${email ? html`<form method="post" action="${action}">${csrfField(signed)}<input type="hidden" name="stop" value="yes"><button type="submit" class="secondary">Stop e-mailing maintenance notices</button></form>` : ''}`;
+}

@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { operatorRefusal } from '../domain/operators.js';
-import { certificateInfo } from '../security/signature.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable, publishForm, utcFromForm } from './maintenance-pages.js';
 import { activityTable } from './activity-view.js';
@@ -16,6 +15,7 @@ import { WITHDRAWAL_REASON_MAX } from '../pipeline/publications.js';
 import { OnboardingPages } from './onboarding-pages.js';
 import { registerOperatorAuditPages } from './operator-audit-pages.js';
 import { api, filtersOf, OPERATOR_REALM, problemOf, type OperatorCtx } from './operator-realm.js';
+import { createParticipant, createParticipantForm, manageParticipant, participantAction } from './participant-admin-pages.js';
 
 export { OPERATOR_REALM };
 
@@ -34,8 +34,18 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/alarms', 'GET', async (c) => alarmsPage(deps, c, null, 200));
   page('/alarms', 'POST', async (c) => subscribeToAlarms(deps, c));
   page('/alarms/remove', 'POST', async (c) => removeAlarmSubscription(deps, c));
-  page('/participants', 'GET', async (c) => participantsPage(deps, c));
+  page('/participants', 'GET', async (c) => participantsPage(deps, c, null, null, 200));
+  page('/participants', 'POST', async (c) => {
+    const done = await createParticipant(api(deps, c), c.req);
+    return participantsPage(deps, c, done.shown, done.flash, done.status);
+  });
   page('/participants/:dipId', 'GET', async (c) => participantPage(deps, c, null, 200));
+  for (const action of ['suspend', 'reactivate', 'certificate', 'revoke']) {
+    page(`/participants/:dipId/${action}`, 'POST', async (c) => {
+      const done = await participantAction(api(deps, c), c.req.params.dipId ?? '', action, c.req);
+      return participantPage(deps, c, done.shown, done.status, done.flash);
+    });
+  }
   page('/participants/:dipId/users', 'POST', async (c) => createParticipantUser(deps, c));
   page('/participants/:dipId/users/disable', 'POST', async (c) => disableAccount(deps, c, c.req.params.dipId ?? ''));
   const applications = new OnboardingPages(O, api);
@@ -172,14 +182,16 @@ async function removeAlarmSubscription(deps: PortalDeps, c: Ctx): Promise<Fastif
   return alarmsPage(deps, c, { kind: 'ok', text: `subscription ${id} removed` }, 200);
 }
 
-async function participantsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+async function participantsPage(deps: PortalDeps, c: Ctx, shown: Html | null, flash: Flash, status: number): Promise<FastifyReply> {
   const now = deps.clock.now();
-  const rows = deps.registry
-    .participants()
-    .sort((a, b) => a.dipId.localeCompare(b.dipId))
-    .map((p) => html`<tr><td><a href="/operator/participants/${p.dipId}">${p.dipId}</a></td><td>${p.organisation}</td><td>${p.roles.join(', ')}</td><td>${p.connectionProvider ?? ''}</td><td>${daysLeftBadge(certificateInfo(p.certificatePem).notAfter.getTime(), now)}</td></tr>`);
-  const body = html`${table('Registered participants', ['DIP ID', 'Organisation', 'Roles', 'Connection provider', 'Certificate'], rows, 'No participant is registered: dip participant add.')}`;
-  return render(c.reply, 200, O, c.req, c.signed, 'Participants', body);
+  const listed = await api(deps, c).GET('/admin/participants');
+  const rows = (listed.data ?? []).map(
+    (p) => html`<tr><td><a href="/operator/participants/${p.dipId}">${p.dipId}</a></td><td>${p.organisation}</td><td>${p.roles.join(', ')}</td><td>${p.connectionProvider ?? ''}</td><td>${p.suspended ? badge('bad', 'suspended') : badge('ok', 'active')}</td><td>${daysLeftBadge(Date.parse(p.certificateNotAfter), now)}</td></tr>`,
+  );
+  const body = html`${shown}${listed.data ? '' : alertLine(problemOf(listed.error))}
+${table('Registered participants', ['DIP ID', 'Organisation', 'Roles', 'Connection provider', 'State', 'Certificate'], rows, 'No participant is registered yet: register one below.')}
+${createParticipantForm(c.signed)}`;
+  return render(c.reply, status, O, c.req, c.signed, 'Participants', body, flash);
 }
 
 async function participantPage(deps: PortalDeps, c: Ctx, extra: Html | null, status: number, flash: Flash = null): Promise<FastifyReply> {
@@ -187,6 +199,7 @@ async function participantPage(deps: PortalDeps, c: Ctx, extra: Html | null, sta
   const p = deps.registry.participant(dipId);
   if (!p) return refuse(c.reply, O, c.req, c.signed, 404, `${dipId} is not a registered participant`);
   const users = await deps.accounts.accounts(dipId);
+  const row = (await api(deps, c).GET('/admin/participants')).data?.find((x) => x.dipId === p.dipId);
   const agents = deps.registry.participants().filter((x) => x.connectionProvider === dipId);
   const body = html`${facts([
     ['Organisation', p.organisation],
@@ -196,6 +209,7 @@ async function participantPage(deps: PortalDeps, c: Ctx, extra: Html | null, sta
     ['Registered', isoOrDash(p.createdAt)],
   ])}
 ${extra}
+${row ? manageParticipant(row, c.signed) : ''}
 <h2>Portal users</h2>
 ${table(`Portal users of ${dipId}`, ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(users, { action: `/operator/participants/${dipId}/users/disable`, csrf: c.signed, self: '' }), 'No portal user yet: create its first administrator below.')}
 ${newUserForm(`/operator/participants/${dipId}/users`, c.signed, true, `New portal user for ${dipId}`)}`;

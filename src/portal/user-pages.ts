@@ -8,6 +8,7 @@ import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { sendTestMessage } from '../pipeline/test-message.js';
 import { CopyUnmakeable, CopyWithheld } from '../pipeline/recipient-copy.js';
 import { ReplayBudgetSpent } from '../pipeline/replay.js';
+import { RefusedError } from '../pipeline/refused.js';
 import { configureWebhook, removeWebhook } from '../pipeline/webhook-config.js';
 import type { ArchivedMessage, DeliveryAttempt } from '../ports/archive.js';
 import type { QueueRef } from '../ports/message-log.js';
@@ -16,7 +17,7 @@ import { certificateInfo } from '../security/signature.js';
 import type { PortalDeps } from './deps.js';
 import { actionButton, alertLine, badge, choice, codeBlock, daysLeftBadge, facts, html, input, isoOrDash, select, table, textarea, when, type Flash, type Html } from './html.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
-import { noticeTable } from './maintenance-pages.js';
+import { maintenanceMailForm, noticeTable } from './maintenance-pages.js';
 import { publicNotice } from '../domain/maintenance.js';
 import { csrfField, field, isReply, pageRoutes, refuse, render } from './session.js';
 import { asField, asFields, asQuery, journeyLink, param, scope, USER_REALM, userFilters, type UserCtx } from './user-realm.js';
@@ -24,7 +25,6 @@ import { dateTime, dipId, freeText } from './filters.js';
 import { registerUserSelfPages } from './user-self-pages.js';
 import { registerUserAuditPages } from './user-audit-pages.js';
 import { detailedAudit, messageHeader, reported } from './audit-view.js';
-import { RefusedError } from '../pipeline/refused.js';
 import { registerUserParticipationPages } from './user-participation-pages.js';
 import { formDateTime } from '../domain/time.js';
 
@@ -71,7 +71,8 @@ export function registerUserPortal(app: FastifyInstance, deps: PortalDeps): void
   page('/certificates', 'GET', async (c) => certificatesPage(deps, c, null));
   page('/certificates/request', 'POST', async (c) => certificateRequest(deps, c));
   page('/certificates/:name', 'GET', async (c) => certificateDownload(deps, c));
-  page('/maintenance', 'GET', async (c) => render(c.reply, 200, R, c.req, c.signed, 'Maintenance', noticeTable('Maintenance announced and not yet over, soonest first', (await deps.maintenance.current()).map(publicNotice))));
+  page('/maintenance', 'GET', async (c) => maintenancePage(deps, c, null, 200));
+  page('/maintenance/e-mail', 'POST', async (c) => setMaintenanceEmail(deps, c));
   registerUserAuditPages(page, deps);
   registerUserSelfPages(page, deps);
   registerUserParticipationPages(page, deps);
@@ -522,4 +523,25 @@ async function disableUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const disable = field(c.req.body, 'disable') !== 'no';
   await deps.accounts.setDisabled(target.username, disable);
   return usersPage(deps, c, null, 200, { kind: 'ok', text: `user ${target.username} ${disable ? 'disabled: signed out everywhere' : 'enabled'}` });
+}
+
+/** Maintenance announced (spec 5.13.5), and where the participant's administrators are e-mailed notices: its administrators change it. */
+async function maintenancePage(deps: PortalDeps, c: Ctx, flash: Flash, status: number): Promise<FastifyReply> {
+  const email = deps.registry.profile(c.own.dipId).profile.maintenanceEmail ?? null;
+  const body = html`${noticeTable('Maintenance announced and not yet over, soonest first', (await deps.maintenance.current()).map(publicNotice))}
+${maintenanceMailForm('/portal/maintenance/e-mail', c.signed, email, c.signed.account.admin)}`;
+  return render(c.reply, status, R, c.req, c.signed, 'Maintenance', body, flash);
+}
+
+async function setMaintenanceEmail(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  if (!c.signed.account.admin) return maintenancePage(deps, c, { kind: 'error', text: `only ${c.own.dipId}'s administrators change where maintenance notices are e-mailed` }, 403);
+  const stop = field(c.req.body, 'stop') === 'yes';
+  const email = stop ? null : field(c.req.body, 'email').trim();
+  try {
+    await deps.selfService.setMaintenanceEmail(c.own, email, c.signed.account);
+  } catch (e) {
+    if (e instanceof RefusedError) return maintenancePage(deps, c, { kind: 'error', text: e.message }, e.status);
+    throw e;
+  }
+  return maintenancePage(deps, c, { kind: 'ok', text: email === null ? 'maintenance notices are no longer e-mailed to your administrators' : `maintenance notices are e-mailed to ${email}` }, 200);
 }

@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import { DEFAULTS, type DipConfig } from '../../src/config.js';
 import { SMTPServer } from 'smtp-server';
 
 export interface Mail {
@@ -32,3 +33,8 @@ export async function startSmtp(): Promise<TestSmtp> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   return { port: (server.server.address() as AddressInfo).port, mails, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
 }
+
+/** The DIP's settings that send its e-mail (alarms, onboarding, maintenance notices) to a test SMTP server. */
+export const mailingTo = (smtp: TestSmtp): Pick<DipConfig, 'observability'> => ({
+  observability: { ...DEFAULTS.observability, alarms: { ...DEFAULTS.observability.alarms, smtp: { host: '127.0.0.1', port: smtp.port, secure: false, requireTLS: false, user: null, pass: null, from: 'dip@example.net' } } },
+});

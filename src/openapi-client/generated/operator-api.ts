@@ -4917,6 +4917,229 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/participants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The registered participants, by DIP ID */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The participants */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description SHA-256 of the registered certificate, upper-case hex */
+                            certificateFingerprint: string;
+                            /** Format: date-time */
+                            certificateNotAfter: string;
+                            connectionProvider: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            dipId: string;
+                            organisation: string;
+                            /**
+                             * Format: date-time
+                             * @description The certificate a renewal replaced is accepted for signing until then
+                             */
+                            previousCertificateValidUntil: string | null;
+                            roles: string[];
+                            /** @description Why it is suspended (its calls refused 403, its queues held); null: it is not */
+                            suspended: {
+                                /** Format: date-time */
+                                at: string;
+                                by: string;
+                                reason: string;
+                            } | null;
+                        }[];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create a participant: the register's DIP ID for the MPIDs, with the register's roles (a role it does not give is refused), its certificate issued for the CSR, its first portal administrator invited by e-mail */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        companyName: string;
+                        /** @description Where the invitation (username and first password) is sent */
+                        contactEmail: string;
+                        /** @description Its first portal administrator */
+                        contactName: string;
+                        /** @description The company's certificate signing request (PEM): its key never leaves the company */
+                        csr: string;
+                        /** @description Its Market Participant IDs: all registered, now, under one DIP ID of the central register */
+                        mpids: string[];
+                        /** @description The DIP roles it is to hold: each must be one the register gives that DIP ID now */
+                        roles: string[];
+                        /** @description The administrator's portal sign-in name (default: the address's local part and the DIP ID) */
+                        username?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description The participant API key: shown this once, to hand to the company */
+                            apiKey: string;
+                            /** @description The participant certificate issued for the CSR */
+                            certificatePem: string;
+                            dipId: string;
+                            /** @description The invitation e-mail (username and first password) to the first administrator */
+                            invitation: {
+                                /** @description Why the SMTP server did not take it */
+                                problem?: string;
+                                sent: boolean;
+                            };
+                            /** @description The roles granted (the register's) */
+                            roles: string[];
+                            /** @description Roles the register gives that were not named: granted all the same */
+                            rolesNotNamed: string[];
+                            /** @description The first administrator's portal username */
+                            username: string;
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/participants/{dipId}/offboard": {
         parameters: {
             query?: never;
@@ -4952,6 +5175,279 @@ export interface paths {
                     content: {
                         "application/json": {
                             offboarded: string;
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/participants/{dipId}/reactivate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End a suspension: calls are accepted again, the held messages delivered */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    dipId: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description SHA-256 of the registered certificate, upper-case hex */
+                            certificateFingerprint: string;
+                            /** Format: date-time */
+                            certificateNotAfter: string;
+                            connectionProvider: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            dipId: string;
+                            organisation: string;
+                            /**
+                             * Format: date-time
+                             * @description The certificate a renewal replaced is accepted for signing until then
+                             */
+                            previousCertificateValidUntil: string | null;
+                            roles: string[];
+                            /** @description Why it is suspended (its calls refused 403, its queues held); null: it is not */
+                            suspended: {
+                                /** Format: date-time */
+                                at: string;
+                                by: string;
+                                reason: string;
+                            } | null;
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/participants/{dipId}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Suspend a participant: its calls are refused 403 with the reason, messages for it are held until it is reactivated; nothing else changes */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    dipId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Said to the participant in every refusal */
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description SHA-256 of the registered certificate, upper-case hex */
+                            certificateFingerprint: string;
+                            /** Format: date-time */
+                            certificateNotAfter: string;
+                            connectionProvider: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            dipId: string;
+                            organisation: string;
+                            /**
+                             * Format: date-time
+                             * @description The certificate a renewal replaced is accepted for signing until then
+                             */
+                            previousCertificateValidUntil: string | null;
+                            roles: string[];
+                            /** @description Why it is suspended (its calls refused 403, its queues held); null: it is not */
+                            suspended: {
+                                /** Format: date-time */
+                                at: string;
+                                by: string;
+                                reason: string;
+                            } | null;
                         };
                     };
                 };
@@ -5197,6 +5693,252 @@ export interface paths {
                 };
                 /** @description The operator's role does not allow this call */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/pki/participants/{dipId}/certificate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Renew a participant's certificate (admins): issued for its CSR and registered; the one it replaces is accepted for signing during the overlap */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    dipId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description The participant's certificate signing request (PEM) */
+                        csr: string;
+                        /** @default 7 */
+                        overlapDays?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description Issued and registered */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @description PEM */
+                            certificate: string;
+                            fingerprint: string;
+                            /** Format: date-time */
+                            previousValidUntil: string | null;
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/pki/participants/{dipId}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke a participant's registered certificate (admins): refused from the next handshake and request; its registration stays */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    dipId: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /**
+                         * @description The RFC 5280 reason (it goes into the CRL)
+                         * @enum {string}
+                         */
+                        reason: "keyCompromise" | "superseded" | "cessationOfOperation" | "affiliationChanged" | "unspecified";
+                        /**
+                         * @description Its current certificate, or the one a renewal replaced (during the overlap)
+                         * @default current
+                         * @enum {string}
+                         */
+                        which?: "current" | "previous";
+                    };
+                };
+            };
+            responses: {
+                /** @description Revoked */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            dipId: string;
+                            fingerprint: string;
+                            which: string;
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -1,0 +1,59 @@
+/**
+ * API version control on the participant API (spec 5.13.4, src/domain/api-version.ts): every answer names the
+ * version served (X-DIP-API-Version: 2.1.0), refusals too; a request naming a 2.x version, or none, is served as
+ * before; one naming another major version, or no version at all, is refused 400 (MSG1001) saying what is served.
+ * The served OpenAPI document states the same version.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_VERSION_HEADER, DIP_API_VERSION, versionRefusal } from '../src/domain/api-version.js';
+import { MSG } from '../src/domain/response-codes.js';
+import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+
+describe('versionRefusal', () => {
+  it('serves no header and any 2.x; refuses another major version and what is no version, saying what is served', () => {
+    for (const v of [undefined, '2', '2.0', '2.1', '2.1.0', ' 2.1.0 ', '2.9.9']) expect([v, versionRefusal(v)]).toEqual([v, null]);
+    expect(versionRefusal('3')).toBe("x-dip-api-version '3' is not served: this DIP serves DIP API 2.1.0 (any 2.x request is answered as 2.1.0); its document is at /api/docs/json");
+    expect(versionRefusal('1.0.0')).toContain("'1.0.0' is not served");
+    expect(versionRefusal('v2')).toBe("x-dip-api-version 'v2' is not a version (MAJOR, MAJOR.MINOR or MAJOR.MINOR.PATCH): this DIP serves DIP API 2.1.0");
+    expect(versionRefusal(['2', '3'])).toContain('is not a version');
+  });
+});
+
+describe('the participant listener and API versions', () => {
+  let t: TestDip;
+  let sup: TestParticipant;
+  beforeAll(async () => {
+    t = await startTestDip();
+    sup = await t.participant('1000000005', ['SUP']);
+  });
+  afterAll(async () => t?.close());
+
+  const pull = (headers: Record<string, string> = {}) => sup.client.call<{ messageArray?: Array<{ message: string; help: string | null }> }>('GET', `/dip-channel/IF-021/pull/${sup.dipId}?maxMessageCount=1`, '', headers);
+
+  it('names the version served on every answer; serves a request naming 2.x as one naming none', async () => {
+    const plain = await pull();
+    expect(plain.status).toBeLessThan(300);
+    expect(plain.headers[API_VERSION_HEADER]).toBe(DIP_API_VERSION);
+    for (const v of ['2', '2.1.0']) {
+      const named = await pull({ [API_VERSION_HEADER]: v });
+      expect([v, named.status]).toEqual([v, plain.status]);
+    }
+  });
+
+  it('refuses a request naming another major version 400 (MSG1001), saying which is served, the header on the refusal too', async () => {
+    const refused = await pull({ [API_VERSION_HEADER]: '3.0' });
+    expect(refused.status).toBe(400);
+    expect(refused.headers[API_VERSION_HEADER]).toBe(DIP_API_VERSION);
+    expect(refused.body.messageArray?.[0]?.message).toBe(MSG.schemaFailure);
+    expect(refused.body.messageArray?.[0]?.help).toContain('this DIP serves DIP API 2.1.0');
+  });
+
+  it('states the version in the served OpenAPI document; a path not served is refused with the header too', async () => {
+    const docs = await sup.client.call<{ info: { version: string; description: string } }>('GET', '/api/docs/json', '');
+    expect(docs.body.info.version).toBe(DIP_API_VERSION);
+    expect(docs.body.info.description).toContain(`X-DIP-API-Version: ${DIP_API_VERSION}`);
+    const missing = await sup.client.call('GET', '/no-such-path', '');
+    expect(missing.status).toBe(404);
+    expect(missing.headers[API_VERSION_HEADER]).toBe(DIP_API_VERSION);
+  });
+});
