@@ -76,7 +76,7 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         response: answers([201, ...GUARDED]),
       },
     },
-    async (req, reply) => putWebhook(deps, reply, admitted(req).caller.dipId, STATUS_CHANNEL, req.body),
+    async (req, reply) => putWebhook(deps, reply, admitted(req).caller.dipId, STATUS_CHANNEL, req.body, admitted(req).authenticated.dipId),
   );
 
   app.delete<ConfigRoute>(
