@@ -55,7 +55,9 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         return reply.code(outcome.status).send(standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, refused));
       }
       deps.delivery.notify(outcome.queues);
-      const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e) => ({ ...answered(e), message: MSG.success })));
+      const toOperator = new Set(outcome.toOperator);
+      const operatorHelp = (e: StatusEntry) => ({ help: `transaction ${e.transactionID} was sent by the DIP itself: this status message is recorded for the DIP's operator (journal), not queued` });
+      const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e, i) => ({ ...answered(e), message: MSG.success, ...(toOperator.has(i) ? operatorHelp(e) : {}) })));
       return reply.code(201).send(response);
     },
   );
