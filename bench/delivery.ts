@@ -96,7 +96,7 @@ for (const [i, r] of RECIPIENTS.entries()) {
   // --stagger: each recipient takes a call of a different size (about 220, 215, 210 and 205 messages), so
   // no two recipients' calls carry the same messages, as when their queues drain out of step.
   const maxPayloadKb = config.delivery.defaultMaxPayloadKb - (staggered ? 24 * i : 0);
-  await backend.registry.putWebhook({ recipientDipId: r.dipId, channel: 'IF-021', url: `https://localhost:${port}/r${i}`, maxMessageCount, maxPayloadKb });
+  await backend.registry.putWebhook({ recipientDipId: r.dipId, channel: 'IF-021', url: `https://localhost:${port}/r${i}`, maxMessageCount, maxPayloadKb, registeredBy: r.dipId });
 }
 
 // The messages, as the writer receives them from an ingest thread (see bench/writer.ts), sealed on write.

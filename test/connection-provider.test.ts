@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { onboardParticipant } from '../src/pipeline/participants.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { issueParticipantCertificate } from '../src/security/pki.js';
+import { adminApi } from './helpers/admin.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 type Json = Record<string, any>;
@@ -144,6 +145,54 @@ describe('DIP Connection Providers', () => {
       return back !== undefined;
     }, 10_000, 'the status message about the refused message');
     expect(back).toMatchObject({ senderID: '0000000000', recipientID: '2000000001', DIPConnectionProviderID: cp.dipId, message: 'MSG1000 - Message Processing Failed' });
+  });
+});
+
+describe('a withdrawn connection provider', () => {
+  // Found by a black-box participant client: the withdrawn provider lost API access at once, but the
+  // webhooks it had registered for its client stayed, and the client's next messages went to the provider.
+  it("loses the webhooks it registered for the participant with the nomination; the participant's own stay; the answer and the journal say which", async () => {
+    const t = await startTestDip();
+    try {
+      const cp = await t.participant('5000000001', ['DCP']);
+      const sup = await t.participant('1000000003', ['SUP']);
+      const sds = await t.participant('2000000001', ['SDS']);
+      const admin = adminApi(t);
+      const call = (method: string, path: string, body?: unknown) =>
+        sup.client.call<Json>(method, path, body === undefined ? '' : JSON.stringify(body), body === undefined ? {} : { 'content-type': 'application/json' });
+      expect((await call('PUT', `/participants/${sup.dipId}/connection-provider`, { dipId: cp.dipId })).status).toBe(200);
+      const providers = await t.receiver();
+      const own = await t.receiver();
+      expect((await cp.client.call('POST', `/dip-channel/IF-021/pubconfig/${sup.dipId}`, JSON.stringify({ config: { callbackURL: `${providers.url}cp-hook` } }))).status).toBe(201);
+      expect((await cp.client.setStatusWebhook(sup.dipId, { callbackURL: `${providers.url}cp-status` })).status).toBe(201);
+      // The participant takes its status webhook back before it withdraws: that one is its own and stays.
+      expect((await sup.client.setStatusWebhook(sup.dipId, { callbackURL: own.url })).status).toBe(201);
+
+      const withdrawn = await call('DELETE', `/participants/${sup.dipId}/connection-provider`);
+      expect(withdrawn.status, JSON.stringify(withdrawn.body)).toBe(200);
+      expect(withdrawn.body).toMatchObject({ connectionProvider: null, removedWebhooks: [{ channel: 'IF-021', registeredBy: cp.dipId }] });
+      expect((await t.dip.backend.registry.webhooks()).filter((w) => w.recipientDipId === sup.dipId).map((w) => [w.channel, w.registeredBy])).toEqual([['STATUS', sup.dipId]]);
+
+      const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'wd1' })]);
+      expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+      // Held for the participant to pull (or for a webhook of its own), not sent to the provider.
+      await waitFor(async () => (await sup.client.pull('IF-021', sup.dipId)).body.length === 1, 10_000, "the participant's message in its pull queue");
+      expect(providers.calls).toEqual([]);
+      const journal = (await admin('GET', `/admin/journal?target=${sup.dipId}`)).body as Json[];
+      expect(journal.find((e) => e.action === 'participant.connection-provider.withdraw')).toMatchObject({
+        before: { connectionProvider: cp.dipId },
+        after: { connectionProvider: null, removedWebhooks: [{ channel: 'IF-021', registeredBy: cp.dipId }] },
+      });
+
+      // The operator's way (`dip participant add` again, here without --connection-provider) ends the nomination too.
+      expect((await call('PUT', `/participants/${sup.dipId}/connection-provider`, { dipId: cp.dipId })).status).toBe(200);
+      expect((await cp.client.setWebhook('IF-021', sup.dipId, { callbackURL: `${providers.url}cp-again` })).status).toBe(201);
+      const again = await onboardParticipant(t.dip.backend.registry, { dipId: sup.dipId, roles: ['SUP'], certificatePem: sup.credentials.certPem });
+      expect(again.removedWebhooks).toMatchObject([{ channel: 'IF-021', registeredBy: cp.dipId }]);
+      expect((await t.dip.backend.registry.webhooks()).filter((w) => w.recipientDipId === sup.dipId).map((w) => w.channel)).toEqual(['STATUS']);
+    } finally {
+      await t.close();
+    }
   });
 });
 

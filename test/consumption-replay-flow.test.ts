@@ -157,6 +157,8 @@ describe('DIP Replay Service: IF-015 answered with IF-016 (end to end)', () => {
     expect(answers).toHaveLength(1);
     expect(answers[0].payload.CommonBlock.S0.eventCode).toBe('[ConsumptionRequestRejected]');
     expect(answers[0].payload.CommonBlock.R1.responseMessages[0]).toContain(`${ids.oldAds} is not the data service appointed to MPAN ${mpan}`);
+    // Not who is: the appointed data service's DIP ID is the operator's log's, not any asker's.
+    expect(JSON.stringify(answers[0])).not.toContain(ids.newAds);
   });
 
   it('refuses an IF-015 addressed to another participant, and one from a role that may not send it', async () => {

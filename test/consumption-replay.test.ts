@@ -139,8 +139,11 @@ describe('IF-016 replay of archived consumption (domain)', () => {
       { mpan, slot: 'DS', dipId: ads, fromMs: Date.parse('2026-12-01T00:00:00Z'), toMs: null },
     ];
     expect(replayEntitlement(ads, mpan, history, now)).toEqual({ ok: true, mpan });
-    expect(replayEntitlement(oldAds, mpan, history, now)).toMatchObject({ ok: false, reason: expect.stringContaining(`names ${ads}`) });
-    expect(replayEntitlement(ads, mpan, [], now)).toMatchObject({ ok: false, reason: expect.stringContaining('names no data service') });
+    // The requester learns only that it is not the appointed data service: not who is (any ADS could ask
+    // about any MPAN and read its appointment), nor whether anyone is. The operator's log keeps the detail.
+    const notYou = `${oldAds} is not the data service appointed to MPAN ${mpan} now; only that data service may have its consumption replayed`;
+    expect(replayEntitlement(oldAds, mpan, history, now)).toEqual({ ok: false, reason: notYou, detail: `the MPAN lookup names ${ads}` });
+    expect(replayEntitlement(oldAds, mpan, [], now)).toEqual({ ok: false, reason: notYou, detail: 'the MPAN lookup names no data service' });
     expect(replayEntitlement(ads, null, history, now)).toMatchObject({ ok: false, reason: expect.stringContaining('names no MPAN') });
   });
 

@@ -47,7 +47,7 @@ function dip(leases: QueueLeases) {
       settle: async (q, s) => void settled.set(name(q), s.upTo),
     },
     transport: { post: async () => ({ kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 }), close: async () => {} },
-    webhook: (q) => (name(q) === name(pushed) ? { recipientDipId: q.recipientDipId, channel: q.channel, url: 'https://recipients.example/1', maxMessageCount: 500, maxPayloadKb: 1024 } : undefined),
+    webhook: (q) => (name(q) === name(pushed) ? { recipientDipId: q.recipientDipId, channel: q.channel, url: 'https://recipients.example/1', maxMessageCount: 500, maxPayloadKb: 1024, registeredBy: q.recipientDipId } : undefined),
     localConsumer: (q) => (name(q) === name(mpanFeed) ? async (entries) => void consumed.push(...entries.map((e) => e.messageId)) : undefined),
     undeliverable: (q) => (name(q) === name(offboarded) ? 'offboarded' : null),
     staleAfterMs: () => STALE_MS,

@@ -847,12 +847,14 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       const key = `${sds.dipId}|${refOf(a)}`;
       await waitFor(() => delivered(sup.dipId).includes(key), 5000, 'the first copy at SUP');
 
-      const again = await refused(() => sds.client.submit('IF-021', [a]), 400, MSG.duplicateReference, new RegExp(`S1\\.senderUniqueReference ${refOf(a)} was already accepted from 2000000001`));
+      const again = await refused(() => sds.client.submit('IF-021', [a]), 400, MSG.duplicateReference, new RegExp(`^item 0: S1\\.senderUniqueReference ${refOf(a)} was already accepted from 2000000001`));
       expect(again.messageArray[0]!.transactionID).toBe(first.body.messageArray[0]!.transactionID);
       // With a new message beside it, the batch is still refused whole and the new one is not kept.
       const fresh = item();
       const answer = await refused(() => sds.client.submit('IF-021', [fresh, a]), 400, MSG.processingFailed, /item 1 failed/);
       expect(answer.messageArray.map((e) => e.message)).toEqual([MSG.processingFailed, MSG.duplicateReference]);
+      // Named by its place, as every failing item's help is (README, "Answers to a submission").
+      expect(answer.messageArray[1]!.help).toMatch(/^item 1: S1\.senderUniqueReference /);
 
       // Everything SUP's queue holds is delivered: had the refused batch kept anything, it would be there.
       await waitFor(() => queueSettled(t.dip, { recipientDipId: sup.dipId, channel: 'IF-021' }), 5000, "SUP's queue settled");

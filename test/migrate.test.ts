@@ -137,6 +137,8 @@ describe('dip migrate: SQLite to the cluster', () => {
       expect(again.status).toBe(400);
       expect(JSON.stringify(again.body)).toContain('MSG1006');
       expect((await cluster.dip.backend.mpan.mpanHistory('1200000000009')).map((a) => a.dipId)).toEqual([sup.dipId]);
+      // Who registered the webhook travels (a connection provider's go when its nomination does).
+      expect((await cluster.dip.backend.registry.webhooks()).map((w) => [w.recipientDipId, w.channel, w.registeredBy])).toEqual([[sup.dipId, 'IF-021', sup.dipId]]);
       // Every version of a record, the journal with its IDs (and new acts after them), the portal account.
       const history = await cluster.dip.backend.registry.recordHistory('migration-test', 'IF-021');
       expect(history.map((h) => [h.version, h.doc, h.by])).toEqual([[1, { paused: true }, 'alice'], [2, { paused: false }, 'bob']]);

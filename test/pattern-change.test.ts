@@ -54,7 +54,7 @@ describe('what the DIP makes itself records the pattern its copies are made for'
 
   it('a status message the DIP raises records 1', async () => {
     const parties = { senderDipId: '2000000001', channel: 'IF-021', recipients: ['1000000001'], senderUniqueReference: 'S-ref', correlationId: null, replayOf: null };
-    const status = new StatusMessages({ append: async () => ({ ok: true }) }, { transactionParties: async () => parties }, { dipId: 'DIP0000001', maxClockSkewMs: 0, connectionProviderOf: () => null }, new FakeClock());
+    const status = new StatusMessages({ append: async () => ({ ok: true }) }, { transactionParties: async () => parties }, { dipId: 'DIP0000001', maxClockSkewMs: 0, connectionProviderOf: () => null }, new FakeClock(), { append: () => Promise.resolve(1) });
     const batch = await status.fromDip([{ transactionId: 'T-IF-021-1', message: 'MSG1010 - Message undeliverable', help: 'stale' }]);
     expect(batch!.messages.map((m) => m.securityPattern)).toEqual([1]);
   });

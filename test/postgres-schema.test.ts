@@ -10,6 +10,7 @@ import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from
 import { systemClock } from '../src/adapters/clock.js';
 import { PgDatabase } from '../src/adapters/postgres/database.js';
 import { PgMessageLog } from '../src/adapters/postgres/message-log.js';
+import { PgRegistry } from '../src/adapters/postgres/registry.js';
 import { openPool } from '../src/adapters/postgres/pool.js';
 import { applySchema, LOCKS, SCHEMA } from '../src/adapters/postgres/schema.js';
 import { batch, message, sup } from './contract/fixtures.js';
@@ -106,6 +107,21 @@ describe('the PostgreSQL schema', () => {
       const after = new PgMessageLog(upgraded);
       await after.append(batch([message(['SUP0000001'], { capacities: { SUP0000001: 'LDSO' } })]));
       expect((await after.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.capacity)).toEqual([null, 'LDSO']);
+    } finally {
+      await upgraded.close();
+    }
+  });
+
+  it('gives webhooks made before who registered them was recorded (2026-12-05) the column: existing ones read null (not known)', async () => {
+    const registry = new PgRegistry(store);
+    await registry.putWebhook({ recipientDipId: 'SUP0000001', channel: 'IF-021', url: 'https://a', maxMessageCount: 1, maxPayloadKb: 1, registeredBy: 'SUP0000001' });
+    await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    await admin.query('ALTER TABLE webhooks DROP COLUMN registered_by');
+    const upgraded = await PgDatabase.open({ url, clock: systemClock, poolSize: 1 });
+    try {
+      const after = new PgRegistry(upgraded);
+      await after.putWebhook({ recipientDipId: 'SUP0000001', channel: 'STATUS', url: 'https://b', maxMessageCount: 1, maxPayloadKb: 1, registeredBy: 'DCP0000001' });
+      expect((await after.webhooks()).map((w) => [w.channel, w.registeredBy]).sort()).toEqual([['IF-021', null], ['STATUS', 'DCP0000001']]);
     } finally {
       await upgraded.close();
     }

@@ -113,7 +113,7 @@ describe('PostgreSQL: several nodes on one database', () => {
     const stop = b!.registry.watch(() => (told += 1));
     // The listener connects in the background: change until it hears (each change is a fresh notice).
     await waitFor(async () => {
-      await a!.registry.putWebhook({ recipientDipId: 'SUP0000001', channel: 'IF-021', url: `https://a/${told}`, maxMessageCount: 1, maxPayloadKb: 1 });
+      await a!.registry.putWebhook({ recipientDipId: 'SUP0000001', channel: 'IF-021', url: `https://a/${told}`, maxMessageCount: 1, maxPayloadKb: 1, registeredBy: 'SUP0000001' });
       return told > 0;
     }, 10_000, 'a notice from the other node');
     stop();

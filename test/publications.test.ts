@@ -275,6 +275,29 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect([both.status, both.body.messageArray[0]!.help]).toEqual([400, 'a public publication is for everyone: it cannot also name its recipients']);
   });
 
+  // Found by a black-box participant client: the provider pulled its client's availability notice for a
+  // restricted publication, then got 404 fetching it, the rule looking at the caller alone.
+  it("serves a restricted publication to the connection provider of a named recipient, only while it is nominated", async () => {
+    const client = await t.participant('SUP0000003', ['SUP']);
+    const cp = await t.participant('DCP0000001', ['DCP']);
+    const nominate = (body?: unknown) => client.client.call('PUT', `/participants/${client.dipId}/connection-provider`, JSON.stringify(body), { 'content-type': 'application/json' });
+    expect((await nominate({ dipId: cp.dipId })).status).toBe(200);
+    const forClient = await publish(vas, { type: 'ClientReport', version: '1', format: 'csv', recipients: client.dipId }, CSV);
+    const forOther = await publish(vas, { type: 'ClientReport', version: '2', format: 'csv', recipients: sup.dipId }, CSV);
+    expect([forClient.status, forOther.status]).toEqual([201, 201]);
+    const idOf = (a: typeof forClient) => (a.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
+    const content = (id: string) => cp.client.download(`/dip-channel/REP-002/publications/${id}/content`);
+    const got = await content(idOf(forClient));
+    expect(got.status).toBe(200);
+    expect((await text(got)).toString()).toBe(CSV);
+    expect((await cp.client.download(`/dip-channel/REP-002/publications/${idOf(forClient)}`)).status).toBe(200);
+    // Not one naming a participant it does not act for.
+    await expectAnsweredAsUnknown(cp, idOf(forOther));
+    // Withdrawn, the provider is a stranger to it again.
+    expect((await client.client.call('DELETE', `/participants/${client.dipId}/connection-provider`, '')).status).toBe(200);
+    await expectAnsweredAsUnknown(cp, idOf(forClient));
+  });
+
   it('serves public publications to an anonymous client without a certificate, and refuses restricted ones', async () => {
     const open = await publish(vas, { type: 'OpenData', version: '1', format: 'csv', public: 'true' }, CSV);
     expect(open.status).toBe(201);

@@ -19,7 +19,7 @@ import { WallClockSteps } from '../src/pipeline/wall-clock-steps.js';
  * sockets, no disk, no sleeping. Each test names the transitions it walks.
  */
 const queue: QueueRef = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
-const HOOK = { recipientDipId: queue.recipientDipId, channel: queue.channel, url: 'https://sup.example/dip', maxMessageCount: 10, maxPayloadKb: 1024 };
+const HOOK = { recipientDipId: queue.recipientDipId, channel: queue.channel, url: 'https://sup.example/dip', maxMessageCount: 10, maxPayloadKb: 1024, registeredBy: queue.recipientDipId };
 
 class FakeLog {
   entries: QueueEntry[] = [];

@@ -386,6 +386,26 @@ describe('a database made before routed capacities were kept (2026-12-05)', () =
   });
 });
 
+describe('a database made before webhooks recorded who registered them (2026-12-05)', () => {
+  it('gets the column on open (migrate): webhooks registered before read null (not known), new ones keep who', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-registered-by-')), 'dip.db');
+    const first = openSqliteBackend(file, { clock: systemClock });
+    await first.registry.putWebhook({ recipientDipId: 'SUP0000001', channel: 'IF-021', url: 'https://a', maxMessageCount: 1, maxPayloadKb: 1, registeredBy: 'SUP0000001' });
+    await first.close();
+    const raw = new Database(file);
+    raw.exec('ALTER TABLE webhooks DROP COLUMN registered_by');
+    raw.close();
+
+    const backend = openSqliteBackend(file, { clock: systemClock });
+    try {
+      await backend.registry.putWebhook({ recipientDipId: 'SUP0000001', channel: 'STATUS', url: 'https://b', maxMessageCount: 1, maxPayloadKb: 1, registeredBy: 'DCP0000001' });
+      expect((await backend.registry.webhooks()).map((w) => [w.channel, w.registeredBy]).sort()).toEqual([['IF-021', null], ['STATUS', 'DCP0000001']]);
+    } finally {
+      await backend.close();
+    }
+  });
+});
+
 describe('a database made before notices were recorded queued (2026-12-03)', () => {
   it('gets the column and its index on open (migrate): existing publications read as notified, new ones await their notice', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'opendip-notice-queued-')), 'dip.db');

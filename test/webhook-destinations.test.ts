@@ -212,7 +212,7 @@ describe('webhook destinations on a SIT DIP (registration and delivery)', () => 
   });
 
   it('refuses an IP literal at connection time too (a webhook stored before the rules, or in DEV)', async () => {
-    await t.dip.backend.registry.putWebhook({ recipientDipId: sup.dipId, channel: 'IF-021', url: `${receiver.url}literal`, maxMessageCount: 10, maxPayloadKb: 1024 });
+    await t.dip.backend.registry.putWebhook({ recipientDipId: sup.dipId, channel: 'IF-021', url: `${receiver.url}literal`, maxMessageCount: 10, maxPayloadKb: 1024, registeredBy: sup.dipId });
     const before = (await t.dip.backend.archive.attempts({ recipientDipId: sup.dipId, channel: 'IF-021' }, 1000)).length;
     await send('literal1');
     const attempts = await until(() => t.dip.backend.archive.attempts({ recipientDipId: sup.dipId, channel: 'IF-021' }, 1000), (a) => a.length > before && a.some((x) => x.url.endsWith('/literal')), 'a refused attempt');

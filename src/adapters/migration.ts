@@ -11,7 +11,8 @@ import type { ParticipantRow } from './participant-row.js';
 export type MigrationRecord =
   | { type: 'dataKey'; id: number; wrapped: string; createdAt: number }
   | ({ type: 'participant' } & ParticipantRow)
-  | ({ type: 'webhook' } & Webhook)
+  /** registeredBy null or absent (files exported before 2026-12-05): not recorded. */
+  | ({ type: 'webhook' } & Omit<Webhook, 'registeredBy'> & { registeredBy?: string | null })
   /**
    * One row of the MPAN lookup. mpan as stored: the keyed hash (Sealer.index) where encryption at rest is
    * on, so the file names no MPAN; the data keys travel, so the cluster derives the same index key and finds

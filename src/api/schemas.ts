@@ -76,6 +76,23 @@ export function compileRawBodyRouteSchema(part: { schema: object; httpPart?: str
   return part.httpPart === 'body' ? documented : compileRequestSchema(part);
 }
 
+/**
+ * Ajv errors on a body that is an array of items (a batch of status messages), as each failing item's
+ * help beginning `item N:` (README, "Answers to a submission"), fields named within the item. Null when
+ * an error is about the array itself (not an array, too few items): one help for the body then.
+ */
+export function describeItemErrors(errors: readonly ErrorObject[]): Map<number, string> | null {
+  const byItem = new Map<number, ErrorObject[]>();
+  for (const e of errors) {
+    const m = /^\/(\d+)(\/.*)?$/.exec(e.instancePath);
+    if (!m) return null;
+    const index = Number(m[1]);
+    byItem.set(index, [...(byItem.get(index) ?? []), { ...e, instancePath: m[2] ?? '' }]);
+  }
+  if (byItem.size === 0) return null;
+  return new Map([...byItem].sort(([a], [b]) => a - b).map(([index, es]) => [index, `item ${index}: ${toIssues(es, { root: 'the entry' }).map((i) => i.message).join('; ')}`]));
+}
+
 /** Ajv errors on a request body as one help text naming each field and why (at most ten, shallowest first). */
 export function describeBodyErrors(errors: readonly ErrorObject[]): string {
   return toIssues(errors, { root: 'the body' })

@@ -82,6 +82,7 @@ export async function startCore(
     backend.archive,
     { dipId: config.dipId, maxClockSkewMs: config.maxClockSkewSeconds * 1000, connectionProviderOf: (id) => registry.participant(id)?.connectionProvider ?? null },
     clock,
+    backend.journal,
   );
   // Security patterns 2 and 3: the DIP's encryption key (inbound); recipients' keys come from their certificates.
   // Renewed ahead of expiry at start, or by `dip pki rotate-encryption` while running (polled as the signing key is).

@@ -350,7 +350,7 @@ participant
   .action(async (o: { dipId: string; role: string[]; cert: string; org?: string; connectionProvider?: string; save?: string; json?: boolean }) => {
     const config = loadConfig();
     await withBackend(config, async (backend) => {
-      const { participant: p, apiKey } = await onboardParticipant(backend.registry, {
+      const { participant: p, apiKey, formerProvider, removedWebhooks } = await onboardParticipant(backend.registry, {
         dipId: o.dipId,
         roles: o.role,
         organisation: o.org,
@@ -363,8 +363,16 @@ participant
         writeFileSync(join(o.save, PROFILE_FILES.apiKey), `${apiKey}\n`, { mode: 0o600 });
         chmodSync(join(o.save, PROFILE_FILES.apiKey), 0o600);
       }
-      if (o.json) print({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, apiKey });
-      else process.stdout.write(`${p.dipId} (${p.roles.join(', ')}) registered.\nAPI key (shown once): ${apiKey}\n`);
+      if (formerProvider !== p.connectionProvider && formerProvider !== null) {
+        // The participant's own withdrawal is journalled (SelfService.nominate): the operator's is too.
+        const action = p.connectionProvider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw';
+        await backend.journal.append({ at: Date.now(), actor: 'cli', action, target: p.dipId, before: { connectionProvider: formerProvider }, after: { connectionProvider: p.connectionProvider, removedWebhooks }, status: null });
+      }
+      if (o.json) print({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, apiKey, removedWebhooks });
+      else {
+        const hooks = removedWebhooks.length ? `Webhooks ${formerProvider ?? 'its former connection provider'} registered for it, removed (their messages wait to be pulled): ${removedWebhooks.map((w) => w.channel).join(', ')}\n` : '';
+        process.stdout.write(`${p.dipId} (${p.roles.join(', ')}) registered.\nAPI key (shown once): ${apiKey}\n${hooks}`);
+      }
     });
   });
 participant

@@ -129,14 +129,24 @@ export function consumptionRequestRejected(request: unknown, sender: ReplaySende
  * Whether the requester may have the MPAN's consumption replayed: only the data service the MPAN lookup
  * names for it at the time of the request. What it is then replayed is bounded again, by message, to what
  * it sent or was sent (spec 5.5.11, "only messages the Participant is entitled to view": Archive.findForMpan's
- * party). Otherwise the reason, as R1 of the rejection says it.
+ * party). Otherwise the reason, as R1 of the rejection says it, and (`detail`) what the lookup says, for
+ * the operator's log only: the requester learns that it is not the appointed data service, not who is, nor
+ * whether anyone is (any data service may ask about any MPAN).
  */
-export function replayEntitlement(requester: string, mpan: string | null, history: readonly Appointment[], atMs: number): { ok: true; mpan: string } | { ok: false; reason: string } {
+export function replayEntitlement(
+  requester: string,
+  mpan: string | null,
+  history: readonly Appointment[],
+  atMs: number,
+): { ok: true; mpan: string } | { ok: false; reason: string; detail?: string } {
   if (mpan === null || mpan === '') return { ok: false, reason: 'the request names no MPAN (M0.MPANCore)' };
   const holder = holderAt(history, 'DS', atMs);
   if (holder === requester) return { ok: true, mpan };
-  if (holder === undefined) return { ok: false, reason: `the MPAN lookup names no data service for MPAN ${mpan} now; only its appointed data service may have its consumption replayed` };
-  return { ok: false, reason: `${requester} is not the data service appointed to MPAN ${mpan} now (the MPAN lookup names ${holder}); only that data service may have its consumption replayed` };
+  return {
+    ok: false,
+    reason: `${requester} is not the data service appointed to MPAN ${mpan} now; only that data service may have its consumption replayed`,
+    detail: holder === undefined ? 'the MPAN lookup names no data service' : `the MPAN lookup names ${holder}`,
+  };
 }
 
 /**

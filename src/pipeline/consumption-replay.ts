@@ -132,7 +132,7 @@ async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<s
   const answers = new Answers(deps, channel, entry, { dipId: h.senderDipId, capacity: replayCapacity(channel.receiverRoles, h.senderRoleId) }, correlationId, now);
 
   try {
-    await replay(deps, answers, request, h.senderDipId, h.mpan, now);
+    await replay(deps, answers, request, { requester: h.senderDipId, transactionId: entry.transactionId }, h.mpan, now);
   } catch (err) {
     // The store failing (unavailable: paused and tried again; permanent: the queue halted for an operator)
     // is the worker's to handle, as on any queue. Anything else (a row that will not open, a bug) would fail
@@ -144,9 +144,14 @@ async function answer(deps: ConsumptionReplayDeps, entry: QueueEntry): Promise<s
   }
 }
 
-async function replay(deps: ConsumptionReplayDeps, answers: Answers, request: DipMessage, requester: string, mpan: string | null, now: Date): Promise<void> {
+async function replay(deps: ConsumptionReplayDeps, answers: Answers, request: DipMessage, asked: { requester: string; transactionId: string }, mpan: string | null, now: Date): Promise<void> {
+  const { requester } = asked;
   const entitled = replayEntitlement(requester, mpan, await deps.mpan.history(mpan ?? ''), now.getTime());
-  if (!entitled.ok) return answers.reject(request, entitled.reason);
+  if (!entitled.ok) {
+    // Who is appointed is for the operator's log, not the requester's answer.
+    if (entitled.detail) deps.logger.info({ transactionId: asked.transactionId, requester, detail: entitled.detail }, 'IF-015 rejected: the requester is not the appointed data service');
+    return answers.reject(request, entitled.reason);
+  }
 
   let afterId = 0;
   let sent = 0;

@@ -267,12 +267,12 @@ export class Ingest {
     if (marks) marks.committedAt = this.tracer!.now();
     if (!outcome.ok) {
       const dup = new Set(outcome.duplicates);
-      for (const s of states) {
+      for (const [index, s] of states.entries()) {
         if (s.ref !== null && dup.has(s.ref)) {
           // The original's transaction ID, answered with the refusal: a sender resending after a lost 201 learns it.
           s.original = outcome.originals?.[s.ref] ?? null;
           const as = s.original ? `, as transaction ${s.original}` : '';
-          s.refusal = { status: 400, code: MSG.duplicateReference, help: `S1.senderUniqueReference ${s.ref} was already accepted from ${caller.dipId}${as}` };
+          s.refusal = { status: 400, code: MSG.duplicateReference, help: `item ${index}: S1.senderUniqueReference ${s.ref} was already accepted from ${caller.dipId}${as}` };
         }
       }
       return this.refuse(now, caller.dipId, states, states.find((s) => s.refusal !== null)!);

@@ -2,6 +2,7 @@ import { DIP_ID_PATTERN, ROLE_PATTERN, type Participant } from '../domain/partic
 import type { RegistryStore } from '../ports/registry.js';
 import { hashApiKey, newApiKey } from '../security/api-key.js';
 import { certificateInfo, verifyChain, type CertificateInfo } from '../security/signature.js';
+import { dropFormerProviderWebhooks, type RemovedWebhook } from './webhook-config.js';
 
 export interface OnboardRequest {
   dipId: string;
@@ -40,9 +41,14 @@ function checkedCertificate(certificatePem: string, dipId: string, trustedCaPems
 
 /**
  * Registers (or updates) a participant and issues a fresh API key. Only the key's hash is stored, so the
- * key is shown once, here. The certificate must be bound to the DIP ID it is registered for.
+ * key is shown once, here. The certificate must be bound to the DIP ID it is registered for. An update
+ * that changes the connection provider removes the webhooks the former one registered for it (as the
+ * participant's own withdrawal does, SelfService.nominate), and says which.
  */
-export async function onboardParticipant(store: Pick<RegistryStore, 'participants' | 'upsertParticipant'>, req: OnboardRequest): Promise<{ participant: Participant; apiKey: string }> {
+export async function onboardParticipant(
+  store: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'webhooks' | 'deleteWebhook'>,
+  req: OnboardRequest,
+): Promise<{ participant: Participant; apiKey: string; formerProvider: string | null; removedWebhooks: RemovedWebhook[] }> {
   if (!DIP_ID_PATTERN.test(req.dipId)) throw new Error(`--dip-id '${req.dipId}' must be 10 letters or digits (DT-006)`);
   if (req.roles.length === 0) throw new Error('at least one --role is required');
   for (const r of req.roles) if (!ROLE_PATTERN.test(r)) throw new Error(`--role '${r}' must be 3 to 5 capital letters, e.g. SUP, LDSO, SDS`);
@@ -57,14 +63,17 @@ export async function onboardParticipant(store: Pick<RegistryStore, 'participant
     createdAt: Date.now(),
     connectionProvider: req.connectionProvider ?? null,
   };
+  const registered = await store.participants();
   if (participant.connectionProvider !== null) {
     if (participant.connectionProvider === req.dipId) throw new Error('a participant cannot be its own connection provider');
-    const known = (await store.participants()).some((r) => r.participant.dipId === participant.connectionProvider);
+    const known = registered.some((r) => r.participant.dipId === participant.connectionProvider);
     if (!known) throw new Error(`--connection-provider ${participant.connectionProvider} is not a registered participant`);
   }
+  const formerProvider = registered.find((r) => r.participant.dipId === req.dipId)?.participant.connectionProvider ?? null;
   const apiKey = newApiKey();
   await store.upsertParticipant(participant, hashApiKey(apiKey));
-  return { participant, apiKey };
+  const removedWebhooks = formerProvider !== participant.connectionProvider ? await dropFormerProviderWebhooks(store, participant, formerProvider !== null) : [];
+  return { participant, apiKey, formerProvider, removedWebhooks };
 }
 
 export interface RotateRequest {

@@ -84,13 +84,23 @@ export function namesCaller(record: PublicationRecord, caller: Participant): boo
  * receives nor publishes on the channel; or its publisher named its recipients, the caller not among
  * them) is answered exactly as an unknown ID (RFC 9110 15.5.4, as the anonymous listener does): a 403
  * told the caller that the ID it guessed or was passed was a publication, and a 410 after a withdrawal
- * would say so too.
+ * would say so too. `nominees`: the participants that nominated the caller as their DIP Connection
+ * Provider now (Registry.identitiesOf): it reads what any of them may, as it pulls their notices; a
+ * nomination withdrawn, it no longer does.
  */
-export function downloadRefusal(channel: Channel, caller: Participant, id: string, record: PublicationRecord | undefined, publisherRoles: readonly string[]): { status: 404 | 410; help: string } | null {
+export function downloadRefusal(
+  channel: Channel,
+  caller: Participant,
+  id: string,
+  record: PublicationRecord | undefined,
+  publisherRoles: readonly string[],
+  nominees: readonly Participant[] = [],
+): { status: 404 | 410; help: string } | null {
   const unknown = { status: 404 as const, help: `no publication ${id} on ${channel.interfaceId}` };
-  if (!record || record.channel !== channel.interfaceId || !namesCaller(record, caller)) return unknown;
+  if (!record || record.channel !== channel.interfaceId) return unknown;
   // Said only to whoever could read it before: to anyone else a withdrawn publication is unknown as before.
-  if (!record.public && !mayRead(channel, caller, publisherRoles)) return unknown;
+  const reads = (p: Participant) => namesCaller(record, p) && (record.public || mayRead(channel, p, publisherRoles));
+  if (!reads(caller) && !nominees.some(reads)) return unknown;
   return record.withdrawn ? { status: 410, help: withdrawnHelp(record) } : null;
 }
 

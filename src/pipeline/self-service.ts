@@ -8,6 +8,7 @@ import type { ParticipantLifecycle } from './participant-lifecycle.js';
 import { actorOf } from './portal-accounts.js';
 import { RefusedError } from './refused.js';
 import { rotateParticipantCertificate } from './participants.js';
+import { dropFormerProviderWebhooks, type RemovedWebhook } from './webhook-config.js';
 import type { Registry } from './registry.js';
 
 /** What a participant sees of itself (GET /participants/{id}). */
@@ -32,7 +33,7 @@ export interface SelfView {
 export interface SelfServiceDeps {
   registry: Registry;
   lifecycle: ParticipantLifecycle;
-  store: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'records' | 'putRecord'>;
+  store: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'records' | 'putRecord' | 'webhooks' | 'deleteWebhook'>;
   journal: OperatorJournal;
   now(): number;
   /** Roles participants may sign up for themselves (set by the operator). */
@@ -109,17 +110,24 @@ export class SelfService {
     return this.view(this.current(p));
   }
 
-  /** Nominates a DIP Connection Provider (a registered participant) to connect for it; null withdraws the nomination. */
-  async nominate(p: Participant, provider: string | null, by: SelfServiceActor = p): Promise<SelfView> {
+  /**
+   * Nominates a DIP Connection Provider (a registered participant) to connect for it; null withdraws the
+   * nomination. The webhooks the former provider registered for it go with the nomination (named in the
+   * answer and the journal): its queues fall back to pull until it registers its own.
+   */
+  async nominate(p: Participant, provider: string | null, by: SelfServiceActor = p): Promise<SelfView & { removedWebhooks: RemovedWebhook[] }> {
     if (provider !== null) {
       if (!DIP_ID_PATTERN.test(provider)) throw new RefusedError(400, `connectionProvider '${provider}': a DIP ID (10 letters or digits)`);
       if (provider === p.dipId) throw new RefusedError(400, 'a participant cannot be its own connection provider');
       if (!this.deps.registry.participant(provider)) throw new RefusedError(404, `connectionProvider ${provider} is not a registered participant`);
     }
+    // The nomination first: the former provider's API access ends before its webhooks are looked for, so
+    // it cannot register another in between.
     await this.deps.store.upsertParticipant({ ...p, connectionProvider: provider }, null);
-    await this.journal(p, by, provider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw', { connectionProvider: p.connectionProvider }, { connectionProvider: provider });
+    const removedWebhooks = await dropFormerProviderWebhooks(this.deps.store, { dipId: p.dipId, connectionProvider: provider }, p.connectionProvider !== null);
+    await this.journal(p, by, provider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw', { connectionProvider: p.connectionProvider }, { connectionProvider: provider, removedWebhooks });
     await this.deps.registry.refresh();
-    return this.view(this.current(p));
+    return { ...(await this.view(this.current(p))), removedWebhooks };
   }
 
   /** A new API key (shown once); the one it replaces keeps working until the overlap ends. */

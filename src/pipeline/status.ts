@@ -5,6 +5,7 @@ import { dipDateTime, sentTimeProblem } from '../domain/time.js';
 import { newTransactionId, replayCorrelationId } from '../domain/transaction-id.js';
 import type { Archive, TransactionParties } from '../ports/archive.js';
 import type { Clock } from '../ports/clock.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.js';
 import { queuesOf } from './delivery.js';
 import { dipMadeBatch, type MadeMessage } from './made-batch.js';
@@ -28,9 +29,13 @@ export interface StatusRefusal {
 
 /**
  * Accepted, or refused whole: `refusals` has one place per entry, null for an entry that was right.
- * Accepted, `notes` has one place per entry: what the DIP set right in it before relaying it, or null.
+ * Accepted, `notes` has one place per entry: what the DIP set right in it before relaying it, or null;
+ * `toOperator`: the places of entries about a message the DIP itself sent, journalled for its operator.
  */
-export type StatusOutcome = { ok: true; queues: QueueRef[]; notes: Array<string | null> } | { ok: false; status: number; refusals: Array<StatusRefusal | null> };
+export type StatusOutcome = { ok: true; queues: QueueRef[]; notes: Array<string | null>; toOperator: number[] } | { ok: false; status: number; refusals: Array<StatusRefusal | null> };
+
+/** The operator journal's action for a recipient's status message about a message the DIP sent. */
+export const ABOUT_DIP_MESSAGE = 'status-message.about-dip-message';
 
 /** The free-text fields a recipient writes and the DIP relays to the sender's systems (and its pages). */
 const FREE_TEXT = ['message', 'help', 'serviceTicketURL'] as const;
@@ -64,6 +69,7 @@ export class StatusMessages {
     private readonly archive: Pick<Archive, 'transactionParties'>,
     private readonly settings: StatusSettings,
     private readonly clock: Clock,
+    private readonly journal: Pick<OperatorJournal, 'append'>,
   ) {}
 
   /**
@@ -71,7 +77,7 @@ export class StatusMessages {
    * to that transaction's sender. Accepted or refused whole, like a message batch.
    */
   async fromRecipient(callerDipId: string, entries: StatusEntry[], mayActAs: (dipId: string) => boolean = (id) => id === callerDipId): Promise<StatusOutcome> {
-    const routed: Array<{ entry: StatusEntry; to: string; note: string | null }> = [];
+    const routed: Array<{ entry: StatusEntry; to: string; note: string | null; index: number }> = [];
     const refusals: Array<StatusRefusal | null> = [];
     const now = new Date(this.clock.now());
     // Every entry is checked, so that the answer to a batch refused whole names each one at fault, as the
@@ -79,14 +85,23 @@ export class StatusMessages {
     for (const [index, entry] of entries.entries()) {
       const checked = await this.route(callerDipId, entry, index, now, mayActAs);
       refusals.push('refusal' in checked ? checked.refusal : null);
-      if ('to' in checked) routed.push(checked);
+      if ('to' in checked) routed.push({ ...checked, index });
     }
     const first = refusals.find((r) => r !== null);
     if (first) return { ok: false, status: first.status, refusals };
-    const batch = this.batch(callerDipId, routed);
+    // About a message the DIP itself sent (a test message, an IF-016 answer or rejection): the DIP is its
+    // sender, and its operator the one to tell. Journalled for the operator, not queued for the DIP's own
+    // DIP ID, a queue nothing reads.
+    const toOperator = routed.filter((r) => r.to === this.settings.dipId);
+    for (const { entry } of toOperator) {
+      await this.journal.append({ at: now.getTime(), actor: `participant:${callerDipId}`, action: ABOUT_DIP_MESSAGE, target: entry.transactionID ?? '', before: null, after: entry, status: null });
+    }
+    const toSenders = routed.filter((r) => r.to !== this.settings.dipId);
+    if (toSenders.length === 0) return { ok: true, queues: [], notes: routed.map((r) => r.note), toOperator: toOperator.map((r) => r.index) };
+    const batch = this.batch(callerDipId, toSenders);
     const outcome = await this.log.append(batch);
     if (!outcome.ok) throw new Error('status messages carry no sender reference and cannot be duplicates');
-    return { ok: true, queues: queuesOf(batch), notes: routed.map((r) => r.note) };
+    return { ok: true, queues: queuesOf(batch), notes: routed.map((r) => r.note), toOperator: toOperator.map((r) => r.index) };
   }
 
   /** One entry of POST /statusmessage: the status message to route to its transaction's sender, or why it is refused. */
@@ -155,7 +170,10 @@ export class StatusMessages {
       // that report. Reported, it would go to the status message's own sender (the DIP, or a participant
       // that posted it, whose automated answer could start a status back and forth). The dead letter stays
       // on the operator's list (test flow-features).
-      if (!parties || parties.channel === STATUS_CHANNEL) continue;
+      // Nor is one about a message the DIP sent itself (a recipient refused its test message or IF-016
+      // answer): it would go to the DIP's own STATUS queue, which nothing reads; the dead letter is the
+      // operator's report.
+      if (!parties || parties.channel === STATUS_CHANNEL || parties.senderDipId === this.settings.dipId) continue;
       routed.push({
         to: parties.senderDipId,
         entry: {

@@ -1,6 +1,6 @@
 import type { Delivery } from './delivery.js';
 import type { Registry } from './registry.js';
-import type { RegistryStore } from '../ports/registry.js';
+import type { RegistryStore, Webhook } from '../ports/registry.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
 import { callbackUrlShapeProblem } from '../domain/callback-url.js';
 import { carriesCredentials, shownUrl } from '../domain/url-secrets.js';
@@ -51,9 +51,10 @@ export type WebhookConfigOutcome = { ok: true; help: string } | { ok: false; hel
 /**
  * Registers a recipient's webhook for one of its queues (a channel's, or its status messages'): the
  * OpenDIP rules, the destination check (no internal networks outside DEV), then stored and delivery
- * woken. The participant API (pubconfig, status config) and the user portal both call this.
+ * woken. The participant API (pubconfig, status config) and the user portal both call this. `registeredBy`:
+ * the DIP ID of the authenticated caller (the recipient, or its connection provider acting for it).
  */
-export async function configureWebhook(deps: WebhookConfigDeps, recipientDipId: string, channel: string, body: WebhookConfigBody): Promise<WebhookConfigOutcome> {
+export async function configureWebhook(deps: WebhookConfigDeps, recipientDipId: string, channel: string, body: WebhookConfigBody, registeredBy: string): Promise<WebhookConfigOutcome> {
   const problem = webhookConfigProblem(body, deps.environment);
   if (problem || body.callbackURL === undefined) return { ok: false, help: problem ?? 'callbackURL is required' };
   const internal = await deps.destinations.checkUrl(body.callbackURL);
@@ -64,6 +65,7 @@ export async function configureWebhook(deps: WebhookConfigDeps, recipientDipId: 
     url: body.callbackURL,
     maxMessageCount: body.maxMessageCount ?? deps.defaults.maxMessageCount,
     maxPayloadKb: Math.floor(body.maxPayloadSize ?? deps.defaults.maxPayloadKb),
+    registeredBy,
   });
   await deps.registry.refresh();
   deps.delivery.notify([{ recipientDipId, channel }]);
@@ -75,6 +77,37 @@ export async function configureWebhook(deps: WebhookConfigDeps, recipientDipId: 
 export async function removeWebhook(deps: WebhookConfigDeps, recipientDipId: string, channel: string): Promise<void> {
   await deps.webhooks.deleteWebhook(recipientDipId, channel);
   await deps.registry.refresh();
+}
+
+/** A webhook a changed nomination removed, as the participant and the journal are told of it. */
+export interface RemovedWebhook {
+  channel: string;
+  /** As shown to operators: a key in its query is not repeated. */
+  url: string;
+  /** Null: registered before OpenDIP recorded who did. */
+  registeredBy: string | null;
+}
+
+/**
+ * After a participant's DIP Connection Provider nomination changed (withdrawn, or another nominated):
+ * removes the participant's webhooks registered by anyone but itself and its provider now, so a former
+ * provider, which lost its API access with the nomination, stops receiving the participant's messages
+ * too. Their queues fall back to pull (nothing is lost: the messages wait). A webhook registered before
+ * OpenDIP recorded who did goes too when the participant had a provider (`hadProvider`): it may be the
+ * provider's, and a participant re-registers its own more easily than it gets back what leaked.
+ */
+export async function dropFormerProviderWebhooks(
+  store: Pick<RegistryStore, 'webhooks' | 'deleteWebhook'>,
+  participant: { dipId: string; connectionProvider: string | null },
+  hadProvider: boolean,
+): Promise<RemovedWebhook[]> {
+  const stays = (w: Webhook) => (w.registeredBy === null ? !hadProvider : w.registeredBy === participant.dipId || w.registeredBy === participant.connectionProvider);
+  const leaving = (await store.webhooks()).filter((w) => w.recipientDipId === participant.dipId && !stays(w)).sort((a, b) => a.channel.localeCompare(b.channel));
+  const removed: RemovedWebhook[] = [];
+  for (const w of leaving) {
+    if (await store.deleteWebhook(w.recipientDipId, w.channel)) removed.push({ channel: w.channel, url: shownUrl(w.url), registeredBy: w.registeredBy });
+  }
+  return removed;
 }
 
 /** The WebhookConfigDeps of a DIP's configuration and services. */

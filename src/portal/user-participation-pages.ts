@@ -162,11 +162,13 @@ async function changeProvider(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (change !== 'nominate' && change !== 'withdraw') return again({ kind: 'error', text: 'change must be nominate or withdraw' }, 400);
   const provider = change === 'nominate' ? field(c.req.body, 'dipId').trim() : null;
   if (field(c.req.body, 'confirm') !== 'yes') return again({ kind: 'error', text: 'not changed: tick the confirmation first' }, 400);
+  let removed: string[];
   try {
-    await deps.selfService.nominate(current(deps, c), provider, c.signed.account);
+    removed = (await deps.selfService.nominate(current(deps, c), provider, c.signed.account)).removedWebhooks.map((w) => w.channel);
   } catch (e) {
     return failed(again, e, 'not changed');
   }
-  deps.logger.info({ username: c.signed.account.username, participant: c.own.dipId, connectionProvider: provider }, 'portal: connection provider changed');
-  return again({ kind: 'ok', text: provider ? `${provider} nominated: it may now connect for ${c.own.dipId}` : `nomination withdrawn: ${c.own.dipId} connects itself` }, 200);
+  deps.logger.info({ username: c.signed.account.username, participant: c.own.dipId, connectionProvider: provider, removedWebhooks: removed }, 'portal: connection provider changed');
+  const hooks = removed.length ? `; the former provider's webhooks for ${removed.join(', ')} were removed: those messages wait to be pulled` : '';
+  return again({ kind: 'ok', text: `${provider ? `${provider} nominated: it may now connect for ${c.own.dipId}` : `nomination withdrawn: ${c.own.dipId} connects itself`}${hooks}` }, 200);
 }

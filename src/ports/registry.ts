@@ -7,6 +7,11 @@ export interface Webhook {
   url: string;
   maxMessageCount: number;
   maxPayloadKb: number;
+  /**
+   * The DIP ID whose call registered it: the recipient itself, or the DIP Connection Provider acting for
+   * it (its webhooks go with its nomination). Null: registered before OpenDIP recorded who did.
+   */
+  registeredBy: string | null;
 }
 
 /**

@@ -22,9 +22,10 @@ export function registryContract(name: string, open: BackendFactory): void {
       expect(await store.participants()).toEqual([{ participant: rotated, apiKeyHash: 'hash-1' }]);
       await store.upsertParticipant({ ...p, roles: ['SUP', 'LDSO'] }, null);
       expect((await store.participants())[0]?.participant).not.toHaveProperty('previous');
-      await store.putWebhook({ recipientDipId: 'SUP0000001', channel: 'IF-021', url: 'https://a', maxMessageCount: 10, maxPayloadKb: 100 });
-      await store.putWebhook({ recipientDipId: 'SUP0000001', channel: 'IF-021', url: 'https://b', maxMessageCount: 5, maxPayloadKb: 50 });
-      expect(await store.webhooks()).toEqual([{ recipientDipId: 'SUP0000001', channel: 'IF-021', url: 'https://b', maxMessageCount: 5, maxPayloadKb: 50 }]);
+      await store.putWebhook({ recipientDipId: 'SUP0000001', channel: 'IF-021', url: 'https://a', maxMessageCount: 10, maxPayloadKb: 100, registeredBy: 'DCP0000001' });
+      // Replaced whole: who registered it too (the recipient took it over from its provider).
+      await store.putWebhook({ recipientDipId: 'SUP0000001', channel: 'IF-021', url: 'https://b', maxMessageCount: 5, maxPayloadKb: 50, registeredBy: 'SUP0000001' });
+      expect(await store.webhooks()).toEqual([{ recipientDipId: 'SUP0000001', channel: 'IF-021', url: 'https://b', maxMessageCount: 5, maxPayloadKb: 50, registeredBy: 'SUP0000001' }]);
       expect(await store.deleteWebhook('SUP0000001', 'IF-021')).toBe(true);
       expect(await store.deleteWebhook('SUP0000001', 'IF-021')).toBe(false);
       expect(await store.version()).not.toBe(v0);
@@ -61,7 +62,7 @@ export function registryContract(name: string, open: BackendFactory): void {
       const store = ctx.backend.registry;
       const p = { dipId: 'SUP0000002', roles: ['SUP'], organisation: 'Acme', certificatePem: 'PEM', certificateFingerprint: 'AB', createdAt: 1, connectionProvider: null };
       await store.upsertParticipant(p, 'hash-2');
-      await store.putWebhook({ recipientDipId: 'SUP0000002', channel: 'IF-021', url: 'https://a', maxMessageCount: 10, maxPayloadKb: 100 });
+      await store.putWebhook({ recipientDipId: 'SUP0000002', channel: 'IF-021', url: 'https://a', maxMessageCount: 10, maxPayloadKb: 100, registeredBy: 'SUP0000002' });
       expect(await store.removeParticipant('SUP0000002')).toBe(true);
       expect(await store.removeParticipant('SUP0000002')).toBe(false);
       expect(await store.participants()).toEqual([]);

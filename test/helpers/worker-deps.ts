@@ -9,7 +9,7 @@ import type { Clock } from '../../src/ports/clock.js';
 export function workerDeps(clock: Clock, own: Pick<WorkerDeps, 'log' | 'transport'> & Partial<WorkerDeps>): WorkerDeps {
   return {
     archive: { recordAttempt: async () => {} },
-    webhook: (q) => ({ recipientDipId: q.recipientDipId, channel: q.channel, url: `https://recipients.example/${q.recipientDipId}`, maxMessageCount: 500, maxPayloadKb: 1 << 20 }),
+    webhook: (q) => ({ recipientDipId: q.recipientDipId, channel: q.channel, url: `https://recipients.example/${q.recipientDipId}`, maxMessageCount: 500, maxPayloadKb: 1 << 20, registeredBy: q.recipientDipId }),
     signer: { sign: async () => ({}) },
     settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000, gatherMs: 0 },
     clock,

@@ -105,8 +105,8 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
     case 'webhook': {
       const rows = group as Array<Of<'webhook'>>;
       await c.query(
-        'INSERT INTO webhooks (recipient_dip_id, channel, url, max_message_count, max_payload_kb) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[]) ON CONFLICT DO NOTHING',
-        [col(rows, 'recipientDipId'), col(rows, 'channel'), col(rows, 'url'), col(rows, 'maxMessageCount'), col(rows, 'maxPayloadKb')],
+        'INSERT INTO webhooks (recipient_dip_id, channel, url, max_message_count, max_payload_kb, registered_by) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::text[]) ON CONFLICT DO NOTHING',
+        [col(rows, 'recipientDipId'), col(rows, 'channel'), col(rows, 'url'), col(rows, 'maxMessageCount'), col(rows, 'maxPayloadKb'), rows.map((r) => r.registeredBy ?? null)],
       );
       return;
     }

@@ -77,10 +77,10 @@ export class PgRegistry implements RegistryStore {
   async putWebhook(w: Webhook): Promise<void> {
     await this.d.tx(async (c) => {
       await c.query(
-        `INSERT INTO webhooks (recipient_dip_id, channel, url, max_message_count, max_payload_kb) VALUES ($1, $2, $3, $4, $5)
+        `INSERT INTO webhooks (recipient_dip_id, channel, url, max_message_count, max_payload_kb, registered_by) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (recipient_dip_id, channel) DO UPDATE SET url = excluded.url,
-           max_message_count = excluded.max_message_count, max_payload_kb = excluded.max_payload_kb`,
-        [w.recipientDipId, w.channel, w.url, w.maxMessageCount, w.maxPayloadKb],
+           max_message_count = excluded.max_message_count, max_payload_kb = excluded.max_payload_kb, registered_by = excluded.registered_by`,
+        [w.recipientDipId, w.channel, w.url, w.maxMessageCount, w.maxPayloadKb, w.registeredBy],
       );
       await bump(c);
     });
@@ -143,7 +143,7 @@ export class PgRegistry implements RegistryStore {
 
   webhooks(): Promise<Webhook[]> {
     return this.d.query<Webhook>(
-      `SELECT recipient_dip_id AS "recipientDipId", channel, url, max_message_count AS "maxMessageCount", max_payload_kb AS "maxPayloadKb" FROM webhooks`,
+      `SELECT recipient_dip_id AS "recipientDipId", channel, url, max_message_count AS "maxMessageCount", max_payload_kb AS "maxPayloadKb", registered_by AS "registeredBy" FROM webhooks`,
     );
   }
 

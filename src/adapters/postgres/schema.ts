@@ -135,6 +135,9 @@ CREATE TABLE IF NOT EXISTS webhooks (
   max_payload_kb integer NOT NULL,
   PRIMARY KEY (recipient_dip_id, channel)
 );
+-- Who registered a webhook (the recipient or its connection provider): the provider's go when its
+-- nomination does. Null on rows from before it was recorded.
+ALTER TABLE webhooks ADD COLUMN IF NOT EXISTS registered_by text;
 -- Bumped with every participant or webhook change, in the changing transaction, with a NOTIFY.
 CREATE TABLE IF NOT EXISTS registry_version (
   id integer PRIMARY KEY CHECK (id = 1),

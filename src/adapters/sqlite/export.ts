@@ -33,7 +33,7 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
     }
     for (const r of db
       .prepare<[], Omit<Extract<MigrationRecord, { type: 'webhook' }>, 'type'>>(
-        'SELECT recipient_dip_id AS recipientDipId, channel, url, max_message_count AS maxMessageCount, max_payload_kb AS maxPayloadKb FROM webhooks',
+        'SELECT recipient_dip_id AS recipientDipId, channel, url, max_message_count AS maxMessageCount, max_payload_kb AS maxPayloadKb, registered_by AS registeredBy FROM webhooks',
       )
       .iterate()) {
       count('webhook');

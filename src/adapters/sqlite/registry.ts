@@ -53,9 +53,9 @@ export class SqliteRegistry implements RegistryStore {
       bumpVersion: db.prepare('UPDATE registry_version SET version = version + 1 WHERE id = 1'),
       version: db.prepare<[], { version: number }>('SELECT version FROM registry_version WHERE id = 1'),
       putWebhook: db.prepare(
-        `INSERT INTO webhooks (recipient_dip_id, channel, url, max_message_count, max_payload_kb) VALUES (?, ?, ?, ?, ?)
+        `INSERT INTO webhooks (recipient_dip_id, channel, url, max_message_count, max_payload_kb, registered_by) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (recipient_dip_id, channel) DO UPDATE SET url = excluded.url,
-           max_message_count = excluded.max_message_count, max_payload_kb = excluded.max_payload_kb`,
+           max_message_count = excluded.max_message_count, max_payload_kb = excluded.max_payload_kb, registered_by = excluded.registered_by`,
       ),
       deleteWebhook: db.prepare('DELETE FROM webhooks WHERE recipient_dip_id = ? AND channel = ?'),
       deleteParticipant: db.prepare('DELETE FROM participants WHERE dip_id = ?'),
@@ -69,7 +69,7 @@ export class SqliteRegistry implements RegistryStore {
       history: db.prepare<[string, string], RecordRow>('SELECT kind, key, version, doc, at, by FROM registry_records WHERE kind = ? AND key = ? ORDER BY version'),
       webhooks: db.prepare<[], Webhook>(
         `SELECT recipient_dip_id AS recipientDipId, channel, url, max_message_count AS maxMessageCount,
-                max_payload_kb AS maxPayloadKb FROM webhooks`,
+                max_payload_kb AS maxPayloadKb, registered_by AS registeredBy FROM webhooks`,
       ),
     };
   }
@@ -102,7 +102,7 @@ export class SqliteRegistry implements RegistryStore {
 
   async putWebhook(w: Webhook): Promise<void> {
     await this.d.write(() => {
-      this.s.putWebhook.run(w.recipientDipId, w.channel, w.url, w.maxMessageCount, w.maxPayloadKb);
+      this.s.putWebhook.run(w.recipientDipId, w.channel, w.url, w.maxMessageCount, w.maxPayloadKb, w.registeredBy);
       this.s.bumpVersion.run();
     });
     this.changed();

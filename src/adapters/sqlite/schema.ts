@@ -137,6 +137,7 @@ CREATE TABLE IF NOT EXISTS webhooks (
   url TEXT NOT NULL,
   max_message_count INTEGER NOT NULL,
   max_payload_kb INTEGER NOT NULL,
+  registered_by TEXT,
   PRIMARY KEY (recipient_dip_id, channel)
 );
 CREATE TABLE IF NOT EXISTS requeue_jobs (
@@ -285,6 +286,8 @@ export function migrate(db: Database.Database): void {
   for (const [name, type] of [['previous_certificate_pem', 'TEXT'], ['previous_certificate_fingerprint', 'TEXT'], ['previous_valid_until', 'INTEGER']] as const) {
     if (!participantColumns.some((c) => c.name === name)) db.exec(`ALTER TABLE participants ADD COLUMN ${name} ${type}`);
   }
+  // Who registered a webhook (2026-12-05): rows from before keep NULL, not known.
+  if (!db.prepare<[], { name: string }>('PRAGMA table_info(webhooks)').all().some((c) => c.name === 'registered_by')) db.exec('ALTER TABLE webhooks ADD COLUMN registered_by TEXT');
   // Publications for named recipients (2026-12-02).
   if (!db.prepare<[], { name: string }>('PRAGMA table_info(publications)').all().some((c) => c.name === 'recipients')) db.exec('ALTER TABLE publications ADD COLUMN recipients TEXT');
   // Attempt IDs (2026-12-03): a journal record written twice (a retry after a write whose answer was lost)

@@ -28,6 +28,23 @@ const selfView: JsonSchema = {
   },
 };
 
+/** What a changed nomination answers: the view, and the former provider's webhooks it removed. */
+const nominationView: JsonSchema = {
+  ...selfView,
+  properties: {
+    ...(selfView['properties'] as object),
+    removedWebhooks: {
+      type: 'array',
+      description: "The participant's webhooks its former connection provider had registered, removed with the nomination: those queues wait to be pulled (or for a webhook of its own)",
+      items: {
+        type: 'object',
+        properties: { channel: { type: 'string' }, url: { type: 'string' }, registeredBy: { type: 'string', nullable: true, description: 'Null: registered before OpenDIP recorded who did' } },
+      },
+    },
+  },
+  description: "What the DIP now holds about the participant, and the former provider's webhooks removed",
+};
+
 type Self = { Params: { recipientId: string; role?: string; channel?: string } };
 
 /**
@@ -36,6 +53,7 @@ type Self = { Params: { recipientId: string; role?: string; channel?: string } }
  *   PUT    /participants/{id}/roles/{role}            sign up for an optional role; DELETE leaves it
  *   PUT    /participants/{id}/channels/{channel}      opt into a channel that allows it; DELETE leaves
  *   PUT    /participants/{id}/connection-provider     {"dipId": …} nominate a DIP Connection Provider; DELETE withdraws
+ *                                                    (either removes the webhooks a former provider registered for it)
  *   POST   /participants/{id}/api-key                 {"overlapHours": 24} a new API key; the old one works until the overlap ends
  *   POST   /participants/{id}/certificate             {"csr": PEM, "overlapDays": 7} a certificate from the environment's CA
  * A connection provider may read and change roles and channels for a participant that nominated it; the
@@ -84,7 +102,7 @@ export function registerParticipantRoutes(app: FastifyInstance, deps: ApiDeps, s
     {
       config,
       schema: {
-        ...schema('nominateConnectionProvider', 'Nominate a DIP Connection Provider', []),
+        ...schema('nominateConnectionProvider', 'Nominate a DIP Connection Provider', [], nominationView),
         body: { type: 'object', additionalProperties: false, required: ['dipId'], properties: { dipId: { type: 'string', maxLength: 10 } } },
       },
     },
@@ -93,7 +111,7 @@ export function registerParticipantRoutes(app: FastifyInstance, deps: ApiDeps, s
       return p ? answer(req, reply, () => self.nominate(p, req.body.dipId)) : reply;
     },
   );
-  app.delete<Self>(`${base}/connection-provider`, { config, schema: schema('withdrawConnectionProvider', 'Withdraw the connection provider nomination', []) }, async (req, reply) => {
+  app.delete<Self>(`${base}/connection-provider`, { config, schema: schema('withdrawConnectionProvider', 'Withdraw the connection provider nomination', [], nominationView) }, async (req, reply) => {
     const p = own(req, reply);
     return p ? answer(req, reply, () => self.nominate(p, null)) : reply;
   });

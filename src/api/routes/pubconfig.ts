@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
-import { recipientScope } from '../guard.js';
+import { admitted, recipientScope } from '../guard.js';
 import { configureWebhook, removeWebhook, webhookConfigDeps, type WebhookConfigBody } from '../../pipeline/webhook-config.js';
 import { publishedSchema } from '../schemas.js';
 import { sendStandard } from '../request.js';
@@ -15,14 +15,14 @@ type Route = { Params: { id: string; recipientId: string }; Body: WebhookConfigR
  * Registers a published WebhookConfig for the recipient's queue (a channel's, or its status messages');
  * answers 201 or a 400 naming the field. Shared by pubconfig and status config.
  */
-export async function putWebhook(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string, body: WebhookConfigRequest): Promise<FastifyReply> {
+export async function putWebhook(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string, body: WebhookConfigRequest, registeredBy: string): Promise<FastifyReply> {
   // The nested form the published callback expression names ({$request.body#/config.callbackURL}, from
   // before DIN-464 flattened the schema), when the flat one is not used.
   // Fields given flat as well are taken over the nested ones.
   const { config, ...flat } = body;
   const nested = flat.callbackURL === undefined && config !== undefined;
   const given = nested ? { ...config, ...flat } : flat;
-  const outcome = await configureWebhook(webhookConfigDeps(deps.config, deps), recipientDipId, channel, given);
+  const outcome = await configureWebhook(webhookConfigDeps(deps.config, deps), recipientDipId, channel, given, registeredBy);
   const help = !outcome.ok && nested ? nestedFieldHelp(outcome.help, config, flat) : outcome.help;
   return sendStandard(deps, reply, outcome.ok ? 201 : 400, recipientDipId, outcome.ok ? MSG.success : MSG.schemaFailure, help);
 }
@@ -85,7 +85,7 @@ export const pubconfigRoutes: FastifyPluginAsync<RoutePluginOptions> = async (ap
     },
     async (req, reply) => {
       const { caller, channel } = recipientScope(req);
-      return putWebhook(deps, reply, caller.dipId, channel.interfaceId, req.body);
+      return putWebhook(deps, reply, caller.dipId, channel.interfaceId, req.body, admitted(req).authenticated.dipId);
     },
   );
 

@@ -1,10 +1,11 @@
+import type { ErrorObject } from 'ajv';
 import type { FastifyPluginAsync } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
 import { batchTooLargeHelp, refusedWholeHelp, standardResponse } from '../../domain/standard-response.js';
 import { STATUS_CHANNEL, type StatusEntry } from '../../pipeline/status.js';
 import type { RoutePluginOptions } from '../deps.js';
 import { admitted } from '../guard.js';
-import { publishedSchema } from '../schemas.js';
+import { describeBodyErrors, describeItemErrors, publishedSchema } from '../schemas.js';
 import { providerFor, sendStandard } from '../request.js';
 import { answers, GUARDED, noBody, recipientParams, signatureHeaders } from '../route-schemas.js';
 import { deleteWebhook, putWebhook, webhookConfigBody, type WebhookConfigRequest } from './pubconfig.js';
@@ -24,6 +25,8 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
     '/statusmessage',
     {
       config: { access: 'participant' },
+      // A schema failure is answered by the handler, per entry, as a batch of messages is.
+      attachValidation: true,
       // As a batch of messages (README, maxBatchMessages): refused 413 before its entries are validated.
       preValidation: async (req, reply) => {
         const max = deps.config.maxBatchMessages;
@@ -43,9 +46,26 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
     },
     async (req, reply) => {
       const { caller } = admitted(req);
+      const answered = (e: StatusEntry) => ({ transactionID: e.transactionID, senderUniqueReference: e.senderUniqueReference, correlationID: e.correlationID, DIPConnectionProviderID: providerFor(req, caller.dipId) });
+      if (req.validationError) {
+        const errors = (req.validationError as Error & { validation: ErrorObject[] }).validation;
+        const perItem = Array.isArray(req.body) ? describeItemErrors(errors) : null;
+        if (!perItem) return sendStandard(deps, reply, 400, caller.dipId, MSG.schemaFailure, describeBodyErrors(errors));
+        // Refused whole, one entry per status message: its own IDs where they are strings, the failing ones named.
+        const text = (v: unknown) => (typeof v === 'string' ? v : null);
+        const given = (e: unknown) => (typeof e === 'object' && e !== null ? (e as Record<string, unknown>) : {});
+        const refused = (req.body as unknown[]).map((e, i) => ({
+          transactionID: text(given(e)['transactionID']),
+          senderUniqueReference: text(given(e)['senderUniqueReference']),
+          correlationID: text(given(e)['correlationID']),
+          DIPConnectionProviderID: providerFor(req, caller.dipId),
+          message: perItem.has(i) ? MSG.schemaFailure : MSG.processingFailed,
+          help: perItem.get(i) ?? refusedWholeHelp([...perItem.keys()]),
+        }));
+        return reply.code(400).send(standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, refused));
+      }
       const entries = req.body.map((e) => Object.fromEntries(ENTRY_FIELDS.map((k) => [k, e[k]])) as StatusEntry);
       const outcome = await deps.status.fromRecipient(caller.dipId, entries, (id) => deps.registry.actingAs(caller, id) !== undefined);
-      const answered = (e: StatusEntry) => ({ transactionID: e.transactionID, senderUniqueReference: e.senderUniqueReference, correlationID: e.correlationID, DIPConnectionProviderID: providerFor(req, caller.dipId) });
       if (!outcome.ok) {
         // Refused whole, answered as a batch of messages is: one entry per status message, in the order sent.
         const failing = outcome.refusals.flatMap((r, i) => (r ? [i] : []));
@@ -56,8 +76,11 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         return reply.code(outcome.status).send(standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, refused));
       }
       deps.delivery.notify(outcome.queues);
-      // Each entry as the caller sent it, with what the DIP set right before relaying it (its help).
-      const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e, i) => ({ ...answered(e), message: MSG.success, help: outcome.notes[i] ?? null })));
+      // Each entry as the caller sent it, with what the DIP set right before relaying it (its help), or
+      // where it went instead when it is about a message the DIP itself sent.
+      const toOperator = new Set(outcome.toOperator);
+      const operatorHelp = (e: StatusEntry) => `transaction ${e.transactionID} was sent by the DIP itself: this status message is recorded for the DIP's operator (journal), not queued`;
+      const response = standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, entries.map((e, i) => ({ ...answered(e), message: MSG.success, help: toOperator.has(i) ? operatorHelp(e) : (outcome.notes[i] ?? null) })));
       return reply.code(201).send(response);
     },
   );
@@ -78,7 +101,7 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         response: answers([201, ...GUARDED]),
       },
     },
-    async (req, reply) => putWebhook(deps, reply, admitted(req).caller.dipId, STATUS_CHANNEL, req.body),
+    async (req, reply) => putWebhook(deps, reply, admitted(req).caller.dipId, STATUS_CHANNEL, req.body, admitted(req).authenticated.dipId),
   );
 
   app.delete<ConfigRoute>(

@@ -13416,7 +13416,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description What the DIP now holds about the participant */
+            /** @description What the DIP now holds about the participant, and the former provider's webhooks removed */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -13434,6 +13434,13 @@ export interface operations {
                         previousApiKeyValidUntil?: string | null;
                         previousCertificateValidUntil?: string | null;
                         registerRoles?: string[] | null;
+                        /** @description The participant's webhooks its former connection provider had registered, removed with the nomination: those queues wait to be pulled (or for a webhook of its own) */
+                        removedWebhooks?: {
+                            channel?: string;
+                            /** @description Null: registered before OpenDIP recorded who did */
+                            registeredBy?: string | null;
+                            url?: string;
+                        }[];
                         roles?: string[];
                     };
                 };
@@ -13551,7 +13558,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description What the DIP now holds about the participant */
+            /** @description What the DIP now holds about the participant, and the former provider's webhooks removed */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -13569,6 +13576,13 @@ export interface operations {
                         previousApiKeyValidUntil?: string | null;
                         previousCertificateValidUntil?: string | null;
                         registerRoles?: string[] | null;
+                        /** @description The participant's webhooks its former connection provider had registered, removed with the nomination: those queues wait to be pulled (or for a webhook of its own) */
+                        removedWebhooks?: {
+                            channel?: string;
+                            /** @description Null: registered before OpenDIP recorded who did */
+                            registeredBy?: string | null;
+                            url?: string;
+                        }[];
                         roles?: string[];
                     };
                 };
