@@ -26,6 +26,8 @@ export interface NatsCoordinationOptions {
   leases?: LeaseSettings;
   /** What names this node in leases, alarms and logs, before its random part (nodeId): the host's name when absent. */
   nodeName?: string;
+  /** Elapsed time for the queue leases, never stepped (NatsQueueLeases `steady`): `clock` when absent (a test's). */
+  steadyClock?: Clock;
 }
 
 export interface NatsCoordination extends Coordination {
@@ -57,7 +59,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     const alarmsBucket = `${settings.prefix}_alarms`;
     const alarmsKv = await openBucket(nc, alarmsBucket, { ...common, description: 'OpenDIP: the shared alarm conditions notified, one entry each' });
     const down = new Unreachable(() => options.clock.now());
-    const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName));
+    const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName), options.steadyClock ?? options.clock);
     followConnection(nc.status(), [leases, down], (err) => options.logger?.error({ err }, 'NATS connection status: a follower failed on an event')).catch((err: unknown) =>
       options.logger?.error({ err }, 'NATS connection status: no longer followed; lease health and the replay guard find an outage by a timeout'),
     );
