@@ -220,7 +220,7 @@ describe('NATS queue leases when a node’s wall clock steps (real time, Shiftab
     it(`a step of ${who}'s wall clock by ${stepMs / 1000} s does not let a live holder's lease be taken while it renews it; released, it is taken at once`, async () => {
       const [a, b] = await twoNodes();
       expect(await a.leases.acquire(q)).toBe(true);
-      await waitFor(() => b.leases.clockOffsetOf(a.node) !== undefined && a.leases.clockOffsetOf(b.node) !== undefined, 5_000, 'each node to hear the other');
+      await waitFor(() => b.leases.clockOffsetOf(a.node!) !== undefined && a.leases.clockOffsetOf(b.node!) !== undefined, 5_000, 'each node to hear the other');
       (who === 'the taker' ? b : a).clock.jump(stepMs);
       // Two lease lengths of the holder renewing: b claims every 100 ms and must not get the lease.
       const until = Date.now() + 2 * leases.ttlMs;

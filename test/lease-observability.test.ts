@@ -161,7 +161,8 @@ describe('clock skew between nodes, as the operator on call sees it', () => {
     const clock = new FakeClock();
     const { leases, rollCall } = leasesOnStubs(clock, recordingLogger().logger);
     running.push(leases);
-    const alarms = clockSkewAlarms(() => leases.clockOffset(), clock, 'this-node');
+    // At once (lastingMs 0): the estimate's behaviour, not how long it must last (test/alarm-sources-debounce.test.ts).
+    const alarms = clockSkewAlarms(() => leases.clockOffset(), clock, 'this-node', 0);
     rollCall('peer', clock.now() - 900);
     expect(await alarms(), 'within the 1 s allowance').toEqual([]);
     // Past the -0.9 s sample's window (a lease length: the estimate is the largest sample within it).
@@ -194,7 +195,7 @@ describe('clock skew between nodes, as the operator on call sees it', () => {
     const { leases, rollCall } = leasesOnStubs(clock, recordingLogger().logger);
     running.push(leases);
     rollCall('far-behind', clock.now() - 45_000);
-    const [c] = await clockSkewAlarms(() => leases.clockOffset(), clock)();
+    const [c] = await clockSkewAlarms(() => leases.clockOffset(), clock, undefined, 0)();
     expect(c).toMatchObject({ key: 'clock-skew', summary: expect.stringMatching(/45000 ms behind .*beyond what the leases believe .*this node takes that node's queues, and that node works none while it hears this one/) });
   });
 

@@ -102,7 +102,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     deliveryLatencyAlarms(() => delivery.status(), settings.deliveryLatencySeconds * 1000, settings.deliveryLatencyWindowMinutes * 60_000, clock),
     haltedQueueAlarms(() => delivery.status(), clock),
     withheldCopyAlarms(() => delivery.status(), clock),
-    certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
+    certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock, undefined, (l) => registry.onChange(l)),
     storageAlarms(() => backend.health(), clock, coordination.node),
     coordinationAlarms(() => coordination.health(), coordination.node),
     ...(coordination.clockOffset ? [clockSkewAlarms(coordination.clockOffset.bind(coordination), clock, coordination.node)] : []),
