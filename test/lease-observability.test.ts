@@ -11,7 +11,7 @@ import { clockSkewAlarms } from '../src/pipeline/alarm-sources.js';
 import { alarmSeverity } from '../src/pipeline/alarm-actions.js';
 import { DipMetrics } from '../src/pipeline/metrics.js';
 import { OPERATOR_RULES } from '../src/ports/alarms.js';
-import { FakeClock } from './helpers/clocks.js';
+import { FakeClock, ShiftableClock } from './helpers/clocks.js';
 
 /**
  * NatsQueueLeases on a FakeClock, without a NATS server: roll calls are handed to its subscription's
@@ -326,5 +326,24 @@ describe('the nodes a node finds lost', () => {
     await clock.advance(2 * settings.ttlMs);
     rollCall('host-a-000000aa', clock.now());
     expect(leases.lostNodes().map((l) => l.node)).toEqual(['host-b-0000000b']);
+  });
+});
+
+describe('node-lost when this node’s wall clock steps', () => {
+  it('a step of this node’s wall clock (+90 s) does not make its live peers lost: silence is elapsed time', async () => {
+    // A fault campaign stepped a node's clock by +90 s (libfaketime): it raised node-lost for both its
+    // live peers, their last roll calls suddenly 90 s old by its clock, until each said its next one.
+    const wall = new ShiftableClock();
+    const steady = new FakeClock();
+    const callbacks = new Map<string, (err: unknown, msg: { string(): string }) => void>();
+    const nc = { subscribe: (subject: string, opts: { callback: (err: unknown, msg: { string(): string }) => void }) => (callbacks.set(subject, opts.callback), { unsubscribe() {} }), publish: () => {} };
+    const leases = new NatsQueueLeases(nc as unknown as NatsConnection, stubBucket().kv, 'dip', wall, settings, recordingLogger().logger, 'this-node', steady);
+    running.push(leases);
+    callbacks.get('dip.nodes')?.(null, { string: () => JSON.stringify({ node: 'peer-0000000a', held: 1, taking: true, leaving: false, now: wall.now() }) });
+    wall.jump(90_000);
+    expect(leases.lostNodes()).toEqual([]);
+    // Silent for real (two lease lengths of elapsed time): lost.
+    await steady.advance(2 * settings.ttlMs + 1);
+    expect(leases.lostNodes().map((l) => l.node)).toEqual(['peer-0000000a']);
   });
 });

@@ -305,8 +305,9 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
 
   /** The nodes heard from once that have said nothing for forgetAfterMs (two lease lengths) without saying they were leaving. */
   lostNodes(): LostNode[] {
-    const now = this.clock.now();
-    return [...this.seen].filter(([node, at]) => now - at > this.forgetAfterMs && !this.restarted(node, at)).map(([node, lastHeardAt]) => ({ node, lastHeardAt }));
+    // Silent by elapsed time (heardAt), not by this node's wall clock: one stepped +90 s made every live peer lost until it spoke again.
+    const now = this.steady.now();
+    return [...this.seen].filter(([node, at]) => now - (this.heardAt.get(node) ?? Number.NEGATIVE_INFINITY) > this.forgetAfterMs && !this.restarted(node, at)).map(([node, lastHeardAt]) => ({ node, lastHeardAt }));
   }
 
   /**
