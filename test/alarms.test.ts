@@ -89,7 +89,8 @@ describe('alarms (spec 5.11.4)', () => {
     const supAlarms = (await sup.client.call<{ alarms: Array<{ key: string; action: string }> }>('GET', '/observability/alarms', '')).body.alarms;
     expect(supAlarms.map((a) => a.key)).toContain(`dead-letter:${sup.dipId}/IF-021`);
     expect(supAlarms[0]!.action).toMatch(/^the DIP gave up delivering them .*dip replay --requeue/);
-    expect(((await sds.client.call<unknown>('GET', '/observability/alarms', '')).body as { alarms: unknown[] }).alarms).toEqual([]);
+    // None of the dead letter's (its own certificate, issued for 29 days, is expiring: read when it registered).
+    expect(((await sds.client.call<unknown>('GET', '/observability/alarms', '')).body as { alarms: Array<{ rule: string }> }).alarms.filter((a) => a.rule !== 'certificate-expiring')).toEqual([]);
 
     // The recipient is fixed; the operator requeues: the condition clears and the resolved notice follows.
     answer = 200;
@@ -100,7 +101,7 @@ describe('alarms (spec 5.11.4)', () => {
     const resolved = smtp.mails.filter((m) => /Subject: \[DIP alarm RESOLVED\]/.test(m.data));
     expect(resolved.map((m) => m.to[0]).sort()).toEqual(['ops@example.net', 'sup@example.net']);
     expect(resolved[0]!.data).toMatch(/resolved: \d{4}-/);
-    expect(((await (await admin('GET', '/admin/alarms')).json()) as { alarms: unknown[] }).alarms).toEqual([]);
+    expect(((await (await admin('GET', '/admin/alarms')).json()) as { alarms: Array<{ rule: string }> }).alarms.filter((a) => a.rule !== 'certificate-expiring')).toEqual([]);
   });
 
   it('refuses a subscription with nowhere to send, or an unknown rule, naming why', async () => {

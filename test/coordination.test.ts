@@ -7,7 +7,8 @@ import { connectNats, openBucket } from '../src/adapters/nats/connection.js';
 import { NatsQueueLeases } from '../src/adapters/nats/leases.js';
 import { coordinationContract } from './contract/coordination.contract.js';
 import { deleteBuckets, NATS_SERVERS, testPrefix } from './helpers/nats.js';
-import { FakeClock } from './helpers/clocks.js';
+import { FakeClock, ShiftableClock } from './helpers/clocks.js';
+import { monotonicClock } from '../src/adapters/clock.js';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { queueToken } from '../src/adapters/nats/names.js';
@@ -234,4 +235,52 @@ describe('a NATS queue lease given up while its renewal is on the way', () => {
     await released;
     expect(await taker.acquire(q), 'the taker claims the queue handed over').toBe(true);
   });
+});
+
+describe('NATS queue leases when a node’s wall clock steps (real time, ShiftableClock)', () => {
+  const q = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
+  const rate = { requestsPerSecond: 1, burst: 20 };
+  const cleanup: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+  const twoNodes = async () => {
+    const prefix = testPrefix();
+    cleanup.push(() => deleteBuckets(prefix));
+    const out = [];
+    for (let i = 0; i < 2; i++) {
+      const clock = new ShiftableClock();
+      // Elapsed time is the machine's monotonic clock: a step of the wall clock does not move it.
+      const node = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, steadyClock: monotonicClock, maxClockSkewMs: 300_000, rateLimit: rate, leases });
+      cleanup.push(() => node.close());
+      out.push(Object.assign(node, { clock }));
+    }
+    return out as [(typeof out)[0], (typeof out)[0]];
+  };
+
+  // A fault campaign stepped one DIP node's wall clock by 90 s (libfaketime): the node ahead read its live
+  // peer's lease as long expired and took it, and the old holder went on delivering until it heard the
+  // new one's roll call, or its renewal failed: 15 positions delivered twice within a second. Here 10 s
+  // (beyond the allowance, within what the roll calls believe): no roll call tells the holder to yield.
+  for (const [who, stepMs] of [['the taker', 10_000], ['the holder', -10_000]] as const) {
+    it(`a step of ${who}'s wall clock by ${stepMs / 1000} s does not let a live holder's lease be taken while it renews it; released, it is taken at once`, async () => {
+      const [a, b] = await twoNodes();
+      expect(await a.leases.acquire(q)).toBe(true);
+      await waitFor(() => b.leases.clockOffsetOf(a.node!) !== undefined && a.leases.clockOffsetOf(b.node!) !== undefined, 5_000, 'each node to hear the other');
+      (who === 'the taker' ? b : a).clock.jump(stepMs);
+      // Two lease lengths of the holder renewing: b claims every 100 ms and must not get the lease.
+      const until = Date.now() + 2 * leases.ttlMs;
+      let claims = 0;
+      while (Date.now() < until) {
+        const taken = await b.leases.acquire(q);
+        claims += 1;
+        expect(taken && a.leases.holds(q), `both hold the lease after ${claims} claim(s) of b`).toBe(false);
+        expect(taken, `b took a's live lease at claim ${claims}`).toBe(false);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(a.leases.holds(q), 'a still holds it').toBe(true);
+      await a.leases.release(q, { handOver: true });
+      await waitFor(() => b.leases.acquire(q), 5_000, 'b to take the released lease');
+    });
+  }
 });

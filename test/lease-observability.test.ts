@@ -11,7 +11,7 @@ import { clockSkewAlarms } from '../src/pipeline/alarm-sources.js';
 import { alarmSeverity } from '../src/pipeline/alarm-actions.js';
 import { DipMetrics } from '../src/pipeline/metrics.js';
 import { OPERATOR_RULES } from '../src/ports/alarms.js';
-import { FakeClock } from './helpers/clocks.js';
+import { FakeClock, ShiftableClock } from './helpers/clocks.js';
 
 /**
  * NatsQueueLeases on a FakeClock, without a NATS server: roll calls are handed to its subscription's
@@ -161,7 +161,8 @@ describe('clock skew between nodes, as the operator on call sees it', () => {
     const clock = new FakeClock();
     const { leases, rollCall } = leasesOnStubs(clock, recordingLogger().logger);
     running.push(leases);
-    const alarms = clockSkewAlarms(() => leases.clockOffset(), clock, 'this-node');
+    // At once (lastingMs 0): the estimate's behaviour, not how long it must last (test/alarm-sources-debounce.test.ts).
+    const alarms = clockSkewAlarms(() => leases.clockOffset(), clock, 'this-node', 0);
     rollCall('peer', clock.now() - 900);
     expect(await alarms(), 'within the 1 s allowance').toEqual([]);
     // Past the -0.9 s sample's window (a lease length: the estimate is the largest sample within it).
@@ -194,7 +195,7 @@ describe('clock skew between nodes, as the operator on call sees it', () => {
     const { leases, rollCall } = leasesOnStubs(clock, recordingLogger().logger);
     running.push(leases);
     rollCall('far-behind', clock.now() - 45_000);
-    const [c] = await clockSkewAlarms(() => leases.clockOffset(), clock)();
+    const [c] = await clockSkewAlarms(() => leases.clockOffset(), clock, undefined, 0)();
     expect(c).toMatchObject({ key: 'clock-skew', summary: expect.stringMatching(/45000 ms behind .*beyond what the leases believe .*this node takes that node's queues, and that node works none while it hears this one/) });
   });
 
@@ -325,5 +326,24 @@ describe('the nodes a node finds lost', () => {
     await clock.advance(2 * settings.ttlMs);
     rollCall('host-a-000000aa', clock.now());
     expect(leases.lostNodes().map((l) => l.node)).toEqual(['host-b-0000000b']);
+  });
+});
+
+describe('node-lost when this node’s wall clock steps', () => {
+  it('a step of this node’s wall clock (+90 s) does not make its live peers lost: silence is elapsed time', async () => {
+    // A fault campaign stepped a node's clock by +90 s (libfaketime): it raised node-lost for both its
+    // live peers, their last roll calls suddenly 90 s old by its clock, until each said its next one.
+    const wall = new ShiftableClock();
+    const steady = new FakeClock();
+    const callbacks = new Map<string, (err: unknown, msg: { string(): string }) => void>();
+    const nc = { subscribe: (subject: string, opts: { callback: (err: unknown, msg: { string(): string }) => void }) => (callbacks.set(subject, opts.callback), { unsubscribe() {} }), publish: () => {} };
+    const leases = new NatsQueueLeases(nc as unknown as NatsConnection, stubBucket().kv, 'dip', wall, settings, recordingLogger().logger, 'this-node', steady);
+    running.push(leases);
+    callbacks.get('dip.nodes')?.(null, { string: () => JSON.stringify({ node: 'peer-0000000a', held: 1, taking: true, leaving: false, now: wall.now() }) });
+    wall.jump(90_000);
+    expect(leases.lostNodes()).toEqual([]);
+    // Silent for real (two lease lengths of elapsed time): lost.
+    await steady.advance(2 * settings.ttlMs + 1);
+    expect(leases.lostNodes().map((l) => l.node)).toEqual(['peer-0000000a']);
   });
 });

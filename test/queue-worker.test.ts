@@ -600,6 +600,22 @@ describe('queue worker', () => {
     expect(ended).toBe(1); // told, so the queue is claimed again if the lease is renewed after all
   });
 
+  it('stopped while its call was being prepared (a store read under way), it makes no call, though the node holds the lease again', async () => {
+    // A worker stopped (its lease lost, or the queue given up for a store out of reach) goes on with the
+    // step under way: its store read answered later (a PostgreSQL restart), it called the recipient, because
+    // the node held the lease again by then, and the queue's new worker called beside it.
+    let answer: () => void = () => {};
+    const h = harness([200], { mayCall: () => true, copyFor: (_q, { outbound }) => new Promise<string>((resolve) => (answer = () => resolve(outbound))) });
+    h.log.add(1, h.clock.now());
+    h.worker.kick();
+    await settle();
+    const stopped = h.worker.stop();
+    answer();
+    await stopped;
+    expect(h.worker.state).toBe('stopped');
+    expect(h.sent()).toEqual([]);
+  });
+
   it('stopped is final, and an illegal transition is refused loudly', async () => {
     const h = harness(['down']);
     h.log.add(1, h.clock.now());

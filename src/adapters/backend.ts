@@ -8,7 +8,7 @@ import type { Logger } from '../ports/logger.js';
 import { FileKeyEncryptionKey, Sealer, type KeyEncryptionKey } from '../security/at-rest.js';
 import { RateLimiter } from '../security/rate-limit.js';
 import { ReplayGuard } from '../security/replay-guard.js';
-import { systemClock } from './clock.js';
+import { monotonicClock, systemClock } from './clock.js';
 import { SingleProcessLeases } from './embedded/leases.js';
 import { FilePublicationBlobs } from './files/publication-blobs.js';
 import { connectNats, type NatsSettings } from './nats/connection.js';
@@ -160,6 +160,8 @@ function openNats(config: DipConfig, clock: Clock, logger?: Logger, lostNodeReco
     leases: { ttlMs: nats.leaseTtlMs, skewMs: Math.min(1000, nats.leaseTtlMs / 4) },
     ...(nats.nodeName !== null ? { nodeName: nats.nodeName } : {}),
     ...(lostNodeRecords ? { lostNodeRecords } : {}),
+    // The real clock's leases run on the monotonic one (a wall-clock step must not end or stretch a lease); a test's injected clock is its own.
+    steadyClock: clock === systemClock ? monotonicClock : clock,
   });
 }
 

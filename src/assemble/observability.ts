@@ -106,7 +106,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     deliveryLatencyAlarms(() => delivery.status(), settings.deliveryLatencySeconds * 1000, settings.deliveryLatencyWindowMinutes * 60_000),
     haltedQueueAlarms(() => delivery.status(), clock),
     withheldCopyAlarms(() => delivery.status(), clock),
-    certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock),
+    certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock, undefined, (l) => registry.onChange(l)),
     storageAlarms(() => backend.health(), clock, coordination.node),
     // The data volume filling (the activity log, kept for ever, among what fills it): SQLite's activity.db is on it.
     ...(config.storage.minFreeDiskMb === null ? [] : [diskSpaceAlarms(() => readDiskSpace(config.dataDir, activity && config.storage.kind === 'sqlite' ? activityLogFile(config) : null), config.storage.minFreeDiskMb, clock, coordination.node)]),

@@ -137,9 +137,16 @@ export function withheldCopyAlarms(status: () => WorkerStatus[], clock: Clock): 
   };
 }
 
-/** Certificates (participants' and the DIP's own) that expire within the warning period; read from disk at most every `everyMs`. */
-export function certificateAlarms(expiring: () => ExpiringCertificate[], clock: Clock, everyMs = 3_600_000): ConditionSource {
+/**
+ * Certificates (participants' and the DIP's own) that expire within the warning period; read from disk at
+ * most every `everyMs`, and again at the evaluation after the registry changes (`onRegistryChange`): a
+ * participant onboarded on another node was seen, before, only by nodes started after it, for up to an hour.
+ */
+export function certificateAlarms(expiring: () => ExpiringCertificate[], clock: Clock, everyMs = 3_600_000, onRegistryChange?: (listener: () => void) => void): ConditionSource {
   let read = { at: -Infinity, certificates: [] as ExpiringCertificate[] };
+  onRegistryChange?.(() => {
+    read = { at: -Infinity, certificates: read.certificates };
+  });
   return () => {
     if (clock.now() - read.at >= everyMs) read = { at: clock.now(), certificates: expiring() };
     return read.certificates.map((c) => {
@@ -236,7 +243,7 @@ export function nodeLostAlarms(lost: () => LostNode[], node?: string): Condition
  * it hears the node ahead (one node delivers for both). Only logged before. Since the first evaluation that found it so; one per node (the peer
  * furthest off is named), resolved once every peer heard from is within the allowance.
  */
-export function clockSkewAlarms(offset: () => PeerClockOffset | null, clock: Clock, node?: string): ConditionSource {
+export function clockSkewAlarms(offset: () => PeerClockOffset | null, clock: Clock, node?: string, lastingMs = CLOCK_SKEW_LASTING_MS): ConditionSource {
   let since: number | null = null;
   return () => {
     const o = offset();
@@ -245,6 +252,7 @@ export function clockSkewAlarms(offset: () => PeerClockOffset | null, clock: Clo
       return [];
     }
     since ??= clock.now();
+    if (clock.now() - since < lastingMs) return [];
     const way = o.offsetMs > 0 ? 'ahead of' : 'behind';
     const effect = o.believed
       ? o.offsetMs > 0
@@ -257,6 +265,17 @@ export function clockSkewAlarms(offset: () => PeerClockOffset | null, clock: Clo
     return [{ key: ownKey('clock-skew', node), rule: 'clock-skew', participant: null, summary, since }];
   };
 }
+
+/**
+ * How long a peer's clock offset beyond the allowance lasts before `clock-skew` is raised: five roll calls.
+ * The estimate is the largest sample of a lease length, and one read late (a node just started or resumed
+ * after SIGSTOP, its first roll calls read behind; −1648 ms in a fault campaign) is gone at the next one:
+ * every restarted node raised it, resolved 0.7 to 4 s later. A clock really off stays off.
+ */
+export const CLOCK_SKEW_LASTING_MS = 10_000;
+
+/** How long the store refuses writes before `storage` is raised: beyond its probe's period (2 s), so one stale failure after a freeze is not an outage. */
+export const STORAGE_LASTING_MS = 3_000;
 
 /**
  * The API activity log behind: its store refuses this process's records (they wait in memory), or its
@@ -320,8 +339,13 @@ export function diskSpaceAlarms(read: () => DiskSpace, minFreeMb: number, clock:
   };
 }
 
-/** The store refusing writes. */
-export function storageAlarms(health: () => BackendHealth, clock: Clock, node?: string): ConditionSource {
+/**
+ * The store refusing writes, for `lastingMs` since the first evaluation that found it so: a process
+ * resumed after a freeze (SIGSTOP, a VM paused) reads the query under way then as timed out, and the next
+ * probe answers a second later (a fault campaign's 1 s `storage` alarm after SIGCONT). A store that stays
+ * down is raised at the first evaluation past that, `since` its first finding. (A fatal store at once.)
+ */
+export function storageAlarms(health: () => BackendHealth, clock: Clock, node?: string, lastingMs = STORAGE_LASTING_MS): ConditionSource {
   let since = 0;
   return () => {
     const h = health();
@@ -330,6 +354,7 @@ export function storageAlarms(health: () => BackendHealth, clock: Clock, node?: 
       return [];
     }
     since ||= clock.now();
+    if (h.state === 'unavailable' && clock.now() - since < lastingMs) return [];
     return [{ key: ownKey('storage', node), rule: 'storage', participant: null, summary: `storage ${h.state}${onNode(node)}: ${h.reason}`, since }];
   };
 }

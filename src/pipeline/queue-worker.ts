@@ -706,7 +706,10 @@ export class QueueWorker {
     const headers = await this.deps.signer.sign('POST', url, body);
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = sequence;
-    if (this.deps.mayCall?.(this.queue) === false) throw new LeaseEnded(this.queue);
+    // Nor once stopped: the call under way when stop() came is the only one a stopped worker finishes. One
+    // stopped while its step read the store (a PostgreSQL restart) called when the read came back if its
+    // node held the lease again by then, beside the queue's new worker.
+    if (this.current === 'stopped' || this.deps.mayCall?.(this.queue) === false) throw new LeaseEnded(this.queue);
     const startedAt = this.deps.clock.now();
     this.lastCallAt = startedAt;
     this.gathered = false;

@@ -28,6 +28,8 @@ export interface NatsCoordinationOptions {
   nodeName?: string;
   /** Where the nodes found lost are recorded for every node (the shared store): absent, each node knows only those it heard. */
   lostNodeRecords?: LostNodeRecords;
+  /** Elapsed time for the queue leases, never stepped (NatsQueueLeases `steady`): `clock` when absent (a test's). */
+  steadyClock?: Clock;
 }
 
 export interface NatsCoordination extends Coordination {
@@ -59,7 +61,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     const alarmsBucket = `${settings.prefix}_alarms`;
     const alarmsKv = await openBucket(nc, alarmsBucket, { ...common, description: 'OpenDIP: the shared alarm conditions notified, one entry each' });
     const down = new Unreachable(() => options.clock.now());
-    const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName));
+    const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName), options.steadyClock ?? options.clock);
     followConnection(nc.status(), [leases, down], (err) => options.logger?.error({ err }, 'NATS connection status: a follower failed on an event')).catch((err: unknown) =>
       options.logger?.error({ err }, 'NATS connection status: no longer followed; lease health and the replay guard find an outage by a timeout'),
     );

@@ -42,7 +42,11 @@ export interface LeaseValue {
 interface Held {
   queue: QueueRef;
   revision: number;
-  /** Until when this node may work the queue: its own expiry less the skew allowance. */
+  /**
+   * Until when this node may work the queue, on its steady clock: the start of its last renewal (or claim)
+   * that the bucket took, plus the lease less the skew allowance. Not its wall clock: one stepped back
+   * (NTP, an operator's `date -s`) kept a holder whose renewals failed working the queue that much longer.
+   */
   validUntil: number;
   wakes: Subscription;
 }
@@ -132,6 +136,22 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * heard from may be alive.
    */
   private listeningSince: number;
+  /** listeningSince on the steady clock (heardAt's fallback for a holder not heard from). */
+  private listeningSinceSteady: number;
+  /**
+   * When each node's roll call (any: taking, not, leaving) was last heard, on this node's steady clock.
+   * A holder renews its leases right after saying its roll call, on the same timer: one silent a lease
+   * length and the allowance here stopped working its queues by then (Held.validUntil), whatever either
+   * clock says. Forgotten after forgetAfterMs (a node not heard counts as silent since listeningSince).
+   */
+  private readonly heardAt = new Map<string, number>();
+  /**
+   * Each lease held by another node as this node first read it at its current revision, on the steady
+   * clock: a revision unchanged for a lease length and the allowance was not renewed, so its holder has
+   * stopped working the queue, whatever its clock or this one's says (a holder that yields, or one whose
+   * roll calls are heard while its renewals fail). Forgotten once the lease is taken or seen free.
+   */
+  private readonly observed = new Map<string, { revision: number; at: number }>();
   private readonly roll: Subscription;
   /** Claims under way: counted with the leases held when deciding whether a balance hand-over is for this node. */
   private acquiring = 0;
@@ -161,6 +181,11 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     private readonly logger?: Logger,
     /** This node's id (nodeId): the holder its lease values name. */
     readonly node: string = nodeId(),
+    /**
+     * Elapsed time, never stepped (monotonicClock in production; a test's own clock): how long this node
+     * may work a lease since it was renewed, and how long a holder has been silent or its lease unchanged.
+     */
+    private readonly steady: Clock = clock,
   ) {
     this.claimEveryMs = Math.max(250, Math.floor(settings.ttlMs / 2));
     this.rollCallEveryMs = Math.max(100, Math.floor(settings.ttlMs / 3));
@@ -177,10 +202,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       },
     });
     this.listeningSince = clock.now();
+    this.listeningSinceSteady = steady.now();
     this.roll = nc.subscribe(`${prefix}.nodes`, {
       callback: (_err, msg) => {
         const heard = rollCall(msg.string());
         if (!heard || heard.node === this.node) return;
+        this.heardSteady(heard.node);
         if (heard.now !== undefined) this.heardClock(heard.node, heard.now, heard.taking && !heard.leaving);
         this.heardNode(heard.node, heard.leaving);
         // A node that takes no queues (its store out of reach, stopping) has no share.
@@ -188,7 +215,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
         else this.peers.set(heard.node, { held: heard.held, until: this.clock.now() + this.settings.ttlMs });
       },
     });
-    this.stopRenewing = clock.every(this.rollCallEveryMs, () => {
+    // Due by elapsed time: a wall clock stepped back must not hold the renewals (and roll calls) back.
+    this.stopRenewing = steady.every(this.rollCallEveryMs, () => {
       this.announce(false);
       this.renewing ??= this.renewAll().finally(() => {
         this.renewing = null;
@@ -228,6 +256,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     if (this.closed) return;
     this.connectionEpoch += 1;
     this.listeningSince = this.clock.now();
+    this.listeningSinceSteady = this.steady.now();
     this.probing = this.startProbe();
   }
 
@@ -341,10 +370,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
 
   /** The nodes heard from once that have said nothing for forgetAfterMs (two lease lengths) without saying they were leaving. */
   lostNodes(): LostNode[] {
-    const now = this.clock.now();
-    const listened = this.listenedLongEnough(now);
+    // Silent by elapsed time (heardAt), not by this node's wall clock: one stepped +90 s made every live peer lost until it spoke again.
+    // A node recorded lost in the store (never heard here: no heardAt) counts once this node has listened long enough.
+    const now = this.steady.now();
+    const listened = this.listenedLongEnough();
     return [...this.seen]
-      .filter(([node, at]) => now - at > this.forgetAfterMs && !this.restarted(node, at) && (listened || !this.fromStore.has(node)))
+      .filter(([node, at]) => now - (this.heardAt.get(node) ?? Number.NEGATIVE_INFINITY) > this.forgetAfterMs && !this.restarted(node, at) && (listened || !this.fromStore.has(node)))
       .map(([node, lastHeardAt]) => ({ node, lastHeardAt }));
   }
 
@@ -522,9 +553,35 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     return value.expiresAt + Math.max(0, -offsetMs);
   }
 
+  /**
+   * How much longer (ms, 0: no longer) the holder of the lease at `key`, read at `revision`, may still be
+   * working its queue, judged on this node's steady clock alone: a holder stops a lease length less the
+   * allowance after its last renewal began (Held.validUntil), and it renews right after its roll call. So
+   * it has stopped once either its roll call has not been heard for a lease length and the allowance, or
+   * this revision has stood that long since this node first read it. The lease values' expiries are the
+   * holders' wall clocks: a step of either clock beyond what the roll calls have told (a fault campaign's
+   * +90 s: 15 positions delivered by two nodes at once) read a live lease as expired.
+   */
+  private mayStillWork(key: string, revision: number, holder: string): number {
+    const now = this.steady.now();
+    const seen = this.observed.get(key);
+    if (seen?.revision !== revision) this.observed.set(key, { revision, at: now });
+    const unchangedSince = seen?.revision === revision ? seen.at : now;
+    // A holder not heard since this node began listening may say its roll call up to one period later.
+    const silentSince = Math.max(this.heardAt.get(holder) ?? Number.NEGATIVE_INFINITY, this.listeningSinceSteady + this.rollCallEveryMs);
+    const stopsAfter = this.settings.ttlMs + this.settings.skewMs;
+    return Math.max(0, Math.min(unchangedSince, silentSince) + stopsAfter - now);
+  }
+
+  private heardSteady(node: string): void {
+    const now = this.steady.now();
+    this.heardAt.set(node, now);
+    for (const [other, at] of this.heardAt) if (now - at > this.forgetAfterMs) this.heardAt.delete(other);
+  }
+
   holds(queue: QueueRef): boolean {
     const h = this.held.get(queueToken(queue));
-    return h !== undefined && this.clock.now() < h.validUntil && this.yieldingTo() === undefined;
+    return h !== undefined && this.steady.now() < h.validUntil && this.yieldingTo() === undefined;
   }
 
   async acquire(queue: QueueRef): Promise<boolean> {
@@ -539,12 +596,14 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     try {
       const entry = await this.kv.get(key);
       const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
+      // Another's lease is over once expired by the clocks and its holder has stopped by this node's steady clock (mayStillWork).
+      const wait = entry && value && value.node !== this.node ? Math.max(this.expiryHere(value) + this.settings.skewMs - now, this.mayStillWork(key, entry.revision, value.node)) : 0;
       let revision: number;
       if (!entry || isDeleted(entry.operation)) {
         revision = entry ? await this.kv.update(key, this.value(), entry.revision) : await this.kv.create(key, this.value());
-      } else if (value && value.node !== this.node && this.expiryHere(value) + this.settings.skewMs > now) {
+      } else if (value && wait > 0) {
         // Looked at again by then, or sooner if the holder's clock offset stops applying (clockOf).
-        this.others.set(key, Math.min(this.expiryHere(value) + this.settings.skewMs, (this.clocks.get(value.node)?.heardAt ?? Number.POSITIVE_INFINITY) + this.forgetAfterMs + 1));
+        this.others.set(key, Math.min(now + wait, (this.clocks.get(value.node)?.heardAt ?? Number.POSITIVE_INFINITY) + this.forgetAfterMs + 1));
         return false;
       } else {
         // Expired (its holder died or let go without deleting), unreadable, or ours from before: take it.
@@ -554,6 +613,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       // warning and a recovery line at every claim, before).
       this.claimFailures.succeeded();
       this.others.delete(key);
+      this.observed.delete(key);
       this.hold(queue, key, revision);
       return true;
     } catch (err) {
@@ -656,7 +716,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
         for (const l of this.wakeListeners) l(queue);
       },
     });
-    this.held.set(key, { queue, revision, validUntil: this.clock.now() + this.settings.ttlMs - this.settings.skewMs, wakes });
+    this.held.set(key, { queue, revision, validUntil: this.steady.now() + this.settings.ttlMs - this.settings.skewMs, wakes });
   }
 
   private drop(key: string, h: Held): void {
@@ -674,7 +734,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   private async renewAll(): Promise<void> {
     await Promise.all(
       [...this.held.entries()].map(async ([key, h]) => {
-        const startedAt = this.clock.now();
+        const startedAt = this.steady.now();
         try {
           const revision = await this.kv.update(key, this.value(), h.revision);
           if (this.held.get(key) === h) {
@@ -684,12 +744,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
         } catch (err) {
           if (isConflict(err)) this.lost(key, h, 'taken over by another node');
           // NATS unreachable: keep working until the lease's own end, then stop (others may take it then).
-          else if (this.clock.now() >= h.validUntil) this.lost(key, h, `not renewed in time: ${(err as Error).message}`);
+          else if (this.steady.now() >= h.validUntil) this.lost(key, h, `not renewed in time: ${(err as Error).message}`);
         }
       }),
     );
     // Leases whose end passed while a renewal was slow are lost even without an answer.
-    const now = this.clock.now();
+    const now = this.steady.now();
     for (const [key, h] of this.held) if (now >= h.validUntil) this.lost(key, h, 'expired before it could be renewed');
   }
 }
