@@ -111,7 +111,8 @@ describe('two cluster nodes, each with its own data directory', () => {
     const healthLost = async (node: TestDip) => ((await adminApi(node)('GET', '/admin/health')).body as { coordination: { lostNodes?: Array<{ node: string; lastHeardAt: number }> } }).coordination.lostNodes;
     const admin = adminApi(nodes[0]!);
     try {
-      await waitFor(() => (nodes[0]!.dip.coordination.lostNodes?.() ?? []).length === 0 && c.dip.coordination.health().state === 'ok', 10_000, 'the third node up');
+      // Up, and heard by node 1 (a node closed before its first roll call was never there for the others).
+      await waitFor(() => (nodes[0]!.dip.coordination.lostNodes?.() ?? []).length === 0 && c.dip.coordination.health().state === 'ok' && (nodes[0]!.dip.coordination as NatsCoordination).leases.clockOffsetOf(lostId) !== undefined, 10_000, 'the third node up and heard');
       await (c.dip.coordination as NatsCoordination).connection.close();
       // Two lease lengths (3 s here) without a roll call, then an alarm evaluation.
       await waitFor(() => (nodes[0]!.dip.coordination.lostNodes?.() ?? []).some((l) => l.node === lostId), 15_000, 'node 1 to find the node lost', 100);
