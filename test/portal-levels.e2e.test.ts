@@ -35,6 +35,8 @@ describe('user portal: levels', () => {
   async function madeByOperator(username: string, isAdmin: boolean): Promise<Page> {
     const made = await admin('POST', '/admin/portal/accounts', { username, displayName: username, participantDipId: sup.dipId, admin: isAdmin });
     expect(made.status).toBe(201);
+    // The operator API's `admin` flag makes an administrator or a user at operations, and says which.
+    expect((made.body as Json).level).toBe(isAdmin ? 'admin' : 'operations');
     const page = await newPage();
     await firstSignIn(page, td.dip.portalUrl, '/portal', username, (made.body as { password: string }).password);
     return page;
