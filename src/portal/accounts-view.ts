@@ -37,7 +37,7 @@ export function newUserForm(action: string, signed: Signed, offer: 'admin' | 'le
   return html`<form method="post" action="${action}">${csrfField(signed)}<fieldset><legend>${legend}</legend>
 <label for="new-username">Username</label><input type="text" id="new-username" name="username" required pattern="[a-z0-9][a-z0-9._\\-]{2,63}" autocomplete="off">
 <label for="new-name">Name</label><input type="text" id="new-name" name="displayName" required maxlength="100" autocomplete="off">
-${offer === 'admin' ? html`<p><input type="checkbox" id="new-admin" name="admin" value="yes"> <label for="new-admin" class="inline-label">Administrator (creates and disables users, resets their authenticators; a user without it is at the operations level)</label></p>` : ''}
+${offer === 'admin' ? html`<p><input type="checkbox" id="new-admin" name="admin" value="yes"> <label for="new-admin" class="inline-label">Administrator (creates and disables users, resets their authenticators); without it, the user is at the operations level</label></p>` : ''}
 ${offer === 'levels' ? html`<label for="new-level">Level</label><select id="new-level" name="level">${levelOptions('viewer')}</select>` : ''}
 <button type="submit">Create user</button></fieldset></form>`;
 }
