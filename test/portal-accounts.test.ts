@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
 import { PortalAccountService } from '../src/pipeline/portal-accounts.js';
+import { levelOf } from '../src/domain/portal-levels.js';
 import { hashPassword, newPassword, newTotpSecret, totpCode } from '../src/security/portal-credentials.js';
 import { SessionSigner } from '../src/security/portal-session.js';
 import { FakeClock } from './helpers/clocks.js';
@@ -391,6 +392,51 @@ describe('portal accounts', () => {
       const failing = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', () => true, { append: async () => Promise.reject(new Error('journal full')) });
       const unjournalled = await failing.resetUsersFactor(admin.account, 'ulla');
       expect(unjournalled).toMatchObject({ password: expect.any(String), journalError: new Error('journal full') });
+    });
+
+    it("levels: a participant's administrator creates a user at a level and changes it, journalled; a user stored before levels reads as operations", async () => {
+      const users = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id.startsWith('100000000'), { append: async (e) => journal.push(e) });
+      const made = async (username: string, participantDipId: string | null, admin: boolean) => {
+        const m = await users.createEnrollingAtFirstSignIn({ username, displayName: username, participantDipId, admin, createdBy: 'test' });
+        if ('problem' in m) throw new Error(m.problem);
+        return m.account;
+      };
+      const admin = await made('sam.admin', '1000000001', true);
+      const ops = await made('otis', '1000000001', false);
+      const other = await made('olaf', '1000000002', false);
+      const operator = await made('ops.oscar', null, true);
+      // Made without a level named: the administrator flag says which (as the operator API and onboarding make them).
+      expect([levelOf(admin), levelOf(ops), operator.level]).toEqual(['admin', 'operations', undefined]);
+      // An account stored before levels (no field): what a non-administrator could do then.
+      const { level: _dropped, ...legacy } = { ...ops, username: 'old.olga' };
+      await backend.portalAccounts.createAccount(legacy);
+      expect(levelOf((await users.account('old.olga'))!)).toBe('operations');
+      journal.length = 0;
+
+      // By the Users page: the level chosen, journalled with the administrator's name.
+      const vera = await users.createUsersUser(admin, { username: 'vera', displayName: 'Vera', level: 'viewer' });
+      if ('problem' in vera) throw new Error(vera.problem);
+      expect(vera.account).toMatchObject({ participantDipId: '1000000001', level: 'viewer', admin: false, createdBy: 'sam.admin' });
+      expect(await users.createUsersUser(ops, { username: 'vince', displayName: 'Vince', level: 'admin' })).toMatchObject({ status: 403 });
+      expect(await users.createUsersUser(operator, { username: 'vince', displayName: 'Vince', level: 'viewer' })).toMatchObject({ status: 403 });
+      expect(await users.account('vince')).toBeUndefined();
+
+      expect(await users.setUsersLevel(ops, 'vera', 'admin')).toMatchObject({ status: 403 });
+      expect(await users.setUsersLevel(admin, 'olaf', 'viewer')).toEqual({ problem: "1000000001 has no user 'olaf'", status: 404 });
+      expect(await users.setUsersLevel(admin, 'ops.oscar', 'viewer')).toMatchObject({ status: 404 });
+      expect(await users.setUsersLevel(admin, 'sam.admin', 'viewer')).toMatchObject({ status: 409, problem: expect.stringContaining('your own') });
+      expect(await users.setUsersLevel(admin, 'vera', 'viewer')).toMatchObject({ status: 409, problem: 'vera is already a viewer' });
+      expect(await users.account('olaf')).toEqual(other);
+
+      const raised = await users.setUsersLevel(admin, 'vera', 'admin');
+      expect(raised).toMatchObject({ account: { level: 'admin', admin: true, sessionEpoch: vera.account.sessionEpoch + 1 } });
+      const lowered = await users.setUsersLevel(admin, 'old.olga', 'viewer');
+      expect(lowered).toMatchObject({ account: { level: 'viewer', admin: false } });
+      expect(journal.map((e) => [e.actor, e.action, e.target, e.before, e.after])).toEqual([
+        ['user:1000000001:sam.admin', 'user.create', 'vera', null, { level: 'viewer' }],
+        ['user:1000000001:sam.admin', 'user.level', 'vera', { level: 'viewer' }, { level: 'admin', sessionsEnded: true }],
+        ['user:1000000001:sam.admin', 'user.level', 'old.olga', { level: 'operations' }, { level: 'viewer', sessionsEnded: true }],
+      ]);
     });
 
     it('counts a wrong code as a failed sign-in of the name (five lock it, for the password too), and ends an enrolment at its expiry', async () => {

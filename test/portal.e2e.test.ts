@@ -369,7 +369,7 @@ describe('portals in a browser', () => {
     const journal = await adminApi<Array<{ actor: string; action: string; target: string }>>('GET', '/admin/journal?action=user.totp-reset');
     expect(journal.body.map((e) => [e.actor, e.target])).toEqual([[`user:${sup.dipId}:${supAdmin!.username}`, 'sup.una']]);
     const steps = await adminApi<Array<{ action: string }>>('GET', '/admin/journal?target=sup.una');
-    expect(steps.body.map((e) => e.action).reverse()).toEqual(['totp-enrolment.start', 'totp-enrolment.wrong-code', 'totp-enrolment.complete', 'user.totp-reset', 'totp-enrolment.start', 'totp-enrolment.wrong-code', 'totp-enrolment.complete']);
+    expect(steps.body.map((e) => e.action).reverse()).toEqual(['user.create', 'totp-enrolment.start', 'totp-enrolment.wrong-code', 'totp-enrolment.complete', 'user.totp-reset', 'totp-enrolment.start', 'totp-enrolment.wrong-code', 'totp-enrolment.complete']);
   });
 
   it('a participant user subscribes to alarms, downloads a publication and reads its own API activity', async () => {

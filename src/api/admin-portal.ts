@@ -3,6 +3,7 @@ import type { OperatorAccounts } from '../pipeline/operators.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import { operatorOf } from './admin-operators.js';
+import { levelOf, USER_LEVELS } from '../domain/portal-levels.js';
 import { answers, isoTime } from './admin-schemas.js';
 
 const accountView = {
@@ -12,6 +13,11 @@ const accountView = {
     username: { type: 'string' },
     participantDipId: { type: ['string', 'null'], description: "The participant whose user it is; null: an operator's portal sign-in" },
     admin: { type: 'boolean', description: "The participant's administrator (creates its other users)" },
+    level: {
+      type: ['string', 'null'],
+      enum: [...USER_LEVELS, null],
+      description: "A participant's user's level in the user portal (viewer, operations, admin: README \"User levels\"); one made here is admin or operations, as `admin` says. Null: an operator's portal sign-in",
+    },
     displayName: { type: 'string' },
     disabled: { type: 'boolean' },
     createdAt: isoTime,
@@ -38,6 +44,7 @@ const publicView = (a: PortalAccount) => ({
   username: a.username,
   participantDipId: a.participantDipId,
   admin: a.admin,
+  level: a.participantDipId === null ? null : levelOf(a),
   displayName: a.displayName,
   disabled: a.disabled,
   createdAt: new Date(a.createdAt).toISOString(),

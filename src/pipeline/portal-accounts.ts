@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../ports/clock.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { PortalAccount, PortalAccounts, TotpReset } from '../ports/portal-accounts.js';
+import { levelOf, type UserLevel } from '../domain/portal-levels.js';
 import type { ValueSealer } from '../ports/backend.js';
 import { acceptTotp, hashPassword, newPassword, newTotpSecret, passwordProblem, totpUri, verifyPassword } from '../security/portal-credentials.js';
 import type { SessionClaims } from '../security/portal-session.js';
@@ -27,6 +28,8 @@ export interface NewAccount {
   displayName: string;
   participantDipId: string | null;
   admin: boolean;
+  /** A participant's user's level (src/domain/portal-levels.ts); absent: `admin`, or `operations` (what a non-administrator always could). */
+  level?: UserLevel;
   createdBy: string;
 }
 
@@ -139,10 +142,13 @@ export class PortalAccountService {
     if (displayName.length === 0 || displayName.length > 100) return { problem: 'name must be 1 to 100 characters' };
     if (req.participantDipId !== null && !this.participantExists(req.participantDipId)) return { problem: `${req.participantDipId} is not a registered participant` };
     const password = newPassword();
+    // Only a participant's user has a level; its administrator flag follows it, so that what checks the flag agrees.
+    const level = req.participantDipId === null ? undefined : (req.level ?? levelOf(req));
     const account: PortalAccount = {
       username,
       participantDipId: req.participantDipId,
-      admin: req.admin,
+      admin: level === undefined ? req.admin : level === 'admin',
+      ...(level === undefined ? {} : { level }),
       displayName,
       passwordHash: await hashPassword(password),
       totpSecretSealed: null,
@@ -492,7 +498,7 @@ export class PortalAccountService {
    */
   async resetUsersFactor(by: PortalAccount, usernameGiven: string): Promise<(FirstPassword & { journalError?: Error }) | { problem: string; status: 403 | 404 | 409 }> {
     const username = usernameGiven.trim().toLowerCase();
-    if (by.participantDipId === null || !by.admin) return { problem: "only a participant's administrators reset its users' authenticators", status: 403 };
+    if (by.participantDipId === null || levelOf(by) !== 'admin') return { problem: "only a participant's administrators reset its users' authenticators", status: 403 };
     if (username === by.username) return { problem: 'you cannot reset your own authenticator: ask another administrator of your participant', status: 409 };
     const reset = await this.resetTotpFactor(username, by.participantDipId);
     if (!reset) return { problem: `${by.participantDipId} has no user '${usernameGiven.slice(0, 64)}'`, status: 404 };
@@ -506,12 +512,53 @@ export class PortalAccountService {
       status: null,
     };
     const done = { account: reset.account, password: reset.password };
+    const journalError = await this.journalled(entry);
+    return journalError ? { ...done, journalError } : done;
+  }
+
+  /**
+   * A participant's administrator creates a user of its participant at the level chosen (the user portal's
+   * Users page), journalled as `user.create` with the level, naming the administrator. `journalError`: made,
+   * but its entry could not be written (the first password is still answered; the caller logs it).
+   */
+  async createUsersUser(by: PortalAccount, req: { username: string; displayName: string; level: UserLevel }): Promise<(FirstPassword & { journalError?: Error }) | { problem: string; status: 400 | 403 }> {
+    if (by.participantDipId === null || levelOf(by) !== 'admin') return { problem: "only a participant's administrators create its users", status: 403 };
+    const made = await this.createEnrollingAtFirstSignIn({ ...req, participantDipId: by.participantDipId, admin: req.level === 'admin', createdBy: by.username });
+    if ('problem' in made) return { problem: made.problem, status: 400 };
+    const journalError = await this.journalled({ at: this.clock.now(), actor: actorOf(by), action: 'user.create', target: made.account.username, before: null, after: { level: req.level }, status: null });
+    return journalError ? { ...made, journalError } : made;
+  }
+
+  /**
+   * A participant's administrator changes the level of one of its participant's users (not their own: a
+   * participant must not lose its last administrator by a slip, and whoever holds a stolen session must not
+   * keep what it takes away). One write with the administrator flag; every session of the user ends, so a
+   * lowered level holds from the next request. Journalled as `user.level`, before and after. `problem`:
+   * nothing changed.
+   */
+  async setUsersLevel(by: PortalAccount, usernameGiven: string, level: UserLevel): Promise<{ account: PortalAccount; journalError?: Error } | { problem: string; status: 403 | 404 | 409 }> {
+    const username = usernameGiven.trim().toLowerCase();
+    if (by.participantDipId === null || levelOf(by) !== 'admin') return { problem: "only a participant's administrators change its users' levels", status: 403 };
+    if (username === by.username) return { problem: 'you cannot change your own level: ask another administrator of your participant', status: 409 };
+    const target = await this.store.account(username);
+    // Another participant's user, or an operator, is answered as if it did not exist (a participant never changes).
+    if (!target || target.participantDipId !== by.participantDipId) return { problem: `${by.participantDipId} has no user '${usernameGiven.slice(0, 64)}'`, status: 404 };
+    const before = levelOf(target);
+    if (before === level) return { problem: `${username} is already a${level === 'viewer' ? '' : 'n'} ${level}`, status: 409 };
+    const changed = await this.store.changeAccount(username, { level, admin: level === 'admin' });
+    if (!changed) return { problem: `${by.participantDipId} has no user '${usernameGiven.slice(0, 64)}'`, status: 404 };
+    const journalError = await this.journalled({ at: this.clock.now(), actor: actorOf(by), action: 'user.level', target: username, before: { level: before }, after: { level, sessionsEnded: true }, status: null });
+    return journalError ? { account: changed, journalError } : { account: changed };
+  }
+
+  /** Appends a user administration's entry; the error if it could not be written (the act is done either way). */
+  private async journalled(entry: Parameters<Pick<OperatorJournal, 'append'>['append']>[0]): Promise<Error | undefined> {
     try {
       await this.journal?.append(entry);
+      return undefined;
     } catch (err) {
-      return { ...done, journalError: err instanceof Error ? err : new Error(String(err)) };
+      return err instanceof Error ? err : new Error(String(err));
     }
-    return done;
   }
 
   account(username: string): Promise<PortalAccount | undefined> {

@@ -1,4 +1,5 @@
 import type { PortalAccount } from '../ports/portal-accounts.js';
+import { levelOf, USER_LEVELS } from '../domain/portal-levels.js';
 import { html, isoOrDash, type Html } from './html.js';
 import { csrfField, type Signed } from './session.js';
 
@@ -6,21 +7,38 @@ import { csrfField, type Signed } from './session.js';
 
 /**
  * `manage.resetAction`: where a lost authenticator is reset (the user portal's administrators; the
- * operator portal resets operators' factors through the operator API's own route).
+ * operator portal resets operators' factors through the operator API's own route); `manage.levelAction`:
+ * where a participant's user's level is changed (the user portal's administrators). The third column is
+ * a participant's user's level (src/domain/portal-levels.ts), an operator's administrator flag.
  */
-export function userRows(accounts: PortalAccount[], manage: { action: string; csrf: Signed; self: string; resetAction?: string } | null): Html[] {
+export function userRows(accounts: PortalAccount[], manage: { action: string; csrf: Signed; self: string; resetAction?: string; levelAction?: string } | null): Html[] {
   return accounts.map(
-    (a) => html`<tr><td>${a.username}</td><td>${a.displayName}</td><td>${a.admin ? 'yes' : 'no'}</td><td>${isoOrDash(a.createdAt)} by ${a.createdBy}</td><td>${a.disabled ? html`<span class="badge bad">disabled</span>` : html`<span class="badge ok">active</span>`}${a.totpSecretSealed === null ? html` <span class="badge warn">authenticator not set up</span>` : ''}</td>
+    (a) => html`<tr><td>${a.username}</td><td>${a.displayName}</td><td>${a.participantDipId === null ? (a.admin ? 'yes' : 'no') : levelOf(a)}</td><td>${isoOrDash(a.createdAt)} by ${a.createdBy}</td><td>${a.disabled ? html`<span class="badge bad">disabled</span>` : html`<span class="badge ok">active</span>`}${a.totpSecretSealed === null ? html` <span class="badge warn">authenticator not set up</span>` : ''}</td>
 <td>${manage && a.username !== manage.self ? html`<form method="post" action="${manage.action}" class="inline">${csrfField(manage.csrf)}<input type="hidden" name="username" value="${a.username}"><input type="hidden" name="disable" value="${a.disabled ? 'no' : 'yes'}"><button type="submit" class="${a.disabled ? 'secondary' : 'danger'}">${a.disabled ? 'Enable' : 'Disable'}<span class="skip"> ${a.username}</span></button></form>` : ''}
-${manage?.resetAction && a.username !== manage.self ? html`<form method="post" action="${manage.resetAction}" class="inline">${csrfField(manage.csrf)}<input type="hidden" name="username" value="${a.username}"><button type="submit" class="secondary">Reset authenticator<span class="skip"> of ${a.username}</span></button></form>` : ''}</td></tr>`,
+${manage?.resetAction && a.username !== manage.self ? html`<form method="post" action="${manage.resetAction}" class="inline">${csrfField(manage.csrf)}<input type="hidden" name="username" value="${a.username}"><button type="submit" class="secondary">Reset authenticator<span class="skip"> of ${a.username}</span></button></form>` : ''}
+${manage?.levelAction && a.username !== manage.self ? levelForm(manage.levelAction, manage.csrf, a) : ''}</td></tr>`,
   );
 }
 
-export function newUserForm(action: string, signed: Signed, offerAdmin: boolean, legend = 'New user'): Html {
+/** A participant's user's level, changed in place: a choice of the levels and a button naming the user. */
+function levelForm(action: string, csrf: Signed, a: PortalAccount): Html {
+  const id = `level-${a.username}`;
+  return html`<form method="post" action="${action}" class="inline">${csrfField(csrf)}<input type="hidden" name="username" value="${a.username}"><label for="${id}" class="skip">Level of ${a.username}</label><select id="${id}" name="level">${levelOptions(levelOf(a))}</select> <button type="submit" class="secondary">Change level<span class="skip"> of ${a.username}</span></button></form>`;
+}
+
+const levelOptions = (selected: string): Html[] => USER_LEVELS.map((l) => html`<option value="${l}"${selected === l ? ' selected' : ''}>${l}</option>`);
+
+/**
+ * `offer`: 'admin', a box for the administrator flag (the operator portal's participants' users, as the
+ * operator API takes them); 'levels', the level (the user portal's Users page: viewer unless chosen, the
+ * least privilege); 'none' (operators, whose roles are set elsewhere).
+ */
+export function newUserForm(action: string, signed: Signed, offer: 'admin' | 'levels' | 'none', legend = 'New user'): Html {
   return html`<form method="post" action="${action}">${csrfField(signed)}<fieldset><legend>${legend}</legend>
 <label for="new-username">Username</label><input type="text" id="new-username" name="username" required pattern="[a-z0-9][a-z0-9._\\-]{2,63}" autocomplete="off">
 <label for="new-name">Name</label><input type="text" id="new-name" name="displayName" required maxlength="100" autocomplete="off">
-${offerAdmin ? html`<p><input type="checkbox" id="new-admin" name="admin" value="yes"> <label for="new-admin" class="inline-label">Administrator (creates and disables users, resets their authenticators)</label></p>` : ''}
+${offer === 'admin' ? html`<p><input type="checkbox" id="new-admin" name="admin" value="yes"> <label for="new-admin" class="inline-label">Administrator (creates and disables users, resets their authenticators); without it, the user is at the operations level</label></p>` : ''}
+${offer === 'levels' ? html`<label for="new-level">Level</label><select id="new-level" name="level">${levelOptions('viewer')}</select>` : ''}
 <button type="submit">Create user</button></fieldset></form>`;
 }
 

@@ -35,10 +35,11 @@ export const byUrgency = (a: Pick<AlarmCondition, 'rule' | 'since'>, b: Pick<Ala
   Number(alarmSeverity(b) === 'critical') - Number(alarmSeverity(a) === 'critical') || a.since - b.since;
 
 /** Subscriptions as rows, each with its own remove button (the CSRF token and the subscription's ID). */
-export function subscriptionRows(subs: readonly AlarmSubscription[], o: { action: string; csrf: string; owner: boolean }): Html[] {
+/** `o.action`: where a subscription is removed; null: no button (a user whose level may not). */
+export function subscriptionRows(subs: readonly AlarmSubscription[], o: { action: string | null; csrf: string; owner: boolean }): Html[] {
   return subs.map(
     (s) =>
-      html`<tr>${o.owner ? html`<td>${s.owner}</td>` : ''}<td>${s.rules.join(', ')}</td><td>${s.email ?? '—'}</td><td>${s.webhookUrl ? html`<code>${s.webhookUrl}</code>` : '—'}</td><td>${isoOrDash(s.createdAt)}</td><td>${actionButton({ action: o.action, csrf: o.csrf, fields: { id: s.id }, label: 'Unsubscribe', about: `${o.owner ? `${s.owner} ` : ''}from ${s.rules.join(', ')} (${s.email ?? s.webhookUrl ?? ''})`, kind: 'danger' })}</td></tr>`,
+      html`<tr>${o.owner ? html`<td>${s.owner}</td>` : ''}<td>${s.rules.join(', ')}</td><td>${s.email ?? '—'}</td><td>${s.webhookUrl ? html`<code>${s.webhookUrl}</code>` : '—'}</td><td>${isoOrDash(s.createdAt)}</td><td>${o.action === null ? '' : actionButton({ action: o.action, csrf: o.csrf, fields: { id: s.id }, label: 'Unsubscribe', about: `${o.owner ? `${s.owner} ` : ''}from ${s.rules.join(', ')} (${s.email ?? s.webhookUrl ?? ''})`, kind: 'danger' })}</td></tr>`,
   );
 }
 

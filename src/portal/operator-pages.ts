@@ -211,8 +211,8 @@ async function participantPage(deps: PortalDeps, c: Ctx, extra: Html | null, sta
 ${extra}
 ${row ? manageParticipant(row, c.signed) : ''}
 <h2>Portal users</h2>
-${table(`Portal users of ${dipId}`, ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(users, { action: `/operator/participants/${dipId}/users/disable`, csrf: c.signed, self: '' }), 'No portal user yet: create its first administrator below.')}
-${newUserForm(`/operator/participants/${dipId}/users`, c.signed, true, `New portal user for ${dipId}`)}`;
+${table(`Portal users of ${dipId}`, ['Username', 'Name', 'Level', 'Created', 'State', ''], userRows(users, { action: `/operator/participants/${dipId}/users/disable`, csrf: c.signed, self: '' }), 'No portal user yet: create its first administrator below.')}
+${newUserForm(`/operator/participants/${dipId}/users`, c.signed, 'admin', `New portal user for ${dipId}`)}`;
   return render(c.reply, status, O, c.req, c.signed, `Participant ${dipId}`, body, flash);
 }
 
@@ -483,7 +483,7 @@ async function operatorsPage(deps: PortalDeps, c: Ctx, extra: Html | null, flash
   if (!allowed.data) return refuse(c.reply, O, c.req, c.signed, allowed.response.status, problemOf(allowed.error));
   const operators = await deps.accounts.accounts(null);
   const body = html`${extra}${table('Operator accounts', ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(operators, { action: '/operator/operators/disable', csrf: c.signed, self: c.signed.account.username }))}
-${newUserForm('/operator/operators', c.signed, false, 'New operator')}`;
+${newUserForm('/operator/operators', c.signed, 'none', 'New operator')}`;
   return render(c.reply, status, O, c.req, c.signed, 'Operators', body, flash);
 }
 

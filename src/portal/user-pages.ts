@@ -20,7 +20,8 @@ import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { maintenanceMailForm, noticeTable } from './maintenance-pages.js';
 import { publicNotice } from '../domain/maintenance.js';
 import { csrfField, field, isReply, pageRoutes, refuse, render } from './session.js';
-import { asField, asFields, asQuery, journeyLink, param, scope, USER_REALM, userFilters, type UserCtx } from './user-realm.js';
+import { asField, asFields, asQuery, journeyLink, levelNote, may, param, scope, USER_REALM, userFilters, userPages, type UserCtx } from './user-realm.js';
+import { isUserLevel, LEVEL_POWERS, USER_LEVELS } from '../domain/portal-levels.js';
 import { dateTime, dipId, freeText } from './filters.js';
 import { registerUserSelfPages } from './user-self-pages.js';
 import { registerUserAuditPages } from './user-audit-pages.js';
@@ -35,6 +36,8 @@ const SEARCH_LIMIT = 50;
 const ALL_TIME = { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER };
 
 type Ctx = UserCtx;
+const OPERATIONS = { needs: 'operations' } as const;
+const ADMIN = { needs: 'admin' } as const;
 
 function receivingChannels(deps: PortalDeps, p: Participant): Channel[] {
   return deps.channels.all().filter((ch) => receivesOn(ch, p));
@@ -49,37 +52,38 @@ function verdictBadge(a: Pick<DeliveryAttempt, 'verdict' | 'status'>): Html {
 
 /** Registers the user portal's pages. Each handler authorises through `scope` before reading anything. */
 export function registerUserPortal(app: FastifyInstance, deps: PortalDeps): void {
-  const page = pageRoutes<Ctx>(app, deps, R, (req, reply, signed) => {
+  const page = userPages(pageRoutes<Ctx>(app, deps, R, (req, reply, signed) => {
     const own = signed.account.participantDipId ? deps.registry.participant(signed.account.participantDipId) : undefined;
     if (!own) return refuse(reply, R, req, signed, 403, `${signed.account.participantDipId ?? 'this account'} is no longer a registered participant`);
     return { req, reply, signed, own };
-  });
+  }));
 
   page('/', 'GET', async (c) => overview(deps, c));
   page('/webhooks', 'GET', async (c) => webhooksPage(deps, c, null, 200));
-  page('/webhooks', 'POST', async (c) => setWebhook(deps, c));
-  page('/webhooks/remove', 'POST', async (c) => dropWebhook(deps, c));
-  page('/webhooks/test', 'POST', async (c) => testMessage(deps, c));
+  page('/webhooks', 'POST', async (c) => setWebhook(deps, c), OPERATIONS);
+  page('/webhooks/remove', 'POST', async (c) => dropWebhook(deps, c), OPERATIONS);
+  page('/webhooks/test', 'POST', async (c) => testMessage(deps, c), OPERATIONS);
   page('/webhooks/attempts', 'GET', async (c) => attemptsPage(deps, c));
   page('/messages', 'GET', async (c) => searchPage(deps, c));
   page('/messages/:channel/:transactionId', 'GET', async (c) => journeyPage(deps, c, null));
-  page('/messages/:channel/:transactionId/requeue', 'POST', async (c) => replayOne(deps, c, 'requeue'));
-  page('/messages/:channel/:transactionId/replay', 'POST', async (c) => replayOne(deps, c, 'replay'));
+  page('/messages/:channel/:transactionId/requeue', 'POST', async (c) => replayOne(deps, c, 'requeue'), OPERATIONS);
+  page('/messages/:channel/:transactionId/replay', 'POST', async (c) => replayOne(deps, c, 'replay'), OPERATIONS);
   page('/replay', 'GET', async (c) => replayForm(deps, c, null, 200));
-  page('/replay', 'POST', async (c) => replayWindow(deps, c));
+  page('/replay', 'POST', async (c) => replayWindow(deps, c), OPERATIONS);
   page('/status-messages', 'GET', async (c) => statusMessages(deps, c));
   page('/certificates', 'GET', async (c) => certificatesPage(deps, c, null));
-  page('/certificates/request', 'POST', async (c) => certificateRequest(deps, c));
+  page('/certificates/request', 'POST', async (c) => certificateRequest(deps, c), ADMIN);
   page('/certificates/:name', 'GET', async (c) => certificateDownload(deps, c));
   page('/maintenance', 'GET', async (c) => maintenancePage(deps, c, null, 200));
-  page('/maintenance/e-mail', 'POST', async (c) => setMaintenanceEmail(deps, c));
+  page('/maintenance/e-mail', 'POST', async (c) => setMaintenanceEmail(deps, c), ADMIN);
   registerUserAuditPages(page, deps);
   registerUserSelfPages(page, deps);
   registerUserParticipationPages(page, deps);
   page('/users', 'GET', async (c) => usersPage(deps, c, null, 200));
-  page('/users', 'POST', async (c) => createUser(deps, c));
-  page('/users/disable', 'POST', async (c) => disableUser(deps, c));
-  page('/users/totp-reset', 'POST', async (c) => resetUserFactor(deps, c));
+  page('/users', 'POST', async (c) => createUser(deps, c), ADMIN);
+  page('/users/disable', 'POST', async (c) => disableUser(deps, c), ADMIN);
+  page('/users/totp-reset', 'POST', async (c) => resetUserFactor(deps, c), ADMIN);
+  page('/users/level', 'POST', async (c) => changeLevel(deps, c), ADMIN);
 }
 
 async function overview(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
@@ -111,6 +115,7 @@ async function webhooksPage(deps: PortalDeps, c: Ctx, flash: Flash, status: numb
   const p = s.caller;
   const channels = receivingChannels(deps, p);
   const queues = [...channels.map((ch) => ch.interfaceId), STATUS_CHANNEL];
+  const operations = may(c, 'operations');
   const rows: Html[] = [];
   for (const id of queues) {
     const hook = deps.registry.webhook(p.dipId, id);
@@ -118,17 +123,19 @@ async function webhooksPage(deps: PortalDeps, c: Ctx, flash: Flash, status: numb
     const [last] = await deps.archive.attempts({ recipientDipId: p.dipId, channel: id }, 1);
     rows.push(html`<tr><td>${id === STATUS_CHANNEL ? 'Status messages' : id}</td><td><code>${hook.url}</code></td><td class="num">${hook.maxMessageCount}</td>
 <td>${last ? html`${verdictBadge(last)} <span class="muted">${isoOrDash(last.startedAt)}</span>` : html`<span class="muted">no call yet</span>`} <a href="/portal/webhooks/attempts?channel=${id}${asQuery(c.own, p, '&')}">attempts<span class="skip"> for ${id}</span></a></td>
-<td>${when(id !== STATUS_CHANNEL, () => actionButton({ action: '/portal/webhooks/test', csrf: c.signed.claims.csrf, fields: { ...asFields(c.own, p), channel: id }, label: 'Send a test message', about: `on ${id}`, kind: 'secondary' }))}
-${actionButton({ action: '/portal/webhooks/remove', csrf: c.signed.claims.csrf, fields: { ...asFields(c.own, p), channel: id }, label: 'Remove', about: `the webhook for ${id}`, kind: 'danger' })}</td></tr>`);
+<td>${when(id !== STATUS_CHANNEL && operations, () => actionButton({ action: '/portal/webhooks/test', csrf: c.signed.claims.csrf, fields: { ...asFields(c.own, p), channel: id }, label: 'Send a test message', about: `on ${id}`, kind: 'secondary' }))}
+${when(operations, () => actionButton({ action: '/portal/webhooks/remove', csrf: c.signed.claims.csrf, fields: { ...asFields(c.own, p), channel: id }, label: 'Remove', about: `the webhook for ${id}`, kind: 'danger' }))}</td></tr>`);
   }
   const body = html`${table('Registered webhooks', ['Channel', 'Callback URL', 'Messages per call', 'Last call', 'Actions'], rows, 'No webhook registered: messages wait to be pulled (or for a webhook).')}
-<h2>Register or change a webhook</h2>
+${operations
+  ? html`<h2>Register or change a webhook</h2>
 <form method="post" action="/portal/webhooks">${csrfField(c.signed)}${asField(c.own, p)}
 ${select('channel', 'Channel', [...channelOptions(channels), { value: STATUS_CHANNEL, label: 'Status messages (returned to sender)' }], '', { required: true })}
 ${input('callbackURL', 'Callback URL', { type: 'url', required: true, placeholder: 'https://dip.example.com/webhook' })}
 ${input('maxMessageCount', 'Messages per call (optional)', { type: 'number', min: 1, max: 10000 })}
 <div><button type="submit">Save webhook</button></div>
-</form>`;
+</form>`
+  : levelNote(c, 'operations', 'registering, testing and removing webhooks')}`;
   return render(c.reply, status, R, c.req, c.signed, 'Webhooks', body, flash);
 }
 
@@ -277,7 +284,7 @@ async function journeyPage(deps: PortalDeps, c: Ctx, flash: Flash, extra: Html |
     const action = (what: 'requeue' | 'replay', label: string, kind?: 'secondary') =>
       actionButton({ action: `/portal/messages/${encodeURIComponent(m.channel)}/${encodeURIComponent(m.transactionId)}/${what}`, csrf: c.signed.claims.csrf, fields: asFields(c.own, p), label, kind });
     received = html`<h2>Replay</h2>
-<p>${action('requeue', 'Requeue to my webhook')} ${action('replay', 'Replay here (show the re-issued copy)', 'secondary')}</p>
+${may(c, 'operations') ? html`<p>${action('requeue', 'Requeue to my webhook')} ${action('replay', 'Replay here (show the re-issued copy)', 'secondary')}</p>` : levelNote(c, 'operations', 'replaying and requeuing')}
 ${extra}
 <h2>Header and payload</h2>
 ${messageHeader(m)}
@@ -330,7 +337,7 @@ async function replayOrRequeue(deps: PortalDeps, queue: QueueRef, filter: Replay
 async function replayForm(deps: PortalDeps, c: Ctx, flash: Flash, status: number, copies: Html | null = null): Promise<FastifyReply> {
   const s = scope(deps, c, 'self');
   if (isReply(s)) return s;
-  const body = html`<form method="post" action="/portal/replay">${csrfField(c.signed)}${asField(c.own, s.caller)}
+  const form = html`<form method="post" action="/portal/replay">${csrfField(c.signed)}${asField(c.own, s.caller)}
 <fieldset><legend>Messages to replay or requeue</legend>
 ${select('channel', 'Channel', channelOptions(receivingChannels(deps, s.caller)), '', { required: true })}
 ${input('from', 'Received from (UTC)', { type: 'datetime-local', required: true })}
@@ -342,7 +349,8 @@ ${input('mpan', 'MPAN (optional)', { inputmode: 'numeric', pattern: '[0-9]{13}' 
 ${choice('radio', 'requeue', 'action', 'requeue', 'Requeue: send them to my webhook again', true)}
 ${choice('radio', 'replay', 'action', 'replay', 'Replay: show them here')}
 </fieldset>
-<button type="submit">Go</button></form>${copies}
+<button type="submit">Go</button></form>`;
+  const body = html`${may(c, 'operations') ? form : levelNote(c, 'operations', 'replaying and requeuing')}${copies}
 ${await requeueJobsTable(deps, s.caller.dipId)}`;
   return render(c.reply, status, R, c.req, c.signed, 'Replay and requeue', body, flash);
 }
@@ -435,11 +443,12 @@ ${facts([
 <p><a href="/portal/certificates/participant${asQuery(c.own, p)}" download>Download the registered certificate (PEM)</a></p>
 <h2>The DIP's certificates</h2>
 <ul><li><a href="/portal/certificates/dip-ca" download>Environment CA</a> (verify the DIP's TLS and signatures)</li><li><a href="/portal/certificates/dip-signing" download>DIP signing certificate</a></li><li><a href="/portal/certificates/dip-encryption" download>DIP encryption certificate</a> (security pattern 2)</li></ul>
-${when(c.signed.account.admin && p.dipId === c.own.dipId, () => html`<h2>Request a certificate</h2>
+${when(may(c, 'admin') && p.dipId === c.own.dipId, () => html`<h2>Request a certificate</h2>
 <form method="post" action="/portal/certificates/request">${csrfField(c.signed)}
 ${textarea('csr', 'Certificate signing request (PEM): your key stays with you', { required: true, placeholder: '-----BEGIN CERTIFICATE REQUEST-----' })}
 <button type="submit">Issue a certificate for ${p.dipId}</button></form>
 <p class="muted">The certificate is issued for ${p.dipId} by the environment's CA. It becomes the registered one when the DIP's operator registers it (dip participant rotate-cert), with an overlap for moving over.</p>`)}
+${levelNote(c, 'admin', 'requesting a certificate')}
 ${issued}`;
   return render(c.reply, status, R, c.req, c.signed, 'Certificates', body, flash);
 }
@@ -447,7 +456,6 @@ ${issued}`;
 const NO_CSR = 'csr is required: paste the PEM certificate signing request (-----BEGIN CERTIFICATE REQUEST-----) of a key you hold';
 
 async function certificateRequest(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  if (!c.signed.account.admin) return refuse(c.reply, R, c.req, c.signed, 403, `only ${c.own.dipId}'s administrators request certificates`);
   // An empty field is not "no CSR, make me a key": the certificate would be for a key nobody holds.
   const csr = field(c.req.body, 'csr');
   if (csr.trim() === '') return certificatesPage(deps, c, null, { kind: 'error', text: NO_CSR }, 400);
@@ -479,26 +487,44 @@ async function certificateDownload(deps: PortalDeps, c: Ctx): Promise<FastifyRep
 
 async function usersPage(deps: PortalDeps, c: Ctx, extra: Html | null, status: number, flash: Flash = null): Promise<FastifyReply> {
   const accounts = await deps.accounts.accounts(c.own.dipId);
-  const admin = c.signed.account.admin;
-  const body = html`${extra}${table(`Users of ${c.own.dipId}`, ['Username', 'Name', 'Administrator', 'Created', 'State', ''], userRows(accounts, admin ? { action: '/portal/users/disable', csrf: c.signed, self: c.signed.account.username, resetAction: '/portal/users/totp-reset' } : null))}
+  const admin = may(c, 'admin');
+  const manage = { action: '/portal/users/disable', csrf: c.signed, self: c.signed.account.username, resetAction: '/portal/users/totp-reset', levelAction: '/portal/users/level' };
+  const body = html`${extra}${table(`Users of ${c.own.dipId}`, ['Username', 'Name', 'Level', 'Created', 'State', ''], userRows(accounts, admin ? manage : null))}
+<h2>Levels</h2>
+${facts(USER_LEVELS.map((l) => [l, LEVEL_POWERS[l]] as const))}
 ${admin
-  ? html`<p class="muted">A new user, or one whose authenticator was reset, sets up their authenticator app and chooses their own password at their next sign-in. Your own authenticator is reset by another administrator of ${c.own.dipId}.</p>${newUserForm('/portal/users', c.signed, true)}`
-  : html`<p class="muted">Only ${c.own.dipId}'s administrators create and disable users and reset their authenticators.</p>`}`;
+  ? html`<p class="muted">A new user, or one whose authenticator was reset, sets up their authenticator app and chooses their own password at their next sign-in. Your own authenticator and level are changed by another administrator of ${c.own.dipId}. A change of level signs the user out everywhere.</p>${newUserForm('/portal/users', c.signed, 'levels')}`
+  : levelNote(c, 'admin', 'creating and disabling users, setting their levels and resetting their authenticators')}`;
   return render(c.reply, status, R, c.req, c.signed, 'Users', body, flash);
 }
 
+/** The level a form names, or null when it names none of them. */
+function levelField(c: Ctx): (typeof USER_LEVELS)[number] | null {
+  const level = field(c.req.body, 'level');
+  return isUserLevel(level) ? level : null;
+}
+
+const NO_LEVEL = `level must be one of ${USER_LEVELS.join(', ')}`;
+
 async function createUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  if (!c.signed.account.admin) return refuse(c.reply, R, c.req, c.signed, 403, `only ${c.own.dipId}'s administrators create users`);
-  const made = await deps.accounts.createEnrollingAtFirstSignIn({
-    username: field(c.req.body, 'username'),
-    displayName: field(c.req.body, 'displayName'),
-    participantDipId: c.own.dipId,
-    admin: field(c.req.body, 'admin') === 'yes',
-    createdBy: c.signed.account.username,
-  });
-  if ('problem' in made) return usersPage(deps, c, null, 400, { kind: 'error', text: made.problem });
-  deps.logger.info({ username: made.account.username, by: c.signed.account.username, participant: c.own.dipId }, 'portal: user created');
-  return usersPage(deps, c, enrolmentPanel({ ...made, ...made.account }), 200, { kind: 'ok', text: `user ${made.account.username} created` });
+  const level = levelField(c);
+  if (level === null) return usersPage(deps, c, null, 400, { kind: 'error', text: NO_LEVEL });
+  const made = await deps.accounts.createUsersUser(c.signed.account, { username: field(c.req.body, 'username'), displayName: field(c.req.body, 'displayName'), level });
+  if ('problem' in made) return made.status === 403 ? refuse(c.reply, R, c.req, c.signed, 403, made.problem) : usersPage(deps, c, null, made.status, { kind: 'error', text: made.problem });
+  if (made.journalError) deps.logger.error({ err: made.journalError, username: made.account.username, by: c.signed.account.username }, 'could not journal a user created');
+  deps.logger.info({ username: made.account.username, level, by: c.signed.account.username, participant: c.own.dipId }, 'portal: user created');
+  return usersPage(deps, c, enrolmentPanel({ ...made, ...made.account }), 200, { kind: 'ok', text: `user ${made.account.username} created (${level})` });
+}
+
+/** An administrator changes a user's level (PortalAccountService setUsersLevel: journalled, the user signed out everywhere). */
+async function changeLevel(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const level = levelField(c);
+  if (level === null) return usersPage(deps, c, null, 400, { kind: 'error', text: NO_LEVEL });
+  const changed = await deps.accounts.setUsersLevel(c.signed.account, field(c.req.body, 'username'), level);
+  if ('problem' in changed) return changed.status === 403 ? refuse(c.reply, R, c.req, c.signed, 403, changed.problem) : usersPage(deps, c, null, changed.status, { kind: 'error', text: changed.problem });
+  if (changed.journalError) deps.logger.error({ err: changed.journalError, username: changed.account.username, by: c.signed.account.username }, 'could not journal a level change');
+  deps.logger.info({ username: changed.account.username, level, by: c.signed.account.username, participant: c.own.dipId }, 'portal: user level changed');
+  return usersPage(deps, c, null, 200, { kind: 'ok', text: `${changed.account.username} is now ${level}: signed out everywhere` });
 }
 
 /**
@@ -515,7 +541,6 @@ async function resetUserFactor(deps: PortalDeps, c: Ctx): Promise<FastifyReply> 
 }
 
 async function disableUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  if (!c.signed.account.admin) return refuse(c.reply, R, c.req, c.signed, 403, `only ${c.own.dipId}'s administrators disable users`);
   const username = field(c.req.body, 'username');
   const target = await deps.accounts.account(username);
   // Another participant's user is answered as if it did not exist.

@@ -4,8 +4,8 @@ import { refusalOf } from '../pipeline/refused.js';
 import type { SelfView } from '../pipeline/self-service.js';
 import type { PortalDeps } from './deps.js';
 import { badge, facts, hidden, html, input, table, when, type Flash, type Html } from './html.js';
-import { csrfField, field, isReply, refuse, render } from './session.js';
-import { asFields, scope, USER_REALM as R, type UserCtx as Ctx, type UserPageRegistrar } from './user-realm.js';
+import { csrfField, field, isReply, render } from './session.js';
+import { asFields, levelNote, may, scope, USER_REALM as R, type UserCtx as Ctx, type UserPageRegistrar } from './user-realm.js';
 
 /**
  * The user portal's self-service pages (spec 5.12.1 "User Roles Request" and "Agent Management"): the
@@ -23,15 +23,13 @@ const PROVIDER_PAGE = '/portal/connection-provider';
 
 export function registerUserParticipationPages(page: UserPageRegistrar, deps: PortalDeps): void {
   page('/roles-and-channels', 'GET', async (c) => rolesPage(deps, c, null, 200));
-  page('/roles-and-channels', 'POST', async (c) => changeRoleOrChannel(deps, c));
+  page('/roles-and-channels', 'POST', async (c) => changeRoleOrChannel(deps, c), { needs: 'admin' });
   page('/connection-provider', 'GET', async (c) => providerPage(deps, c, null, 200));
-  page('/connection-provider', 'POST', async (c) => changeProvider(deps, c));
+  page('/connection-provider', 'POST', async (c) => changeProvider(deps, c), { needs: 'admin' });
 }
 
 /** The user's own participant as the registry holds it now (a change just made included). */
 const current = (deps: PortalDeps, c: Ctx): Participant => deps.registry.participant(c.own.dipId) ?? c.own;
-
-const onlyAdministrators = (c: Ctx): string => `only ${c.own.dipId}'s administrators change its roles, channels and connection provider`;
 
 /**
  * A change's form: its fields, a confirmation box the browser requires ticked (and the handler checks: a
@@ -56,7 +54,7 @@ const CHANGES = {
 } as const;
 
 function roleRows(c: Ctx, p: Participant, v: SelfView): Html[] {
-  const admin = c.signed.account.admin;
+  const admin = may(c, 'admin');
   const as = asFields(c.own, p);
   return [...new Set([...v.availableOptionalRoles, ...v.optionalRoles])].sort().map((role) => {
     const signedUp = v.optionalRoles.includes(role);
@@ -73,7 +71,7 @@ function roleRows(c: Ctx, p: Participant, v: SelfView): Html[] {
 }
 
 function channelRows(deps: PortalDeps, c: Ctx, p: Participant, v: SelfView): Html[] {
-  const admin = c.signed.account.admin;
+  const admin = may(c, 'admin');
   const as = asFields(c.own, p);
   return [...new Set([...v.optInChannels, ...v.channels])].sort().map((id) => {
     const optedIn = v.channels.includes(id);
@@ -100,7 +98,7 @@ ${facts([
 ${table(`Optional roles ${v.dipId} may sign up for`, ['Role', 'State', ''], roleRows(c, p, v), 'No optional role: the operator offers none.')}
 <h2>Channels to opt into</h2>
 ${table(`Channels ${v.dipId} may opt into`, ['Channel', 'Name', 'State', ''], channelRows(deps, c, p, v), 'No channel takes participants opting in.')}
-${when(!c.signed.account.admin, () => html`<p class="muted">Only ${c.own.dipId}'s administrators sign up for roles and channels and leave them.</p>`)}`;
+${levelNote(c, 'admin', 'signing up for roles and channels and leaving them')}`;
   return render(c.reply, status, R, c.req, c.signed, p.dipId === c.own.dipId ? 'Roles and channels' : `Roles and channels: acting for ${p.dipId}`, body, flash);
 }
 
@@ -112,7 +110,6 @@ async function failed(page: (flash: Flash, status: number) => Promise<FastifyRep
 }
 
 async function changeRoleOrChannel(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  if (!c.signed.account.admin) return refuse(c.reply, R, c.req, c.signed, 403, onlyAdministrators(c));
   const s = scope(deps, c, 'self');
   if (isReply(s)) return s;
   const again = (flash: Flash, status: number) => rolesPage(deps, c, flash, status);
@@ -136,7 +133,7 @@ async function providerPage(deps: PortalDeps, c: Ctx, flash: Flash, status: numb
   const p = current(deps, c);
   const provider = p.connectionProvider ? deps.registry.participant(p.connectionProvider) : undefined;
   const connectsFor = deps.registry.participants().filter((x) => x.connectionProvider === p.dipId);
-  const admin = c.signed.account.admin;
+  const admin = may(c, 'admin');
   const nominate = confirmedForm(c, {
     action: PROVIDER_PAGE,
     id: 'nominate',
@@ -151,12 +148,11 @@ ${facts([
   ['Connects for', connectsFor.length ? connectsFor.map((a) => `${a.dipId} (${a.roles.join(', ')})`).join(', ') : 'no other participant'],
 ])}
 ${when(admin && p.connectionProvider, () => confirmedForm(c, { action: PROVIDER_PAGE, id: 'withdraw', fields: { change: 'withdraw' }, label: `Withdraw ${p.connectionProvider!}`, confirm: `${p.connectionProvider!} no longer connects for ${p.dipId}: ${p.dipId} connects itself`, kind: 'danger' }))}
-${admin ? html`<h2>Nominate a DIP Connection Provider</h2>${nominate}` : html`<p class="muted">Only ${p.dipId}'s administrators nominate and withdraw its DIP Connection Provider.</p>`}`;
+${admin ? html`<h2>Nominate a DIP Connection Provider</h2>${nominate}` : levelNote(c, 'admin', 'nominating and withdrawing the DIP Connection Provider')}`;
   return render(c.reply, status, R, c.req, c.signed, 'Connection provider', body, flash);
 }
 
 async function changeProvider(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  if (!c.signed.account.admin) return refuse(c.reply, R, c.req, c.signed, 403, onlyAdministrators(c));
   const again = (flash: Flash, status: number) => providerPage(deps, c, flash, status);
   const change = field(c.req.body, 'change');
   if (change !== 'nominate' && change !== 'withdraw') return again({ kind: 'error', text: 'change must be nominate or withdraw' }, 400);

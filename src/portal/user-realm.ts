@@ -1,8 +1,9 @@
 import type { FastifyReply } from 'fastify';
 import type { Participant } from '../domain/participant.js';
+import { LEVEL_POWERS, levelOf, mayAct, type UserLevel } from '../domain/portal-levels.js';
 import { authorise, type Access, type Scope } from '../pipeline/access.js';
 import type { PortalDeps } from './deps.js';
-import { hidden, when, type Html } from './html.js';
+import { hidden, html, when, type Html } from './html.js';
 import { field, refuse, type PortalReq, type Realm, type Signed } from './session.js';
 import { pageFilters, type FilterRule, type Filters } from './filters.js';
 
@@ -39,8 +40,40 @@ export interface UserCtx {
   own: Participant;
 }
 
-/** Registers one of the user portal's pages (pageRoutes with the user's context). */
-export type UserPageRegistrar = (path: string, method: 'GET' | 'POST', handler: (c: UserCtx) => Promise<FastifyReply>, options?: { streamedAnswer?: boolean }) => void;
+/**
+ * Registers one of the user portal's pages (pageRoutes with the user's context). A POST changes something
+ * and names the level it needs (src/domain/portal-levels.ts): checked before its handler runs, so no form
+ * is one a lower level can send by hand. Reads (GET) are every level's.
+ */
+export interface UserPageRegistrar {
+  (path: string, method: 'GET', handler: (c: UserCtx) => Promise<FastifyReply>, options?: { streamedAnswer?: boolean }): void;
+  (path: string, method: 'POST', handler: (c: UserCtx) => Promise<FastifyReply>, options: { needs: Exclude<UserLevel, 'viewer'> }): void;
+}
+
+/** How a page names a user's level. */
+const AS: Readonly<Record<UserLevel, string>> = { viewer: 'a viewer', operations: 'at the operations level', admin: 'an administrator' };
+
+/** Whether the signed-in user's level allows what needs `needs` (a page shows the form only then). */
+export const may = (c: UserCtx, needs: UserLevel): boolean => mayAct(levelOf(c.signed.account), needs);
+
+/** What a lower level is told, on a page instead of its forms and in the 403 of a form sent anyway. */
+export function levelNeeded(c: UserCtx, needs: UserLevel, what: string): string {
+  return `You are ${AS[levelOf(c.signed.account)]}: ${what} needs the ${needs} level (${LEVEL_POWERS[needs]}). ${c.own.dipId}'s administrators set levels on the Users page.`;
+}
+
+/** The note a page shows in place of the forms the user's level may not use; nothing when it may. */
+export function levelNote(c: UserCtx, needs: UserLevel, what: string): Html | null {
+  return when(!may(c, needs), () => html`<p class="muted">${levelNeeded(c, needs, what)}</p>`);
+}
+
+/** The user portal's registrar: pageRoutes, each POST refused (403, naming the level) below the level it needs. */
+export function userPages(routes: (path: string, method: 'GET' | 'POST', handler: (c: UserCtx) => Promise<FastifyReply>, options?: { streamedAnswer?: boolean }) => void): UserPageRegistrar {
+  return (path: string, method: 'GET' | 'POST', handler: (c: UserCtx) => Promise<FastifyReply>, options: { streamedAnswer?: boolean; needs?: Exclude<UserLevel, 'viewer'> } = {}) => {
+    const { needs, ...rest } = options;
+    if (method === 'POST' && needs === undefined) throw new Error(`POST ${path}: a user portal form names the level it needs`);
+    routes(path, method, needs === undefined ? handler : async (c) => (may(c, needs) ? handler(c) : refuse(c.reply, USER_REALM, c.req, c.signed, 403, levelNeeded(c, needs, 'this change'))), rest);
+  };
+}
 
 /** A value from the query string (GET) or the form (POST). */
 export function param(req: PortalReq, name: string): string {

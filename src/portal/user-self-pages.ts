@@ -15,7 +15,7 @@ import { badge, barChart, bytes, choice, html, isoOrDash, table, type Flash } fr
 import { PERIOD_NAMES, periodForm, reportCharts, reportPeriod } from './reports-view.js';
 import { oneOf } from './filters.js';
 import { csrfField, fields, field, isReply, refuse, render } from './session.js';
-import { USER_REALM as R, userFilters, type UserCtx as Ctx, type UserPageRegistrar as Registrar } from './user-realm.js';
+import { levelNote, may, USER_REALM as R, userFilters, type UserCtx as Ctx, type UserPageRegistrar as Registrar } from './user-realm.js';
 
 /**
  * The user portal's pages about the participant itself: reports, its API activity, its alarm
@@ -32,8 +32,8 @@ export function registerUserSelfPages(page: Registrar, deps: PortalDeps): void {
   page('/reports', 'GET', async (c) => reportsPage(deps, c));
   page('/activity', 'GET', async (c) => activityPage(deps, c));
   page('/alarms', 'GET', async (c) => alarmsPage(deps, c, null, 200));
-  page('/alarms', 'POST', async (c) => subscribe(deps, c));
-  page('/alarms/remove', 'POST', async (c) => unsubscribe(deps, c));
+  page('/alarms', 'POST', async (c) => subscribe(deps, c), { needs: 'operations' });
+  page('/alarms/remove', 'POST', async (c) => unsubscribe(deps, c), { needs: 'operations' });
   page('/publications', 'GET', async (c) => publicationsPage(deps, c));
   page('/publications/:channel/:id', 'GET', async (c) => download(deps, c), { streamedAnswer: true });
 }
@@ -90,12 +90,13 @@ async function alarmsPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number
   const now = deps.alarms.alarms.current(owner);
   const subs = await deps.alarms.subscriptions.list(owner);
   const current = [...now].sort(byUrgency).map((a) => html`<tr><td>${severityBadge(a)}</td><td>${a.rule}</td><td>${a.summary}</td><td>${alarmAction(a, owner)}</td><td>${isoOrDash(a.since)}</td></tr>`);
-  const rows = subscriptionRows(subs, { action: '/portal/alarms/remove', csrf: c.signed.claims.csrf, owner: false });
+  const operations = may(c, 'operations');
+  const rows = subscriptionRows(subs, { action: operations ? '/portal/alarms/remove' : null, csrf: c.signed.claims.csrf, owner: false });
   const body = html`<h2>Alarms now</h2>
 ${table(`Alarms that concern ${owner} now`, ['Severity', 'Rule', 'What', 'What to do', 'Since'], current, `No alarm concerns ${owner} now.`)}
 <h2>Subscriptions</h2>
 ${subscriptionTable(`${owner}'s alarm subscriptions`, rows, false)}
-${subscribeForm('/portal/alarms', csrfField(c.signed), ALARM_RULES.filter((r) => !OPERATOR_RULES.has(r)), 'Tell us when')}`;
+${operations ? subscribeForm('/portal/alarms', csrfField(c.signed), ALARM_RULES.filter((r) => !OPERATOR_RULES.has(r)), 'Tell us when') : levelNote(c, 'operations', 'subscribing to alarms and unsubscribing')}`;
   return render(c.reply, status, R, c.req, c.signed, 'Alarms', body, flash);
 }
 

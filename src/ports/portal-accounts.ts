@@ -1,3 +1,5 @@
+import type { UserLevel } from '../domain/portal-levels.js';
+
 /**
  * Accounts of the people who use the portals: a participant's users (created by its administrator) and
  * the DIP's operators. Only hashes and sealed secrets are kept: the password as a scrypt (or, under FIPS mode, PBKDF2) hash, the TOTP
@@ -10,6 +12,11 @@ export interface PortalAccount {
   participantDipId: string | null;
   /** May create and disable the participant's users (an operator: the operator portal's user management). */
   admin: boolean;
+  /**
+   * A participant's user's level (src/domain/portal-levels.ts), `admin` exactly when `admin` is true.
+   * Absent on operators' accounts and on users' stored before levels: read by levelOf (not rewritten).
+   */
+  level?: UserLevel;
   displayName: string;
   /** scrypt$N$r$p$salt$hash, or pbkdf2-sha256$iterations$salt$hash under FIPS mode (src/security/portal-credentials.ts). */
   passwordHash: string;
@@ -39,7 +46,7 @@ export interface PortalAccount {
 }
 
 /** What a change to an account may set; every change also ends the account's sessions (its epoch goes up by one). */
-export type AccountChange = Partial<Pick<PortalAccount, 'passwordHash' | 'mustChangePassword' | 'disabled'>>;
+export type AccountChange = Partial<Pick<PortalAccount, 'passwordHash' | 'mustChangePassword' | 'disabled' | 'level' | 'admin'>>;
 
 /** An account whose second factor was reset, and what it had before the reset. */
 export interface TotpReset {

@@ -90,6 +90,20 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect(await store.changeAccount('nobody', {})).toBeUndefined();
     });
 
+    it("keeps a user's level and changes it with the administrator flag in one write, sessions ended; a record stored before levels keeps none", async () => {
+      const store = ctx.backend.portalAccounts;
+      // Stored before levels (the record as older builds wrote it): nothing invented, levelOf reads it.
+      await store.createAccount(account('old.user', 'SUP0000001', 1));
+      expect(await store.account('old.user')).not.toHaveProperty('level');
+      await store.createAccount({ ...account('vera', 'SUP0000001', 2), level: 'viewer' });
+      expect((await store.account('vera'))?.level).toBe('viewer');
+      expect(await store.changeAccount('vera', { level: 'admin', admin: true })).toEqual({ ...account('vera', 'SUP0000001', 2), level: 'admin', admin: true, sessionEpoch: 1 });
+      expect(await store.changeAccount('old.user', { level: 'viewer', admin: false })).toMatchObject({ level: 'viewer', admin: false, sessionEpoch: 1 });
+      const reopened = await ctx.reopen();
+      expect(await reopened.portalAccounts.account('vera')).toMatchObject({ level: 'admin', admin: true });
+      expect(await reopened.portalAccounts.account('old.user')).toMatchObject({ level: 'viewer', admin: false });
+    });
+
     it('records sign-in attempts by name, account or not, one row each, forgetting those before the window', async () => {
       const store = ctx.backend.portalAccounts;
       const first = await store.recordSignInAttempt('no.such.name', 1_000, 0);

@@ -6216,6 +6216,11 @@ export interface paths {
                             createdBy: string;
                             disabled: boolean;
                             displayName: string;
+                            /**
+                             * @description A participant's user's level in the user portal (viewer, operations, admin: README "User levels"); one made here is admin or operations, as `admin` says. Null: an operator's portal sign-in
+                             * @enum {string|null}
+                             */
+                            level?: "viewer" | "operations" | "admin" | null;
                             /** @description The participant whose user it is; null: an operator's portal sign-in */
                             participantDipId: string | null;
                             username: string;
@@ -6312,6 +6317,11 @@ export interface paths {
                             createdBy: string;
                             disabled: boolean;
                             displayName: string;
+                            /**
+                             * @description A participant's user's level in the user portal (viewer, operations, admin: README "User levels"); one made here is admin or operations, as `admin` says. Null: an operator's portal sign-in
+                             * @enum {string|null}
+                             */
+                            level?: "viewer" | "operations" | "admin" | null;
                             /** @description The participant whose user it is; null: an operator's portal sign-in */
                             participantDipId: string | null;
                             /** @description The first password: shown this once. No TOTP secret: the person sets up their own at their first sign-in, and chooses their own password then */
@@ -6423,6 +6433,11 @@ export interface paths {
                             createdBy: string;
                             disabled: boolean;
                             displayName: string;
+                            /**
+                             * @description A participant's user's level in the user portal (viewer, operations, admin: README "User levels"); one made here is admin or operations, as `admin` says. Null: an operator's portal sign-in
+                             * @enum {string|null}
+                             */
+                            level?: "viewer" | "operations" | "admin" | null;
                             /** @description The participant whose user it is; null: an operator's portal sign-in */
                             participantDipId: string | null;
                             username: string;
