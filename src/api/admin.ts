@@ -1,7 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ClockCheckView } from '../pipeline/clock-check.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Logger } from '../ports/logger.js';
