@@ -19,8 +19,11 @@
  * also prints the stored bytes a message.
  * `surrogates` is the lone-surrogate check on that batch (no `\u` escape of D800–DFFF: the byte search alone),
  * `surrogatesFlagged` on a batch whose every item holds an escaped pair, so that every parsed item's strings are read.
- * Usage: npx tsx bench/hotpath.ts [depth|numbers|numbersFlagged|parse|whole|items|surrogates|surrogatesFlagged|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|seal|all] [batches] [batchSize]
+ * `pattern3` is splitPattern3 (src/pipeline/patterns.ts) on an IF-021 item carrying four recipients' JWEs
+ * (its CustomBlock encrypted to four RSA keys, ~5.7 kB each): the shape check each copy gets at submission.
+ * Usage: npx tsx bench/hotpath.ts [depth|numbers|numbersFlagged|parse|whole|items|surrogates|surrogatesFlagged|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|seal|pattern3|all] [batches] [batchSize]
  */
+import { createPublicKey } from 'node:crypto';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { deflateRawSync } from 'node:zlib';
 import { compressSync } from 'lz4-napi';
@@ -35,6 +38,8 @@ import { exceedsJsonDepth, scanJsonBatch } from '../src/security/json-depth.js';
 import { hasAlteredNumber } from '../src/security/json-numbers.js';
 import { firstLoneSurrogate, hasSurrogateEscape } from '../src/security/json-strings.js';
 import { sealParts } from '../src/security/seal-batch.js';
+import { splitPattern3 } from '../src/pipeline/patterns.js';
+import { encryptTo } from '../src/security/payload-encryption.js';
 import { MessageFactory } from './lib/load.js';
 
 const [stage = 'all', batchesArg = '200', sizeArg = '100'] = process.argv.slice(2);
@@ -197,7 +202,21 @@ function seal(): void {
   const s = sealParts({ channel: 'IF-021', senderDipId: '0123456789', receivedAt: 0, rawRequest: body, signatureHeaders: '{}', messages: accepted }, sealer);
   sink += s.outbound.length + s.raw.length;
 }
-const stages: Record<string, () => void> = { depth, numbers, numbersFlagged, parse, whole, items, surrogates, surrogatesFlagged, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate, seal };
+/** One IF-021 item under pattern 3: its CustomBlock replaced by four recipients' JWEs (each batch: `size` of them checked). */
+// A fixed public key (no key generation: its random prime search would swing start-up under callgrind).
+const pattern3Key = createPublicKey("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwaLR/xZFQ3A6nRCJoc2A\npLSMxi/XnhT+ecwT0l4eCAmVyNuzmJwu110ZPh1FTPPnj5pvpILuEtgTQI1ozZLe\nZztz6HeYP+TMb/9PWJWaNZmbfOOTB1VQbeO5u8babL5hVe1FNukNMFfLUD5ccK+5\nqjxGg+e7lj4yVA/wpk1UDEYNhi5p122fy/Luo/tgDrnRCy+J6QfDcUZeUR0d8ymh\nvQ3g94/gIctyPxrLdEq2QkdRUDi5fcn7ZWRiB1s23oO87u8JEv7OxQExM8+b+RM4\nqV8CLpVHNaZSj/TbRDMNiuiN4P6WU7r16iq7txAJA+YCzrrZS+0DHqD4QNVSVBI5\newIDAQAB\n-----END PUBLIC KEY-----\n");
+const pattern3Item = await (async () => {
+  const { CustomBlock, ...rest } = (parsed[0] as { payload: Record<string, unknown> }).payload;
+  const copies: Record<string, string> = {};
+  for (const id of ['abcdef0123', 'abcdef0124', 'abcdef0125', 'abcdef0126']) {
+    copies[id] = await encryptTo(pattern3Key, JSON.stringify(CustomBlock));
+  }
+  return { ...(parsed[0] as object), payload: { ...rest, EncryptedCustomBlocks: copies } };
+})();
+function pattern3(): void {
+  for (let i = 0; i < size; i++) if (splitPattern3(pattern3Item).ok) sink++;
+}
+const stages: Record<string, () => void> = { depth, numbers, numbersFlagged, parse, whole, items, surrogates, surrogatesFlagged, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate, seal, pattern3 };
 const run = stage === 'all' ? Object.values(stages) : [stages[stage]!];
 if (!run[0]) throw new Error(`unknown stage ${stage}`);
 for (let i = 0; i < 20; i++) for (const f of run) f(); // warm up (JIT)
