@@ -166,6 +166,28 @@ describe('PostgreSQL with a synchronous standby: a COMMIT whose answer is lost',
     }
   }, 60_000);
 
+  it('a resend while the first COMMIT still waits for the standby: never answered MSG1006 before a standby has the original', async () => {
+    const store = await PgDatabase.open({ url, clock: systemClock, poolSize: 3, queryTimeoutMs: ANSWER_LOST_MS });
+    try {
+      const log = new PgMessageLog(store);
+      await syncStandbys('ANY 1 (ghost)');
+      const m = message([sup.recipientDipId]);
+      await expect(log.append(batch([m]))).rejects.toMatchObject({ code: COMMIT_IN_DOUBT });
+      // The original is invisible, but its reference's index entry is there: the resend's claim waits for it.
+      const resent = await log.append(batch([m])).then(
+        (r) => ({ answered: r }),
+        (e: unknown) => ({ failed: e }),
+      );
+      // Its lock waits run out (lock_timeout, retried within the store's budget): 503, never "already accepted".
+      expect(resent).toMatchObject({ failed: { kind: 'unavailable', code: '55P03' } });
+      await syncStandbys(servers.standbyName);
+      expect(await log.append(batch([m]))).toMatchObject({ ok: false, duplicates: [m.senderUniqueReference] });
+    } finally {
+      await syncStandbys(servers.standbyName);
+      await store.close();
+    }
+  }, 60_000);
+
   it('that reached the standby: answered as accepted (the standby is shown to have it)', async () => {
     const proxy = await pausableProxy(new URL(url));
     const store = await PgDatabase.open({ url: proxy.url, clock: systemClock, poolSize: 2, queryTimeoutMs: ANSWER_LOST_MS });
