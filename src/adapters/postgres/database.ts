@@ -6,7 +6,7 @@ import type { Cancel, Clock } from '../../ports/clock.js';
 import { COMMIT_IN_DOUBT, StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { classifyPgError, isLockTimeout, isReadTimeout, isRetryable } from './errors.js';
-import { commitInDoubt, NOT_KNOWN, settleInDoubt } from './in-doubt.js';
+import { commitInDoubt, NOT_KNOWN, settleInDoubt, unconfirmed } from './in-doubt.js';
 import { createDays, dayOf } from './partitions.js';
 import { openOwner, type Owner } from './roles.js';
 import { unreadableGeneration } from '../schema-generation.js';
@@ -313,6 +313,17 @@ export class PgDatabase {
         throw e;
       }
     }
+  }
+
+  /**
+   * Fails as unavailable, code COMMIT_IN_DOUBT, unless what this transaction found already committed (a
+   * resend's duplicates) is on as many synchronous standbys as the server waits for. A transaction that
+   * writes nothing commits without waiting for them, so its "already accepted" would otherwise speak for a
+   * commit the primary alone holds (a session ended while it waited for them), which a failover loses.
+   */
+  async confirmOnStandbys(c: pg.PoolClient): Promise<void> {
+    const unshown = await unconfirmed(c);
+    if (unshown !== null) throw new StoreError('unavailable', `PostgreSQL: what is resent is stored on the primary, but ${unshown}`, COMMIT_IN_DOUBT);
   }
 
   /** Makes sure the day partitions exist (cached: a day is checked once per process). */

@@ -29,16 +29,18 @@ export const NOT_KNOWN = 'whether the transaction committed is not known';
  * false, or why it cannot be known (the server unreachable, the old session not ended in time, or a
  * commit on the primary that no synchronous standby is shown to have).
  *
- * The old session is ended first (pg_terminate_backend, waiting for it): until then it may still be
- * alive on the server, behind a broken path, with the COMMIT on its way, and a "not committed" read
+ * The old session is ended first (pg_terminate_backend, waiting for it), unless it waits for its
+ * synchronous standbys (wait_event SyncRep): ending that one would keep its transaction committed on the
+ * primary alone, which delivery would then hand out and a failover lose; it is left waiting
+ * (waitingForStandby). Any other session is ended because until then it may still be alive on the server, behind a broken path, with the COMMIT on its way, and a "not committed" read
  * before it ended could be made false a moment later. Once it has ended, its transaction's outcome is
  * final and `committed` reads it (whether a row the transaction wrote exists). After a failover the old
  * session is on the old server, and the new one has no such session (or one of another application).
  *
  * A row found proves only that the primary committed: a session ended while waiting for its synchronous
- * standbys (which ending it here does, when a standby does not acknowledge) leaves its transaction
- * committed locally, and a failover would lose it. So where the server waits for synchronous standbys, it
- * counts as committed only once as many standbys as it waits for are shown to have it (unconfirmed).
+ * standbys (by an operator, or here when it began to wait just after it was looked at) leaves its
+ * transaction committed locally, and a failover would lose it. So where the server waits for synchronous
+ * standbys, it counts as committed only once as many standbys as it waits for are shown to have it (unconfirmed).
  */
 export async function settleInDoubt(pool: pg.Pool, session: { pid: number; began: string } | undefined, committed: (c: pg.PoolClient) => Promise<boolean>): Promise<boolean | string> {
   // The session is named by the pid the server gave (PgDatabase.tx asks with BEGIN), not the client's
@@ -49,12 +51,14 @@ export async function settleInDoubt(pool: pg.Pool, session: { pid: number; began
   if (session === undefined) return NOT_KNOWN;
   try {
     return await withConnection(pool, async (c) => {
-      const { rows } = await c.query<{ ended: boolean }>(
-        `SELECT pg_terminate_backend(pid, $2) AS ended FROM pg_stat_activity
+      // Looked at and ended in one statement: a session found waiting for its standbys is not ended.
+      const { rows } = await c.query<{ ended: boolean | null }>(
+        `SELECT CASE WHEN wait_event = 'SyncRep' THEN NULL ELSE pg_terminate_backend(pid, $2) END AS ended FROM pg_stat_activity
           WHERE pid = $1 AND pid <> pg_backend_pid() AND backend_start <= $3::timestamptz
             AND datname = current_database() AND application_name = current_setting('application_name')`,
         [session.pid, END_WAIT_MS, session.began],
       );
+      if (rows[0]?.ended === null) return waitingForStandby(session.pid);
       if (rows[0]?.ended === false) return NOT_KNOWN;
       if (!(await committed(c))) return false;
       const unshown = await unconfirmed(c);
@@ -63,6 +67,17 @@ export async function settleInDoubt(pool: pg.Pool, session: { pid: number; began
   } catch {
     return NOT_KNOWN;
   }
+}
+
+/**
+ * Why a session left waiting for its synchronous standbys is in doubt, said for the operator. Its commit is
+ * flushed on the primary but stays invisible to every other session until a standby acknowledges it (then
+ * it is committed everywhere it must be) or the session is ended (then it is committed on the primary
+ * alone, which a failover loses: so it is not ended here). Its connection is already given up by the pool
+ * (dropped on the client side); the server session lives on, holding a connection slot, until then.
+ */
+function waitingForStandby(pid: number): string {
+  return `the COMMIT waits for a synchronous standby to acknowledge it (session ${pid}, wait_event SyncRep in pg_stat_activity): it completes, and is seen, once one does`;
 }
 
 interface StandbyRow {
@@ -84,7 +99,7 @@ interface StandbyRow {
  * standbys begins). A standby a moment behind that is given STANDBY_CATCH_UP_MS. The position compared is
  * the one synchronous_commit waits for: written (remote_write), flushed (on) or applied (remote_apply).
  */
-async function unconfirmed(c: pg.PoolClient): Promise<string | null> {
+export async function unconfirmed(c: pg.PoolClient): Promise<string | null> {
   const { rows } = await c.query<{ target: string }>('SELECT pg_current_wal_flush_lsn()::text AS target');
   const target = rows[0]!.target;
   for (let waited = 0; ; waited += STANDBY_LOOK_EVERY_MS) {

@@ -105,6 +105,7 @@ export class PgMessageLog implements MessageLog {
     return this.d.tx(async (c) => {
       const refs = batches.flatMap((b) => b.messages.flatMap((m) => (m.senderUniqueReference === null ? [] : [[m.senderDipId, m.senderUniqueReference] as const])));
       const seen = new Set<string>();
+      let foundStored = false;
       /** What each reference stored before was accepted as (by refKey). */
       const storedAs = new Map<string, string>();
       if (refs.length > 0) {
@@ -113,6 +114,7 @@ export class PgMessageLog implements MessageLog {
             WHERE (sender_dip_id, sender_ref) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
           [refs.map(([s]) => s), refs.map(([, r]) => r)],
         );
+        foundStored = rows.length > 0;
         for (const { s, r, t } of rows) {
           seen.add(refKey(s, r));
           if (t !== null) storedAs.set(refKey(s, r), t);
@@ -160,6 +162,9 @@ export class PgMessageLog implements MessageLog {
       // Any accepted batch's first message, not the first batch's: a batch with no message (nothing to
       // look for) first in the group made a COMMIT that did not commit look committed for the whole group.
       written = accepted.find((b) => b.messages.length > 0)?.messages[0]?.transactionId;
+      // Nothing written: the COMMIT waits for no standby, so "already accepted" is said only of what one has.
+      // (A write's COMMIT waits for them, and its commit record comes after the duplicates'.)
+      if (foundStored && written === undefined) await this.d.confirmOnStandbys(c);
       const locked = await this.d.lockQueues(c, queuesOfBatches(accepted));
       await writeBatches(this.d, c, accepted, locked);
       await this.d.saveHeads(c, locked);
