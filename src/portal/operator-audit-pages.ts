@@ -95,7 +95,7 @@ async function messagePage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (!got.data) return refuse(c.reply, O, c.req, c.signed, got.response.status, problemOf(got.error));
   const m = (got.data.rows as unknown as TracedMessage[]).find((x) => x.transactionId === tx);
   if (!m) return refuse(c.reply, O, c.req, c.signed, 404, `no message ${tx}`);
-  return render(c.reply, 200, O, c.req, c.signed, `Journey of ${m.transactionId}`, html`${links}${detailedAudit(m, f.recipient || null, link(m))}
+  return render(c.reply, 200, O, c.req, c.signed, `Journey of ${m.transactionId}`, html`${links}${detailedAudit(m, f.recipient || null, link(m), null, deps.config.dipId)}
 <h2>Header</h2>${messageHeader(m)}
 <p class="muted">Each recipient's copy of the payload was made for it (obfuscated for its role, encrypted for it): the signed request as received is evidence, GET /admin/evidence/${m.transactionId}.</p>`);
 }

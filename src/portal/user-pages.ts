@@ -291,7 +291,7 @@ ${messageHeader(m)}
 <details><summary>Message as delivered to ${queue.recipientDipId}</summary>
 ${codeBlock(`Message as delivered to ${queue.recipientDipId}`, pretty)}</details>`;
   }
-  const body = html`${detailedAudit(m, param(c.req, 'recipient') || null, journeyLink(c.own, p, m).split('?')[0]!, asField(c.own, p))}
+  const body = html`${detailedAudit(m, param(c.req, 'recipient') || null, journeyLink(c.own, p, m).split('?')[0]!, asField(c.own, p), deps.config.dipId)}
 ${received}`;
   return render(c.reply, 200, R, c.req, c.signed, `Journey of ${m.transactionId}`, body, flash);
 }
