@@ -1,6 +1,7 @@
+import type { FastifyReply } from 'fastify';
 import { BUSINESS_FLOWS } from '../catalogue/business-flows.js';
 import { RefusedError } from '../pipeline/refused.js';
-import { journeyOf, type Reports } from '../pipeline/reports.js';
+import { journeyOf, REPORT_RETRY_AFTER_SECONDS, type Reports } from '../pipeline/reports.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import type { TracedDelivery, TracedMessage } from '../ports/traces.js';
 import { dateTime, freeText, oneOf } from './filters.js';
@@ -207,6 +208,11 @@ function returnedToSender(m: TracedMessage, dipId: string): Html {
   if (m.channel === STATUS_CHANNEL) return html`<span class="muted">none: no status message about a status message</span>`;
   if (m.sender === dipId) return html`<span class="muted">none: sent by the DIP (the dead letter is the operator's report)</span>`;
   return mark('ok', `the DIP returns a status message to ${m.sender}`);
+}
+
+/** A report page's reply: refused 429 (too many reports at once, Reports.gated), with the API's Retry-After, for whoever reloads the page. */
+export function reportReply(reply: FastifyReply, status: number): FastifyReply {
+  return status === 429 ? reply.header('retry-after', String(REPORT_RETRY_AFTER_SECONDS)) : reply;
 }
 
 /** The header of one message: what the trace knows of it (the payload is shown where the viewer may read it). */
