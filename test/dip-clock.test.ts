@@ -10,6 +10,7 @@ import { DipClient } from '../src/client/dip-client.js';
 import { alarmAction, alarmSeverity } from '../src/pipeline/alarm-actions.js';
 import { CLOCK_WINDOW_MS, ClockCheck } from '../src/pipeline/clock-check.js';
 import { OPERATOR_RULES } from '../src/ports/alarms.js';
+import { Signer } from '../src/security/signature.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { adminApi } from './helpers/admin.js';
 import { FakeClock, ShiftableClock } from './helpers/clocks.js';
@@ -136,5 +137,14 @@ describe('a DIP whose own clock is stepped', () => {
     expect((await submitAll()).map((a) => a.status)).toEqual([201, 201, 201]);
     await t.dip.alarms!.evaluate();
     expect(t.dip.alarms!.current().filter((a) => a.rule === 'dip-clock')).toEqual([]);
+  });
+  it('counts a signature refused for anything but its date neither as verified nor as refused for its date', async () => {
+    const before = (await health()).clockCheck;
+    // Signed rightly dated, sent with another body: refused as a bad signature, its date within the limit.
+    const item = (suffix: string) => JSON.stringify([buildIF021({ senderDipId: sup.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: suffix })]);
+    const signed = await new Signer(sup.credentials.keyPem, sup.credentials.certPem).sign('POST', `${t.dip.url}/dip-channel/IF-021`, item('signed'));
+    const answer = await sup.client.call('POST', '/dip-channel/IF-021', item('sent'), { ...signed });
+    expect(answer.status).toBe(401);
+    expect((await health()).clockCheck).toEqual(before);
   });
 });

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { databaseFile } from '../src/adapters/backend.js';
 import { systemClock } from '../src/adapters/clock.js';
+import type { MigrationRecord } from '../src/adapters/migration.js';
 import { importIntoPostgres } from '../src/adapters/postgres/import.js';
 import { exportSqlite } from '../src/adapters/sqlite/export.js';
 import { DipClient } from '../src/client/dip-client.js';
@@ -148,6 +149,19 @@ describe('dip migrate: SQLite to the cluster', () => {
       expect(await cluster.dip.backend.portalAccounts.account('sup-admin')).toEqual(account);
     } finally {
       await cluster.close();
+    }
+  });
+  it('refuses a message record whose security pattern is not 1, 2 or 3 (a hand-edited export would give a clear copy), naming the record', async () => {
+    const url = await db.freshSchema();
+    const message = (transactionId: string, securityPattern: unknown) => ({
+      type: 'message', id: 1, transactionId, channel: 'IF-021', eventCode: 'E', senderDipId: '2000000001', senderRole: 'SDS', senderRef: null, correlationId: null, mpan: null, receivedAt: Date.now(), outbound: '', sealed: false, securityPattern,
+    });
+    for (const bad of ['2', 0, 4]) {
+      async function* stream() {
+        yield message('T-OK', 2) as unknown as MigrationRecord;
+        yield message('T-BAD', bad) as unknown as MigrationRecord;
+      }
+      await expect(importIntoPostgres({ url, clock: systemClock }, stream())).rejects.toThrow(`record 2 (message T-BAD): securityPattern ${JSON.stringify(bad)} is not 1, 2 or 3 (null or absent: read from what was stored)`);
     }
   });
 });

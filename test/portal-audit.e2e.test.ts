@@ -127,7 +127,7 @@ describe('portals: audit reports (spec 5.11.3)', () => {
     const refused = await recipients.getByRole('row', { name: new RegExp(supD.dipId) }).textContent();
     expect(refused).toContain('✗ dead-lettered');
     expect(refused).toContain('last answered 400 (rejected)');
-    expect(refused).toContain(`✓ status message to ${sds.dipId}`);
+    expect(refused).toContain(`✓ the DIP returns a status message to ${sds.dipId}`);
     expect(await page.locator('ol.timeline').textContent()).toContain(`delivered to ${supA.dipId}`);
     await page.getByLabel('Recipient', { exact: true }).selectOption(supB.dipId);
     await page.getByRole('button', { name: 'Show' }).click();

@@ -46,4 +46,22 @@ describe('wall-clock steps', () => {
     // Stamped 10 s before the step (12 s ago): taken as after it, so -48 s, not late; underestimated, never made late.
     expect(steps.since(justBefore, wall.now())).toBe(12_000 - 60_000);
   });
+  it('takes a stamp made in the last millisecond before a step forward as before it (a whole-ms wall clock read against a fractional monotonic one)', async () => {
+    // The wall clock reads whole milliseconds (Date.now), the monotonic one fractions (performance.now):
+    // read at true wall time W + 0.5 (W), then 500.6 ms later at W + 501.1 (W + 501), when a message is
+    // stamped and the clock stepped 10 min forward before the next reading. The old clock's time at that
+    // reading is W + 500.6 by the monotonic clock, yet the stamp says W + 501.
+    const wall = new FakeClock(Date.UTC(2026, 5, 1, 12));
+    const mono = new FakeClock(1_000_000.25);
+    const steps = new WallClockSteps(wall, mono);
+    await mono.advance(500.6);
+    await wall.advance(501);
+    const stamp = wall.now();
+    await wall.advance(600_000);
+    steps.read();
+    await mono.advance(1000);
+    await wall.advance(1000);
+    // About a second since the stamp, not 10 min (a false delivery-latency alarm).
+    expect(steps.since(stamp, wall.now())).toBeCloseTo(999.6, 6);
+  });
 });

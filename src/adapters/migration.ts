@@ -71,3 +71,16 @@ export type MigrationRecord =
 
 /** How many records of each kind an export or import carried. */
 export type MigrationCounts = Partial<Record<MigrationRecord['type'], number>>;
+
+/**
+ * What a record read from an export (a file an operator may have edited by hand) must hold before it is
+ * imported, or why not, naming it (`n`: its place in the file). A message's security pattern decides how
+ * its copies are made for their recipients: "2" or 0 would give a clear pattern 1 copy on a channel at 1
+ * or more, a downgrade, so only 1, 2, 3 or none (read from what was stored) are taken.
+ */
+export function migrationRecordProblem(r: MigrationRecord, n: number): string | null {
+  if (r.type !== 'message') return null;
+  const p: unknown = r.securityPattern;
+  if (p === undefined || p === null || p === 1 || p === 2 || p === 3) return null;
+  return `record ${n} (message ${r.transactionId}): securityPattern ${JSON.stringify(p)} is not 1, 2 or 3 (null or absent: read from what was stored)`;
+}

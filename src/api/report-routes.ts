@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import type { Logger } from '../ports/logger.js';
 import type { Registry } from '../pipeline/registry.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
-import { csvPieces, GRANULARITIES, jsonPieces, LINKS, toCsv, type Chain, type Granularity, type LinkBy, type ListingAnswer, type Outcome, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
+import { csvPieces, GRANULARITIES, jsonPieces, LINKS, toCsv, type Chain, type Granularity, type LinkBy, type ListingAnswer, type Outcome, REPORT_RETRY_AFTER_SECONDS, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
 
 /** A report's rows, as JSON objects (a CSV's columns are their members, flattened). */
 type Rows = Array<Record<string, unknown>>;
@@ -260,7 +260,7 @@ export function registerReportRoutes(app: FastifyInstance, reports: Reports, o: 
       return await make();
     } catch (e) {
       if (!(e instanceof RefusedError)) throw e;
-      if (e.status === 429) reply.header('retry-after', '5');
+      if (e.status === 429) reply.header('retry-after', String(REPORT_RETRY_AFTER_SECONDS));
       return o.fail(reply, req, e.status, e.message);
     }
   };

@@ -57,8 +57,9 @@ export interface CallerEvidence {
 }
 
 /**
- * `dated`: the signature's date as checked against the DIP's clock, once the caller was identified and the
- * date read (refused for it or not), for the DIP's own clock check (src/pipeline/clock-check.ts).
+ * `dated`: the signature's date as checked against the DIP's clock, once the caller was identified, for
+ * the DIP's own clock check (src/pipeline/clock-check.ts): refused for it, or the signature verified. A
+ * signature refused for anything else (a bad signature, a certificate) says nothing of the clocks: not told.
  */
 export type Authentication =
   | { ok: true; participant: Participant; dated?: SignatureDate }
@@ -117,7 +118,9 @@ export async function authenticate(registry: Registry, call: CallerEvidence, now
 
   const verified = verifyDipSignature({ method: call.method, url: call.url, otherUrls: call.otherUrls, sameUrls: call.sameUrls, body: call.streamedBody ? null : call.body, headers: call.headers, now, maxSkewMs });
   const skewMs = verified.dateSkewMs;
-  const dated = skewMs === undefined ? {} : { dated: { participant: participant.dipId, skewMs, refused: !verified.ok && verified.reason === 'clock-skew' } };
+  const skewRefused = !verified.ok && verified.reason === 'clock-skew';
+  // Counted as verified only once it verifies: a signature refused for another reason is not the other side of the rule.
+  const dated = skewMs === undefined || (!verified.ok && !skewRefused) ? {} : { dated: { participant: participant.dipId, skewMs, refused: skewRefused } };
   if (!verified.ok) return { ok: false, status: 401, help: signatureHelp(verified.reason, verified.detail, verified.stringToSign), ...dated };
   // From here the signature verifies: a refusal still shows what was verified, for the caller's records.
   const refuse = (check: string, detail: string): Authentication => ({ ok: false, status: 401, help: signatureHelp(check, detail, verified.stringToSign), ...dated });

@@ -28,6 +28,8 @@ export const REPORTS_AT_ONCE = 4;
 export const REPORTS_WAITING = 8;
 /** The longest a listing keeps its slot while its answer is read (a slow client keeps reading, without it). */
 export const ANSWER_HOLD_MS = 30_000;
+/** Retry-After of a report refused 429 (no slot free nor to wait for): the API's, and the portal pages' over it. */
+export const REPORT_RETRY_AFTER_SECONDS = 5;
 
 /** Refused submissions read from the activity log at a time. */
 const REFUSALS_PAGE = 5_000;

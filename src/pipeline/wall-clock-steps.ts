@@ -52,7 +52,10 @@ export class WallClockSteps {
       // those made after it at least lastWall + delta. Forward, the two do not meet, and what lies between
       // (another node's stamp, its clock right where this one's was behind) is taken as after the step;
       // back, they overlap, and what is in both is taken as after it: underestimated, never made late.
-      this.steps.push({ boundary: this.lastWall + Math.min(passed, delta), deltaMs: delta });
+      // The wall clock reads whole milliseconds, the monotonic one fractions: lastWall is up to 1 ms behind
+      // the wall time it was read at, so a stamp made in the last millisecond before a step forward is up
+      // to lastWall + passed + 1 (without the slack, taken as after the step: a false delivery-latency alarm).
+      this.steps.push({ boundary: this.lastWall + Math.min(passed + 1, delta), deltaMs: delta });
       if (this.steps.length > STEPS_KEPT) this.steps.shift();
     }
     this.lastWall = wall;

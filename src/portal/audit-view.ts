@@ -1,6 +1,8 @@
+import type { FastifyReply } from 'fastify';
 import { BUSINESS_FLOWS } from '../catalogue/business-flows.js';
 import { RefusedError } from '../pipeline/refused.js';
-import { journeyOf, type Reports } from '../pipeline/reports.js';
+import { journeyOf, REPORT_RETRY_AFTER_SECONDS, type Reports } from '../pipeline/reports.js';
+import { STATUS_CHANNEL } from '../pipeline/status.js';
 import type { TracedDelivery, TracedMessage } from '../ports/traces.js';
 import { dateTime, freeText, oneOf } from './filters.js';
 import { facts, filterForm, html, input, isoOrDash, select, table, when, type BadgeKind, type Html } from './html.js';
@@ -173,7 +175,7 @@ const elapsed = (ms: number | null) => (ms === null ? '—' : ms < 1000 ? `${ms}
  * dead letters), each recipient's outcome with the time from receipt to delivery, the error returned to
  * the sender, and the timeline of the recipient chosen (`recipient`; all when null or none of them).
  */
-export function detailedAudit(m: TracedMessage, recipient: string | null, selectAction: string, hiddenFields: Html | null = null): Html {
+export function detailedAudit(m: TracedMessage, recipient: string | null, selectAction: string, hiddenFields: Html | null, dipId: string): Html {
   const chosen = m.deliveries.find((d) => d.recipient === recipient) ?? null;
   const events = journeyOf(m).filter((e) => chosen === null || e.recipient === undefined || e.recipient === chosen.recipient);
   const dead = m.deliveries.filter((d) => d.deadLetter !== null);
@@ -181,7 +183,7 @@ export function detailedAudit(m: TracedMessage, recipient: string | null, select
     const calls = d.attempts.filter((a) => !a.pulled);
     const pulled = d.attempts.some((a) => a.pulled);
     const last = calls.at(-1);
-    return html`<tr><th scope="row">${d.recipient}</th><td>${stateMark(d.state)}</td><td class="num">${elapsed(d.deliveredAt === null ? null : d.deliveredAt - m.receivedAt)}</td><td>${pulled ? 'pulled (acknowledged)' : last ? html`${calls.length} call(s), last answered ${last.status ?? 'no answer'} (${last.verdict})` : html`<span class="muted">none yet</span>`}</td><td>${d.deadLetter ? html`${mark('bad', d.deadLetter.reason)} ${d.deadLetter.detail}` : '—'}</td><td>${d.deadLetter ? mark('ok', `status message to ${m.sender}`) : '—'}</td></tr>`;
+    return html`<tr><th scope="row">${d.recipient}</th><td>${stateMark(d.state)}</td><td class="num">${elapsed(d.deliveredAt === null ? null : d.deliveredAt - m.receivedAt)}</td><td>${pulled ? 'pulled (acknowledged)' : last ? html`${calls.length} call(s), last answered ${last.status ?? 'no answer'} (${last.verdict})` : html`<span class="muted">none yet</span>`}</td><td>${d.deadLetter ? html`${mark('bad', d.deadLetter.reason)} ${d.deadLetter.detail}` : '—'}</td><td>${d.deadLetter ? returnedToSender(m, dipId) : '—'}</td></tr>`;
   });
   return html`<h2>Workflow</h2>
 <ol class="workflow">
@@ -195,6 +197,22 @@ ${when(m.deliveries.length > 1, () =>
 )}
 <h2>Timeline${chosen ? `: ${chosen.recipient}` : ''}</h2>
 <ol class="timeline">${events.map((e) => html`<li><time datetime="${e.at}">${e.at.replace('.000Z', 'Z')}</time> <strong>${e.event}</strong> ${e.detail}</li>`)}</ol>`;
+}
+
+/**
+ * What the DIP does for a dead-lettered copy's sender (StatusMessages.fromDip, src/pipeline/status.ts): a
+ * status message back, except about a status message (no status about a status) or about a message the
+ * DIP sent itself (its dead letter is the operator's report).
+ */
+function returnedToSender(m: TracedMessage, dipId: string): Html {
+  if (m.channel === STATUS_CHANNEL) return html`<span class="muted">none: no status message about a status message</span>`;
+  if (m.sender === dipId) return html`<span class="muted">none: sent by the DIP (the dead letter is the operator's report)</span>`;
+  return mark('ok', `the DIP returns a status message to ${m.sender}`);
+}
+
+/** A report page's reply: refused 429 (too many reports at once, Reports.gated), with the API's Retry-After, for whoever reloads the page. */
+export function reportReply(reply: FastifyReply, status: number): FastifyReply {
+  return status === 429 ? reply.header('retry-after', String(REPORT_RETRY_AFTER_SECONDS)) : reply;
 }
 
 /** The header of one message: what the trace knows of it (the payload is shown where the viewer may read it). */

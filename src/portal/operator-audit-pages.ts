@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify';
 import type { TracedMessage } from '../ports/traces.js';
-import { AUDIT_FILTERS, auditChannels, auditLinks, auditForm, detailedAudit, messageHeader, MPAN_FILTERS, mpanForm, periodOf, senderAuditTable, TRACE_FILTERS, traceForm, traceTable, type SenderAuditRow } from './audit-view.js';
+import { AUDIT_FILTERS, auditChannels, auditLinks, auditForm, detailedAudit, messageHeader, MPAN_FILTERS, mpanForm, periodOf, reportReply, senderAuditTable, TRACE_FILTERS, traceForm, traceTable, type SenderAuditRow } from './audit-view.js';
 import type { PortalDeps } from './deps.js';
 import { dipId, freeText } from './filters.js';
 import { html, input, type Html } from './html.js';
@@ -28,7 +28,7 @@ export function registerOperatorAuditPages(page: (path: string, method: 'GET', h
 const links = auditLinks('/operator');
 
 function answered(c: Ctx, title: string, form: Html, status: number, why: string): FastifyReply {
-  return render(status === 429 ? c.reply.header('retry-after', '5') : c.reply, status, O, c.req, c.signed, title, html`${links}${form}<p role="alert">${why}</p>`);
+  return render(reportReply(c.reply, status), status, O, c.req, c.signed, title, html`${links}${form}<p role="alert">${why}</p>`);
 }
 
 const cut = <T>(rows: readonly T[]) => ({ shown: rows.slice(0, AUDIT_ROWS_SHOWN), more: rows.length > AUDIT_ROWS_SHOWN ? html`<p class="muted">The first ${AUDIT_ROWS_SHOWN} of ${rows.length}: narrow the period, or ask GET /admin/reports/… for all of them as CSV.</p>` : null });
@@ -92,10 +92,10 @@ async function messagePage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (isReply(f)) return f;
   const tx = c.req.params.transactionId ?? '';
   const got = await api(deps, c).GET('/admin/reports/trace', { params: { query: { transactionId: tx } } });
-  if (!got.data) return refuse(c.reply, O, c.req, c.signed, got.response.status, problemOf(got.error));
+  if (!got.data) return refuse(reportReply(c.reply, got.response.status), O, c.req, c.signed, got.response.status, problemOf(got.error));
   const m = (got.data.rows as unknown as TracedMessage[]).find((x) => x.transactionId === tx);
   if (!m) return refuse(c.reply, O, c.req, c.signed, 404, `no message ${tx}`);
-  return render(c.reply, 200, O, c.req, c.signed, `Journey of ${m.transactionId}`, html`${links}${detailedAudit(m, f.recipient || null, link(m))}
+  return render(c.reply, 200, O, c.req, c.signed, `Journey of ${m.transactionId}`, html`${links}${detailedAudit(m, f.recipient || null, link(m), null, deps.config.dipId)}
 <h2>Header</h2>${messageHeader(m)}
 <p class="muted">Each recipient's copy of the payload was made for it (obfuscated for its role, encrypted for it): the signed request as received is evidence, GET /admin/evidence/${m.transactionId}.</p>`);
 }

@@ -13,6 +13,7 @@ import { dipId, freeText, integer, oneOf } from './filters.js';
 import { PERIOD_NAMES } from './reports-view.js';
 import { WITHDRAWAL_REASON_MAX } from '../pipeline/publications.js';
 import { OnboardingPages } from './onboarding-pages.js';
+import { reportReply } from './audit-view.js';
 import { registerOperatorAuditPages } from './operator-audit-pages.js';
 import { api, filtersOf, OPERATOR_REALM, problemOf, type OperatorCtx } from './operator-realm.js';
 import { createParticipant, createParticipantForm, manageParticipant, participantAction } from './participant-admin-pages.js';
@@ -323,8 +324,7 @@ async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
 <p class="muted">${period.label}, across ${narrow.channel || narrow.sender || narrow.recipient ? 'the messages that match' : 'every participant'}: GET /admin/reports/… gives the same as JSON or CSV.</p>
 ${throughput.data && latency.data ? reportCharts(period, throughput.data.rows, latency.data.rows) : alertLine(problemOf(throughput.error ?? latency.error))}`;
   const status = throughput.data ? latency.response.status : throughput.response.status;
-  // Too many reports at once (Reports.gated): the API's Retry-After, for whoever reloads the page.
-  return render(status === 429 ? c.reply.header('retry-after', '5') : c.reply, status, O, c.req, c.signed, 'Reports', body);
+  return render(reportReply(c.reply, status), status, O, c.req, c.signed, 'Reports', body);
 }
 
 /**

@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import { RefusedError } from '../pipeline/refused.js';
 import type { Participant } from '../domain/participant.js';
 import type { Viewer } from '../pipeline/reports.js';
-import { AUDIT_FILTERS, auditChannels, auditLinks, reported, auditForm, MPAN_FILTERS, mpanForm, periodOf, senderAuditTable, TRACE_FILTERS, traceForm, traceTable } from './audit-view.js';
+import { AUDIT_FILTERS, auditChannels, auditLinks, reported, auditForm, MPAN_FILTERS, mpanForm, periodOf, reportReply, senderAuditTable, TRACE_FILTERS, traceForm, traceTable } from './audit-view.js';
 import type { PortalDeps } from './deps.js';
 import { dipId } from './filters.js';
 import { html, type Html } from './html.js';
@@ -28,7 +28,7 @@ export function registerUserAuditPages(page: Registrar, deps: PortalDeps): void 
 }
 
 function refused(c: Ctx, title: string, form: Html, status: number, why: string): FastifyReply {
-  return render(status === 429 ? c.reply.header('retry-after', '5') : c.reply, status, R, c.req, c.signed, title, html`${form}<p role="alert">${why}</p>`);
+  return render(reportReply(c.reply, status), status, R, c.req, c.signed, title, html`${form}<p role="alert">${why}</p>`);
 }
 
 /** The form, after the links between the audit reports (keeping "acting as"). */

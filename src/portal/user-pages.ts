@@ -25,7 +25,7 @@ import { isUserLevel, LEVEL_POWERS, USER_LEVELS } from '../domain/portal-levels.
 import { dateTime, dipId, freeText } from './filters.js';
 import { registerUserSelfPages } from './user-self-pages.js';
 import { registerUserAuditPages } from './user-audit-pages.js';
-import { detailedAudit, messageHeader, reported } from './audit-view.js';
+import { detailedAudit, messageHeader, reported, reportReply } from './audit-view.js';
 import { registerUserParticipationPages } from './user-participation-pages.js';
 import { formDateTime } from '../domain/time.js';
 
@@ -260,7 +260,7 @@ async function journeyPage(deps: PortalDeps, c: Ctx, flash: Flash, extra: Html |
   const tx = c.req.params.transactionId ?? '';
   const channelId = c.req.params.channel ?? '';
   const traced = await reported(() => deps.reports.trace({ kind: 'participant', dipId: p.dipId }, { transactionId: tx }, ALL_TIME.fromMs, ALL_TIME.toMs));
-  if (traced instanceof RefusedError) return refuse(c.reply, R, c.req, c.signed, traced.status, traced.message);
+  if (traced instanceof RefusedError) return refuse(reportReply(c.reply, traced.status), R, c.req, c.signed, traced.status, traced.message);
   const m = traced.find((x) => x.transactionId === tx && x.channel.toUpperCase() === channelId.toUpperCase());
   // The same answer whether the transaction does not exist or is another participant's.
   if (!m) return refuse(c.reply, R, c.req, c.signed, 404, `no message ${tx} on ${channelId} that ${p.dipId} sent or received`);
@@ -291,7 +291,7 @@ ${messageHeader(m)}
 <details><summary>Message as delivered to ${queue.recipientDipId}</summary>
 ${codeBlock(`Message as delivered to ${queue.recipientDipId}`, pretty)}</details>`;
   }
-  const body = html`${detailedAudit(m, param(c.req, 'recipient') || null, journeyLink(c.own, p, m).split('?')[0]!, asField(c.own, p))}
+  const body = html`${detailedAudit(m, param(c.req, 'recipient') || null, journeyLink(c.own, p, m).split('?')[0]!, asField(c.own, p), deps.config.dipId)}
 ${received}`;
   return render(c.reply, 200, R, c.req, c.signed, `Journey of ${m.transactionId}`, body, flash);
 }

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { MigrationCounts, MigrationRecord } from '../migration.js';
+import { migrationRecordProblem, type MigrationCounts, type MigrationRecord } from '../migration.js';
 import { PgDatabase, type PostgresOptions } from './database.js';
 import { dayOf } from './partitions.js';
 import { REGISTRY_CHANNEL } from './schema.js';
@@ -36,7 +36,10 @@ export async function importIntoPostgres(options: PostgresOptions, records: Asyn
       const days = type === 'senderRef' ? group.map((r) => dayOf((r as Of<'senderRef'>).receivedAt)) : type === 'message' ? group.map((r) => dayOf((r as Of<'message'>).receivedAt)) : [];
       await d.tx((c) => write(d, c, group, { messageIds, queueIds, replayLinks }), days);
     };
+    let n = 0;
     for await (const r of records) {
+      const problem = migrationRecordProblem(r, (n += 1));
+      if (problem) throw new Error(`${problem}: nothing from it on is imported; correct the file and import it into a new database`);
       if (pending.length >= BATCH || (pending.length > 0 && pending[0]!.type !== r.type)) await flush();
       pending.push(r);
     }
