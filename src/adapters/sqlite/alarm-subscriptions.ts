@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { readyPrivateSqliteFile } from './private-file.js';
+import { openPrivateDatabase } from './private-file.js';
 import type { AlarmSubscription, AlarmSubscriptionStore } from '../../ports/alarms.js';
 import { fromSubscriptionRow, type SubscriptionRow } from '../alarm-row.js';
 
@@ -8,8 +8,7 @@ export class SqliteAlarmSubscriptions implements AlarmSubscriptionStore {
   private readonly db: Database.Database;
 
   constructor(file: string) {
-    readyPrivateSqliteFile(file);
-    this.db = new Database(file);
+    this.db = openPrivateDatabase(file);
     this.db.pragma('journal_mode = WAL');
     this.db.exec(`CREATE TABLE IF NOT EXISTS alarm_subscriptions (
       id TEXT PRIMARY KEY, owner TEXT NOT NULL, rules TEXT NOT NULL, email TEXT, webhook_url TEXT, created_at INTEGER NOT NULL)`);

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { readyPrivateSqliteFile } from './private-file.js';
+import { openPrivateDatabase } from './private-file.js';
 import type { ApplicationStatus, OnboardingApplication } from '../../domain/onboarding.js';
 import type { ApplicationDecision, OnboardingApplications } from '../../ports/onboarding.js';
 import { applicationColumns, fromApplicationRow, undecided, type ApplicationRow } from '../onboarding-row.js';
@@ -11,8 +11,7 @@ export class SqliteOnboardingApplications implements OnboardingApplications {
   private readonly db: Database.Database;
 
   constructor(file: string) {
-    readyPrivateSqliteFile(file);
-    this.db = new Database(file);
+    this.db = openPrivateDatabase(file);
     this.db.pragma('journal_mode = WAL');
     this.db.exec(`CREATE TABLE IF NOT EXISTS onboarding_applications (
       id TEXT PRIMARY KEY, status TEXT NOT NULL, verify_token_hash TEXT UNIQUE, verify_expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL, doc TEXT NOT NULL)`);

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { openSync } from 'node:fs';
-import { readyPrivateSqliteFile } from './private-file.js';
+import { openPrivateDatabase } from './private-file.js';
 
 /**
  * A SQLite file in WAL mode whose writer makes its own commits durable: `synchronous = NORMAL`, so a
@@ -11,8 +11,7 @@ import { readyPrivateSqliteFile } from './private-file.js';
  */
 export function openWalFile(file: string, schema: string, beforeSchema?: (db: Database.Database) => void): { db: Database.Database; walFd: number | null } {
   // The folder 0700 when new, the file and its WAL 0600.
-  readyPrivateSqliteFile(file);
-  const db = new Database(file);
+  const db = openPrivateDatabase(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 10000');
