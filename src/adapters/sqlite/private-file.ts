@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** The data folder's mode: the DIP's user alone (its databases, keys and PKI are in it). */
@@ -11,7 +11,8 @@ export const PRIVATE_FILE_MODE = 0o600;
  * keeps the mode its operator gave it, which may be a mount point the DIP cannot change), the file made
  * 0600 before SQLite opens it (SQLite gives a database's WAL and shared-memory files the mode of the
  * database file, whatever the umask), and an existing file and its companions, made under an earlier
- * release's default umask (0644: every local user could read the messages and the audit log), tightened.
+ * release's default umask (0644: every local user could read the messages and the audit log), tightened
+ * (warned about instead when the file is another user's: only its owner may change its mode).
  */
 export function readyPrivateSqliteFile(file: string): void {
   if (file === ':memory:') return;
@@ -21,6 +22,22 @@ export function readyPrivateSqliteFile(file: string): void {
   closeSync(openSync(file, 'a', PRIVATE_FILE_MODE));
   for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
     // eslint-disable-next-line security/detect-non-literal-fs-filename -- that database and its companions
-    if (existsSync(f)) chmodSync(f, PRIVATE_FILE_MODE);
+    if (existsSync(f)) tighten(f);
+  }
+}
+
+/**
+ * Makes a file 0600. Only its owner may: a file the DIP may write but does not own (an fsGroup volume, the
+ * CLI run as another user) keeps its mode, said on stderr, rather than stopping the start.
+ */
+function tighten(f: string): void {
+  try {
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- a database file named above
+    chmodSync(f, PRIVATE_FILE_MODE);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the same file
+    const was = (statSync(f).mode & 0o777).toString(8);
+    process.emitWarning(`${f} is not the DIP's user's: its mode (${was}) could not be made 600; make it so as its owner, or run the DIP as that user`, { code: 'DIP_DATA_FILE_MODE' });
   }
 }
