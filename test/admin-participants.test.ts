@@ -16,7 +16,10 @@ import { mailingTo, startSmtp, type TestSmtp } from './helpers/smtp.js';
 
 const DIP_ID = '1000000066';
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '+00:00');
-const feed = [{ companyRegNumber: '05555555', companyName: 'Acme Power Ltd', companyDetails: [{ MPID: 'ACME', marketRole: 'X', DIPID: DIP_ID, DIPRole: 'SUP', datetimeFrom: iso(Date.now() - 3_600_000), datetimeTo: null }] }];
+const feed = [
+  { companyRegNumber: '05555555', companyName: 'Acme Power Ltd', companyDetails: [{ MPID: 'ACME', marketRole: 'X', DIPID: DIP_ID, DIPRole: 'SUP', datetimeFrom: iso(Date.now() - 3_600_000), datetimeTo: null }] },
+  { companyRegNumber: '05555556', companyName: 'Twice Energy Ltd', companyDetails: [{ MPID: 'TWCE', marketRole: 'X', DIPID: '1000000067', DIPRole: 'SUP', datetimeFrom: iso(Date.now() - 3_600_000), datetimeTo: null }] },
+];
 
 describe('operator API: participants', () => {
   let t: TestDip;
@@ -88,6 +91,20 @@ describe('operator API: participants', () => {
     const pulled = await acme.pull('IF-021', DIP_ID);
     expect(pulled.status, JSON.stringify(pulled.body)).not.toBe(401);
     expect(pulled.status).not.toBe(403);
+  });
+
+  // The form sent twice at once: both passed the registry check, and the second re-registered the participant
+  // (a new API key and certificate, the first one's key dead). Registration is insert-only: one is refused 409.
+  it('registers a participant once when the creation is sent twice at once: the other is refused 409 naming it', async () => {
+    const twice = await keyAndCsr('Twice Energy');
+    const form = body({ companyName: 'Twice Energy Ltd', mpids: ['TWCE'], contactEmail: 'tom@twice.example', csr: twice.csr });
+    const answers = await Promise.all([operator('POST', '/admin/participants', { ...form, username: 'tom.one' }), operator('POST', '/admin/participants', { ...form, username: 'tom.two' })]);
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 409]);
+    const refused = answers.find((a) => a.status === 409)!;
+    expect(refused.body.error).toContain('1000000067 is a registered participant already');
+    const made = answers.find((a) => a.status === 201)!;
+    const pulled = await clientOf(made.body.apiKey, twice.keyPem, made.body.certificatePem).pull('IF-021', '1000000067');
+    expect(pulled.status, JSON.stringify(pulled.body)).not.toBe(401);
   });
 
   it("e-mails maintenance notices to the participant's first administrator, subscribed or not (spec 5.13.5), once per address", async () => {

@@ -15,7 +15,15 @@ describe('versionRefusal', () => {
     expect(versionRefusal('3')).toBe("x-dip-api-version '3' is not served: this DIP serves DIP API 2.1.0 (any 2.x request is answered as 2.1.0); its document is at /api/docs/json");
     expect(versionRefusal('1.0.0')).toContain("'1.0.0' is not served");
     expect(versionRefusal('v2')).toBe("x-dip-api-version 'v2' is not a version (MAJOR, MAJOR.MINOR or MAJOR.MINOR.PATCH): this DIP serves DIP API 2.1.0");
-    expect(versionRefusal(['2', '3'])).toContain('is not a version');
+    expect(versionRefusal(['2', '3'])).toContain("'3' is not served");
+  });
+
+  // Node joins a header sent twice with ', ' (a proxy adding it again, a client library and the caller both):
+  // '2.1.0, 2.1.0' was refused 400 as no version. A list is served when every version in it is.
+  it('serves a header sent twice, or a comma-joined list, when every version in it is served', () => {
+    for (const v of ['2.1.0, 2.1.0', '2,2.1', ['2.1.0', '2.1.0']]) expect([v, versionRefusal(v)]).toEqual([v, null]);
+    expect(versionRefusal('2.1.0, 3.0.0')).toContain("'3.0.0' is not served");
+    expect(versionRefusal('2.1.0, ')).toContain("'' is not a version");
   });
 });
 

@@ -102,6 +102,29 @@ describe('DIP Connection Providers', () => {
     expect((own.body as { messageArray: Json[] }).messageArray[0]).toMatchObject({ recipientID: direct.dipId, DIPConnectionProviderID: null });
   });
 
+  // A suspended participant's calls are refused; its provider could still send, pull and manage webhooks
+  // for it (Registry.actingAs ignored suspension), the reactivated nominee as before.
+  it('acts for no suspended nominee: neither sends nor pulls nor sets webhooks for it until it is reactivated', async () => {
+    const admin = adminApi(t);
+    expect((await admin('POST', '/admin/participants/2000000002/suspend', { reason: 'under review' })).status).toBe(200);
+    expect((await admin('POST', '/admin/participants/1000000002/suspend', { reason: 'under review' })).status).toBe(200);
+    try {
+      const sent = await cp.client.submit('IF-021', [item('2000000002', cp.dipId, 'susp1')]);
+      expect(sent.status).toBe(403);
+      expect(sent.body.messageArray[0]!.help).toContain('2000000002 is suspended by the DIP operator');
+      const pulled = await cp.client.pull('IF-021', '1000000002');
+      expect(pulled.status).toBe(403);
+      expect(JSON.stringify(pulled.body)).toContain('1000000002 is suspended by the DIP operator');
+      expect((await cp.client.setWebhook('IF-021', '1000000002', { callbackURL: `${received.url}suspended` })).status).toBe(403);
+      // The provider still sends for its nominee that is not suspended.
+      expect((await cp.client.submit('IF-021', [item('2000000001', cp.dipId, 'susp2')])).status).toBe(201);
+    } finally {
+      expect((await admin('POST', '/admin/participants/2000000002/reactivate')).status).toBe(200);
+      expect((await admin('POST', '/admin/participants/1000000002/reactivate')).status).toBe(200);
+    }
+    expect((await cp.client.submit('IF-021', [item('2000000002', cp.dipId, 'susp3')])).status).toBe(201);
+  });
+
   // Published StandardResponseBodyType: DIPConnectionProviderID is the "physical recipient of the message (if
   // different to recipient Id)". A status message to a sender that connects through a provider names that
   // provider, as the answer to its submission did; it was null, or whatever the recipient reporting had written.

@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { SqliteOnboardingApplications } from '../src/adapters/sqlite/onboarding.js';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { startTestDip, type TestDip } from './helpers/dip-harness.js';
@@ -49,5 +50,22 @@ describe('the data folder and its databases are private to the DIP (security rev
     } finally {
       process.umask(umask);
     }
+  });
+
+  // An fsGroup volume, or the CLI run as another user than the server's: a database file the DIP's user
+  // may write but does not own cannot be chmod-ed (EPERM), and that stopped the start. It is warned about.
+  it.skipIf(process.getuid?.() !== 0)('warns, and goes on, when a database file belongs to another user', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'opendip-perms-'));
+    chmodSync(dir, 0o777);
+    const file = join(dir, 'dip.db');
+    writeFileSync(file, '');
+    chmodSync(file, 0o666); // root's, writable by the user below (as an fsGroup's group-writable file)
+    const module = resolve('src/adapters/sqlite/private-file.ts');
+    const script = `import(${JSON.stringify(module)}).then((m) => { m.openPrivateDatabase(${JSON.stringify(file)}).close(); console.log('readied'); })`;
+    const run = spawnSync(process.execPath, ['--import', 'tsx', '-e', script], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 30_000 });
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toContain('readied');
+    expect(run.stderr).toContain(`${file} is not the DIP's user's: its mode (666) could not be made 600`);
+    expect(mode(file)).toBe('666');
   });
 });

@@ -198,7 +198,7 @@ describe('company self-onboarding', () => {
 
   it('puts an approval back to pending when the participant could not be registered, and journals nothing', async () => {
     const id = await appliedAndVerified({ companyName: 'Other Ltd', mpids: 'OTHR', roles: 'SUP', contactEmail: 'olga@other.example' }, '127.0.0.10');
-    const failing = vi.spyOn(t.dip.backend.registry, 'upsertParticipant').mockRejectedValueOnce(new Error('the disk is full'));
+    const failing = vi.spyOn(t.dip.backend.registry, 'insertParticipant').mockRejectedValueOnce(new Error('the disk is full'));
     try {
       const failed = await admin('POST', `/admin/onboarding/applications/${id}/approve`, {});
       expect(failed.status).toBe(500);

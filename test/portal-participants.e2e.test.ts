@@ -139,6 +139,16 @@ describe('operator portal: participants', () => {
     await waitFor(() => smtp.mails.some((m) => m.to.includes('ops@dip.example') && m.data.includes('Second window.')), 10_000, 'the second notice to the operators');
     expect(smtp.mails.filter((m) => m.to.includes('dora@delta.example') && m.data.includes('Second window.'))).toEqual([]);
 
+    // Suspended, its users' portal refuses every page (reads too, as its API does) with the reason; they
+    // could set webhooks, change the provider and download publications while the API refused the participant.
+    expect((await admin('POST', `/admin/participants/${DIP_ID}/suspend`, { reason: 'audit in progress' })).status).toBe(200);
+    const suspended = await dora.goto(`${td.dip.portalUrl}/portal/webhooks`);
+    expect(suspended?.status()).toBe(403);
+    expect(await dora.getByRole('alert').textContent()).toContain(`${DIP_ID} is suspended by the DIP operator`);
+    expect(await dora.getByRole('alert').textContent()).toContain('audit in progress');
+    expect((await admin('POST', `/admin/participants/${DIP_ID}/reactivate`)).status).toBe(200);
+    expect((await dora.goto(`${td.dip.portalUrl}/portal/webhooks`))?.status()).toBe(200);
+
     const actions = ((await admin('GET', `/admin/journal?target=${DIP_ID}`)).body as Array<{ action: string; actor: string }>).map((e) => `${e.actor} ${e.action}`);
     expect(actions).toEqual(expect.arrayContaining(['operator:ops.otto participant.create', 'operator:ops.otto participant.suspend', 'operator:ops.otto participant.reactivate', `user:${DIP_ID}:dora.${DIP_ID} participant.maintenance-email`]));
   });

@@ -7,6 +7,7 @@ import { firstQueryValues } from '../src/portal/server.js';
 import { namedCaller, signedIn } from '../src/portal/session.js';
 import { USER_REALM } from '../src/portal/user-realm.js';
 import { keyFromFile, SessionSigner } from '../src/security/portal-session.js';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,5 +67,20 @@ describe('keyFromFile: the session and token keys in the data directory', () => 
     // What another node's half-made file looked like when it was written in place: never used as a key.
     writeFileSync(file, '');
     expect(() => keyFromFile(file)).toThrow(/holds no 256-bit key \(0 bytes\)/);
+  });
+
+  // A hand-placed admin token (the bootstrap token is one of these files, shared by every node since this
+  // release) was read as base64url whatever it held: characters outside that alphabet were dropped, so
+  // the token the other nodes were given (the bytes re-encoded) was not the text the operator placed.
+  it('refuses, naming the file, what is not base64url of at least 32 bytes', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-key-')), 'admin-token');
+    for (const text of ['my-own-token', `${'a+b/'.repeat(12)}==`]) {
+      writeFileSync(file, `${text}\n`);
+      expect(() => keyFromFile(file), text).toThrow(file);
+      expect(() => keyFromFile(file), text).toThrow('it must hold at least 32 random bytes in base64url');
+    }
+    const placed = randomBytes(48).toString('base64url');
+    writeFileSync(file, `${placed}\n`);
+    expect(keyFromFile(file).toString('base64url')).toBe(placed);
   });
 });

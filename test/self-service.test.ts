@@ -57,6 +57,19 @@ describe('participant self-service', () => {
     expect(journal.map((e) => e.action)).toContain('participant.channel.join');
   });
 
+  // Nominating the provider it has already deleted every webhook registered before providers were recorded
+  // (registered_by NULL) as if the provider had changed: a form or script that PUTs the same nomination again
+  // silently moved the participant to pull.
+  it('changes nothing when the same provider is nominated again: its webhooks stay', async () => {
+    const own = await t.participant('1000000009', ['SUP']);
+    expect((await call(own, 'PUT', `/participants/${own.dipId}/connection-provider`, { dipId: cp.dipId })).status).toBe(200);
+    await t.dip.backend.registry.putWebhook({ recipientDipId: own.dipId, channel: 'IF-021', url: 'https://93.184.215.14/pre-upgrade', maxMessageCount: 10, maxPayloadKb: 100, registeredBy: null });
+    const again = await call(own, 'PUT', `/participants/${own.dipId}/connection-provider`, { dipId: cp.dipId });
+    expect(again.status, JSON.stringify(again.body)).toBe(200);
+    expect(again.body.removedWebhooks).toEqual([]);
+    expect((await t.dip.backend.registry.webhooks()).filter((w) => w.recipientDipId === own.dipId)).toHaveLength(1);
+  });
+
   it('nominates and withdraws a connection provider; a provider cannot nominate for it', async () => {
     const nominated = await call(sup, 'PUT', `/participants/${sup.dipId}/connection-provider`, { dipId: cp.dipId });
     expect(nominated.body).toMatchObject({ connectionProvider: cp.dipId });

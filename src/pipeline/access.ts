@@ -28,7 +28,7 @@ export interface Scope {
 export type Authorisation = ({ ok: true } & Scope) | { ok: false; status: 403 | 404; callerDipId: string; message: MsgText; help: string };
 
 export function authorise(
-  registry: Pick<Registry, 'actingAs' | 'dipIdInAnyCase'>,
+  registry: Pick<Registry, 'actingAs' | 'dipIdInAnyCase' | 'suspensionNote'>,
   channelOf: (id: string) => Channel | undefined,
   authenticated: Participant,
   access: Access,
@@ -37,9 +37,10 @@ export function authorise(
   if (access === 'participant') return { ok: true, caller: authenticated, channel: null, authenticated };
   const recipientId = target.recipientId ?? '';
   // A path's recipient-id is read in any case, as its channel: the reference's ingress enforces no case on URLs.
-  const caller = registry.actingAs(authenticated, registry.dipIdInAnyCase(recipientId));
+  const named = registry.dipIdInAnyCase(recipientId);
+  const caller = registry.actingAs(authenticated, named);
   if (!caller) {
-    return { ok: false, status: 403, callerDipId: authenticated.dipId, message: MSG.processingFailed, help: `recipient-id ${recipientId} is not the caller ${authenticated.dipId}` };
+    return { ok: false, status: 403, callerDipId: authenticated.dipId, message: MSG.processingFailed, help: `recipient-id ${recipientId} is not the caller ${authenticated.dipId}${registry.suspensionNote(named)}` };
   }
   if (access === 'self') return { ok: true, caller, channel: null, authenticated };
   const channel = channelOf(target.channelId ?? '');

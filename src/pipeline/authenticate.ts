@@ -3,7 +3,7 @@ import type { SignatureReplayGuard } from '../ports/replay-guard.js';
 import type { RevocationEntry } from '../security/revocation.js';
 import { signatureHelp, verifyDipSignature } from '../security/signature.js';
 import type { SignatureDate } from './clock-check.js';
-import type { Registry } from './registry.js';
+import { suspensionHelp, type Registry } from './registry.js';
 
 /** The TLS client certificate as the listener saw it. */
 export interface TlsPeer {
@@ -89,7 +89,7 @@ export async function identify(registry: Registry, call: HeaderEvidence): Promis
   if (!participant) return { ok: false, status: 401, help: 'X-API-Key is not recognised' };
   const suspended = registry.suspended(participant.dipId);
   if (suspended) {
-    return { ok: false, status: 403, help: `${participant.dipId} is suspended by the DIP operator since ${new Date(suspended.at).toISOString()} (${suspended.reason}): messages for it are held until it is reactivated; ask the DIP operator` };
+    return { ok: false, status: 403, help: suspensionHelp(participant.dipId, suspended) };
   }
   if (call.tlsDipIds !== null && !call.tlsDipIds.includes(participant.dipId)) {
     return {

@@ -10,7 +10,7 @@ import type { RegistryStore } from '../ports/registry.js';
 import { secretHash } from '../security/api-key.js';
 import { csrProblem } from '../security/pki.js';
 import type { ParticipantLifecycle } from './participant-lifecycle.js';
-import { onboardParticipant } from './participants.js';
+import { AlreadyRegistered, onboardParticipant } from './participants.js';
 import { USERNAME_PATTERN, type PortalAccountService } from './portal-accounts.js';
 import { RefusedError } from './refused.js';
 import type { Registry } from './registry.js';
@@ -30,7 +30,7 @@ export interface OnboardingDeps {
   journal: Pick<OperatorJournal, 'append'>;
   lifecycle: Pick<ParticipantLifecycle, 'entries' | 'kick' | 'updateProfile'>;
   registry: Pick<Registry, 'participant' | 'refresh'>;
-  registryStore: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'webhooks' | 'deleteWebhook'>;
+  registryStore: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'insertParticipant' | 'webhooks' | 'deleteWebhook'>;
   accounts: Pick<PortalAccountService, 'createEnrollingAtFirstSignIn' | 'account'>;
   /** A participant certificate from this environment's CA for the CSR, bound to the DIP ID (src/assemble/participants.ts). */
   issueCertificate(csrPem: string, dipId: string, organisation: string): Promise<string>;
@@ -206,7 +206,10 @@ export class Onboarding {
     if (check.rolesNotInRegister.length > 0) {
       throw new RefusedError(400, `roles: the central register does not give ${dipId} the role${check.rolesNotInRegister.length > 1 ? 's' : ''} ${check.rolesNotInRegister.join(', ')} now (it gives ${check.registerRoles.join(', ')}): roles come from the register`);
     }
-    if (this.deps.registry.participant(dipId) !== undefined) throw new RefusedError(409, `${dipId} is a registered participant already: manage it on its page`);
+    // This node's registry may be stale (registered on another node a moment ago): read the store first.
+    // The registration itself is insert-only, so a form sent twice at once cannot re-register it either.
+    await this.deps.registry.refresh();
+    if (this.deps.registry.participant(dipId) !== undefined) throw new RefusedError(409, new AlreadyRegistered(dipId).message);
     const organisation = check.companyName ?? claim.companyName;
     const { username, certificatePem } = await this.prepared(claim, dipId, organisation, input.username);
     const now = this.deps.clock.now();
@@ -250,8 +253,9 @@ export class Onboarding {
     const { claim, dipId, username } = r;
     let registered: Awaited<ReturnType<typeof onboardParticipant>>;
     try {
-      registered = await onboardParticipant(this.deps.registryStore, { dipId, roles: r.roles, organisation: r.organisation, certificatePem: r.certificatePem });
+      registered = await onboardParticipant(this.deps.registryStore, { dipId, roles: r.roles, organisation: r.organisation, certificatePem: r.certificatePem, onlyNew: true });
     } catch (err) {
+      if (err instanceof AlreadyRegistered) throw new RefusedError(409, `${err.message}${await undo()}`);
       throw new Error(`${r.what}: ${dipId} could not be registered: ${(err as Error).message}${await undo()}`, { cause: err });
     }
     const { participant, apiKey } = registered;

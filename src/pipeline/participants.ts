@@ -18,6 +18,15 @@ export interface OnboardRequest {
    * here with the reason instead of failing every handshake later.
    */
   trustedCaPems?: string[];
+  /** Registers a new participant only: throws AlreadyRegistered, writing nothing, when the DIP ID is registered. */
+  onlyNew?: boolean;
+}
+
+/** The DIP ID a registration meant for a new participant was registered already (by another node, or a form sent twice). */
+export class AlreadyRegistered extends Error {
+  constructor(readonly dipId: string) {
+    super(`${dipId} is a registered participant already: manage it on its page`);
+  }
 }
 
 /** The certificate, checked: readable, bound to the DIP ID, and (when a trust store is given) from a trusted CA. */
@@ -46,7 +55,7 @@ function checkedCertificate(certificatePem: string, dipId: string, trustedCaPems
  * participant's own withdrawal does, SelfService.nominate), and says which.
  */
 export async function onboardParticipant(
-  store: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'webhooks' | 'deleteWebhook'>,
+  store: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'insertParticipant' | 'webhooks' | 'deleteWebhook'>,
   req: OnboardRequest,
 ): Promise<{ participant: Participant; apiKey: string; formerProvider: string | null; removedWebhooks: RemovedWebhook[] }> {
   if (!DIP_ID_PATTERN.test(req.dipId)) throw new Error(`--dip-id '${req.dipId}' must be 10 letters or digits (DT-006)`);
@@ -71,7 +80,8 @@ export async function onboardParticipant(
   }
   const formerProvider = registered.find((r) => r.participant.dipId === req.dipId)?.participant.connectionProvider ?? null;
   const apiKey = newApiKey();
-  await store.upsertParticipant(participant, hashApiKey(apiKey));
+  if (!req.onlyNew) await store.upsertParticipant(participant, hashApiKey(apiKey));
+  else if (!(await store.insertParticipant(participant, hashApiKey(apiKey)))) throw new AlreadyRegistered(req.dipId);
   const removedWebhooks = formerProvider !== participant.connectionProvider ? await dropFormerProviderWebhooks(store, participant, formerProvider !== null) : [];
   return { participant, apiKey, formerProvider, removedWebhooks };
 }

@@ -139,12 +139,19 @@ export class Registry implements RoutingDirectory {
 
   /**
    * Who a caller may act as: itself, and, when it is a DIP Connection Provider, exactly the participants
-   * that nominated it. Undefined when `dipId` is neither.
+   * that nominated it and are not suspended (a suspended participant's calls are refused, through its
+   * provider too). Undefined when `dipId` is neither. The caller's own suspension is identify()'s to refuse.
    */
   actingAs(caller: Participant, dipId: string): Participant | undefined {
     if (dipId === caller.dipId) return caller;
     const nominee = this.byDipId.get(dipId);
-    return nominee?.connectionProvider === caller.dipId ? nominee : undefined;
+    return nominee?.connectionProvider === caller.dipId && !this.suspended(dipId) ? nominee : undefined;
+  }
+
+  /** Why a caller may not act as `dipId`, when that is a suspension (for the refusal's help), else ''. */
+  suspensionNote(dipId: string): string {
+    const s = this.suspended(dipId);
+    return s ? `: ${suspensionHelp(dipId, s)}` : '';
   }
 
   /**
@@ -155,9 +162,9 @@ export class Registry implements RoutingDirectory {
     return this.byDipId.has(dipId) ? dipId : (this.byLowerDipId.get(dipId.toLowerCase()) ?? dipId);
   }
 
-  /** The caller and every participant that nominated it as connection provider. */
+  /** The caller and every participant that nominated it as connection provider and is not suspended. */
   identitiesOf(caller: Participant): Participant[] {
-    return [caller, ...(this.byProvider.get(caller.dipId) ?? [])];
+    return [caller, ...(this.byProvider.get(caller.dipId) ?? []).filter((p) => !this.suspended(p.dipId))];
   }
 
   byApiKey(apiKey: string): Participant | undefined {
@@ -231,4 +238,9 @@ export class Registry implements RoutingDirectory {
   webhook(recipientDipId: string, channel: string): Webhook | undefined {
     return this.hooks.get(hookKey(recipientDipId, channel));
   }
+}
+
+/** The refusal's words for a suspended participant, the same whoever calls for it. */
+export function suspensionHelp(dipId: string, s: Suspension): string {
+  return `${dipId} is suspended by the DIP operator since ${new Date(s.at).toISOString()} (${s.reason}): messages for it are held until it is reactivated; ask the DIP operator`;
 }

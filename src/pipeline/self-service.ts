@@ -121,6 +121,9 @@ export class SelfService {
       if (provider === p.dipId) throw new RefusedError(400, 'a participant cannot be its own connection provider');
       if (!this.deps.registry.participant(provider)) throw new RefusedError(404, `connectionProvider ${provider} is not a registered participant`);
     }
+    // The same provider again changes nothing: dropping "the former provider's" webhooks would delete every
+    // one registered before providers were recorded (registered_by NULL) though no provider changed.
+    if (provider === p.connectionProvider) return { ...(await this.view(this.current(p))), removedWebhooks: [] };
     // The nomination first: the former provider's API access ends before its webhooks are looked for, so
     // it cannot register another in between.
     await this.deps.store.upsertParticipant({ ...p, connectionProvider: provider }, null);

@@ -10,6 +10,7 @@ import { CopyUnmakeable, CopyWithheld } from '../pipeline/recipient-copy.js';
 import { ReplayBudgetSpent } from '../pipeline/replay.js';
 import { RefusedError } from '../pipeline/refused.js';
 import { configureWebhook, removeWebhook } from '../pipeline/webhook-config.js';
+import { suspensionHelp } from '../pipeline/registry.js';
 import type { ArchivedMessage, DeliveryAttempt } from '../ports/archive.js';
 import type { QueueRef } from '../ports/message-log.js';
 import type { ReplayFilter } from '../ports/requeue-jobs.js';
@@ -55,6 +56,10 @@ export function registerUserPortal(app: FastifyInstance, deps: PortalDeps): void
   const page = userPages(pageRoutes<Ctx>(app, deps, R, (req, reply, signed) => {
     const own = signed.account.participantDipId ? deps.registry.participant(signed.account.participantDipId) : undefined;
     if (!own) return refuse(reply, R, req, signed, 403, `${signed.account.participantDipId ?? 'this account'} is no longer a registered participant`);
+    // A suspended participant's users are refused every page, reads too, as its API calls are: the portal
+    // acts for it (webhooks, provider, certificates, publications) and must not while the operator holds it.
+    const suspended = deps.registry.suspended(own.dipId);
+    if (suspended) return refuse(reply, R, req, signed, 403, suspensionHelp(own.dipId, suspended));
     return { req, reply, signed, own };
   }));
 

@@ -52,6 +52,11 @@ export interface RegisteredParticipant {
 export interface RegistryStore {
   /** Registers or updates a participant. `apiKeyHash` null keeps the key it has (an update). */
   upsertParticipant(p: Participant, apiKeyHash: string | null): Promise<void>;
+  /**
+   * Registers a new participant only: false, writing nothing, when its DIP ID is registered already (a
+   * double-submitted form, or another node's stale registry, must not re-register it under a new key).
+   */
+  insertParticipant(p: Participant, apiKeyHash: string): Promise<boolean>;
   participants(): Promise<RegisteredParticipant[]>;
   putWebhook(w: Webhook): Promise<void>;
   deleteWebhook(recipientDipId: string, channel: string): Promise<boolean>;

@@ -101,8 +101,13 @@ export function keyFromFile(file: string): Buffer {
       unlinkSync(own);
     }
   }
-  const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
-  if (key.length < 32) throw new Error(`${file} holds no 256-bit key (${key.length} bytes): restore it from a node's copy, or remove it on every node to make a new one`);
+  const text = readFileSync(file, 'utf8').trim();
+  // Node's decoder drops what is not base64url, so a hand-placed token of other characters was read as other
+  // bytes: the token the other nodes were given (those bytes re-encoded) was not the one placed.
+  const wanted = "it must hold at least 32 random bytes in base64url (e.g. `openssl rand 32 | basenc --base64url | tr -d =`); restore it from a node's copy, or remove it on every node to make a new one";
+  if (!/^[\w-]*$/.test(text)) throw new Error(`${file} holds characters other than base64url's (A-Z a-z 0-9 - _): ${wanted}`);
+  const key = Buffer.from(text, 'base64url');
+  if (key.length < 32) throw new Error(`${file} holds no 256-bit key (${key.length} bytes): ${wanted}`);
   return key;
 }
 

@@ -6,6 +6,16 @@ export function registryContract(name: string, open: BackendFactory): void {
   describe(`RegistryStore contract: ${name}`, () => {
     const ctx = useBackend(open);
 
+    it('inserts a new participant only: one registered already is left as it is, key and all', async () => {
+      const store = ctx.backend.registry;
+      const p = { dipId: 'SUP0000009', roles: ['SUP'], organisation: 'Acme', certificatePem: 'PEM', certificateFingerprint: 'AB', createdAt: 1, connectionProvider: 'DCP0000001' };
+      expect(await store.insertParticipant(p, 'hash-1')).toBe(true);
+      const v = await store.version();
+      expect(await store.insertParticipant({ ...p, certificatePem: 'PEM2', connectionProvider: null }, 'hash-2')).toBe(false);
+      expect(await store.version()).toBe(v);
+      expect((await store.participants()).filter((r) => r.participant.dipId === p.dipId)).toEqual([{ participant: p, apiKeyHash: 'hash-1' }]);
+    });
+
     it('keeps participants and webhooks, and its version and change feed move on every change', async () => {
       const store = ctx.backend.registry;
       let told = 0;

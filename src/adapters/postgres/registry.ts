@@ -35,9 +35,7 @@ export class PgRegistry implements RegistryStore {
         if (!exists.rowCount) throw new Error(`participant ${p.dipId} is new: an API key is required`);
       }
       await c.query(
-        `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at, connection_provider,
-                                   previous_certificate_pem, previous_certificate_fingerprint, previous_valid_until)
-         VALUES ($1, $2, $3, $4, $5, coalesce($6, ''), $7, $8, $9, $10, $11)
+        `${INSERT_PARTICIPANT}
          ON CONFLICT (dip_id) DO UPDATE SET roles = excluded.roles, organisation = excluded.organisation,
            connection_provider = excluded.connection_provider,
            certificate_pem = excluded.certificate_pem, certificate_fingerprint = excluded.certificate_fingerprint,
@@ -45,23 +43,22 @@ export class PgRegistry implements RegistryStore {
            previous_certificate_fingerprint = excluded.previous_certificate_fingerprint,
            previous_valid_until = excluded.previous_valid_until,
            api_key_hash = coalesce($6, participants.api_key_hash)`,
-        [
-          p.dipId,
-          p.roles.join(','),
-          p.organisation,
-          p.certificatePem,
-          p.certificateFingerprint,
-          apiKeyHash,
-          p.createdAt,
-          p.connectionProvider,
-          p.previous?.certificatePem ?? null,
-          p.previous?.certificateFingerprint ?? null,
-          p.previous?.validUntil ?? null,
-        ],
+        participantParams(p, apiKeyHash),
       );
       await bump(c);
     });
     this.changed();
+  }
+
+  async insertParticipant(p: Participant, apiKeyHash: string): Promise<boolean> {
+    const inserted = await this.d.tx(async (c) => {
+      const done = await c.query(`${INSERT_PARTICIPANT} ON CONFLICT (dip_id) DO NOTHING`, participantParams(p, apiKeyHash));
+      if (!done.rowCount) return false;
+      await bump(c);
+      return true;
+    });
+    if (inserted) this.changed();
+    return inserted;
   }
 
   async participants(): Promise<RegisteredParticipant[]> {
@@ -221,3 +218,21 @@ async function bump(c: pg.PoolClient): Promise<void> {
   const { rows } = await c.query<{ version: number }>('UPDATE registry_version SET version = version + 1 WHERE id = 1 RETURNING version');
   await c.query('SELECT pg_notify($1, $2)', [REGISTRY_CHANNEL, String(rows[0]?.version ?? 0)]);
 }
+
+const INSERT_PARTICIPANT = `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at, connection_provider,
+                                   previous_certificate_pem, previous_certificate_fingerprint, previous_valid_until)
+         VALUES ($1, $2, $3, $4, $5, coalesce($6, ''), $7, $8, $9, $10, $11)`;
+
+const participantParams = (p: Participant, apiKeyHash: string | null) => [
+          p.dipId,
+          p.roles.join(','),
+          p.organisation,
+          p.certificatePem,
+          p.certificateFingerprint,
+          apiKeyHash,
+          p.createdAt,
+          p.connectionProvider,
+          p.previous?.certificatePem ?? null,
+          p.previous?.certificateFingerprint ?? null,
+          p.previous?.validUntil ?? null
+];

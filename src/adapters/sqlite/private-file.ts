@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** The data folder's mode: the DIP's user alone (its databases, keys and PKI are in it). */
@@ -13,22 +13,39 @@ export const PRIVATE_FILE_MODE = 0o600;
  * made 0600 at once, before any pragma or write (SQLite gives a database's WAL and shared-memory files the
  * mode of the database file, whatever the umask); an existing file and its companions, made under an
  * earlier release's default umask (0644: every local user could read the messages and the audit log),
- * tightened. The file is not made beforehand by the DIP: SQLite's own open makes it (a file the DIP made
- * and closed just before SQLite opened it tripped the power-loss test's write shim).
+ * tightened (warned about instead when the file is another user's: only its owner may change its mode).
+ * The file is not made beforehand by the DIP: SQLite's own open makes it (a file the DIP made and closed
+ * just before SQLite opened it tripped the power-loss test's write shim).
  */
 export function openPrivateDatabase(file: string): Database.Database {
   if (file === ':memory:') return new Database(file);
   // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
   mkdirSync(dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE });
-  tighten(file);
+  tightenAll(file);
   const db = new Database(file);
-  tighten(file);
+  tightenAll(file);
   return db;
 }
 
-function tighten(file: string): void {
+function tightenAll(file: string): void {
   for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`]) {
     // eslint-disable-next-line security/detect-non-literal-fs-filename -- that database and its companions
-    if (existsSync(f)) chmodSync(f, PRIVATE_FILE_MODE);
+    if (existsSync(f)) tighten(f);
+  }
+}
+
+/**
+ * Makes a file 0600. Only its owner may: a file the DIP may write but does not own (an fsGroup volume, the
+ * CLI run as another user) keeps its mode, said on stderr, rather than stopping the start.
+ */
+function tighten(f: string): void {
+  try {
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- a database file named above
+    chmodSync(f, PRIVATE_FILE_MODE);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the same file
+    const was = (statSync(f).mode & 0o777).toString(8);
+    process.emitWarning(`${f} is not the DIP's user's: its mode (${was}) could not be made 600; make it so as its owner, or run the DIP as that user`, { code: 'DIP_DATA_FILE_MODE' });
   }
 }

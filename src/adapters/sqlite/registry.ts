@@ -30,11 +30,9 @@ export class SqliteRegistry implements RegistryStore {
   constructor(private readonly d: SqliteDatabase) {
     const db = d.db;
     this.s = {
+      insertParticipant: db.prepare(`${INSERT_PARTICIPANT} ON CONFLICT (dip_id) DO NOTHING`),
       upsertParticipant: db.prepare(
-        `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at, connection_provider,
-                                   previous_certificate_pem, previous_certificate_fingerprint, previous_valid_until)
-         VALUES (@dipId, @roles, @organisation, @certificatePem, @certificateFingerprint, @apiKeyHash, @createdAt, @connectionProvider,
-                 @previousCertificatePem, @previousCertificateFingerprint, @previousValidUntil)
+        `${INSERT_PARTICIPANT}
          ON CONFLICT (dip_id) DO UPDATE SET roles = excluded.roles, organisation = excluded.organisation,
            connection_provider = excluded.connection_provider,
            certificate_pem = excluded.certificate_pem, certificate_fingerprint = excluded.certificate_fingerprint,
@@ -77,23 +75,20 @@ export class SqliteRegistry implements RegistryStore {
   async upsertParticipant(p: Participant, apiKeyHash: string | null): Promise<void> {
     await this.d.write(() => {
       if (apiKeyHash === null && !this.s.exists.get(p.dipId)) throw new Error(`participant ${p.dipId} is new: an API key is required`);
-      this.s.upsertParticipant.run({
-        dipId: p.dipId,
-        roles: p.roles.join(','),
-        organisation: p.organisation,
-        certificatePem: p.certificatePem,
-        certificateFingerprint: p.certificateFingerprint,
-        apiKeyHash: apiKeyHash ?? '',
-        newApiKeyHash: apiKeyHash,
-        createdAt: p.createdAt,
-        connectionProvider: p.connectionProvider,
-        previousCertificatePem: p.previous?.certificatePem ?? null,
-        previousCertificateFingerprint: p.previous?.certificateFingerprint ?? null,
-        previousValidUntil: p.previous?.validUntil ?? null,
-      });
+      this.s.upsertParticipant.run(participantParams(p, apiKeyHash));
       this.s.bumpVersion.run();
     });
     this.changed();
+  }
+
+  async insertParticipant(p: Participant, apiKeyHash: string): Promise<boolean> {
+    const inserted = await this.d.write(() => {
+      if (this.s.insertParticipant.run(participantParams(p, apiKeyHash)).changes === 0) return false;
+      this.s.bumpVersion.run();
+      return true;
+    });
+    if (inserted) this.changed();
+    return inserted;
   }
 
   async participants(): Promise<RegisteredParticipant[]> {
@@ -177,4 +172,26 @@ export class SqliteRegistry implements RegistryStore {
   private changed(): void {
     for (const w of this.watchers) w();
   }
+}
+
+const INSERT_PARTICIPANT = `INSERT INTO participants (dip_id, roles, organisation, certificate_pem, certificate_fingerprint, api_key_hash, created_at, connection_provider,
+                                   previous_certificate_pem, previous_certificate_fingerprint, previous_valid_until)
+         VALUES (@dipId, @roles, @organisation, @certificatePem, @certificateFingerprint, @apiKeyHash, @createdAt, @connectionProvider,
+                 @previousCertificatePem, @previousCertificateFingerprint, @previousValidUntil)`;
+
+function participantParams(p: Participant, apiKeyHash: string | null) {
+  return {
+    dipId: p.dipId,
+    roles: p.roles.join(','),
+    organisation: p.organisation,
+    certificatePem: p.certificatePem,
+    certificateFingerprint: p.certificateFingerprint,
+    apiKeyHash: apiKeyHash ?? '',
+    newApiKeyHash: apiKeyHash,
+    createdAt: p.createdAt,
+    connectionProvider: p.connectionProvider,
+    previousCertificatePem: p.previous?.certificatePem ?? null,
+    previousCertificateFingerprint: p.previous?.certificateFingerprint ?? null,
+    previousValidUntil: p.previous?.validUntil ?? null,
+  };
 }
