@@ -42,15 +42,15 @@ describe('NATS out of reach: health, alarm and metric say so', () => {
     const metrics = async () => (await fetch(`http://127.0.0.1:${t.dip.adminPort}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
     const coordinationOk = async () => /^dip_coordination_ok 1$/m.test(await metrics());
     const health = await admin('GET', '/admin/health');
-    // A lone node has heard no peer's clock: peerClock null, the offset gauge 0.
-    expect([health.status, health.body.coordination]).toEqual([200, { state: 'ok', peerClock: null }]);
+    // A lone node has heard no peer's clock (peerClock null, the offset gauge 0), nor lost any node.
+    expect([health.status, health.body.coordination]).toEqual([200, { state: 'ok', peerClock: null, lostNodes: [] }]);
     expect(await metrics()).toMatch(/^dip_cluster_clock_offset_seconds 0$/m);
 
     await nats.process.stop();
     await waitFor(async () => (await admin('GET', '/admin/health')).body.coordination.state === 'unavailable', 20_000, 'coordination reported unavailable');
     const during = await admin('GET', '/admin/health');
     expect(during.status).toBe(200);
-    expect(during.body.coordination).toEqual({ state: 'unavailable', reason: expect.stringContaining('NATS JetStream'), since: expect.any(Number), peerClock: null });
+    expect(during.body.coordination).toEqual({ state: 'unavailable', reason: expect.stringContaining('NATS JetStream'), since: expect.any(Number), peerClock: null, lostNodes: [] });
     await waitFor(async () => ((await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string }>).some((a) => a.rule === 'coordination'), 10_000, 'the coordination alarm');
     // It names the node that lost NATS (its id in the leases bucket: the host's name and a part made at
     // start): each node of a cluster raises its own, and the operator can tell which machine it is.
