@@ -49,6 +49,23 @@ describe('PostgreSQL with a synchronous standby: a COMMIT whose answer is lost',
     // is sent new WAL (a switch to the next segment), else only at its status interval (10 s).
     await waitFor(async () => (await admin.query('SELECT pg_switch_wal()'), (await waitingForStandby()) === 0), 20_000, 'the commits waiting for the standby to be released', 100);
   };
+  /**
+   * A message appended while the primary waits for a standby that never answers ('ANY 1 (ghost)'): its
+   * COMMIT in doubt. `resend` runs with the log and the message; the standby is named again after it.
+   */
+  const withAnOriginalInDoubt = async (resend: (log: PgMessageLog, m: ReturnType<typeof message>) => Promise<void>) => {
+    const store = await PgDatabase.open({ url, clock: systemClock, poolSize: 3, queryTimeoutMs: ANSWER_LOST_MS });
+    try {
+      const log = new PgMessageLog(store);
+      await syncStandbys('ANY 1 (ghost)');
+      const m = message([sup.recipientDipId]);
+      await expect(log.append(batch([m]))).rejects.toMatchObject({ code: COMMIT_IN_DOUBT });
+      await resend(log, m);
+    } finally {
+      await syncStandbys(servers.standbyName);
+      await store.close();
+    }
+  };
   const stored = async (transactionId: string) => (await admin.query('SELECT 1 FROM messages WHERE transaction_id = $1', [transactionId])).rowCount;
 
   beforeAll(async () => {
@@ -147,12 +164,7 @@ describe('PostgreSQL with a synchronous standby: a COMMIT whose answer is lost',
   }, 60_000);
 
   it('a resend of a batch the primary alone committed (a session ended while waiting for the standby): COMMIT_IN_DOUBT, not MSG1006, until a standby has it', async () => {
-    const store = await PgDatabase.open({ url, clock: systemClock, poolSize: 3, queryTimeoutMs: ANSWER_LOST_MS });
-    try {
-      const log = new PgMessageLog(store);
-      await syncStandbys('ANY 1 (ghost)');
-      const m = message([sup.recipientDipId]);
-      await expect(log.append(batch([m]))).rejects.toMatchObject({ code: COMMIT_IN_DOUBT });
+    await withAnOriginalInDoubt(async (log, m) => {
       // An operator (or an older version of the node) ends the waiting sessions: committed on the primary alone.
       await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep' AND datname = $1", [DATABASE]);
       await waitFor(async () => (await stored(m.transactionId)) === 1, 5_000, 'the row committed on the primary alone', 20);
@@ -160,19 +172,11 @@ describe('PostgreSQL with a synchronous standby: a COMMIT whose answer is lost',
       await expect(log.append(batch([m]))).rejects.toMatchObject({ kind: 'unavailable', code: COMMIT_IN_DOUBT, message: expect.stringContaining('no synchronous standby is shown to have it') });
       await syncStandbys(servers.standbyName);
       expect(await log.append(batch([m]))).toMatchObject({ ok: false, duplicates: [m.senderUniqueReference] });
-    } finally {
-      await syncStandbys(servers.standbyName);
-      await store.close();
-    }
+    });
   }, 60_000);
 
   it('a resend while the first COMMIT still waits for the standby: never answered MSG1006 before a standby has the original', async () => {
-    const store = await PgDatabase.open({ url, clock: systemClock, poolSize: 3, queryTimeoutMs: ANSWER_LOST_MS });
-    try {
-      const log = new PgMessageLog(store);
-      await syncStandbys('ANY 1 (ghost)');
-      const m = message([sup.recipientDipId]);
-      await expect(log.append(batch([m]))).rejects.toMatchObject({ code: COMMIT_IN_DOUBT });
+    await withAnOriginalInDoubt(async (log, m) => {
       // The original is invisible, but its reference's index entry is there: the resend's claim waits for it.
       const resent = await log.append(batch([m])).then(
         (r) => ({ answered: r }),
@@ -182,10 +186,7 @@ describe('PostgreSQL with a synchronous standby: a COMMIT whose answer is lost',
       expect(resent).toMatchObject({ failed: { kind: 'unavailable', code: '55P03' } });
       await syncStandbys(servers.standbyName);
       expect(await log.append(batch([m]))).toMatchObject({ ok: false, duplicates: [m.senderUniqueReference] });
-    } finally {
-      await syncStandbys(servers.standbyName);
-      await store.close();
-    }
+    });
   }, 60_000);
 
   it('that reached the standby: answered as accepted (the standby is shown to have it)', async () => {
