@@ -7,13 +7,12 @@ import { connectNats, openBucket } from '../src/adapters/nats/connection.js';
 import { NatsQueueLeases } from '../src/adapters/nats/leases.js';
 import { coordinationContract } from './contract/coordination.contract.js';
 import { deleteBuckets, NATS_SERVERS, testPrefix } from './helpers/nats.js';
-import { FakeClock, ShiftableClock } from './helpers/clocks.js';
-import { monotonicClock } from '../src/adapters/clock.js';
-import { Kvm, type KV } from '@nats-io/kv';
+import { FakeClock, SteppedClock } from './helpers/clocks.js';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { queueToken } from '../src/adapters/nats/names.js';
-import { waitFor } from './helpers/dip-harness.js';
 import type { Logger } from '../src/ports/logger.js';
+import type { LostNode, LostNodeRecords } from '../src/ports/backend.js';
 
 coordinationContract('one process, in memory', {
   shared: false,
@@ -43,153 +42,196 @@ coordinationContract('NATS JetStream', {
   },
 });
 
+/**
+ * Nodes of one leases bucket, each on its own connection, on one elapsed-time clock the test advances
+ * (FakeClock: their steady clock, whose timers say the roll calls and renewals) and each its own wall
+ * clock over it (SteppedClock: a step moves one node's wall clock, never elapsed time). Nothing waits for
+ * real time to pass: `io()` waits until every bucket request a node made has its answer and every roll call
+ * said has reached every node (a flush of each connection, twice: NATS delivers in order).
+ */
+const clusterOf = async (ids: string[], cleanup: Array<() => Promise<void>>, logger?: Logger) => {
+  const prefix = testPrefix();
+  cleanup.push(() => deleteBuckets(prefix));
+  const steady = new FakeClock(Date.now());
+  const inFlight = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inFlight.add(p);
+    void p.then(
+      () => inFlight.delete(p),
+      () => inFlight.delete(p),
+    );
+    return p;
+  };
+  const nodes: Array<{ leases: NatsQueueLeases; clock: SteppedClock; nc: NatsConnection; bucket: KV }> = [];
+  for (const id of ids) {
+    const nc = await connectNats({ servers: NATS_SERVERS, prefix, replicas: 1 });
+    cleanup.push(() => nc.close());
+    const kv = await openBucket(nc, `${prefix}_leases`, { history: 1, replicas: 1 });
+    const tracked = Object.assign(Object.create(kv) as KV, {
+      get: (...args: Parameters<KV['get']>) => track(kv.get(...args)),
+      create: (...args: Parameters<KV['create']>) => track(kv.create(...args)),
+      update: (...args: Parameters<KV['update']>) => track(kv.update(...args)),
+      delete: (...args: Parameters<KV['delete']>) => track(kv.delete(...args)),
+    });
+    const clock = new SteppedClock(steady);
+    const node = new NatsQueueLeases(nc, tracked, prefix, clock, leases, logger, id, steady);
+    cleanup.push(() => node.close());
+    nodes.push({ leases: node, clock, nc, bucket: kv });
+  }
+  const io = async () => {
+    for (let round = 0; round < 2; round++) {
+      await Promise.allSettled([...inFlight]);
+      for (const n of nodes) await n.nc.flush().catch(() => {});
+    }
+  };
+  /** Elapsed time moves `ms` in steps of at most `stepMs`, its timers run and their I/O landed after each step. */
+  const advance = async (ms: number, stepMs = 100) => {
+    for (let left = ms; left > 0; left -= stepMs) {
+      await steady.advance(Math.min(stepMs, left));
+      await io();
+    }
+  };
+  /**
+   * A roll call said in the name of `node` (a peer this test plays), heard by every node: by default of
+   * this version, its time the elapsed clock's; `steady: false`, one of the version before (its leases
+   * end by its wall clock).
+   */
+  const rollCall = async (node: string, say: { leaving?: boolean; now?: number; steady?: boolean } = {}) => {
+    const leaving = say.leaving ?? false;
+    nodes[0]!.nc.publish(`${prefix}.nodes`, JSON.stringify({ node, held: 1, taking: !leaving, leaving, now: say.now ?? steady.now(), ...(say.steady === false ? {} : { steady: true }) }));
+    await io();
+  };
+  await io();
+  return { nodes, steady, io, advance, rollCall };
+};
+
+const rollCallMs = leases.ttlMs / 3;
+
 describe('NATS queue leases between nodes whose clocks disagree', () => {
   const q = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
-  const rate = { requestsPerSecond: 1, burst: 20 };
   const cleanup: Array<() => Promise<void>> = [];
   afterEach(async () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
-  let lastPrefix = '';
-  const rollCallEveryMs = leases.ttlMs / 3;
   /** a on the machine's time, b `aheadMs` ahead of it (a node whose NTP has drifted). */
   const twoNodes = async (aheadMs: number) => {
-    const prefix = testPrefix();
-    cleanup.push(() => deleteBuckets(prefix));
-    const start = Date.now();
-    const out = [];
-    lastPrefix = prefix;
-    for (const clock of [new FakeClock(start), new FakeClock(start + aheadMs)]) {
-      const node = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, maxClockSkewMs: 300_000, rateLimit: rate, leases });
-      cleanup.push(() => node.close());
-      out.push(Object.assign(node, { clock }));
-    }
-    return out as [(typeof out)[0], (typeof out)[0]];
-  };
-  /** One renewal interval on both clocks; waits until a's renewal is in the bucket and b has heard a's roll call (its clock with it). */
-  const tick = async (a: { clock: FakeClock; node?: string; connection: NatsConnection }, b: { clock: FakeClock; leases: unknown }, prefix: string) => {
-    const heard = (b.leases as { clockOffsetOf?: (node: string) => number | undefined }).clockOffsetOf;
-    // b first: a's roll call then says a's time against b's new one, as between two real clocks.
-    await b.clock.advance(leases.ttlMs / 3);
-    await a.clock.advance(leases.ttlMs / 3);
-    const bucket = await new Kvm(a.connection).open(`${prefix}_leases`);
-    const renewed = a.clock.now() + leases.ttlMs;
-    await waitFor(async () => ((await bucket.get(queueToken(q)))?.json<{ expiresAt: number }>().expiresAt ?? 0) >= renewed, 5_000, "a's renewal in the bucket");
-    if (heard) await waitFor(() => heard.call(b.leases, a.node!) !== undefined, 5_000, "b to hear a's roll call");
+    const cluster = await clusterOf(['a-0000000a', 'b-0000000b'], cleanup);
+    const [a, b] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
+    b.clock.step(aheadMs);
+    return { ...cluster, a, b };
   };
 
   it('a node whose clock runs ahead by more than the allowance does not take a lease its live holder renews, and takes it once the holder stops', async () => {
     // 5 s ahead, leases of 3 s renewed every second with 0.5 s of allowance: by b's clock a's lease always
     // looked expired, and b took it from its live holder at every claim (a fault campaign's 8 s skew
     // between two DIP nodes: every queue moved to the node ahead, again and again).
-    const [a, b] = await twoNodes(5_000);
+    const { a, b, steady, advance } = await twoNodes(5_000);
     expect(await a.leases.acquire(q)).toBe(true);
     for (let i = 0; i < 6; i++) {
-      await tick(a, b, lastPrefix);
+      await advance(rollCallMs, rollCallMs);
+      expect(b.leases.clockOffsetOf(a.leases.node), "b heard a's clock").toBe(-5_000);
       expect(await b.leases.acquire(q), `b's claim after ${i + 1} renewal(s)`).toBe(false);
       expect(a.leases.holds(q)).toBe(true);
     }
-    // a dies (its clock stands still, nothing renews): b takes the lease once it has expired by a's clock.
-    // (Within a second of its expiry plus the allowance: the roll call b last heard may have waited a tick.)
-    const diedAt = b.clock.now();
-    await b.clock.advance(leases.ttlMs + leases.skewMs);
-    while (!(await b.leases.acquire(q)) && b.clock.now() - diedAt < leases.ttlMs + leases.skewMs + 1_000) await b.clock.advance(250);
+    // a dies (cut off: nothing renews, no roll call). b takes the lease a lease length and the allowance
+    // after a's last roll call, within a roll call and a claim step of it; never while a still works it.
+    await a.nc.close();
+    const diedAt = steady.now();
+    await advance(leases.ttlMs + leases.skewMs - rollCallMs, 250);
+    let taken = false;
+    while (!taken && steady.now() - diedAt < leases.ttlMs + leases.skewMs + 1_000) {
+      await advance(250, 250);
+      taken = await b.leases.acquire(q);
+      expect(taken && a.leases.holds(q), `both hold the lease ${steady.now() - diedAt} ms after a died`).toBe(false);
+    }
     expect(b.leases.holds(q), "b holds the dead holder's lease").toBe(true);
+    expect(a.leases.holds(q), 'a stopped working the queue').toBe(false);
   });
 
   it('a node whose clock is behind by more than the leases believe (five lease lengths) gives its leases up and takes none, rather than deliver beside the node that takes them', async () => {
     // 20 s apart with leases of 3 s (the cap: 15 s). b ignores a's clock (its roll calls say a time beyond
     // the cap), reads a's lease by its own expiry, long past in b's time, and took it at each claim once
     // its start's grace had passed, while a still held it by its own clock: both worked the queue.
-    const [a, b] = await twoNodes(5 * leases.ttlMs + 5_000);
+    const { a, b, advance } = await twoNodes(5 * leases.ttlMs + 5_000);
     expect(await a.leases.acquire(q)).toBe(true);
     for (let i = 0; i < 8; i++) {
-      await b.clock.advance(rollCallEveryMs);
-      await a.clock.advance(rollCallEveryMs);
-      await waitFor(() => a.leases.clockOffset()?.node === b.node, 5_000, "a to hear b's roll call");
+      await advance(rollCallMs, rollCallMs);
+      expect(a.leases.clockOffset()?.node, "a heard b's roll call").toBe(b.leases.node);
       const taken = await b.leases.acquire(q);
       expect(taken && a.leases.holds(q), `both hold the lease after ${i + 1} roll call(s)`).toBe(false);
     }
     expect(b.leases.holds(q), 'the node ahead works the queue').toBe(true);
     expect(await a.leases.acquire(q), 'the node behind takes none while it hears the node ahead').toBe(false);
-    expect(a.leases.clockOffset()).toMatchObject({ node: b.node, believed: false });
+    expect(a.leases.clockOffset()).toMatchObject({ node: b.leases.node, believed: false });
   });
 
-  /** One node alone on a FakeClock at the machine's time, its leases bucket, and a way to say a roll call as another node. */
+  /** One node alone at the machine's time, its leases bucket, and roll calls said as other nodes. */
   const freshNode = async (logger?: Logger) => {
-    const prefix = testPrefix();
-    cleanup.push(() => deleteBuckets(prefix));
-    const clock = new FakeClock(Date.now());
-    const node = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, maxClockSkewMs: 300_000, rateLimit: rate, leases, ...(logger ? { logger } : {}) });
-    cleanup.push(() => node.close());
-    const bucket = await new Kvm(node.connection).open(`${prefix}_leases`);
-    const rollCall = (peer: string, now: number) => node.connection.publish(`${prefix}.nodes`, JSON.stringify({ node: peer, held: 1, taking: true, leaving: false, now }));
-    return { node, clock, bucket, rollCall };
+    const cluster = await clusterOf(['here-0000000a'], cleanup, logger);
+    const { leases: node, bucket } = cluster.nodes[0]!;
+    return { ...cluster, node, bucket };
   };
 
   it('a node that has heard no roll call yet does not take the live lease of a peer whose clock is behind, and takes it once the peer stays silent a lease length and a roll call', async () => {
     // A rolling deploy: this node restarts while a peer 5 s behind it delivers. The peer's lease (its time
     // + 3 s = ours - 2 s) looked expired before any roll call told this node the peer's clock, and the
     // first sweep took it from its live holder.
-    const { node, clock, bucket } = await freshNode();
-    const start = clock.now();
+    const { node, steady, bucket, advance } = await freshNode();
+    const start = steady.now();
     await bucket.put(queueToken(q), JSON.stringify({ node: 'peer-behind', expiresAt: start - 5_000 + leases.ttlMs }));
-    expect(await node.leases.acquire(q), 'claim before any roll call').toBe(false);
+    expect(await node.acquire(q), 'claim before any roll call').toBe(false);
     // Never heard from: dead. Its lease was renewed at the latest a roll call after this node began to
     // listen, and lasts a lease length from then.
-    const bound = start + leases.ttlMs + rollCallEveryMs + leases.skewMs;
-    await clock.advance(bound - 1 - clock.now());
-    expect(await node.leases.acquire(q), 'claim just before the bound').toBe(false);
-    await clock.advance(1);
-    expect(await node.leases.acquire(q), 'claim at the bound').toBe(true);
+    const bound = start + leases.ttlMs + rollCallMs + leases.skewMs;
+    await advance(bound - 1 - steady.now(), rollCallMs);
+    expect(await node.acquire(q), 'claim just before the bound').toBe(false);
+    await advance(1);
+    expect(await node.acquire(q), 'claim at the bound').toBe(true);
   });
 
   it("a bogus or late roll call does not keep a dead peer's lease from being taken beyond a bounded time", async () => {
-    // The peer (its clock 2 s behind) renewed its lease, then died. Its roll calls arrive late (a receiver
-    // stalled, or nats.js flushing after a reconnect: 12 s old, an offset of -14 s), and one says a bogus
-    // time (0: an offset of -1.7e12 ms, its leases valid here for decades).
-    const { node, clock, bucket, rollCall } = await freshNode();
-    const start = clock.now();
+    // The peer (its clock 2 s behind, a node of the version before: its lease ends by its wall clock)
+    // renewed its lease, then died. Its roll calls arrive late (a receiver stalled, or nats.js flushing
+    // after a reconnect: 12 s old, an offset of -14 s), and one says a bogus time (0: an offset of
+    // -1.7e12 ms, its leases valid here for decades).
+    const { node, steady, bucket, advance, rollCall } = await freshNode();
+    const start = steady.now();
     await bucket.put(queueToken(q), JSON.stringify({ node: 'dead', expiresAt: start - 2_000 + leases.ttlMs }));
-    rollCall('dead', start - 14_000);
-    rollCall('dead', 0);
-    rollCall('other', start);
-    await waitFor(() => node.leases.clockOffsetOf('other') !== undefined, 5_000, 'the roll calls to be heard');
-    expect(await node.leases.acquire(q), 'claim just after the late roll call').toBe(false);
+    await rollCall('dead', { now: start - 14_000, steady: false });
+    await rollCall('dead', { now: 0, steady: false });
+    expect(await node.acquire(q), 'claim just after the late roll call').toBe(false);
     // Silent for two lease lengths: the offset heard stops applying, and the lease is read by its own expiry.
-    const bound = start + 2 * leases.ttlMs + leases.skewMs + rollCallEveryMs;
-    while (!(await node.leases.acquire(q)) && clock.now() < bound) await clock.advance(250);
-    expect(node.leases.holds(q), "the dead peer's lease taken within the bound").toBe(true);
+    const bound = start + 2 * leases.ttlMs + leases.skewMs + rollCallMs;
+    while (!(await node.acquire(q)) && steady.now() < bound) await advance(250, 250);
+    expect(node.holds(q), "the dead peer's lease taken within the bound").toBe(true);
   });
 
   it('a roll call read late (a receiver that stalled) does not warn of a clock offset; a bogus time is an error naming the node, and ignored', async () => {
     const logged: Array<{ level: string; obj: object }> = [];
     const logger: Logger = { info() {}, warn: (obj) => void logged.push({ level: 'warn', obj }), error: (obj) => void logged.push({ level: 'error', obj }) };
-    const { node, clock, rollCall } = await freshNode(logger);
-    const start = clock.now();
-    rollCall('peer', start - 100);
+    const { node, steady, rollCall } = await freshNode(logger);
+    const start = steady.now();
+    await rollCall('peer', { now: start - 100 });
     // Its next roll call, read 3 s late: a sample of -3.1 s (before, a warning that the peer's clock was behind).
-    rollCall('peer', start - 100 + rollCallEveryMs - 3_000);
-    rollCall('bogus', 0);
-    rollCall('other', start);
-    await waitFor(() => node.leases.clockOffsetOf('other') !== undefined, 5_000, 'the roll calls to be heard');
-    expect(node.leases.clockOffsetOf('peer'), "the peer's offset: the largest sample").toBe(-100);
-    expect(node.leases.clockOffsetOf('bogus')).toBeUndefined();
+    await rollCall('peer', { now: start - 100 + rollCallMs - 3_000 });
+    await rollCall('bogus', { now: 0 });
+    expect(node.clockOffsetOf('peer'), "the peer's offset: the largest sample").toBe(-100);
+    expect(node.clockOffsetOf('bogus')).toBeUndefined();
     expect(logged.filter((l) => (l.obj as { node?: string }).node !== undefined)).toEqual([{ level: 'error', obj: expect.objectContaining({ node: 'bogus' }) }]);
   });
 
   it('after a reconnect, a node does not take the live lease of a peer whose clock is behind before it has heard its roll call again', async () => {
     // Away longer than two lease lengths, this node has forgotten every peer's clock; the first claim pass
     // after the reconnect came before the peer's roll call, and read its lease by its own expiry.
-    const { node, clock, bucket } = await freshNode();
-    await clock.advance(5 * leases.ttlMs);
-    node.leases.connectionLost('test');
-    node.leases.connectionBack();
-    const back = clock.now();
+    const { node, steady, bucket, advance } = await freshNode();
+    await advance(5 * leases.ttlMs, rollCallMs);
+    node.connectionLost('test');
+    node.connectionBack();
+    const back = steady.now();
     await bucket.put(queueToken(q), JSON.stringify({ node: 'peer-behind', expiresAt: back - 5_000 + leases.ttlMs }));
-    expect(await node.leases.acquire(q), 'claim just after the reconnect').toBe(false);
-    await clock.advance(leases.ttlMs + rollCallEveryMs + leases.skewMs);
-    expect(await node.leases.acquire(q), 'claim once the peer stayed silent').toBe(true);
+    expect(await node.acquire(q), 'claim just after the reconnect').toBe(false);
+    await advance(leases.ttlMs + rollCallMs + leases.skewMs, rollCallMs);
+    expect(await node.acquire(q), 'claim once the peer stayed silent').toBe(true);
   });
 });
 
@@ -215,11 +257,12 @@ describe('a NATS queue lease given up while its renewal is on the way', () => {
     // The giver's renewals reach the bucket at once, and their answers wait for `answer` to open.
     let answer: () => void = () => {};
     const answered = new Promise<void>((resolve) => (answer = resolve));
-    let renewed = false;
+    let inBucket: () => void = () => {};
+    const renewed = new Promise<void>((resolve) => (inBucket = resolve));
     const slowAnswers = Object.assign(Object.create(kv) as KV, {
       update: async (...args: Parameters<KV['update']>) => {
         const revision = await kv.update(...args);
-        renewed = true;
+        inBucket();
         await answered;
         return revision;
       },
@@ -229,7 +272,7 @@ describe('a NATS queue lease given up while its renewal is on the way', () => {
     cleanup.push(() => taker.close(), () => giver.close());
     expect(await giver.acquire(q)).toBe(true);
     await clock.advance(leases.ttlMs / 3);
-    await waitFor(() => renewed, 5_000, "the giver's renewal in the bucket");
+    await renewed;
     const released = giver.release(q, { handOver: true });
     answer();
     await released;
@@ -237,50 +280,132 @@ describe('a NATS queue lease given up while its renewal is on the way', () => {
   });
 });
 
-describe('NATS queue leases when a node’s wall clock steps (real time, ShiftableClock)', () => {
+describe('NATS queue leases when a node’s wall clock steps (injected clocks, elapsed time advanced by the test)', () => {
   const q = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
-  const rate = { requestsPerSecond: 1, burst: 20 };
   const cleanup: Array<() => Promise<void>> = [];
   afterEach(async () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
-  const twoNodes = async () => {
-    const prefix = testPrefix();
-    cleanup.push(() => deleteBuckets(prefix));
-    const out = [];
-    for (let i = 0; i < 2; i++) {
-      const clock = new ShiftableClock();
-      // Elapsed time is the machine's monotonic clock: a step of the wall clock does not move it.
-      const node = await openNatsCoordination({ servers: NATS_SERVERS, prefix, replicas: 1 }, { clock, steadyClock: monotonicClock, maxClockSkewMs: 300_000, rateLimit: rate, leases });
-      cleanup.push(() => node.close());
-      out.push(Object.assign(node, { clock }));
-    }
-    return out as [(typeof out)[0], (typeof out)[0]];
+  /** Holder a and taker b, each having heard the other's roll call, a holding the queue's lease. */
+  const holderAndTaker = async () => {
+    const cluster = await clusterOf(['a-0000000a', 'b-0000000b'], cleanup);
+    const [a, b] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
+    expect(await a.leases.acquire(q)).toBe(true);
+    await cluster.advance(rollCallMs);
+    expect([b.leases.clockOffsetOf(a.leases.node), a.leases.clockOffsetOf(b.leases.node)], 'each node heard the other').toEqual([0, 0]);
+    return { ...cluster, a, b };
   };
 
   // A fault campaign stepped one DIP node's wall clock by 90 s (libfaketime): the node ahead read its live
   // peer's lease as long expired and took it, and the old holder went on delivering until it heard the
   // new one's roll call, or its renewal failed: 15 positions delivered twice within a second. Here 10 s
   // (beyond the allowance, within what the roll calls believe): no roll call tells the holder to yield.
+  // (These ran on real time before, b claiming every 100 ms of two real lease lengths: slow, and a loaded
+  // runner could miss a renewal.)
   for (const [who, stepMs] of [['the taker', 10_000], ['the holder', -10_000]] as const) {
     it(`a step of ${who}'s wall clock by ${stepMs / 1000} s does not let a live holder's lease be taken while it renews it; released, it is taken at once`, async () => {
-      const [a, b] = await twoNodes();
-      expect(await a.leases.acquire(q)).toBe(true);
-      await waitFor(() => b.leases.clockOffsetOf(a.node!) !== undefined && a.leases.clockOffsetOf(b.node!) !== undefined, 5_000, 'each node to hear the other');
-      (who === 'the taker' ? b : a).clock.jump(stepMs);
+      const { a, b, advance, io } = await holderAndTaker();
+      (who === 'the taker' ? b : a).clock.step(stepMs);
       // Two lease lengths of the holder renewing: b claims every 100 ms and must not get the lease.
-      const until = Date.now() + 2 * leases.ttlMs;
-      let claims = 0;
-      while (Date.now() < until) {
+      for (let claims = 1; claims <= (2 * leases.ttlMs) / 100; claims++) {
+        await advance(100);
         const taken = await b.leases.acquire(q);
-        claims += 1;
         expect(taken && a.leases.holds(q), `both hold the lease after ${claims} claim(s) of b`).toBe(false);
         expect(taken, `b took a's live lease at claim ${claims}`).toBe(false);
-        await new Promise((r) => setTimeout(r, 100));
       }
       expect(a.leases.holds(q), 'a still holds it').toBe(true);
       await a.leases.release(q, { handOver: true });
-      await waitFor(() => b.leases.acquire(q), 5_000, 'b to take the released lease');
+      await io();
+      expect(await b.leases.acquire(q), 'b takes the released lease').toBe(true);
     });
   }
+
+  it("a taker whose wall clock stepped back takes a dead holder's queue once the holder is silent a lease length and the allowance, not that much later; never while the holder still works it", async () => {
+    // The wait was the larger of the wall clocks' expiry and the steady clock's silence: a step of -10 s
+    // at the taker made a dead holder's queues wait 10 s longer. The holder says in its roll calls that
+    // it works its leases by its steady clock, so its silence alone decides.
+    const { a, b, steady, advance } = await holderAndTaker();
+    b.clock.step(-10_000);
+    await advance(rollCallMs);
+    // a is cut off (its connection closed: no roll call nor renewal reaches anyone) and runs on: its
+    // timers and its holds() still say whether it works the queue.
+    await a.nc.close();
+    const cutAt = steady.now();
+    let taken = false;
+    while (!taken && steady.now() - cutAt < 10_000 + 2 * leases.ttlMs) {
+      await advance(100);
+      taken = await b.leases.acquire(q);
+      expect(taken && a.leases.holds(q), `both hold the lease ${steady.now() - cutAt} ms after a was cut off`).toBe(false);
+    }
+    expect(taken, 'b took the queue').toBe(true);
+    // a's last roll call was heard at most a roll call before it was cut off.
+    expect(steady.now() - cutAt, 'b took it within a lease length, the allowance and a roll call').toBeLessThanOrEqual(leases.ttlMs + leases.skewMs + rollCallMs + 100);
+  });
+});
+
+describe('lost nodes (node-lost), by elapsed time and by unique id', () => {
+  const cleanup: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+  /** The store's records of lost nodes, in memory: `resolved` says what was resolved, and why. */
+  const records = (lost: LostNode[]) => {
+    const resolved: Array<[string, string]> = [];
+    const store: LostNodeRecords = {
+      lost: async () => lost,
+      recordLost: async () => {},
+      resolve: async (node, why) => void resolved.push([node, why]),
+    };
+    return { store, resolved };
+  };
+  const listenMs = leases.ttlMs + rollCallMs;
+
+  for (const stepMs of [60_000, -60_000]) {
+    it(`a step of ${stepMs / 1000} s of a node's wall clock neither hastens nor delays its raising the lost nodes recorded in the store (a lease length and a roll call of listening)`, async () => {
+      // listenedLongEnough read the wall clock: +60 s raised the stored records at once, before a live
+      // node recorded by mistake could be heard; -60 s raised them a minute late.
+      const { nodes, steady, advance } = await clusterOf(['here-0000000a'], cleanup);
+      const node = nodes[0]!;
+      await node.leases.remember(records([{ node: 'gone-0000000b', lastHeardAt: steady.now() - 60_000 }]).store);
+      node.clock.step(stepMs);
+      await advance(listenMs, rollCallMs);
+      expect(node.leases.lostNodes(), 'after a lease length and a roll call').toEqual([]);
+      await advance(1);
+      expect(node.leases.lostNodes().map((l) => l.node), 'once listened longer').toEqual(['gone-0000000b']);
+    });
+  }
+
+  it("a node started resolves no stored record of another id of its name (its host's other process may still be lost), and raises none", async () => {
+    // remember() resolved every lost id of its name as returned: a host running two processes under one
+    // name, one dead, the other restarted for a deploy, cleared the dead one's record.
+    const { nodes, advance } = await clusterOf(['host-0000000c'], cleanup);
+    const node = nodes[0]!;
+    const { store, resolved } = records([
+      { node: 'host-0000000b', lastHeardAt: Date.now() - 60_000 },
+      { node: 'other-0000000d', lastHeardAt: Date.now() - 60_000 },
+    ]);
+    await node.leases.remember(store);
+    await advance(listenMs + 1, rollCallMs);
+    expect(resolved).toEqual([]);
+    expect(node.leases.lostNodes().map((l) => l.node)).toEqual(['other-0000000d']);
+  });
+
+  it("a new id of a lost node's name is its restart only if it succeeds no node heard stopping, and stands for one lost id", async () => {
+    // Two processes of one host, one name: b dies; a stops for a deploy and starts again as c. c's roll
+    // call resolved b (every lost id of its name). Now c succeeds a; d, heard next, is b's restart.
+    const { nodes, advance, rollCall } = await clusterOf(['survivor-0000000e'], cleanup);
+    const survivor = nodes[0]!.leases;
+    await rollCall('host-0000000a');
+    await rollCall('host-0000000b');
+    for (let t = 0; t <= 2 * leases.ttlMs; t += rollCallMs) {
+      await advance(rollCallMs, rollCallMs);
+      await rollCall('host-0000000a');
+    }
+    expect(survivor.lostNodes().map((l) => l.node), 'b silent two lease lengths').toEqual(['host-0000000b']);
+    await rollCall('host-0000000a', { leaving: true });
+    await rollCall('host-0000000c');
+    expect(survivor.lostNodes().map((l) => l.node), "after a's successor said its roll call").toEqual(['host-0000000b']);
+    await rollCall('host-0000000d');
+    expect(survivor.lostNodes(), "after b's restart said its roll call").toEqual([]);
+  });
 });

@@ -115,3 +115,31 @@ export class ShiftableClock implements Clock {
     this.timers.delete(timer);
   }
 }
+
+/**
+ * A node's wall clock over its elapsed time (a FakeClock the test advances): `now()` is elapsed time plus
+ * the steps so far, and timers run on elapsed time, as a real wall clock's do (setTimeout is not moved by
+ * NTP or `date -s`). `step(ms)`, either way, moves this clock alone: what a node sees when its wall clock
+ * is stepped while its monotonic clock runs on.
+ */
+export class SteppedClock implements Clock {
+  private offset = 0;
+
+  constructor(private readonly elapsed: Clock) {}
+
+  now(): number {
+    return this.elapsed.now() + this.offset;
+  }
+
+  after(ms: number, fn: () => void): Cancel {
+    return this.elapsed.after(ms, fn);
+  }
+
+  every(ms: number, fn: () => void): Cancel {
+    return this.elapsed.every(ms, fn);
+  }
+
+  step(ms: number): void {
+    this.offset += ms;
+  }
+}

@@ -81,7 +81,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   readonly shared = true;
   readonly claimEveryMs: number;
   private readonly held = new Map<string, Held>();
-  /** Leases seen held by other nodes, and until when: no need to ask the bucket again before then. */
+  /** Leases seen held by other nodes, and until when on the steady clock: no need to ask the bucket again before then. */
   private readonly others = new Map<string, number>();
   private readonly wakeListeners: Array<(q: QueueRef) => void> = [];
   private readonly lostListeners: Array<(q: QueueRef) => void> = [];
@@ -92,8 +92,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   private readonly peers = new Map<string, { held: number; until: number }>();
   /**
    * Every other node heard from since this one started, and when it was heard last, until it says it is
-   * leaving (a stop), returns (a new id of the same name, first heard after it was last heard: a restart) or an
-   * operator says it was removed (forgetNode). One silent beyond forgetAfterMs is lost (lostNodes).
+   * leaving (a stop), returns (a new id of the same name, first heard after it was last heard: a restart,
+   * restarts()) or an operator says it was removed (forgetNode). One silent beyond forgetAfterMs is lost (lostNodes).
    */
   private readonly seen = new Map<string, number>();
   /** Where lost nodes are recorded for every node (remember); null: not recorded (tests of the leases alone). */
@@ -109,8 +109,16 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * or one came back unseen), so a live one is heard first and its record resolved, not alarmed on.
    */
   private readonly fromStore = new Set<string>();
-  /** When each id in `seen` was first heard: an id of the same name first heard after another was last heard is its restart. */
+  /** When each id in `seen` was first heard: an id of the same name first heard after another was last heard may be its restart (restarts()). */
   private readonly firstHeard = new Map<string, number>();
+  /**
+   * Ids that already stand for another node of their name, so are no restart of a lost one: the successor
+   * of a node heard stopping (vacancies), or the restart of an id already paired with it. Several processes
+   * of one host share a name: P1 stopping for a deploy while P2 lies dead, P1's new id said nothing of P2.
+   */
+  private readonly standsIn = new Set<string>();
+  /** How many nodes of each name said they were leaving (a stop) with no new id of that name heard since: the next ones heard are their successors. */
+  private readonly vacancies = new Map<string, number>();
   /**
    * How far each node's clock is ahead of this node's (negative: behind), from its roll calls: each says
    * its time when sent, less ours when heard, an underestimate by the message's transit (a receiver that
@@ -143,8 +151,10 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * A holder renews its leases right after saying its roll call, on the same timer: one silent a lease
    * length and the allowance here stopped working its queues by then (Held.validUntil), whatever either
    * clock says. Forgotten after forgetAfterMs (a node not heard counts as silent since listeningSince).
+   * `steady`: its roll call said the node works its leases by its own steady clock (Held.validUntil), as
+   * this version does; a node of the version before worked them until their expiry by its wall clock.
    */
-  private readonly heardAt = new Map<string, number>();
+  private readonly heardAt = new Map<string, { at: number; steady: boolean }>();
   /**
    * Each lease held by another node as this node first read it at its current revision, on the steady
    * clock: a revision unchanged for a lease length and the allowance was not renewed, so its holder has
@@ -207,7 +217,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       callback: (_err, msg) => {
         const heard = rollCall(msg.string());
         if (!heard || heard.node === this.node) return;
-        this.heardSteady(heard.node);
+        this.heardSteady(heard.node, heard.steady);
         if (heard.now !== undefined) this.heardClock(heard.node, heard.now, heard.taking && !heard.leaving);
         this.heardNode(heard.node, heard.leaving);
         // A node that takes no queues (its store out of reach, stopping) has no share.
@@ -311,7 +321,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /** Tells the other nodes this one is here, how many leases it holds and whether it takes more (or that it is leaving). */
   private announce(leaving: boolean): void {
     try {
-      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node: this.node, held: leaving ? 0 : this.held.size, taking: this.taking && this.yieldingTo() === undefined, leaving, now: this.clock.now() }));
+      // steady: this node stops working a lease by its steady clock, whatever its wall clock says (takeoverWait).
+      this.nc.publish(`${this.prefix}.nodes`, JSON.stringify({ node: this.node, held: leaving ? 0 : this.held.size, taking: this.taking && this.yieldingTo() === undefined, leaving, now: this.clock.now(), steady: true }));
     } catch {
       // Best effort: the others stop counting this node a lease's length after they last heard it.
     }
@@ -319,13 +330,16 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
 
   /**
    * Takes the lost nodes recorded in the shared store as its own (a survivor restarted after a loss never
-   * heard the lost node), and records the changes to lostNodes() there from now on. A recorded id of
-   * this node's name is this node's own before its restart (as a new id of that name heard is): resolved.
+   * heard the lost node), and records the changes to lostNodes() there from now on. A recorded id of this
+   * node's name may be its own before a restart or another process of its host (several share a name,
+   * and an id is unique per process): it cannot tell which, so it neither resolves nor raises it. The
+   * nodes that hear its roll call pair it with a lost id one for one, or not at all (restarts()); before,
+   * it resolved every lost id of its name as returned.
    */
   async remember(records: LostNodeRecords): Promise<void> {
     for (const l of await records.lost()) {
-      if (nodeName(l.node) === nodeName(this.node)) await records.resolve(l.node, 'returned', this.node);
-      else if (!this.seen.has(l.node)) {
+      if (nodeName(l.node) === nodeName(this.node)) continue;
+      if (!this.seen.has(l.node)) {
         this.seen.set(l.node, l.lastHeardAt);
         this.firstHeard.set(l.node, l.lastHeardAt);
         this.recordedLost.add(l.node);
@@ -363,29 +377,54 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       });
   }
 
-  /** Whether this node has listened to roll calls a lease length and a roll call (since its start or last reconnect): every live node was heard by then. */
-  private listenedLongEnough(now = this.clock.now()): boolean {
-    return now - this.listeningSince > this.settings.ttlMs + this.rollCallEveryMs;
+  /**
+   * Whether this node has listened to roll calls a lease length and a roll call (since its start or last
+   * reconnect): every live node was heard by then. By elapsed time: a wall clock stepped forward had it
+   * record and raise the stored lost nodes before a live one could be heard, stepped back that much later.
+   */
+  private listenedLongEnough(): boolean {
+    return this.steady.now() - this.listeningSinceSteady > this.settings.ttlMs + this.rollCallEveryMs;
   }
 
   /** The nodes heard from once that have said nothing for forgetAfterMs (two lease lengths) without saying they were leaving. */
   lostNodes(): LostNode[] {
     // Silent by elapsed time (heardAt), not by this node's wall clock: one stepped +90 s made every live peer lost until it spoke again.
     // A node recorded lost in the store (never heard here: no heardAt) counts once this node has listened long enough.
-    const now = this.steady.now();
     const listened = this.listenedLongEnough();
-    return [...this.seen]
-      .filter(([node, at]) => now - (this.heardAt.get(node) ?? Number.NEGATIVE_INFINITY) > this.forgetAfterMs && !this.restarted(node, at) && (listened || !this.fromStore.has(node)))
+    const restarted = this.restarts();
+    return this.silentNodes()
+      .filter(([node]) => !restarted.has(node) && (listened || !this.fromStore.has(node)))
       .map(([node, lastHeardAt]) => ({ node, lastHeardAt }));
   }
 
+  /** The ids in `seen` silent beyond forgetAfterMs (by elapsed time), the longest silent first. */
+  private silentNodes(): Array<[string, number]> {
+    const now = this.steady.now();
+    return [...this.seen].filter(([node]) => now - (this.heardAt.get(node)?.at ?? Number.NEGATIVE_INFINITY) > this.forgetAfterMs).sort((a, b) => a[1] - b[1]);
+  }
+
   /**
-   * Whether an id of `node`'s name was first heard after `node` was last heard: a supervisor that restarts
-   * a process within forgetAfterMs gives it a new id before the old one is lost, and the old one is not lost.
+   * The silent ids (silentNodes) restarted under a new id, each with the id that restarted it: of the same
+   * name, first heard after it was last heard, and standing for no other node (standsIn), one for one,
+   * the earliest first. A supervisor restarting a crashed process gives it a new id (lost or not by then,
+   * the old one is not lost); but several processes of one host share a name, so a new id stands for one
+   * lost id at most, and not for any if it succeeds a node heard stopping.
    */
-  private restarted(node: string, lastHeardAt: number): boolean {
-    for (const [other, first] of this.firstHeard) if (other !== node && first > lastHeardAt && nodeName(other) === nodeName(node)) return true;
-    return false;
+  private restarts(): Map<string, string> {
+    const taken = new Set(this.standsIn);
+    const pairs = new Map<string, string>();
+    for (const [old, lastHeardAt] of this.silentNodes()) {
+      let successor: string | undefined;
+      for (const [other, first] of this.firstHeard) {
+        if (other === old || taken.has(other) || first <= lastHeardAt || nodeName(other) !== nodeName(old)) continue;
+        if (successor === undefined || first < (this.firstHeard.get(successor) ?? Number.POSITIVE_INFINITY)) successor = other;
+      }
+      if (successor !== undefined) {
+        pairs.set(old, successor);
+        taken.add(successor);
+      }
+    }
+    return pairs;
   }
 
   /**
@@ -406,27 +445,40 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   }
 
   private heardNode(node: string, leaving: boolean): void {
-    // A node restarted says its roll call under a new id of the same name: a lost id of that name is back.
-    // (Only a lost one: live nodes may share a name, several processes of one host.)
-    if (!this.seen.has(node)) for (const lost of this.lostNodes()) if (nodeName(lost.node) === nodeName(node)) this.forget(lost.node);
+    const name = nodeName(node);
     if (leaving) {
       // Said in the name of a node lost here: an operator's word at another node (forgetNode).
       if (this.lostNodes().some((l) => l.node === node)) this.removedNodes.add(node);
+      // A live node stopping (a deploy, a restart by hand): the next new id of its name is its successor.
+      else if (this.seen.has(node)) this.vacancies.set(name, (this.vacancies.get(name) ?? 0) + 1);
       this.forget(node);
       return;
     }
     const now = this.clock.now();
     this.fromStore.delete(node);
-    if (!this.seen.has(node)) this.firstHeard.set(node, now);
+    if (!this.seen.has(node)) {
+      this.firstHeard.set(node, now);
+      const vacant = this.vacancies.get(name) ?? 0;
+      if (vacant > 0) {
+        this.standsIn.add(node);
+        if (vacant > 1) this.vacancies.set(name, vacant - 1);
+        else this.vacancies.delete(name);
+      }
+    }
     this.seen.set(node, now);
-    // An id this one restarted (lostNodes skips it) is forgotten once silent as long as a lost one.
-    for (const [other, at] of this.seen) if (now - at > this.forgetAfterMs && this.restarted(other, at)) this.forget(other);
+    // A lost id restarted is back (its record resolved), and one restarted before it was lost is forgotten
+    // once silent as long as a lost one; its successor stands for it from then on.
+    for (const [old, successor] of this.restarts()) {
+      this.forget(old);
+      this.standsIn.add(successor);
+    }
   }
 
   private forget(node: string): void {
     this.fromStore.delete(node);
     this.seen.delete(node);
     this.firstHeard.delete(node);
+    this.standsIn.delete(node);
   }
 
   /** How far `node`'s clock is ahead of this node's (negative: behind), as estimated now (clockOf); undefined if not heard from lately. */
@@ -568,15 +620,29 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     if (seen?.revision !== revision) this.observed.set(key, { revision, at: now });
     const unchangedSince = seen?.revision === revision ? seen.at : now;
     // A holder not heard since this node began listening may say its roll call up to one period later.
-    const silentSince = Math.max(this.heardAt.get(holder) ?? Number.NEGATIVE_INFINITY, this.listeningSinceSteady + this.rollCallEveryMs);
+    const silentSince = Math.max(this.heardAt.get(holder)?.at ?? Number.NEGATIVE_INFINITY, this.listeningSinceSteady + this.rollCallEveryMs);
     const stopsAfter = this.settings.ttlMs + this.settings.skewMs;
     return Math.max(0, Math.min(unchangedSince, silentSince) + stopsAfter - now);
   }
 
-  private heardSteady(node: string): void {
+  private heardSteady(node: string, steady: boolean): void {
     const now = this.steady.now();
-    this.heardAt.set(node, now);
-    for (const [other, at] of this.heardAt) if (now - at > this.forgetAfterMs) this.heardAt.delete(other);
+    this.heardAt.set(node, { at: now, steady });
+    for (const [other, h] of this.heardAt) if (now - h.at > this.forgetAfterMs) this.heardAt.delete(other);
+  }
+
+  /**
+   * How much longer (ms, 0: no longer) to leave another node's lease, read at `revision`. A holder heard
+   * saying it works its leases by its steady clock has stopped once mayStillWork says so, whatever the
+   * wall clocks say: the expiry, its wall clock, only delayed the takeover, by as much as this node's wall
+   * clock was stepped back (a dead holder's queue waited 10 s longer after a step of -10 s). A holder of
+   * the version before (its lease ends by its wall clock), or one not heard from, is also waited for until
+   * its expiry here has passed.
+   */
+  private takeoverWait(key: string, revision: number, value: LeaseValue): number {
+    const stopped = this.mayStillWork(key, revision, value.node);
+    if (this.heardAt.get(value.node)?.steady === true) return stopped;
+    return Math.max(this.expiryHere(value) + this.settings.skewMs - this.clock.now(), stopped);
   }
 
   holds(queue: QueueRef): boolean {
@@ -590,20 +656,19 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     if (this.holds(queue)) return true;
     const stale = this.held.get(key);
     if (stale) this.lost(key, stale, 'expired before it could be renewed');
-    const now = this.clock.now();
-    if ((this.others.get(key) ?? 0) > now || this.yieldingTo(now) !== undefined) return false;
+    if ((this.others.get(key) ?? 0) > this.steady.now() || this.yieldingTo() !== undefined) return false;
     this.acquiring += 1;
     try {
       const entry = await this.kv.get(key);
       const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
-      // Another's lease is over once expired by the clocks and its holder has stopped by this node's steady clock (mayStillWork).
-      const wait = entry && value && value.node !== this.node ? Math.max(this.expiryHere(value) + this.settings.skewMs - now, this.mayStillWork(key, entry.revision, value.node)) : 0;
+      const wait = entry && value && value.node !== this.node ? this.takeoverWait(key, entry.revision, value) : 0;
       let revision: number;
       if (!entry || isDeleted(entry.operation)) {
         revision = entry ? await this.kv.update(key, this.value(), entry.revision) : await this.kv.create(key, this.value());
       } else if (value && wait > 0) {
-        // Looked at again by then, or sooner if the holder's clock offset stops applying (clockOf).
-        this.others.set(key, Math.min(now + wait, (this.clocks.get(value.node)?.heardAt ?? Number.POSITIVE_INFINITY) + this.forgetAfterMs + 1));
+        // Looked at again by then, or sooner if the holder's clock offset stops applying (clockOf, by the wall clock).
+        const offsetForgottenIn = (this.clocks.get(value.node)?.heardAt ?? Number.POSITIVE_INFINITY) + this.forgetAfterMs + 1 - this.clock.now();
+        this.others.set(key, this.steady.now() + Math.min(wait, offsetForgottenIn));
         return false;
       } else {
         // Expired (its holder died or let go without deleting), unreadable, or ours from before: take it.
@@ -619,7 +684,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     } catch (err) {
       // Lost the race for it (someone else's create or update came first), or NATS is unreachable: not ours.
       if (!isConflict(err)) this.claimFailures.failed(err, { queue });
-      this.others.set(key, now + Math.min(1_000, this.settings.ttlMs / 4));
+      this.others.set(key, this.steady.now() + Math.min(1_000, this.settings.ttlMs / 4));
       return false;
     } finally {
       this.acquiring -= 1;
@@ -633,7 +698,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     this.drop(key, h);
     // Not taken back by this node's next claim pass: it is for the others (two lease lengths).
     if (options.balance) {
-      this.others.set(key, this.clock.now() + 2 * this.settings.ttlMs);
+      this.others.set(key, this.steady.now() + 2 * this.settings.ttlMs);
       this.balancedAt = this.clock.now();
     }
     await this.deleteOwn(key, h.revision);
@@ -776,14 +841,14 @@ function handedOver(text: string): { queue: QueueRef; node: string | undefined; 
   }
 }
 
-/** A node's roll call: who, how many leases it holds, whether it takes more, whether it is leaving; undefined for anything else. */
-function rollCall(text: string): { node: string; held: number; taking: boolean; leaving: boolean; now?: number } | undefined {
+/** A node's roll call: who, how many leases it holds, whether it takes more, whether it is leaving, whether it works its leases by its steady clock; undefined for anything else. */
+function rollCall(text: string): { node: string; held: number; taking: boolean; leaving: boolean; steady: boolean; now?: number } | undefined {
   try {
-    const v = JSON.parse(text) as { node?: unknown; held?: unknown; taking?: unknown; leaving?: unknown; now?: unknown };
+    const v = JSON.parse(text) as { node?: unknown; held?: unknown; taking?: unknown; leaving?: unknown; now?: unknown; steady?: unknown };
     if (typeof v.node !== 'string' || typeof v.held !== 'number' || !Number.isInteger(v.held) || v.held < 0) return undefined;
     // Its clock (absent from a node of a version before): a number of milliseconds since the epoch.
     const now = typeof v.now === 'number' && Number.isFinite(v.now) ? v.now : undefined;
-    return { node: v.node, held: v.held, taking: v.taking !== false, leaving: v.leaving === true, ...(now === undefined ? {} : { now }) };
+    return { node: v.node, held: v.held, taking: v.taking !== false, leaving: v.leaving === true, steady: v.steady === true, ...(now === undefined ? {} : { now }) };
   } catch {
     return undefined;
   }
