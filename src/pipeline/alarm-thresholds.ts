@@ -116,10 +116,18 @@ export function thresholdCondition(rule: AlarmRule, queue: QueueRef, s: AlarmSub
   };
 }
 
+/** Thresholds in words (`only`: that rule's alone, with the channels): a notice's line, a portal's table. */
+export function describeThresholds(t: AlarmThresholds, only?: AlarmRule): string {
+  const parts = [
+    t.queueAgeMinutes === undefined ? null : ['queue-age', `queue-age: ${t.queueAgeMinutes} min`],
+    t.deliveryLatencySeconds === undefined ? null : ['delivery-latency', `delivery-latency: ${t.deliveryLatencySeconds} s`],
+    t.deadLetters === undefined ? null : ['dead-letter', `dead-letter: more than ${t.deadLetters.count} in ${t.deadLetters.windowMinutes} min`],
+  ].flatMap((p) => (p === null || (only !== undefined && p[0] !== only) ? [] : [p[1]!]));
+  return [...parts, ...(t.channels ? [`channels ${t.channels.join(', ')}`] : [])].join('; ');
+}
+
 /** The threshold a condition held against, as a notice's line says it. */
 export function thresholdLine(c: AlarmCondition, s: AlarmSubscription): string | null {
-  const t = s.thresholds;
-  if (!c.subscription || !t) return null;
-  const number = c.rule === 'queue-age' ? `${t.queueAgeMinutes} min` : c.rule === 'delivery-latency' ? `${t.deliveryLatencySeconds} s` : t.deadLetters ? `more than ${t.deadLetters.count} in ${t.deadLetters.windowMinutes} min` : '';
-  return `threshold: ${s.owner}'s subscription ${s.id} (${c.rule}: ${number}${t.channels ? `; channels ${t.channels.join(', ')}` : ''})`;
+  if (!c.subscription || !s.thresholds) return null;
+  return `threshold: ${s.owner}'s subscription ${s.id} (${describeThresholds(s.thresholds, c.rule)})`;
 }
