@@ -154,7 +154,7 @@ describe('alarms (spec 5.11.4)', () => {
     const mine = () => smtp.mails.filter((m) => m.to[0] === 'sup-threshold@example.net');
     await waitFor(() => mine().length >= 1, 15_000, "the threshold's notice");
     const data = mine()[0]!.data.replace(/\r\n /g, ' ').replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-    expect(data).toContain(`Subject: [DIP alarm RAISED] 1 messages for ${sup.dipId} / IF-021 were dead-lettered within 60 min, more than 0`);
+    expect(data).toContain(`Subject: [DIP alarm RAISED] 1 message for ${sup.dipId} / IF-021 were dead-lettered within 60 min, more than 0`);
     expect(data).toContain(`key: dead-letter:${sup.dipId}/IF-021@subscription:${id}`);
     expect(data).toContain(`threshold: ${sup.dipId}'s subscription ${id} (dead-letter: more than 0 in 60 min)`);
     expect(data).toContain("(the DIP's own: any dead letter still dead)");

@@ -35,7 +35,7 @@ export function deadLetterAlarms(deadLetters: Pick<DeadLetters, 'deadLetters'>, 
       ...holders(watched, 'deadLetters', q.queue).flatMap(({ s, value }) => {
         const within = q.ats.filter((at) => at > now - value.windowMinutes * 60_000);
         if (within.length <= value.count) return [];
-        const what = `${within.length} messages for ${q.queue.recipientDipId} / ${q.queue.channel} were dead-lettered within ${value.windowMinutes} min, more than ${value.count}`;
+        const what = `${within.length} message${within.length === 1 ? '' : 's'} for ${q.queue.recipientDipId} / ${q.queue.channel} were dead-lettered within ${value.windowMinutes} min, more than ${value.count}`;
         return [thresholdCondition('dead-letter', q.queue, s, what, 'any dead letter still dead', Math.min(...within))];
       }),
     ]);

@@ -90,13 +90,30 @@ export function receives(s: AlarmSubscription, c: AlarmCondition): boolean {
 /** Whether `owner` lists `c`: a subscription's threshold condition to that subscription's owner only. */
 export const lists = (owner: string, c: AlarmCondition): boolean => (c.subscription ? c.subscription.owner === owner : maySee(owner, c));
 
-/** The subscriptions holding `name`'s rule to a number of their own for `queue`, with that number. */
+/**
+ * The watched subscriptions by owner, made once per list (each evaluation's): a queue is matched against
+ * its recipient's and the operator's alone, so an evaluation costs the queues plus the subscriptions, not
+ * their product (a thousand participants' subscriptions over ten thousand queues).
+ */
+const byOwner = new WeakMap<readonly AlarmSubscription[], Map<string, AlarmSubscription[]>>();
+function ownersOf(watched: readonly AlarmSubscription[]): Map<string, AlarmSubscription[]> {
+  let index = byOwner.get(watched);
+  if (!index) {
+    index = new Map();
+    for (const s of watched) index.set(s.owner, [...(index.get(s.owner) ?? []), s]);
+    byOwner.set(watched, index);
+  }
+  return index;
+}
+
+/** The subscriptions holding `name`'s rule to a number of their own for `queue` (the operator's and its recipient's), with that number. */
 export function holders<K extends ThresholdName>(watched: readonly AlarmSubscription[], name: K, queue: QueueRef): Array<{ s: AlarmSubscription; value: NonNullable<AlarmThresholds[K]> }> {
+  if (watched.length === 0) return [];
+  const index = ownersOf(watched);
   const out: Array<{ s: AlarmSubscription; value: NonNullable<AlarmThresholds[K]> }> = [];
-  for (const s of watched) {
+  for (const s of [...(index.get('operator') ?? []), ...(queue.recipientDipId === 'operator' ? [] : (index.get(queue.recipientDipId) ?? []))]) {
     const value = s.thresholds?.[name];
-    if (value === undefined || !s.rules.includes(THRESHOLD_RULES[name]) || !maySee(s.owner, { participant: queue.recipientDipId })) continue;
-    if (!ownThreshold(s, THRESHOLD_RULES[name], queue.channel)) continue;
+    if (value === undefined || !s.rules.includes(THRESHOLD_RULES[name]) || !ownThreshold(s, THRESHOLD_RULES[name], queue.channel)) continue;
     out.push({ s, value });
   }
   return out;
