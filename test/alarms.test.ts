@@ -128,6 +128,48 @@ describe('alarms (spec 5.11.4)', () => {
     expect((await subscribe(99)).status).toBe(201);
     expect((await subscribe(100)).status).toBe(400);
   });
+
+  it("a participant's own dead-letter threshold (spec 5.11): kept and answered by the API, refused out of bounds naming the field, and its notice e-mailed over SMTP to that subscription alone, naming whose threshold held", async () => {
+    const thresholds = { deadLetters: { count: 0, windowMinutes: 60 } };
+    const made = await sup.client.call<{ id: string; thresholds: unknown }>('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['dead-letter'], email: 'sup-threshold@example.net', thresholds }));
+    expect(made.status).toBe(201);
+    expect(made.body.thresholds).toEqual(thresholds);
+    const id = made.body.id;
+    const listed = (await sup.client.call<{ subscriptions: Array<{ id: string; thresholds?: unknown }> }>('GET', '/observability/alarm-subscriptions', '')).body.subscriptions;
+    expect(listed.find((x) => x.id === id)!.thresholds).toEqual(thresholds);
+    expect(listed.filter((x) => x.id !== id).map((x) => x.thresholds)).toEqual(listed.filter((x) => x.id !== id).map(() => undefined));
+    const tooLow = await sup.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['queue-age'], email: 'a@b.example', thresholds: { queueAgeMinutes: 0 } }));
+    expect(tooLow.status).toBe(400);
+    expect(JSON.stringify(tooLow.body)).toContain('queueAgeMinutes');
+    const belowOperator = await sup.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['delivery-latency'], email: 'a@b.example', thresholds: { deliveryLatencySeconds: 5 } }));
+    expect(belowOperator.status).toBe(400);
+    expect(JSON.stringify(belowOperator.body)).toContain("at least 30 s, the DIP's own delivery latency threshold");
+    // The operator sets one for a participant too, through the admin route.
+    const forSup = await admin('POST', '/admin/alarms/subscriptions', { owner: sup.dipId, rules: ['queue-age'], email: 'sup-age@example.net', thresholds: { queueAgeMinutes: 5, channels: ['IF-021'] } });
+    expect(forSup.status).toBe(201);
+    expect(((await forSup.json()) as { thresholds: unknown }).thresholds).toEqual({ queueAgeMinutes: 5, channels: ['IF-021'] });
+
+    answer = 400;
+    expect((await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'dl2' })])).status).toBe(201);
+    const mine = () => smtp.mails.filter((m) => m.to[0] === 'sup-threshold@example.net');
+    await waitFor(() => mine().length >= 1, 15_000, "the threshold's notice");
+    const data = mine()[0]!.data.replace(/\r\n /g, ' ').replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+    expect(data).toContain(`Subject: [DIP alarm RAISED] 1 message for ${sup.dipId} / IF-021 were dead-lettered within 60 min, more than 0`);
+    expect(data).toContain(`key: dead-letter:${sup.dipId}/IF-021@subscription:${id}`);
+    expect(data).toContain(`threshold: ${sup.dipId}'s subscription ${id} (dead-letter: more than 0 in 60 min)`);
+    expect(data).toContain("(the DIP's own: any dead letter still dead)");
+    // Listed to the participant, not to the operator (whose own view is the operator's thresholds).
+    const supKeys = (await sup.client.call<{ alarms: Array<{ key: string }> }>('GET', '/observability/alarms', '')).body.alarms.map((a) => a.key);
+    expect(supKeys).toContain(`dead-letter:${sup.dipId}/IF-021@subscription:${id}`);
+    const opsKeys = ((await (await admin('GET', '/admin/alarms')).json()) as { alarms: Array<{ key: string }> }).alarms.map((a) => a.key);
+    expect(opsKeys).toContain(`dead-letter:${sup.dipId}/IF-021`);
+    expect(opsKeys.filter((k) => k.includes('@subscription:'))).toEqual([]);
+    // The operator's dead-letter notice did not go to the subscription holding the rule to its own threshold.
+    expect(mine().every((m) => m.data.includes('@subscription:'))).toBe(true);
+    answer = 200;
+    expect((await admin('POST', '/admin/dead-letters/requeue', { recipientDipId: sup.dipId, channel: 'IF-021' })).status).toBe(200);
+    await waitFor(() => mine().some((m) => /Subject: \[DIP alarm RESOLVED\]/.test(m.data)), 15_000, "the threshold's resolved notice");
+  });
 });
 
 describe("the cap on a participant's subscriptions, over a store that answers slowly (PostgreSQL)", () => {
@@ -366,7 +408,7 @@ describe('what an operator reads of an alarm raised a while ago', () => {
     await clock.advance(3_600_000);
     letters = dead(250, raisedAt + 60_000);
     await alarms.evaluate();
-    expect(alarms.current()).toEqual([{ key: 'dead-letter:1000000001/IF-021', rule: 'dead-letter', participant: '1000000001', summary: 'dead letters in queue 1000000001 / IF-021: 250', since: raisedAt }]);
+    expect(alarms.current()).toEqual([{ key: 'dead-letter:1000000001/IF-021', rule: 'dead-letter', participant: '1000000001', summary: 'dead letters in queue 1000000001 / IF-021: 250', since: raisedAt, channel: 'IF-021' }]);
     expect(mails).toHaveLength(1);
     expect(hooks).toHaveLength(1);
     // The notice was current when sent; read an hour later, it says so, and where to read the numbers now.

@@ -529,3 +529,39 @@ describe('failed sign-ins slow the one failing, and lock no name out (OWASP: thr
     expect((await signInFrom('127.0.0.6', 'ben.brute', ben.password, code)).status).toBe(303);
   });
 });
+
+describe("the user portal's alarm form: a subscription's own thresholds (spec 5.11, operations level)", () => {
+  const { dip, send, userSignedIn } = portalDip();
+
+  it('offers the threshold fields, keeps what is filled in, and names the field of a value refused', async () => {
+    const sup = await dip().participant('1000000009', ['SUP']);
+    const cookie = await userSignedIn('tara.thresholds', sup.dipId);
+    const page = await send('GET', '/portal/alarms', { cookie });
+    expect(page.status).toBe(200);
+    for (const name of ['queueAgeMinutes', 'deliveryLatencySeconds', 'deadLetterCount', 'deadLetterWindowMinutes', 'channels']) expect(page.text).toContain(`name="${name}"`);
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)![1]!;
+    const post = (extra: Record<string, string>, rules = ['queue-age', 'dead-letter']) => {
+      const form = new URLSearchParams({ _csrf: csrf, email: 'tara@sup.example', ...extra });
+      for (const r of rules) form.append('rule', r);
+      return send('POST', '/portal/alarms', { cookie, form: form.toString() });
+    };
+    const made = await post({ queueAgeMinutes: '15', deadLetterCount: '3', deadLetterWindowMinutes: '60', channels: 'IF-021, IF-022', deliveryLatencySeconds: '' });
+    expect(made.status, made.text).toBe(200);
+    expect(made.text).toContain('queue-age: 15 min');
+    const stored = (await adminApi(dip())('GET', '/admin/alarms/subscriptions')).body as { subscriptions: Array<{ owner: string; thresholds?: unknown }> };
+    expect(stored.subscriptions.filter((s) => s.owner === sup.dipId).map((s) => s.thresholds)).toEqual([{ queueAgeMinutes: 15, deadLetters: { count: 3, windowMinutes: 60 }, channels: ['IF-021', 'IF-022'] }]);
+    // Blank fields: no thresholds, the operator's (as before).
+    expect((await post({ queueAgeMinutes: '', deadLetterCount: '', deadLetterWindowMinutes: '', channels: '' })).status).toBe(200);
+    // Each refusal names the field by its label.
+    const refused = async (extra: Record<string, string>, rules?: string[]) => {
+      const r = await post(extra, rules);
+      expect(r.status).toBe(400);
+      return /not subscribed: ([^<]+)</.exec(r.text)![1]!.replace(/&#39;/g, "'").replace(/&gt;/g, '>');
+    };
+    expect(await refused({ queueAgeMinutes: '0' })).toBe('Queue age (minutes) must be >= 1');
+    expect(await refused({ queueAgeMinutes: 'soon' })).toBe('Queue age (minutes): a whole number');
+    expect(await refused({ deadLetterCount: '3' })).toBe('Dead letters: give both the number and the window (minutes)');
+    expect(await refused({ deliveryLatencySeconds: '5' }, ['delivery-latency'])).toBe("Delivery latency (seconds): at least 30 s, the DIP's own delivery latency threshold (below it no delivery is watched)");
+    expect(await refused({ deliveryLatencySeconds: '60' })).toBe('Delivery latency (seconds): the subscription does not name delivery-latency');
+  });
+});

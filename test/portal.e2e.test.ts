@@ -383,12 +383,14 @@ describe('portals in a browser', () => {
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('give email, webhookUrl or both');
     await page.getByLabel('Email address').fill('ops@supplier.example');
     await page.getByLabel('Queue depth: messages for us are piling up').uncheck();
+    // A threshold of its own (spec 5.11; refusals name the field: test/portal-forms.test.ts).
+    await page.getByLabel('Queue age (minutes)').fill('15');
     await page.getByRole('button', { name: 'Subscribe' }).click();
     await expect.poll(() => page.getByRole('status').textContent()).toContain('subscribed to dead-letter, queue-age, delivery-latency, webhook-failing, certificate-expiring, copies-withheld, maintenance');
     await checkPage(page, 'portal-alarms');
     // The participant API sees the same subscription (one store, one owner).
-    const listed = await sup.client.call<{ subscriptions: Array<{ id: string; email: string; rules: string[] }> }>('GET', '/observability/alarm-subscriptions', '');
-    expect(listed.body.subscriptions.map((x) => [x.email, x.rules.length])).toEqual([['ops@supplier.example', 7]]);
+    const listed = await sup.client.call<{ subscriptions: Array<{ id: string; email: string; rules: string[]; thresholds?: unknown }> }>('GET', '/observability/alarm-subscriptions', '');
+    expect(listed.body.subscriptions.map((x) => [x.email, x.rules.length, x.thresholds])).toEqual([['ops@supplier.example', 7, { queueAgeMinutes: 15 }]]);
     supSubscription = listed.body.subscriptions[0]!.id;
 
     await nav('Publications');

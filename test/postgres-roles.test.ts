@@ -16,7 +16,7 @@ import { dayOf, partitionName } from '../src/adapters/postgres/partitions.js';
 import { chainEntries } from '../src/domain/activity.js';
 import { GENESIS_HASH } from '../src/domain/activity.js';
 import { activityLogContract } from './contract/activity-log.contract.js';
-import { alarmSubscriptionsContract } from './contract/alarm-subscriptions.contract.js';
+import { alarmSubscriptionsContract, rowBeforeThresholds, TABLE_BEFORE_THRESHOLDS } from './contract/alarm-subscriptions.contract.js';
 import { backendContract } from './contract/backend.contract.js';
 import { onboardingContract } from './contract/onboarding.contract.js';
 import { batch, mds, message, sup } from './contract/fixtures.js';
@@ -63,7 +63,17 @@ reportCountsContract('PostgreSQL as a runtime role', async () => {
 alarmSubscriptionsContract('PostgreSQL as a runtime role', async () => {
   const u = await split();
   const open = () => PgAlarmSubscriptions.open(u.url, u.migrationUrl);
-  return { store: await open(), reopen: open };
+  return {
+    store: await open(),
+    reopen: open,
+    // The table of before, made by the owner: the runtime role then reads and writes the column the owner adds.
+    beforeThresholds: async (old) => {
+      const v = await split();
+      await queryOnce(v.migrationUrl, TABLE_BEFORE_THRESHOLDS);
+      await queryOnce(v.migrationUrl, 'INSERT INTO alarm_subscriptions VALUES ($1, $2, $3, $4, $5, $6)', rowBeforeThresholds(old));
+      return PgAlarmSubscriptions.open(v.url, v.migrationUrl);
+    },
+  };
 });
 
 // Its create locks the table (SHARE ROW EXCLUSIVE: UPDATE or DELETE needed) and forgets rows: the runtime role's grants cover it.

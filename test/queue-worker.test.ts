@@ -651,6 +651,7 @@ describe('end-to-end delivery latency (spec 5.10.3: every message within 30 s; 5
         participant: 'SUP0000001',
         summary: 'messages for SUP0000001 / IF-021 were delivered later than 30 s after their acceptance: 2 since 2026-01-01T00:00:45.000Z, the slowest 45 s (window 15 min)',
         since: accepted + 45_000,
+        channel: 'IF-021',
       },
     ]);
     // One delivered in time does not end it; a window with none late does.

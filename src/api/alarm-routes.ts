@@ -11,12 +11,14 @@ export interface AlarmApiDeps {
   /** Refuses webhook URLs on internal networks (outside DEV), as for message webhooks. */
   checkUrl(url: string): Promise<string | null>;
   now(): number;
+  /** The operator's delivery latency threshold: a subscription's own may not be lower (SubscriptionDeps). */
+  deliveryLatencyFloorSeconds?: number;
 }
 
 /** The routes' answer to a new subscription: 201 with it, or a 400 saying what is wrong. */
 export async function subscribe(deps: AlarmApiDeps, owner: string, input: SubscriptionInput, reply: FastifyReply, fail: (status: number, help: string) => FastifyReply): Promise<FastifyReply> {
   // The operator's route also takes `owner`: only the subscription's own fields are checked here.
-  const fields = { rules: input.rules, ...(input.email !== undefined ? { email: input.email } : {}), ...(input.webhookUrl !== undefined ? { webhookUrl: input.webhookUrl } : {}) };
+  const fields = { rules: input.rules, ...(input.email !== undefined ? { email: input.email } : {}), ...(input.webhookUrl !== undefined ? { webhookUrl: input.webhookUrl } : {}), ...(input.thresholds !== undefined ? { thresholds: input.thresholds } : {}) };
   const made = await createSubscription(deps, owner, fields);
   return made.ok ? reply.code(201).send(made.subscription) : fail(400, made.help);
 }
@@ -32,6 +34,13 @@ export const alarm = {
     summary: { type: 'string', description: 'What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default)' },
     action: { type: 'string', description: 'What to do about it, for the one asking (an operator, or the participant on its own side), and when it resolves' },
     since: { ...epochMs, description: 'When it was raised, epoch ms' },
+    channel: { type: 'string', description: "The queue's channel (dead-letter, queue-age, delivery-latency)" },
+    subscription: {
+      type: 'object',
+      required: ['id', 'owner'],
+      properties: { id: { type: 'string' }, owner: { type: 'string' } },
+      description: "Present when it holds against that subscription's own thresholds, not the operator's: listed to its owner only",
+    },
   },
 } as const;
 /** An alarm subscription as both listeners answer it. */
@@ -45,6 +54,7 @@ export const subscription = {
     email: { type: ['string', 'null'] },
     webhookUrl: { type: ['string', 'null'] },
     createdAt: epochMs,
+    thresholds: subscriptionBody.properties.thresholds,
   },
 } as const;
 

@@ -120,11 +120,25 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     () => clockCheck.conditions(),
     ...(externalCrls ? [crlAlarms(() => externalCrls.stale(), coordination.node)] : []),
   ];
-  const subscriptions = await openAlarmSubscriptions(config);
-  life.started('alarm subscriptions', () => subscriptions.close());
+  const stored = await openAlarmSubscriptions(config);
+  life.started('alarm subscriptions', () => stored.close());
   const channel = new SmtpAlarmChannel(settings.smtp, destinations, signing.outbound());
   life.started('alarm notices', () => channel.close());
-  const alarms = new Alarms(sources, subscriptions, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger, coordination.notifier);
+  const alarms = new Alarms(sources, stored, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger, coordination.notifier);
+  // A subscription put or removed through this node's routes is judged by its thresholds from the next evaluation.
+  const subscriptions: AlarmSubscriptionStore = {
+    list: (owner) => stored.list(owner),
+    put: async (s) => {
+      await stored.put(s);
+      alarms.subscriptionsChanged();
+    },
+    remove: async (owner, id) => {
+      const removed = await stored.remove(owner, id);
+      alarms.subscriptionsChanged();
+      return removed;
+    },
+    close: () => stored.close(),
+  };
   alarms.start();
   life.started('alarms', () => alarms.stop());
   return { alarms, subscriptions, channel };

@@ -9,26 +9,36 @@ import { STATUS_CHANNEL } from './status.js';
 import type { WorkerStatus } from './queue-worker.js';
 import type { ConditionSource } from './alarms.js';
 import type { ActivityLogStatus } from './activity-recorder.js';
+import { holders, thresholdCondition } from './alarm-thresholds.js';
+import type { QueueRef } from '../ports/message-log.js';
 import type { UnreachedSeen } from './unreached-holders.js';
 
-/** A queue with dead letters still dead: resolved once every one is requeued or discarded. */
+/**
+ * A queue with dead letters still dead: resolved once every one is requeued or discarded. A subscription
+ * holding `dead-letter` to its own threshold (thresholds.deadLetters) is told instead when more than its
+ * count of one of its queues' letters, still dead, were dead-lettered within its window.
+ */
 export function deadLetterAlarms(deadLetters: Pick<DeadLetters, 'deadLetters'>, clock: Clock): ConditionSource {
-  return async () => {
-    const byQueue = new Map<string, { recipient: string; channel: string; n: number; since: number }>();
+  return async (watched = []) => {
+    const byQueue = new Map<string, { queue: QueueRef; n: number; since: number; ats: number[] }>();
     for (const d of await deadLetters.deadLetters({ state: 'dead', limit: 100_000 })) {
       const k = `${d.queue.recipientDipId}/${d.queue.channel}`;
-      const q = byQueue.get(k) ?? { recipient: d.queue.recipientDipId, channel: d.queue.channel, n: 0, since: d.at };
+      const q = byQueue.get(k) ?? { queue: d.queue, n: 0, since: d.at, ats: [] };
       q.n += 1;
       q.since = Math.min(q.since, d.at || clock.now());
+      q.ats.push(d.at);
       byQueue.set(k, q);
     }
-    return [...byQueue].map(([k, q]): AlarmCondition => ({
-      key: `dead-letter:${k}`,
-      rule: 'dead-letter',
-      participant: q.recipient,
-      summary: `dead letters in queue ${q.recipient} / ${q.channel}: ${q.n}`,
-      since: q.since,
-    }));
+    const now = clock.now();
+    return [...byQueue].flatMap(([k, q]): AlarmCondition[] => [
+      { key: `dead-letter:${k}`, rule: 'dead-letter', participant: q.queue.recipientDipId, summary: `dead letters in queue ${q.queue.recipientDipId} / ${q.queue.channel}: ${q.n}`, since: q.since, channel: q.queue.channel },
+      ...holders(watched, 'deadLetters', q.queue).flatMap(({ s, value }) => {
+        const within = q.ats.filter((at) => at > now - value.windowMinutes * 60_000);
+        if (within.length <= value.count) return [];
+        const what = `${within.length} message${within.length === 1 ? '' : 's'} for ${q.queue.recipientDipId} / ${q.queue.channel} were dead-lettered within ${value.windowMinutes} min, more than ${value.count}`;
+        return [thresholdCondition('dead-letter', q.queue, s, what, 'any dead letter still dead', Math.min(...within))];
+      }),
+    ]);
   };
 }
 
@@ -39,17 +49,25 @@ export function deadLetterAlarms(deadLetters: Pick<DeadLetters, 'deadLetters'>, 
  * one whose oldest undelivered entry refers to a message the store does not have (`queue-damage`: its
  * worker halts there, and a pulled queue's reader stops there too; operators only, since only they can
  * repair it; resolved once the reading finds no damage, after a repair or once the entry is settled).
+ * A subscription holding `queue-age` to its own minutes (thresholds.queueAgeMinutes) is judged from the
+ * same reading, on its owner's queues only.
  */
 export function queueAlarms(depths: () => Promise<Array<Pick<QueueBacklog, 'queue' | 'depth' | 'oldestAgeMs' | 'damage'>>>, depthThreshold: number, ageThresholdMs: number, clock: Clock): ConditionSource {
-  return async () => {
+  return async (watched = []) => {
     const out: AlarmCondition[] = [];
     for (const d of await depths()) {
       const q = `${d.queue.recipientDipId}/${d.queue.channel}`;
       const since = clock.now() - d.oldestAgeMs;
       if (d.depth > depthThreshold) out.push({ key: `queue-depth:${q}`, rule: 'queue-depth', participant: d.queue.recipientDipId, summary: `queue ${d.queue.recipientDipId} / ${d.queue.channel} holds more than ${depthThreshold} messages`, since });
       // A sender's status messages wait in its STATUS queue until it pulls them or they go stale: no alarm.
-      if (d.depth > 0 && d.oldestAgeMs > ageThresholdMs && d.queue.channel !== STATUS_CHANNEL) {
-        out.push({ key: `queue-age:${q}`, rule: 'queue-age', participant: d.queue.recipientDipId, summary: `messages for ${d.queue.recipientDipId} / ${d.queue.channel} have waited more than ${Math.round(ageThresholdMs / 60_000)} min undelivered`, since: since + ageThresholdMs });
+      const waiting = d.depth > 0 && d.queue.channel !== STATUS_CHANNEL;
+      if (waiting && d.oldestAgeMs > ageThresholdMs) {
+        out.push({ key: `queue-age:${q}`, rule: 'queue-age', participant: d.queue.recipientDipId, summary: `messages for ${d.queue.recipientDipId} / ${d.queue.channel} have waited more than ${Math.round(ageThresholdMs / 60_000)} min undelivered`, since: since + ageThresholdMs, channel: d.queue.channel });
+      }
+      for (const { s, value } of waiting ? holders(watched, 'queueAgeMinutes', d.queue) : []) {
+        const ms = value * 60_000;
+        const what = `messages for ${d.queue.recipientDipId} / ${d.queue.channel} have waited more than ${value} min undelivered (the oldest ${Math.round(d.oldestAgeMs / 60_000)} min)`;
+        if (d.oldestAgeMs > ms) out.push(thresholdCondition('queue-age', d.queue, s, what, `${Math.round(ageThresholdMs / 60_000)} min`, since + ms));
       }
       if (d.damage !== null) {
         const summary = `queue ${d.queue.recipientDipId} / ${d.queue.channel} is damaged and nothing past its head is delivered: ${d.damage} (repair it, then POST /admin/queues/resume)`;
@@ -84,15 +102,23 @@ export function webhookFailingAlarms(status: () => WorkerStatus[], forMs: number
  * WorkerStatus.late, which the worker ends once the window has passed on the monotonic clock: read here
  * against the wall clock, a step forward resolved it early and a step back held it for the step).
  * `queue-age` is the other side: messages still waiting, not yet delivered.
+ * A subscription's own latency (thresholds.deliveryLatencySeconds, never below `afterMs`: the workers record
+ * only deliveries later than it, and a lower one would need a check on every message's road) holds while
+ * the run's slowest delivery exceeds it, and resolves with the run.
  */
-export function deliveryLatencyAlarms(status: () => WorkerStatus[], afterMs: number, windowMs: number): ConditionSource {
-  return () =>
+export function deliveryLatencyAlarms(status: () => Array<Pick<WorkerStatus, 'queue' | 'late'>>, afterMs: number, windowMs: number): ConditionSource {
+  return (watched = []) =>
     status().flatMap((w): AlarmCondition[] => {
       const late = w.late;
       if (!late) return [];
       const k = `${w.queue.recipientDipId}/${w.queue.channel}`;
       const summary = `messages for ${w.queue.recipientDipId} / ${w.queue.channel} were delivered later than ${Math.round(afterMs / 1000)} s after their acceptance: ${late.messages} since ${new Date(late.since).toISOString()}, the slowest ${Math.round(late.worstMs / 1000)} s (window ${Math.round(windowMs / 60_000)} min)`;
-      return [{ key: `delivery-latency:${k}`, rule: 'delivery-latency', participant: w.queue.recipientDipId, summary, since: late.since }];
+      const own = holders(watched, 'deliveryLatencySeconds', w.queue).flatMap(({ s, value }) => {
+        if (late.worstMs <= value * 1000) return [];
+        const what = `messages for ${w.queue.recipientDipId} / ${w.queue.channel} were delivered later than ${value} s after their acceptance, the slowest ${Math.round(late.worstMs / 1000)} s (since ${new Date(late.since).toISOString()}, window ${Math.round(windowMs / 60_000)} min)`;
+        return [thresholdCondition('delivery-latency', w.queue, s, what, `${Math.round(afterMs / 1000)} s`, late.since)];
+      });
+      return [{ key: `delivery-latency:${k}`, rule: 'delivery-latency', participant: w.queue.recipientDipId, summary, since: late.since, channel: w.queue.channel }, ...own];
     });
 }
 

@@ -1,13 +1,17 @@
 import { Ajv } from 'ajv';
 import { randomUUID } from 'node:crypto';
-import { ALARM_RULES, type AlarmChannel, type AlarmCondition, type AlarmNotice, type AlarmRule, type AlarmSubscription, type AlarmSubscriptionStore } from '../ports/alarms.js';
+import { ALARM_RULES, type AlarmChannel, type AlarmCondition, type AlarmNotice, type AlarmRule, type AlarmSubscription, type AlarmSubscriptionStore, type AlarmThresholds } from '../ports/alarms.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { AlarmNotifierLease, NotifiedAlarm } from '../ports/leases.js';
 import type { Logger } from '../ports/logger.js';
 import { alarmAction } from './alarm-actions.js';
+import { lists, receives, thresholdLine, thresholdsRefused, thresholdsSchema } from './alarm-thresholds.js';
 
-/** A source of conditions: each returns those that hold now. */
-export type ConditionSource = () => Promise<AlarmCondition[]> | AlarmCondition[];
+/**
+ * A source of conditions: each returns those that hold now. `watched`: the subscriptions with thresholds of
+ * their own (src/pipeline/alarm-thresholds.ts), judged by the sources of their rules from the same reading.
+ */
+export type ConditionSource = (watched?: readonly AlarmSubscription[]) => Promise<AlarmCondition[]> | AlarmCondition[];
 
 export interface AlarmSettings {
   evaluateIntervalMs: number;
@@ -19,6 +23,12 @@ export interface AlarmSettings {
 const UNSENT_LIMIT = 1000;
 /** Resolved alarms kept for the operator portal's "recently resolved" (the oldest are dropped past it). */
 const RESOLVED_LIMIT = 50;
+/**
+ * How often an evaluation reads the subscriptions for their thresholds (else it reads them only when it
+ * has a notice to send): once a minute, whatever the evaluation interval, so thresholds add at most one
+ * read of the store a minute per node, and a new subscription's thresholds hold from within a minute.
+ */
+export const THRESHOLDS_READ_MS = 60_000;
 
 /** An alarm that stopped holding: its condition as last read while it held, and when this node found it gone. */
 export interface ResolvedAlarm {
@@ -42,9 +52,6 @@ export const SHARED_RULES: ReadonlySet<AlarmRule> = new Set<AlarmRule>(['dead-le
  */
 export const isSharedCondition = (c: AlarmCondition): boolean => SHARED_RULES.has(c.rule) && !(c.rule === 'certificate-expiring' && c.participant === null);
 
-/** Whether a subscription's owner may see a condition: operators all, a participant only its own. */
-export const maySee = (owner: string, c: AlarmCondition): boolean => owner === 'operator' || c.participant === owner;
-
 /**
  * Alarms (spec 5.11.4): every interval the sources say which conditions hold; a condition that starts
  * to hold is raised, one that stops is resolved, and each change is sent to the subscriptions that name
@@ -60,6 +67,8 @@ export class Alarms {
   private bySource: Array<Set<string>> = [];
   /** The subscriptions as last read: notices still go out while the store that keeps them cannot be read. */
   private known: AlarmSubscription[] | null = null;
+  /** When an evaluation last read the subscriptions for their thresholds (THRESHOLDS_READ_MS). */
+  private watchedReadAt = -Infinity;
   /** Notices made while no subscription list was ever read: sent once one is (a bounded backlog). */
   private unsent: AlarmNotice[] = [];
   private cancel: Cancel | null = null;
@@ -94,9 +103,17 @@ export class Alarms {
     await this.sharing;
   }
 
+  /**
+   * A subscription was put or removed on this node: the next evaluation reads the subscriptions for their
+   * thresholds (another node's change is read within THRESHOLDS_READ_MS).
+   */
+  subscriptionsChanged(): void {
+    this.watchedReadAt = -Infinity;
+  }
+
   /** The alarms raised and not yet resolved that `owner` may see. */
   current(owner = 'operator'): AlarmCondition[] {
-    return [...this.active.values()].filter((c) => maySee(owner, c));
+    return [...this.active.values()].filter((c) => lists(owner, c));
   }
 
   /**
@@ -104,7 +121,7 @@ export class Alarms {
    * Kept in memory: every node evaluates every condition, so each keeps its own view; a restart empties it.
    */
   resolved(owner = 'operator'): ResolvedAlarm[] {
-    return this.resolvedLog.filter((r) => maySee(owner, r.condition)).reverse();
+    return this.resolvedLog.filter((r) => lists(owner, r.condition)).reverse();
   }
 
   /**
@@ -125,13 +142,18 @@ export class Alarms {
     const now = new Map<string, AlarmCondition>();
     const readAt = new Map<string, number>();
     const at = this.clock.now();
+    if (at - this.watchedReadAt >= THRESHOLDS_READ_MS) {
+      this.watchedReadAt = at;
+      await this.subscribers(true);
+    }
+    const watched = (this.known ?? []).filter((s) => s.thresholds !== undefined);
     // Each source on its own: one that cannot answer (most read the store) keeps its own alarms as they
     // were rather than resolving them falsely, and does not stop the others: the storage alarm must be
     // raised exactly when the store-reading sources fail.
     for (const [i, source] of this.sources.entries()) {
       try {
         const keys = new Set<string>();
-        for (const c of await source()) {
+        for (const c of await source(watched)) {
           // The summary as read now (an operator on call reads GET /admin/alarms long after the raise:
           // "3 dead letters" must not stay 3 while 250 pile up); when it was first raised is kept.
           const raised = this.active.get(c.key);
@@ -189,7 +211,7 @@ export class Alarms {
     const due = [...this.unsent, ...notices];
     this.unsent = [];
     for (const n of due) {
-      for (const s of subs) if (s.rules.includes(n.condition.rule) && maySee(s.owner, n.condition)) await this.send(s, n);
+      for (const s of subs) if (receives(s, n.condition)) await this.send(s, n);
     }
   }
 
@@ -267,6 +289,7 @@ export class Alarms {
       `rule: ${n.condition.rule}`,
       `key: ${n.condition.key}`,
       `since: ${new Date(n.condition.since).toISOString()}`,
+      thresholdLine(n.condition, s) ?? '',
       n.kind === 'raised' ? `what to do: ${alarmAction(n.condition, s.owner)}` : '',
       n.kind === 'resolved' ? `resolved: ${new Date(n.at).toISOString()}` : '',
       // Read in a mailbox later than it was sent: the numbers above are from then, not now.
@@ -287,14 +310,21 @@ export interface SubscriptionInput {
   rules: AlarmRule[];
   email?: string | null;
   webhookUrl?: string | null;
+  thresholds?: AlarmThresholds;
 }
 
-/** A new subscription of `owner`'s; at least one way to be told is required. */
-export function newSubscription(owner: string, input: SubscriptionInput, now: number): AlarmSubscription | { error: string } {
+/**
+ * A new subscription of `owner`'s; at least one way to be told is required, and its thresholds must be for
+ * rules it names (`latencyFloorSeconds`: the operator's delivery latency threshold, below which none is watched).
+ */
+export function newSubscription(owner: string, input: SubscriptionInput, now: number, latencyFloorSeconds?: number): AlarmSubscription | { error: string } {
   const email = input.email ?? null;
   const webhookUrl = input.webhookUrl ?? null;
   if (email === null && webhookUrl === null) return { error: 'give email, webhookUrl or both: where the notices go' };
-  return { id: randomUUID(), owner, rules: [...new Set(input.rules)], email, webhookUrl, createdAt: now };
+  const rules = [...new Set(input.rules)];
+  const refused = input.thresholds ? thresholdsRefused(rules, input.thresholds, latencyFloorSeconds) : null;
+  if (refused !== null) return { error: refused };
+  return { id: randomUUID(), owner, rules, email, webhookUrl, createdAt: now, ...(input.thresholds ? { thresholds: input.thresholds } : {}) };
 }
 
 /** A subscription's body, as the alarm routes take it (their JSON schema) and the portal's form is checked. */
@@ -306,6 +336,7 @@ export const subscriptionBody = {
     rules: { type: 'array', minItems: 1, maxItems: ALARM_RULES.length, items: { type: 'string', enum: [...ALARM_RULES] } },
     email: { type: ['string', 'null'], minLength: 3, maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$' },
     webhookUrl: { type: ['string', 'null'], maxLength: 2048, pattern: '^https?://' },
+    thresholds: thresholdsSchema,
   },
 } as const;
 
@@ -327,6 +358,8 @@ export interface SubscriptionDeps {
   /** Refuses webhook URLs on internal networks (outside DEV), as for message webhooks. */
   checkUrl(url: string): Promise<string | null>;
   now(): number;
+  /** The operator's delivery latency threshold (observability.alarms.deliveryLatencySeconds): a subscription's may not be lower. */
+  deliveryLatencyFloorSeconds?: number;
 }
 
 const checkBody = new Ajv({ allErrors: false, strict: false }).compile<SubscriptionInput>(subscriptionBody);
@@ -341,7 +374,7 @@ export async function createSubscription(deps: SubscriptionDeps, owner: string, 
     const e = checkBody.errors?.[0];
     return { ok: false, help: e ? `${e.instancePath.replace(/^\//, '').replace(/\//g, '.') || 'body'} ${e.message ?? 'is not valid'}${e.params && 'allowedValues' in e.params ? `: ${(e.params.allowedValues as string[]).join(', ')}` : ''}` : 'the subscription is not valid' };
   }
-  const made = newSubscription(owner, input, deps.now());
+  const made = newSubscription(owner, input, deps.now(), deps.deliveryLatencyFloorSeconds);
   if ('error' in made) return { ok: false, help: made.error };
   if (made.webhookUrl) {
     const refused = await deps.checkUrl(made.webhookUrl);

@@ -3,7 +3,7 @@ import { operatorRefusal } from '../domain/operators.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable, publishForm, utcFromForm } from './maintenance-pages.js';
 import { activityTable } from './activity-view.js';
-import { byUrgency, severityBadge, subscribeForm, subscriptionRows, subscriptionTable } from './alarms-view.js';
+import { byUrgency, formHelp, severityBadge, subscribeForm, subscriptionRows, subscriptionTable, thresholdsFromForm } from './alarms-view.js';
 import { ALARM_RULES } from '../ports/alarms.js';
 import type { PortalDeps } from './deps.js';
 import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
@@ -162,7 +162,7 @@ ${table('Alarms raised now, critical first, then the oldest', ['Severity', 'Sinc
 ${table('Alarms resolved lately, newest first', ['Resolved', 'Raised', 'Rule', 'Concerns', 'What'], resolved, 'No alarm has resolved since this node started.')}
 <h2>Subscriptions</h2>
 ${subs.data ? subscriptionTable("Every alarm subscription, operators' and participants'", subscriptionRows(subs.data.subscriptions, { action: '/operator/alarms/remove', csrf: c.signed.claims.csrf, owner: true }), true) : alertLine(problemOf(subs.error))}
-${subscribeForm('/operator/alarms', csrfField(c.signed), ALARM_RULES, 'Tell operators when')}`;
+${subscribeForm('/operator/alarms', csrfField(c.signed), ALARM_RULES, 'Tell operators when', 'operator')}`;
   return render(c.reply, status, O, c.req, c.signed, 'Alarms', body, flash);
 }
 
@@ -171,8 +171,10 @@ async function subscribeToAlarms(deps: PortalDeps, c: Ctx): Promise<FastifyReply
   const email = field(c.req.body, 'email').trim();
   const webhookUrl = field(c.req.body, 'webhookUrl').trim();
   const rules = fields(c.req.body, 'rule') as Array<(typeof ALARM_RULES)[number]>;
-  const made = await api(deps, c).POST('/admin/alarms/subscriptions', { body: { rules, ...(email ? { email } : {}), ...(webhookUrl ? { webhookUrl } : {}) } });
-  if (!made.data) return alarmsPage(deps, c, { kind: 'error', text: `not subscribed: ${problemOf(made.error)}` }, made.response.status);
+  const own = thresholdsFromForm((name) => field(c.req.body, name));
+  if ('error' in own) return alarmsPage(deps, c, { kind: 'error', text: `not subscribed: ${own.error}` }, 400);
+  const made = await api(deps, c).POST('/admin/alarms/subscriptions', { body: { rules, ...(email ? { email } : {}), ...(webhookUrl ? { webhookUrl } : {}), ...(own.thresholds ? { thresholds: own.thresholds } : {}) } });
+  if (!made.data) return alarmsPage(deps, c, { kind: 'error', text: `not subscribed: ${formHelp(problemOf(made.error))}` }, made.response.status);
   return alarmsPage(deps, c, { kind: 'ok', text: `operators subscribed to ${made.data.rules.join(', ')}` }, 200);
 }
 

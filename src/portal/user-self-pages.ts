@@ -9,7 +9,7 @@ import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { ALARM_RULES, OPERATOR_RULES } from '../ports/alarms.js';
 import type { PublicationRecord } from '../ports/publications.js';
 import { activityTable } from './activity-view.js';
-import { byUrgency, severityBadge, subscribeForm, subscriptionRows, subscriptionTable } from './alarms-view.js';
+import { byUrgency, formHelp, severityBadge, subscribeForm, subscriptionRows, subscriptionTable, thresholdsFromForm } from './alarms-view.js';
 import type { PortalDeps } from './deps.js';
 import { badge, barChart, bytes, choice, html, isoOrDash, table, type Flash } from './html.js';
 import { PERIOD_NAMES, periodForm, reportCharts, reportPeriod } from './reports-view.js';
@@ -96,7 +96,7 @@ async function alarmsPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number
 ${table(`Alarms that concern ${owner} now`, ['Severity', 'Rule', 'What', 'What to do', 'Since'], current, `No alarm concerns ${owner} now.`)}
 <h2>Subscriptions</h2>
 ${subscriptionTable(`${owner}'s alarm subscriptions`, rows, false)}
-${operations ? subscribeForm('/portal/alarms', csrfField(c.signed), ALARM_RULES.filter((r) => !OPERATOR_RULES.has(r)), 'Tell us when') : levelNote(c, 'operations', 'subscribing to alarms and unsubscribing')}`;
+${operations ? subscribeForm('/portal/alarms', csrfField(c.signed), ALARM_RULES.filter((r) => !OPERATOR_RULES.has(r)), 'Tell us when', owner) : levelNote(c, 'operations', 'subscribing to alarms and unsubscribing')}`;
   return render(c.reply, status, R, c.req, c.signed, 'Alarms', body, flash);
 }
 
@@ -104,9 +104,11 @@ async function subscribe(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (!deps.alarms) return refuse(c.reply, R, c.req, c.signed, 404, 'alarms are turned off on this DIP');
   const email = field(c.req.body, 'email').trim();
   const webhookUrl = field(c.req.body, 'webhookUrl').trim();
+  const own = thresholdsFromForm((name) => field(c.req.body, name));
+  if ('error' in own) return alarmsPage(deps, c, { kind: 'error', text: `not subscribed: ${own.error}` }, 400);
   // The form as the API's JSON body; checked by the same schema and rules as POST /observability/alarm-subscriptions.
-  const made = await createSubscription(deps.alarms, c.own.dipId, { rules: fields(c.req.body, 'rule'), ...(email ? { email } : {}), ...(webhookUrl ? { webhookUrl } : {}) });
-  if (!made.ok) return alarmsPage(deps, c, { kind: 'error', text: `not subscribed: ${made.help}` }, 400);
+  const made = await createSubscription(deps.alarms, c.own.dipId, { rules: fields(c.req.body, 'rule'), ...(email ? { email } : {}), ...(webhookUrl ? { webhookUrl } : {}), ...(own.thresholds ? { thresholds: own.thresholds } : {}) });
+  if (!made.ok) return alarmsPage(deps, c, { kind: 'error', text: `not subscribed: ${formHelp(made.help)}` }, 400);
   deps.logger.info({ username: c.signed.account.username, owner: c.own.dipId, id: made.subscription.id }, 'portal: alarm subscription created');
   return alarmsPage(deps, c, { kind: 'ok', text: `subscribed to ${made.subscription.rules.join(', ')}` }, 200);
 }

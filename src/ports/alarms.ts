@@ -17,6 +17,29 @@ export interface AlarmCondition {
   summary: string;
   /** When it was first raised (kept while it holds). */
   since: number;
+  /** The queue's channel, on the conditions a subscription may hold to a threshold of its own (THRESHOLD_RULES). */
+  channel?: string;
+  /**
+   * Set when it holds against a subscription's own threshold, not the operator's: told to that subscription
+   * only and listed to its owner only (a participant's threshold never adds to what the operator sees).
+   */
+  subscription?: { id: string; owner: string };
+}
+
+/**
+ * A subscription's own thresholds (spec 5.11: each user configures its own alerting requirements), for the
+ * rules where a number makes sense. Each replaces the operator's threshold for that subscription's notices
+ * of its rule, on the queues its owner may see; absent, the operator's threshold applies as before.
+ */
+export interface AlarmThresholds {
+  /** `queue-age`: the oldest undelivered message of one of its queues has waited longer than this. */
+  queueAgeMinutes?: number;
+  /** `delivery-latency`: a message was delivered more than this after its acceptance (not below the operator's: only those are watched). */
+  deliveryLatencySeconds?: number;
+  /** `dead-letter`: more than `count` of one queue's messages dead-lettered (and still dead) within the last `windowMinutes`. */
+  deadLetters?: { count: number; windowMinutes: number };
+  /** Only these channels' queues are held to the thresholds above, the others to the operator's. Absent: every channel. */
+  channels?: string[];
 }
 
 export interface AlarmSubscription {
@@ -27,6 +50,8 @@ export interface AlarmSubscription {
   email: string | null;
   webhookUrl: string | null;
   createdAt: number;
+  /** Its own thresholds; absent (every subscription made before them): the operator's. */
+  thresholds?: AlarmThresholds;
 }
 
 export interface AlarmSubscriptionStore {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { openPool } from './pool.js';
 import type { AlarmSubscription, AlarmSubscriptionStore } from '../../ports/alarms.js';
-import { fromSubscriptionRow, type SubscriptionRow } from '../alarm-row.js';
+import { fromSubscriptionRow, thresholdsColumn, type SubscriptionRow } from '../alarm-row.js';
 import { migrateStore } from './roles.js';
 import { LOCKS } from './schema.js';
 
@@ -19,7 +19,9 @@ export class PgAlarmSubscriptions implements AlarmSubscriptionStore {
         'opendip-alarms-owner',
         LOCKS.alarmSchema,
         `CREATE TABLE IF NOT EXISTS alarm_subscriptions (
-           id text PRIMARY KEY, owner text NOT NULL, rules text NOT NULL, email text, webhook_url text, created_at bigint NOT NULL)`,
+           id text PRIMARY KEY, owner text NOT NULL, rules text NOT NULL, email text, webhook_url text, created_at bigint NOT NULL);
+         -- Added 2026-12-05: rows written before have none (the operator's thresholds apply).
+         ALTER TABLE alarm_subscriptions ADD COLUMN IF NOT EXISTS thresholds text`,
       );
     } catch (err) {
       await pool.end();
@@ -37,9 +39,9 @@ export class PgAlarmSubscriptions implements AlarmSubscriptionStore {
 
   async put(s: AlarmSubscription): Promise<void> {
     await this.pool.query(
-      `INSERT INTO alarm_subscriptions (id, owner, rules, email, webhook_url, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (id) DO UPDATE SET rules = EXCLUDED.rules, email = EXCLUDED.email, webhook_url = EXCLUDED.webhook_url`,
-      [s.id, s.owner, JSON.stringify(s.rules), s.email, s.webhookUrl, s.createdAt],
+      `INSERT INTO alarm_subscriptions (id, owner, rules, email, webhook_url, created_at, thresholds) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (id) DO UPDATE SET rules = EXCLUDED.rules, email = EXCLUDED.email, webhook_url = EXCLUDED.webhook_url, thresholds = EXCLUDED.thresholds`,
+      [s.id, s.owner, JSON.stringify(s.rules), s.email, s.webhookUrl, s.createdAt, thresholdsColumn(s)],
     );
   }
 

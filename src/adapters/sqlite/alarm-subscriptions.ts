@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { openPrivateDatabase } from './private-file.js';
 import type { AlarmSubscription, AlarmSubscriptionStore } from '../../ports/alarms.js';
-import { fromSubscriptionRow, type SubscriptionRow } from '../alarm-row.js';
+import { fromSubscriptionRow, thresholdsColumn, type SubscriptionRow } from '../alarm-row.js';
 
 /** Alarm subscriptions in a small SQLite file of their own (read once per alarm change, written by the API). */
 export class SqliteAlarmSubscriptions implements AlarmSubscriptionStore {
@@ -11,7 +11,9 @@ export class SqliteAlarmSubscriptions implements AlarmSubscriptionStore {
     this.db = openPrivateDatabase(file);
     this.db.pragma('journal_mode = WAL');
     this.db.exec(`CREATE TABLE IF NOT EXISTS alarm_subscriptions (
-      id TEXT PRIMARY KEY, owner TEXT NOT NULL, rules TEXT NOT NULL, email TEXT, webhook_url TEXT, created_at INTEGER NOT NULL)`);
+      id TEXT PRIMARY KEY, owner TEXT NOT NULL, rules TEXT NOT NULL, email TEXT, webhook_url TEXT, created_at INTEGER NOT NULL, thresholds TEXT)`);
+    // Added 2026-12-05: a file made before has its rows read with no thresholds (the operator's).
+    if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(alarm_subscriptions)').all().some((c) => c.name === 'thresholds')) this.db.exec('ALTER TABLE alarm_subscriptions ADD COLUMN thresholds TEXT');
   }
 
   list(owner?: string): Promise<AlarmSubscription[]> {
@@ -25,10 +27,10 @@ export class SqliteAlarmSubscriptions implements AlarmSubscriptionStore {
     this.db
       // An existing ID keeps its owner and creation time (as on PostgreSQL): a put never moves a subscription to another owner.
       .prepare(
-        `INSERT INTO alarm_subscriptions (id, owner, rules, email, webhook_url, created_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET rules = excluded.rules, email = excluded.email, webhook_url = excluded.webhook_url`,
+        `INSERT INTO alarm_subscriptions (id, owner, rules, email, webhook_url, created_at, thresholds) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET rules = excluded.rules, email = excluded.email, webhook_url = excluded.webhook_url, thresholds = excluded.thresholds`,
       )
-      .run(s.id, s.owner, JSON.stringify(s.rules), s.email, s.webhookUrl, s.createdAt);
+      .run(s.id, s.owner, JSON.stringify(s.rules), s.email, s.webhookUrl, s.createdAt, thresholdsColumn(s));
     return Promise.resolve();
   }
 

@@ -154,6 +154,8 @@ export interface paths {
                             alarms: {
                                 /** @description What to do about it, for the one asking (an operator, or the participant on its own side), and when it resolves */
                                 action: string;
+                                /** @description The queue's channel (dead-letter, queue-age, delivery-latency) */
+                                channel?: string;
                                 /** @description Stable while the condition holds */
                                 key: string;
                                 /** @description Whom it concerns; null: the DIP itself */
@@ -162,6 +164,11 @@ export interface paths {
                                 rule: "dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance";
                                 /** @description When it was raised, epoch ms */
                                 since: number;
+                                /** @description Present when it holds against that subscription's own thresholds, not the operator's: listed to its owner only */
+                                subscription?: {
+                                    id: string;
+                                    owner: string;
+                                };
                                 /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
                                 summary: string;
                             }[];
@@ -255,6 +262,20 @@ export interface paths {
                                 /** @description `operator` or a participant's DIP ID */
                                 owner: string;
                                 rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
+                                /** @description The subscription's own thresholds, each for its rule (which the subscription must name); absent: the operator's */
+                                thresholds?: {
+                                    /** @description Only these channels are held to the thresholds above, the others to the operator's */
+                                    channels?: string[];
+                                    /** @description dead-letter: more than `count` messages of one of your queues dead-lettered (and still dead) within the last `windowMinutes` */
+                                    deadLetters?: {
+                                        count: number;
+                                        windowMinutes: number;
+                                    };
+                                    /** @description delivery-latency: a message reached you more than this many seconds after its acceptance (not below the DIP's own threshold) */
+                                    deliveryLatencySeconds?: number;
+                                    /** @description queue-age: a message for one of your queues has waited undelivered longer than this many minutes */
+                                    queueAgeMinutes?: number;
+                                };
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -322,6 +343,20 @@ export interface paths {
                         email?: string | null;
                         owner?: string;
                         rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
+                        /** @description The subscription's own thresholds, each for its rule (which the subscription must name); absent: the operator's */
+                        thresholds?: {
+                            /** @description Only these channels are held to the thresholds above, the others to the operator's */
+                            channels?: string[];
+                            /** @description dead-letter: more than `count` messages of one of your queues dead-lettered (and still dead) within the last `windowMinutes` */
+                            deadLetters?: {
+                                count: number;
+                                windowMinutes: number;
+                            };
+                            /** @description delivery-latency: a message reached you more than this many seconds after its acceptance (not below the DIP's own threshold) */
+                            deliveryLatencySeconds?: number;
+                            /** @description queue-age: a message for one of your queues has waited undelivered longer than this many minutes */
+                            queueAgeMinutes?: number;
+                        };
                         webhookUrl?: string | null;
                     };
                 };
@@ -341,6 +376,20 @@ export interface paths {
                             /** @description `operator` or a participant's DIP ID */
                             owner: string;
                             rules: ("dead-letter" | "queue-depth" | "queue-age" | "delivery-latency" | "webhook-failing" | "certificate-expiring" | "copies-withheld" | "queue-damage" | "queue-halted" | "storage" | "coordination" | "clock-skew" | "dip-clock" | "node-lost" | "delivery-process" | "activity-log" | "mpan-holder-unreached" | "crl-stale" | "connections-exhausted" | "maintenance")[];
+                            /** @description The subscription's own thresholds, each for its rule (which the subscription must name); absent: the operator's */
+                            thresholds?: {
+                                /** @description Only these channels are held to the thresholds above, the others to the operator's */
+                                channels?: string[];
+                                /** @description dead-letter: more than `count` messages of one of your queues dead-lettered (and still dead) within the last `windowMinutes` */
+                                deadLetters?: {
+                                    count: number;
+                                    windowMinutes: number;
+                                };
+                                /** @description delivery-latency: a message reached you more than this many seconds after its acceptance (not below the DIP's own threshold) */
+                                deliveryLatencySeconds?: number;
+                                /** @description queue-age: a message for one of your queues has waited undelivered longer than this many minutes */
+                                queueAgeMinutes?: number;
+                            };
                             webhookUrl: string | null;
                         };
                     };
