@@ -207,10 +207,13 @@ describe('a withdrawn connection provider', () => {
         after: { connectionProvider: null, removedWebhooks: [{ channel: 'IF-021', registeredBy: cp.dipId }] },
       });
 
-      // The operator's way (`dip participant add` again, here without --connection-provider) ends the nomination too.
+      // The operator's way (`dip participant add` again with --no-connection-provider) ends the nomination too;
+      // run again without it (a new certificate, a role), the nomination and its webhooks stay.
       expect((await call('PUT', `/participants/${sup.dipId}/connection-provider`, { dipId: cp.dipId })).status).toBe(200);
       expect((await cp.client.setWebhook('IF-021', sup.dipId, { callbackURL: `${providers.url}cp-again` })).status).toBe(201);
-      const again = await onboardParticipant(t.dip.backend.registry, { dipId: sup.dipId, roles: ['SUP'], certificatePem: sup.credentials.certPem });
+      const kept = await onboardParticipant(t.dip.backend.registry, { dipId: sup.dipId, roles: ['SUP'], certificatePem: sup.credentials.certPem });
+      expect([kept.participant.connectionProvider, kept.removedWebhooks]).toEqual([cp.dipId, []]);
+      const again = await onboardParticipant(t.dip.backend.registry, { dipId: sup.dipId, roles: ['SUP'], certificatePem: sup.credentials.certPem, connectionProvider: null });
       expect(again.removedWebhooks).toMatchObject([{ channel: 'IF-021', registeredBy: cp.dipId }]);
       expect((await t.dip.backend.registry.webhooks()).filter((w) => w.recipientDipId === sup.dipId).map((w) => w.channel)).toEqual(['STATUS']);
     } finally {
