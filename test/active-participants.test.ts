@@ -5,12 +5,11 @@
  * (RunningDip.operations), so a route added tomorrow is checked tomorrow with nothing to change here; the
  * few a participant reaches before it is known (probes, documentation, sign-in) are listed by name.
  */
-import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Operation } from '../src/api/operations.js';
-import { totpCode } from '../src/security/portal-credentials.js';
 import { adminApi } from './helpers/admin.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { portalUsers, type PortalUser } from './helpers/portal-user.js';
 
 /** Answered before a caller is known, to anyone holding a certificate of the environment. */
 const API_PUBLIC = [/^\/health$/, /^\/ready$/, /^\/api\/docs/, /^\/api\/asyncapi\.json$/, /^\/catalogue/];
@@ -28,48 +27,23 @@ describe('a suspended participant, on every participant-facing route', () => {
   let t: TestDip;
   let sup: TestParticipant;
   let cp: TestParticipant;
-  let agent: Agent;
-  const users: Record<string, { cookie: string; csrf: string }> = {};
-
-  const portal = async (method: string, path: string, who: { cookie: string; csrf: string }, form: Record<string, string> = {}) => {
-    const body = method === 'POST' ? new URLSearchParams({ _csrf: who.csrf, ...form }).toString() : undefined;
-    const query = method === 'POST' || !form.as ? '' : `${path.includes('?') ? '&' : '?'}as=${form.as}`;
-    const res = await request(`${t.dip.portalUrl}${path}${query}`, {
-      method: method as 'GET' | 'POST',
-      dispatcher: agent,
-      headers: { cookie: who.cookie, ...(body === undefined ? {} : { 'content-type': 'application/x-www-form-urlencoded', origin: t.dip.portalUrl }) },
-      body,
-    });
-    return { status: res.statusCode, text: await res.body.text() };
-  };
-  /** A participant's administrator signed in to the user portal (its TOTP set up): its cookie and the session's CSRF token. */
-  const signedIn = async (username: string, dipId: string) => {
-    const made = (await adminApi(t)('POST', '/admin/portal/accounts', { username, displayName: username, participantDipId: dipId, admin: true })).body as { password: string };
-    const post = async (path: string, form: Record<string, string>) =>
-      request(`${t.dip.portalUrl}${path}`, { method: 'POST', dispatcher: agent, headers: { 'content-type': 'application/x-www-form-urlencoded', origin: t.dip.portalUrl }, body: new URLSearchParams(form).toString() });
-    const first = await (await post('/portal/sign-in', { username, password: made.password, code: '' })).body.text();
-    const secret = /id="totp-secret">([A-Z2-7]+)</.exec(first)![1]!;
-    const token = /name="token" value="([^"]+)"/.exec(first)![1]!;
-    const own = `${username} chose this one`;
-    const done = await post('/portal/sign-in/enrolment', { token, choose: 'yes', code: totpCode(secret, Date.now()), next: own, repeat: own });
-    const cookie = [done.headers['set-cookie'] ?? []].flat()[0]!.split(';')[0]!;
-    const page = await portal('GET', '/portal/', { cookie, csrf: '' });
-    return { cookie, csrf: /name="_csrf" value="([^"]+)"/.exec(page.text)![1]! };
-  };
+  let portalHttp: ReturnType<typeof portalUsers>;
+  const users: Record<string, PortalUser> = {};
+  const portal = (method: string, path: string, who: PortalUser, form: Record<string, string> = {}) => portalHttp.page(method, path, who, form);
 
   beforeAll(async () => {
     t = await startTestDip();
-    agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+    portalHttp = portalUsers(t);
     cp = await t.participant('5000000001', ['DCP']);
     sup = await t.participant('1000000001', ['SUP']);
     const nominated = await sup.client.call('PUT', `/participants/${sup.dipId}/connection-provider`, JSON.stringify({ dipId: cp.dipId }), { 'content-type': 'application/json' });
     expect(nominated.status).toBe(200);
-    users.sup = await signedIn('sam.sup', sup.dipId);
-    users.cp = await signedIn('carl.cp', cp.dipId);
+    users.sup = await portalHttp.signedIn('sam.sup', sup.dipId);
+    users.cp = await portalHttp.signedIn('carl.cp', cp.dipId);
     expect((await adminApi(t)('POST', `/admin/participants/${sup.dipId}/suspend`, { reason: 'under review' })).status).toBe(200);
   });
   afterAll(async () => {
-    await agent?.close();
+    await portalHttp?.close();
     await t?.close();
   });
 

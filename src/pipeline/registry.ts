@@ -193,7 +193,12 @@ export class Registry implements RoutingDirectory {
 
   /** The caller and every active participant that nominated it as connection provider. */
   identitiesOf(caller: Participant): Participant[] {
-    return [caller, ...(this.byProvider.get(caller.dipId) ?? []).filter((p) => this.refusal(p.dipId) === null)];
+    return [caller, ...this.nomineesOf(caller)];
+  }
+
+  /** The active participants that nominated the caller as their connection provider: it reads what they may. */
+  nomineesOf(caller: Participant): Participant[] {
+    return (this.byProvider.get(caller.dipId) ?? []).filter((p) => this.refusal(p.dipId) === null);
   }
 
   /**
