@@ -240,6 +240,7 @@ describe('an offboarded connection provider', () => {
 
       const offboarded = await admin('POST', `/admin/participants/${cp.dipId}/offboard`, { reason: 'left the market' });
       expect(offboarded.status, JSON.stringify(offboarded.body)).toBe(200);
+      expect(offboarded.body).toMatchObject({ offboarded: cp.dipId, clientWebhooksRemoved: [{ recipientDipId: sup.dipId, channel: 'IF-021', registeredBy: cp.dipId }] });
       expect((await t.dip.backend.registry.webhooks()).filter((w) => w.recipientDipId === sup.dipId).map((w) => [w.channel, w.registeredBy])).toEqual([['STATUS', sup.dipId]]);
 
       const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'off1' })]);

@@ -6,7 +6,7 @@ import type { OperatorJournal } from '../ports/operator-journal.js';
 import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
 import { PROFILE_RECORD, type Registry } from './registry.js';
 import { RefusedError } from './refused.js';
-import { dropWebhooksRegisteredBy } from './webhook-config.js';
+import { dropWebhooksRegisteredBy, type RemovedWebhook } from './webhook-config.js';
 
 export const REGISTER_RECORD = 'register';
 const POLICY_RECORD = 'policy';
@@ -25,6 +25,11 @@ export interface LifecycleDeps {
   revoke(certificatePem: string, reason: string, actor: string): Promise<boolean>;
   /** After a participant's registration changed: its queues may now be undeliverable (dead-lettered). */
   afterChange(): void;
+}
+
+/** What an offboarding removed beyond the participant's own: the webhooks it registered for its clients as their provider. */
+export interface OffboardResult {
+  clientWebhooksRemoved: Array<RemovedWebhook & { recipientDipId: string }>;
 }
 
 export interface ApplyResult {
@@ -150,11 +155,11 @@ export class ParticipantLifecycle {
    * Provider (their queues wait to be pulled), what is queued for it dead-lettered (senders told); its profile
    * keeps what it was, and the archive keeps its messages.
    */
-  offboard(dipId: string, actor: string, reason: string): Promise<void> {
+  offboard(dipId: string, actor: string, reason: string): Promise<OffboardResult> {
     return this.exclusive(() => this.offboardNow(dipId, actor, reason));
   }
 
-  private async offboardNow(dipId: string, actor: string, reason: string): Promise<void> {
+  private async offboardNow(dipId: string, actor: string, reason: string): Promise<OffboardResult> {
     await this.deps.registry.refresh();
     const p = this.deps.registry.participant(dipId);
     if (!p) {
@@ -187,6 +192,7 @@ export class ParticipantLifecycle {
     });
     await this.deps.registry.refresh();
     this.deps.afterChange();
+    return { clientWebhooksRemoved };
   }
 
   /**
