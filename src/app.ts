@@ -96,7 +96,7 @@ export interface RunningDip {
   /** The API activity log's store (null when turned off): for embedders, and fault tests that fill its disk. */
   activityStore: ActivityLogStore | null;
   /** Every operation each listener serves, as registered (the fuzzer of test/fuzz covers them all). */
-  operations: { participant: readonly Operation[]; operator: readonly Operation[]; anonymous: readonly Operation[] };
+  operations: { participant: readonly Operation[]; operator: readonly Operation[]; anonymous: readonly Operation[]; portal: readonly Operation[] };
   /** Each listener's OpenAPI document as it serves it (what `npm run api:generate` makes the typed clients from). */
   apiDocuments: { [K in keyof ApiDocuments]: () => ApiDocuments[K] };
   /** Pattern B publications. */
@@ -272,7 +272,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       ...(activityLog ? [async (a: FastifyInstance) => activityRoutes(a, { store: activityLog.store, now: () => clock.now() })] : []),
     ],
   }, metrics, clock, life);
-  const portalPort = await startPortalListener(config, {
+  const portal = await startPortalListener(config, {
     config, logger, clock, accounts: portalAccounts, registry, channel, channels,
     webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),
     replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, maintenance, certificates,
@@ -281,6 +281,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     issueCertificate: issueFromCsr,
     onboarding,
   }, activity, metrics, serverCertificate, life);
+  const portalPort = portal.port;
   portalBase ??= `https://${host}:${portalPort}`;
 
   // Stopped before the listeners and the store (registered after them): no call is left half made.
@@ -318,7 +319,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     ingestThreads: threads,
     events,
     retention,
-    operations: { participant: participant.operations, operator: operator.operations, anonymous: anonymous?.operations ?? [] },
+    operations: { participant: participant.operations, operator: operator.operations, anonymous: anonymous?.operations ?? [], portal: portal.operations },
     apiDocuments: { participant: participant.document, operator: operator.document },
     publications,
     publicPort: anonymous?.port ?? null,

@@ -207,12 +207,48 @@ describe('a withdrawn connection provider', () => {
         after: { connectionProvider: null, removedWebhooks: [{ channel: 'IF-021', registeredBy: cp.dipId }] },
       });
 
-      // The operator's way (`dip participant add` again, here without --connection-provider) ends the nomination too.
+      // The operator's way (`dip participant add` again with --no-connection-provider) ends the nomination too;
+      // run again without it (a new certificate, a role), the nomination and its webhooks stay.
       expect((await call('PUT', `/participants/${sup.dipId}/connection-provider`, { dipId: cp.dipId })).status).toBe(200);
       expect((await cp.client.setWebhook('IF-021', sup.dipId, { callbackURL: `${providers.url}cp-again` })).status).toBe(201);
-      const again = await onboardParticipant(t.dip.backend.registry, { dipId: sup.dipId, roles: ['SUP'], certificatePem: sup.credentials.certPem });
+      const kept = await onboardParticipant(t.dip.backend.registry, { dipId: sup.dipId, roles: ['SUP'], certificatePem: sup.credentials.certPem });
+      expect([kept.participant.connectionProvider, kept.removedWebhooks]).toEqual([cp.dipId, []]);
+      const again = await onboardParticipant(t.dip.backend.registry, { dipId: sup.dipId, roles: ['SUP'], certificatePem: sup.credentials.certPem, connectionProvider: null });
       expect(again.removedWebhooks).toMatchObject([{ channel: 'IF-021', registeredBy: cp.dipId }]);
       expect((await t.dip.backend.registry.webhooks()).filter((w) => w.recipientDipId === sup.dipId).map((w) => w.channel)).toEqual(['STATUS']);
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+describe('an offboarded connection provider', () => {
+  // Offboarding removed the provider's own webhooks only: those it had registered on its clients' queues
+  // stayed, and the clients' messages kept going to an organisation no longer on the DIP.
+  it("leaves none of the webhooks it registered for its clients: their queues wait to be pulled (nothing lost), the clients' own stay; the journal names them", async () => {
+    const t = await startTestDip();
+    try {
+      const cp = await t.participant('5000000002', ['DCP']);
+      const sup = await t.participant('1000000004', ['SUP']);
+      const sds = await t.participant('2000000004', ['SDS']);
+      const admin = adminApi(t);
+      expect((await sup.client.call('PUT', `/participants/${sup.dipId}/connection-provider`, JSON.stringify({ dipId: cp.dipId }), { 'content-type': 'application/json' })).status).toBe(200);
+      const providers = await t.receiver();
+      const own = await t.receiver();
+      expect((await cp.client.setWebhook('IF-021', sup.dipId, { callbackURL: `${providers.url}cp-hook` })).status).toBe(201);
+      expect((await sup.client.setStatusWebhook(sup.dipId, { callbackURL: own.url })).status).toBe(201);
+
+      const offboarded = await admin('POST', `/admin/participants/${cp.dipId}/offboard`, { reason: 'left the market' });
+      expect(offboarded.status, JSON.stringify(offboarded.body)).toBe(200);
+      expect(offboarded.body).toMatchObject({ offboarded: cp.dipId, clientWebhooksRemoved: [{ recipientDipId: sup.dipId, channel: 'IF-021', registeredBy: cp.dipId }] });
+      expect((await t.dip.backend.registry.webhooks()).filter((w) => w.recipientDipId === sup.dipId).map((w) => [w.channel, w.registeredBy])).toEqual([['STATUS', sup.dipId]]);
+
+      const sent = await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'off1' })]);
+      expect(sent.status, JSON.stringify(sent.body)).toBe(201);
+      await waitFor(async () => (await sup.client.pull('IF-021', sup.dipId)).body.length === 1, 10_000, "the client's message in its pull queue");
+      expect(providers.calls).toEqual([]);
+      const journal = ((await admin('GET', `/admin/journal?target=${cp.dipId}&action=participant.offboard`)).body as Json[])[0];
+      expect(journal).toMatchObject({ after: { webhooksRemoved: 0, clientWebhooksRemoved: [{ recipientDipId: sup.dipId, channel: 'IF-021', registeredBy: cp.dipId }] } });
     } finally {
       await t.close();
     }

@@ -121,7 +121,28 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
         summary: 'Offboard a participant by hand: certificates revoked, registration, API key and webhooks removed, history kept',
         params: { type: 'object', required: ['dipId'], properties: { dipId: { type: 'string', maxLength: 10 } } },
         body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 500 } } },
-        response: answers({ 200: { type: 'object', required: ['offboarded'], properties: { offboarded: { type: 'string' } }, description: 'Offboarded' } }, [404, 409]),
+        response: answers(
+          {
+            200: {
+              type: 'object',
+              required: ['offboarded', 'clientWebhooksRemoved'],
+              properties: {
+                offboarded: { type: 'string' },
+                clientWebhooksRemoved: {
+                  type: 'array',
+                  description: "The webhooks it had registered on its clients' queues as their DIP Connection Provider, removed with it (those queues wait to be pulled)",
+                  items: {
+                    type: 'object',
+                    required: ['recipientDipId', 'channel', 'url', 'registeredBy'],
+                    properties: { recipientDipId: { type: 'string' }, channel: { type: 'string' }, url: { type: 'string' }, registeredBy: { type: ['string', 'null'] } },
+                  },
+                },
+              },
+              description: 'Offboarded',
+            },
+          },
+          [404, 409],
+        ),
       },
       preValidation: async (req) => {
         req.body ??= {};
@@ -129,9 +150,9 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
     },
     async (req, reply) => {
       try {
-        await lifecycle.offboard(req.params.dipId, operatorOf(req).actor, req.body.reason ?? 'offboarded by the operator');
+        const { clientWebhooksRemoved } = await lifecycle.offboard(req.params.dipId, operatorOf(req).actor, req.body.reason ?? 'offboarded by the operator');
         req.journaled = true;
-        return { offboarded: req.params.dipId };
+        return { offboarded: req.params.dipId, clientWebhooksRemoved };
       } catch (e) {
         return refuse(reply, e);
       }

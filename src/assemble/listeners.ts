@@ -8,7 +8,7 @@ import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import { operatorApi as operatorApiClient } from '../openapi-client/index.js';
 import type { ApiDeps } from '../api/deps.js';
 import { registerRequestMetrics } from '../api/metrics.js';
-import { operationsOf, type Operation } from '../api/operations.js';
+import { operationsOf, recordOperations, type Operation } from '../api/operations.js';
 import { buildPublicServer } from '../api/public-server.js';
 import { addressHolder, useConnectionCap } from '../api/connection-cap.js';
 import { buildServer, type ServerSecurity } from '../api/server.js';
@@ -135,10 +135,10 @@ export async function startPortalListener(
   metrics: Pick<DipMetrics, 'watchConnections' | 'request'> | null,
   certificate: ListenerCertificate,
   life: Lifecycle,
-): Promise<number> {
+): Promise<{ port: number; operations: readonly Operation[] }> {
   // Pages are HTML with personal data that masking by key cannot read: the log keeps that they were answered.
   const recordActivity: PortalDeps['recordActivity'] = activity ? (app, callerOf) => registerActivityLog(app, activity, 'portal', callerOf, () => deps.clock.now(), false, unrecordedPage) : null;
-  const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(nodeSecretFile(config.dataDir, 'portalSession')), devices: DeviceCookies.fromFile(nodeSecretFile(config.dataDir, 'portalDevice')) }, certificate);
+  const portal = buildPortalServer({ ...deps, recordActivity, sessions: SessionSigner.fromFile(nodeSecretFile(config.dataDir, 'portalSession')), devices: DeviceCookies.fromFile(nodeSecretFile(config.dataDir, 'portalDevice')) }, certificate, recordOperations);
   // Stopping, a page (503, Retry-After) for every request, not Fastify's bare JSON: here, as the connection cap below.
   useGracefulStop(portal, config.http.stopDrainMs, stoppingPage);
   // One address's connections past its cap, as on the anonymous listener (anyone on the network reaches
@@ -150,5 +150,5 @@ export async function startPortalListener(
   useAddressRate(portal, config.portal.rateLimit, () => deps.clock.now(), overRatePage);
   metrics?.watchConnections('portal', connections);
   if (metrics) registerRequestMetrics(portal, metrics, 'portal');
-  return listen(portal, 'portal listener', config.portalPort, config.host, life);
+  return { port: await listen(portal, 'portal listener', config.portalPort, config.host, life), operations: operationsOf(portal) };
 }

@@ -4,7 +4,7 @@ import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, 
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
-import { onboardParticipant, rotateParticipantCertificate } from '../pipeline/participants.js';
+import { nominationChange, onboardParticipant, rotateParticipantCertificate } from '../pipeline/participants.js';
 import { pkiDir, startDip } from '../app.js';
 import { databaseFile, openBackend } from '../adapters/backend.js';
 import { systemClock } from '../adapters/clock.js';
@@ -344,10 +344,11 @@ participant
   .requiredOption('--role <role>', 'market role, e.g. SUP, LDSO, SDS (repeatable)', collect, [])
   .requiredOption('--cert <file>', "the participant's certificate (PEM)")
   .option('--org <name>', 'organisation name')
-  .option('--connection-provider <id>', 'the DIP Connection Provider (a registered participant) this participant nominates to connect for it')
+  .option('--connection-provider <id>', 'the DIP Connection Provider (a registered participant) this participant nominates to connect for it (left out: a registered participant keeps the one it has)')
+  .option('--no-connection-provider', "withdraw the participant's nomination of a DIP Connection Provider (the webhooks it registered for it are removed)")
   .option('--save <dir>', `also write the API key to <dir>/${PROFILE_FILES.apiKey}`)
   .option('--json', 'machine-readable output')
-  .action(async (o: { dipId: string; role: string[]; cert: string; org?: string; connectionProvider?: string; save?: string; json?: boolean }) => {
+  .action(async (o: { dipId: string; role: string[]; cert: string; org?: string; connectionProvider?: string | false; save?: string; json?: boolean }) => {
     const config = loadConfig();
     await withBackend(config, async (backend) => {
       const { participant: p, apiKey, formerProvider, removedWebhooks } = await onboardParticipant(backend.registry, {
@@ -355,7 +356,8 @@ participant
         roles: o.role,
         organisation: o.org,
         certificatePem: readFileSync(o.cert, 'utf8'),
-        connectionProvider: o.connectionProvider,
+        // --no-connection-provider: false; neither option: undefined (the registered nomination stays).
+        connectionProvider: o.connectionProvider === false ? null : o.connectionProvider,
         trustedCaPems: trustedCas(config),
       });
       if (o.save) {
@@ -368,10 +370,11 @@ participant
         const action = p.connectionProvider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw';
         await backend.journal.append({ at: Date.now(), actor: 'cli', action, target: p.dipId, before: { connectionProvider: formerProvider }, after: { connectionProvider: p.connectionProvider, removedWebhooks }, status: null });
       }
-      if (o.json) print({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, apiKey, removedWebhooks });
+      if (o.json) print({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, apiKey, connectionProvider: p.connectionProvider, formerConnectionProvider: formerProvider, removedWebhooks });
       else {
         const hooks = removedWebhooks.length ? `Webhooks ${formerProvider ?? 'its former connection provider'} registered for it, removed (their messages wait to be pulled): ${removedWebhooks.map((w) => w.channel).join(', ')}\n` : '';
-        process.stdout.write(`${p.dipId} (${p.roles.join(', ')}) registered.\nAPI key (shown once): ${apiKey}\n${hooks}`);
+        const provider = `Connection provider: ${nominationChange(formerProvider, p.connectionProvider)}\n`;
+        process.stdout.write(`${p.dipId} (${p.roles.join(', ')}) registered.\nAPI key (shown once): ${apiKey}\n${provider}${hooks}`);
       }
     });
   });

@@ -28,7 +28,7 @@ export interface Scope {
 export type Authorisation = ({ ok: true } & Scope) | { ok: false; status: 403 | 404; callerDipId: string; message: MsgText; help: string };
 
 export function authorise(
-  registry: Pick<Registry, 'actingAs' | 'dipIdInAnyCase' | 'suspensionNote'>,
+  registry: Pick<Registry, 'actingAs' | 'dipIdInAnyCase' | 'refusalNote'>,
   channelOf: (id: string) => Channel | undefined,
   authenticated: Participant,
   access: Access,
@@ -40,7 +40,7 @@ export function authorise(
   const named = registry.dipIdInAnyCase(recipientId);
   const caller = registry.actingAs(authenticated, named);
   if (!caller) {
-    return { ok: false, status: 403, callerDipId: authenticated.dipId, message: MSG.processingFailed, help: `recipient-id ${recipientId} is not the caller ${authenticated.dipId}${registry.suspensionNote(named)}` };
+    return { ok: false, status: 403, callerDipId: authenticated.dipId, message: MSG.processingFailed, help: `recipient-id ${recipientId} is not the caller ${authenticated.dipId}${registry.refusalNote(named)}` };
   }
   if (access === 'self') return { ok: true, caller, channel: null, authenticated };
   const channel = channelOf(target.channelId ?? '');

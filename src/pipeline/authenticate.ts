@@ -3,7 +3,7 @@ import type { SignatureReplayGuard } from '../ports/replay-guard.js';
 import type { RevocationEntry } from '../security/revocation.js';
 import { signatureHelp, verifyDipSignature } from '../security/signature.js';
 import type { SignatureDate } from './clock-check.js';
-import { suspensionHelp, type Registry } from './registry.js';
+import type { Registry } from './registry.js';
 
 /** The TLS client certificate as the listener saw it. */
 export interface TlsPeer {
@@ -80,17 +80,15 @@ export type HeaderEvidence = Pick<CallerEvidence, 'apiKey' | 'tlsDipIds' | 'tlsP
  */
 export async function identify(registry: Registry, call: HeaderEvidence): Promise<Authentication> {
   if (!call.apiKey) return { ok: false, status: 401, help: 'X-API-Key header is missing' };
-  let participant = registry.byApiKey(call.apiKey);
-  if (!participant) {
+  let known = registry.callerByApiKey(call.apiKey);
+  if (!known.ok && known.status === 401) {
     // A participant onboarded a moment ago (perhaps by the CLI, in another process) is known at once.
     await registry.refresh();
-    participant = registry.byApiKey(call.apiKey);
+    known = registry.callerByApiKey(call.apiKey);
   }
-  if (!participant) return { ok: false, status: 401, help: 'X-API-Key is not recognised' };
-  const suspended = registry.suspended(participant.dipId);
-  if (suspended) {
-    return { ok: false, status: 403, help: suspensionHelp(participant.dipId, suspended) };
-  }
+  // One not active now (suspended) is refused here, on every door that authenticates: Registry.refusal.
+  if (!known.ok) return known;
+  const { participant } = known;
   if (call.tlsDipIds !== null && !call.tlsDipIds.includes(participant.dipId)) {
     return {
       ok: false,

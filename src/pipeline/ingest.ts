@@ -571,7 +571,7 @@ export class Ingest {
     // A connection provider sends for exactly the participants that nominated it, and says so in S1.
     const sender = this.registry.actingAs(caller, h.senderDipId);
     if (!sender) {
-      return { status: 403, code: MSG.senderDipIdInvalid, help: `${at}.senderDIPID is ${h.senderDipId}, but the caller is ${caller.dipId} and does not connect for ${h.senderDipId}${this.registry.suspensionNote(h.senderDipId)}` };
+      return { status: 403, code: MSG.senderDipIdInvalid, help: `${at}.senderDIPID is ${h.senderDipId}, but the caller is ${caller.dipId} and does not connect for ${h.senderDipId}${this.registry.refusalNote(h.senderDipId)}` };
     }
     if (sender !== caller && h.connectionProviderId !== caller.dipId) {
       return { status: 403, code: MSG.connectionProviderInvalid, help: `${at}.DIPConnectionProviderID must be ${caller.dipId}, the connection provider sending for ${sender.dipId}` };

@@ -6,6 +6,7 @@ import type { OperatorJournal } from '../ports/operator-journal.js';
 import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
 import { PROFILE_RECORD, type Registry } from './registry.js';
 import { RefusedError } from './refused.js';
+import { dropWebhooksRegisteredBy, type RemovedWebhook } from './webhook-config.js';
 
 export const REGISTER_RECORD = 'register';
 const POLICY_RECORD = 'policy';
@@ -13,7 +14,7 @@ const OPTIONAL_ROLES = 'optional-roles';
 
 export interface LifecycleDeps {
   registry: Registry;
-  store: Pick<RegistryStore, 'records' | 'recordHistory' | 'putRecord' | 'upsertParticipant' | 'removeParticipant' | 'webhooks'>;
+  store: Pick<RegistryStore, 'records' | 'recordHistory' | 'putRecord' | 'upsertParticipant' | 'removeParticipant' | 'webhooks' | 'deleteWebhook'>;
   journal: OperatorJournal;
   clock: Clock;
   logger: Logger;
@@ -24,6 +25,11 @@ export interface LifecycleDeps {
   revoke(certificatePem: string, reason: string, actor: string): Promise<boolean>;
   /** After a participant's registration changed: its queues may now be undeliverable (dead-lettered). */
   afterChange(): void;
+}
+
+/** What an offboarding removed beyond the participant's own: the webhooks it registered for its clients as their provider. */
+export interface OffboardResult {
+  clientWebhooksRemoved: Array<RemovedWebhook & { recipientDipId: string }>;
 }
 
 export interface ApplyResult {
@@ -145,14 +151,15 @@ export class ParticipantLifecycle {
 
   /**
    * Offboards a participant: its certificates revoked (refused at the TLS handshake), its registration and
-   * API key removed, its webhooks removed, what is queued for it dead-lettered (senders told); its profile
+   * API key removed, its webhooks removed and those it registered for its clients as their DIP Connection
+   * Provider (their queues wait to be pulled), what is queued for it dead-lettered (senders told); its profile
    * keeps what it was, and the archive keeps its messages.
    */
-  offboard(dipId: string, actor: string, reason: string): Promise<void> {
+  offboard(dipId: string, actor: string, reason: string): Promise<OffboardResult> {
     return this.exclusive(() => this.offboardNow(dipId, actor, reason));
   }
 
-  private async offboardNow(dipId: string, actor: string, reason: string): Promise<void> {
+  private async offboardNow(dipId: string, actor: string, reason: string): Promise<OffboardResult> {
     await this.deps.registry.refresh();
     const p = this.deps.registry.participant(dipId);
     if (!p) {
@@ -172,6 +179,7 @@ export class ParticipantLifecycle {
       previousApiKey: null,
       rescinded: { at, by: actor, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint },
     }));
+    const clientWebhooksRemoved = await dropWebhooksRegisteredBy(this.deps.store, dipId);
     await this.deps.store.removeParticipant(dipId);
     await this.deps.journal.append({
       at,
@@ -179,11 +187,12 @@ export class ParticipantLifecycle {
       action: 'participant.offboard',
       target: dipId,
       before: { roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, webhooks },
-      after: { reason, certificatesRevoked: revoked.filter(Boolean).length, certificatesNotFromThisCa: revoked.filter((r) => !r).length, webhooksRemoved: webhooks.length },
+      after: { reason, certificatesRevoked: revoked.filter(Boolean).length, certificatesNotFromThisCa: revoked.filter((r) => !r).length, webhooksRemoved: webhooks.length, clientWebhooksRemoved },
       status: null,
     });
     await this.deps.registry.refresh();
     this.deps.afterChange();
+    return { clientWebhooksRemoved };
   }
 
   /**

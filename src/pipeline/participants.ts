@@ -10,8 +10,12 @@ export interface OnboardRequest {
   organisation?: string;
   /** The participant's certificate (PEM): its mTLS client certificate and message-signing certificate. */
   certificatePem: string;
-  /** A DIP Connection Provider (a registered participant) that connects for this one. */
-  connectionProvider?: string;
+  /**
+   * A DIP Connection Provider (a registered participant) that connects for this one; null: none (a
+   * nomination withdrawn); left out: the one a registered participant already has stays (none for a new
+   * one), so re-registering for a new certificate or role never withdraws a nomination by omission.
+   */
+  connectionProvider?: string | null;
   /**
    * The environment's trust store (src/security/trust-store.ts): when given, the certificate must chain
    * to it, so that a certificate the TLS listener would refuse (another environment's CA) is refused
@@ -51,7 +55,8 @@ function checkedCertificate(certificatePem: string, dipId: string, trustedCaPems
 /**
  * Registers (or updates) a participant and issues a fresh API key. Only the key's hash is stored, so the
  * key is shown once, here. The certificate must be bound to the DIP ID it is registered for. An update
- * that changes the connection provider removes the webhooks the former one registered for it (as the
+ * keeps the connection provider unless `connectionProvider` is given (null withdraws it); one that changes
+ * it removes the webhooks the former one registered for it (as the
  * participant's own withdrawal does, SelfService.nominate), and says which.
  */
 export async function onboardParticipant(
@@ -62,6 +67,13 @@ export async function onboardParticipant(
   if (req.roles.length === 0) throw new Error('at least one --role is required');
   for (const r of req.roles) if (!ROLE_PATTERN.test(r)) throw new Error(`--role '${r}' must be 3 to 5 capital letters, e.g. SUP, LDSO, SDS`);
   const info = checkedCertificate(req.certificatePem, req.dipId, req.trustedCaPems);
+  const registered = await store.participants();
+  const formerProvider = registered.find((r) => r.participant.dipId === req.dipId)?.participant.connectionProvider ?? null;
+  if (req.connectionProvider) {
+    if (req.connectionProvider === req.dipId) throw new Error('a participant cannot be its own connection provider');
+    const known = registered.some((r) => r.participant.dipId === req.connectionProvider);
+    if (!known) throw new Error(`--connection-provider ${req.connectionProvider} is not a registered participant`);
+  }
   // Re-registering switches certificates at once (no overlap); `rotate-cert` is the gentle way.
   const participant: Participant = {
     dipId: req.dipId,
@@ -70,20 +82,20 @@ export async function onboardParticipant(
     certificatePem: info.pem,
     certificateFingerprint: info.fingerprint256,
     createdAt: Date.now(),
-    connectionProvider: req.connectionProvider ?? null,
+    connectionProvider: req.connectionProvider === undefined ? formerProvider : req.connectionProvider,
   };
-  const registered = await store.participants();
-  if (participant.connectionProvider !== null) {
-    if (participant.connectionProvider === req.dipId) throw new Error('a participant cannot be its own connection provider');
-    const known = registered.some((r) => r.participant.dipId === participant.connectionProvider);
-    if (!known) throw new Error(`--connection-provider ${participant.connectionProvider} is not a registered participant`);
-  }
-  const formerProvider = registered.find((r) => r.participant.dipId === req.dipId)?.participant.connectionProvider ?? null;
   const apiKey = newApiKey();
   if (!req.onlyNew) await store.upsertParticipant(participant, hashApiKey(apiKey));
   else if (!(await store.insertParticipant(participant, hashApiKey(apiKey)))) throw new AlreadyRegistered(req.dipId);
   const removedWebhooks = formerProvider !== participant.connectionProvider ? await dropFormerProviderWebhooks(store, participant, formerProvider !== null) : [];
   return { participant, apiKey, formerProvider, removedWebhooks };
+}
+
+/** What a registration did to the participant's DIP Connection Provider, in the words the CLI prints. */
+export function nominationChange(formerProvider: string | null, provider: string | null): string {
+  if (provider === formerProvider) return provider === null ? 'none' : `${provider}, kept (--no-connection-provider withdraws it)`;
+  if (provider === null) return `none (was ${formerProvider}, withdrawn)`;
+  return formerProvider === null ? `${provider}, nominated` : `${provider}, nominated (was ${formerProvider}, withdrawn)`;
 }
 
 export interface RotateRequest {

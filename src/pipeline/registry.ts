@@ -138,20 +138,49 @@ export class Registry implements RoutingDirectory {
   }
 
   /**
-   * Who a caller may act as: itself, and, when it is a DIP Connection Provider, exactly the participants
-   * that nominated it and are not suspended (a suspended participant's calls are refused, through its
-   * provider too). Undefined when `dipId` is neither. The caller's own suspension is identify()'s to refuse.
+   * The active participants: the one place that decides whether a registered participant may act on the
+   * DIP now. Every door asks it (the API's identify(), a connection provider acting for a client, the
+   * nominee lists of pull and publication downloads, the user portal's pages), so a state added tomorrow
+   * (today: an operator's suspension) is refused on every path at once. Null: it may; else why not, in
+   * the words every refusal gives. The participant's queues are another matter (src/pipeline/queue-rules.ts).
+   */
+  refusal(dipId: string): string | null {
+    const s = this.suspended(dipId);
+    return s ? suspensionHelp(dipId, s) : null;
+  }
+
+  /** A registered participant that may act now (refusal() is null), else undefined. */
+  active(dipId: string): Participant | undefined {
+    const p = this.byDipId.get(dipId);
+    return p && this.refusal(dipId) === null ? p : undefined;
+  }
+
+  /**
+   * The participant an API key names, when it may act now; else why not (401: no participant has it;
+   * 403: refusal()). What identify() and every other authenticating door build on.
+   */
+  callerByApiKey(apiKey: string): { ok: true; participant: Participant } | { ok: false; status: 401 | 403; help: string } {
+    const p = this.byApiKey(apiKey);
+    if (!p) return { ok: false, status: 401, help: 'X-API-Key is not recognised' };
+    const refused = this.refusal(p.dipId);
+    return refused === null ? { ok: true, participant: p } : { ok: false, status: 403, help: refused };
+  }
+
+  /**
+   * Who a caller may act as: itself, and, when it is a DIP Connection Provider, exactly the active
+   * participants that nominated it (one refused is refused through its provider too). Undefined when
+   * `dipId` is neither. The caller's own standing is identify()'s to refuse.
    */
   actingAs(caller: Participant, dipId: string): Participant | undefined {
     if (dipId === caller.dipId) return caller;
-    const nominee = this.byDipId.get(dipId);
-    return nominee?.connectionProvider === caller.dipId && !this.suspended(dipId) ? nominee : undefined;
+    const nominee = this.active(dipId);
+    return nominee?.connectionProvider === caller.dipId ? nominee : undefined;
   }
 
-  /** Why a caller may not act as `dipId`, when that is a suspension (for the refusal's help), else ''. */
-  suspensionNote(dipId: string): string {
-    const s = this.suspended(dipId);
-    return s ? `: ${suspensionHelp(dipId, s)}` : '';
+  /** Why a caller may not act as `dipId`, when that participant may not act now (for the refusal's help), else ''. */
+  refusalNote(dipId: string): string {
+    const refused = this.byDipId.has(dipId) ? this.refusal(dipId) : null;
+    return refused === null ? '' : `: ${refused}`;
   }
 
   /**
@@ -162,11 +191,20 @@ export class Registry implements RoutingDirectory {
     return this.byDipId.has(dipId) ? dipId : (this.byLowerDipId.get(dipId.toLowerCase()) ?? dipId);
   }
 
-  /** The caller and every participant that nominated it as connection provider and is not suspended. */
+  /** The caller and every active participant that nominated it as connection provider. */
   identitiesOf(caller: Participant): Participant[] {
-    return [caller, ...(this.byProvider.get(caller.dipId) ?? []).filter((p) => !this.suspended(p.dipId))];
+    return [caller, ...this.nomineesOf(caller)];
   }
 
+  /** The active participants that nominated the caller as their connection provider: it reads what they may. */
+  nomineesOf(caller: Participant): Participant[] {
+    return (this.byProvider.get(caller.dipId) ?? []).filter((p) => this.refusal(p.dipId) === null);
+  }
+
+  /**
+   * The registered participant an API key names, whatever its standing: who made a call, for the activity
+   * log and the rate limits. Whether it may act is callerByApiKey()'s.
+   */
   byApiKey(apiKey: string): Participant | undefined {
     // Known keys are remembered (until the next reload) so a request costs no hash; unknown ones never are.
     const known = this.byKnownKey.get(apiKey);
@@ -198,7 +236,10 @@ export class Registry implements RoutingDirectory {
     return undefined;
   }
 
-  /** Why a registered participant is suspended (refused, its queues held), or null. */
+  /**
+   * Why a registered participant is suspended, or null: its state, as the operator sees it and as its
+   * queues are held. Whether it may act is refusal()'s alone.
+   */
   suspended(dipId: string): Suspension | null {
     return this.profiles.get(dipId)?.profile.suspended ?? null;
   }

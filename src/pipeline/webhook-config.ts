@@ -102,10 +102,26 @@ export async function dropFormerProviderWebhooks(
   hadProvider: boolean,
 ): Promise<RemovedWebhook[]> {
   const stays = (w: Webhook) => (w.registeredBy === null ? !hadProvider : w.registeredBy === participant.dipId || w.registeredBy === participant.connectionProvider);
-  const leaving = (await store.webhooks()).filter((w) => w.recipientDipId === participant.dipId && !stays(w)).sort((a, b) => a.channel.localeCompare(b.channel));
-  const removed: RemovedWebhook[] = [];
-  for (const w of leaving) {
-    if (await store.deleteWebhook(w.recipientDipId, w.channel)) removed.push({ channel: w.channel, url: shownUrl(w.url), registeredBy: w.registeredBy });
+  return (await removeWebhooks(store, (await store.webhooks()).filter((w) => w.recipientDipId === participant.dipId && !stays(w)))).map(removedWebhook);
+}
+
+/**
+ * Before a participant leaves the DIP (offboarded, rescinded): removes the webhooks it registered on other
+ * participants' queues as their DIP Connection Provider, as the end of each nomination would, so their
+ * messages never go on to an organisation no longer on the DIP. Their queues fall back to pull.
+ */
+export async function dropWebhooksRegisteredBy(store: Pick<RegistryStore, 'webhooks' | 'deleteWebhook'>, dipId: string): Promise<Array<RemovedWebhook & { recipientDipId: string }>> {
+  const leaving = (await store.webhooks()).filter((w) => w.registeredBy === dipId && w.recipientDipId !== dipId);
+  return (await removeWebhooks(store, leaving)).map((w) => ({ recipientDipId: w.recipientDipId, ...removedWebhook(w) }));
+}
+
+const removedWebhook = (w: Webhook): RemovedWebhook => ({ channel: w.channel, url: shownUrl(w.url), registeredBy: w.registeredBy });
+
+/** Deletes the webhooks, in recipient then channel order: those deleted (another node may have been first). */
+async function removeWebhooks(store: Pick<RegistryStore, 'deleteWebhook'>, leaving: readonly Webhook[]): Promise<Webhook[]> {
+  const removed: Webhook[] = [];
+  for (const w of [...leaving].sort((a, b) => a.recipientDipId.localeCompare(b.recipientDipId) || a.channel.localeCompare(b.channel))) {
+    if (await store.deleteWebhook(w.recipientDipId, w.channel)) removed.push(w);
   }
   return removed;
 }

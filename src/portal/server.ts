@@ -105,7 +105,11 @@ export function unrecordedPage(req: FastifyRequest, reply: FastifyReply, help: s
   return listenerRefusal(req, reply, 503, 'Try again shortly', 'The portal cannot record requests in its audit log at the moment, and serves none it cannot record. Wait a few seconds, then reload the page or send the form again.', help);
 }
 
-export function buildPortalServer(deps: PortalDeps, tls: ListenerCertificate): FastifyInstance {
+/**
+ * The portals' listener. `onCreated` runs on the instance before any page is added: the assembly records
+ * the pages served there (src/api/operations.ts recordOperations), which this layer may not import.
+ */
+export function buildPortalServer(deps: PortalDeps, tls: ListenerCertificate, onCreated?: (app: FastifyInstance) => void): FastifyInstance {
   // The participant listener's deadlines (config `http`) here too: anyone on the network reaches this listener.
   const deadlines = clientDeadlines(deps.config.http);
   const app = Fastify({
@@ -129,6 +133,7 @@ export function buildPortalServer(deps: PortalDeps, tls: ListenerCertificate): F
       void refuse(reply, realm, req, undefined, error.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 404 : 400, 'the address is not one of the portal\'s pages (it could not be read)');
     },
   });
+  onCreated?.(app);
   // A renewed server certificate is served from the next handshake.
   serveRenewedCertificate(app.server, tls, listenerContext, 'portal', deps.logger);
   // Every request, signed in or not, in the API activity log (spec 5.8.1) with the person it is from;

@@ -10,7 +10,6 @@ import { CopyUnmakeable, CopyWithheld } from '../pipeline/recipient-copy.js';
 import { ReplayBudgetSpent } from '../pipeline/replay.js';
 import { RefusedError } from '../pipeline/refused.js';
 import { configureWebhook, removeWebhook } from '../pipeline/webhook-config.js';
-import { suspensionHelp } from '../pipeline/registry.js';
 import type { ArchivedMessage, DeliveryAttempt } from '../ports/archive.js';
 import type { QueueRef } from '../ports/message-log.js';
 import type { ReplayFilter } from '../ports/requeue-jobs.js';
@@ -51,15 +50,23 @@ function verdictBadge(a: Pick<DeliveryAttempt, 'verdict' | 'status'>): Html {
   return badge(kind, `${a.verdict}${a.status === null ? '' : ` ${a.status}`}`);
 }
 
+/** Why a page that names `as` may not act for it: that participant may not act now (else the page's own scope() decides). */
+function actingRefusal(deps: PortalDeps, own: Participant, as: string): string | null {
+  if (as === '' || as === own.dipId) return null;
+  const named = deps.registry.dipIdInAnyCase(as);
+  return deps.registry.participant(named)?.connectionProvider === own.dipId ? deps.registry.refusal(named) : null;
+}
+
 /** Registers the user portal's pages. Each handler authorises through `scope` before reading anything. */
 export function registerUserPortal(app: FastifyInstance, deps: PortalDeps): void {
   const page = userPages(pageRoutes<Ctx>(app, deps, R, (req, reply, signed) => {
     const own = signed.account.participantDipId ? deps.registry.participant(signed.account.participantDipId) : undefined;
     if (!own) return refuse(reply, R, req, signed, 403, `${signed.account.participantDipId ?? 'this account'} is no longer a registered participant`);
-    // A suspended participant's users are refused every page, reads too, as its API calls are: the portal
-    // acts for it (webhooks, provider, certificates, publications) and must not while the operator holds it.
-    const suspended = deps.registry.suspended(own.dipId);
-    if (suspended) return refuse(reply, R, req, signed, 403, suspensionHelp(own.dipId, suspended));
+    // A participant that may not act now (suspended) has its users refused every page, reads too, as its
+    // API calls are: the portal acts for it (webhooks, provider, certificates, publications). So is a
+    // provider's user on any page that names such a client (`as`), whether or not the page acts for it.
+    const refused = deps.registry.refusal(own.dipId) ?? actingRefusal(deps, own, param(req, 'as'));
+    if (refused !== null) return refuse(reply, R, req, signed, 403, refused);
     return { req, reply, signed, own };
   }));
 

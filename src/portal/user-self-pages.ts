@@ -124,19 +124,32 @@ async function unsubscribe(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
 
 async function publicationsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const p = c.own;
-  // The channels whose every publication the participant may read (the API's mayRead), and public ones elsewhere.
-  const readable = deps.channels.all().filter((ch) => mayRead(ch, p, deps.publications.publisherRoles(ch))).map((ch) => ch.interfaceId);
-  const found = new Map<string, PublicationRecord>();
-  for (const r of readable.length ? await deps.publications.find({ channels: readable, namedFor: p.dipId, limit: ROWS }) : []) found.set(r.id, r);
-  for (const r of await deps.publications.find({ publicOnly: true, limit: ROWS })) found.set(r.id, r);
-  const list = [...found.values()].sort((a, b) => b.publishedAt - a.publishedAt).slice(0, ROWS);
+  // What the participant may read (the API's mayRead on the channels it receives or publishes on, and the
+  // public ones), and, for a DIP Connection Provider, what each participant that nominated it may read:
+  // the API serves the provider those too (downloadRefusal's nominees).
+  const found = new Map<string, { record: PublicationRecord; readers: string[] }>();
+  const add = (r: PublicationRecord, reader: string | null) => {
+    const row = found.get(r.id) ?? { record: r, readers: [] };
+    if (reader !== null && !row.readers.includes(reader)) row.readers.push(reader);
+    found.set(r.id, row);
+  };
+  const identities = deps.registry.identitiesOf(p);
+  const readsNothing: string[] = [];
+  for (const who of identities) {
+    const readable = deps.channels.all().filter((ch) => mayRead(ch, who, deps.publications.publisherRoles(ch))).map((ch) => ch.interfaceId);
+    if (!readable.length) readsNothing.push(who.dipId);
+    for (const r of readable.length ? await deps.publications.find({ channels: readable, namedFor: who.dipId, limit: ROWS }) : []) add(r, who.dipId === p.dipId ? null : who.dipId);
+  }
+  for (const r of await deps.publications.find({ publicOnly: true, limit: ROWS })) add(r, null);
+  const list = [...found.values()].sort((a, b) => b.record.publishedAt - a.record.publishedAt).slice(0, ROWS);
   const rows = list.map(
-    (r) => html`<tr><td>${r.channel}</td><td>${r.publicationType}</td><td>${r.version}</td><td>${r.publisherDipId}</td><td>${isoOrDash(r.publishedAt)}</td><td>${r.effectiveFrom ?? '—'} to ${r.effectiveTo ?? '—'}</td><td class="num">${bytes(r.size)}</td><td>${r.public ? badge('ok', 'public') : ''}</td>
+    ({ record: r, readers }) => html`<tr><td>${r.channel}</td><td>${r.publicationType}</td><td>${r.version}</td><td>${r.publisherDipId}</td><td>${isoOrDash(r.publishedAt)}</td><td>${r.effectiveFrom ?? '—'} to ${r.effectiveTo ?? '—'}</td><td class="num">${bytes(r.size)}</td><td>${r.public ? badge('ok', 'public') : ''}${readers.length ? html` <span class="muted">for ${readers.join(', ')}</span>` : ''}</td>
 <td><a href="/portal/publications/${encodeURIComponent(r.channel)}/${encodeURIComponent(r.id)}" download>${r.fileName}<span class="skip"> (${r.format}${r.compression === 'none' ? '' : `, ${r.compression}`})</span></a></td></tr>`,
   );
-  const body = html`<p class="muted">Pattern B publications ${p.dipId} may download: every one on the channels it receives or publishes on, and the public ones. The newest ${ROWS}. Systems fetch them with <code>GET /dip-channel/{channel}/publications/{id}/content</code> (resumable, with row filters).</p>
+  const clients = identities.length > 1 ? html`, and those of the participants that nominated it as their DIP Connection Provider (${identities.slice(1).map((i) => i.dipId).join(', ')})` : '';
+  const body = html`<p class="muted">Pattern B publications ${p.dipId} may download: every one on the channels it receives or publishes on${clients}, and the public ones. The newest ${ROWS}. Systems fetch them with <code>GET /dip-channel/{channel}/publications/{id}/content</code> (resumable, with row filters).</p>
 ${table('Publications', ['Channel', 'Type', 'Version', 'Publisher', 'Published', 'Effective', 'Size', '', 'Download'], rows, 'No publication to download.')}
-${readable.length ? '' : html`<p class="muted">${p.dipId} (${p.roles.join(', ')}) receives or publishes on no channel: only public publications are listed.</p>`}`;
+${readsNothing.length === identities.length ? html`<p class="muted">${p.dipId} (${p.roles.join(', ')}) receives or publishes on no channel: only public publications are listed.</p>` : ''}`;
   return render(c.reply, 200, R, c.req, c.signed, 'Publications', body);
 }
 
@@ -145,7 +158,8 @@ async function download(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (!channel) return refuse(c.reply, R, c.req, c.signed, 404, `'${c.req.params.channel ?? ''}' is not a channel of this DIP`);
   const id = c.req.params.id ?? '';
   const record = await deps.publications.get(id);
-  const refused = downloadRefusal(channel, c.own, id, record, deps.publications.publisherRoles(channel));
+  // As the API: a provider's user downloads what a participant that nominated it may read, while nominated.
+  const refused = downloadRefusal(channel, c.own, id, record, deps.publications.publisherRoles(channel), deps.registry.nomineesOf(c.own));
   if (refused || !record) return refuse(c.reply, R, c.req, c.signed, refused?.status ?? 404, refused?.help ?? `no publication ${id}`);
   deps.logger.info({ username: c.signed.account.username, participant: c.own.dipId, publication: record.id }, 'portal: publication downloaded');
   return c.reply

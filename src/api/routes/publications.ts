@@ -302,8 +302,7 @@ async function readable(deps: ApiDeps, req: FastifyRequest<{ Params: { id: strin
   const scope = readerScope(deps, req, reply);
   if (!scope) return null;
   const record = await deps.publications.get(req.params.publicationId);
-  const nominees = deps.registry.identitiesOf(scope.caller).filter((p) => p.dipId !== scope.caller.dipId);
-  const refused = downloadRefusal(scope.channel, scope.caller, req.params.publicationId, record, deps.publications.publisherRoles(scope.channel), nominees);
+  const refused = downloadRefusal(scope.channel, scope.caller, req.params.publicationId, record, deps.publications.publisherRoles(scope.channel), deps.registry.nomineesOf(scope.caller));
   if (refused || !record) {
     // An unknown publication ID is not an unknown interface ID (MSG1002): DI-999 has no MSG code for it (RCP1042 is the recipient's), so the generic one, the help naming it.
     void sendStandard(deps, reply, refused?.status ?? 404, scope.caller.dipId, MSG.processingFailed, refused?.help ?? `no publication ${req.params.publicationId} on ${scope.channel.interfaceId}`);

@@ -5223,6 +5223,13 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description The webhooks it had registered on its clients' queues as their DIP Connection Provider, removed with it (those queues wait to be pulled) */
+                            clientWebhooksRemoved: {
+                                channel: string;
+                                recipientDipId: string;
+                                registeredBy: string | null;
+                                url: string;
+                            }[];
                             offboarded: string;
                         };
                     };
