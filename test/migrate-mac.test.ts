@@ -110,6 +110,14 @@ describe('dip migrate: an authenticated export', () => {
     await expect(checkExport(appended, { kek })).rejects.toThrow('1 line(s) follow its MAC trailer (line 6)');
   });
 
+  it('fails the import when the file is changed in place between the check and the import', async () => {
+    const file = await writeFile('raced.jsonl', await exportRecords());
+    const checked = await checkExport(file, { kek });
+    editLines(file, (l) => l.map((x) => x.replace('operator:alice', 'operator:bob')));
+    const url = await db.freshSchema();
+    await expect(importIntoPostgres({ url, clock: systemClock }, checked.records()).finally(() => checked.close())).rejects.toThrow('changed while it was imported: its MAC no longer matches');
+  });
+
   it('refuses an export made under other keys: the importing DIP needs the exporting DIP\'s key-encryption key', async () => {
     const records = await exportRecords();
     const file = await writeFile('other-keys.jsonl', [{ ...records[0]!, wrapped: (await otherKek.wrap(randomBytes(32))).toString('base64') } as MigrationRecord, ...records.slice(1)], otherKek);
