@@ -9,7 +9,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { databaseFile } from '../src/adapters/backend.js';
+import { databaseFile, keyEncryptionKey } from '../src/adapters/backend.js';
+import { checkExport, writeExport } from '../src/adapters/migration-file.js';
 import { systemClock } from '../src/adapters/clock.js';
 import type { MigrationRecord } from '../src/adapters/migration.js';
 import { importIntoPostgres } from '../src/adapters/postgres/import.js';
@@ -109,11 +110,14 @@ describe('dip migrate: SQLite to the cluster', () => {
     const unlinked = [...exportSqlite(purged, 0, {})].filter((x) => x.type === 'message');
     expect(unlinked.map((x) => [x.transactionId, x.replayOf ?? null, x.replayFor ?? null])).toEqual([...sent.map((t) => [t, null, null]), [copy, null, sup.dipId]]);
 
+    // Through the file, as `dip migrate export` and `import` do: its MAC is made and checked with this data directory's key-encryption key.
+    const kek = await keyEncryptionKey(embedded.config);
+    const exportFile = join(mkdtempSync(join(tmpdir(), 'opendip-migrate-file-')), 'export.jsonl');
+    await writeExport(exportFile, records, kek);
+    const checked = await checkExport(exportFile, { kek });
+    expect(checked.authenticated).toBe(true);
     const url = await db.freshSchema();
-    async function* stream() {
-      yield* records;
-    }
-    const imported = await importIntoPostgres({ url, clock: systemClock }, stream());
+    const imported = await importIntoPostgres({ url, clock: systemClock }, checked.records()).finally(() => checked.close());
     expect(imported).toMatchObject({ participant: 2, message: 5, entry: 4, portalAccount: 1, registryRecord: counts.registryRecord, journal: counts.journal });
 
     // A cluster node on the same data directory: the same PKI and key-encryption key.

@@ -1,14 +1,13 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, userInfo } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
-import { chmodSync, createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { createInterface } from 'node:readline';
 import { join, resolve } from 'node:path';
 import { nominationChange, onboardParticipant, rotateParticipantCertificate } from '../pipeline/participants.js';
 import { pkiDir, startDip } from '../app.js';
-import { databaseFile, openBackend } from '../adapters/backend.js';
+import { databaseFile, keyEncryptionKey, openBackend } from '../adapters/backend.js';
 import { systemClock } from '../adapters/clock.js';
-import type { MigrationRecord } from '../adapters/migration.js';
+import { checkExport, writeExport } from '../adapters/migration-file.js';
 import { importIntoPostgres } from '../adapters/postgres/import.js';
 import { exportSqlite } from '../adapters/sqlite/export.js';
 import type { Backend } from '../ports/backend.js';
@@ -146,33 +145,38 @@ const migrate = program.command('migrate').description('move an embedded (SQLite
 migrate
   .command('export')
   .description('write the SQLite store\'s data keys, participants, webhooks, MPAN lookup, recent sender references and queues in flight to a file (stop the DIP first)')
-  .requiredOption('--out <file>', 'the export (JSON lines; payloads stay sealed where encryption at rest is on)')
+  .requiredOption('--out <file>', 'the export (JSON lines, a MAC as its last line; payloads stay sealed where encryption at rest is on)')
   .option('--since-days <n>', 'sender references received in the last n days stay refused as duplicates (default: the archive retention)', positiveInt)
   .action(async (o: { out: string; sinceDays?: number }) => {
     const config = loadConfig();
     if (config.storage.kind !== 'sqlite') throw new Error('migrate export reads an embedded store: this configuration says storage.kind cluster');
     const counts: Record<string, number> = {};
-    const out = createWriteStream(o.out, { mode: 0o600 });
     const since = Date.now() - (o.sinceDays ?? config.archiveRetentionDays) * 86_400_000;
-    for (const record of exportSqlite(databaseFile(config), since, counts)) {
-      if (!out.write(`${JSON.stringify(record)}\n`)) await new Promise<void>((r) => out.once('drain', () => r()));
-    }
-    await new Promise<void>((r, j) => out.end((err?: Error | null) => (err ? j(err) : r())));
-    process.stderr.write(`exported to ${o.out}: ${JSON.stringify(counts)}\n`);
+    await writeExport(o.out, exportSqlite(databaseFile(config), since, counts), await keyEncryptionKey(config));
+    process.stderr.write(`exported to ${o.out} (authenticated: HMAC-SHA-256 under a key derived from this DIP's data keys): ${JSON.stringify(counts)}\n`);
   });
 migrate
   .command('import')
-  .description('load an export into the cluster\'s new PostgreSQL database, before any DIP node starts on it')
+  .description('load an export into the cluster\'s new PostgreSQL database, before any DIP node starts on it (its MAC is checked first: the importing DIP needs the exporting DIP\'s keys)')
   .requiredOption('--in <file>', 'a file written by migrate export')
-  .action(async (o: { in: string }) => {
+  .option('--accept-unauthenticated', 'import a file that carries no MAC (written by a build before exports were authenticated), unchecked; journalled')
+  .action(async (o: { in: string; acceptUnauthenticated?: boolean }) => {
     const config = loadConfig();
     if (config.storage.kind !== 'cluster') throw new Error('migrate import writes to the cluster: set storage.kind cluster and storage.postgres.url (or DIP_STORAGE=cluster, DIP_POSTGRES_URL)');
-    async function* records(): AsyncGenerator<MigrationRecord> {
-      for await (const line of createInterface({ input: createReadStream(o.in), crlfDelay: Infinity })) if (line.trim()) yield JSON.parse(line) as MigrationRecord;
+    const checked = await checkExport(o.in, { kek: await keyEncryptionKey(config), acceptUnauthenticated: o.acceptUnauthenticated === true });
+    if (!checked.authenticated) process.stderr.write(`WARNING: ${o.in} carries no MAC: imported unchecked (--accept-unauthenticated), journalled as such\n`);
+    try {
+      // As the tables' owner where there is one: an operator's act before any node runs (it resets sequences).
+      const counts = await importIntoPostgres({ url: config.storage.postgres.migrationUrl ?? config.storage.postgres.url, clock: systemClock, poolSize: 2, mpanIndex: config.storage.mpanIndex }, checked.records(), {
+        actor: `cli:${userInfo().username}`,
+        action: checked.authenticated ? 'migrate.import' : 'migrate.import.unauthenticated',
+        target: resolve(o.in),
+        after: { authenticated: checked.authenticated },
+      });
+      process.stderr.write(`imported into ${new URL(config.storage.postgres.url).pathname.slice(1)}: ${JSON.stringify(counts)}\n`);
+    } finally {
+      await checked.close();
     }
-    // As the tables' owner where there is one: an operator's act before any node runs (it resets sequences).
-    const counts = await importIntoPostgres({ url: config.storage.postgres.migrationUrl ?? config.storage.postgres.url, clock: systemClock, poolSize: 2, mpanIndex: config.storage.mpanIndex }, records());
-    process.stderr.write(`imported into ${new URL(config.storage.postgres.url).pathname.slice(1)}: ${JSON.stringify(counts)}\n`);
   });
 
 const pki = program.command('pki').description('the development PKI');

@@ -9,13 +9,23 @@ const BATCH = 1000;
 
 type Of<T extends MigrationRecord['type']> = Extract<MigrationRecord, { type: T }>;
 
+/** The import itself, journalled after the journal it carries (an unauthenticated file's import above all: who chose to trust it). */
+export interface ImportAct {
+  actor: string;
+  action: string;
+  /** The file imported. */
+  target: string;
+  /** What the journal entry records besides the counts (whether the file's MAC was checked). */
+  after: Record<string, unknown>;
+}
+
 /**
  * Writes what `dip migrate export` read from an embedded store into the cluster's PostgreSQL, for
  * `dip migrate import`. The target must be new: no DIP node may have opened it yet (the first node makes
  * a data key, and the exported payloads are sealed under the exported ones). Queues keep their positions,
  * so recipients see no gap and no repeat; unsettled entries keep their transaction IDs.
  */
-export async function importIntoPostgres(options: PostgresOptions, records: AsyncIterable<MigrationRecord>): Promise<MigrationCounts> {
+export async function importIntoPostgres(options: PostgresOptions, records: AsyncIterable<MigrationRecord>, act?: ImportAct): Promise<MigrationCounts> {
   const d = await PgDatabase.open(options);
   const counts: MigrationCounts = {};
   const messageIds = new Map<number, number>();
@@ -50,6 +60,15 @@ export async function importIntoPostgres(options: PostgresOptions, records: Asyn
       await linkReplayCopies(c, replayLinks);
       await c.query("SELECT setval(pg_get_serial_sequence('data_keys', 'id'), greatest((SELECT max(id) FROM data_keys), 1))");
       await c.query("SELECT setval(pg_get_serial_sequence('operator_journal', 'id'), greatest((SELECT max(id) FROM operator_journal), 1))");
+      if (act) {
+        await c.query('INSERT INTO operator_journal (at, actor, action, target, before, after, status) VALUES ($1, $2, $3, $4, NULL, $5, NULL)', [
+          options.clock.now(),
+          act.actor,
+          act.action,
+          act.target,
+          JSON.stringify({ ...act.after, counts }),
+        ]);
+      }
       await c.query('UPDATE registry_version SET version = version + 1 WHERE id = 1');
       await c.query('SELECT pg_notify($1, $2)', [REGISTRY_CHANNEL, 'import']);
     });
