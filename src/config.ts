@@ -480,6 +480,26 @@ export interface HttpLimits {
    * participantConnectionLimit). 0: no cap.
    */
   maxConnections: number | null;
+  /**
+   * Connections one client address may hold at once on the participant listener, counted from their accept
+   * (a connection still in its TLS handshake included, which no certificate names yet) until they close;
+   * one more is closed at once (src/api/connection-cap.ts useHandshakeGuard). An IPv4 client of a
+   * dual-stack listener counts as its IPv4 address. 0: no cap.
+   */
+  maxConnectionsPerAddress: number;
+  /**
+   * A connection on the participant listener that has sent no byte (not even its TLS hello) this long after
+   * its accept is closed: a TLS client speaks first, at once. Shorter than handshakeTimeoutMs, which still
+   * bounds a handshake that has begun.
+   */
+  firstByteTimeoutMs: number;
+  /**
+   * The share of the participant listener's overall cap (maxConnections) that connections still in their
+   * TLS handshake may not take: at most (100 - this) % of it are in a handshake at once, and one more closes
+   * the oldest of them, as does a new connection to a full listener. Unauthenticated sockets can so never
+   * hold the places of participants' established connections, nor keep a new one out. 0: no reserve.
+   */
+  authenticatedReservePercent: number;
 }
 
 const ENVIRONMENTS = ['PRD', 'SITB', 'SIT', 'UIT', 'DEV'] as const;
@@ -542,6 +562,9 @@ const schema: JSONSchemaType<DipConfig> = {
         maxJsonDepth: { type: 'integer', minimum: 4 },
         maxConnectionsPerClient: { type: 'integer', minimum: 0 },
         maxConnections: { type: 'integer', minimum: 0, nullable: true },
+        maxConnectionsPerAddress: { type: 'integer', minimum: 0 },
+        firstByteTimeoutMs: { type: 'integer', minimum: 100 },
+        authenticatedReservePercent: { type: 'integer', minimum: 0, maximum: 90 },
       },
     },
     api: {
@@ -820,6 +843,12 @@ export const DEFAULTS: DipConfig = {
     // A pooled client needs a handful; 64 leaves a participant's several systems room, and 100 of them 6,400 descriptors.
     maxConnectionsPerClient: 64,
     maxConnections: null,
+    // Four participants at their full maxConnectionsPerClient behind one NAT or proxy; a DIP Connection
+    // Provider acting for many still presents one certificate, held to maxConnectionsPerClient.
+    maxConnectionsPerAddress: 256,
+    // A TLS client sends its hello at once: 2 s is many round trips even across the world.
+    firstByteTimeoutMs: 2_000,
+    authenticatedReservePercent: 25,
   },
   api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' },
   onboarding: { enabled: true, maxWaiting: 50, applicationsPerAddressPerHour: 5, linkHours: 24, portalUrl: null },

@@ -22,6 +22,9 @@ describe('configuration', () => {
     expect(c.http.maxConnectionsPerClient).toBe(64);
     expect(loadConfig({ DIP_DATA_DIR: dirWith('http:\n  maxConnectionsPerClient: 0') }).http.maxConnectionsPerClient).toBe(0);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('http:\n  maxConnectionsPerClient: -1') })).toThrow(/maxConnectionsPerClient/);
+    expect([c.http.maxConnectionsPerAddress, c.http.firstByteTimeoutMs, c.http.authenticatedReservePercent]).toEqual([256, 2_000, 25]);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('http:\n  authenticatedReservePercent: 95') })).toThrow(/authenticatedReservePercent/);
+    expect(() => loadConfig({ DIP_DATA_DIR: dirWith('http:\n  firstByteTimeoutMs: 10') })).toThrow(/firstByteTimeoutMs/);
     expect(c.publications.anonymous.maxConnectionsPerAddress).toBe(64);
     expect(loadConfig({ DIP_DATA_DIR: dirWith('publications:\n  anonymous:\n    maxConnectionsPerAddress: 0') }).publications.anonymous.maxConnectionsPerAddress).toBe(0);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('publications:\n  anonymous:\n    maxConnectionsPerAddress: -1') })).toThrow(/maxConnectionsPerAddress/);

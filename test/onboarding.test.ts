@@ -194,6 +194,24 @@ describe('company self-onboarding', () => {
     expect((await admin('POST', `/admin/onboarding/applications/${id}/reject`, { reason: 'again' })).status).toBe(409);
     expect((await admin('GET', '/admin/onboarding/applications?status=rejected')).body.map((a: { id: string }) => a.id)).toEqual([id]);
     expect((await admin('POST', '/admin/onboarding/applications/nope/reject', { reason: 'x' })).status).toBe(404);
+
+    // A viewer (an auditor, a dashboard) reads the journal, who did what and when, but not the applicant's
+    // contact details, which GET /admin/onboarding holds back from it too; nor finds an address by the actor filter.
+    const made = await admin('POST', '/admin/operators', { name: 'vic', role: 'viewer', automation: true });
+    const viewer = adminApi(t, made.body.token as string);
+    const seen = (await viewer('GET', `/admin/journal?target=${id}`)).body as Array<{ action: string; actor: string; before: Record<string, unknown> | null; after: Record<string, unknown> }>;
+    expect(seen.map((e) => [e.action, e.actor])).toEqual([
+      ['onboarding.reject', 'bootstrap'],
+      ['onboarding.verify', 'applicant'],
+    ]);
+    expect(JSON.stringify(seen)).not.toMatch(/zed2@nowhere\.example|New Energy Ltd/);
+    expect(seen[0]!.before).toMatchObject({ companyName: '(held back from viewers)', contactEmail: '(held back from viewers)', mpids: ['OTHR', 'ZZZZ'] });
+    expect(seen[0]!.after).toEqual({ reason: 'ZZZZ is no MPID of the register: apply once you are qualified' });
+    const probed = await viewer('GET', '/admin/journal?actor=applicant:zed2@nowhere.example');
+    expect(probed.status).toBe(403);
+    expect(probed.body.error).toMatch(/applicants/);
+    // An operator or admin reads them whole.
+    expect(((await admin('GET', `/admin/journal?target=${id}`)).body as Array<{ actor: string }>)[1]!.actor).toBe('applicant:zed2@nowhere.example');
   });
 
   it('puts an approval back to pending when the participant could not be registered, and journals nothing', async () => {

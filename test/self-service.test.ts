@@ -110,6 +110,8 @@ describe('participant self-service', () => {
       const again = await call(withNew, 'POST', `/participants/${sup.dipId}/api-key`, { overlapHours: 0 });
       expect((await call(withNew, 'GET', `/participants/${sup.dipId}`)).status).toBe(401);
       expect(again.body.previousValidUntil).toBeNull();
+      // Nor does the one before it, still in its hour of overlap: a leaked key in its overlap ends so too (SECURITY.md).
+      expect((await call(sup, 'GET', `/participants/${sup.dipId}`)).status).toBe(401);
     } finally {
       await withNew.close();
     }

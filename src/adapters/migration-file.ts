@@ -1,6 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import type { Writable } from 'node:stream';
 import type { KeyEncryptionKey } from '../security/at-rest.js';
 import { ExportMac, exportMacKey } from '../security/export-mac.js';
 import type { MigrationRecord } from './migration.js';
@@ -30,9 +31,15 @@ async function macKeyOf(first: MigrationRecord | undefined, kek: KeyEncryptionKe
  * Writes an export (`dip migrate export`): one JSON record a line, then the trailer. File mode 0600: it
  * holds API key hashes and sealed payloads.
  */
-export async function writeExport(file: string, records: Iterable<MigrationRecord>, kek: KeyEncryptionKey): Promise<void> {
+export async function writeExport(
+  file: string,
+  records: Iterable<MigrationRecord>,
+  kek: KeyEncryptionKey,
+  // The CLI passes its own opener, which also tightens a file that already existed (src/cli/private-output.ts).
   // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's --out
-  const out = createWriteStream(file, { mode: 0o600 });
+  openOut: (file: string) => Writable = (f) => createWriteStream(f, { mode: 0o600 }),
+): Promise<void> {
+  const out = openOut(file);
   const failed = new Promise<never>((_, reject) => out.once('error', reject));
   failed.catch(() => undefined);
   const write = async (line: string) => {

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { timingSafeEqual } from 'node:crypto';
-import { OPERATOR_ROLES, operatorRefusal, type OperatorRole } from '../domain/operators.js';
+import { journalActorRefusal, journalForViewer, OPERATOR_ROLES, operatorRefusal, type OperatorRole } from '../domain/operators.js';
 import type { Logger } from '../ports/logger.js';
 import { COMMIT_IN_DOUBT, storeFailureKind } from '../ports/errors.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
@@ -579,6 +579,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
       schema: {
         tags: ['Journal'],
         summary: 'The record of operator actions, newest first',
+        description: "A viewer reads applicants' and contacts' details (an `applicant:<e-mail>` actor, `companyName`, `contactName` and e-mail fields of before and after) as `(held back from viewers)`, as GET /admin/onboarding is held back from it, and may not filter by an `applicant:` actor (403).",
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -593,10 +594,13 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
         response: answers({ 200: { type: 'array', items: journalEntry, description: 'The entries' } }),
       },
     },
-    async (req) => {
+    async (req, reply) => {
       const q = req.query;
+      const { role } = operatorOf(req);
+      const refusal = journalActorRefusal(role, q.actor);
+      if (refusal) return reply.code(403).send({ error: refusal });
       const entries = await deps.journal.entries({ actor: q.actor, action: q.action, target: q.target, beforeId: q.before, limit: q.limit ?? 100 });
-      return entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() }));
+      return entries.map((e) => ({ ...(role === 'viewer' ? journalForViewer(e) : e), at: new Date(e.at).toISOString() }));
     },
   );
 };

@@ -194,6 +194,112 @@ export function openFileLimit(limits: () => string = () => readFileSync('/proc/s
   }
 }
 
+/** Why a connection was closed before its TLS handshake was done (dip_handshakes_refused_total's `reason`). */
+export type HandshakeRefusal = 'address' | 'silent' | 'displaced';
+
+/** The handshake guard's counts, read at every scrape (src/pipeline/metrics.ts, watchHandshakes). */
+export type HandshakeStats = Record<HandshakeRefusal, number>;
+
+export interface HandshakeLimits {
+  /** The listener's overall cap (as useListenerCap sets it); 0: none. */
+  max: number;
+  /** Connections per client address from their accept; 0: no cap. */
+  perAddress: number;
+  /** A connection that has sent no byte this long after its accept is closed. */
+  firstByteMs: number;
+  /** The share of `max` (percent) connections still in their handshake may not take. */
+  reservePercent: number;
+}
+
+/** A connection accepted and not yet through its handshake. */
+interface InHandshake {
+  socket: Socket;
+  deadline: NodeJS.Timeout;
+  /** Gives its place back (its address's and the listener's count), once: at its close, or when displaced. */
+  release: () => void;
+}
+
+/**
+ * What a listener that authenticates at the TLS handshake (the participant listener, mutual TLS) holds
+ * against sockets that never authenticate. Its overall cap (useListenerCap) counts a connection from its
+ * accept, before any certificate, and the caps per participant (useConnectionCap) only from the end of
+ * the handshake: 110 bare TCP sockets sending nothing held every place of a cap of 100, and participants'
+ * new connections were closed unanswered until the handshake deadline freed them. So, from the accept:
+ *
+ * - one client address holds at most `perAddress` connections (one more is closed at once: 'address');
+ * - a connection that has sent no byte after `firstByteMs` is closed ('silent'): a TLS client speaks
+ *   first, at once; the handshake deadline (http.handshakeTimeoutMs) still bounds one that has begun;
+ * - connections still in their handshake take at most (100 - reservePercent) % of `max`, and at a full
+ *   listener one place is kept free: past either, the oldest of them is closed for the new one
+ *   ('displaced'), and `displaced` is told (the connections-exhausted alarm). A participant's new
+ *   connection, which finishes its handshake in a few round trips, so always gets its turn; a flood
+ *   must open connections faster than a handshake completes to keep one out.
+ *
+ * Keyed by the socket's remote address and port (unique among a listener's open connections), which the
+ * TLS socket that 'secureConnection' gives reads from the same TCP connection.
+ */
+export function useHandshakeGuard(app: FastifyInstance, limits: HandshakeLimits, displaced: (why: string) => void): () => HandshakeStats {
+  const stats: HandshakeStats = { address: 0, silent: 0, displaced: 0 };
+  const byAddress = new Map<string, number>();
+  /** In accept order (a Map iterates in insertion order): the first is the oldest. */
+  const inHandshake = new Map<string, InHandshake>();
+  const handshakeCap = limits.max > 0 ? Math.max(1, Math.floor((limits.max * (100 - limits.reservePercent)) / 100)) : Number.POSITIVE_INFINITY;
+  let open = 0;
+  const connectionKey = (socket: Socket) => `${socket.remoteAddress ?? ''}|${socket.remotePort ?? ''}`;
+  /** Out of the handshakes: through it, closed or displaced (`socket`: only if it is still this one's entry). */
+  const done = (key: string, socket?: Socket) => {
+    const pending = inHandshake.get(key);
+    if (!pending || (socket && pending.socket !== socket)) return;
+    clearTimeout(pending.deadline);
+    inHandshake.delete(key);
+  };
+  // Registered after the TLS server's own listener, which has wrapped the socket by now: destroying the raw
+  // socket closes its TLS socket with it (a 'tlsClientError' the activity log records).
+  app.server.on('connection', (socket: Socket) => {
+    const address = clientAddress(socket);
+    if (limits.perAddress > 0 && (byAddress.get(address) ?? 0) >= limits.perAddress) {
+      stats.address += 1;
+      socket.destroy();
+      return;
+    }
+    count(byAddress, address, 1);
+    open += 1;
+    let held = true;
+    const key = connectionKey(socket);
+    const release = () => {
+      if (!held) return;
+      held = false;
+      open -= 1;
+      count(byAddress, address, -1);
+      done(key, socket);
+    };
+    const deadline = setTimeout(() => {
+      if (socket.bytesRead > 0 || !inHandshake.has(key)) return;
+      stats.silent += 1;
+      socket.destroy();
+    }, limits.firstByteMs).unref();
+    inHandshake.set(key, { socket, deadline, release });
+    socket.once('close', release);
+    for (;;) {
+      const overShare = inHandshake.size > handshakeCap;
+      if (!overShare && !(limits.max > 0 && open >= limits.max)) break;
+      const oldest = inHandshake.values().next().value;
+      if (oldest === undefined || oldest.socket === socket) break;
+      stats.displaced += 1;
+      // Out of the counts at once, not at its 'close' (which comes later): the loop sees the place it frees.
+      oldest.release();
+      oldest.socket.destroy();
+      displaced(
+        overShare
+          ? `connections still in their TLS handshake hold their share of it (${handshakeCap} of ${limits.max}): the oldest closed for a new one`
+          : `its cap of ${limits.max} connections at once is reached: the oldest connection still in its TLS handshake closed for a new one`,
+      );
+    }
+  });
+  app.server.on('secureConnection', (socket: Socket) => done(connectionKey(socket)));
+  return () => ({ ...stats });
+}
+
 /**
  * Holds `app`'s listener to `max` connections at once, all clients together (0: none), and tells `exhausted`
  * each connection refused for it, and each accept that failed for want of file descriptors (which Node

@@ -53,7 +53,7 @@ import { dataPortalRoutes } from './data-portal.js';
 import { asyncApiRoutes } from './asyncapi.js';
 import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
-import { openFileLimit, participantConnectionLimit, participantHolder, standardOverCap, useConnectionCap, useListenerCap } from './connection-cap.js';
+import { openFileLimit, participantConnectionLimit, participantHolder, standardOverCap, useConnectionCap, useHandshakeGuard, useListenerCap } from './connection-cap.js';
 import { recordOperations } from './operations.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
@@ -325,7 +325,15 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // One client's connections past its cap: every request on one is answered 429 before anything else is judged.
   const connections = useConnectionCap(app, limits.maxConnectionsPerClient, participantHolder, standardOverCap(deps), (raw) => expectsContinue.has(raw));
   deps.metrics?.watchConnections('participant', connections);
-  useListenerCap(app, 'participant', limits.maxConnections ?? participantConnectionLimit(openFileLimit()) ?? 0, deps.exhausted);
+  const maxConnections = limits.maxConnections ?? participantConnectionLimit(openFileLimit()) ?? 0;
+  useListenerCap(app, 'participant', maxConnections, deps.exhausted);
+  // Sockets that never present a certificate: per address from the accept, a deadline for the first byte, and the reserve.
+  const handshakes = useHandshakeGuard(
+    app,
+    { max: maxConnections, perAddress: limits.maxConnectionsPerAddress, firstByteMs: limits.firstByteTimeoutMs, reservePercent: limits.authenticatedReservePercent },
+    (why) => deps.exhausted?.refused('participant', why),
+  );
+  deps.metrics?.watchHandshakes('participant', handshakes);
 
   // What Node's parser lets through but the DIP cannot serve: another major HTTP version in HTTP/1
   // framing (the published API lists 505), or no Host, which the signed URL is rebuilt from.

@@ -1,10 +1,11 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { adminTokenFile } from '../api/admin.js';
 import type { DipConfig } from '../config.js';
 import { ENROLMENT_ENDED, ENROLMENT_JUST_FINISHED } from '../pipeline/portal-accounts.js';
+import { writePrivateFile } from './private-output.js';
 
 /** What `dip login` keeps: the session token and when it ends. */
 interface StoredSession {
@@ -24,7 +25,7 @@ export function sessionFile(config: DipConfig): string {
 export function saveSession(config: DipConfig, session: StoredSession): string {
   const file = sessionFile(config);
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  writeFileSync(file, `${JSON.stringify(session)}\n`, { mode: 0o600 });
+  writePrivateFile(file, `${JSON.stringify(session)}\n`);
   return file;
 }
 

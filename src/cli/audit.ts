@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { privateWriteStream } from './private-output.js';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
@@ -54,7 +54,7 @@ export function registerAuditCommands(program: Command): void {
       if (o.from === undefined && o.requestId === undefined) throw new InvalidArgumentError('--from is required unless --request-id names the request');
       const filter = { ...(o.requestId !== undefined ? { requestId: o.requestId } : {}), ...(o.minStatus !== undefined ? { minStatus: o.minStatus } : {}) };
       const store = await openActivityLog(loadConfig());
-      const out: Writable = o.out ? createWriteStream(o.out) : process.stdout;
+      const out: Writable = o.out ? privateWriteStream(o.out) : process.stdout;
       let n = 0;
       try {
         for await (const r of exportActivity(store, o.from ?? 0, o.to ?? Date.now(), undefined, filter)) {

@@ -1,6 +1,6 @@
 import { availableParallelism, userInfo } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { nominationChange, onboardParticipant, rotateParticipantCertificate } from '../pipeline/participants.js';
@@ -26,6 +26,7 @@ import { readRevocationList, revokeCertificate } from '../security/revocation.js
 import { certificateInfo } from '../security/signature.js';
 import { readTrustedCaFiles } from '../security/trust-store.js';
 import { buildIF021 } from '../sim/messages.js';
+import { privateWriteStream, writePrivateFile } from './private-output.js';
 import { adminCall } from './admin-client.js';
 import { registerLifecycleCommands } from './lifecycle-commands.js';
 import { registerOperationsCommands } from './operations-commands.js';
@@ -152,7 +153,7 @@ migrate
     if (config.storage.kind !== 'sqlite') throw new Error('migrate export reads an embedded store: this configuration says storage.kind cluster');
     const counts: Record<string, number> = {};
     const since = Date.now() - (o.sinceDays ?? config.archiveRetentionDays) * 86_400_000;
-    await writeExport(o.out, exportSqlite(databaseFile(config), since, counts), await keyEncryptionKey(config));
+    await writeExport(o.out, exportSqlite(databaseFile(config), since, counts), await keyEncryptionKey(config), privateWriteStream);
     process.stderr.write(`exported to ${o.out} (authenticated: HMAC-SHA-256 under a key derived from this DIP's data keys): ${JSON.stringify(counts)}\n`);
   });
 migrate
@@ -197,7 +198,7 @@ pki
     mkdirSync(o.out, { recursive: true, mode: 0o700 });
     const written = [join(o.out, PROFILE_FILES.cert)];
     if (!csrPem) {
-      writeFileSync(join(o.out, PROFILE_FILES.key), issued.keyPem, { mode: 0o600 });
+      writePrivateFile(join(o.out, PROFILE_FILES.key), issued.keyPem);
       written.unshift(join(o.out, PROFILE_FILES.key));
     }
     writeFileSync(join(o.out, PROFILE_FILES.cert), issued.certPem);
@@ -218,7 +219,7 @@ pki
     const ca = await readCertificateAuthority(pkiDir(config));
     const issued = await issueServerCertificate(ca, { hostnames: o.dns, ipAddresses: o.ip, validDays: o.days, clientAuth: false, organisation: o.org });
     mkdirSync(o.out, { recursive: true, mode: 0o700 });
-    writeFileSync(join(o.out, PROFILE_FILES.key), issued.keyPem, { mode: 0o600 });
+    writePrivateFile(join(o.out, PROFILE_FILES.key), issued.keyPem);
     writeFileSync(join(o.out, PROFILE_FILES.cert), issued.certPem);
     const names = [...o.dns, ...o.ip].join(', ');
     process.stderr.write(
@@ -366,8 +367,7 @@ participant
       });
       if (o.save) {
         mkdirSync(o.save, { recursive: true, mode: 0o700 });
-        writeFileSync(join(o.save, PROFILE_FILES.apiKey), `${apiKey}\n`, { mode: 0o600 });
-        chmodSync(join(o.save, PROFILE_FILES.apiKey), 0o600);
+        writePrivateFile(join(o.save, PROFILE_FILES.apiKey), `${apiKey}\n`);
       }
       if (formerProvider !== p.connectionProvider && formerProvider !== null) {
         // The participant's own withdrawal is journalled (SelfService.nominate): the operator's is too.

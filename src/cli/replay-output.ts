@@ -1,7 +1,7 @@
-import { createWriteStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { ReplayInterrupted, type ReplayPage } from '../client/dip-client.js';
 import { shellWord } from './shell-word.js';
+import { privateWriteStream } from './private-output.js';
 
 /** Where `dip replay` writes: the messages (stdout) and what it says about them (stderr). */
 export interface ReplayOutput {
@@ -78,7 +78,7 @@ export async function replayFile(path: string, opts: { resume: boolean }): Promi
   // Written from where the closing bracket (or the empty array) starts: the first text written covers it
   // (`,` and a message; or the bracket again when nothing came), so until then the file stays the valid
   // array it was, even if this run is killed before its first page arrives.
-  const stream = exists ? createWriteStream(path, { flags: 'r+', start: keep }) : createWriteStream(path, { flags: 'w' });
+  const stream = exists ? privateWriteStream(path, { flags: 'r+', start: keep }) : privateWriteStream(path);
   const failed = new Promise<never>((_, reject) => stream.once('error', reject));
   failed.catch(() => undefined);
   return {

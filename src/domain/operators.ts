@@ -24,6 +24,43 @@ const SECURITY_PATHS = ['/admin/operators', '/admin/pki', '/admin/keys'];
  */
 const CONTENT_PATHS = ['/admin/evidence', '/admin/activity', '/admin/onboarding'];
 
+/** What a viewer reads in place of a journal entry's personal data (journalForViewer). */
+export const HELD_BACK = '(held back from viewers)';
+
+/** The journal's actor for an applicant, followed by their contact address (src/pipeline/onboarding.ts verify). */
+const APPLICANT_ACTOR = 'applicant:';
+
+/** Fields of a journal entry's before and after that carry a person's or an applicant's contact details. */
+const PERSONAL_FIELD = /^(?:companyName|contactName)$|email$/i;
+
+/** Why a viewer may not filter the journal by `actor`, or null if it may. */
+export function journalActorRefusal(role: OperatorRole, actor: string | undefined): string | null {
+  return role === 'viewer' && actor?.toLowerCase().startsWith(APPLICANT_ACTOR) ? "applicants' contact details are for the operator and admin roles: filter by target (the application's ID) instead" : null;
+}
+
+/**
+ * A journal entry as a viewer reads it. The journal is the record of who did what and when, which an
+ * auditor with viewer rights is there to read, so it is not held back as CONTENT_PATHS are; but the
+ * onboarding entries carry what GET /admin/onboarding holds back from viewers: an applicant's company,
+ * name and e-mail address (the actor of `onboarding.verify`, and the before and after of
+ * `onboarding.approve` and `.reject`), and others an e-mail address (a participant's maintenance contact).
+ * Those values read HELD_BACK; the rest (action, target, MPIDs, roles, reasons, the DIP ID) is as stored.
+ */
+export function journalForViewer<E extends { actor: string; before: unknown; after: unknown }>(entry: E): E {
+  return {
+    ...entry,
+    actor: entry.actor.startsWith(APPLICANT_ACTOR) ? APPLICANT_ACTOR.slice(0, -1) : entry.actor,
+    before: maskPersonal(entry.before),
+    after: maskPersonal(entry.after),
+  };
+}
+
+function maskPersonal(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(maskPersonal);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, PERSONAL_FIELD.test(k) && v !== null ? HELD_BACK : maskPersonal(v)]));
+}
+
 const under = (paths: readonly string[], path: string): boolean => paths.some((p) => path === p || path.startsWith(`${p}/`));
 
 /** Why an operator in `role` may not make this call (method and path, without the query), or null if it may. */

@@ -351,6 +351,25 @@ export class DipMetrics {
     });
   }
 
+  /**
+   * Connections a listener closed before their TLS handshake was done (src/api/connection-cap.ts
+   * useHandshakeGuard), by why: `address` its client address had http.maxConnectionsPerAddress open,
+   * `silent` no byte within http.firstByteTimeoutMs, `displaced` the oldest in its handshake closed for a
+   * new one (the handshakes' share of http.maxConnections taken, or the listener full).
+   */
+  watchHandshakes(listener: 'participant', stats: () => Readonly<Record<string, number>>): void {
+    new Counter({
+      name: 'dip_handshakes_refused_total',
+      help: 'Connections closed before their TLS handshake was done, by listener and reason: address (http.maxConnectionsPerAddress open from its address), silent (no byte within http.firstByteTimeoutMs), displaced (the oldest still in its handshake closed for a new one: http.authenticatedReservePercent, or the listener full)',
+      labelNames: ['listener', 'reason'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(stats())) this.inc({ listener, reason }, n);
+      },
+    });
+  }
+
   request(listener: string, method: string, route: string, status: number): void {
     this.requests.inc({ listener, method, route, status: String(status) });
   }

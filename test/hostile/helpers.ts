@@ -44,6 +44,10 @@ export const HOSTILE_HTTP: DipConfig['http'] = {
   // Cases send many requests at once from one participant (undici opens a connection for each); the cap is tested on its own.
   maxConnectionsPerClient: 0,
   maxConnections: null,
+  // Every case connects from 127.0.0.1: the cap per address is tested on its own too (handshake-flood.test.ts).
+  maxConnectionsPerAddress: 0,
+  firstByteTimeoutMs: 1_000,
+  authenticatedReservePercent: 25,
 };
 
 /** A DIP with short deadlines (so slow-client cases finish fast), a data service and a supplier. */

@@ -125,7 +125,13 @@ export function registerParticipantRoutes(app: FastifyInstance, deps: ApiDeps, s
           properties: { apiKey: { type: 'string' }, previousValidUntil: { type: 'string', nullable: true } },
           description: 'The new API key (shown once)',
         }),
-        body: { type: 'object', additionalProperties: false, properties: { overlapHours: { type: 'number', minimum: 0, maximum: 2160 } } },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            overlapHours: { type: 'number', minimum: 0, maximum: 2160, default: 24, description: 'Hours the key it replaces keeps working (one replaced before it stops at once); 0 ends it at once too: for a leaked key' },
+          },
+        },
       },
     },
     async (req, reply) => {

@@ -2719,7 +2719,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The record of operator actions, newest first */
+        /**
+         * The record of operator actions, newest first
+         * @description A viewer reads applicants' and contacts' details (an `applicant:<e-mail>` actor, `companyName`, `contactName` and e-mail fields of before and after) as `(held back from viewers)`, as GET /admin/onboarding is held back from it, and may not filter by an `applicant:` actor (403).
+         */
         get: {
             parameters: {
                 query?: {

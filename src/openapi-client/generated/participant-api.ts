@@ -12913,6 +12913,10 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /**
+                     * @description Hours the key it replaces keeps working (one replaced before it stops at once); 0 ends it at once too: for a leaked key
+                     * @default 24
+                     */
                     overlapHours?: number;
                 };
             };
