@@ -336,7 +336,7 @@ describe('portals in a browser', () => {
     // The administrator sees her first password and no second factor: nothing to sign in as her with.
     expect(await admin.locator('#enrolled-totp-later').textContent()).toContain('set up by Una User at their first sign-in');
     expect(await admin.content()).not.toContain('otpauth:');
-    expect((await td.dip.backend.portalAccounts.account('sup.una'))?.totpSecretSealed).toBeNull();
+    expect((await td.dip.backend.portalAccounts.account('user', 'sup.una'))?.totpSecretSealed).toBeNull();
     const una: Enrolled = { username: (await admin.locator('#enrolled-username').textContent())!, password: (await admin.locator('#enrolled-password').textContent())!, totpSecret: '' };
     await checkPage(admin, 'portal-user-created');
 
