@@ -224,7 +224,7 @@ describe('portals in a browser', () => {
     await page.getByRole('link', { name: sup.dipId }).click();
     await page.getByLabel('Username').fill('sup.admin');
     await page.getByLabel('Name', { exact: true }).fill('Sam Supplier');
-    await page.getByLabel('Administrator (creates and disables users, resets their authenticators)').check();
+    await page.getByLabel('Level').selectOption('admin');
     await page.getByRole('button', { name: 'Create user' }).click();
     await expect.poll(() => page.getByRole('status').textContent()).toContain('user sup.admin created for 1000000001');
     // The operator is shown the first password, and no second factor: Sam sets his up himself.
