@@ -150,7 +150,7 @@ describe('dip migrate: SQLite to the cluster', () => {
       const [act] = await cluster.dip.backend.journal.entries({ actor: 'operator:alice', limit: 1 });
       expect(act).toMatchObject({ id: actId, action: 'PATCH /admin/channels/:id', before: { paused: true }, after: { paused: false }, status: 200 });
       expect(await cluster.dip.backend.journal.append({ at: 5, actor: 'operator:bob', action: 'x', target: 'y', before: null, after: null, status: 200 })).toBeGreaterThan(actId);
-      expect(await cluster.dip.backend.portalAccounts.account('sup-admin')).toEqual(account);
+      expect(await cluster.dip.backend.portalAccounts.account('user', 'sup-admin')).toEqual(account);
     } finally {
       await cluster.close();
     }

@@ -1,11 +1,10 @@
 import 'reflect-metadata';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminApi } from './helpers/admin.js';
-import { describeViolations, firstSignIn, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
-import { keyAndCsr } from './helpers/csr.js';
-import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
-import { mailingTo, startSmtp, type Mail, type TestSmtp } from './helpers/smtp.js';
+import type { adminApi } from './helpers/admin.js';
+import { describeViolations, firstSignIn, screenshot, seriousViolations, startMailingPortal, type MailingPortal } from './helpers/browser.js';
+import { waitFor, type TestDip } from './helpers/dip-harness.js';
+import type { Mail, TestSmtp } from './helpers/smtp.js';
 
 const DIP_ID = '1000000055';
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '+00:00');
@@ -22,37 +21,21 @@ const mailText = (mail: Mail): string => mail.data.slice(mail.data.search(/\r?\n
  * signs in with the e-mailed first password, setting up their authenticator and their own password.
  */
 describe('portal: a company applies, an operator approves, the contact signs in', () => {
+  let portal: MailingPortal;
   let td: TestDip;
   let smtp: TestSmtp;
-  let browser: Browser;
   let admin: ReturnType<typeof adminApi>;
   let csr: string;
-  const contexts: BrowserContext[] = [];
-
-  const page = async (): Promise<Page> => {
-    const context = await newContext(browser);
-    contexts.push(context);
-    return context.newPage();
-  };
+  const page = (): Promise<Page> => portal.page();
   async function checkPage(p: Page, name: string): Promise<void> {
     const violations = await seriousViolations(p);
     expect(violations, describeViolations(violations)).toEqual([]);
     await screenshot(p, name);
   }
   beforeAll(async () => {
-    smtp = await startSmtp();
-    td = await startTestDip(mailingTo(smtp));
-    admin = adminApi(td);
-    expect((await admin('POST', '/admin/register/apply', { feed, source: 'file:m16.json' })).status).toBe(200);
-    csr = (await keyAndCsr('Bright Supply')).csr;
-    browser = await launchBrowser();
+    ({ td, smtp, admin, csr } = portal = await startMailingPortal(feed, 'file:m16.json', 'Bright Supply'));
   });
-  afterAll(async () => {
-    for (const c of contexts) await c.close();
-    await browser?.close();
-    await td?.close();
-    await smtp?.close();
-  });
+  afterAll(async () => portal?.close());
 
   it('apply → verify → approve → the invited contact signs in', async () => {
     // The company: from the sign-in page to the form.

@@ -1,12 +1,10 @@
 import 'reflect-metadata';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { totpCode } from '../src/security/portal-credentials.js';
-import { adminApi } from './helpers/admin.js';
-import { keyAndCsr } from './helpers/csr.js';
-import { describeViolations, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
-import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
-import { mailingTo, startSmtp, type TestSmtp } from './helpers/smtp.js';
+import type { adminApi } from './helpers/admin.js';
+import { describeViolations, screenshot, seriousViolations, startMailingPortal, type MailingPortal } from './helpers/browser.js';
+import { waitFor, type TestDip } from './helpers/dip-harness.js';
+import type { TestSmtp } from './helpers/smtp.js';
 
 const DIP_ID = '1000000044';
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, '+00:00');
@@ -20,12 +18,11 @@ const feed = [{ companyRegNumber: '04444444', companyName: 'Delta Energy Ltd', c
  * read-only operator is refused a suspension.
  */
 describe('operator portal: participants', () => {
+  let portal: MailingPortal;
   let td: TestDip;
   let smtp: TestSmtp;
-  let browser: Browser;
   let admin: ReturnType<typeof adminApi>;
   let csr: string;
-  const contexts: BrowserContext[] = [];
 
   async function checkPage(p: Page, name: string): Promise<void> {
     const violations = await seriousViolations(p);
@@ -36,40 +33,13 @@ describe('operator portal: participants', () => {
   async function operatorSignedIn(name: string, role: 'operator' | 'viewer'): Promise<Page> {
     const made = await admin('POST', '/admin/operators', { name, role, displayName: `${name} (${role})` });
     expect(made.status).toBe(201);
-    return signedIn('operator', name, (made.body as { password: string }).password);
-  }
-  /** A first sign-in to a portal with a first password, in a browser of its own: the authenticator set up, a password chosen. */
-  async function signedIn(realm: 'operator' | 'portal', name: string, password: string): Promise<Page> {
-    const context = await newContext(browser);
-    contexts.push(context);
-    const p = await context.newPage();
-    await p.goto(`${td.dip.portalUrl}/${realm}/sign-in`);
-    await p.getByLabel('Username').fill(name);
-    await p.getByLabel('Password').fill(password);
-    await p.getByRole('button', { name: 'Sign in' }).click();
-    const secret = (await p.locator('#totp-secret').textContent())!;
-    await p.getByLabel('Code from your authenticator app').fill(totpCode(secret, Date.now()));
-    await p.getByLabel('New password (12 characters or more)').fill(`${name} chose this one`);
-    await p.getByLabel('New password again').fill(`${name} chose this one`);
-    await p.getByRole('button', { name: 'Confirm and sign in' }).click();
-    await p.waitForURL(`**/${realm}/`);
-    return p;
+    return portal.signedIn('/operator', name, (made.body as { password: string }).password);
   }
 
   beforeAll(async () => {
-    smtp = await startSmtp();
-    td = await startTestDip(mailingTo(smtp));
-    admin = adminApi(td);
-    expect((await admin('POST', '/admin/register/apply', { feed, source: 'file:register.json' })).status).toBe(200);
-    csr = (await keyAndCsr('Delta Energy')).csr;
-    browser = await launchBrowser();
+    ({ td, smtp, admin, csr } = portal = await startMailingPortal(feed, 'file:register.json', 'Delta Energy'));
   });
-  afterAll(async () => {
-    for (const c of contexts) await c.close();
-    await browser?.close();
-    await td?.close();
-    await smtp?.close();
-  });
+  afterAll(async () => portal?.close());
 
   it('register → invite → suspend → reactivate; certificates are an admin’s; a viewer changes nothing', async () => {
     const ops = await operatorSignedIn('ops.otto', 'operator');
@@ -127,7 +97,7 @@ describe('operator portal: participants', () => {
     await notice('First window.');
     await waitFor(() => smtp.mails.some((m) => m.to.includes('dora@delta.example') && m.data.includes('First window.')), 10_000, 'the first notice to the administrator');
     const invitation = smtp.mails[0]!.data.replace(/=\r?\n/g, '');
-    const dora = await signedIn('portal', /username: (\S+)/.exec(invitation)![1]!, /first password: (\S+)/.exec(invitation)![1]!);
+    const dora = await portal.signedIn('/portal', /username: (\S+)/.exec(invitation)![1]!, /first password: (\S+)/.exec(invitation)![1]!);
     await dora.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Maintenance', exact: true }).click();
     expect(await dora.locator('main').textContent()).toContain('e-mailed to dora@delta.example');
     await checkPage(dora, 'portal-maintenance-mail');
@@ -148,6 +118,30 @@ describe('operator portal: participants', () => {
     expect(await dora.getByRole('alert').textContent()).toContain('audit in progress');
     expect((await admin('POST', `/admin/participants/${DIP_ID}/reactivate`)).status).toBe(200);
     expect((await dora.goto(`${td.dip.portalUrl}/portal/webhooks`))?.status()).toBe(200);
+
+    // The operator makes a viewer of the participant directly, then disables and enables it: each journalled with the level and before and after.
+    await ops.goto(`${td.dip.portalUrl}/operator/participants/${DIP_ID}`);
+    const form = ops.getByRole('group', { name: `New portal user for ${DIP_ID}` });
+    await form.getByLabel('Username').fill('vic.viewer');
+    await form.getByLabel('Name', { exact: true }).fill('Vic Viewer');
+    await form.getByLabel('Level').selectOption('viewer');
+    await form.getByRole('button', { name: 'Create user' }).click();
+    await expect.poll(() => ops.getByRole('status').textContent()).toContain(`user vic.viewer created for ${DIP_ID} (viewer)`);
+    await checkPage(ops, 'operator-participant-viewer-created');
+    expect((await admin('GET', `/admin/portal/accounts?participant=${DIP_ID}`)).body).toEqual(expect.arrayContaining([expect.objectContaining({ username: 'vic.viewer', level: 'viewer', admin: false })]));
+    await ops.getByRole('button', { name: 'Disable vic.viewer' }).click();
+    await expect.poll(() => ops.getByRole('status').textContent()).toContain('vic.viewer disabled');
+    await ops.getByRole('button', { name: 'Enable vic.viewer' }).click();
+    await expect.poll(() => ops.getByRole('status').textContent()).toContain('vic.viewer enabled');
+    const userActs = ((await admin('GET', '/admin/journal?target=vic.viewer')).body as Array<{ action: string; actor: string; before: unknown; after: unknown }>).map((e) => [e.actor, e.action, e.before, e.after]);
+    expect(userActs).toEqual(
+      expect.arrayContaining([
+        ['operator:ops.otto', 'user.create', null, { level: 'viewer' }],
+        ['operator:ops.otto', 'user.disable', { participant: DIP_ID, disabled: false }, { disabled: true, sessionsEnded: true }],
+        ['operator:ops.otto', 'user.enable', { participant: DIP_ID, disabled: true }, { disabled: false, sessionsEnded: true }],
+      ]),
+    );
+    expect(userActs).toHaveLength(3);
 
     const actions = ((await admin('GET', `/admin/journal?target=${DIP_ID}`)).body as Array<{ action: string; actor: string }>).map((e) => `${e.actor} ${e.action}`);
     expect(actions).toEqual(expect.arrayContaining(['operator:ops.otto participant.create', 'operator:ops.otto participant.suspend', 'operator:ops.otto participant.reactivate', `user:${DIP_ID}:dora.${DIP_ID} participant.maintenance-email`]));

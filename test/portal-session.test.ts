@@ -17,7 +17,7 @@ describe('an operator portal session', () => {
   it('lasts only while the operator account is in force: disabled, the next page finds no one signed in', async () => {
     const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
     const sessions = new SessionSigner(Buffer.alloc(32, 7));
-    const { token } = sessions.issue({ username: 'olga', epoch: 0, expiresAt: clock.now() + 60_000, seenAt: clock.now() });
+    const { token } = sessions.issue({ username: 'olga', realm: 'user', epoch: 0, expiresAt: clock.now() + 60_000, seenAt: clock.now() });
     const account = { username: 'olga', displayName: 'Olga', participantDipId: null, admin: true };
     let inForce = true;
     const deps = {
@@ -39,7 +39,7 @@ describe('a portal session left idle, in the API activity log', () => {
   it('names nobody once the idle limit has passed (the page answered sent the person to sign in)', async () => {
     const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
     const sessions = new SessionSigner(Buffer.alloc(32, 7));
-    const { token } = sessions.issue({ username: 'una', epoch: 0, expiresAt: clock.now() + 8 * 3_600_000, seenAt: clock.now() });
+    const { token } = sessions.issue({ username: 'una', realm: 'user', epoch: 0, expiresAt: clock.now() + 8 * 3_600_000, seenAt: clock.now() });
     const deps = { clock, sessions, config: { portal: { sessionIdleMinutes: 30 } } } as unknown as PortalDeps;
     const req = { method: 'GET', url: '/portal/', headers: { cookie: `${USER_REALM.cookie}=${token}` } } as FastifyRequest;
     expect(namedCaller(deps, req, USER_REALM)).toBe('user:una');

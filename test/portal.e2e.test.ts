@@ -224,7 +224,7 @@ describe('portals in a browser', () => {
     await page.getByRole('link', { name: sup.dipId }).click();
     await page.getByLabel('Username').fill('sup.admin');
     await page.getByLabel('Name', { exact: true }).fill('Sam Supplier');
-    await page.getByLabel('Administrator (creates and disables users, resets their authenticators)').check();
+    await page.getByLabel('Level').selectOption('admin');
     await page.getByRole('button', { name: 'Create user' }).click();
     await expect.poll(() => page.getByRole('status').textContent()).toContain('user sup.admin created for 1000000001');
     // The operator is shown the first password, and no second factor: Sam sets his up himself.
@@ -336,7 +336,7 @@ describe('portals in a browser', () => {
     // The administrator sees her first password and no second factor: nothing to sign in as her with.
     expect(await admin.locator('#enrolled-totp-later').textContent()).toContain('set up by Una User at their first sign-in');
     expect(await admin.content()).not.toContain('otpauth:');
-    expect((await td.dip.backend.portalAccounts.account('sup.una'))?.totpSecretSealed).toBeNull();
+    expect((await td.dip.backend.portalAccounts.account('user', 'sup.una'))?.totpSecretSealed).toBeNull();
     const una: Enrolled = { username: (await admin.locator('#enrolled-username').textContent())!, password: (await admin.locator('#enrolled-password').textContent())!, totpSecret: '' };
     await checkPage(admin, 'portal-user-created');
 

@@ -12,7 +12,8 @@ import { backendContract } from './contract/backend.contract.js';
 import { messageLogContract } from './contract/message-log.contract.js';
 import { batch, mds, message, sup } from './contract/fixtures.js';
 import { waitFor } from './helpers/dip-harness.js';
-import { behindTheStore, createTestDatabase, type TestDatabase } from './helpers/postgres.js';
+import { expectUpgradedInPlace, PRE_REALM_ROWS, preRealmDdl } from './helpers/pre-realm-accounts.js';
+import { behindTheStore, createTestDatabase, queryOnce, type TestDatabase } from './helpers/postgres.js';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,7 +67,7 @@ describe('PostgreSQL: several nodes on one database', () => {
       const bare = { username: 'lee', participantDipId: null, admin: true, displayName: 'lee', passwordHash: 'h', totpSecretSealed: null, lastTotpStep: 0, sessionEpoch: 0, disabled: false, createdAt: 1, createdBy: 'test' };
       await other.portalAccounts.createAccount(bare);
       const now = Date.now();
-      await other.portalAccounts.startTotpEnrolment({ username: 'lee', tokenHash: 'first', secretSealed: 's', epoch: 0, startedAt: now, expiresAt: now + 600_000 });
+      await other.portalAccounts.startTotpEnrolment({ realm: 'operator', username: 'lee', tokenHash: 'first', secretSealed: 's', epoch: 0, startedAt: now, expiresAt: now + 600_000 });
       // The other node's completion commits exactly between this start's INSERT (which gave way to the
       // pending row) and its SELECT: the window two statements of READ COMMITTED leave open.
       const tx = d.tx.bind(d);
@@ -80,7 +81,7 @@ describe('PostgreSQL: several nodes on one database', () => {
           };
           return fn(Object.assign(Object.create(c) as pg.PoolClient, { query: between }));
         }, days);
-      expect(await new PgPortalAccounts(d).startTotpEnrolment({ username: 'lee', tokenHash: 'second', secretSealed: 't', epoch: 0, startedAt: now + 2, expiresAt: now + 600_002 })).toBeUndefined();
+      expect(await new PgPortalAccounts(d).startTotpEnrolment({ realm: 'operator', username: 'lee', tokenHash: 'second', secretSealed: 't', epoch: 0, startedAt: now + 2, expiresAt: now + 600_002 })).toBeUndefined();
       expect(await other.portalAccounts.totpEnrolment('second')).toBeUndefined();
     } finally {
       await d.close();
@@ -145,5 +146,25 @@ describe('PostgreSQL: several nodes on one database', () => {
     // Its sender reference went with its day; positions carry on.
     await a.log.append(batch([message(['SUP0000001'])]));
     expect(await a.log.queueState(sup)).toEqual({ ackedSeq: 1, headSeq: 2, pulledSeq: 0 });
+  });
+});
+
+describe('PostgreSQL: portal accounts of a database made before the realms', () => {
+  it('are upgraded in place at the open: each account in its realm, its pending enrolment kept, the realms then apart', async () => {
+    const url = await db.freshSchema();
+    await queryOnce(url, preRealmDdl('postgres'));
+    for (const row of PRE_REALM_ROWS) await queryOnce(url, row.sql, row.values);
+    const backend = await openPostgresBackend({ url, clock: systemClock });
+    try {
+      await expectUpgradedInPlace(backend);
+    } finally {
+      await backend.close();
+    }
+    const again = await openPostgresBackend({ url, clock: systemClock });
+    try {
+      expect((await again.portalAccounts.account('operator', 'sam.admin'))?.participantDipId).toBeNull();
+    } finally {
+      await again.close();
+    }
   });
 });

@@ -14,6 +14,7 @@ import { messageLogContract } from './contract/message-log.contract.js';
 import { attemptId, batch, mds, message, sup } from './contract/fixtures.js';
 import { publication } from './contract/publications.contract.js';
 import { waitFor } from './helpers/dip-harness.js';
+import { expectUpgradedInPlace, PRE_REALM_ROWS, preRealmDdl } from './helpers/pre-realm-accounts.js';
 import { DurableReads } from '../src/topology/durable-reads.js';
 import { describe, expect, it } from 'vitest';
 
@@ -448,6 +449,29 @@ describe('publication types stored in two spellings before types were read in an
       expect(await backend.publications.insert(publication({ publicationType: 'duos', version: '2', publisherDipId: 'ISD0000001' }))).toEqual({ ok: true, publicationType: 'Duos' });
     } finally {
       await backend.close();
+    }
+  });
+});
+
+describe('SQLite: portal accounts of a file made before the realms', () => {
+  it('are upgraded in place at the open: each account in its realm, its pending enrolment kept, the realms then apart', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-pre-realm-')), 'dip.db');
+    const old = new Database(file);
+    old.exec(preRealmDdl('sqlite'));
+    for (const row of PRE_REALM_ROWS) old.prepare(row.sql.replace(/\$\d+/g, '?')).run(...row.values);
+    old.close();
+    const backend = openSqliteBackend(file, { clock: systemClock });
+    try {
+      await expectUpgradedInPlace(backend);
+    } finally {
+      await backend.close();
+    }
+    // Opened again: nothing to move, and what was written stays.
+    const again = openSqliteBackend(file, { clock: systemClock });
+    try {
+      expect((await again.portalAccounts.account('operator', 'sam.admin'))?.participantDipId).toBeNull();
+    } finally {
+      await again.close();
     }
   });
 });

@@ -1,7 +1,8 @@
-import type { AccountChange, PendingTotpEnrolment, PortalAccount, TotpActivation } from '../ports/portal-accounts.js';
+import type { AccountChange, PendingTotpEnrolment, PortalAccount, PortalRealm, TotpActivation } from '../ports/portal-accounts.js';
 
 /** A row of portal_totp_enrolments, as both stores read it (PostgreSQL's bigints as numbers: src/adapters/postgres/pool.ts). */
 export interface EnrolmentRow {
+  realm: PortalRealm;
   username: string;
   token_hash: string;
   secret_sealed: string;
@@ -11,6 +12,7 @@ export interface EnrolmentRow {
 }
 
 export const enrolmentOf = (r: EnrolmentRow): PendingTotpEnrolment => ({
+  realm: r.realm,
   username: r.username,
   tokenHash: r.token_hash,
   secretSealed: r.secret_sealed,

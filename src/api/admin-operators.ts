@@ -393,7 +393,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
       try {
         // A person's sign-in credential is made with the account: checked first, so neither is made alone.
         await deps.operators.check(name, role, automation);
-        if (!automation && (await deps.credentials.account(name))) return await reply.code(409).send({ error: `name: '${name}' is already a portal sign-in name; choose another` });
+        if (!automation && (await deps.credentials.account('operator', name))) return await reply.code(409).send({ error: `name: '${name}' is already a portal sign-in name; choose another` });
         const created = await deps.operators.create(name, role, operatorOf(req), automation);
         req.journaled = true;
         if (automation) return await reply.code(201).send(created);

@@ -1,9 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { OperatorAccounts } from '../pipeline/operators.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
-import type { PortalAccount } from '../ports/portal-accounts.js';
+import { realmOf, type PortalAccount } from '../ports/portal-accounts.js';
 import { operatorOf } from './admin-operators.js';
-import { levelOf, USER_LEVELS } from '../domain/portal-levels.js';
+import { levelOf, USER_LEVELS, type UserLevel } from '../domain/portal-levels.js';
 import { answers, isoTime } from './admin-schemas.js';
 
 const accountView = {
@@ -16,7 +16,7 @@ const accountView = {
     level: {
       type: ['string', 'null'],
       enum: [...USER_LEVELS, null],
-      description: "A participant's user's level in the user portal (viewer, operations, admin: README \"User levels\"); one made here is admin or operations, as `admin` says. Null: an operator's portal sign-in",
+      description: "A participant's user's level in the user portal (viewer, operations, admin: README \"User levels\"). Null: an operator's portal sign-in",
     },
     displayName: { type: 'string' },
     disabled: { type: 'boolean' },
@@ -61,7 +61,7 @@ const publicView = (a: PortalAccount) => ({
  */
 export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (app, { accounts, operators }) => {
   const tags = ['Portal accounts'];
-  app.post<{ Body: { username: string; displayName: string; participantDipId?: string | null; admin?: boolean } }>(
+  app.post<{ Body: { username: string; displayName: string; participantDipId?: string | null; admin?: boolean; level?: UserLevel } }>(
     '/admin/portal/accounts',
     {
       schema: {
@@ -76,7 +76,8 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
             username: { type: 'string', minLength: 1, maxLength: 64 },
             displayName: { type: 'string', minLength: 1, maxLength: 100 },
             participantDipId: { type: ['string', 'null'], maxLength: 20 },
-            admin: { type: 'boolean' },
+            admin: { type: 'boolean', description: 'Without `level`: the user is an administrator (true) or at the operations level (false, the default)' },
+            level: { type: 'string', enum: [...USER_LEVELS], description: "A participant's user's level (README \"User levels\"), viewer included; it decides over `admin`. Not for an operator's sign-in" },
           },
         },
       },
@@ -84,13 +85,20 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
     async (req, reply) => {
       const who = operatorOf(req);
       const participantDipId = req.body.participantDipId ?? null;
-      if (participantDipId === null) {
-        if (who.role !== 'admin') return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not give operators portal sign-in: admins only` });
-        const operator = (await operators.list()).find((o) => o.name === req.body.username);
-        if (!operator) return reply.code(400).send({ error: `username: no operator account '${req.body.username}': create it first (POST /admin/operators), then its portal sign-in` });
+      const { level } = req.body;
+      if (participantDipId !== null) {
+        // A participant's user, at the level asked: journalled as the user portal's creations are (`user.create`).
+        const made = await accounts.createUser({ actor: who.actor, createdBy: who.actor }, { username: req.body.username, displayName: req.body.displayName, participantDipId, level: level ?? (req.body.admin === true ? 'admin' : 'operations') });
+        if ('problem' in made) return reply.code(400).send({ error: made.problem });
+        req.journaled = made.journalError === undefined;
+        const { account, journalError: _unjournalled, ...shown } = made;
+        return reply.code(201).send({ ...publicView(account), ...shown });
       }
-      const asked = { username: req.body.username, displayName: req.body.displayName, participantDipId, admin: participantDipId === null ? true : (req.body.admin ?? false), createdBy: who.actor };
-      const made = await accounts.createEnrollingAtFirstSignIn(asked);
+      if (level !== undefined) return reply.code(400).send({ error: "level: an operator's portal sign-in has no level (a participant's user's only)" });
+      if (who.role !== 'admin') return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not give operators portal sign-in: admins only` });
+      const operator = (await operators.list()).find((o) => o.name === req.body.username);
+      if (!operator) return reply.code(400).send({ error: `username: no operator account '${req.body.username}': create it first (POST /admin/operators), then its portal sign-in` });
+      const made = await accounts.createEnrollingAtFirstSignIn({ username: req.body.username, displayName: req.body.displayName, participantDipId: null, admin: true, createdBy: who.actor });
       if ('problem' in made) return reply.code(400).send({ error: made.problem });
       const { account, ...shown } = made;
       return reply.code(201).send({ ...publicView(account), ...shown });
@@ -110,27 +118,58 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
     async (req) => (await accounts.accounts(req.query.participant ?? null)).map(publicView),
   );
 
-  app.post<{ Params: { username: string }; Body: { disabled: boolean } }>(
+  app.post<{ Params: { username: string }; Body: { disabled: boolean; participantDipId?: string | null } }>(
     '/admin/portal/accounts/:username/disabled',
     {
       schema: {
         tags,
-        summary: 'Disable a portal account (signed out everywhere) or enable it again',
+        summary: "Disable a portal account (signed out everywhere) or enable it again; a participant's user's change is journalled as user.disable or user.enable",
         params: { type: 'object', required: ['username'], properties: { username: { type: 'string', minLength: 1, maxLength: 64 } } },
-        body: { type: 'object', additionalProperties: false, required: ['disabled'], properties: { disabled: { type: 'boolean' } } },
-        response: answers({ 200: { ...accountView, description: 'The account as it is now' } }, [404]),
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['disabled'],
+          properties: {
+            disabled: { type: 'boolean' },
+            participantDipId: {
+              type: ['string', 'null'],
+              maxLength: 20,
+              description: "Whose account: the participant whose user it is, or null for an operator's portal sign-in (operators' and users' names are apart, so one name may be both). Absent: the one account of the name, refused (409) when it is both",
+            },
+          },
+        },
+        response: answers({ 200: { ...accountView, description: 'The account as it is now' } }, [404, 409]),
       },
     },
     async (req, reply) => {
       const who = operatorOf(req);
-      const target = await accounts.account(req.params.username);
+      const found = await accountNamed(accounts, req.params.username, req.body.participantDipId);
+      if (found === 'both') return reply.code(409).send({ error: `'${req.params.username}' is both an operator's portal sign-in and a participant's user: name which (participantDipId, null for the operator's)` });
+      const target = found;
       if (!target) return reply.code(404).send({ error: `no portal account '${req.params.username}'` });
       if (target.participantDipId === null && who.role !== 'admin') return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not change operators' portal sign-in: admins only` });
       // One's own: an operator's credential of the caller's name, held by a person (a participant's user
       // may bear an automation account's name, and is not that account's).
       if (target.participantDipId === null && !who.automation && target.username === who.name) return reply.code(400).send({ error: 'you cannot disable your own portal sign-in' });
-      await accounts.setDisabled(target.username, req.body.disabled);
-      return publicView({ ...target, disabled: req.body.disabled });
+      const changed = await accounts.setDisabled(who.actor, target, req.body.disabled);
+      if (!changed) return reply.code(404).send({ error: `no portal account '${req.params.username}'` });
+      // A participant's user's change is journalled by the service, with before and after; else the call is.
+      req.journaled = realmOf(target) === 'user' && changed.journalError === undefined;
+      return publicView(changed.account);
     },
   );
 };
+
+/**
+ * The account an operator names: of the participant given (null: the operator's), or, none given, the
+ * one account of the name in either realm ('both': it is an operator's and a user's, and must be named).
+ * Operators may see every account, so looking in both realms tells them nothing they may not know.
+ */
+async function accountNamed(accounts: Pick<PortalAccountService, 'account'>, username: string, participantDipId: string | null | undefined): Promise<PortalAccount | 'both' | undefined> {
+  if (participantDipId !== undefined) {
+    const account = await accounts.account(realmOf({ participantDipId }), username);
+    return account?.participantDipId === participantDipId ? account : undefined;
+  }
+  const [operator, user] = await Promise.all([accounts.account('operator', username), accounts.account('user', username)]);
+  return operator && user ? 'both' : (operator ?? user);
+}

@@ -233,7 +233,8 @@ export class Onboarding {
   private async prepared(claim: OnboardingClaim, dipId: string, organisation: string, usernameGiven: string | undefined): Promise<{ username: string; certificatePem: string }> {
     const username = (usernameGiven ?? defaultUsername(claim.contactEmail, dipId)).trim().toLowerCase();
     if (!USERNAME_PATTERN.test(username)) throw new RefusedError(400, `username '${username.slice(0, 64)}' must be 3 to 64 lower-case letters, digits, '.', '_' or '-'`);
-    if (await this.deps.accounts.account(username)) throw new RefusedError(409, `username '${username}' is taken: give another`);
+    // Taken among participants' users only: an operator's name is another realm's, and not told here.
+    if (await this.deps.accounts.account('user', username)) throw new RefusedError(409, `username '${username}' is taken: give another`);
     try {
       return { username, certificatePem: await this.deps.issueCertificate(claim.csrPem, dipId, organisation) };
     } catch (e) {

@@ -75,7 +75,7 @@ export class OperatorSessions {
     const who = await this.deps.operators.person(signed.account.username);
     if (!who) return refused;
     const expiresAt = this.deps.clock.now() + this.deps.sessionMs;
-    const { token } = this.deps.signer.issue({ username: who.name, epoch: signed.account.sessionEpoch, expiresAt });
+    const { token } = this.deps.signer.issue({ username: who.name, realm: 'operator', epoch: signed.account.sessionEpoch, expiresAt });
     await this.deps.journal.append({ at: this.deps.clock.now(), actor: who.actor, action: 'operator.sign-in', target: who.name, before: null, after: { expiresAt: new Date(expiresAt).toISOString(), ...(newPassword === undefined ? {} : { passwordChanged: true }) }, status: null });
     return { ok: true, session: { token: `${PREFIX}${token}`, expiresAt: new Date(expiresAt).toISOString(), operator: { name: who.name, role: who.role } } };
   }
@@ -84,7 +84,7 @@ export class OperatorSessions {
   async identify(bearer: string): Promise<OperatorIdentity | undefined> {
     const claims = this.claims(bearer);
     if (!claims) return undefined;
-    const account = await this.deps.accounts.fromSession(claims);
+    const account = await this.deps.accounts.fromSession(claims, 'operator');
     if (!account || account.participantDipId !== null) return undefined;
     return this.deps.operators.person(account.username);
   }
@@ -95,7 +95,9 @@ export class OperatorSessions {
    */
   claims(bearer: string): SessionClaims | undefined {
     if (!bearer.startsWith(PREFIX)) return undefined;
-    return this.deps.signer.read(bearer.slice(PREFIX.length), this.deps.clock.now());
+    const claims = this.deps.signer.read(bearer.slice(PREFIX.length), this.deps.clock.now());
+    // This signer's key signs operator-API sessions only: one issued before sessions named their realm is an operator's.
+    return claims && { ...claims, realm: claims.realm ?? 'operator' };
   }
 
   /**

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../ports/clock.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
-import type { PortalAccount, PortalAccounts, TotpReset } from '../ports/portal-accounts.js';
+import { realmOf, type PortalAccount, type PortalAccounts, type PortalRealm, type TotpReset } from '../ports/portal-accounts.js';
 import { levelOf, type UserLevel } from '../domain/portal-levels.js';
 import type { ValueSealer } from '../ports/backend.js';
 import { acceptTotp, hashPassword, newPassword, newTotpSecret, passwordProblem, totpUri, verifyPassword } from '../security/portal-credentials.js';
@@ -94,12 +94,13 @@ export interface SignInOptions {
   /** The client's address (src/security/address-list.ts clientAddress): throttled on its own failures (an IPv6 address by its /64). */
   source?: string;
   /**
-   * The device cookie the browser presented, as read (signature and expiry checked: src/security/device-cookie.ts):
+   * The device cookie of the realm's portal the browser presented, as read (signature, expiry and realm checked: src/security/device-cookie.ts):
    * for the name signing in, and fewer than DEVICE_FREE_FAILURES failures of its own, the sign-in is
    * trusted (neither the name's wait nor the address's holds it). None (`dip login`): untrusted.
    */
   device?: { username: string; nonce: string };
-  realm?: 'user' | 'operator';
+  /** Whose accounts the name is looked up among: a participant's users or the operators (PortalRealm). */
+  realm: PortalRealm;
   eligible?: (account: PortalAccount) => Promise<boolean>;
   chosenPassword?: string;
 }
@@ -159,6 +160,7 @@ export class PortalAccountService {
       createdAt: this.clock.now(),
       createdBy: req.createdBy,
     };
+    // Taken among the accounts of its realm only (PortalRealm): whether an operator bears the name is not told here.
     if (!(await this.store.createAccount(account))) return { problem: `username '${username}' is taken` };
     return { account, password };
   }
@@ -171,15 +173,15 @@ export class PortalAccountService {
    * attempt is recorded in the store before it is checked, so attempts on several nodes at once are
    * all counted and the name's backoff holds cluster-wide (the source's is this node's).
    *
-   * `realm`: the account must be a participant's user ('user') or an operator ('operator'); `eligible`,
-   * a further check of the account (an operator account in force). Either failing is a wrong sign-in,
+   * `realm`: the name is looked up among a participant's users ('user') or the operators ('operator'),
+   * never both; `eligible`, a further check of the account (an operator account in force). Failing is a wrong sign-in,
    * decided before anything changes. `chosenPassword` replaces the password as the sign-in succeeds
    * (every other session ends). An account whose password its administrator chose must give one: until
    * then the answer is `choosePassword`, and the code is not used up (the person types it again with the
    * new password).
    */
-  async signIn(usernameGiven: string, password: string, code: string, options: SignInOptions = {}): Promise<SignIn> {
-    const { chosenPassword } = options;
+  async signIn(usernameGiven: string, password: string, code: string, options: SignInOptions): Promise<SignIn> {
+    const { chosenPassword, realm } = options;
     const username = usernameGiven.trim().toLowerCase();
     const refused: SignIn = { ok: false, problem: 'the username, password or code is wrong' };
     // No account can have such a name: nothing to look up, nothing to remember (an attacker's junk names
@@ -189,7 +191,7 @@ export class PortalAccountService {
       return this.sourceThrottled(options.source, now) ?? (this.sourceFailed(options.source, now), refused);
     }
     return this.underThrottles(username, options, async (now, attempt) => {
-      const account = await this.store.account(username);
+      const account = await this.store.account(realm, username);
       const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
       // A failure keeps its recorded attempt: that is the count.
       if (!account || !passwordOk || !(await this.acceptable(account, options))) return refused;
@@ -208,12 +210,12 @@ export class PortalAccountService {
       }
       // The code's step is claimed in the store, so it is good once on every node sharing it (this
       // node's line of sign-ins only holds back the ones sent here).
-      if (!(await this.store.claimTotpStep(username, step))) return refused;
+      if (!(await this.store.claimTotpStep(realm, username, step))) return refused;
       await attempt.succeeded();
       if (chosenPassword === undefined) return { ok: true, account: { ...account, lastTotpStep: step } };
       // Every session issued before ends (the administrator who knew the first password may hold one);
       // only while nobody has disabled the account or ended its sessions since it was read.
-      const changed = await this.store.changeAccount(username, { passwordHash: await hashPassword(chosenPassword), mustChangePassword: false }, { epoch: account.sessionEpoch, enabled: true });
+      const changed = await this.store.changeAccount(realm, username, { passwordHash: await hashPassword(chosenPassword), mustChangePassword: false }, { epoch: account.sessionEpoch, enabled: true });
       return changed ? { ok: true, account: changed } : refused;
     });
   }
@@ -227,17 +229,17 @@ export class PortalAccountService {
    * does; the code is not used up). The enrolment is good once, until it expires, and only while the
    * account is as it was when the enrolment began (not disabled or signed out everywhere since).
    */
-  async confirmEnrolment(token: string, code: string, options: SignInOptions = {}): Promise<SignIn> {
+  async confirmEnrolment(token: string, code: string, options: SignInOptions): Promise<SignIn> {
     const wrongCode: SignIn = { ok: false, problem: 'the code is wrong: send a current code of the new secret' };
     // Told apart from a wrong code, so that the person is not asked for codes no code can answer: only
     // whoever holds the token (256 random bits, not guessed) learns that it has ended.
     const ended: SignIn = { ok: false, problem: `${ENROLMENT_ENDED} (it expired, was reset or finished, or the account changed): sign in again with your password to start another`, enrolmentEnded: true };
     const hash = tokenHash(token);
     const pending = await this.store.totpEnrolment(hash);
-    // A token that is no enrolment has no name to count against.
-    if (!pending || pending.expiresAt <= this.clock.now()) return ended;
+    // A token that is no enrolment has no name to count against; one of the other realm's is none here.
+    if (!pending || pending.expiresAt <= this.clock.now() || pending.realm !== options.realm) return ended;
     return this.underThrottles(pending.username, options, async (now, attempt) => {
-      const account = await this.store.account(pending.username);
+      const account = await this.store.account(pending.realm, pending.username);
       if (!account || account.totpSecretSealed !== null || !(await this.acceptable(account, options))) return ended;
       const step = acceptTotp(this.open(pending.secretSealed), code.trim(), now, account.lastTotpStep);
       if (step === null) {
@@ -266,7 +268,7 @@ export class PortalAccountService {
   private async startEnrolment(account: PortalAccount, now: number): Promise<SignIn> {
     const token = `${ENROLMENT_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const secret = newTotpSecret();
-    const wanted = { username: account.username, tokenHash: tokenHash(token), secretSealed: this.sealed(secret), epoch: account.sessionEpoch, startedAt: now, expiresAt: now + ENROLMENT_MS };
+    const wanted = { realm: realmOf(account), username: account.username, tokenHash: tokenHash(token), secretSealed: this.sealed(secret), epoch: account.sessionEpoch, startedAt: now, expiresAt: now + ENROLMENT_MS };
     const pending = await this.store.startTotpEnrolment(wanted);
     // The enrolment in the way was finished between the store's two looks: the account has a factor now,
     // so a new enrolment would be pointless; the person signs in again (with a code, this time).
@@ -284,10 +286,9 @@ export class PortalAccountService {
     };
   }
 
-  /** The account may sign in here: enabled, of the realm asked for, and eligible (an operator account in force). */
-  private async acceptable(account: PortalAccount, { realm, eligible }: SignInOptions): Promise<boolean> {
-    const otherRealm = realm !== undefined && (realm === 'operator') !== (account.participantDipId === null);
-    return !account.disabled && !otherRealm && (!eligible || (await eligible(account)));
+  /** The account may sign in here: enabled, and eligible (an operator account in force). It was looked up in the realm asked for. */
+  private async acceptable(account: PortalAccount, { eligible }: SignInOptions): Promise<boolean> {
+    return !account.disabled && (!eligible || (await eligible(account)));
   }
 
   /**
@@ -313,8 +314,8 @@ export class PortalAccountService {
    * name's device cookie) is not held. Names of no account are counted alike (no answer tells them
    * apart); a row each only for the window.
    */
-  private async attempt(username: string, trusted: boolean, now: number): Promise<{ ok: true; id: number } | { ok: false; waitMs: number }> {
-    const { id, attempts } = await this.store.recordSignInAttempt(username, now, now - FAILURE_WINDOW_MS + 1);
+  private async attempt(realm: PortalRealm, username: string, trusted: boolean, now: number): Promise<{ ok: true; id: number } | { ok: false; waitMs: number }> {
+    const { id, attempts } = await this.store.recordSignInAttempt(realm, username, now, now - FAILURE_WINDOW_MS + 1);
     const before = attempts.length - 1;
     const waitMs = trusted || before === 0 ? 0 : waitAfter(attempts[before - 1]!, backoffMs(before, ACCOUNT_FREE_FAILURES, ACCOUNT_MAX_DELAY_MS), now);
     if (waitMs <= 0) return { ok: true, id };
@@ -347,8 +348,8 @@ export class PortalAccountService {
    * counts against the source and the device cookie too. One place, so that no way of signing in can
    * drift from the others' limits on guessing.
    */
-  private async guarded<T>(username: string, options: Pick<SignInOptions, 'source' | 'device'>, busy: T, refusal: (r: SignIn & { ok: false }) => T, run: (now: number, attempt: AttemptUnderway) => Promise<T>): Promise<T> {
-    const { source, device } = options;
+  private async guarded<T>(username: string, options: Pick<SignInOptions, 'source' | 'device' | 'realm'>, busy: T, refusal: (r: SignIn & { ok: false }) => T, run: (now: number, attempt: AttemptUnderway) => Promise<T>): Promise<T> {
+    const { source, device, realm } = options;
     const isTrusted = (now: number) => device !== undefined && device.username === username && this.deviceFailures.failures(device.nonce, now) < DEVICE_FREE_FAILURES;
     // The name's own known browser has a lane of its own (one per device cookie), never queued behind
     // strangers trying the name: SECURITY.md promises the owner's browser is not kept out. A stranger's
@@ -360,7 +361,9 @@ export class PortalAccountService {
       const early = this.sourceThrottled(source, entered);
       if (early) return refusal(early);
     }
-    const lane = trustedAtEntry ? `${username}\u0000device:${device!.nonce}` : username;
+    // A name's line is its realm's: an operator and a user of one name never wait for each other.
+    const name = `${realm}\u0000${username}`;
+    const lane = trustedAtEntry ? `${name}\u0000device:${device!.nonce}` : name;
     let ran = false;
     const result = await this.oneAtATime(lane, busy, async () => {
       ran = true;
@@ -368,7 +371,7 @@ export class PortalAccountService {
       const trusted = isTrusted(now);
       const throttled = trusted ? null : this.sourceThrottled(source, now);
       if (throttled) return refusal(throttled);
-      const attempt = await this.attempt(username, trusted, now);
+      const attempt = await this.attempt(realm, username, trusted, now);
       if (!attempt.ok) return refusal(this.throttled(attempt.waitMs, now));
       let failure = true;
       const result = await run(now, {
@@ -378,7 +381,7 @@ export class PortalAccountService {
         },
         succeeded: async () => {
           failure = false;
-          await (trusted ? this.store.forgetSignInAttempt(attempt.id) : this.store.clearSignInAttempts(username));
+          await (trusted ? this.store.forgetSignInAttempt(attempt.id) : this.store.clearSignInAttempts(realm, username));
         },
       });
       if (failure) this.sourceFailed(source, now);
@@ -419,8 +422,11 @@ export class PortalAccountService {
    * with `maxSessions` (config `portal.maxSessionsPerUser`; 0: no cap), while fewer than that many of the
    * account's sessions were started after it (a numbered session: sessionNumber).
    */
-  async fromSession(claims: SessionClaims, maxSessions = 0): Promise<PortalAccount | undefined> {
-    const account = await this.store.account(claims.username);
+  async fromSession(claims: SessionClaims, realm: PortalRealm, maxSessions = 0): Promise<PortalAccount | undefined> {
+    // A session names its realm: one issued before the realms (none named) is ended, its person asked to
+    // sign in again, since its name alone may now be an account of either (SessionClaims.realm).
+    if (claims.realm !== realm) return undefined;
+    const account = await this.store.account(realm, claims.username);
     if (!account || account.disabled || account.sessionEpoch !== claims.epoch) return undefined;
     return maxSessions > 0 && typeof claims.seq === 'number' && (account.sessionsIssued ?? 0) - claims.seq >= maxSessions ? undefined : account;
   }
@@ -430,28 +436,42 @@ export class PortalAccountService {
    * node's counted), so the one `maxSessions` newer sessions have followed ends (fromSession), the oldest
    * first, whichever node it was started on and without a session table. Undefined: no such account.
    */
-  async sessionNumber(username: string): Promise<number | undefined> {
-    return this.store.countSession(username);
+  async sessionNumber(realm: PortalRealm, username: string): Promise<number | undefined> {
+    return this.store.countSession(realm, username);
   }
 
   /** Ends every session of the account (one conditional write: nothing running beside it can undo it). */
-  async signOutEverywhere(username: string): Promise<void> {
-    await this.store.changeAccount(username, {});
+  async signOutEverywhere(realm: PortalRealm, username: string): Promise<void> {
+    await this.store.changeAccount(realm, username, {});
   }
 
   /**
-   * Ends every session of an operator's credential (participantDipId null), and of no participant's user
-   * of the same name: the operator API names the account by its operator name. Read, then written: which
-   * kind an account is never changes, and a name is never reused (accounts are disabled, not deleted).
+   * Ends every session of an operator's credential, and of no participant's user of the same name (the
+   * operator API names the account by its operator name, and the realms are apart).
    */
   async signOutOperatorEverywhere(username: string): Promise<void> {
-    const account = await this.store.account(username);
-    if (account?.participantDipId === null) await this.signOutEverywhere(username);
+    await this.signOutEverywhere('operator', username);
   }
 
-  /** Disables or enables the account, ending its sessions. */
-  async setDisabled(username: string, disabled: boolean): Promise<boolean> {
-    return (await this.store.changeAccount(username, { disabled })) !== undefined;
+  /**
+   * Disables or enables the account, ending its sessions; a participant's user's change is journalled as a
+   * level change is: `user.disable` or `user.enable`, before and after, naming `actor` (the administrator
+   * or operator who did it). An operator's credential is journalled by the operator API's call itself.
+   * Undefined: no such account (nothing changed). `journalError`: changed, but its entry could not be written.
+   */
+  async setDisabled(actor: string, target: PortalAccount, disabled: boolean): Promise<{ account: PortalAccount; journalError?: Error } | undefined> {
+    const changed = await this.store.changeAccount(realmOf(target), target.username, { disabled });
+    if (!changed || realmOf(changed) === 'operator') return changed && { account: changed };
+    const journalError = await this.journalled({
+      at: this.clock.now(),
+      actor,
+      action: disabled ? 'user.disable' : 'user.enable',
+      target: changed.username,
+      before: { participant: target.participantDipId, disabled: target.disabled },
+      after: { disabled, sessionsEnded: true },
+      status: null,
+    });
+    return journalError ? { account: changed, journalError } : { account: changed };
   }
 
   /**
@@ -459,16 +479,16 @@ export class PortalAccountService {
    * checked under the same one-at-a-time rule and throttles as a sign-in, so a session left open is no
    * way to guess it. Every session ends.
    */
-  async changePassword(username: string, current: string, next: string, options: Pick<SignInOptions, 'source' | 'device'> = {}): Promise<string | null> {
+  async changePassword(username: string, current: string, next: string, options: Pick<SignInOptions, 'source' | 'device' | 'realm'>): Promise<string | null> {
     const problem = passwordProblem(next);
     if (problem) return problem;
     if (next === current) return 'the new password must differ from the current one';
     const busy = 'a password change for this account is already being checked: try again in a moment';
     return this.guarded(username, options, busy, (r) => r.problem, async (_now, attempt) => {
-      const account = await this.store.account(username);
+      const account = await this.store.account(options.realm, username);
       if (!account || account.disabled || !(await verifyPassword(current, account.passwordHash))) return 'the current password is wrong';
       await attempt.succeeded();
-      const changed = await this.store.changeAccount(username, { passwordHash: await hashPassword(next), mustChangePassword: false }, { epoch: account.sessionEpoch, enabled: true });
+      const changed = await this.store.changeAccount(options.realm, username, { passwordHash: await hashPassword(next), mustChangePassword: false }, { epoch: account.sessionEpoch, enabled: true });
       return changed ? null : 'the account was changed meanwhile (disabled, or signed out everywhere): sign in again';
     });
   }
@@ -523,9 +543,19 @@ export class PortalAccountService {
    */
   async createUsersUser(by: PortalAccount, req: { username: string; displayName: string; level: UserLevel }): Promise<(FirstPassword & { journalError?: Error }) | { problem: string; status: 400 | 403 }> {
     if (by.participantDipId === null || levelOf(by) !== 'admin') return { problem: "only a participant's administrators create its users", status: 403 };
-    const made = await this.createEnrollingAtFirstSignIn({ ...req, participantDipId: by.participantDipId, admin: req.level === 'admin', createdBy: by.username });
+    return this.createUser({ actor: actorOf(by), createdBy: by.username }, { ...req, participantDipId: by.participantDipId });
+  }
+
+  /**
+   * Creates a participant's user at the level chosen, journalled as `user.create` with the level, naming
+   * `by.actor` (a participant's administrator: createUsersUser; or an operator, through
+   * the operator API). `journalError`: made, but its entry could not be written (the first password is
+   * still answered; the caller logs it).
+   */
+  async createUser(by: { actor: string; createdBy: string }, req: { username: string; displayName: string; level: UserLevel; participantDipId: string }): Promise<(FirstPassword & { journalError?: Error }) | { problem: string; status: 400 }> {
+    const made = await this.createEnrollingAtFirstSignIn({ ...req, admin: req.level === 'admin', createdBy: by.createdBy });
     if ('problem' in made) return { problem: made.problem, status: 400 };
-    const journalError = await this.journalled({ at: this.clock.now(), actor: actorOf(by), action: 'user.create', target: made.account.username, before: null, after: { level: req.level }, status: null });
+    const journalError = await this.journalled({ at: this.clock.now(), actor: by.actor, action: 'user.create', target: made.account.username, before: null, after: { level: req.level }, status: null });
     return journalError ? { ...made, journalError } : made;
   }
 
@@ -540,12 +570,12 @@ export class PortalAccountService {
     const username = usernameGiven.trim().toLowerCase();
     if (by.participantDipId === null || levelOf(by) !== 'admin') return { problem: "only a participant's administrators change its users' levels", status: 403 };
     if (username === by.username) return { problem: 'you cannot change your own level: ask another administrator of your participant', status: 409 };
-    const target = await this.store.account(username);
-    // Another participant's user, or an operator, is answered as if it did not exist (a participant never changes).
+    const target = await this.store.account('user', username);
+    // Another participant's user is answered as if it did not exist (a participant never changes).
     if (!target || target.participantDipId !== by.participantDipId) return { problem: `${by.participantDipId} has no user '${usernameGiven.slice(0, 64)}'`, status: 404 };
     const before = levelOf(target);
     if (before === level) return { problem: `${username} is already a${level === 'viewer' ? '' : 'n'} ${level}`, status: 409 };
-    const changed = await this.store.changeAccount(username, { level, admin: level === 'admin' });
+    const changed = await this.store.changeAccount('user', username, { level, admin: level === 'admin' });
     if (!changed) return { problem: `${by.participantDipId} has no user '${usernameGiven.slice(0, 64)}'`, status: 404 };
     const journalError = await this.journalled({ at: this.clock.now(), actor: actorOf(by), action: 'user.level', target: username, before: { level: before }, after: { level, sessionsEnded: true }, status: null });
     return journalError ? { account: changed, journalError } : { account: changed };
@@ -561,8 +591,8 @@ export class PortalAccountService {
     }
   }
 
-  account(username: string): Promise<PortalAccount | undefined> {
-    return this.store.account(username);
+  account(realm: PortalRealm, username: string): Promise<PortalAccount | undefined> {
+    return this.store.account(realm, username.trim().toLowerCase());
   }
 
   accounts(participantDipId: string | null): Promise<PortalAccount[]> {

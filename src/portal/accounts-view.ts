@@ -29,15 +29,14 @@ function levelForm(action: string, csrf: Signed, a: PortalAccount): Html {
 const levelOptions = (selected: string): Html[] => USER_LEVELS.map((l) => html`<option value="${l}"${selected === l ? ' selected' : ''}>${l}</option>`);
 
 /**
- * `offer`: 'admin', a box for the administrator flag (the operator portal's participants' users, as the
- * operator API takes them); 'levels', the level (the user portal's Users page: viewer unless chosen, the
- * least privilege); 'none' (operators, whose roles are set elsewhere).
+ * `offer`: 'levels', the level (a participant's users, on the user portal's Users page and the operator
+ * portal's participant page: viewer unless chosen, the least privilege); 'none' (operators, whose roles
+ * are set elsewhere).
  */
-export function newUserForm(action: string, signed: Signed, offer: 'admin' | 'levels' | 'none', legend = 'New user'): Html {
+export function newUserForm(action: string, signed: Signed, offer: 'levels' | 'none', legend = 'New user'): Html {
   return html`<form method="post" action="${action}">${csrfField(signed)}<fieldset><legend>${legend}</legend>
 <label for="new-username">Username</label><input type="text" id="new-username" name="username" required pattern="[a-z0-9][a-z0-9._\\-]{2,63}" autocomplete="off">
 <label for="new-name">Name</label><input type="text" id="new-name" name="displayName" required maxlength="100" autocomplete="off">
-${offer === 'admin' ? html`<p><input type="checkbox" id="new-admin" name="admin" value="yes"> <label for="new-admin" class="inline-label">Administrator (creates and disables users, resets their authenticators); without it, the user is at the operations level</label></p>` : ''}
 ${offer === 'levels' ? html`<label for="new-level">Level</label><select id="new-level" name="level">${levelOptions('viewer')}</select>` : ''}
 <button type="submit">Create user</button></fieldset></form>`;
 }

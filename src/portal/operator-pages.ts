@@ -1,5 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { operatorRefusal } from '../domain/operators.js';
+import { isUserLevel, USER_LEVELS } from '../domain/portal-levels.js';
+import { realmOf } from '../ports/portal-accounts.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable, publishForm, utcFromForm } from './maintenance-pages.js';
 import { activityTable } from './activity-view.js';
@@ -215,15 +217,17 @@ ${extra}
 ${row ? manageParticipant(row, c.signed) : ''}
 <h2>Portal users</h2>
 ${table(`Portal users of ${dipId}`, ['Username', 'Name', 'Level', 'Created', 'State', ''], userRows(users, { action: `/operator/participants/${dipId}/users/disable`, csrf: c.signed, self: '' }), 'No portal user yet: create its first administrator below.')}
-${newUserForm(`/operator/participants/${dipId}/users`, c.signed, 'admin', `New portal user for ${dipId}`)}`;
+${newUserForm(`/operator/participants/${dipId}/users`, c.signed, 'levels', `New portal user for ${dipId}`)}`;
   return render(c.reply, status, O, c.req, c.signed, `Participant ${dipId}`, body, flash);
 }
 
 async function createParticipantUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const dipId = c.req.params.dipId ?? '';
-  const made = await api(deps, c).POST('/admin/portal/accounts', { body: { username: field(c.req.body, 'username'), displayName: field(c.req.body, 'displayName'), participantDipId: dipId, admin: field(c.req.body, 'admin') === 'yes' } });
+  const level = field(c.req.body, 'level');
+  if (!isUserLevel(level)) return participantPage(deps, c, null, 400, { kind: 'error', text: `level must be one of ${USER_LEVELS.join(', ')}` });
+  const made = await api(deps, c).POST('/admin/portal/accounts', { body: { username: field(c.req.body, 'username'), displayName: field(c.req.body, 'displayName'), participantDipId: dipId, level } });
   if (!made.data) return participantPage(deps, c, null, made.response.status, { kind: 'error', text: problemOf(made.error) });
-  return participantPage(deps, c, enrolmentPanel(made.data), 200, { kind: 'ok', text: `user ${made.data.username} created for ${dipId}` });
+  return participantPage(deps, c, enrolmentPanel(made.data), 200, { kind: 'ok', text: `user ${made.data.username} created for ${dipId} (${level})` });
 }
 
 /** Disables or enables an account of the participant (or an operator, for null). */
@@ -234,10 +238,10 @@ async function disableAccount(deps: PortalDeps, c: Ctx, participantDipId: string
   const me = (await api(deps, c).GET('/admin/whoami')).data;
   const refusal = me ? operatorRefusal(me.role, 'POST', '/admin/portal/accounts/{username}/disabled') : 'no operator account in force';
   if (refusal) return back({ kind: 'error', text: refusal }, 403);
-  const target = await deps.accounts.account(username);
+  const target = await deps.accounts.account(realmOf({ participantDipId }), username);
   if (!target || target.participantDipId !== participantDipId) return back({ kind: 'error', text: `no such account '${username}' here` }, 404);
   const disable = field(c.req.body, 'disable') !== 'no';
-  const changed = await api(deps, c).POST('/admin/portal/accounts/{username}/disabled', { params: { path: { username: target.username } }, body: { disabled: disable } });
+  const changed = await api(deps, c).POST('/admin/portal/accounts/{username}/disabled', { params: { path: { username: target.username } }, body: { disabled: disable, participantDipId } });
   if (!changed.data) return back({ kind: 'error', text: problemOf(changed.error) }, changed.response.status);
   return back({ kind: 'ok', text: `${target.username} ${disable ? 'disabled: signed out everywhere' : 'enabled'}` }, 200);
 }

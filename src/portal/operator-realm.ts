@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import type { OperatorApi } from '../openapi-client/index.js';
 import type { PortalDeps } from './deps.js';
 import { pageFilters, type FilterRule, type Filters } from './filters.js';
-import type { PortalReq, Realm, Signed } from './session.js';
+import { navBelow, type PortalReq, type Realm, type Signed } from './session.js';
 
 /** The operator portal's realm and what its pages share (src/portal/operator-pages.ts, operator-audit-pages.ts). */
 export const OPERATOR_REALM: Realm = {
@@ -10,23 +10,23 @@ export const OPERATOR_REALM: Realm = {
   cookie: '__Host-dip-operator',
   base: '/operator',
   title: 'OpenDIP operator portal',
-  nav: [
-    { href: '/operator/', label: 'Health' },
-    { href: '/operator/alarms', label: 'Alarms' },
-    { href: '/operator/participants', label: 'Participants' },
-    { href: '/operator/applications', label: 'Applications' },
-    { href: '/operator/channels', label: 'Channels' },
-    { href: '/operator/publications', label: 'Publications' },
-    { href: '/operator/reports', label: 'Reports' },
-    { href: '/operator/audit', label: 'Audit' },
-    { href: '/operator/maintenance', label: 'Maintenance' },
-    { href: '/operator/dead-letters', label: 'Dead letters' },
-    { href: '/operator/requeue-jobs', label: 'Requeue jobs' },
-    { href: '/operator/certificates', label: 'Certificates' },
-    { href: '/operator/operators', label: 'Operators' },
-    { href: '/operator/journal', label: 'Journal' },
-    { href: '/operator/activity', label: 'API activity' },
-  ],
+  nav: navBelow('/operator', [
+    ['', 'Health'],
+    ['alarms', 'Alarms'],
+    ['participants', 'Participants'],
+    ['applications', 'Applications'],
+    ['channels', 'Channels'],
+    ['publications', 'Publications'],
+    ['reports', 'Reports'],
+    ['audit', 'Audit'],
+    ['maintenance', 'Maintenance'],
+    ['dead-letters', 'Dead letters'],
+    ['requeue-jobs', 'Requeue jobs'],
+    ['certificates', 'Certificates'],
+    ['operators', 'Operators'],
+    ['journal', 'Journal'],
+    ['activity', 'API activity'],
+  ]),
 };
 
 export interface OperatorCtx {

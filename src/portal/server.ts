@@ -205,11 +205,12 @@ export function buildPortalServer(deps: PortalDeps, tls: ListenerCertificate, on
  */
 function signInChecks(deps: PortalDeps, realm: Realm, req: FastifyRequest): { realm: Realm['kind']; eligible: (a: PortalAccount) => Promise<boolean> } & ThrottledBy {
   const by = throttledBy(deps, realm, req);
-  if (realm.kind === 'user') return { realm: realm.kind, ...by, eligible: async (a) => a.participantDipId !== null && deps.registry.participant(a.participantDipId) !== undefined };
-  return { realm: realm.kind, ...by, eligible: async (a) => (await deps.operatorApi(a.username).GET('/admin/whoami')).data !== undefined };
+  if (realm.kind === 'user') return { ...by, eligible: async (a) => a.participantDipId !== null && deps.registry.participant(a.participantDipId) !== undefined };
+  return { ...by, eligible: async (a) => (await deps.operatorApi(a.username).GET('/admin/whoami')).data !== undefined };
 }
 
 interface ThrottledBy {
+  realm: Realm['kind'];
   source: string;
   device?: { username: string; nonce: string };
 }
@@ -220,8 +221,8 @@ interface ThrottledBy {
  */
 function throttledBy(deps: PortalDeps, realm: Realm, req: FastifyRequest): ThrottledBy {
   const source = clientAddress(req.raw.socket);
-  const device = deps.devices.read(cookieValue(req, deviceCookieName(realm)), deps.clock.now());
-  return device ? { source, device: { username: device.username, nonce: device.nonce } } : { source };
+  const device = deps.devices.read(realm.kind, cookieValue(req, deviceCookieName(realm)), deps.clock.now());
+  return device ? { realm: realm.kind, source, device: { username: device.username, nonce: device.nonce } } : { realm: realm.kind, source };
 }
 
 /** A sign-in step refused for failing too often: 429 with Retry-After (the sign-in page again), logged with the address. */
@@ -240,12 +241,12 @@ async function startSession(deps: PortalDeps, realm: Realm, req: FastifyRequest,
   if (!result.ok && result.retryAfterSeconds !== undefined) return throttledSignIn(deps, realm, req, reply, result.problem, result.retryAfterSeconds);
   if (!result.ok) return render(reply, 401, realm, req, undefined, 'Sign in', signInPage(realm, deps.config.onboarding.enabled), { kind: 'error', text: result.problem });
   if (chosePassword) deps.logger.info({ username: result.account.username, portal: realm.kind }, 'portal: first password chosen (or changed) at sign-in');
-  const seq = await deps.accounts.sessionNumber(result.account.username);
+  const seq = await deps.accounts.sessionNumber(realm.kind, result.account.username);
   const now = deps.clock.now();
-  const { token } = deps.sessions.issue({ username: result.account.username, epoch: result.account.sessionEpoch, expiresAt: now + SESSION_MS, seenAt: now, ...(seq === undefined ? {} : { seq }) });
+  const { token } = deps.sessions.issue({ username: result.account.username, realm: realm.kind, epoch: result.account.sessionEpoch, expiresAt: now + SESSION_MS, seenAt: now, ...(seq === undefined ? {} : { seq }) });
   setSessionCookie(reply, realm, token, SESSION_MS / 1000);
   // A new device cookie at each sign-in (OWASP): this browser is now known for the account.
-  setDeviceCookie(reply, realm, deps.devices.issue(result.account.username, now), DEVICE_COOKIE_MS / 1000);
+  setDeviceCookie(reply, realm, deps.devices.issue(realm.kind, result.account.username, now), DEVICE_COOKIE_MS / 1000);
   deps.logger.info({ username: result.account.username, portal: realm.kind, session: seq }, 'portal sign-in');
   return reply.redirect(`${realm.base}/`, 303);
 }
@@ -301,7 +302,7 @@ function registerSignIn(app: FastifyInstance, deps: PortalDeps, realm: Realm): v
     const signed = await signedIn(deps, req, realm);
     // Only this portal's own form signs out: another site's POST would otherwise drop the cookie.
     if (signed && !(sameOrigin(req) && csrfMatches(signed.claims.csrf, field(req.body, '_csrf')))) return refuse(reply, realm, req, undefined, 403, 'the sign-out form was not sent from this portal');
-    if (signed) await deps.accounts.signOutEverywhere(signed.account.username);
+    if (signed) await deps.accounts.signOutEverywhere(realm.kind, signed.account.username);
     setSessionCookie(reply, realm, '', 0);
     return render(reply, 200, realm, req, undefined, 'Signed out', html`<p>You are signed out. <a href="${realm.base}/sign-in">Sign in again</a></p>`);
   });

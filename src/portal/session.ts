@@ -1,3 +1,4 @@
+import type { PortalRealm } from '../ports/portal-accounts.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import { csrfMatches, type SessionClaims } from '../security/portal-session.js';
@@ -6,12 +7,15 @@ import { hidden, html, page, when, type Flash, type Html, type Nav } from './htm
 
 /** The two portals: each its own cookie, sign-in and accounts (participants' users, or operators). */
 export interface Realm {
-  kind: 'user' | 'operator';
+  kind: PortalRealm;
   cookie: string;
   base: string;
   title: string;
   nav: Nav[];
 }
+
+/** A realm's main navigation: each page's path below `base` ('' its start page) and its label. */
+export const navBelow = (base: string, pages: ReadonlyArray<readonly [path: string, label: string]>): Nav[] => pages.map(([path, label]) => ({ href: `${base}/${path}`, label }));
 
 /**
  * A session lasts a working day at most, and ends sooner when left unused for the idle limit (config
@@ -90,8 +94,8 @@ export async function signedIn(deps: PortalDeps, req: FastifyRequest, realm: Rea
   const claims = liveClaims(deps, req, realm);
   if (!claims) return undefined;
   // More than portal.maxSessionsPerUser sessions of the person started since this one: it has ended.
-  const account = await deps.accounts.fromSession(claims, deps.config.portal.maxSessionsPerUser);
-  if (!account || (realm.kind === 'operator') !== (account.participantDipId === null)) return undefined;
+  const account = await deps.accounts.fromSession(claims, realm.kind, deps.config.portal.maxSessionsPerUser);
+  if (!account) return undefined;
   // An operator's portal session lasts only while its operator account is in force: disabled, it ends at
   // once (some pages read stores directly, not through the operator API that would refuse it).
   if (realm.kind === 'operator' && !(await deps.operatorApi(account.username).GET('/admin/whoami')).data) return undefined;

@@ -22,6 +22,7 @@ import { publicNotice } from '../domain/maintenance.js';
 import { csrfField, field, isReply, pageRoutes, refuse, render } from './session.js';
 import { asField, asFields, asQuery, journeyLink, levelNote, may, param, scope, USER_REALM, userFilters, userPages, type UserCtx } from './user-realm.js';
 import { isUserLevel, LEVEL_POWERS, USER_LEVELS } from '../domain/portal-levels.js';
+import { actorOf } from '../pipeline/portal-accounts.js';
 import { dateTime, dipId, freeText } from './filters.js';
 import { registerUserSelfPages } from './user-self-pages.js';
 import { registerUserAuditPages } from './user-audit-pages.js';
@@ -554,11 +555,13 @@ async function resetUserFactor(deps: PortalDeps, c: Ctx): Promise<FastifyReply> 
 
 async function disableUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const username = field(c.req.body, 'username');
-  const target = await deps.accounts.account(username);
-  // Another participant's user is answered as if it did not exist.
+  const target = await deps.accounts.account('user', username);
+  // Another participant's user is answered as if it did not exist (an operator is no user: not looked up).
   if (!target || target.participantDipId !== c.own.dipId) return usersPage(deps, c, null, 404, { kind: 'error', text: `${c.own.dipId} has no user '${username}'` });
   const disable = field(c.req.body, 'disable') !== 'no';
-  await deps.accounts.setDisabled(target.username, disable);
+  const changed = await deps.accounts.setDisabled(actorOf(c.signed.account), target, disable);
+  if (!changed) return usersPage(deps, c, null, 404, { kind: 'error', text: `${c.own.dipId} has no user '${username}'` });
+  if (changed.journalError) deps.logger.error({ err: changed.journalError, username: target.username, by: c.signed.account.username }, 'could not journal a user disabled or enabled');
   return usersPage(deps, c, null, 200, { kind: 'ok', text: `user ${target.username} ${disable ? 'disabled: signed out everywhere' : 'enabled'}` });
 }
 

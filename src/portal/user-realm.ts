@@ -4,7 +4,7 @@ import { LEVEL_POWERS, levelOf, mayAct, type UserLevel } from '../domain/portal-
 import { authorise, type Access, type Scope } from '../pipeline/access.js';
 import type { PortalDeps } from './deps.js';
 import { hidden, html, when, type Html } from './html.js';
-import { field, refuse, type PortalReq, type Realm, type Signed } from './session.js';
+import { field, navBelow, refuse, type PortalReq, type Realm, type Signed } from './session.js';
 import { pageFilters, type FilterRule, type Filters } from './filters.js';
 
 /** The user portal's realm and the context its page handlers get (src/portal/user-pages.ts and user-self-pages.ts). */
@@ -13,23 +13,23 @@ export const USER_REALM: Realm = {
   cookie: '__Host-dip-portal',
   base: '/portal',
   title: 'OpenDIP participant portal',
-  nav: [
-    { href: '/portal/', label: 'Overview' },
-    { href: '/portal/webhooks', label: 'Webhooks' },
-    { href: '/portal/messages', label: 'Messages' },
-    { href: '/portal/audit', label: 'Audit' },
-    { href: '/portal/replay', label: 'Replay' },
-    { href: '/portal/status-messages', label: 'Status messages' },
-    { href: '/portal/publications', label: 'Publications' },
-    { href: '/portal/certificates', label: 'Certificates' },
-    { href: '/portal/roles-and-channels', label: 'Roles and channels' },
-    { href: '/portal/connection-provider', label: 'Connection provider' },
-    { href: '/portal/reports', label: 'Reports' },
-    { href: '/portal/maintenance', label: 'Maintenance' },
-    { href: '/portal/alarms', label: 'Alarms' },
-    { href: '/portal/activity', label: 'API activity' },
-    { href: '/portal/users', label: 'Users' },
-  ],
+  nav: navBelow('/portal', [
+    ['', 'Overview'],
+    ['webhooks', 'Webhooks'],
+    ['messages', 'Messages'],
+    ['audit', 'Audit'],
+    ['replay', 'Replay'],
+    ['status-messages', 'Status messages'],
+    ['publications', 'Publications'],
+    ['certificates', 'Certificates'],
+    ['roles-and-channels', 'Roles and channels'],
+    ['connection-provider', 'Connection provider'],
+    ['reports', 'Reports'],
+    ['maintenance', 'Maintenance'],
+    ['alarms', 'Alarms'],
+    ['activity', 'API activity'],
+    ['users', 'Users'],
+  ]),
 };
 
 export interface UserCtx {

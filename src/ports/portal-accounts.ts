@@ -5,8 +5,19 @@ import type { UserLevel } from '../domain/portal-levels.js';
  * the DIP's operators. Only hashes and sealed secrets are kept: the password as a scrypt (or, under FIPS mode, PBKDF2) hash, the TOTP
  * secret sealed by the at-rest sealer.
  */
+/**
+ * The two kinds of account, each a namespace of its own: a participant's users (the user portal) and the
+ * DIP's operators (the operator portal and the operator API). A name taken in one says nothing of the
+ * other, so no answer in one realm tells whether a name exists in the other (SECURITY.md "Portal
+ * accounts"). Among users a name is unique across participants: the sign-in form asks for the name only.
+ */
+export type PortalRealm = 'user' | 'operator';
+
+/** The realm an account belongs to: an operator's has no participant. */
+export const realmOf = (a: Pick<PortalAccount, 'participantDipId'>): PortalRealm => (a.participantDipId === null ? 'operator' : 'user');
+
 export interface PortalAccount {
-  /** Unique across the DIP (sign-in name). */
+  /** The sign-in name: unique within its realm (realmOf), not across the two. */
   username: string;
   /** The participant the user acts for; null for an operator of the DIP. */
   participantDipId: string | null;
@@ -63,6 +74,7 @@ export interface TotpReset {
  * One per account. The token is a random 256-bit value held only by the person: kept as its SHA-256.
  */
 export interface PendingTotpEnrolment {
+  realm: PortalRealm;
   username: string;
   /** SHA-256 (hex) of the enrolment token. */
   tokenHash: string;
@@ -82,9 +94,9 @@ export interface TotpActivation {
 }
 
 export interface PortalAccounts {
-  /** Adds an account; false when the username is taken (nothing changed). */
+  /** Adds an account; false when the username is taken in the account's realm (nothing changed). */
   createAccount(account: PortalAccount): Promise<boolean>;
-  account(username: string): Promise<PortalAccount | undefined>;
+  account(realm: PortalRealm, username: string): Promise<PortalAccount | undefined>;
   /** A participant's users (a DIP ID), the operators (null), oldest first. */
   accounts(participantDipId: string | null): Promise<PortalAccount[]>;
   /**
@@ -94,18 +106,18 @@ export interface PortalAccounts {
    * epoch is still `epoch` and, with `enabled`, the account is enabled. The record as changed; undefined
    * when there is no such account or a condition failed.
    */
-  changeAccount(username: string, change: AccountChange, when?: { epoch?: number; enabled?: boolean }): Promise<PortalAccount | undefined>;
+  changeAccount(realm: PortalRealm, username: string, change: AccountChange, when?: { epoch?: number; enabled?: boolean }): Promise<PortalAccount | undefined>;
   /**
    * Records that a TOTP code of `step` signed in, only if no code of that step or a later one did: one
    * conditional write, so a code is good once across every node sharing the store. False: it was used.
    */
-  claimTotpStep(username: string, step: number): Promise<boolean>;
+  claimTotpStep(realm: PortalRealm, username: string, step: number): Promise<boolean>;
   /**
    * Counts a new portal session of the account: raises its sessionsIssued by one (from the stored value, in
    * one write, so sign-ins on several nodes at once each get a number of their own) and answers the new
    * value, the session's number. Undefined: no such account.
    */
-  countSession(username: string): Promise<number | undefined>;
+  countSession(realm: PortalRealm, username: string): Promise<number | undefined>;
   /**
    * Stores `e` as the account's pending enrolment unless one is pending already (one whose expiresAt is
    * after e.startedAt): one conditional write, so two sign-ins at once on two nodes cannot both start one
@@ -136,19 +148,19 @@ export interface PortalAccounts {
    * attempts forgotten (else a person locked out could not use the new first password until the lockout
    * ends). `of`: the account must belong to this participant (a DIP ID), or be an operator's (null), read
    * in the same transaction, so that whoever may reset the factors of one kind of account cannot reset
-   * another's of the same name. The account as changed and what it had before (for the journal);
+   * another's of the same name (the realm follows from `of`). The account as changed and what it had before (for the journal);
    * undefined (nothing changed) when there is none of that kind.
    */
   resetTotpFactor(username: string, passwordHash: string, of: string | null): Promise<TotpReset | undefined>;
   /**
-   * Records a sign-in attempt of `name` (an account's or not: they are counted alike, so no count tells
-   * them apart) at `at`, forgetting every attempt older than `since`; answers the row's id and the name's
+   * Records a sign-in attempt of `name` in `realm` (an account's or not: they are counted alike, so no
+   * count tells them apart; a name's failures in one realm hold back no sign-in in the other) at `at`, forgetting every attempt older than `since`; answers the row's id and the name's
    * attempts since `since`, oldest first, this one included. One row per attempt, so attempts counted at
    * once on several nodes are all counted.
    */
-  recordSignInAttempt(name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }>;
+  recordSignInAttempt(realm: PortalRealm, name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }>;
   /** Forgets one attempt (refused before any check, or not a failure). */
   forgetSignInAttempt(id: number): Promise<void>;
-  /** Forgets every attempt of the name (it signed in). */
-  clearSignInAttempts(name: string): Promise<void>;
+  /** Forgets every attempt of the name in the realm (it signed in). */
+  clearSignInAttempts(realm: PortalRealm, name: string): Promise<void>;
 }

@@ -1,9 +1,15 @@
+import type { PortalRealm } from '../ports/portal-accounts.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, linkSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 
 /** What a portal session cookie carries: who, which epoch of their sessions, until when, and its CSRF token. */
 export interface SessionClaims {
   username: string;
+  /**
+   * Whose accounts `username` is among (PortalRealm): the portals share a signing key, so the cookie says
+   * which portal's account it is. Absent on sessions issued before the realms: refused (signed in again).
+   */
+  realm?: PortalRealm;
   epoch: number;
   expiresAt: number;
   csrf: string;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PendingTotpEnrolment, PortalAccount } from '../../src/ports/portal-accounts.js';
+import type { PendingTotpEnrolment, PortalAccount, PortalRealm } from '../../src/ports/portal-accounts.js';
 import { useBackend, type BackendFactory } from './fixtures.js';
 
 const account = (username: string, participantDipId: string | null, createdAt: number): PortalAccount => ({
@@ -16,7 +16,8 @@ const account = (username: string, participantDipId: string | null, createdAt: n
   createdBy: 'test',
 });
 
-const enrolment = (username: string, tokenHash: string, startedAt: number, epoch = 0): PendingTotpEnrolment => ({
+const enrolment = (username: string, tokenHash: string, startedAt: number, epoch = 0, realm: PortalRealm = 'operator'): PendingTotpEnrolment => ({
+  realm,
   username,
   tokenHash,
   secretSealed: `sealed-${tokenHash}`,
@@ -36,89 +37,134 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect(await store.createAccount(account('op', null, 3))).toBe(true);
       // A taken name is refused and the first account stays as it was.
       expect(await store.createAccount({ ...account('alice', 'LDSO000001', 4), displayName: 'other' })).toBe(false);
-      expect((await store.account('alice'))?.participantDipId).toBe('SUP0000001');
-      expect(await store.account('nobody')).toBeUndefined();
+      expect((await store.account('user', 'alice'))?.participantDipId).toBe('SUP0000001');
+      expect(await store.account('user', 'nobody')).toBeUndefined();
       expect((await store.accounts('SUP0000001')).map((a) => a.username)).toEqual(['bob', 'alice']);
       expect((await store.accounts(null)).map((a) => a.username)).toEqual(['op']);
       expect(await store.accounts('LDSO000001')).toEqual([]);
-      expect(await store.claimTotpStep('alice', 99)).toBe(true);
-      expect(await store.changeAccount('alice', { disabled: true })).toEqual({ ...account('alice', 'SUP0000001', 2), lastTotpStep: 99, disabled: true, sessionEpoch: 1 });
+      expect(await store.claimTotpStep('user', 'alice', 99)).toBe(true);
+      expect(await store.changeAccount('user', 'alice', { disabled: true })).toEqual({ ...account('alice', 'SUP0000001', 2), lastTotpStep: 99, disabled: true, sessionEpoch: 1 });
       const reopened = await ctx.reopen();
-      expect(await reopened.portalAccounts.account('alice')).toEqual({ ...account('alice', 'SUP0000001', 2), lastTotpStep: 99, disabled: true, sessionEpoch: 1 });
+      expect(await reopened.portalAccounts.account('user', 'alice')).toEqual({ ...account('alice', 'SUP0000001', 2), lastTotpStep: 99, disabled: true, sessionEpoch: 1 });
+    });
+
+    it('keeps the two realms apart: one name is an operator and a user, each found, changed and counted in its own realm only', async () => {
+      const store = ctx.backend.portalAccounts;
+      const operator = { ...account('sam', null, 1), totpSecretSealed: null };
+      const user = { ...account('sam', 'SUP0000001', 2), totpSecretSealed: null };
+      expect(await store.createAccount(operator)).toBe(true);
+      expect(await store.createAccount(user)).toBe(true);
+      // Unique within a realm: among users across participants (the sign-in form asks for the name only).
+      expect(await store.createAccount(account('sam', 'LDSO000001', 3))).toBe(false);
+      expect(await store.createAccount(account('sam', null, 3))).toBe(false);
+      expect(await store.account('operator', 'sam')).toEqual(operator);
+      expect(await store.account('user', 'sam')).toEqual(user);
+      expect((await store.accounts(null)).map((a) => a.username)).toEqual(['sam']);
+      expect((await store.accounts('SUP0000001')).map((a) => a.username)).toEqual(['sam']);
+      // A change, a claimed step, a counted session of one leaves the other as it was.
+      expect(await store.changeAccount('user', 'sam', { disabled: true })).toMatchObject({ participantDipId: 'SUP0000001', disabled: true, sessionEpoch: 1 });
+      expect(await store.claimTotpStep('operator', 'sam', 5)).toBe(true);
+      expect(await store.claimTotpStep('user', 'sam', 5)).toBe(true);
+      expect(await store.countSession('operator', 'sam')).toBe(1);
+      expect(await store.countSession('operator', 'sam')).toBe(2);
+      expect(await store.countSession('user', 'sam')).toBe(1);
+      expect(await store.account('operator', 'sam')).toEqual({ ...operator, lastTotpStep: 5, sessionsIssued: 2 });
+      // Each realm's attempts are its own: failures against the operator do not hold the user back.
+      for (const at of [100, 101, 102]) await store.recordSignInAttempt('operator', 'sam', at, 0);
+      expect((await store.recordSignInAttempt('user', 'sam', 103, 0)).attempts).toEqual([103]);
+      await store.clearSignInAttempts('user', 'sam');
+      expect((await store.recordSignInAttempt('operator', 'sam', 104, 0)).attempts).toEqual([100, 101, 102, 104]);
+      // One pending enrolment per account, not per name; each completes on its own account.
+      await store.changeAccount('user', 'sam', { disabled: false });
+      const forOperator = enrolment('sam', 'hash-op-sam', 1_000);
+      const forUser = enrolment('sam', 'hash-user-sam', 1_000, 2, 'user');
+      expect(await store.startTotpEnrolment(forOperator)).toEqual(forOperator);
+      expect(await store.startTotpEnrolment(forUser)).toEqual(forUser);
+      expect(await store.totpEnrolment('hash-user-sam')).toEqual(forUser);
+      expect(await store.completeTotpEnrolment('hash-user-sam', 2_000, { secretSealed: 'user-secret', step: 9 })).toMatchObject({ participantDipId: 'SUP0000001', totpSecretSealed: 'user-secret' });
+      expect((await store.account('operator', 'sam'))?.totpSecretSealed).toBeNull();
+      // A reset names its kind: the operator's factor reset leaves the user's, and the user's attempts.
+      await store.recordSignInAttempt('user', 'sam', 200, 0);
+      expect(await store.resetTotpFactor('sam', 'fresh', null)).toMatchObject({ account: { participantDipId: null, passwordHash: 'fresh' }, pendingEnrolment: true });
+      expect(await store.account('user', 'sam')).toMatchObject({ totpSecretSealed: 'user-secret', passwordHash: user.passwordHash });
+      expect((await store.recordSignInAttempt('user', 'sam', 201, 0)).attempts).toEqual([200, 201]);
+      const reopened = await ctx.reopen();
+      expect(await reopened.portalAccounts.account('user', 'sam')).toMatchObject({ participantDipId: 'SUP0000001', totpSecretSealed: 'user-secret' });
+      expect(await reopened.portalAccounts.account('operator', 'sam')).toMatchObject({ participantDipId: null, passwordHash: 'fresh' });
     });
 
     it('claims a TOTP step once: the same or an earlier step again is refused, a later one taken', async () => {
       const store = ctx.backend.portalAccounts;
       await store.createAccount(account('carol', 'SUP0000001', 1));
       const claims = [];
-      for (const step of [5, 5, 4, 6]) claims.push(await store.claimTotpStep('carol', step));
+      for (const step of [5, 5, 4, 6]) claims.push(await store.claimTotpStep('user', 'carol', step));
       expect(claims).toEqual([true, false, false, true]);
-      expect((await store.account('carol'))?.lastTotpStep).toBe(6);
-      expect(await store.claimTotpStep('nobody', 7)).toBe(false);
+      expect((await store.account('user', 'carol'))?.lastTotpStep).toBe(6);
+      expect(await store.claimTotpStep('user', 'nobody', 7)).toBe(false);
     });
 
     it('numbers sessions from the stored count, one number each when counted at once, kept by changes and a reopen', async () => {
       const store = ctx.backend.portalAccounts;
       await store.createAccount(account('sally', 'SUP0000001', 1));
-      expect(await store.countSession('sally')).toBe(1);
-      const together = await Promise.all([store.countSession('sally'), store.countSession('sally'), store.countSession('sally')]);
+      expect(await store.countSession('user', 'sally')).toBe(1);
+      const together = await Promise.all([store.countSession('user', 'sally'), store.countSession('user', 'sally'), store.countSession('user', 'sally')]);
       expect([...together].sort()).toEqual([2, 3, 4]);
       // A change merges its fields: the count stays (and the epoch moves, as ever).
-      expect((await store.changeAccount('sally', { disabled: false }))?.sessionsIssued).toBe(4);
-      expect(await store.countSession('nobody')).toBeUndefined();
-      expect((await (await ctx.reopen()).portalAccounts.account('sally'))?.sessionsIssued).toBe(4);
+      expect((await store.changeAccount('user', 'sally', { disabled: false }))?.sessionsIssued).toBe(4);
+      expect(await store.countSession('user', 'nobody')).toBeUndefined();
+      expect((await (await ctx.reopen()).portalAccounts.account('user', 'sally'))?.sessionsIssued).toBe(4);
     });
 
     it('changes only the fields asked, raising the epoch from the stored one, and only while the conditions hold', async () => {
       const store = ctx.backend.portalAccounts;
       await store.createAccount(account('dora', 'SUP0000001', 1));
       // A password change prepared against epoch 0 after another node disabled the account (epoch 1): refused, the disable kept.
-      expect((await store.changeAccount('dora', { disabled: true }))?.sessionEpoch).toBe(1);
-      expect(await store.changeAccount('dora', { passwordHash: 'new', mustChangePassword: false }, { epoch: 0 })).toBeUndefined();
-      expect(await store.changeAccount('dora', { passwordHash: 'new' }, { epoch: 1, enabled: true })).toBeUndefined();
-      expect(await store.account('dora')).toEqual({ ...account('dora', 'SUP0000001', 1), disabled: true, sessionEpoch: 1 });
-      expect(await store.changeAccount('dora', { disabled: false })).toMatchObject({ disabled: false, sessionEpoch: 2 });
+      expect((await store.changeAccount('user', 'dora', { disabled: true }))?.sessionEpoch).toBe(1);
+      expect(await store.changeAccount('user', 'dora', { passwordHash: 'new', mustChangePassword: false }, { epoch: 0 })).toBeUndefined();
+      expect(await store.changeAccount('user', 'dora', { passwordHash: 'new' }, { epoch: 1, enabled: true })).toBeUndefined();
+      expect(await store.account('user', 'dora')).toEqual({ ...account('dora', 'SUP0000001', 1), disabled: true, sessionEpoch: 1 });
+      expect(await store.changeAccount('user', 'dora', { disabled: false })).toMatchObject({ disabled: false, sessionEpoch: 2 });
       // A TOTP step claimed meanwhile is not put back by a change.
-      expect(await store.claimTotpStep('dora', 7)).toBe(true);
-      expect(await store.changeAccount('dora', { passwordHash: 'new', mustChangePassword: false }, { epoch: 2, enabled: true })).toEqual({
+      expect(await store.claimTotpStep('user', 'dora', 7)).toBe(true);
+      expect(await store.changeAccount('user', 'dora', { passwordHash: 'new', mustChangePassword: false }, { epoch: 2, enabled: true })).toEqual({
         ...account('dora', 'SUP0000001', 1),
         passwordHash: 'new',
         mustChangePassword: false,
         lastTotpStep: 7,
         sessionEpoch: 3,
       });
-      expect(await store.changeAccount('nobody', {})).toBeUndefined();
+      expect(await store.changeAccount('user', 'nobody', {})).toBeUndefined();
     });
 
     it("keeps a user's level and changes it with the administrator flag in one write, sessions ended; a record stored before levels keeps none", async () => {
       const store = ctx.backend.portalAccounts;
       // Stored before levels (the record as older builds wrote it): nothing invented, levelOf reads it.
       await store.createAccount(account('old.user', 'SUP0000001', 1));
-      expect(await store.account('old.user')).not.toHaveProperty('level');
+      expect(await store.account('user', 'old.user')).not.toHaveProperty('level');
       await store.createAccount({ ...account('vera', 'SUP0000001', 2), level: 'viewer' });
-      expect((await store.account('vera'))?.level).toBe('viewer');
-      expect(await store.changeAccount('vera', { level: 'admin', admin: true })).toEqual({ ...account('vera', 'SUP0000001', 2), level: 'admin', admin: true, sessionEpoch: 1 });
-      expect(await store.changeAccount('old.user', { level: 'viewer', admin: false })).toMatchObject({ level: 'viewer', admin: false, sessionEpoch: 1 });
+      expect((await store.account('user', 'vera'))?.level).toBe('viewer');
+      expect(await store.changeAccount('user', 'vera', { level: 'admin', admin: true })).toEqual({ ...account('vera', 'SUP0000001', 2), level: 'admin', admin: true, sessionEpoch: 1 });
+      expect(await store.changeAccount('user', 'old.user', { level: 'viewer', admin: false })).toMatchObject({ level: 'viewer', admin: false, sessionEpoch: 1 });
       const reopened = await ctx.reopen();
-      expect(await reopened.portalAccounts.account('vera')).toMatchObject({ level: 'admin', admin: true });
-      expect(await reopened.portalAccounts.account('old.user')).toMatchObject({ level: 'viewer', admin: false });
+      expect(await reopened.portalAccounts.account('user', 'vera')).toMatchObject({ level: 'admin', admin: true });
+      expect(await reopened.portalAccounts.account('user', 'old.user')).toMatchObject({ level: 'viewer', admin: false });
     });
 
     it('records sign-in attempts by name, account or not, one row each, forgetting those before the window', async () => {
       const store = ctx.backend.portalAccounts;
-      const first = await store.recordSignInAttempt('no.such.name', 1_000, 0);
+      const first = await store.recordSignInAttempt('user', 'no.such.name', 1_000, 0);
       expect(first.attempts).toEqual([1_000]);
       // Recorded at once (as on several nodes): each sees the others, none is lost.
-      const together = await Promise.all([2_000, 2_000, 2_001].map((at) => store.recordSignInAttempt('no.such.name', at, 0)));
+      const together = await Promise.all([2_000, 2_000, 2_001].map((at) => store.recordSignInAttempt('user', 'no.such.name', at, 0)));
       expect(Math.max(...together.map((t) => t.attempts.length))).toBe(4);
       await store.forgetSignInAttempt(first.id);
       const reopened = await ctx.reopen();
-      expect((await reopened.portalAccounts.recordSignInAttempt('no.such.name', 3_000, 0)).attempts).toEqual([2_000, 2_000, 2_001, 3_000]);
+      expect((await reopened.portalAccounts.recordSignInAttempt('user', 'no.such.name', 3_000, 0)).attempts).toEqual([2_000, 2_000, 2_001, 3_000]);
       // Those before the window are forgotten, for every name.
-      expect((await reopened.portalAccounts.recordSignInAttempt('other', 4_000, 2_001)).attempts).toEqual([4_000]);
-      expect((await reopened.portalAccounts.recordSignInAttempt('no.such.name', 4_000, 2_001)).attempts).toEqual([2_001, 3_000, 4_000]);
-      await reopened.portalAccounts.clearSignInAttempts('no.such.name');
-      expect((await reopened.portalAccounts.recordSignInAttempt('no.such.name', 5_000, 0)).attempts).toEqual([5_000]);
+      expect((await reopened.portalAccounts.recordSignInAttempt('user', 'other', 4_000, 2_001)).attempts).toEqual([4_000]);
+      expect((await reopened.portalAccounts.recordSignInAttempt('user', 'no.such.name', 4_000, 2_001)).attempts).toEqual([2_001, 3_000, 4_000]);
+      await reopened.portalAccounts.clearSignInAttempts('user', 'no.such.name');
+      expect((await reopened.portalAccounts.recordSignInAttempt('user', 'no.such.name', 5_000, 0)).attempts).toEqual([5_000]);
     });
 
     it('keeps one pending TOTP enrolment per account: a second start while it is pending is answered with the first, an expired one is replaced', async () => {
@@ -151,8 +197,8 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       await store.startTotpEnrolment(enrolment('kit', 'hash-kit', 1_000));
       // Disabled and enabled again (or signed out everywhere): the account's epoch moved on, the old
       // enrolment is void, and a start well before its expiry is not blocked by it.
-      await store.changeAccount('jo', { disabled: true });
-      await store.changeAccount('jo', { disabled: false });
+      await store.changeAccount('operator', 'jo', { disabled: true });
+      await store.changeAccount('operator', 'jo', { disabled: false });
       const fresh = enrolment('jo', 'hash-jo-2', 2_000, 2);
       expect(await store.startTotpEnrolment(fresh)).toEqual(fresh);
       expect(await store.totpEnrolment('hash-jo-1')).toBeUndefined();
@@ -170,10 +216,10 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       await store.createAccount({ ...account('ned', null, 1), totpSecretSealed: null });
       await store.startTotpEnrolment(enrolment('ned', 'hash-ned', 1_000));
       // Mia is locked out (five failed sign-ins): the reset forgets them, so her new password works at once.
-      for (const at of [100, 101, 102, 103, 104]) await store.recordSignInAttempt('mia', at, 0);
+      for (const at of [100, 101, 102, 103, 104]) await store.recordSignInAttempt('operator', 'mia', at, 0);
       const reset = { ...mia, totpSecretSealed: null, passwordHash: 'fresh', mustChangePassword: true, sessionEpoch: 4 };
       expect(await store.resetTotpFactor('mia', 'fresh', null)).toEqual({ account: reset, hadFactor: true, pendingEnrolment: false });
-      expect((await store.recordSignInAttempt('mia', 200, 0)).attempts).toEqual([200]);
+      expect((await store.recordSignInAttempt('operator', 'mia', 200, 0)).attempts).toEqual([200]);
       expect(await store.resetTotpFactor('ned', 'fresh-ned', null)).toMatchObject({ account: { totpSecretSealed: null, sessionEpoch: 1 }, hadFactor: false, pendingEnrolment: true });
       expect(await store.totpEnrolment('hash-ned')).toBeUndefined();
       expect(await store.resetTotpFactor('nobody', 'x', null)).toBeUndefined();
@@ -181,27 +227,27 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       // participant's, and an operator is no participant's user; each is left as it is, attempts and all.
       const pia = account('pia', '1000000001', 1);
       await store.createAccount(pia);
-      await store.recordSignInAttempt('pia', 300, 0);
+      await store.recordSignInAttempt('user', 'pia', 300, 0);
       expect(await store.resetTotpFactor('pia', 'x', null)).toBeUndefined();
       expect(await store.resetTotpFactor('pia', 'x', '1000000002')).toBeUndefined();
-      expect(await store.account('pia')).toEqual(pia);
-      expect((await store.recordSignInAttempt('pia', 301, 0)).attempts).toEqual([300, 301]);
+      expect(await store.account('user', 'pia')).toEqual(pia);
+      expect((await store.recordSignInAttempt('user', 'pia', 301, 0)).attempts).toEqual([300, 301]);
       expect(await store.resetTotpFactor('mia', 'x', '1000000001')).toBeUndefined();
-      expect(await store.account('mia')).toEqual(reset);
-      expect(await (await ctx.reopen()).portalAccounts.account('mia')).toEqual(reset);
+      expect(await store.account('operator', 'mia')).toEqual(reset);
+      expect(await (await ctx.reopen()).portalAccounts.account('operator', 'mia')).toEqual(reset);
     });
 
     it("resets a participant's user's factor when asked for that participant's, as an operator's is", async () => {
       const store = ctx.backend.portalAccounts;
       const pia = { ...account('pia', '1000000001', 1), sessionEpoch: 2 };
       await store.createAccount(pia);
-      await store.startTotpEnrolment(enrolment('pia', 'hash-pia', 1_000, 2));
-      for (const at of [100, 101, 102, 103, 104]) await store.recordSignInAttempt('pia', at, 0);
+      await store.startTotpEnrolment(enrolment('pia', 'hash-pia', 1_000, 2, 'user'));
+      for (const at of [100, 101, 102, 103, 104]) await store.recordSignInAttempt('user', 'pia', at, 0);
       const reset = { ...pia, totpSecretSealed: null, passwordHash: 'fresh-pia', mustChangePassword: true, sessionEpoch: 3 };
       expect(await store.resetTotpFactor('pia', 'fresh-pia', '1000000001')).toEqual({ account: reset, hadFactor: true, pendingEnrolment: true });
       expect(await store.totpEnrolment('hash-pia')).toBeUndefined();
-      expect((await store.recordSignInAttempt('pia', 200, 0)).attempts).toEqual([200]);
-      expect(await (await ctx.reopen()).portalAccounts.account('pia')).toEqual(reset);
+      expect((await store.recordSignInAttempt('user', 'pia', 200, 0)).attempts).toEqual([200]);
+      expect(await (await ctx.reopen()).portalAccounts.account('user', 'pia')).toEqual(reset);
     });
 
     it('completes an enrolment once, unexpired, only for an enabled account without a factor whose epoch has not moved', async () => {
@@ -213,11 +259,11 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect(await store.completeTotpEnrolment('hash-gil', 601_000, { secretSealed: 'x', step: 9 })).toBeUndefined();
       expect(await store.completeTotpEnrolment('hash-other', 2_000, { secretSealed: 'x', step: 9 })).toBeUndefined();
       // The account changed since the start (disabled, signed out): refused, the enrolment left to expire.
-      await store.changeAccount('gil', { disabled: true });
+      await store.changeAccount('operator', 'gil', { disabled: true });
       expect(await store.completeTotpEnrolment('hash-gil', 2_000, { secretSealed: 'x', step: 9 })).toBeUndefined();
-      await store.changeAccount('gil', { disabled: false });
+      await store.changeAccount('operator', 'gil', { disabled: false });
       expect(await store.completeTotpEnrolment('hash-gil', 2_000, { secretSealed: 'x', step: 9 })).toBeUndefined();
-      expect(await store.account('gil')).toEqual({ ...bare, sessionEpoch: 2 });
+      expect(await store.account('operator', 'gil')).toEqual({ ...bare, sessionEpoch: 2 });
 
       await store.createAccount({ ...bare, username: 'hal' });
       await store.startTotpEnrolment(enrolment('hal', 'hash-hal', 1_000));
@@ -229,7 +275,7 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       await store.startTotpEnrolment(enrolment('hal', 'hash-hal-2', 2_000, 1));
       expect(await store.completeTotpEnrolment('hash-hal-2', 3_000, { secretSealed: 'again', step: 10 })).toBeUndefined();
       const reopened = await ctx.reopen();
-      expect(await reopened.portalAccounts.account('hal')).toEqual(done);
+      expect(await reopened.portalAccounts.account('operator', 'hal')).toEqual(done);
       // Without a new password the one in force stays (and must still be changed).
       await reopened.portalAccounts.createAccount({ ...bare, username: 'ida' });
       await reopened.portalAccounts.startTotpEnrolment(enrolment('ida', 'hash-ida', 1_000));

@@ -4,6 +4,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { totpCode } from '../../src/security/portal-credentials.js';
+import { adminApi } from './admin.js';
+import { keyAndCsr } from './csr.js';
+import { startTestDip, type TestDip } from './dip-harness.js';
+import { mailingTo, startSmtp, type TestSmtp } from './smtp.js';
 
 /**
  * A real browser for the portals' tests: Debian's chromium (installed by .ci/run and the README's setup,
@@ -111,4 +115,56 @@ export async function firstSignIn(page: Page, portalUrl: string, base: string, u
   await page.getByLabel('New password again').fill(`${username} chose this one`);
   await page.getByRole('button', { name: 'Confirm and sign in' }).click();
   await page.waitForURL(`**${base}/`);
+}
+
+/**
+ * A DIP that sends its e-mail to a test SMTP server, with the central register's `feed` applied (from
+ * `source`), a CSR of `company` to register, and a browser: what the portals' browser tests of
+ * participants and onboarding start from. `page` opens a page in a browser context of its own (cookies
+ * apart); `signedIn` makes a person's first sign-in (firstSignIn) there. `close` ends it all.
+ */
+export interface MailingPortal {
+  td: TestDip;
+  smtp: TestSmtp;
+  browser: Browser;
+  admin: ReturnType<typeof adminApi>;
+  csr: string;
+  page(): Promise<Page>;
+  signedIn(base: '/portal' | '/operator', username: string, password: string): Promise<Page>;
+  close(): Promise<void>;
+}
+
+export async function startMailingPortal(feed: unknown, source: string, company: string): Promise<MailingPortal> {
+  const smtp = await startSmtp();
+  const td = await startTestDip(mailingTo(smtp));
+  const admin = adminApi(td);
+  const applied = await admin('POST', '/admin/register/apply', { feed, source });
+  if (applied.status !== 200) throw new Error(`the register feed was refused: ${JSON.stringify(applied.body)}`);
+  const { csr } = await keyAndCsr(company);
+  const browser = await launchBrowser();
+  const contexts: BrowserContext[] = [];
+  const page = async () => {
+    const context = await newContext(browser);
+    contexts.push(context);
+    return context.newPage();
+  };
+  return {
+    td,
+    smtp,
+    browser,
+    admin,
+    csr,
+    page,
+    async signedIn(base, username, password) {
+      const p = await page();
+      await firstSignIn(p, td.dip.portalUrl, base, username, password);
+      return p;
+    },
+    async close() {
+      for (const c of contexts) await c.close();
+      await browser.close();
+      await td.close();
+      await smtp.close();
+    },
+  };
 }

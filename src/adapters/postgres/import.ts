@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { migrationRecordProblem, type MigrationCounts, type MigrationRecord } from '../migration.js';
 import { PgDatabase, type PostgresOptions } from './database.js';
 import { dayOf } from './partitions.js';
+import { realmOf } from '../../ports/portal-accounts.js';
 import { REGISTRY_CHANNEL } from './schema.js';
 import { takeIds } from './write-batches.js';
 
@@ -226,8 +227,9 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
     case 'portalAccount': {
       const rows = group as Array<Of<'portalAccount'>>;
       await c.query(
-        'INSERT INTO portal_accounts (username, participant_dip_id, record, created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bigint[]) ON CONFLICT DO NOTHING',
-        [col(rows, 'username'), col(rows, 'participantDipId'), rows.map((r) => JSON.stringify(r.record)), col(rows, 'createdAt')],
+        // The realm as the store keeps it (realmOf): an export names none (it is its participant's, or none).
+        'INSERT INTO portal_accounts (realm, username, participant_dip_id, record, created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[]) ON CONFLICT DO NOTHING',
+        [rows.map((r) => realmOf(r)), col(rows, 'username'), col(rows, 'participantDipId'), rows.map((r) => JSON.stringify(r.record)), col(rows, 'createdAt')],
       );
       return;
     }

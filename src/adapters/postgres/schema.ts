@@ -16,6 +16,14 @@ import { withConnection } from './pool.js';
  * bits are the day (see dayBase), so a lookup by id touches one partition and queue entries, which refer
  * to a message by id, are partitioned alongside their message.
  */
+/** DDL that moves an older table's primary key (the name alone) to realm and name; nothing once it has. */
+const rekeyedByRealm = (table: string): string => `DO $rekey$ BEGIN
+  IF EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '${table}'::regclass AND contype = 'p' AND cardinality(conkey) = 1) THEN
+    ALTER TABLE ${table} DROP CONSTRAINT ${table}_pkey;
+    ALTER TABLE ${table} ADD PRIMARY KEY (realm, username);
+  END IF;
+END $rekey$;`;
+
 export const SCHEMA = `
 CREATE SEQUENCE IF NOT EXISTS message_ids CACHE 64;
 CREATE SEQUENCE IF NOT EXISTS batch_ids CACHE 64;
@@ -285,12 +293,21 @@ CREATE TABLE IF NOT EXISTS operator_journal (
 -- Nothing in the DIP updates or deletes a journal row (no retention: acts are few).
 ${appendOnlyGuards('operator_journal_append_only', 'operator journal', [{ table: 'operator_journal', refuse: ['UPDATE', 'DELETE', 'TRUNCATE'] }])}
 -- Portal users and operators (src/ports/portal-accounts.ts): hashes and sealed secrets only.
+-- Keyed by realm and name (2026-12-05): a participant's user and an operator may bear one name. An older
+-- database's accounts (one namespace, so each name one account) get the realm of their participant (none:
+-- an operator's), then the key moves; pending enrolments take their account's realm.
 CREATE TABLE IF NOT EXISTS portal_accounts (
-  username text PRIMARY KEY,
+  realm text NOT NULL,
+  username text NOT NULL,
   participant_dip_id text,
   record jsonb NOT NULL,
-  created_at bigint NOT NULL
+  created_at bigint NOT NULL,
+  PRIMARY KEY (realm, username)
 );
+ALTER TABLE portal_accounts ADD COLUMN IF NOT EXISTS realm text;
+UPDATE portal_accounts SET realm = CASE WHEN participant_dip_id IS NULL THEN 'operator' ELSE 'user' END WHERE realm IS NULL;
+ALTER TABLE portal_accounts ALTER COLUMN realm SET NOT NULL;
+${rekeyedByRealm('portal_accounts')}
 CREATE INDEX IF NOT EXISTS portal_accounts_participant ON portal_accounts (participant_dip_id);
 -- Sign-in attempts by name, account or not, each a row (so nodes counting at once lose none); kept
 -- for the lockout window: a failure stays, a refusal before any check and a success are forgotten.
@@ -299,18 +316,26 @@ CREATE TABLE IF NOT EXISTS portal_sign_in_attempts (
   name text NOT NULL,
   at bigint NOT NULL
 );
+-- Attempts recorded before the realms keep NULL: counted in neither, they leave with the lockout window.
+ALTER TABLE portal_sign_in_attempts ADD COLUMN IF NOT EXISTS realm text;
 CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_name ON portal_sign_in_attempts (name, at);
 CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_at ON portal_sign_in_attempts (at);
 -- Second factors being set up at a first sign-in (src/ports/portal-accounts.ts, PendingTotpEnrolment): at
 -- most one per account, kept until completed or expired; the token only as its SHA-256, the secret sealed.
 CREATE TABLE IF NOT EXISTS portal_totp_enrolments (
-  username text PRIMARY KEY,
+  realm text NOT NULL,
+  username text NOT NULL,
   token_hash text NOT NULL UNIQUE,
   secret_sealed text NOT NULL,
   epoch bigint NOT NULL,
   started_at bigint NOT NULL,
-  expires_at bigint NOT NULL
+  expires_at bigint NOT NULL,
+  PRIMARY KEY (realm, username)
 );
+ALTER TABLE portal_totp_enrolments ADD COLUMN IF NOT EXISTS realm text;
+UPDATE portal_totp_enrolments e SET realm = coalesce((SELECT a.realm FROM portal_accounts a WHERE a.username = e.username), 'operator') WHERE e.realm IS NULL;
+ALTER TABLE portal_totp_enrolments ALTER COLUMN realm SET NOT NULL;
+${rekeyedByRealm('portal_totp_enrolments')}
 -- A write that tells whether the server takes writes again after it could not (see PgDatabase), padded
 -- (2026-12-04) to a large batch's size: out of line and uncompressed, so that its bytes reach the disk.
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);

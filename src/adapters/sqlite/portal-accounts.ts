@@ -1,65 +1,66 @@
-import type { AccountChange, PendingTotpEnrolment, PortalAccount, PortalAccounts, TotpActivation, TotpReset } from '../../ports/portal-accounts.js';
+import { realmOf, type AccountChange, type PendingTotpEnrolment, type PortalAccount, type PortalAccounts, type PortalRealm, type TotpActivation, type TotpReset } from '../../ports/portal-accounts.js';
 import { activationChange, type EnrolmentRow, enrolmentOf } from '../portal-enrolment-row.js';
 import type { SqliteDatabase } from './database.js';
 
-/** One row per account; the record is JSON (it holds only hashes and sealed secrets). */
+/** One row per account, keyed by realm and name (PortalRealm); the record is JSON (it holds only hashes and sealed secrets). */
 export class SqlitePortalAccounts implements PortalAccounts {
   private readonly s;
 
   constructor(private readonly d: SqliteDatabase) {
     const db = d.db;
     this.s = {
-      insert: db.prepare('INSERT INTO portal_accounts (username, participant_dip_id, record, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (username) DO NOTHING'),
-      byName: db.prepare<[string], { record: string }>('SELECT record FROM portal_accounts WHERE username = ?'),
+      insert: db.prepare('INSERT INTO portal_accounts (realm, username, participant_dip_id, record, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (realm, username) DO NOTHING'),
+      byName: db.prepare<[PortalRealm, string], { record: string }>('SELECT record FROM portal_accounts WHERE realm = ? AND username = ?'),
       ofParticipant: db.prepare<[string], { record: string }>('SELECT record FROM portal_accounts WHERE participant_dip_id = ? ORDER BY created_at, username'),
       operators: db.prepare<[], { record: string }>('SELECT record FROM portal_accounts WHERE participant_dip_id IS NULL ORDER BY created_at, username'),
       // json_patch merges the change's fields in; the epoch is raised from the stored one, not from a copy read earlier.
-      change: db.prepare<[{ change: string; username: string; epoch: number | null; enabled: number }], { record: string }>(
+      change: db.prepare<[{ change: string; realm: PortalRealm; username: string; epoch: number | null; enabled: number }], { record: string }>(
         `UPDATE portal_accounts SET record = json_set(json_patch(record, @change), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
-         WHERE username = @username AND (@epoch IS NULL OR json_extract(record, '$.sessionEpoch') = @epoch) AND (@enabled = 0 OR json_extract(record, '$.disabled') = 0) RETURNING record`,
+         WHERE realm = @realm AND username = @username AND (@epoch IS NULL OR json_extract(record, '$.sessionEpoch') = @epoch) AND (@enabled = 0 OR json_extract(record, '$.disabled') = 0) RETURNING record`,
       ),
-      countSession: db.prepare<[string], { n: number }>(
-        "UPDATE portal_accounts SET record = json_set(record, '$.sessionsIssued', coalesce(json_extract(record, '$.sessionsIssued'), 0) + 1) WHERE username = ? RETURNING json_extract(record, '$.sessionsIssued') AS n",
+      countSession: db.prepare<[PortalRealm, string], { n: number }>(
+        "UPDATE portal_accounts SET record = json_set(record, '$.sessionsIssued', coalesce(json_extract(record, '$.sessionsIssued'), 0) + 1) WHERE realm = ? AND username = ? RETURNING json_extract(record, '$.sessionsIssued') AS n",
       ),
-      claimStep: db.prepare("UPDATE portal_accounts SET record = json_set(record, '$.lastTotpStep', ?) WHERE username = ? AND json_extract(record, '$.lastTotpStep') < ?"),
+      claimStep: db.prepare("UPDATE portal_accounts SET record = json_set(record, '$.lastTotpStep', ?) WHERE realm = ? AND username = ? AND json_extract(record, '$.lastTotpStep') < ?"),
       forgetExpiredEnrolments: db.prepare('DELETE FROM portal_totp_enrolments WHERE expires_at <= ?'),
       // The account's enrolment begun under an older epoch can never complete (see completeTotpEnrolment).
-      forgetVoidEnrolment: db.prepare<[string, string]>(
-        "DELETE FROM portal_totp_enrolments WHERE username = ? AND epoch IS NOT (SELECT json_extract(record, '$.sessionEpoch') FROM portal_accounts WHERE username = ?)",
+      forgetVoidEnrolment: db.prepare<[{ realm: PortalRealm; username: string }]>(
+        "DELETE FROM portal_totp_enrolments WHERE realm = @realm AND username = @username AND epoch IS NOT (SELECT json_extract(record, '$.sessionEpoch') FROM portal_accounts WHERE realm = @realm AND username = @username)",
       ),
-      startEnrolment: db.prepare<[string, string, string, number, number, number]>(
-        'INSERT INTO portal_totp_enrolments (username, token_hash, secret_sealed, epoch, started_at, expires_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (username) DO NOTHING',
+      startEnrolment: db.prepare<[PortalRealm, string, string, string, number, number, number]>(
+        'INSERT INTO portal_totp_enrolments (realm, username, token_hash, secret_sealed, epoch, started_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (realm, username) DO NOTHING',
       ),
-      enrolmentOf: db.prepare<[string], EnrolmentRow>('SELECT * FROM portal_totp_enrolments WHERE username = ?'),
+      enrolmentOf: db.prepare<[PortalRealm, string], EnrolmentRow>('SELECT * FROM portal_totp_enrolments WHERE realm = ? AND username = ?'),
       enrolmentByToken: db.prepare<[string], EnrolmentRow>('SELECT * FROM portal_totp_enrolments WHERE token_hash = ?'),
       forgetEnrolment: db.prepare('DELETE FROM portal_totp_enrolments WHERE token_hash = ?'),
       // Only an enabled account still without a second factor, of the epoch the enrolment began under.
-      activate: db.prepare<[{ change: string; username: string; epoch: number }], { record: string }>(
+      activate: db.prepare<[{ change: string; realm: PortalRealm; username: string; epoch: number }], { record: string }>(
         `UPDATE portal_accounts SET record = json_set(json_patch(record, @change), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
-         WHERE username = @username AND json_type(record, '$.totpSecretSealed') = 'null' AND json_extract(record, '$.disabled') = 0 AND json_extract(record, '$.sessionEpoch') = @epoch RETURNING record`,
+         WHERE realm = @realm AND username = @username AND json_type(record, '$.totpSecretSealed') = 'null' AND json_extract(record, '$.disabled') = 0 AND json_extract(record, '$.sessionEpoch') = @epoch RETURNING record`,
       ),
       // json_set, not json_patch: a merge patch would remove a field set to null rather than store the null.
       // IS, not =: null (an operator's account) is then a value like a DIP ID.
-      resetFactor: db.prepare<[{ username: string; passwordHash: string; of: string | null }], { record: string }>(
+      resetFactor: db.prepare<[{ realm: PortalRealm; username: string; passwordHash: string; of: string | null }], { record: string }>(
         `UPDATE portal_accounts SET record = json_set(record, '$.totpSecretSealed', json('null'), '$.passwordHash', @passwordHash, '$.mustChangePassword', json('true'), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
-         WHERE username = @username AND participant_dip_id IS @of RETURNING record`,
+         WHERE realm = @realm AND username = @username AND participant_dip_id IS @of RETURNING record`,
       ),
-      accountOf: db.prepare<[string, string | null], { record: string }>('SELECT record FROM portal_accounts WHERE username = ? AND participant_dip_id IS ?'),
-      forgetEnrolmentOf: db.prepare<[string]>('DELETE FROM portal_totp_enrolments WHERE username = ?'),
-      attempt: db.prepare<[string, number], { id: number }>('INSERT INTO portal_sign_in_attempts (name, at) VALUES (?, ?) RETURNING id'),
-      attempts: db.prepare<[string, number], { at: number }>('SELECT at FROM portal_sign_in_attempts WHERE name = ? AND at >= ? ORDER BY at, id'),
+      accountOf: db.prepare<[PortalRealm, string, string | null], { record: string }>('SELECT record FROM portal_accounts WHERE realm = ? AND username = ? AND participant_dip_id IS ?'),
+      forgetEnrolmentOf: db.prepare<[PortalRealm, string]>('DELETE FROM portal_totp_enrolments WHERE realm = ? AND username = ?'),
+      attempt: db.prepare<[PortalRealm, string, number], { id: number }>('INSERT INTO portal_sign_in_attempts (realm, name, at) VALUES (?, ?, ?) RETURNING id'),
+      // Rows recorded before the realms (realm NULL) are counted in neither: they leave with the window.
+      attempts: db.prepare<[PortalRealm, string, number], { at: number }>('SELECT at FROM portal_sign_in_attempts WHERE realm = ? AND name = ? AND at >= ? ORDER BY at, id'),
       forgetOld: db.prepare('DELETE FROM portal_sign_in_attempts WHERE at < ?'),
       forget: db.prepare('DELETE FROM portal_sign_in_attempts WHERE id = ?'),
-      clear: db.prepare('DELETE FROM portal_sign_in_attempts WHERE name = ?'),
+      clear: db.prepare<[PortalRealm, string]>('DELETE FROM portal_sign_in_attempts WHERE realm = ? AND name = ?'),
     };
   }
 
   async createAccount(a: PortalAccount): Promise<boolean> {
-    return this.d.write(() => this.s.insert.run(a.username, a.participantDipId, JSON.stringify(a), a.createdAt).changes === 1);
+    return this.d.write(() => this.s.insert.run(realmOf(a), a.username, a.participantDipId, JSON.stringify(a), a.createdAt).changes === 1);
   }
 
-  async account(username: string): Promise<PortalAccount | undefined> {
-    const row = this.s.byName.get(username);
+  async account(realm: PortalRealm, username: string): Promise<PortalAccount | undefined> {
+    const row = this.s.byName.get(realm, username);
     return row && (JSON.parse(row.record) as PortalAccount);
   }
 
@@ -68,26 +69,26 @@ export class SqlitePortalAccounts implements PortalAccounts {
     return rows.map((r) => JSON.parse(r.record) as PortalAccount);
   }
 
-  async changeAccount(username: string, change: AccountChange, when: { epoch?: number; enabled?: boolean } = {}): Promise<PortalAccount | undefined> {
+  async changeAccount(realm: PortalRealm, username: string, change: AccountChange, when: { epoch?: number; enabled?: boolean } = {}): Promise<PortalAccount | undefined> {
     const epoch = when.epoch ?? null;
-    const row = await this.d.write(() => this.s.change.get({ change: JSON.stringify(change), username, epoch, enabled: when.enabled ? 1 : 0 }));
+    const row = await this.d.write(() => this.s.change.get({ change: JSON.stringify(change), realm, username, epoch, enabled: when.enabled ? 1 : 0 }));
     return row && (JSON.parse(row.record) as PortalAccount);
   }
 
-  async claimTotpStep(username: string, step: number): Promise<boolean> {
-    return this.d.write(() => this.s.claimStep.run(step, username, step).changes === 1);
+  async claimTotpStep(realm: PortalRealm, username: string, step: number): Promise<boolean> {
+    return this.d.write(() => this.s.claimStep.run(step, realm, username, step).changes === 1);
   }
 
-  async countSession(username: string): Promise<number | undefined> {
-    return this.d.write(() => this.s.countSession.get(username)?.n);
+  async countSession(realm: PortalRealm, username: string): Promise<number | undefined> {
+    return this.d.write(() => this.s.countSession.get(realm, username)?.n);
   }
 
   async startTotpEnrolment(e: PendingTotpEnrolment): Promise<PendingTotpEnrolment | undefined> {
     return this.d.write(() => {
       this.s.forgetExpiredEnrolments.run(e.startedAt);
-      this.s.forgetVoidEnrolment.run(e.username, e.username);
-      this.s.startEnrolment.run(e.username, e.tokenHash, e.secretSealed, e.epoch, e.startedAt, e.expiresAt);
-      return enrolmentOf(this.s.enrolmentOf.get(e.username)!);
+      this.s.forgetVoidEnrolment.run({ realm: e.realm, username: e.username });
+      this.s.startEnrolment.run(e.realm, e.username, e.tokenHash, e.secretSealed, e.epoch, e.startedAt, e.expiresAt);
+      return enrolmentOf(this.s.enrolmentOf.get(e.realm, e.username)!);
     });
   }
 
@@ -100,7 +101,7 @@ export class SqlitePortalAccounts implements PortalAccounts {
     return this.d.write(() => {
       const pending = this.s.enrolmentByToken.get(tokenHash);
       if (!pending || pending.expires_at <= now) return undefined;
-      const row = this.s.activate.get({ change: JSON.stringify(activationChange(activation)), username: pending.username, epoch: pending.epoch });
+      const row = this.s.activate.get({ change: JSON.stringify(activationChange(activation)), realm: pending.realm, username: pending.username, epoch: pending.epoch });
       if (!row) return undefined;
       this.s.forgetEnrolment.run(tokenHash);
       return JSON.parse(row.record) as PortalAccount;
@@ -110,20 +111,21 @@ export class SqlitePortalAccounts implements PortalAccounts {
   async resetTotpFactor(username: string, passwordHash: string, of: string | null): Promise<TotpReset | undefined> {
     return this.d.write(() => {
       // Read in the same transaction as the change, so what the journal says it had is what was reset.
-      const before = this.s.accountOf.get(username, of);
-      const row = this.s.resetFactor.get({ username, passwordHash, of });
+      const realm = realmOf({ participantDipId: of });
+      const before = this.s.accountOf.get(realm, username, of);
+      const row = this.s.resetFactor.get({ realm, username, passwordHash, of });
       if (!before || !row) return undefined;
-      const pendingEnrolment = this.s.forgetEnrolmentOf.run(username).changes > 0;
-      this.s.clear.run(username);
+      const pendingEnrolment = this.s.forgetEnrolmentOf.run(realm, username).changes > 0;
+      this.s.clear.run(realm, username);
       return { account: JSON.parse(row.record) as PortalAccount, hadFactor: (JSON.parse(before.record) as PortalAccount).totpSecretSealed !== null, pendingEnrolment };
     });
   }
 
-  async recordSignInAttempt(name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }> {
+  async recordSignInAttempt(realm: PortalRealm, name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }> {
     return this.d.write(() => {
       this.s.forgetOld.run(since);
-      const { id } = this.s.attempt.get(name, at)!;
-      return { id, attempts: this.s.attempts.all(name, since).map((r) => r.at) };
+      const { id } = this.s.attempt.get(realm, name, at)!;
+      return { id, attempts: this.s.attempts.all(realm, name, since).map((r) => r.at) };
     });
   }
 
@@ -131,7 +133,7 @@ export class SqlitePortalAccounts implements PortalAccounts {
     await this.d.write(() => this.s.forget.run(id));
   }
 
-  async clearSignInAttempts(name: string): Promise<void> {
-    await this.d.write(() => this.s.clear.run(name));
+  async clearSignInAttempts(realm: PortalRealm, name: string): Promise<void> {
+    await this.d.write(() => this.s.clear.run(realm, name));
   }
 }

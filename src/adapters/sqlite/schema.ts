@@ -4,6 +4,28 @@ import { unreadableGeneration } from '../schema-generation.js';
 import { StoreError } from '../../ports/errors.js';
 
 /** The embedded store's schema. Statements are idempotent: applied on every open. */
+/** The portal accounts' table, by realm and name (also what migrate() rebuilds an older file's into). */
+const portalAccountsTable = (name: string): string => `CREATE TABLE IF NOT EXISTS ${name} (
+  realm TEXT NOT NULL,
+  username TEXT NOT NULL,
+  participant_dip_id TEXT,
+  record TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (realm, username)
+);`;
+
+/** Pending TOTP enrolments, one per account (realm and name). */
+const portalEnrolmentsTable = (name: string): string => `CREATE TABLE IF NOT EXISTS ${name} (
+  realm TEXT NOT NULL,
+  username TEXT NOT NULL,
+  token_hash TEXT NOT NULL UNIQUE,
+  secret_sealed TEXT NOT NULL,
+  epoch INTEGER NOT NULL,
+  started_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (realm, username)
+);`;
+
 export const SCHEMA = `
 CREATE TABLE IF NOT EXISTS batches (
   id INTEGER PRIMARY KEY,
@@ -226,17 +248,14 @@ CREATE TRIGGER IF NOT EXISTS operator_journal_no_update BEFORE UPDATE ON operato
 CREATE TRIGGER IF NOT EXISTS operator_journal_no_delete BEFORE DELETE ON operator_journal
   BEGIN SELECT RAISE(ABORT, 'the operator journal is append-only: its records cannot be deleted (spec 5.8.1)'); END;
 -- Portal users and operators (src/ports/portal-accounts.ts): hashes and sealed secrets only.
-CREATE TABLE IF NOT EXISTS portal_accounts (
-  username TEXT PRIMARY KEY,
-  participant_dip_id TEXT,
-  record TEXT NOT NULL,
-  created_at INTEGER NOT NULL
-);
+-- Keyed by realm and name: a participant's user and an operator may bear one name (PortalRealm).
+${portalAccountsTable('portal_accounts')}
 CREATE INDEX IF NOT EXISTS portal_accounts_participant ON portal_accounts (participant_dip_id);
 -- Sign-in attempts by name, account or not, each a row (so nodes counting at once lose none); kept
 -- for the lockout window: a failure stays, a refusal before any check and a success are forgotten.
 CREATE TABLE IF NOT EXISTS portal_sign_in_attempts (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
+  realm TEXT,
   name TEXT NOT NULL,
   at INTEGER NOT NULL
 );
@@ -244,14 +263,7 @@ CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_name ON portal_sign_in_attemp
 CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_at ON portal_sign_in_attempts (at);
 -- Second factors being set up at a first sign-in (src/ports/portal-accounts.ts, PendingTotpEnrolment): at
 -- most one per account, kept until completed or expired; the token only as its SHA-256, the secret sealed.
-CREATE TABLE IF NOT EXISTS portal_totp_enrolments (
-  username TEXT PRIMARY KEY,
-  token_hash TEXT NOT NULL UNIQUE,
-  secret_sealed TEXT NOT NULL,
-  epoch INTEGER NOT NULL,
-  started_at INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL
-);
+${portalEnrolmentsTable('portal_totp_enrolments')}
 -- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase): pad
 -- makes it the size of a large batch.
 CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL, pad BLOB);
@@ -321,4 +333,30 @@ export function migrate(db: Database.Database): void {
   // The pattern a message was accepted under (2026-12-05): NULL in older rows, whose copies follow the rule
   // of src/pipeline/recipient-copy.ts copyPattern (what was stored says 3 or not; no backfill).
   if (!messageColumns.some((c) => c.name === 'security_pattern')) db.exec('ALTER TABLE messages ADD COLUMN security_pattern INTEGER');
+  migratePortalRealms(db);
+}
+
+/**
+ * Portal accounts by realm (2026-12-05): an older file's accounts (one namespace, so each name is one
+ * account) are copied into the table keyed by realm and name, the realm read from the participant (none:
+ * an operator's), and so are pending enrolments (the realm of their account's). Sign-in attempts get the
+ * column only: those recorded before count in neither realm and leave with the lockout window.
+ */
+function migratePortalRealms(db: Database.Database): void {
+  const has = (table: string, column: string) => db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all().some((c) => c.name === column);
+  if (!has('portal_sign_in_attempts', 'realm')) db.exec('ALTER TABLE portal_sign_in_attempts ADD COLUMN realm TEXT');
+  if (has('portal_accounts', 'realm')) return;
+  db.transaction(() => {
+    db.exec(`${portalAccountsTable('portal_accounts_by_realm')}
+INSERT INTO portal_accounts_by_realm (realm, username, participant_dip_id, record, created_at)
+  SELECT CASE WHEN participant_dip_id IS NULL THEN 'operator' ELSE 'user' END, username, participant_dip_id, record, created_at FROM portal_accounts;
+${portalEnrolmentsTable('portal_totp_enrolments_by_realm')}
+INSERT INTO portal_totp_enrolments_by_realm (realm, username, token_hash, secret_sealed, epoch, started_at, expires_at)
+  SELECT a.realm, e.username, e.token_hash, e.secret_sealed, e.epoch, e.started_at, e.expires_at FROM portal_totp_enrolments e JOIN portal_accounts_by_realm a ON a.username = e.username;
+DROP TABLE portal_totp_enrolments;
+ALTER TABLE portal_totp_enrolments_by_realm RENAME TO portal_totp_enrolments;
+DROP TABLE portal_accounts;
+ALTER TABLE portal_accounts_by_realm RENAME TO portal_accounts;
+CREATE INDEX IF NOT EXISTS portal_accounts_participant ON portal_accounts (participant_dip_id);`);
+  })();
 }

@@ -6276,7 +6276,7 @@ export interface paths {
                             disabled: boolean;
                             displayName: string;
                             /**
-                             * @description A participant's user's level in the user portal (viewer, operations, admin: README "User levels"); one made here is admin or operations, as `admin` says. Null: an operator's portal sign-in
+                             * @description A participant's user's level in the user portal (viewer, operations, admin: README "User levels"). Null: an operator's portal sign-in
                              * @enum {string|null}
                              */
                             level?: "viewer" | "operations" | "admin" | null;
@@ -6354,8 +6354,14 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description Without `level`: the user is an administrator (true) or at the operations level (false, the default) */
                         admin?: boolean;
                         displayName: string;
+                        /**
+                         * @description A participant's user's level (README "User levels"), viewer included; it decides over `admin`. Not for an operator's sign-in
+                         * @enum {string}
+                         */
+                        level?: "viewer" | "operations" | "admin";
                         participantDipId?: string | null;
                         username: string;
                     };
@@ -6377,7 +6383,7 @@ export interface paths {
                             disabled: boolean;
                             displayName: string;
                             /**
-                             * @description A participant's user's level in the user portal (viewer, operations, admin: README "User levels"); one made here is admin or operations, as `admin` says. Null: an operator's portal sign-in
+                             * @description A participant's user's level in the user portal (viewer, operations, admin: README "User levels"). Null: an operator's portal sign-in
                              * @enum {string|null}
                              */
                             level?: "viewer" | "operations" | "admin" | null;
@@ -6460,7 +6466,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Disable a portal account (signed out everywhere) or enable it again */
+        /** Disable a portal account (signed out everywhere) or enable it again; a participant's user's change is journalled as user.disable or user.enable */
         post: {
             parameters: {
                 query?: never;
@@ -6474,6 +6480,8 @@ export interface paths {
                 content: {
                     "application/json": {
                         disabled: boolean;
+                        /** @description Whose account: the participant whose user it is, or null for an operator's portal sign-in (operators' and users' names are apart, so one name may be both). Absent: the one account of the name, refused (409) when it is both */
+                        participantDipId?: string | null;
                     };
                 };
             };
@@ -6493,7 +6501,7 @@ export interface paths {
                             disabled: boolean;
                             displayName: string;
                             /**
-                             * @description A participant's user's level in the user portal (viewer, operations, admin: README "User levels"); one made here is admin or operations, as `admin` says. Null: an operator's portal sign-in
+                             * @description A participant's user's level in the user portal (viewer, operations, admin: README "User levels"). Null: an operator's portal sign-in
                              * @enum {string|null}
                              */
                             level?: "viewer" | "operations" | "admin" | null;
@@ -6532,6 +6540,15 @@ export interface paths {
                 };
                 /** @description No such resource */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
