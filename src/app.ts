@@ -277,6 +277,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),
     replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, maintenance, certificates,
     alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports, selfService,
+    savedReports: { store: backend.savedReports, mailing: config.observability.alarms.smtp !== null },
     operatorApi: operator.operatorApi,
     issueCertificate: issueFromCsr,
     onboarding,

@@ -1,10 +1,11 @@
-import { definitionQuery, describeDefinition, nextMailAfter, reportPeriod, type ReportDefinition, type SavedReport } from '../domain/saved-report.js';
+import { definitionQuery, describeDefinition, nextMailAfter, type ReportDefinition, type SavedReport } from '../domain/saved-report.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { Mailer } from '../ports/mailer.js';
 import type { PortalAccounts } from '../ports/portal-accounts.js';
 import type { SavedReports } from '../ports/saved-reports.js';
 import { toCsv, type Reports, type Viewer } from './reports.js';
+import { runDefinition } from './saved-reports.js';
 
 /** How often due e-mails are looked for: they are due on the hour (MAIL_HOUR_UTC), so a minute late at most. */
 export const SAVED_REPORT_MAIL_EVERY_MS = 60_000;
@@ -20,21 +21,6 @@ export interface SavedReportMailDeps {
   logger: Logger;
   /** The user and operator portals' base address, for the summary's link. */
   portalUrl(): string;
-}
-
-/** What a definition runs: the reports page's computation, as its owner's viewer, over the period ending now. */
-export async function runDefinition(reports: Pick<Reports, 'throughput' | 'latency'>, viewer: Viewer, d: ReportDefinition, now: number) {
-  const period = reportPeriod(d.period, now);
-  const filter = {
-    fromMs: period.fromMs,
-    toMs: period.toMs,
-    granularity: period.granularity,
-    ...(d.channels.length ? { channels: d.channels } : {}),
-    ...(d.sender ? { sender: d.sender } : {}),
-    ...(d.recipient ? { recipient: d.recipient } : {}),
-  };
-  const rows: Array<Record<string, unknown>> = d.report === 'throughput' ? await reports.throughput(viewer, filter) : await reports.latency(viewer, filter);
-  return { period, rows };
 }
 
 /**

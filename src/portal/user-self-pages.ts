@@ -11,9 +11,12 @@ import type { PublicationRecord } from '../ports/publications.js';
 import { activityTable } from './activity-view.js';
 import { byUrgency, severityBadge, subscribeForm, subscriptionRows, subscriptionTable } from './alarms-view.js';
 import type { PortalDeps } from './deps.js';
-import { badge, barChart, bytes, choice, html, isoOrDash, table, type Flash } from './html.js';
-import { PERIOD_NAMES, periodForm, reportCharts, reportPeriod } from './reports-view.js';
-import { oneOf } from './filters.js';
+import { badge, barChart, bytes, choice, html, input, isoOrDash, table, type Flash } from './html.js';
+import { PERIOD_NAMES, periodForm, reportCharts } from './reports-view.js';
+import { dipId, freeText, oneOf } from './filters.js';
+import { definitionQuery, readSavedReport, type ReportDefinition } from '../domain/saved-report.js';
+import { definitionFilter, saveReport } from '../pipeline/saved-reports.js';
+import { savedReportInput, savedReportsSection } from './saved-reports-view.js';
 import { csrfField, fields, field, isReply, refuse, render } from './session.js';
 import { levelNote, may, USER_REALM as R, userFilters, type UserCtx as Ctx, type UserPageRegistrar as Registrar } from './user-realm.js';
 
@@ -30,6 +33,9 @@ const ROWS = 200;
 
 export function registerUserSelfPages(page: Registrar, deps: PortalDeps): void {
   page('/reports', 'GET', async (c) => reportsPage(deps, c));
+  page('/reports/saved', 'POST', async (c) => saveReportPage(deps, c), { needs: 'viewer' });
+  page('/reports/saved/remove', 'POST', async (c) => removeSavedReport(deps, c), { needs: 'viewer' });
+  page('/reports/saved/:id', 'GET', async (c) => openSavedReport(deps, c));
   page('/activity', 'GET', async (c) => activityPage(deps, c));
   page('/alarms', 'GET', async (c) => alarmsPage(deps, c, null, 200));
   page('/alarms', 'POST', async (c) => subscribe(deps, c), { needs: 'operations' });
@@ -38,35 +44,72 @@ export function registerUserSelfPages(page: Registrar, deps: PortalDeps): void {
   page('/publications/:channel/:id', 'GET', async (c) => download(deps, c), { streamedAnswer: true });
 }
 
-async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+/** The reports page's filters: a saved report's definition is these and the report an e-mail carries. */
+const REPORT_FILTERS = { period: oneOf(PERIOD_NAMES, 'day'), channel: freeText(2000), sender: dipId(), recipient: dipId() };
+
+/**
+ * The participant's reports, narrowed by channels, sender or recipient as saved reports are; `shown` a
+ * saved report's filters (after saving it), else the query's. Its saved reports below.
+ */
+async function reportsPage(deps: PortalDeps, c: Ctx, shown: Omit<ReportDefinition, 'report'> | null = null, flash: Flash = null, status = 200): Promise<FastifyReply> {
   const p = c.own;
-  const f = userFilters(c, 'Reports', { period: oneOf(PERIOD_NAMES, 'day') });
+  const f = shown ?? userFilters(c, 'Reports', REPORT_FILTERS);
   if (isReply(f)) return f;
-  const period = reportPeriod(f.period, deps.clock.now());
+  const narrow: Omit<ReportDefinition, 'report'> = 'channel' in f ? { period: f.period, channels: f.channel.split(',').map((x) => x.trim()).filter((x) => x !== ''), sender: f.sender || null, recipient: f.recipient || null } : f;
+  const { period, filter } = definitionFilter(narrow, deps.clock.now());
+  const form = periodForm('/portal/reports', period, html`${input('channel', 'Channels (optional: interface IDs, comma-separated)', { value: narrow.channels.join(',') })}${input('sender', 'Sender DIP ID (optional)', { value: narrow.sender ?? '' })}${input('recipient', 'Recipient DIP ID (optional)', { value: narrow.recipient ?? '' })}`);
+  const saved = savedReportsSection({ base: '/portal/reports', saved: await deps.savedReports.store.list(c.signed.account.username), csrf: c.signed.claims.csrf, shown: narrow, mailing: deps.savedReports.mailing });
+  const unknown = narrow.channels.filter((id) => !deps.channel(id));
+  if (unknown.length) return render(c.reply, 400, R, c.req, c.signed, 'Reports', html`${form}<p role="alert">channels: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} no channel of this DIP</p>${saved}`, flash);
   // The reports API's own computation, for the participant as viewer: its messages and its copies only.
   const viewer = { kind: 'participant', dipId: p.dipId } as const;
-  const filter = { fromMs: period.fromMs, toMs: period.toMs, granularity: period.granularity };
   const read = await Promise.all([deps.reports.throughput(viewer, filter), deps.reports.latency(viewer, filter)]).catch((e: unknown) => {
     if (e instanceof RefusedError) return e;
     throw e;
   });
   // More messages in the period than one report counts: said, with the form to choose a shorter one.
-  if (read instanceof RefusedError) return render(read.status === 429 ? c.reply.header('retry-after', '5') : c.reply, read.status, R, c.req, c.signed, 'Reports', html`${periodForm('/portal/reports', period)}<p role="alert">${read.message}</p>`);
+  if (read instanceof RefusedError) return render(read.status === 429 ? c.reply.header('retry-after', '5') : c.reply, read.status, R, c.req, c.signed, 'Reports', html`${form}<p role="alert">${read.message}</p>${saved}`, flash);
   const [throughput, latency] = read;
   const verdicts = { delivered: 0, retry: 0, rejected: 0 };
   for (const ch of [...deps.channels.all().filter((x) => receivesOn(x, p)).map((x) => x.interfaceId), STATUS_CHANNEL]) {
     if (!deps.registry.webhook(p.dipId, ch)) continue;
     for (const a of await deps.archive.attempts({ recipientDipId: p.dipId, channel: ch }, 200)) if (a.startedAt >= period.fromMs) verdicts[a.verdict] += 1;
   }
-  const body = html`${periodForm('/portal/reports', period)}
-<p class="muted">${period.label}: messages ${p.dipId} sent or received, from the archive and the delivery journal, and its submissions the DIP refused, from the API activity log (the reports API, /observability/reports, gives the same as JSON or CSV).</p>
+  const body = html`${form}
+<p class="muted">${period.label}: messages ${p.dipId} sent or received${narrow.channels.length || narrow.sender || narrow.recipient ? ' that match' : ''}, from the archive and the delivery journal, and its submissions the DIP refused, from the API activity log (the reports API, /observability/reports, gives the same as JSON or CSV).</p>
 ${reportCharts(period, throughput, latency)}
 ${barChart('Webhook calls by answer', [
   { label: 'delivered', value: verdicts.delivered, kind: 'ok' },
   { label: 'retried', value: verdicts.retry, kind: 'warn' },
   { label: 'rejected', value: verdicts.rejected, kind: 'bad' },
-])}`;
-  return render(c.reply, 200, R, c.req, c.signed, 'Reports', body);
+])}
+${saved}`;
+  return render(c.reply, status, R, c.req, c.signed, 'Reports', body, flash);
+}
+
+/** Saves the report shown under a name (the user's own: every level may). */
+async function saveReportPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const input = savedReportInput(c.req.body);
+  const shown = readSavedReport({ ...input, name: 'shown', every: 'none' }, () => true);
+  const made = await saveReport({ store: deps.savedReports.store, knownChannel: (id) => deps.channel(id) !== undefined, mailing: deps.savedReports.mailing, now: () => deps.clock.now() }, c.signed.account.username, c.own.dipId, input);
+  if (!made.ok) return reportsPage(deps, c, shown.ok ? shown.definition : null, { kind: 'error', text: `not saved: ${made.problem}` }, 400);
+  deps.logger.info({ username: c.signed.account.username, participant: c.own.dipId, id: made.report.id, mailed: made.report.mailing?.every ?? null }, 'portal: report saved');
+  return reportsPage(deps, c, made.report.definition, { kind: 'ok', text: `saved "${made.report.name}"${made.report.mailing ? `: e-mailed ${made.report.mailing.every} to ${made.report.mailing.to}, next at ${isoOrDash(made.report.nextDueAt)}` : ''}` }, 200);
+}
+
+/** Opens one of the user's saved reports: the page with its filters, run now. Another's is answered as unknown. */
+async function openSavedReport(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const r = await deps.savedReports.store.get(c.signed.account.username, c.req.params.id ?? '');
+  if (!r) return refuse(c.reply, R, c.req, c.signed, 404, `you have no saved report ${c.req.params.id ?? ''}`);
+  return c.reply.redirect(`/portal/reports?${definitionQuery(r.definition)}`, 303);
+}
+
+async function removeSavedReport(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const id = field(c.req.body, 'id');
+  // Only the user's own: another's (or none) is answered as unknown, and nothing is removed.
+  if (!(await deps.savedReports.store.remove(c.signed.account.username, id))) return reportsPage(deps, c, null, { kind: 'error', text: `you have no saved report ${id}` }, 404);
+  deps.logger.info({ username: c.signed.account.username, participant: c.own.dipId, id }, 'portal: saved report deleted');
+  return reportsPage(deps, c, null, { kind: 'ok', text: 'saved report deleted' }, 200);
 }
 
 async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
