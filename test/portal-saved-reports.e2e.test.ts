@@ -11,7 +11,8 @@ import { mailingTo, startSmtp, type TestSmtp } from './helpers/smtp.js';
  * Saved reports in the user portal (spec 5.11: users configure their own reporting, e.g. by e-mail), in a
  * real browser: a viewer narrows the Reports page, saves it under a name to be e-mailed daily, opens it
  * again (the filters come back, the report runs now), deletes another; another user of the same
- * participant can neither open nor delete it (404); at 06:00 UTC the report is e-mailed over SMTP.
+ * participant can neither open nor delete it (404); an operator saves one of the operator portal's page,
+ * which no participant's user can open; at 06:00 UTC the report is e-mailed over SMTP.
  */
 describe('user portal: saved reports', () => {
   let td: TestDip;
@@ -98,6 +99,25 @@ describe('user portal: saved reports', () => {
     await saved.getByRole('button', { name: 'Delete to delete' }).click();
     expect(await viewer.getByRole('status').textContent()).toContain('saved report deleted');
     expect(await viewer.getByRole('table', { name: /Your saved reports/ }).getByRole('row').count()).toBe(2);
+
+    // An operator (a viewer: its own reports change nothing of the DIP's) saves one of the operator
+    // portal's Reports page, across every participant; no participant's user can open it.
+    const made = await adminApi(td)('POST', '/admin/operators', { name: 'ops.olga', role: 'viewer', displayName: 'Olga' });
+    expect(made.status).toBe(201);
+    const context = await newContext(browser);
+    contexts.push(context);
+    const ops = await context.newPage();
+    await firstSignIn(ops, td.dip.portalUrl, '/operator', 'ops.olga', (made.body as { password: string }).password);
+    await ops.goto(`${td.dip.portalUrl}/operator/reports?period=day&recipient=${sup.dipId}`);
+    await ops.getByLabel('Name').fill('To the supplier');
+    await ops.getByLabel('Report (what an e-mail carries)').selectOption('latency');
+    await ops.getByRole('button', { name: 'Save report' }).click();
+    expect(await ops.getByRole('status').textContent()).toContain('saved "To the supplier"');
+    await ops.getByRole('link', { name: 'To the supplier' }).click();
+    await ops.waitForURL(new RegExp(`/operator/reports\\?period=day&recipient=${sup.dipId}$`));
+    const [opsReport] = await td.dip.backend.savedReports.list('ops.olga');
+    expect(opsReport).toMatchObject({ participantDipId: null, definition: { report: 'latency', period: 'day', channels: [], sender: null, recipient: sup.dipId } });
+    expect((await viewer.goto(`${td.dip.portalUrl}/portal/reports/saved/${opsReport!.id}`))?.status()).toBe(404);
 
     // 06:00 UTC: the daily e-mail, over SMTP, once.
     clock.jump(nextMailAfter('daily', clock.now()) - clock.now() + 1_000);

@@ -1,11 +1,71 @@
-import { MAIL_FORMATS, MAIL_SCHEDULES, describeDefinition, type ReportDefinition, type SavedReport, type SavedReportInput } from '../domain/saved-report.js';
-import { actionButton, html, input, isoOrDash, select, table, type Html } from './html.js';
-import { field } from './session.js';
+import type { FastifyReply } from 'fastify';
+import { definitionQuery, MAIL_FORMATS, MAIL_SCHEDULES, PERIOD_NAMES, describeDefinition, readSavedReport, type ReportDefinition, type SavedReport, type SavedReportInput } from '../domain/saved-report.js';
+import { saveReport } from '../pipeline/saved-reports.js';
+import type { PortalDeps } from './deps.js';
+import { dipId, freeText, oneOf, type Filters } from './filters.js';
+import { actionButton, html, input, isoOrDash, select, table, type Flash, type Html } from './html.js';
+import { field, refuse, type PortalReq, type Realm, type Signed } from './session.js';
 
 /**
  * The saved reports on the Reports page, the same in both portals: the user's own list (open, delete) and
  * the form that saves the report shown under a name, optionally e-mailed (src/domain/saved-report.ts).
  */
+
+/** The Reports pages' filters (both portals): a saved report's definition is these and the report an e-mail carries. */
+export const REPORT_FILTERS = { period: oneOf(PERIOD_NAMES, 'day'), channel: freeText(2000), sender: dipId(), recipient: dipId() };
+
+/** The filters a Reports page shows: a saved report's definition without the report it e-mails. */
+export type ShownReport = Omit<ReportDefinition, 'report'>;
+
+/** The page's filters as read from its query. */
+export const shownOf = (f: Filters<typeof REPORT_FILTERS>): ShownReport => ({
+  period: f.period,
+  channels: f.channel.split(',').map((x) => x.trim()).filter((x) => x !== ''),
+  sender: f.sender || null,
+  recipient: f.recipient || null,
+});
+
+/** A portal's Reports page, for the saved reports' actions: where it is, whose reports, and the page itself to answer with. */
+export interface SavedReportsPage {
+  realm: Realm;
+  /** /portal/reports or /operator/reports. */
+  base: string;
+  req: PortalReq;
+  reply: FastifyReply;
+  signed: Signed;
+  /** The participant the user acts for (the report's viewer); null for an operator. */
+  participantDipId: string | null;
+  /** The Reports page showing `shown` (null: the query's filters), with a flash. */
+  page(shown: ShownReport | null, flash: Flash, status: number): Promise<FastifyReply>;
+}
+
+/** Saves the report shown under a name: the user's own (the store caps and names per user). */
+export async function saveShownReport(deps: PortalDeps, o: SavedReportsPage): Promise<FastifyReply> {
+  const owner = o.signed.account.username;
+  const input = savedReportInput(o.req.body);
+  const shown = readSavedReport({ ...input, name: 'shown', every: 'none' }, () => true);
+  const made = await saveReport({ store: deps.savedReports.store, knownChannel: (id) => deps.channel(id) !== undefined, mailing: deps.savedReports.mailing, now: () => deps.clock.now() }, owner, o.participantDipId, input);
+  if (!made.ok) return o.page(shown.ok ? shown.definition : null, { kind: 'error', text: `not saved: ${made.problem}` }, 400);
+  const r = made.report;
+  deps.logger.info({ username: owner, participant: o.participantDipId, id: r.id, mailed: r.mailing?.every ?? null }, 'portal: report saved');
+  return o.page(r.definition, { kind: 'ok', text: `saved "${r.name}"${r.mailing ? `: e-mailed ${r.mailing.every} to ${r.mailing.to}, next at ${isoOrDash(r.nextDueAt)}` : ''}` }, 200);
+}
+
+/** Opens one of the user's saved reports: the page with its filters, run now. Another's is answered as unknown. */
+export async function openSavedReport(deps: PortalDeps, o: SavedReportsPage): Promise<FastifyReply> {
+  const id = o.req.params.id ?? '';
+  const r = await deps.savedReports.store.get(o.signed.account.username, id);
+  if (!r) return refuse(o.reply, o.realm, o.req, o.signed, 404, `you have no saved report ${id}`);
+  return o.reply.redirect(`${o.base}?${definitionQuery(r.definition)}`, 303);
+}
+
+/** Deletes one of the user's saved reports; another's (or none) is answered as unknown, and nothing is removed. */
+export async function removeSavedReport(deps: PortalDeps, o: SavedReportsPage): Promise<FastifyReply> {
+  const id = field(o.req.body, 'id');
+  if (!(await deps.savedReports.store.remove(o.signed.account.username, id))) return o.page(null, { kind: 'error', text: `you have no saved report ${id}` }, 404);
+  deps.logger.info({ username: o.signed.account.username, participant: o.participantDipId, id }, 'portal: saved report deleted');
+  return o.page(null, { kind: 'ok', text: 'saved report deleted' }, 200);
+}
 
 /** What the form posts, as the domain reads it. */
 export function savedReportInput(body: unknown): SavedReportInput {
@@ -19,7 +79,7 @@ export interface SavedReportsSection {
   saved: readonly SavedReport[];
   csrf: string;
   /** The filters shown now: what the form saves. */
-  shown: Omit<ReportDefinition, 'report'>;
+  shown: ShownReport;
   /** Whether e-mail is offered (an SMTP server is configured). */
   mailing: boolean;
 }

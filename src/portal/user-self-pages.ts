@@ -12,11 +12,10 @@ import { activityTable } from './activity-view.js';
 import { byUrgency, severityBadge, subscribeForm, subscriptionRows, subscriptionTable } from './alarms-view.js';
 import type { PortalDeps } from './deps.js';
 import { badge, barChart, bytes, choice, html, input, isoOrDash, table, type Flash } from './html.js';
-import { PERIOD_NAMES, periodForm, reportCharts } from './reports-view.js';
-import { dipId, freeText, oneOf } from './filters.js';
-import { definitionQuery, readSavedReport, type ReportDefinition } from '../domain/saved-report.js';
-import { definitionFilter, saveReport } from '../pipeline/saved-reports.js';
-import { savedReportInput, savedReportsSection } from './saved-reports-view.js';
+import { periodForm, reportCharts } from './reports-view.js';
+import { oneOf } from './filters.js';
+import { definitionFilter } from '../pipeline/saved-reports.js';
+import { openSavedReport, removeSavedReport, REPORT_FILTERS, savedReportsSection, saveShownReport, shownOf, type SavedReportsPage, type ShownReport } from './saved-reports-view.js';
 import { csrfField, fields, field, isReply, refuse, render } from './session.js';
 import { levelNote, may, USER_REALM as R, userFilters, type UserCtx as Ctx, type UserPageRegistrar as Registrar } from './user-realm.js';
 
@@ -33,9 +32,9 @@ const ROWS = 200;
 
 export function registerUserSelfPages(page: Registrar, deps: PortalDeps): void {
   page('/reports', 'GET', async (c) => reportsPage(deps, c));
-  page('/reports/saved', 'POST', async (c) => saveReportPage(deps, c), { needs: 'viewer' });
-  page('/reports/saved/remove', 'POST', async (c) => removeSavedReport(deps, c), { needs: 'viewer' });
-  page('/reports/saved/:id', 'GET', async (c) => openSavedReport(deps, c));
+  page('/reports/saved', 'POST', async (c) => saveShownReport(deps, savedOn(deps, c)), { needs: 'viewer' });
+  page('/reports/saved/remove', 'POST', async (c) => removeSavedReport(deps, savedOn(deps, c)), { needs: 'viewer' });
+  page('/reports/saved/:id', 'GET', async (c) => openSavedReport(deps, savedOn(deps, c)));
   page('/activity', 'GET', async (c) => activityPage(deps, c));
   page('/alarms', 'GET', async (c) => alarmsPage(deps, c, null, 200));
   page('/alarms', 'POST', async (c) => subscribe(deps, c), { needs: 'operations' });
@@ -44,18 +43,15 @@ export function registerUserSelfPages(page: Registrar, deps: PortalDeps): void {
   page('/publications/:channel/:id', 'GET', async (c) => download(deps, c), { streamedAnswer: true });
 }
 
-/** The reports page's filters: a saved report's definition is these and the report an e-mail carries. */
-const REPORT_FILTERS = { period: oneOf(PERIOD_NAMES, 'day'), channel: freeText(2000), sender: dipId(), recipient: dipId() };
-
 /**
  * The participant's reports, narrowed by channels, sender or recipient as saved reports are; `shown` a
  * saved report's filters (after saving it), else the query's. Its saved reports below.
  */
-async function reportsPage(deps: PortalDeps, c: Ctx, shown: Omit<ReportDefinition, 'report'> | null = null, flash: Flash = null, status = 200): Promise<FastifyReply> {
+async function reportsPage(deps: PortalDeps, c: Ctx, shown: ShownReport | null = null, flash: Flash = null, status = 200): Promise<FastifyReply> {
   const p = c.own;
   const f = shown ?? userFilters(c, 'Reports', REPORT_FILTERS);
   if (isReply(f)) return f;
-  const narrow: Omit<ReportDefinition, 'report'> = 'channel' in f ? { period: f.period, channels: f.channel.split(',').map((x) => x.trim()).filter((x) => x !== ''), sender: f.sender || null, recipient: f.recipient || null } : f;
+  const narrow = 'channel' in f ? shownOf(f) : f;
   const { period, filter } = definitionFilter(narrow, deps.clock.now());
   const form = periodForm('/portal/reports', period, html`${input('channel', 'Channels (optional: interface IDs, comma-separated)', { value: narrow.channels.join(',') })}${input('sender', 'Sender DIP ID (optional)', { value: narrow.sender ?? '' })}${input('recipient', 'Recipient DIP ID (optional)', { value: narrow.recipient ?? '' })}`);
   const saved = savedReportsSection({ base: '/portal/reports', saved: await deps.savedReports.store.list(c.signed.account.username), csrf: c.signed.claims.csrf, shown: narrow, mailing: deps.savedReports.mailing });
@@ -87,30 +83,8 @@ ${saved}`;
   return render(c.reply, status, R, c.req, c.signed, 'Reports', body, flash);
 }
 
-/** Saves the report shown under a name (the user's own: every level may). */
-async function saveReportPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const input = savedReportInput(c.req.body);
-  const shown = readSavedReport({ ...input, name: 'shown', every: 'none' }, () => true);
-  const made = await saveReport({ store: deps.savedReports.store, knownChannel: (id) => deps.channel(id) !== undefined, mailing: deps.savedReports.mailing, now: () => deps.clock.now() }, c.signed.account.username, c.own.dipId, input);
-  if (!made.ok) return reportsPage(deps, c, shown.ok ? shown.definition : null, { kind: 'error', text: `not saved: ${made.problem}` }, 400);
-  deps.logger.info({ username: c.signed.account.username, participant: c.own.dipId, id: made.report.id, mailed: made.report.mailing?.every ?? null }, 'portal: report saved');
-  return reportsPage(deps, c, made.report.definition, { kind: 'ok', text: `saved "${made.report.name}"${made.report.mailing ? `: e-mailed ${made.report.mailing.every} to ${made.report.mailing.to}, next at ${isoOrDash(made.report.nextDueAt)}` : ''}` }, 200);
-}
-
-/** Opens one of the user's saved reports: the page with its filters, run now. Another's is answered as unknown. */
-async function openSavedReport(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const r = await deps.savedReports.store.get(c.signed.account.username, c.req.params.id ?? '');
-  if (!r) return refuse(c.reply, R, c.req, c.signed, 404, `you have no saved report ${c.req.params.id ?? ''}`);
-  return c.reply.redirect(`/portal/reports?${definitionQuery(r.definition)}`, 303);
-}
-
-async function removeSavedReport(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const id = field(c.req.body, 'id');
-  // Only the user's own: another's (or none) is answered as unknown, and nothing is removed.
-  if (!(await deps.savedReports.store.remove(c.signed.account.username, id))) return reportsPage(deps, c, null, { kind: 'error', text: `you have no saved report ${id}` }, 404);
-  deps.logger.info({ username: c.signed.account.username, participant: c.own.dipId, id }, 'portal: saved report deleted');
-  return reportsPage(deps, c, null, { kind: 'ok', text: 'saved report deleted' }, 200);
-}
+/** The saved reports' actions of the user portal's Reports page (src/portal/saved-reports-view.ts). */
+const savedOn = (deps: PortalDeps, c: Ctx): SavedReportsPage => ({ ...c, realm: R, base: '/portal/reports', participantDipId: c.own.dipId, page: (shown, flash, status) => reportsPage(deps, c, shown, flash, status) });
 
 async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (!deps.activityLog) return render(c.reply, 200, R, c.req, c.signed, 'API activity', html`<p>The API activity log is turned off on this DIP.</p>`);
