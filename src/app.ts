@@ -16,7 +16,7 @@ import { registerReportRoutes, reportNames } from './api/report-routes.js';
 import { activityRoutes } from './api/admin-activity.js';
 import { SharedEncryptionKey } from './security/encryption-key-share.js';
 import { startCore } from './assemble/core.js';
-import { startExpiryWarnings, startRetention } from './assemble/housekeeping.js';
+import { startExpiryWarnings, startRetention, startSavedReportMail } from './assemble/housekeeping.js';
 import { startAnonymousListener, startOperatorListener, startParticipantListener, startPortalListener } from './assemble/listeners.js';
 import { assembleMessageRoad } from './assemble/message-road.js';
 import { startActivityLog, startAlarms, startTracing } from './assemble/observability.js';
@@ -277,6 +277,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),
     replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, maintenance, certificates,
     alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports, selfService,
+    savedReports: { store: backend.savedReports, mailing: config.observability.alarms.smtp !== null },
     operatorApi: operator.operatorApi,
     issueCertificate: issueFromCsr,
     onboarding,
@@ -298,6 +299,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const retention = startRetention(config, backend, channelSettings, clock, logger, life);
   schedulePublicationRetention(publications, config.purgeIntervalSeconds * 1000, clock, logger, life);
   startExpiryWarnings(config, pkiDirectory, registry, clock, logger, life);
+  startSavedReportMail(config, backend, reports, () => portalBase ?? '', clock, logger, life);
   const port = participant.port;
   logger.info({ port, adminPort: operator.port, portalPort, dataDir: config.dataDir, environment: config.environment, storage: backend.kind, coordination: coordination.kind }, 'OpenDIP listening');
 

@@ -13,6 +13,7 @@ import { databaseFile, keyEncryptionKey } from '../src/adapters/backend.js';
 import { checkExport, writeExport } from '../src/adapters/migration-file.js';
 import { systemClock } from '../src/adapters/clock.js';
 import type { MigrationRecord } from '../src/adapters/migration.js';
+import type { SavedReport } from '../src/domain/saved-report.js';
 import { importIntoPostgres } from '../src/adapters/postgres/import.js';
 import { exportSqlite } from '../src/adapters/sqlite/export.js';
 import { DipClient } from '../src/client/dip-client.js';
@@ -71,6 +72,9 @@ describe('dip migrate: SQLite to the cluster', () => {
     const actId = await backend.journal.append({ at: 3, actor: 'operator:alice', action: 'PATCH /admin/channels/:id', target: 'IF-021', before: { paused: true }, after: { paused: false }, status: 200 });
     const account = { username: 'sup-admin', participantDipId: sup.dipId, admin: true, displayName: 'Supplier admin', passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA', totpSecretSealed: 'c2VhbGVk', lastTotpStep: 0, sessionEpoch: 0, disabled: false, createdAt: 4, createdBy: 'operator:alice' };
     expect(await backend.portalAccounts.createAccount(account)).toBe(true);
+    // Its saved report, e-mailed: its next time travels with it (no e-mail skipped or sent again by the move).
+    const saved: SavedReport = { id: 'r-1', owner: 'sup-admin', participantDipId: sup.dipId, name: 'IF-021 daily', definition: { report: 'throughput', period: 'day', channels: ['IF-021'], sender: null, recipient: null }, mailing: { to: 'ops@sup.example', every: 'daily', format: 'csv' }, createdAt: 4, nextDueAt: 86_400_000 };
+    expect(await backend.savedReports.create(saved, 20)).toBeNull();
     // What pulls handed out travels too (as pulls before the webhook was set would have left it).
     await backend.log.markPulled(queue, 2);
     const dataDir = embedded.config.dataDir;
@@ -80,7 +84,7 @@ describe('dip migrate: SQLite to the cluster', () => {
     const counts: Record<string, number> = {};
     const records = [...exportSqlite(file, 0, counts)];
     // The copy's original is settled, and travels all the same (no queue position): the copy's link.
-    expect(counts).toMatchObject({ participant: 2, webhook: 1, mpan: 1, senderRef: 4, message: 5, entry: 4, portalAccount: 1 });
+    expect(counts).toMatchObject({ participant: 2, webhook: 1, mpan: 1, senderRef: 4, message: 5, entry: 4, portalAccount: 1, savedReport: 1 });
     // Each position with the capacity it was routed in, the requeued copy's its original's.
     expect(records.flatMap((x) => (x.type === 'entry' ? [x.capacity] : []))).toEqual(['SUP', 'SUP', 'SUP', 'SUP']);
     const exported = records.filter((x) => x.type === 'message');
@@ -118,7 +122,7 @@ describe('dip migrate: SQLite to the cluster', () => {
     expect(checked.authenticated).toBe(true);
     const url = await db.freshSchema();
     const imported = await importIntoPostgres({ url, clock: systemClock }, checked.records()).finally(() => checked.close());
-    expect(imported).toMatchObject({ participant: 2, message: 5, entry: 4, portalAccount: 1, registryRecord: counts.registryRecord, journal: counts.journal });
+    expect(imported).toMatchObject({ participant: 2, message: 5, entry: 4, portalAccount: 1, registryRecord: counts.registryRecord, savedReport: 1, journal: counts.journal });
 
     // A cluster node on the same data directory: the same PKI and key-encryption key.
     up = true;
@@ -151,6 +155,7 @@ describe('dip migrate: SQLite to the cluster', () => {
       expect(act).toMatchObject({ id: actId, action: 'PATCH /admin/channels/:id', before: { paused: true }, after: { paused: false }, status: 200 });
       expect(await cluster.dip.backend.journal.append({ at: 5, actor: 'operator:bob', action: 'x', target: 'y', before: null, after: null, status: 200 })).toBeGreaterThan(actId);
       expect(await cluster.dip.backend.portalAccounts.account('user', 'sup-admin')).toEqual(account);
+      expect(await cluster.dip.backend.savedReports.list('sup-admin')).toEqual([saved]);
     } finally {
       await cluster.close();
     }

@@ -67,7 +67,9 @@ export type MigrationRecord =
   /** One act of the operator journal (append-only: carried in order, with its original ID). */
   | { type: 'journal'; id: number; at: number; actor: string; action: string; target: string; before: unknown; after: unknown; status: number | null }
   /** A portal user or operator sign-in: hashes and sealed secrets only, as stored. */
-  | { type: 'portalAccount'; username: string; participantDipId: string | null; record: unknown; createdAt: number };
+  | { type: 'portalAccount'; username: string; participantDipId: string | null; record: unknown; createdAt: number }
+  /** A portal user's saved report (src/domain/saved-report.ts), with when its next e-mail is due (absent from files exported before 2026-12-05). */
+  | { type: 'savedReport'; id: string; owner: string; name: string; record: unknown; createdAt: number; nextDueAt: number | null };
 
 /** How many records of each kind an export or import carried. */
 export type MigrationCounts = Partial<Record<MigrationRecord['type'], number>>;

@@ -3,6 +3,8 @@ import type { Lifecycle } from '../lifecycle.js';
 import type { ChannelSettings } from '../pipeline/channel-settings.js';
 import type { Registry } from '../pipeline/registry.js';
 import { Retention } from '../pipeline/retention.js';
+import { SavedReportMail, type SavedReportMailDeps } from '../pipeline/saved-report-mail.js';
+import { SmtpMailer } from '../adapters/mail/smtp-mailer.js';
 import type { Backend } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -42,4 +44,19 @@ export function startExpiryWarnings(config: DipConfig, pkiDir: string, registry:
   };
   warnExpiring();
   life.started('expiry warnings', clock.every(86_400_000, warnExpiring));
+}
+
+/**
+ * Saved reports e-mailed daily or weekly, through the one SMTP server (observability.alarms.smtp); not
+ * started without one (the portal then offers no e-mail). On every node: each e-mail is claimed in the store.
+ */
+export function startSavedReportMail(config: DipConfig, backend: Backend, reports: SavedReportMailDeps['reports'], portalUrl: () => string, clock: Clock, logger: Logger, life: Lifecycle): void {
+  if (!config.observability.alarms.smtp) return;
+  const mailer = new SmtpMailer(config.observability.alarms.smtp);
+  const mail = new SavedReportMail({ store: backend.savedReports, reports, accounts: backend.portalAccounts, mailer, clock, logger, portalUrl });
+  mail.start();
+  life.started('saved report e-mail', async () => {
+    await mail.stop();
+    await mailer.close();
+  });
 }

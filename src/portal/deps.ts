@@ -12,6 +12,7 @@ import type { SelfService } from '../pipeline/self-service.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AlarmSubscriptionStore } from '../ports/alarms.js';
+import type { SavedReports } from '../ports/saved-reports.js';
 import type { RecipientCopies } from '../pipeline/recipient-copy.js';
 import type { Registry } from '../pipeline/registry.js';
 import type { Replay } from '../pipeline/replay.js';
@@ -58,6 +59,8 @@ export interface PortalDeps {
   operatorApi(operator: string): OperatorApi;
   /** Alarm subscriptions, created and checked as the alarm routes do (null when alarms are turned off). */
   alarms: (SubscriptionDeps & { alarms: Pick<Alarms, 'current' | 'resolved'>; subscriptions: Pick<AlarmSubscriptionStore, 'list' | 'put' | 'remove'> }) | null;
+  /** Portal users' saved reports (src/ports/saved-reports.ts); `mailing`: an SMTP server is configured, so they may be e-mailed. */
+  savedReports: { store: Pick<SavedReports, 'list' | 'get' | 'create' | 'remove'>; mailing: boolean };
   /** Pattern B: publications a participant may list and download (the API's own rule, pipeline/publications.ts). */
   publications: Pick<Publications, 'find' | 'get' | 'read' | 'publisherRoles'>;
   /**

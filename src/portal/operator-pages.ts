@@ -12,7 +12,8 @@ import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
 import { actionButton, alertLine, badge, bytes, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
 import { csrfField, field, fields, isReply, pageRoutes, refuse, render } from './session.js';
 import { dipId, freeText, integer, oneOf } from './filters.js';
-import { PERIOD_NAMES } from './reports-view.js';
+import { reportOwner } from '../domain/saved-report.js';
+import { openSavedReport, removeSavedReport, REPORT_FILTERS, savedReportsSection, saveShownReport, shownOf, type SavedReportsPage, type ShownReport } from './saved-reports-view.js';
 import { WITHDRAWAL_REASON_MAX } from '../pipeline/publications.js';
 import { OnboardingPages } from './onboarding-pages.js';
 import { reportReply } from './audit-view.js';
@@ -61,6 +62,10 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/publications', 'GET', async (c) => publicationsPage(deps, c, null, 200));
   page('/publications/withdraw', 'POST', async (c) => withdrawPublication(deps, c));
   page('/reports', 'GET', async (c) => reportsPage(deps, c));
+  // Every role's (viewer too): an operator's own saved reports change nothing of the DIP's.
+  page('/reports/saved', 'POST', async (c) => saveShownReport(deps, savedOn(deps, c)));
+  page('/reports/saved/remove', 'POST', async (c) => removeSavedReport(deps, savedOn(deps, c)));
+  page('/reports/saved/:id', 'GET', async (c) => openSavedReport(deps, savedOn(deps, c)));
   registerOperatorAuditPages(page, deps);
   page('/activity', 'GET', async (c) => activityPage(deps, c));
   page('/dead-letters', 'GET', async (c) => deadLettersPage(deps, c, null, 200));
@@ -313,25 +318,37 @@ async function withdrawPublication(deps: PortalDeps, c: Ctx): Promise<FastifyRep
   return publicationsPage(deps, c, { kind: 'ok', text: `publication ${id} (${done.data.publicationType} version ${done.data.version} on ${done.data.channel}) withdrawn at ${w.at} by ${w.by}: its bytes are removed, every download is answered 410` }, 200);
 }
 
-/** Reports across every participant (or some channels, one sender or recipient), from the operator reports API. */
-async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const f = filtersOf(c, 'Reports', { period: oneOf(PERIOD_NAMES, 'day'), channel: freeText(2000), sender: dipId(), recipient: dipId() });
+/**
+ * Reports across every participant (or some channels, one sender or recipient), from the operator reports
+ * API; `shown` a saved report's filters (after saving it), else the query's. The operator's saved reports below.
+ */
+async function reportsPage(deps: PortalDeps, c: Ctx, shown: ShownReport | null = null, flash: Flash = null, status = 200): Promise<FastifyReply> {
+  const f = shown ?? filtersOf(c, 'Reports', REPORT_FILTERS);
   if (isReply(f)) return f;
-  const period = reportPeriod(f.period, deps.clock.now());
-  const narrow = { channel: f.channel, sender: f.sender, recipient: f.recipient };
+  const narrow = 'channel' in f ? shownOf(f) : f;
+  const period = reportPeriod(narrow.period, deps.clock.now());
   const query = {
     from: new Date(period.fromMs).toISOString(),
     to: new Date(period.toMs).toISOString(),
     granularity: period.granularity,
-    ...Object.fromEntries(Object.entries(narrow).filter(([, v]) => v !== '')),
+    ...(narrow.channels.length ? { channel: narrow.channels.join(',') } : {}),
+    ...(narrow.sender ? { sender: narrow.sender } : {}),
+    ...(narrow.recipient ? { recipient: narrow.recipient } : {}),
   };
   const [throughput, latency] = await Promise.all([api(deps, c).GET('/admin/reports/throughput', { params: { query } }), api(deps, c).GET('/admin/reports/latency', { params: { query } })]);
-  const body = html`${periodForm('/operator/reports', period, html`${input('channel', 'Channels (optional: interface IDs, comma-separated)', { value: narrow.channel })}${input('sender', 'Sender DIP ID (optional)', { value: narrow.sender })}${input('recipient', 'Recipient DIP ID (optional)', { value: narrow.recipient })}`)}
-<p class="muted">${period.label}, across ${narrow.channel || narrow.sender || narrow.recipient ? 'the messages that match' : 'every participant'}: GET /admin/reports/… gives the same as JSON or CSV.</p>
-${throughput.data && latency.data ? reportCharts(period, throughput.data.rows, latency.data.rows) : alertLine(problemOf(throughput.error ?? latency.error))}`;
-  const status = throughput.data ? latency.response.status : throughput.response.status;
-  return render(reportReply(c.reply, status), status, O, c.req, c.signed, 'Reports', body);
+  const saved = savedReportsSection({ base: '/operator/reports', saved: await deps.savedReports.store.list(reportOwner(c.signed.account)), csrf: c.signed.claims.csrf, shown: narrow, mailing: deps.savedReports.mailing });
+  const body = html`${periodForm('/operator/reports', period, html`${input('channel', 'Channels (optional: interface IDs, comma-separated)', { value: narrow.channels.join(',') })}${input('sender', 'Sender DIP ID (optional)', { value: narrow.sender ?? '' })}${input('recipient', 'Recipient DIP ID (optional)', { value: narrow.recipient ?? '' })}`)}
+<p class="muted">${period.label}, across ${narrow.channels.length || narrow.sender || narrow.recipient ? 'the messages that match' : 'every participant'}: GET /admin/reports/… gives the same as JSON or CSV.</p>
+${throughput.data && latency.data ? reportCharts(period, throughput.data.rows, latency.data.rows) : alertLine(problemOf(throughput.error ?? latency.error))}
+${saved}`;
+  const answered = throughput.data ? latency.response.status : throughput.response.status;
+  // A refused save or delete answers with its own status; the charts' refusal otherwise.
+  const code = status === 200 ? answered : status;
+  return render(reportReply(c.reply, code), code, O, c.req, c.signed, 'Reports', body, flash);
 }
+
+/** The saved reports' actions of the operator portal's Reports page (src/portal/saved-reports-view.ts): an operator's own, viewer as operator. */
+const savedOn = (deps: PortalDeps, c: Ctx): SavedReportsPage => ({ ...c, realm: O, base: '/operator/reports', participantDipId: null, page: (shown, flash, status) => reportsPage(deps, c, shown, flash, status) });
 
 /**
  * The API activity log of every listener (GET /admin/activity), newest first, optionally one caller's, the

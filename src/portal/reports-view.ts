@@ -1,5 +1,8 @@
 import { bucketStart, type Granularity, type LatencyStats } from '../pipeline/reports.js';
+import { REPORT_PERIODS, type Period } from '../domain/saved-report.js';
 import { html, select, timeChart, type Html } from './html.js';
+
+export { PERIOD_NAMES, reportPeriod, type Period, type PeriodName } from '../domain/saved-report.js';
 
 /**
  * The reports' charts, the same in both portals: throughput (messages in, copies delivered, errors, and
@@ -27,30 +30,6 @@ export interface LatencyRow {
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-const PERIODS = {
-  day: { ms: DAY, granularity: 'hour', label: 'The last 24 hours, per hour' },
-  week: { ms: 7 * DAY, granularity: 'day', label: 'The last 7 days, per day' },
-  month: { ms: 30 * DAY, granularity: 'day', label: 'The last 30 days, per day' },
-} as const satisfies Record<string, { ms: number; granularity: Granularity; label: string }>;
-
-export type PeriodName = keyof typeof PERIODS;
-/** The names a `period` filter takes (src/portal/filters.ts refuses any other). */
-export const PERIOD_NAMES = Object.keys(PERIODS) as PeriodName[];
-
-export interface Period {
-  name: PeriodName;
-  fromMs: number;
-  toMs: number;
-  granularity: Granularity;
-  label: string;
-}
-
-/** The period a `period` filter names, ending now. */
-export function reportPeriod(key: PeriodName, now: number): Period {
-  const p = PERIODS[key];
-  return { name: key, fromMs: now - p.ms, toMs: now, granularity: p.granularity, label: p.label };
-}
-
 /** Every bucket of the period, so that quiet hours show as zero rather than vanish from the axis. */
 function buckets(p: Period): number[] {
   const step = p.granularity === 'hour' ? HOUR : DAY;
@@ -62,7 +41,7 @@ function buckets(p: Period): number[] {
 const label = (t: number, g: Granularity) => (g === 'hour' ? new Date(t).toISOString().slice(5, 13).replace('T', ' ') + ':00' : new Date(t).toISOString().slice(0, 10));
 
 export function periodForm(action: string, p: Period, extra: Html | null = null): Html {
-  return html`<form method="get" action="${action}" class="search">${extra}${select('period', 'Period', Object.entries(PERIODS).map(([value, v]) => ({ value, label: v.label })), p.name)} <button type="submit">Show</button></form>`;
+  return html`<form method="get" action="${action}" class="search">${extra}${select('period', 'Period', Object.entries(REPORT_PERIODS).map(([value, v]) => ({ value, label: v.label })), p.name)} <button type="submit">Show</button></form>`;
 }
 
 export function reportCharts(p: Period, throughput: readonly ThroughputRow[], latency: readonly LatencyRow[]): Html {

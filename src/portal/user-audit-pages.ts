@@ -4,7 +4,7 @@ import type { Participant } from '../domain/participant.js';
 import type { Viewer } from '../pipeline/reports.js';
 import { AUDIT_FILTERS, auditChannels, auditLinks, reported, auditForm, MPAN_FILTERS, mpanForm, periodOf, reportReply, senderAuditTable, TRACE_FILTERS, traceForm, traceTable } from './audit-view.js';
 import type { PortalDeps } from './deps.js';
-import { dipId } from './filters.js';
+import { dipId, type FilterRule, type Filters } from './filters.js';
 import { html, type Html } from './html.js';
 import { isReply, render } from './session.js';
 import { asField, asQuery, journeyLink, scope, USER_REALM as R, userFilters, type UserCtx as Ctx, type UserPageRegistrar as Registrar } from './user-realm.js';
@@ -31,21 +31,27 @@ function refused(c: Ctx, title: string, form: Html, status: number, why: string)
   return render(reportReply(c.reply, status), status, R, c.req, c.signed, title, html`${form}<p role="alert">${why}</p>`);
 }
 
-/** The form, after the links between the audit reports (keeping "acting as"). */
-function withLinks(c: Ctx, p: Participant, form: Html): Html {
-  return html`${auditLinks('/portal', asQuery(c.own, p))}${form}`;
+/**
+ * What every audit page starts with: its filters (with `as`, src/portal/filters.ts) or the page answered
+ * 400, the participant it reads for (the API's rule, `scope`) or the refusal, and its form after the links
+ * between the audit reports (keeping "acting as").
+ */
+function opened<S extends Record<string, FilterRule>>(deps: PortalDeps, c: Ctx, title: string, spec: S, path: string, formOf: (action: string, q: Ctx['req']['query'], extra: Html | null) => Html): { f: Filters<S & { as: ReturnType<typeof dipId> }>; p: Participant; form: Html } | FastifyReply {
+  const f = userFilters(c, title, { as: dipId(), ...spec });
+  if (isReply(f)) return f;
+  const s = scope(deps, c, 'self');
+  if (isReply(s)) return s;
+  const p = s.caller;
+  return { f, p, form: html`${auditLinks('/portal', asQuery(c.own, p))}${formOf(path, c.req.query, asField(c.own, p))}` };
 }
 
 const cut = <T>(rows: readonly T[]) => ({ shown: rows.slice(0, AUDIT_ROWS_SHOWN), more: rows.length > AUDIT_ROWS_SHOWN ? html`<p class="muted">The first ${AUDIT_ROWS_SHOWN} of ${rows.length}: narrow the period, or ask the reports API for all of them as CSV.</p>` : null });
 
 async function senderAuditPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const title = 'Audit: messages sent';
-  const f = userFilters(c, title, { as: dipId(), ...AUDIT_FILTERS });
-  if (isReply(f)) return f;
-  const s = scope(deps, c, 'self');
-  if (isReply(s)) return s;
-  const p = s.caller;
-  const form = withLinks(c, p, auditForm('/portal/audit', c.req.query, asField(c.own, p)));
+  const o = opened(deps, c, title, AUDIT_FILTERS, '/portal/audit', auditForm);
+  if (isReply(o)) return o;
+  const { f, p, form } = o;
   const period = periodOf(f.from, f.to, deps.clock.now());
   if (typeof period === 'string') return refused(c, title, form, 400, period);
   const channels = auditChannels(f.process, f.channels);
@@ -65,12 +71,9 @@ ${senderAuditTable(`${rows.length} message(s) sent`, shown, (r) => journeyLink(c
 
 async function tracePage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const title = 'Audit: business process trace';
-  const f = userFilters(c, title, { as: dipId(), ...TRACE_FILTERS });
-  if (isReply(f)) return f;
-  const s = scope(deps, c, 'self');
-  if (isReply(s)) return s;
-  const p = s.caller;
-  const form = withLinks(c, p, traceForm('/portal/audit/trace', c.req.query, asField(c.own, p)));
+  const o = opened(deps, c, title, TRACE_FILTERS, '/portal/audit/trace', traceForm);
+  if (isReply(o)) return o;
+  const { f, p, form } = o;
   const by = f.correlationId ? { correlationId: f.correlationId } : f.transactionId ? { transactionId: f.transactionId } : null;
   if (by === null) return render(c.reply, 200, R, c.req, c.signed, title, html`${form}<p class="muted">Choose a business process and enter the correlation ID (or a transaction ID) that links its messages: they are shown in order across its channels.</p>`);
   const period = periodOf(f.from, f.to, deps.clock.now(), true);
@@ -85,12 +88,9 @@ ${traceTable(`Messages linked by ${named} that ${p.dipId} sent or received`, sho
 
 async function mpanPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const title = 'Audit: MPAN';
-  const f = userFilters(c, title, { as: dipId(), ...MPAN_FILTERS });
-  if (isReply(f)) return f;
-  const s = scope(deps, c, 'self');
-  if (isReply(s)) return s;
-  const p = s.caller;
-  const form = withLinks(c, p, mpanForm('/portal/audit/mpan', c.req.query, asField(c.own, p)));
+  const o = opened(deps, c, title, MPAN_FILTERS, '/portal/audit/mpan', mpanForm);
+  if (isReply(o)) return o;
+  const { f, p, form } = o;
   if (f.mpan === '') return render(c.reply, 200, R, c.req, c.signed, title, html`${form}<p class="muted">Enter an MPAN to see the messages about it that ${p.dipId} sent or received while responsible for it, across channels.</p>`);
   if (!/^\d{13}$/.test(f.mpan)) return refused(c, title, form, 400, `mpan: "${f.mpan}" is not an MPAN (13 digits)`);
   const period = periodOf(f.from, f.to, deps.clock.now(), true);

@@ -43,11 +43,12 @@ export interface UserCtx {
 /**
  * Registers one of the user portal's pages (pageRoutes with the user's context). A POST changes something
  * and names the level it needs (src/domain/portal-levels.ts): checked before its handler runs, so no form
- * is one a lower level can send by hand. Reads (GET) are every level's.
+ * is one a lower level can send by hand. Reads (GET) are every level's, and so are the changes a user makes
+ * to what is only its own (its saved reports: `viewer`), which touch nothing of the participant's.
  */
 export interface UserPageRegistrar {
   (path: string, method: 'GET', handler: (c: UserCtx) => Promise<FastifyReply>, options?: { streamedAnswer?: boolean }): void;
-  (path: string, method: 'POST', handler: (c: UserCtx) => Promise<FastifyReply>, options: { needs: Exclude<UserLevel, 'viewer'> }): void;
+  (path: string, method: 'POST', handler: (c: UserCtx) => Promise<FastifyReply>, options: { needs: UserLevel }): void;
 }
 
 /** How a page names a user's level. */
@@ -68,7 +69,7 @@ export function levelNote(c: UserCtx, needs: UserLevel, what: string): Html | nu
 
 /** The user portal's registrar: pageRoutes, each POST refused (403, naming the level) below the level it needs. */
 export function userPages(routes: (path: string, method: 'GET' | 'POST', handler: (c: UserCtx) => Promise<FastifyReply>, options?: { streamedAnswer?: boolean }) => void): UserPageRegistrar {
-  return (path: string, method: 'GET' | 'POST', handler: (c: UserCtx) => Promise<FastifyReply>, options: { streamedAnswer?: boolean; needs?: Exclude<UserLevel, 'viewer'> } = {}) => {
+  return (path: string, method: 'GET' | 'POST', handler: (c: UserCtx) => Promise<FastifyReply>, options: { streamedAnswer?: boolean; needs?: UserLevel } = {}) => {
     const { needs, ...rest } = options;
     if (method === 'POST' && needs === undefined) throw new Error(`POST ${path}: a user portal form names the level it needs`);
     routes(path, method, needs === undefined ? handler : async (c) => (may(c, needs) ? handler(c) : refuse(c.reply, USER_REALM, c.req, c.signed, 403, levelNeeded(c, needs, 'this change'))), rest);

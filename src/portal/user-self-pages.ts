@@ -11,9 +11,12 @@ import type { PublicationRecord } from '../ports/publications.js';
 import { activityTable } from './activity-view.js';
 import { byUrgency, formHelp, severityBadge, subscribeForm, subscriptionRows, subscriptionTable, thresholdsFromForm } from './alarms-view.js';
 import type { PortalDeps } from './deps.js';
-import { badge, barChart, bytes, choice, html, isoOrDash, table, type Flash } from './html.js';
-import { PERIOD_NAMES, periodForm, reportCharts, reportPeriod } from './reports-view.js';
+import { badge, barChart, bytes, choice, html, input, isoOrDash, table, type Flash } from './html.js';
+import { periodForm, reportCharts } from './reports-view.js';
 import { oneOf } from './filters.js';
+import { definitionFilter } from '../pipeline/saved-reports.js';
+import { reportOwner } from '../domain/saved-report.js';
+import { openSavedReport, removeSavedReport, REPORT_FILTERS, savedReportsSection, saveShownReport, shownOf, type SavedReportsPage, type ShownReport } from './saved-reports-view.js';
 import { csrfField, fields, field, isReply, refuse, render } from './session.js';
 import { levelNote, may, USER_REALM as R, userFilters, type UserCtx as Ctx, type UserPageRegistrar as Registrar } from './user-realm.js';
 
@@ -30,6 +33,9 @@ const ROWS = 200;
 
 export function registerUserSelfPages(page: Registrar, deps: PortalDeps): void {
   page('/reports', 'GET', async (c) => reportsPage(deps, c));
+  page('/reports/saved', 'POST', async (c) => saveShownReport(deps, savedOn(deps, c)), { needs: 'viewer' });
+  page('/reports/saved/remove', 'POST', async (c) => removeSavedReport(deps, savedOn(deps, c)), { needs: 'viewer' });
+  page('/reports/saved/:id', 'GET', async (c) => openSavedReport(deps, savedOn(deps, c)));
   page('/activity', 'GET', async (c) => activityPage(deps, c));
   page('/alarms', 'GET', async (c) => alarmsPage(deps, c, null, 200));
   page('/alarms', 'POST', async (c) => subscribe(deps, c), { needs: 'operations' });
@@ -38,36 +44,48 @@ export function registerUserSelfPages(page: Registrar, deps: PortalDeps): void {
   page('/publications/:channel/:id', 'GET', async (c) => download(deps, c), { streamedAnswer: true });
 }
 
-async function reportsPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+/**
+ * The participant's reports, narrowed by channels, sender or recipient as saved reports are; `shown` a
+ * saved report's filters (after saving it), else the query's. Its saved reports below.
+ */
+async function reportsPage(deps: PortalDeps, c: Ctx, shown: ShownReport | null = null, flash: Flash = null, status = 200): Promise<FastifyReply> {
   const p = c.own;
-  const f = userFilters(c, 'Reports', { period: oneOf(PERIOD_NAMES, 'day') });
+  const f = shown ?? userFilters(c, 'Reports', REPORT_FILTERS);
   if (isReply(f)) return f;
-  const period = reportPeriod(f.period, deps.clock.now());
+  const narrow = 'channel' in f ? shownOf(f) : f;
+  const { period, filter } = definitionFilter(narrow, deps.clock.now());
+  const form = periodForm('/portal/reports', period, html`${input('channel', 'Channels (optional: interface IDs, comma-separated)', { value: narrow.channels.join(',') })}${input('sender', 'Sender DIP ID (optional)', { value: narrow.sender ?? '' })}${input('recipient', 'Recipient DIP ID (optional)', { value: narrow.recipient ?? '' })}`);
+  const saved = savedReportsSection({ base: '/portal/reports', saved: await deps.savedReports.store.list(reportOwner(c.signed.account)), csrf: c.signed.claims.csrf, shown: narrow, mailing: deps.savedReports.mailing });
+  const unknown = narrow.channels.filter((id) => !deps.channel(id));
+  if (unknown.length) return render(c.reply, 400, R, c.req, c.signed, 'Reports', html`${form}<p role="alert">channels: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} no channel of this DIP</p>${saved}`, flash);
   // The reports API's own computation, for the participant as viewer: its messages and its copies only.
   const viewer = { kind: 'participant', dipId: p.dipId } as const;
-  const filter = { fromMs: period.fromMs, toMs: period.toMs, granularity: period.granularity };
   const read = await Promise.all([deps.reports.throughput(viewer, filter), deps.reports.latency(viewer, filter)]).catch((e: unknown) => {
     if (e instanceof RefusedError) return e;
     throw e;
   });
   // More messages in the period than one report counts: said, with the form to choose a shorter one.
-  if (read instanceof RefusedError) return render(read.status === 429 ? c.reply.header('retry-after', '5') : c.reply, read.status, R, c.req, c.signed, 'Reports', html`${periodForm('/portal/reports', period)}<p role="alert">${read.message}</p>`);
+  if (read instanceof RefusedError) return render(read.status === 429 ? c.reply.header('retry-after', '5') : c.reply, read.status, R, c.req, c.signed, 'Reports', html`${form}<p role="alert">${read.message}</p>${saved}`, flash);
   const [throughput, latency] = read;
   const verdicts = { delivered: 0, retry: 0, rejected: 0 };
   for (const ch of [...deps.channels.all().filter((x) => receivesOn(x, p)).map((x) => x.interfaceId), STATUS_CHANNEL]) {
     if (!deps.registry.webhook(p.dipId, ch)) continue;
     for (const a of await deps.archive.attempts({ recipientDipId: p.dipId, channel: ch }, 200)) if (a.startedAt >= period.fromMs) verdicts[a.verdict] += 1;
   }
-  const body = html`${periodForm('/portal/reports', period)}
-<p class="muted">${period.label}: messages ${p.dipId} sent or received, from the archive and the delivery journal, and its submissions the DIP refused, from the API activity log (the reports API, /observability/reports, gives the same as JSON or CSV).</p>
+  const body = html`${form}
+<p class="muted">${period.label}: messages ${p.dipId} sent or received${narrow.channels.length || narrow.sender || narrow.recipient ? ' that match' : ''}, from the archive and the delivery journal, and its submissions the DIP refused, from the API activity log (the reports API, /observability/reports, gives the same as JSON or CSV).</p>
 ${reportCharts(period, throughput, latency)}
 ${barChart('Webhook calls by answer', [
   { label: 'delivered', value: verdicts.delivered, kind: 'ok' },
   { label: 'retried', value: verdicts.retry, kind: 'warn' },
   { label: 'rejected', value: verdicts.rejected, kind: 'bad' },
-])}`;
-  return render(c.reply, 200, R, c.req, c.signed, 'Reports', body);
+])}
+${saved}`;
+  return render(c.reply, status, R, c.req, c.signed, 'Reports', body, flash);
 }
+
+/** The saved reports' actions of the user portal's Reports page (src/portal/saved-reports-view.ts). */
+const savedOn = (deps: PortalDeps, c: Ctx): SavedReportsPage => ({ ...c, realm: R, base: '/portal/reports', participantDipId: c.own.dipId, page: (shown, flash, status) => reportsPage(deps, c, shown, flash, status) });
 
 async function activityPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   if (!deps.activityLog) return render(c.reply, 200, R, c.req, c.signed, 'API activity', html`<p>The API activity log is turned off on this DIP.</p>`);

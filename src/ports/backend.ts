@@ -9,6 +9,7 @@ import type { RateLimits } from './rate-limits.js';
 import type { RegistryStore } from './registry.js';
 import type { SignatureReplayGuard } from './replay-guard.js';
 import type { PortalAccounts } from './portal-accounts.js';
+import type { SavedReports } from './saved-reports.js';
 import type { RequeueJobs } from './requeue-jobs.js';
 import type { MessageTraces } from './traces.js';
 import type { ReportCounts } from './report-counts.js';
@@ -59,6 +60,8 @@ export interface Backend {
   /** Every administrative act, append-only (who, what, when, before and after). */
   journal: OperatorJournal;
   portalAccounts: PortalAccounts;
+  /** Portal users' saved reports and when their e-mails are due. */
+  savedReports: SavedReports;
   /** Maintenance notices (spec 5.13.5), versioned. */
   maintenance: MaintenanceNotices;
   /** From now on payloads are sealed on write (set once, before the first write). Reads open either kind. */

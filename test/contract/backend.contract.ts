@@ -9,6 +9,7 @@ import { publicationIndexContract } from './publications.contract.js';
 import { portalAccountsContract } from './portal-accounts.contract.js';
 import { registryContract } from './registry.contract.js';
 import { requeueJobsContract } from './requeue-jobs.contract.js';
+import { savedReportsContract } from './saved-reports.contract.js';
 import { tracesContract } from './traces.contract.js';
 
 export type { BackendFactory, OpenedForContract, SyncGate } from './fixtures.js';
@@ -24,6 +25,7 @@ export function backendContract(name: string, open: BackendFactory): void {
   requeueJobsContract(name, open);
   publicationIndexContract(name, open);
   portalAccountsContract(name, open);
+  savedReportsContract(name, open);
   maintenanceContract(name, open);
   tracesContract(name, open);
 }

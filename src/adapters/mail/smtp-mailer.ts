@@ -1,5 +1,5 @@
 import nodemailer from 'nodemailer';
-import type { Mailer } from '../../ports/mailer.js';
+import type { MailAttachment, Mailer } from '../../ports/mailer.js';
 
 export interface SmtpSettings {
   host: string;
@@ -15,7 +15,7 @@ export interface SmtpSettings {
 
 /**
  * The DIP's e-mail over SMTP (nodemailer), through the one server configured (observability.alarms.smtp):
- * alarm and maintenance notices, onboarding links and answers. Without settings every message is refused
+ * alarm and maintenance notices, onboarding links and answers, saved reports. Without settings every message is refused
  * with the reason.
  */
 export class SmtpMailer implements Mailer {
@@ -33,9 +33,9 @@ export class SmtpMailer implements Mailer {
       : null;
   }
 
-  async send(to: string, subject: string, text: string): Promise<void> {
+  async send(to: string, subject: string, text: string, attachments: readonly MailAttachment[] = []): Promise<void> {
     if (!this.transport || !this.smtp) throw new Error('no SMTP server is configured (observability.alarms.smtp)');
-    await this.transport.sendMail({ from: this.smtp.from, to, subject, text });
+    await this.transport.sendMail({ from: this.smtp.from, to, subject, text, ...(attachments.length ? { attachments: attachments.map((a) => ({ ...a })) } : {}) });
   }
 
   close(): Promise<void> {

@@ -233,5 +233,13 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
       );
       return;
     }
+    case 'savedReport': {
+      const rows = group as Array<Of<'savedReport'>>;
+      await c.query(
+        'INSERT INTO saved_reports (id, owner, name, record, created_at, next_due_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::bigint[], $6::bigint[]) ON CONFLICT DO NOTHING',
+        [col(rows, 'id'), col(rows, 'owner'), col(rows, 'name'), rows.map((r) => JSON.stringify(r.record)), col(rows, 'createdAt'), col(rows, 'nextDueAt')],
+      );
+      return;
+    }
   }
 }

@@ -9,6 +9,7 @@ import { PgMessageLog } from './message-log.js';
 import { PgMpanStore } from './mpan.js';
 import { PgPublications } from './publications.js';
 import { PgPortalAccounts } from './portal-accounts.js';
+import { PgSavedReports } from './saved-reports.js';
 import { RecordMaintenanceNotices } from '../maintenance-records.js';
 import { PgRegistry } from './registry.js';
 import { PgRequeueJobs } from './requeue-jobs.js';
@@ -39,6 +40,7 @@ export async function openPostgresBackend(options: PostgresOptions): Promise<Pos
     publications: new PgPublications(d),
     journal: new PgOperatorJournal(d),
     portalAccounts: new PgPortalAccounts(d),
+    savedReports: new PgSavedReports(d),
     maintenance: new RecordMaintenanceNotices(registry),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),

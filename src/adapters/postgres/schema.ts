@@ -336,6 +336,18 @@ ALTER TABLE portal_totp_enrolments ADD COLUMN IF NOT EXISTS realm text;
 UPDATE portal_totp_enrolments e SET realm = coalesce((SELECT a.realm FROM portal_accounts a WHERE a.username = e.username), 'operator') WHERE e.realm IS NULL;
 ALTER TABLE portal_totp_enrolments ALTER COLUMN realm SET NOT NULL;
 ${rekeyedByRealm('portal_totp_enrolments')}
+-- Portal users' saved reports (src/ports/saved-reports.ts): the definition as JSON; next_due_at the
+-- time its next e-mail is due (NULL: not e-mailed), moved on by the one node that claims it.
+CREATE TABLE IF NOT EXISTS saved_reports (
+  id text PRIMARY KEY,
+  owner text NOT NULL,
+  name text NOT NULL,
+  record jsonb NOT NULL,
+  created_at bigint NOT NULL,
+  next_due_at bigint,
+  UNIQUE (owner, name)
+);
+CREATE INDEX IF NOT EXISTS saved_reports_due ON saved_reports (next_due_at) WHERE next_due_at IS NOT NULL;
 -- A write that tells whether the server takes writes again after it could not (see PgDatabase), padded
 -- (2026-12-04) to a large batch's size: out of line and uncompressed, so that its bytes reach the disk.
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);

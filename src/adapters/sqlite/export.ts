@@ -127,6 +127,14 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
       count('portalAccount');
       yield { type: 'portalAccount', ...r, record: JSON.parse(r.record) as unknown };
     }
+    for (const r of db
+      .prepare<[], { id: string; owner: string; name: string; record: string; createdAt: number; nextDueAt: number | null }>(
+        'SELECT id, owner, name, record, created_at AS createdAt, next_due_at AS nextDueAt FROM saved_reports ORDER BY id',
+      )
+      .iterate()) {
+      count('savedReport');
+      yield { type: 'savedReport', ...r, record: JSON.parse(r.record) as unknown };
+    }
   } finally {
     db.close();
   }

@@ -10,6 +10,7 @@ import { SqliteMessageLog } from './message-log.js';
 import { SqliteMpanStore } from './mpan.js';
 import { SqlitePublications } from './publications.js';
 import { SqlitePortalAccounts } from './portal-accounts.js';
+import { SqliteSavedReports } from './saved-reports.js';
 import { SqliteRegistry } from './registry.js';
 import { SqliteRequeueJobs } from './requeue-jobs.js';
 import { SqliteOperatorJournal } from './operator-journal.js';
@@ -50,6 +51,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     publications: new SqlitePublications(d),
     journal: new SqliteOperatorJournal(d),
     portalAccounts: new SqlitePortalAccounts(d),
+    savedReports: new SqliteSavedReports(d),
     maintenance: new RecordMaintenanceNotices(registry),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),

@@ -264,6 +264,18 @@ CREATE INDEX IF NOT EXISTS portal_sign_in_attempts_at ON portal_sign_in_attempts
 -- Second factors being set up at a first sign-in (src/ports/portal-accounts.ts, PendingTotpEnrolment): at
 -- most one per account, kept until completed or expired; the token only as its SHA-256, the secret sealed.
 ${portalEnrolmentsTable('portal_totp_enrolments')}
+-- Portal users' saved reports (src/ports/saved-reports.ts): the definition as JSON; next_due_at the
+-- time its next e-mail is due (NULL: not e-mailed), moved on by the one node that claims it.
+CREATE TABLE IF NOT EXISTS saved_reports (
+  id TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  name TEXT NOT NULL,
+  record TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  next_due_at INTEGER,
+  UNIQUE (owner, name)
+);
+CREATE INDEX IF NOT EXISTS saved_reports_due ON saved_reports (next_due_at) WHERE next_due_at IS NOT NULL;
 -- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase): pad
 -- makes it the size of a large batch.
 CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL, pad BLOB);

@@ -1,0 +1,139 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SmtpMailer } from '../src/adapters/mail/smtp-mailer.js';
+import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
+import { nextMailAfter, type ReportMailing, type SavedReport } from '../src/domain/saved-report.js';
+import type { ReportFilter, Viewer } from '../src/pipeline/reports.js';
+import { SavedReportMail } from '../src/pipeline/saved-report-mail.js';
+import type { PortalAccount } from '../src/ports/portal-accounts.js';
+import { FakeClock } from './helpers/clocks.js';
+import { quietLogger } from './helpers/dip-harness.js';
+import { startSmtp, type TestSmtp } from './helpers/smtp.js';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+// A Sunday, 05:00 UTC: the daily e-mail is due at 06:00 today, the weekly one on Monday at 06:00.
+const START = Date.UTC(2026, 5, 7, 5, 0, 0);
+
+/** A text part as written (quoted-printable: long lines broken with `=`, `=` itself as `=3D`). */
+const unquoted = (data: string): string => data.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+
+const account = (username: string, participantDipId: string | null): PortalAccount => ({
+  username,
+  participantDipId,
+  admin: false,
+  level: 'viewer',
+  displayName: username,
+  passwordHash: 'scrypt$16384$8$1$c2FsdA$aGFzaA',
+  totpSecretSealed: null,
+  lastTotpStep: 0,
+  sessionEpoch: 0,
+  disabled: false,
+  createdAt: 0,
+  createdBy: 'test',
+});
+
+/**
+ * Saved reports e-mailed on their schedule: two nodes on one store, a clock the test moves, a real SMTP
+ * conversation. Each e-mail goes once (one node's claim), at its time, with its owner's view of the report.
+ */
+describe('saved reports e-mailed', () => {
+  let backend: SqliteBackend;
+  let clock: FakeClock;
+  let smtp: TestSmtp;
+  let nodes: SavedReportMail[];
+  const asked: Array<{ viewer: Viewer; filter: ReportFilter }> = [];
+  const reports = {
+    throughput: async (viewer: Viewer, filter: ReportFilter) => {
+      asked.push({ viewer, filter });
+      return [{ bucket: new Date(filter.fromMs).toISOString(), in: 3, out: 2, errors: 1, pending: 0 }];
+    },
+    latency: async () => [],
+  };
+
+  beforeEach(async () => {
+    clock = new FakeClock(START);
+    backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-saved-mail-')), 'dip.db'), { clock });
+    smtp = await startSmtp();
+    asked.length = 0;
+    const mailer = new SmtpMailer({ host: '127.0.0.1', port: smtp.port, secure: false, requireTLS: false, user: null, pass: null, from: 'dip@example.net' });
+    // Two nodes sharing the store, each with its own timer, as a cluster's would.
+    nodes = [0, 1].map(() => new SavedReportMail({ store: backend.savedReports, reports, accounts: backend.portalAccounts, mailer, clock, logger: quietLogger, portalUrl: () => 'https://portal.example.net' }));
+    for (const n of nodes) n.start();
+    await backend.portalAccounts.createAccount(account('alice', 'SUP0000001'));
+  });
+  afterEach(async () => {
+    for (const n of nodes) await n.stop();
+    await smtp.close();
+    await backend.close();
+  });
+
+  const save = async (id: string, mailing: ReportMailing, owner = 'user:alice') => {
+    const r: SavedReport = {
+      id,
+      owner,
+      participantDipId: 'SUP0000001',
+      name: `IF-021 ${id}`,
+      definition: { report: 'throughput', period: 'day', channels: ['IF-021'], sender: null, recipient: null },
+      mailing,
+      createdAt: clock.now(),
+      nextDueAt: nextMailAfter(mailing.every, clock.now()),
+    };
+    expect(await backend.savedReports.create(r, 20)).toBeNull();
+  };
+
+  /** Moves the clock (the nodes' timers run), then waits for the passes it started. */
+  const advance = async (ms: number) => {
+    await clock.advance(ms);
+    for (const n of nodes) await n.runOnce();
+  };
+
+  it('sends a daily summary once a day at 06:00 UTC, from one node, with the owner as viewer and the period ending then', async () => {
+    await save('daily', { to: 'alice@example.net', every: 'daily', format: 'summary' });
+    await advance(HOUR - 60_000);
+    expect(smtp.mails).toHaveLength(0);
+    await advance(60_000);
+    expect(smtp.mails).toHaveLength(1);
+    const mail = smtp.mails[0]!;
+    expect(mail.to).toEqual(['alice@example.net']);
+    const text = unquoted(mail.data);
+    expect(text).toContain('Subject: OpenDIP report: IF-021 daily');
+    expect(text).toContain('Messages in: 3');
+    expect(text).toContain('https://portal.example.net/portal/reports?period=day&channel=IF-021');
+    expect(asked).toEqual([{ viewer: { kind: 'participant', dipId: 'SUP0000001' }, filter: { fromMs: START + HOUR - DAY, toMs: START + HOUR, granularity: 'hour', channels: ['IF-021'] } }]);
+    // The rest of the day: nothing more; the next morning, the next one.
+    await advance(DAY - 60_000);
+    expect(smtp.mails).toHaveLength(1);
+    await advance(60_000);
+    expect(smtp.mails).toHaveLength(2);
+  });
+
+  it('sends a weekly CSV on Monday morning as an attachment of the rows', async () => {
+    await save('weekly', { to: 'alice@example.net', every: 'weekly', format: 'csv' });
+    await advance(DAY);
+    expect(smtp.mails).toHaveLength(0);
+    await advance(HOUR);
+    expect(smtp.mails).toHaveLength(1);
+    const data = smtp.mails[0]!.data;
+    expect(data).toMatch(/Content-Type: text\/csv; charset=utf-8; name=throughput-2026-06-08\.csv/);
+    expect(data).toMatch(/Content-Disposition: attachment; filename=throughput-2026-06-08\.csv/);
+    const csv = Buffer.from(data.split('filename=throughput-2026-06-08.csv')[1]!.trim().split(/\r?\n\r?\n|\r?\n--/)[0]!.replace(/\s+/g, ''), 'base64').toString('utf8');
+    expect(csv).toBe('bucket,in,out,errors,pending\r\n2026-06-07T06:00:00.000Z,3,2,1,0\r\n');
+    await advance(6 * DAY);
+    expect(smtp.mails).toHaveLength(1);
+    await advance(DAY);
+    expect(smtp.mails).toHaveLength(2);
+  });
+
+  it('sends nothing for an owner disabled since, and goes on at the next time once it is enabled again', async () => {
+    await save('daily', { to: 'alice@example.net', every: 'daily', format: 'summary' });
+    await backend.portalAccounts.changeAccount('user', 'alice', { disabled: true });
+    await advance(HOUR);
+    expect(smtp.mails).toHaveLength(0);
+    await backend.portalAccounts.changeAccount('user', 'alice', { disabled: false });
+    await advance(DAY);
+    expect(smtp.mails).toHaveLength(1);
+  });
+});
