@@ -25,7 +25,7 @@ const down: BackendHealth = { state: 'unavailable', reason: 'PostgreSQL: Connect
  * One node's Delivery over fake leases. `share`: the node's fair share of queues (surplus is what it holds
  * beyond it), with a claim pass every second; `releasing`: what a release waits for (NATS's answer).
  */
-function node(options: { share?: number; releasing?: Promise<void>; webhookDown?: boolean } = {}) {
+function node(options: { share?: number; releasing?: Promise<void>; webhookDown?: boolean; answering?: Promise<void> } = {}) {
   const clock = new FakeClock(1_000_000);
   let health: BackendHealth = { state: 'ok' };
   const healthListeners: Array<(h: BackendHealth) => void> = [];
@@ -77,13 +77,21 @@ function node(options: { share?: number; releasing?: Promise<void>; webhookDown?
   let cut = false;
   const pending: QueueRef[] = [];
   const never = new Promise<never>(() => {});
+  const posts: number[] = [];
   const { share: _noShare, ...worker } = workerDeps(clock, {
     log: {
       readQueue: async (_q: QueueRef, after: number) => (cut ? never : waiting.filter((e) => e.seq > after)),
       queueState: async () => (cut ? never : { ackedSeq: 0, headSeq: waiting.length, pulledSeq: 0 }),
       settle: async () => {},
     },
-    transport: { post: async () => ({ kind: 'answered', status: options.webhookDown ? 503 : 200, retryAfter: undefined, body: '', latencyMs: 1 }), close: async () => {} },
+    transport: {
+      post: async () => {
+        posts.push(clock.now());
+        await options.answering;
+        return { kind: 'answered', status: options.webhookDown ? 503 : 200, retryAfter: undefined, body: '', latencyMs: 1 };
+      },
+      close: async () => {},
+    },
   });
   const delivery = new Delivery({
     ...worker,
@@ -95,7 +103,7 @@ function node(options: { share?: number; releasing?: Promise<void>; webhookDown?
     health = h;
     for (const l of healthListeners) l(h);
   };
-  return { clock, delivery, released, releasing, releaseOptions, acquired, woken, taking, pending, cutOff: () => void (cut = true), setHealth, lose, waiting };
+  return { clock, delivery, released, releasing, releaseOptions, acquired, woken, taking, pending, cutOff: () => void (cut = true), setHealth, lose, waiting, posts };
 }
 
 describe('delivery leases while this node cannot reach the store', () => {
@@ -120,6 +128,24 @@ describe('delivery leases while this node cannot reach the store', () => {
     n.delivery.notify([queue]);
     await settle();
     expect(n.acquired).toHaveLength(1);
+    void n.delivery.stop();
+  });
+
+  it('given up for the store while its call to the recipient is out, releases the lease only once that call is answered: the next holder never calls beside it', async () => {
+    let answer = (): void => {};
+    const n = node({ answering: new Promise<void>((r) => (answer = r)) });
+    n.waiting.push({ seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: n.clock.now(), outbound: '{}', capacity: null, securityPattern: null });
+    n.delivery.notify([queue]);
+    await settle();
+    expect(n.posts).toHaveLength(1); // out, not yet answered
+    n.setHealth(down);
+    await n.clock.advance(PAUSED_RELEASE_MS);
+    await settle();
+    expect(n.releasing).toEqual([]); // held while the call is out
+    answer();
+    await settle();
+    expect(n.released).toEqual([queue]);
+    expect(n.posts).toHaveLength(1); // the stopped worker made no other call
     void n.delivery.stop();
   });
 

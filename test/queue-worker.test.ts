@@ -76,7 +76,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDeps['copyFor']; hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number }; withheld?: () => string | null; wall?: Clock; steps?: WallClockSteps } = {}) {
+function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDeps['copyFor']; hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number }; withheld?: () => string | null; wall?: Clock; steps?: WallClockSteps; answerAfter?: (call: number) => Promise<void> } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -91,6 +91,7 @@ function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDep
     transport: {
       post: async (call): Promise<WebhookOutcome> => {
         calls.push(call);
+        await options.answerAfter?.(calls.length);
         const a = answers.shift() ?? 200;
         return a === 'down' ? { kind: 'failed', error: 'connection refused', latencyMs: 1 } : { kind: 'answered', status: a, retryAfter: undefined, body: '', latencyMs: 1 };
       },
@@ -130,12 +131,12 @@ async function slowCommits(n: number, answers: Array<number | 'down'> = []): Pro
 }
 
 /**
- * `n` messages out in calls of 10 while the first settlement is held; it fails (disk full): paused, nothing
- * recorded. Then the store recovers, the worker resumes and finishes.
+ * `n` messages, calls of 10, the first settlement held: the second call goes out meanwhile (no third), then
+ * that settlement fails (disk full): paused, nothing recorded. Then the store recovers, the worker resumes and finishes.
  */
 async function firstSettlementFails(n: number): Promise<ReturnType<typeof harness>> {
   const h = await slowCommits(n);
-  expect(h.sent().flat()).toEqual(range(1, n)); // every call went out while the first settlement was held
+  expect(h.sent().flat()).toEqual(range(1, Math.min(n, 20)));
   h.log.release(new StoreError('unavailable', 'disk full', 'SQLITE_FULL'));
   await settle(10);
   expect(h.worker.state).toBe('paused');
@@ -442,39 +443,70 @@ describe('queue worker', () => {
     expect(h.log.settlements.map((s) => s.upTo)).toEqual([2, 3]);
   });
 
-  it('calls never wait for a settlement: those answered while one is recorded are recorded together after it, one at a time, in order', async () => {
+  it('one call at most goes past a settlement being recorded: the next waits for it to land, and those answered meanwhile are recorded together after it, in order', async () => {
     const h = await slowCommits(35);
-    // 1-10 answered; its settlement is still being recorded, and the calls after it went out meanwhile.
-    expect(h.sent()).toEqual([range(1, 10), range(11, 20), range(21, 30), range(31, 35)]);
+    // 1-10 answered; its settlement is still being recorded: 11-20 went out meanwhile, 21-30 waits for it.
+    expect(h.sent()).toEqual([range(1, 10), range(11, 20)]);
     expect(h.log.acked).toBe(0);
     expect(h.worker.state).toBe('working'); // not idle while anything answered is not yet durable
     h.log.release();
     await settle(10);
-    // 11-35 in one settlement (positions are cumulative), started only once 1-10's landed.
+    // 1-10 landed: 11-20's settlement is recorded while 21-30 goes; 31-35 waits for that one.
     expect(h.log.settlements.map((x) => x.upTo)).toEqual([10]);
-    expect(h.worker.state).toBe('working');
+    expect(h.sent()).toHaveLength(3);
+    h.log.release();
+    await settle(10);
+    expect(h.sent()).toHaveLength(4);
+    h.log.release();
+    await settle(10);
     h.log.release();
     await settle(10);
     expect(h.worker.state).toBe('idle'); // idle only once the last settlement is durable
-    expect(h.log.settlements.map((x) => x.upTo)).toEqual([10, 35]);
+    expect(h.log.settlements.map((x) => x.upTo)).toEqual([10, 20, 30, 35]);
     expect(h.log.maxInFlight).toBe(1);
-    expect(h.calls).toHaveLength(4); // nothing sent twice
+    expect(h.sent()).toEqual([range(1, 10), range(11, 20), range(21, 30), range(31, 35)]); // nothing sent twice
   });
 
-  it('a settlement that fails while the next call is out: paused; on resume it is recorded and the next call goes again at the same positions', async () => {
+  it('a settlement that never lands (its store stopped): no more than one call goes past it, however long it takes', async () => {
+    const h = await slowCommits(200);
+    await settle(50);
+    // A death now repeats at most 1-10 (its settlement in flight) and 11-20 (answered after it).
+    expect(h.sent()).toEqual([range(1, 10), range(11, 20)]);
+  });
+
+  it('a settlement that fails while the next call was answered: on resume both are recorded in one settlement, neither called again', async () => {
     const h = await firstSettlementFails(15);
-    // 1-10 was answered: recorded, not sent again. 11-15 was answered but never recorded: sent again, same positions.
-    expect(h.sent()).toEqual([range(1, 10), range(11, 15), range(11, 15)]);
-    expect(h.calls.map((c) => c.headers['x-opendip-sequence'])).toEqual(['1-10', '11-15', '11-15']);
-    expect(h.log.settlements.map((x) => x.upTo)).toEqual([10, 15]);
+    expect(h.sent()).toEqual([range(1, 10), range(11, 15)]);
+    expect(h.calls.map((c) => c.headers['x-opendip-sequence'])).toEqual(['1-10', '11-15']);
+    expect(h.log.settlements.map((x) => x.upTo)).toEqual([15]); // cumulative: 15 covers the failed 10
   });
 
-  it('a settlement that fails while later calls were answered: paused; on resume those calls go again at the same positions, nothing skipped', async () => {
+  it('a settlement that fails while later calls wait: on resume the answered ones are recorded, the rest go from there, nothing repeated or skipped', async () => {
     const h = await firstSettlementFails(35);
     expect(h.log.acked).toBe(35);
-    expect(h.log.settlements[0]!.upTo).toBe(10); // the failed one, recorded first on resume
-    // 1-10 not sent again; 11-35 were answered but never recorded: sent again, in order, from 11.
-    expect(h.sent().slice(4).flat()).toEqual(range(11, 35));
+    expect(h.log.settlements[0]!.upTo).toBe(20); // 1-10 (failed) and 11-20 (answered meanwhile), recorded first on resume
+    expect(h.sent()).toEqual([range(1, 10), range(11, 20), range(21, 30), range(31, 35)]);
+  });
+
+  it('a settlement that fails while the next call is still out: the answer that comes after the failure is recorded on resume, not called again', async () => {
+    let answer: (() => void) | null = null;
+    const h = harness([], { answerAfter: (n) => (n === 2 ? new Promise<void>((r) => (answer = r)) : Promise.resolve()) });
+    h.log.add(15, h.clock.now());
+    h.log.hold = true;
+    h.worker.kick();
+    await settle(10);
+    expect(h.sent()).toEqual([range(1, 10), range(11, 15)]); // 11-15 out, 1-10's settlement held
+    h.log.release(new StoreError('unavailable', 'disk full', 'SQLITE_FULL'));
+    await settle(10);
+    answer!(); // 11-15 answered 200 after the failure
+    await settle(10);
+    expect(h.worker.state).toBe('paused');
+    h.log.hold = false;
+    h.worker.resume();
+    await settle(20);
+    expect(h.worker.state).toBe('idle');
+    expect(h.sent()).toEqual([range(1, 10), range(11, 15)]);
+    expect(h.log.settlements.map((x) => x.upTo)).toEqual([15]);
   });
 
   it('a failed call after a delivered one: the settlement lands first, then the failure counts from zero', async () => {

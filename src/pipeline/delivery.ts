@@ -283,8 +283,9 @@ export class Delivery {
 
   /**
    * Stops working the queue and gives its lease up. Idle, or for balance: once its call and settlement
-   * are done. For a store out of reach: at once, not waiting for a store call that may never be answered
-   * (whatever was handed out and not settled is handed out again by the next holder, as after a crash).
+   * are done. For a store out of reach: once its call to the recipient (if one is out) is answered, not
+   * waiting for a store call that may never be answered (calls answered and not yet recorded, at most two,
+   * are made again by the next holder, as after a crash).
    * The other nodes are told to take it now unless it went idle (the next arrival claims it).
    */
   private giveUp(w: QueueWorker, why: 'idle' | 'unreachable' | 'balance'): void {
@@ -294,7 +295,10 @@ export class Delivery {
     this.paused.delete(w);
     if (this.workers.get(k) === w) this.workers.delete(k);
     const stopped = w.stop().catch((err: unknown) => this.deps.logger.error({ err, queue: w.queue }, 'a queue worker did not stop cleanly'));
-    const released = (why === 'unreachable' ? Promise.resolve() : stopped).then(() => this.deps.leases.release(w.queue, { handOver: why !== 'idle', balance: why === 'balance' }));
+    // Given up for the store, once its call to the recipient (if any) is answered: released while that call
+    // was out, the queue's next holder called beside it. Not its store calls, which may never be answered.
+    const quiet = why === 'unreachable' ? w.quiet().then((owed) => this.owedLost(w, owed)) : stopped;
+    const released = quiet.then(() => this.deps.leases.release(w.queue, { handOver: why !== 'idle', balance: why === 'balance' }));
     // Gone once its lease is released and its worker has stopped (given up for the store, the lease goes
     // first, and the worker may still wait for a store call): no second worker here before both.
     const gone = Promise.all([released, stopped]).then(() => {});
@@ -305,6 +309,12 @@ export class Delivery {
       // Something arrived while the lease was going: claim it again (idle), or wake its new holder.
       if (leaving.arrived) this.claim(w.queue, true);
     });
+  }
+
+  /** Said when a worker given up for the store leaves answered calls unrecorded: its next holder sends them again. */
+  private owedLost(w: QueueWorker, owed: number): void {
+    const acked = w.status().ackedSeq;
+    if (owed > acked) this.deps.logger.warn({ queue: w.queue, ackedSeq: acked, answeredUpTo: owed }, 'queue given up with answered calls not yet recorded (the store is out of reach): its next holder sends them again, at the same positions');
   }
 
   /** An operator resumes a queue halted by a permanent store error (after repairing the cause). */
@@ -335,8 +345,8 @@ export class Delivery {
     for (const cancel of this.idleSince.values()) cancel();
     this.idleSince.clear();
     // Queues being handed over finish their call first too: the leases are released after this (when the
-    // node closes them), and another node may start on a queue at once. Those given up for the store had
-    // their lease released first already (their worker may wait for a store call that never answers).
+    // node closes them), and another node may start on a queue at once. Those given up for the store have
+    // their lease released once their call is answered (their worker may wait for a store call that never answers).
     const handingOver = [...this.leaving.values()].filter((l) => l.why !== 'unreachable').map((l) => l.gone.catch(() => {}));
     await Promise.all([...[...this.workers.values()].map((w) => w.stop()), ...handingOver]);
   }

@@ -161,7 +161,8 @@ export interface WorkerDeps {
 
 /**
  * A worker's states. At most one call is in flight per queue, so order holds across retries; queues never
- * wait on each other, so a slow or dead recipient delays only itself.
+ * wait on each other, so a slow or dead recipient delays only itself. Working includes waiting for a
+ * settlement to land before the next call (at most one call goes past one not yet recorded: `settling`).
  *
  *   idle ──kick──▶ working ──nothing left──▶ idle
  *                  working ──retryable answer──▶ backoff ──timer / new webhook──▶ working
@@ -226,24 +227,34 @@ export class QueueWorker {
   private lateLastElapsed = 0;
   /** Why the entries wait (WorkerDeps.withheld), as of the last step. */
   private withheldWhy: string | null = null;
-  /** A settlement decided (a call answered 2xx, a message set aside) but not yet recorded: recorded before anything else. */
-  private unrecorded: { settlement: Settlement; events: DeadLetterEvent[] } | null = null;
   /**
-   * Delivered calls' settlements, being recorded while the next calls go out. In a delivery process a
+   * Settlements decided (a call answered 2xx, a message set aside) whose recording failed, or that were
+   * decided after one failed: recorded, in order, before anything else. Every call answered is among them
+   * until it is durable, so none is sent again for want of its acknowledgement (a fault campaign saw each
+   * call answered while a failed settlement was in flight sent again: 20-100 positions a queue).
+   */
+  private unrecorded: Array<{ settlement: Settlement; events: DeadLetterEvent[] }> = [];
+  /**
+   * Delivered calls' settlements, being recorded while the next call goes out. In a delivery process a
    * settlement is an IPC round trip to the main process's group commit, which under load took longer than
    * the call itself (bench drain phase: 250-1,400 ms per call), so a queue spent most of its time waiting
-   * on it. One settlement is in flight at a time; the calls answered meanwhile are recorded together right
-   * after it (a settlement is cumulative: its position covers every call before), so no call waits for a
-   * recording. Resolves once the last of them is durable.
+   * on it. One settlement is in flight at a time, and at most one call answered past it (toRecord): the
+   * call after that waits for it to land (roomToCall). So what a death can repeat is bounded (two calls: the
+   * one being recorded and the one answered meanwhile), where calls that went on unchecked behind a settlement
+   * that never landed (its main process stopped) were all repeated. Resolves once the last is durable.
    */
   private settling: Promise<void> | null = null;
   /** True while `settling` still takes calls to record after the one in flight. */
   private recording = false;
+  /** The settlement `settling` is recording now: the next call waits for it while one answered call is behind it. */
+  private landing: Promise<void> | null = null;
   /** The last position answered 2xx while a settlement was in flight: recorded once that one lands. */
   private toRecord = 0;
   /** The last position a recipient answered 2xx for in this run: ahead of ackedSeq while its settlement is recorded. */
   private deliveredUpTo = 0;
   private running: Promise<void> | null = null;
+  /** The call to the recipient under way, if any (quiet()). */
+  private posting: Promise<unknown> | null = null;
   /** The last read found the oldest waiting message old (DeliveryShare.behind): calls wait their turn. */
   private catchingUp = false;
   /** When the last call to the recipient started (the injected clock), null before the first. */
@@ -359,6 +370,18 @@ export class QueueWorker {
     await this.running;
   }
 
+  /**
+   * Stops, and resolves once no call to the recipient is under way (it took at most the webhook timeout),
+   * without waiting for a store call: a stopped worker makes no other call (call() checks before each),
+   * though its run may still wait on a store that does not answer. What it owes (unrecorded) is lost
+   * with it: the queue's next holder sends those calls again (at most two, see `settling`).
+   */
+  async quiet(): Promise<number> {
+    void this.stop();
+    await this.posting?.catch(() => {});
+    return this.unrecorded.reduce((n, u) => Math.max(n, u.settlement.upTo), this.toRecord);
+  }
+
   /** Starts a run that reads the queue afresh (a retry, a resume, a new webhook: all need a look). */
   private start(): void {
     this.dirty = true;
@@ -395,15 +418,10 @@ export class QueueWorker {
   }
 
   private async run(): Promise<void> {
-    // A run that ended on a failed settlement left deliveredUpTo ahead of what is durable: what was
-    // delivered past it goes again (same positions: a recipient sees a repeat, never a gap).
+    // What the last run delivered is in `unrecorded` (answered, not yet durable): recorded first, then read past.
     this.deliveredUpTo = 0;
-    this.toRecord = 0;
     try {
-      if (this.unrecorded) {
-        const { settlement, events } = this.unrecorded;
-        await this.record(settlement, events);
-      }
+      await this.recordUnrecorded();
       // Re-read each time: a recipient that pulls moves its position through the API, not through us.
       this.ackedSeq = Math.max(this.ackedSeq, (await this.deps.log.queueState(this.queue)).ackedSeq);
       while (this.dirty) {
@@ -636,7 +654,7 @@ export class QueueWorker {
       // and a crash before it is durable sends them all again at the same positions (repeats, no gap).
       if (this.recording) this.toRecord = last;
       else {
-        await this.settled(); // a recording that failed stops here
+        await this.settledBefore({ upTo: last }, []); // a recording that failed stops here
         this.settling = this.recordDelivered(last);
       }
       return null;
@@ -706,6 +724,7 @@ export class QueueWorker {
     const headers = await this.deps.signer.sign('POST', url, body);
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = sequence;
+    await this.roomToCall();
     // Nor once stopped: the call under way when stop() came is the only one a stopped worker finishes. One
     // stopped while its step read the store (a PostgreSQL restart) called when the read came back if its
     // node held the lease again by then, beside the queue's new worker.
@@ -714,7 +733,11 @@ export class QueueWorker {
     this.lastCallAt = startedAt;
     this.gathered = false;
     const tracedFrom = this.deps.tracer?.now();
-    const outcome = await this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs, maxAnswerBytes: answerBytes(messages) });
+    const posting = this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs, maxAnswerBytes: answerBytes(messages) });
+    this.posting = posting;
+    const outcome = await posting.finally(() => {
+      if (this.posting === posting) this.posting = null;
+    });
     // Journalled as requested (and signed), secrets masked: a disputed signature can be rebuilt from it.
     return { ...outcome, startedAt, tracedFrom, shownUrl: shownUrl(url) };
   }
@@ -796,6 +819,15 @@ export class QueueWorker {
     await this.record({ upTo, deadLetters, ...(notices ? { notices } : {}) }, events);
   }
 
+  /**
+   * Waits, before a call, while a call answered past the settlement being recorded waits to be recorded
+   * itself (toRecord): at most one call goes past an unrecorded settlement. Throws what that settlement's
+   * recording threw (the call is then not made).
+   */
+  private async roomToCall(): Promise<void> {
+    while (this.recording && this.toRecord > 0 && this.landing) await this.landing;
+  }
+
   /** Records delivered positions from `upTo` on, and any answered while each is recorded, one settlement at a time. */
   private recordDelivered(upTo: number): Promise<void> {
     this.recording = true;
@@ -803,10 +835,17 @@ export class QueueWorker {
       try {
         for (let next = upTo; next > 0; next = this.toRecord) {
           this.toRecord = 0;
-          await this.recordNow({ upTo: next }, []);
+          this.landing = this.recordNow({ upTo: next }, []);
+          await this.landing;
         }
+      } catch (error) {
+        // The call answered meanwhile is owed too (after the one that failed): never sent again for it.
+        if (this.toRecord > 0) this.owe({ upTo: this.toRecord }, []);
+        this.toRecord = 0;
+        throw error;
       } finally {
         this.recording = false;
+        this.landing = null;
       }
     })();
     done.catch(() => {}); // awaited (and its failure handled) by settled(); not an unhandled rejection meanwhile
@@ -816,14 +855,53 @@ export class QueueWorker {
   /** Records a settlement; if the store cannot take it, it is kept and recorded first when the worker resumes. */
   private async record(settlement: Settlement, events: DeadLetterEvent[]): Promise<void> {
     // Settlements go one at a time, in order: the ones being recorded land first.
-    await this.settled();
+    await this.settledBefore(settlement, events);
     await this.recordNow(settlement, events);
   }
 
+  /** settled(), for a settlement decided meanwhile: if the one before failed, this one is owed after it. */
+  private async settledBefore(settlement: Settlement, events: DeadLetterEvent[]): Promise<void> {
+    try {
+      await this.settled();
+    } catch (error) {
+      this.owe(settlement, events);
+      throw error;
+    }
+  }
+
+  /**
+   * Keeps a settlement to record when the store takes writes again, after those owed before it. A plain
+   * delivery after another is folded into it (positions are cumulative).
+   */
+  private owe(settlement: Settlement, events: DeadLetterEvent[]): void {
+    const before = this.unrecorded.at(-1);
+    const plain = (s: Settlement, e: DeadLetterEvent[]) => e.length === 0 && !s.deadLetters?.length && !s.notices;
+    if (before && plain(before.settlement, before.events) && plain(settlement, events)) before.settlement = { upTo: Math.max(before.settlement.upTo, settlement.upTo) };
+    else this.unrecorded.push({ settlement, events });
+  }
+
+  /** Records what is owed, oldest first; what the store cannot take stays owed. */
+  private async recordUnrecorded(): Promise<void> {
+    while (this.unrecorded.length > 0) {
+      const { settlement, events } = this.unrecorded[0]!;
+      await this.deps.log.settle(this.queue, settlement);
+      this.unrecorded.shift();
+      this.recorded(settlement, events);
+    }
+  }
+
   private async recordNow(settlement: Settlement, events: DeadLetterEvent[]): Promise<void> {
-    this.unrecorded = { settlement, events };
-    await this.deps.log.settle(this.queue, settlement);
-    this.unrecorded = null;
+    try {
+      await this.deps.log.settle(this.queue, settlement);
+    } catch (error) {
+      this.owe(settlement, events);
+      throw error;
+    }
+    this.recorded(settlement, events);
+  }
+
+  /** A settlement is durable. */
+  private recorded(settlement: Settlement, events: DeadLetterEvent[]): void {
     this.ackedSeq = Math.max(this.ackedSeq, settlement.upTo);
     // New messages at the head start their backoff afresh; the webhook's failure record (failures,
     // failingSince, its error) stays: a settlement of stale messages is no answer from the recipient.
