@@ -102,6 +102,8 @@ export interface DipConfig {
     catchUpPerSecond: number;
     /** The least time between two calls to a queue unless the second is full (README, Fair delivery): fewer, fuller calls. 0: none. */
     gatherMs: number;
+    /** Calls a queue may have answered and not yet recorded behind the settlement being recorded (README, Delivery: what a death repeats). */
+    callsPastSettlement: number;
   };
   channels: Record<string, ChannelOverride>;
   /** Limits of the participant-facing HTTPS listener (slow or oversized requests). */
@@ -759,6 +761,7 @@ const schema: JSONSchemaType<DipConfig> = {
         catchUpAfterMs: { type: 'integer', minimum: 0 },
         catchUpPerSecond: { type: 'number', exclusiveMinimum: 0 },
         gatherMs: { type: 'integer', minimum: 0, maximum: 1000 },
+        callsPastSettlement: { type: 'integer', minimum: 1, maximum: 64 },
       },
     },
     channels: {
@@ -828,6 +831,7 @@ export const DEFAULTS: DipConfig = {
     catchUpAfterMs: 2_000,
     catchUpPerSecond: 5_000,
     gatherMs: 0,
+    callsPastSettlement: 4,
   },
   channels: {},
   http: {

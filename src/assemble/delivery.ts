@@ -76,6 +76,7 @@ export function buildDelivery(w: DeliveryWiring, placement: DeliveryPlacement): 
       retry: { baseMs: config.delivery.retryBaseMs, capMs: config.delivery.retryCapMs },
       sweepIntervalMs: config.sweepIntervalSeconds * 1000,
       gatherMs: config.delivery.gatherMs,
+      callsPastSettlement: config.delivery.callsPastSettlement,
       // Watched even with alarms off: GET /admin/queues shows each queue's late deliveries too.
       late: { afterMs: config.observability.alarms.deliveryLatencySeconds * 1000, windowMs: config.observability.alarms.deliveryLatencyWindowMinutes * 60_000 },
     },

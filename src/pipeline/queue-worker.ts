@@ -31,6 +31,13 @@ export interface DeliverySettings {
    */
   gatherMs: number;
   /**
+   * How many calls may be answered past the settlement being recorded before the next call waits for it
+   * (roomToCall; absent: 1). What a death can repeat is bounded by it (those calls and the one being
+   * recorded); what a queue can deliver while its settlements are slow grows with it (a call per
+   * settlement at 1: 3.7 times slower with 200 ms settlements, BENCHMARKS.md).
+   */
+  callsPastSettlement?: number;
+  /**
    * End-to-end latency (spec 5.10.3, 5.11.4): a message delivered by a webhook call more than `afterMs`
    * after its acceptance is late; the run of late deliveries is kept in the status (WorkerStatus.late)
    * until `windowMs` passes without one. Absent: not watched.
@@ -238,9 +245,9 @@ export class QueueWorker {
    * Delivered calls' settlements, being recorded while the next call goes out. In a delivery process a
    * settlement is an IPC round trip to the main process's group commit, which under load took longer than
    * the call itself (bench drain phase: 250-1,400 ms per call), so a queue spent most of its time waiting
-   * on it. One settlement is in flight at a time, and at most one call answered past it (toRecord): the
-   * call after that waits for it to land (roomToCall). So what a death can repeat is bounded (two calls: the
-   * one being recorded and the one answered meanwhile), where calls that went on unchecked behind a settlement
+   * on it. One settlement is in flight at a time, and at most `callsPastSettlement` calls answered past it
+   * (toRecord, callsBehind): the call after those waits for it to land (roomToCall). So what a death can repeat
+   * is bounded (those calls and the one being recorded), where calls that went on unchecked behind a settlement
    * that never landed (its main process stopped) were all repeated. Resolves once the last is durable.
    */
   private settling: Promise<void> | null = null;
@@ -250,6 +257,8 @@ export class QueueWorker {
   private landing: Promise<void> | null = null;
   /** The last position answered 2xx while a settlement was in flight: recorded once that one lands. */
   private toRecord = 0;
+  /** The calls answered 2xx whose positions toRecord holds (roomToCall's count against callsPastSettlement). */
+  private callsBehind = 0;
   /** The last position a recipient answered 2xx for in this run: ahead of ackedSeq while its settlement is recorded. */
   private deliveredUpTo = 0;
   private running: Promise<void> | null = null;
@@ -652,7 +661,10 @@ export class QueueWorker {
       this.deliveredAt(entries);
       // Recorded while the next calls are read, made and sent: FIFO holds (they carry later positions),
       // and a crash before it is durable sends them all again at the same positions (repeats, no gap).
-      if (this.recording) this.toRecord = last;
+      if (this.recording) {
+        this.toRecord = last;
+        this.callsBehind += 1;
+      }
       else {
         await this.settledBefore({ upTo: last }, []); // a recording that failed stops here
         this.settling = this.recordDelivered(last);
@@ -820,12 +832,13 @@ export class QueueWorker {
   }
 
   /**
-   * Waits, before a call, while a call answered past the settlement being recorded waits to be recorded
-   * itself (toRecord): at most one call goes past an unrecorded settlement. Throws what that settlement's
+   * Waits, before a call, while `callsPastSettlement` calls answered past the settlement being recorded wait
+   * to be recorded themselves (toRecord): no more go past an unrecorded settlement. Throws what that settlement's
    * recording threw (the call is then not made).
    */
   private async roomToCall(): Promise<void> {
-    while (this.recording && this.toRecord > 0 && this.landing) await this.landing;
+    const limit = this.deps.settings.callsPastSettlement ?? 1;
+    while (this.recording && this.callsBehind >= limit && this.landing) await this.landing;
   }
 
   /** Records delivered positions from `upTo` on, and any answered while each is recorded, one settlement at a time. */
@@ -835,6 +848,7 @@ export class QueueWorker {
       try {
         for (let next = upTo; next > 0; next = this.toRecord) {
           this.toRecord = 0;
+          this.callsBehind = 0;
           this.landing = this.recordNow({ upTo: next }, []);
           await this.landing;
         }
@@ -842,6 +856,7 @@ export class QueueWorker {
         // The call answered meanwhile is owed too (after the one that failed): never sent again for it.
         if (this.toRecord > 0) this.owe({ upTo: this.toRecord }, []);
         this.toRecord = 0;
+        this.callsBehind = 0;
         throw error;
       } finally {
         this.recording = false;
