@@ -4,7 +4,7 @@ import { requestedUrl } from '../domain/callback-url.js';
 import { answerCode, refusedInMultiStatus, type AnswerEntry } from '../domain/recipient-answer.js';
 import { classifyStatus, failureKind, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { shownUrl } from '../domain/url-secrets.js';
-import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
+import { ACKNOWLEDGED_HEADER, formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { Archive } from '../ports/archive.js';
 import { batchBody, copiesWithin, type EncodedCopies } from './delivery-body.js';
 import type { DeliveryShare } from './delivery-share.js';
@@ -593,7 +593,7 @@ export class QueueWorker {
     const first = entries[0]!.seq;
     const last = entries[entries.length - 1]!.seq;
     const body = batchBody(made.slice(0, fit));
-    const outcome = await this.call(hook.url, body, formatSequence(first, last), entries.length);
+    const outcome = await this.call(hook.url, body, first, last);
     const { startedAt, tracedFrom } = outcome;
     // Given with the call (stamped with its start): however often its record is written (src/pipeline/attempt-journal.ts), it is one attempt.
     const attemptId = newAttemptId(startedAt, this.deps.randomBytes);
@@ -694,7 +694,7 @@ export class QueueWorker {
    * of the callback URL, not the text registered (`https://Sup.example:443/dip` is requested, and must
    * be signed, as `https://sup.example/dip`).
    */
-  private async call(callbackUrl: string, body: Buffer, sequence: string, messages: number): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined; shownUrl: string }> {
+  private async call(callbackUrl: string, body: Buffer, first: number, last: number): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined; shownUrl: string }> {
     const url = requestedUrl(callbackUrl);
     if (url === null) {
       // Registered before such URLs were refused: no call can be made, and none is signed. Retried (the
@@ -705,7 +705,11 @@ export class QueueWorker {
     }
     const headers = await this.deps.signer.sign('POST', url, body);
     headers['content-type'] = 'application/json';
-    headers[SEQUENCE_HEADER] = sequence;
+    headers[SEQUENCE_HEADER] = formatSequence(first, last);
+    // Every position before the call's first is settled: delivered to this webhook, or set aside by the DIP
+    // (stale, refused: its sender told). Said as a pull answer says it, so a receiver does not take the
+    // positions the DIP set aside for a gap (sequence.ts, gapBefore).
+    headers[ACKNOWLEDGED_HEADER] = String(first - 1);
     // Nor once stopped: the call under way when stop() came is the only one a stopped worker finishes. One
     // stopped while its step read the store (a PostgreSQL restart) called when the read came back if its
     // node held the lease again by then, beside the queue's new worker.
@@ -714,7 +718,7 @@ export class QueueWorker {
     this.lastCallAt = startedAt;
     this.gathered = false;
     const tracedFrom = this.deps.tracer?.now();
-    const outcome = await this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs, maxAnswerBytes: answerBytes(messages) });
+    const outcome = await this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs, maxAnswerBytes: answerBytes(last - first + 1) });
     // Journalled as requested (and signed), secrets masked: a disputed signature can be rebuilt from it.
     return { ...outcome, startedAt, tracedFrom, shownUrl: shownUrl(url) };
   }

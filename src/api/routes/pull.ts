@@ -7,7 +7,7 @@ import { copiesWithin } from '../../pipeline/delivery-body.js';
 import { newAttemptId } from '../../domain/attempt-id.js';
 import { MSG } from '../../domain/response-codes.js';
 import { judgeAck, pulledMark } from '../../domain/pull-positions.js';
-import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
+import { ACKNOWLEDGED_HEADER, formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { admitted, recipientScope } from '../guard.js';
 import { PAUSED_RETRY_AFTER_SECONDS } from '../../pipeline/ingest.js';
@@ -137,7 +137,7 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   const handed = entries.slice(0, fit);
   // Only on an answer that hands the copies out: a 409 that withheld them names no sequence to acknowledge.
   if (handed.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(handed[0]!.seq, handed.at(-1)!.seq));
-  reply.header('x-opendip-acknowledged', String(ackedSeq));
+  reply.header(ACKNOWLEDGED_HEADER, String(ackedSeq));
   // Durable before the answer leaves: its acknowledgement may reach another node, which checks it
   // against the store. One write per pull that hands out something new; none for the same range again.
   const mark = pulledMark(state, handed.at(-1)?.seq);
