@@ -46,7 +46,26 @@ export interface LateDeliveries {
   last: number;
 }
 
-/** A message set aside, with what a refusing recipient answered (relayed to the sender). */
+/**
+ * The error a call's record carries (its verdict stays delivered) when the recipient answered 207 without
+ * naming a failing message. Spec 5.5's callback table: "207 – Some messages created; see response body
+ * for details", so at least one failed; which one, the DIP cannot tell. The messages are kept as delivered
+ * (sending them again would repeat those the recipient created, and a 2xx is an answer), but the call is a
+ * fault of the receiver's contract, which neither its operator nor the senders would otherwise learn of:
+ * the webhook's calls list says so, WorkerStatus.contractFault raises the webhook-failing alarm (its own
+ * key) and dip_webhook_contract_faults_total counts it.
+ */
+export const MULTI_STATUS_NAMES_NO_FAILURE = 'CONTRACT: the recipient answered 207 (some messages created) without naming a failing message: all taken as delivered, no sender told of a failure';
+/** The same, for a 207 whose body was too long (or too slow) to read. */
+export const MULTI_STATUS_UNREAD = 'CONTRACT: the recipient answered 207 (some messages created) with a body too long or too slow to read: all taken as delivered, no sender told of a failure';
+
+/** Calls answered against the receiver's contract (a 207 naming no failing message), since `since` (epoch ms). */
+export interface ContractFault {
+  calls: number;
+  since: number;
+  error: string;
+}
+
 /**
  * How much of a recipient's answer is read: a 207 (Some Messages Created) has an entry per message of
  * the call (the published example's is about 290 bytes), so 64 KiB held the refusals of only about 220;
@@ -200,6 +219,8 @@ export interface WorkerStatus {
   late?: LateDeliveries | null;
   /** Why its messages are held back (WorkerDeps.withheld) as of its last look; null: they are not. */
   withheld?: string | null;
+  /** Calls the recipient answered against its contract (MULTI_STATUS_NAMES_NO_FAILURE) since its last answer that kept it; null: none. */
+  contractFault?: ContractFault | null;
 }
 
 export class QueueWorker {
@@ -226,6 +247,8 @@ export class QueueWorker {
   private lateLastElapsed = 0;
   /** Why the entries wait (WorkerDeps.withheld), as of the last step. */
   private withheldWhy: string | null = null;
+  /** The run of calls answered against the receiver's contract, ended by the next call answered by it. */
+  private contractFault: ContractFault | null = null;
   /** A settlement decided (a call answered 2xx, a message set aside) but not yet recorded: recorded before anything else. */
   private unrecorded: { settlement: Settlement; events: DeadLetterEvent[] } | null = null;
   /**
@@ -266,7 +289,7 @@ export class QueueWorker {
   }
 
   status(): WorkerStatus {
-    return { queue: this.queue, state: this.current, ackedSeq: this.ackedSeq, failures: this.failures, failingSince: this.failingSince, lastError: this.runError ?? this.callError, retryAt: this.retryAt, late: this.lateNow(), withheld: this.withheldWhy };
+    return { queue: this.queue, state: this.current, ackedSeq: this.ackedSeq, failures: this.failures, failingSince: this.failingSince, lastError: this.runError ?? this.callError, retryAt: this.retryAt, late: this.lateNow(), withheld: this.withheldWhy, contractFault: this.contractFault };
   }
 
   /** The run of late deliveries, ended once a window passed without one. */
@@ -601,7 +624,10 @@ export class QueueWorker {
     const verdict = status === null ? 'retry' : classifyStatus(status);
     const error = outcome.kind === 'failed' ? outcome.error : null;
     // Read before the call is traced, so that its spans tell which messages a 207 refused.
-    const refused = verdict === 'delivered' && status === 207 && outcome.kind === 'answered' ? this.refusedIn(outcome.body, outcome.truncated === true, entries) : new Map<string, AnswerEntry>();
+    const multi = verdict === 'delivered' && status === 207 && outcome.kind === 'answered' ? this.refusedIn(outcome.body, outcome.truncated === true, entries) : null;
+    const refused = multi?.refused ?? new Map<string, AnswerEntry>();
+    const fault = multi !== null && refused.size === 0 ? (multi.fault ?? MULTI_STATUS_NAMES_NO_FAILURE) : null;
+    if (verdict === 'delivered') this.contractFault = fault === null ? null : { calls: (this.contractFault?.calls ?? 0) + 1, since: this.contractFault?.since ?? startedAt, error: fault };
     if (tracedFrom !== undefined) {
       const q = this.queue;
       const refusals = [...refused].map(([transactionId, entry]) => ({ transactionId, code: answerCode(entry) }));
@@ -609,7 +635,7 @@ export class QueueWorker {
       this.deps.tracer!.attempted({ channel: q.channel, recipient: q.recipientDipId, transactionIds: entries.map((e) => e.transactionId), attempt: this.retries + 1, status, verdict, ...(refusals.length > 0 ? { refusals } : {}), startedAt: tracedFrom, endedAt: this.deps.tracer!.now() });
     }
     this.deps.archive
-      .recordAttempt({ attemptId, queue: this.queue, firstSeq: first, lastSeq: last, url: outcome.shownUrl, startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
+      .recordAttempt({ attemptId, queue: this.queue, firstSeq: first, lastSeq: last, url: outcome.shownUrl, startedAt, latencyMs: outcome.latencyMs, status, verdict, error: error ?? fault })
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record a delivery attempt'));
 
     if (refused.size > 0) {
@@ -671,21 +697,21 @@ export class QueueWorker {
    * cannot say which failed leaves them all delivered: the call was answered 2xx, and sending them again
    * would repeat those the recipient created.
    */
-  private refusedIn(body: string, truncated: boolean, entries: QueueEntry[]): Map<string, AnswerEntry> {
+  private refusedIn(body: string, truncated: boolean, entries: QueueEntry[]): { refused: Map<string, AnswerEntry>; fault: string | null } {
     const first = entries[0]!.seq;
     const last = entries[entries.length - 1]!.seq;
     if (truncated) {
       // Kept up to answerBytes(entries.length), ample for an entry per message: a recipient that answers
       // more is misbehaving, and its refusals cannot be read. Said loudly: senders are not told of them.
       this.deps.logger.error({ queue: this.queue, first, last, kept: body.length }, 'the recipient answered 207 with a body too long (or too slow) to read: its refusals could not be read, all taken as delivered');
-      return new Map();
+      return { refused: new Map(), fault: MULTI_STATUS_UNREAD };
     }
     const refused = refusedInMultiStatus(body, entries.map((e) => e.transactionId));
-    if (refused === null) {
-      this.deps.logger.warn({ queue: this.queue, first, last }, 'the recipient answered 207 without a messageArray naming the messages: all taken as delivered');
-      return new Map();
+    if (refused === null || refused.size === 0) {
+      this.deps.logger.warn({ queue: this.queue, first, last }, 'the recipient answered 207 without naming a failing message: all taken as delivered, recorded as a receiver contract fault');
+      return { refused: new Map(), fault: MULTI_STATUS_NAMES_NO_FAILURE };
     }
-    return refused;
+    return { refused, fault: null };
   }
 
   /**
