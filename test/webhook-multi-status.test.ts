@@ -160,4 +160,37 @@ describe('a webhook answering 207 with per-message failures', () => {
     const folded = refusedInMultiStatus(JSON.stringify({ messageArray: [{ transactionID: 't-if-021-abc', message: 'RCP1001 - Schema Failure' }] }), ['T-IF-021-ABC']);
     expect([...(folded ?? new Map()).keys()]).toEqual(['T-IF-021-ABC']);
   });
+
+  // A 400 to a call carrying several messages was followed by each message sent alone (n calls to find the
+  // one refused), though the recipient's StandardResponse named it. Named failing items are set aside as
+  // refused (their senders told); the rest go together again, in position order: a call stops before a
+  // named one (its positions stay consecutive) and the named one is set aside when it reaches the head.
+  it('a 400 naming failing items sets exactly those aside and sends the rest together again', async () => {
+    const h = harness([{ status: 400, body: answer(['T-2', 'RCP1001 - Schema Failure', 'D0.transactionID missing']) }]);
+    h.worker.kick();
+    await settle(30);
+    const sent = h.calls.map((c) => (JSON.parse(c.body.toString()) as Array<{ seq: number }>).map((m) => m.seq));
+    expect(sent).toEqual([[1, 2, 3], [1], [3]]);
+    expect(h.deadLettered.map((e) => [e.entry.transactionId, e.status, e.detail])).toEqual([['T-2', 400, 'SUP0000001 refused the message in a 400 answer (RCP1001 - Schema Failure)']]);
+    expect(h.relayed).toEqual([{ transactionId: 'T-2', message: 'RCP1001 - Schema Failure', help: 'SUP0000001 refused the message in a 400 answer (RCP1001 - Schema Failure): D0.transactionID missing' }]);
+    expect(h.settlements.at(-1)).toEqual({ upTo: 3 });
+    expect(h.settlements.find((x) => x.deadLetters)).toMatchObject({ upTo: 2, deadLetters: [{ seq: 2, reason: 'rejected', status: 400 }] });
+    await h.worker.stop();
+  });
+
+  it('a 400 naming the first item: set aside, the rest in one call; naming none: each message alone, as before', async () => {
+    const h = harness([{ status: 400, body: answer(['T-1', 'RCP1001 - Schema Failure']) }]);
+    h.worker.kick();
+    await settle(30);
+    const sent = (x: typeof h) => x.calls.map((c) => (JSON.parse(c.body.toString()) as Array<{ seq: number }>).map((m) => m.seq));
+    expect(sent(h)).toEqual([[1, 2, 3], [2, 3]]);
+    expect(h.deadLettered.map((e) => e.entry.transactionId)).toEqual(['T-1']);
+    await h.worker.stop();
+    const none = harness([{ status: 400, body: answer(['T-99', 'RCP1001 - Schema Failure']) }, { status: 201, body: '' }, { status: 400, body: '' }]);
+    none.worker.kick();
+    await settle(30);
+    expect(sent(none)).toEqual([[1, 2, 3], [1], [2], [3]]);
+    expect(none.deadLettered.map((e) => e.entry.transactionId)).toEqual(['T-2']);
+    await none.worker.stop();
+  });
 });

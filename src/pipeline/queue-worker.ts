@@ -241,6 +241,12 @@ export class QueueWorker {
   private failingUrl: string | undefined;
   /** After a batch is refused, messages go one per call up to here, to find the one the recipient refuses. */
   private singlesUntil = 0;
+  /**
+   * Messages a final refusal (a 400 …) named as failing in its StandardResponse, by position: each is set
+   * aside when it reaches the head, and a call stops before the next of them (so its positions stay
+   * consecutive). Kept in memory only: after a restart the call goes again whole and is answered alike.
+   */
+  private readonly refusedAhead = new Map<number, DeadLetterEvent>();
   /** Late deliveries within the window (DeliverySettings.late). */
   private late: LateDeliveries | null = null;
   /** When the last late delivery was, on the clock that never steps (WorkerDeps.steps.elapsed): the window runs from it. */
@@ -595,7 +601,9 @@ export class QueueWorker {
   }
 
   /** Sends one call. Returns null when the queue may move on, the wait before retrying, or 'withheld' (WorkerDeps.withheld). */
-  private async deliver(hook: Webhook, all: QueueEntry[]): Promise<number | null | 'withheld'> {
+  private async deliver(hook: Webhook, read: QueueEntry[]): Promise<number | null | 'withheld'> {
+    const all = this.refusedAhead.size === 0 ? read : await this.beforeNamedRefusal(read);
+    if (all === null) return null;
     const prepared = await this.copies(all);
     if (prepared.copies.length === 0 && prepared.withheld) {
       // Revoked (or expired) since this step looked: held like the rest, not set aside.
@@ -648,8 +656,7 @@ export class QueueWorker {
       const events = entries.flatMap((e) => {
         const entry = refused.get(e.transactionId);
         if (!entry) return [];
-        const detail = `${this.queue.recipientDipId} refused the message in a 207 answer (${entry.message})`;
-        return [this.event(e, 'rejected', status, detail, JSON.stringify({ messageArray: [entry] }))];
+        return [this.namedRefusal(e, status, entry)];
       });
       await this.setAside(events, last);
       return null;
@@ -683,13 +690,48 @@ export class QueueWorker {
     // A final refusal (400, 404, 505 …): an answer all the same, so the webhook is not failing.
     this.answered();
     if (entries.length > 1) {
-      // The recipient refused the call; send its messages singly so only the one it refuses is set aside.
+      // The recipient refused the call. A StandardResponse naming failing messages (by transactionID, a
+      // code other than success, as a 207's does) says which: those are set aside, the rest go together
+      // again. Naming none, send its messages singly so only the one it refuses is set aside.
+      const named = outcome.kind === 'answered' && !outcome.truncated ? refusedInMultiStatus(outcome.body, entries.map((e) => e.transactionId)) : null;
+      if (named !== null && named.size > 0) {
+        for (const e of entries) {
+          const entry = named.get(e.transactionId);
+          if (entry) this.refusedAhead.set(e.seq, this.namedRefusal(e, status, entry));
+        }
+        return null;
+      }
       this.singlesUntil = last;
       return null;
     }
     const answer = outcome.kind === 'answered' ? outcome.body : null;
     await this.setAside([this.event(entries[0]!, 'rejected', status, `${this.queue.recipientDipId} refused the message: HTTP ${status}`, answer)], last);
     return null;
+  }
+
+  /** A message the recipient's answer (a 207, or a 400 to several) named with a failure code: set aside, the code and help relayed to its sender. */
+  private namedRefusal(e: QueueEntry, status: number | null, entry: AnswerEntry): DeadLetterEvent {
+    const detail = `${this.queue.recipientDipId} refused the message in a ${status} answer (${entry.message})`;
+    return this.event(e, 'rejected', status, detail, JSON.stringify({ messageArray: [entry] }));
+  }
+
+  /**
+   * The entries a call may carry with refusals named ahead (refusedAhead): up to the next named one. When
+   * the head is named, it (and any named right after it) is set aside now, and null returned.
+   */
+  private async beforeNamedRefusal(read: QueueEntry[]): Promise<QueueEntry[] | null> {
+    const head: DeadLetterEvent[] = [];
+    for (const e of read) {
+      const named = this.refusedAhead.get(e.seq);
+      if (!named) break;
+      head.push(named);
+    }
+    if (head.length > 0) {
+      await this.setAside(head, head.at(-1)!.entry.seq);
+      return null;
+    }
+    const cut = read.findIndex((e) => this.refusedAhead.has(e.seq));
+    return cut === -1 ? read : read.slice(0, cut);
   }
 
   /**
@@ -855,6 +897,8 @@ export class QueueWorker {
     await this.deps.log.settle(this.queue, settlement);
     this.unrecorded = null;
     this.ackedSeq = Math.max(this.ackedSeq, settlement.upTo);
+    // Named refusals settled (set aside, or gone stale first) are done with.
+    for (const seq of this.refusedAhead.keys()) if (seq <= this.ackedSeq) this.refusedAhead.delete(seq);
     // New messages at the head start their backoff afresh; the webhook's failure record (failures,
     // failingSince, its error) stays: a settlement of stale messages is no answer from the recipient.
     this.retries = 0;
