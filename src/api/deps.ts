@@ -49,7 +49,7 @@ export interface ApiDeps {
    * The delivery journal: a pull's acknowledgement is recorded as its delivery (reports, journeys); and
    * the archive's parties of a transaction, for the correlation ID answered to a resend (MSG1006).
    */
-  journal: Pick<Archive, 'recordAttempt' | 'transactionParties' | 'attempts'>;
+  journal: Pick<Archive, 'recordAttempt' | 'transactionParties' | 'attempts' | 'receivedRequest'>;
   /** A pull's acknowledgement names the messages in its range the DIP set aside before it (src/pipeline/set-aside-unseen.ts). */
   deadLetters: Pick<DeadLetters, 'deadLetters'>;
   /** Cryptographic randomness for the attempt ID a pull's acknowledgement is journalled under (src/domain/attempt-id.ts). */
