@@ -206,7 +206,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   metrics.watchOverload(() => overload.stats());
   const apiDeps = {
     config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status,
-    continuation: ContinuationTokens.fromFile(nodeSecretFile(config.dataDir, 'replayToken')), queues: backend.log, journal: backend.archive, randomBytes, copies, channel, health, clock, destinations, publications,
+    continuation: ContinuationTokens.fromFile(nodeSecretFile(config.dataDir, 'replayToken')), queues: backend.log, journal: backend.archive, deadLetters: backend.deadLetters, randomBytes, copies, channel, health, clock, destinations, publications,
     notReady: () => core.catalogue.notReady(),
     overload,
     certificates,

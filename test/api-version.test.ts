@@ -23,7 +23,14 @@ describe('versionRefusal', () => {
   it('serves a header sent twice, or a comma-joined list, when every version in it is served', () => {
     for (const v of ['2.1.0, 2.1.0', '2,2.1', ['2.1.0', '2.1.0']]) expect([v, versionRefusal(v)]).toEqual([v, null]);
     expect(versionRefusal('2.1.0, 3.0.0')).toContain("'3.0.0' is not served");
-    expect(versionRefusal('2.1.0, ')).toContain("'' is not a version");
+    expect(versionRefusal('2.1.0, 3')).toContain("'3' is not served");
+  });
+
+  // Some client libraries send a header for an unset variable with an empty value: that was refused 400
+  // ("'' is not a version"). An empty value, or an empty one beside a version, is a version not given.
+  it('takes an empty value (or an empty member of a list) as no version given', () => {
+    for (const v of ['', '  ', ['', ''], ', ', '2.1.0, ', ['', '2.1']]) expect([v, versionRefusal(v)]).toEqual([v, null]);
+    expect(versionRefusal(', 3')).toContain("'3' is not served");
   });
 });
 

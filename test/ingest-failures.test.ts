@@ -862,6 +862,26 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
       expect(delivered(sup.dipId)).not.toContain(`${sds.dipId}|${refOf(fresh)}`);
     });
 
+    // An idempotent adapter takes MSG1006 as "already done": with new content under the old reference, that
+    // content was dropped silently. The code stays (the contract); the help says the content differs.
+    it('resent with different content: still MSG1006 naming the original transaction, the help saying the content differs; an exact resend (or a new senderTimestamp) does not', async () => {
+      const a = item();
+      const first = await acceptedOk(sds, [a]);
+      const original = first.body.messageArray[0]!.transactionID;
+      const restamped = clone(a);
+      restamped.payload.CommonBlock.S1.senderTimestamp = '2026-01-01T00:00:00+00:00';
+      for (const same of [a, restamped]) {
+        const again = await sds.client.submit('IF-021', [same]);
+        expect([again.status, again.body.messageArray[0]!.transactionID]).toEqual([400, original]);
+        expect(again.body.messageArray[0]!.help).not.toContain('differs');
+      }
+      const changed = clone(a);
+      changed.payload.CommonBlock.M0.GSPGroupID = changed.payload.CommonBlock.M0.GSPGroupID === '_A' ? '_B' : '_A';
+      const answer = await sds.client.submit('IF-021', [changed]);
+      expect([answer.status, answer.body.messageArray[0]!.message, answer.body.messageArray[0]!.transactionID]).toEqual([400, MSG.duplicateReference, original]);
+      expect(answer.body.messageArray[0]!.help).toBe(`item 0: S1.senderUniqueReference ${refOf(a)} was already accepted from 2000000001, as transaction ${original}; its content differs from the message accepted under that reference: the new content was not accepted (send it under a new senderUniqueReference)`);
+    });
+
     it('sent concurrently on several connections: exactly one is accepted, the others get MSG1006', async () => {
       const a = item();
       const before = db.counts();

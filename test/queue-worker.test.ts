@@ -173,6 +173,7 @@ describe('queue worker', () => {
     expect(h.worker.state).toBe('idle');
     expect(h.sent()).toEqual([[1, 2, 3]]);
     expect(h.calls[0]!.headers['x-opendip-sequence']).toBe('1-3');
+    expect(h.calls[0]!.headers['x-opendip-acknowledged']).toBe('0');
     expect(h.log.acked).toBe(3);
   });
 
@@ -335,6 +336,9 @@ describe('queue worker', () => {
     await settle(10);
     expect(h.deadLettered.map((e) => [e.entry.seq, e.reason])).toEqual([[1, 'stale'], [2, 'stale']]);
     expect(h.sent()).toEqual([[3]]);
+    // The call says what the DIP settled before it, as a pull answer does: positions 1-2 were set aside,
+    // not lost (without it, a receiver whose last position was 0 took 3-3 for a gap).
+    expect([h.calls[0]!.headers['x-opendip-sequence'], h.calls[0]!.headers['x-opendip-acknowledged']]).toEqual(['3-3', '2']);
   });
 
   it("holds messages whose copies are withheld (the recipient's certificate revoked): nothing sent, nothing set aside until stale, sent once released", async () => {

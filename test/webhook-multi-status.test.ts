@@ -4,6 +4,10 @@ import { answerBytes, QueueWorker, type DeadLetterEvent } from '../src/pipeline/
 import { returnToSender } from '../src/pipeline/return-to-sender.js';
 import type { QueueEntry, Settlement } from '../src/ports/message-log.js';
 import type { DeliveryTrace } from '../src/ports/tracing.js';
+import type { DeliveryAttempt } from '../src/ports/archive.js';
+import { webhookFailingAlarms } from '../src/pipeline/alarm-sources.js';
+import { DipMetrics } from '../src/pipeline/metrics.js';
+import { MULTI_STATUS_NAMES_NO_FAILURE as CONTRACT_FAULT } from '../src/pipeline/queue-worker.js';
 import type { WebhookCall } from '../src/ports/webhook.js';
 import { FakeClock, settle } from './helpers/clocks.js';
 import { workerDeps } from './helpers/worker-deps.js';
@@ -25,6 +29,7 @@ function harness(answers: Array<{ status: number; body: string; truncated?: true
   const relayed: Array<{ transactionId: string; message: string; help: string }> = [];
   const errors: string[] = [];
   const traced: DeliveryTrace[] = [];
+  const attempts: DeliveryAttempt[] = [];
   const notices = returnToSender({
     fromDip: async (items) => {
       relayed.push(...items.map((i) => ({ transactionId: i.transactionId, message: i.message, help: i.help })));
@@ -52,11 +57,12 @@ function harness(answers: Array<{ status: number; body: string; truncated?: true
       },
       notices,
       deadLettered: (events) => void deadLettered.push(...events),
+      archive: { recordAttempt: async (a) => void attempts.push(a) },
       tracer: { now: () => clock.now(), ingested() {}, attempted: (t) => void traced.push(t) },
       logger: { info() {}, warn() {}, error: (_o: unknown, msg: string) => void errors.push(msg) },
     }),
   );
-  return { clock, worker, settlements, calls, deadLettered, relayed, errors, traced };
+  return { clock, worker, settlements, calls, deadLettered, relayed, errors, traced, attempts, entries };
 }
 
 const answer = (...entries: Array<[string, string, string?]>) =>
@@ -92,15 +98,45 @@ describe('a webhook answering 207 with per-message failures', () => {
     await h.worker.stop();
   });
 
-  it('a 207 that names none of the messages cannot say which failed: all are taken as delivered (not sent again)', async () => {
-    for (const body of ['', 'not json', answer(['T-99', 'RCP1001 - Schema Failure']), JSON.stringify({ messageArray: 'no' })]) {
-      const h = harness([{ status: 207, body }]);
+  // A 207 is "some messages created; see the response body" (spec 5.5): at least one failed. One that names
+  // no failing message is a fault of the receiver's contract: its senders cannot be told which failed.
+  it('a 207 that names no failing message cannot say which failed: all are taken as delivered (not sent again), the call recorded as a receiver contract fault and raised as webhook-failing', async () => {
+    for (const body of ['', 'not json', answer(['T-99', 'RCP1001 - Schema Failure']), JSON.stringify({ messageArray: 'no' }), answer(['T-1', 'MSG0000 - Success'])]) {
+      const h = harness([{ status: 207, body }, { status: 207, body }, { status: 201, body: '' }]);
       h.worker.kick();
       await settle(20);
       expect(h.settlements, body).toEqual([{ upTo: 3 }]);
       expect(h.calls, body).toHaveLength(1);
+      // The webhook's calls list says why; the status (and from it the alarm) keeps the fault until a call is answered as the contract says.
+      expect(h.attempts.map((a) => [a.status, a.verdict, a.error]), body).toEqual([[207, 'delivered', CONTRACT_FAULT]]);
+      expect(h.worker.status().contractFault, body).toEqual({ calls: 1, since: h.clock.now(), error: CONTRACT_FAULT });
+      const alarms = await webhookFailingAlarms(() => [h.worker.status()], 60_000, h.clock)();
+      expect(alarms.map((a) => [a.key, a.rule, a.summary])).toEqual([['webhook-contract:SUP0000001/IF-021', 'webhook-failing', `the webhook of SUP0000001/IF-021 answered 207 without naming a failing message (1 call since ${new Date(h.clock.now()).toISOString()}): its senders cannot be told which messages failed; all were taken as delivered`]]);
       await h.worker.stop();
     }
+  });
+
+  it('counts receiver contract faults in dip_webhook_contract_faults_total, by channel', async () => {
+    const metrics = new DipMetrics(async () => []);
+    const base = { queue, latencyMs: 1 };
+    metrics.attempt({ ...base, verdict: 'delivered', error: CONTRACT_FAULT });
+    metrics.attempt({ ...base, verdict: 'delivered', error: null });
+    metrics.attempt({ ...base, verdict: 'retry', error: 'TIMEOUT' });
+    expect(await metrics.text()).toMatch(/^dip_webhook_contract_faults_total\{channel="IF-021"\} 1$/m);
+  });
+
+  it('a receiver contract fault ends at the next call answered as the contract says', async () => {
+    const h = harness([{ status: 207, body: '' }, { status: 201, body: '' }]);
+    h.worker.kick();
+    await settle(20);
+    expect(h.worker.status().contractFault).toMatchObject({ calls: 1 });
+    h.entries.push({ seq: 4, messageId: 4, transactionId: 'T-4', receivedAt: h.clock.now(), outbound: '{}', capacity: null, securityPattern: null });
+    h.worker.kick();
+    await settle(20);
+    expect(h.calls).toHaveLength(2);
+    expect(h.worker.status().contractFault).toBeNull();
+    expect(await webhookFailingAlarms(() => [h.worker.status()], 60_000, h.clock)()).toEqual([]);
+    await h.worker.stop();
   });
 
   it('asks the transport for as much of the answer as an entry per message needs, and says loudly when it was cut off', async () => {
@@ -123,5 +159,38 @@ describe('a webhook answering 207 with per-message failures', () => {
     // Transaction IDs whatever their case: refused under the ID that was sent.
     const folded = refusedInMultiStatus(JSON.stringify({ messageArray: [{ transactionID: 't-if-021-abc', message: 'RCP1001 - Schema Failure' }] }), ['T-IF-021-ABC']);
     expect([...(folded ?? new Map()).keys()]).toEqual(['T-IF-021-ABC']);
+  });
+
+  // A 400 to a call carrying several messages was followed by each message sent alone (n calls to find the
+  // one refused), though the recipient's StandardResponse named it. Named failing items are set aside as
+  // refused (their senders told); the rest go together again, in position order: a call stops before a
+  // named one (its positions stay consecutive) and the named one is set aside when it reaches the head.
+  it('a 400 naming failing items sets exactly those aside and sends the rest together again', async () => {
+    const h = harness([{ status: 400, body: answer(['T-2', 'RCP1001 - Schema Failure', 'D0.transactionID missing']) }]);
+    h.worker.kick();
+    await settle(30);
+    const sent = h.calls.map((c) => (JSON.parse(c.body.toString()) as Array<{ seq: number }>).map((m) => m.seq));
+    expect(sent).toEqual([[1, 2, 3], [1], [3]]);
+    expect(h.deadLettered.map((e) => [e.entry.transactionId, e.status, e.detail])).toEqual([['T-2', 400, 'SUP0000001 refused the message in a 400 answer (RCP1001 - Schema Failure)']]);
+    expect(h.relayed).toEqual([{ transactionId: 'T-2', message: 'RCP1001 - Schema Failure', help: 'SUP0000001 refused the message in a 400 answer (RCP1001 - Schema Failure): D0.transactionID missing' }]);
+    expect(h.settlements.at(-1)).toEqual({ upTo: 3 });
+    expect(h.settlements.find((x) => x.deadLetters)).toMatchObject({ upTo: 2, deadLetters: [{ seq: 2, reason: 'rejected', status: 400 }] });
+    await h.worker.stop();
+  });
+
+  it('a 400 naming the first item: set aside, the rest in one call; naming none: each message alone, as before', async () => {
+    const h = harness([{ status: 400, body: answer(['T-1', 'RCP1001 - Schema Failure']) }]);
+    h.worker.kick();
+    await settle(30);
+    const sent = (x: typeof h) => x.calls.map((c) => (JSON.parse(c.body.toString()) as Array<{ seq: number }>).map((m) => m.seq));
+    expect(sent(h)).toEqual([[1, 2, 3], [2, 3]]);
+    expect(h.deadLettered.map((e) => e.entry.transactionId)).toEqual(['T-1']);
+    await h.worker.stop();
+    const none = harness([{ status: 400, body: answer(['T-99', 'RCP1001 - Schema Failure']) }, { status: 201, body: '' }, { status: 400, body: '' }]);
+    none.worker.kick();
+    await settle(30);
+    expect(sent(none)).toEqual([[1, 2, 3], [1], [2], [3]]);
+    expect(none.deadLettered.map((e) => e.entry.transactionId)).toEqual(['T-2']);
+    await none.worker.stop();
   });
 });

@@ -92,6 +92,7 @@ describe('a webhook receiver bounds what a caller can make it hold', () => {
       notice: null,
       firstSeq: 1,
       lastSeq: 1,
+      acknowledgedSeq: null,
       signature: { ok: false, reason: 'missing-headers', detail: '', stringToSign: '' } as unknown as ReceivedCall['signature'],
       receivedAt: 0,
     });

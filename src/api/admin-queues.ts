@@ -66,6 +66,16 @@ const workerStatus = {
         last: { type: 'integer', description: 'epoch ms: the last late delivery' },
       },
     },
+    contractFault: {
+      type: ['object', 'null'],
+      description: 'Calls its webhook answered against the receiver contract (a 207 naming no failing message: taken as delivered, no sender told) since the last it answered as the contract says: the `webhook-failing` alarm under the key `webhook-contract:`. null: none',
+      required: ['calls', 'since', 'error'],
+      properties: {
+        calls: { type: 'integer', description: 'Such calls in a row' },
+        since: { type: 'integer', description: 'epoch ms: the first of them' },
+        error: { type: 'string', description: "What the calls' records say" },
+      },
+    },
   },
 } as const;
 

@@ -1,5 +1,6 @@
 import type { RandomBytes } from '../domain/attempt-id.js';
 import type { Archive } from '../ports/archive.js';
+import type { DeadLetters } from '../ports/dead-letters.js';
 import type { DipConfig } from '../config.js';
 import type { ActivitySink } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
@@ -48,7 +49,9 @@ export interface ApiDeps {
    * The delivery journal: a pull's acknowledgement is recorded as its delivery (reports, journeys); and
    * the archive's parties of a transaction, for the correlation ID answered to a resend (MSG1006).
    */
-  journal: Pick<Archive, 'recordAttempt' | 'transactionParties'>;
+  journal: Pick<Archive, 'recordAttempt' | 'transactionParties' | 'attempts' | 'receivedRequest'>;
+  /** A pull's acknowledgement names the messages in its range the DIP set aside before it (src/pipeline/set-aside-unseen.ts). */
+  deadLetters: Pick<DeadLetters, 'deadLetters'>;
   /** Cryptographic randomness for the attempt ID a pull's acknowledgement is journalled under (src/domain/attempt-id.ts). */
   randomBytes: RandomBytes;
   /** The copy a recipient gets (obfuscation by role, encryption for it). */

@@ -511,6 +511,8 @@ program
     const config = loadConfig();
     const ca = readFileSync(o.ca ?? join(pkiDir(config), 'ca.cert.pem'), 'utf8');
     const seen = new LruMap<string, true>(SEEN_TRANSACTION_IDS);
+    // The last position seen per channel, for the gap check (listenOutput): a channel a line, few.
+    const positions = new LruMap<string, number>(1_000);
     const receiver = await startWebhookReceiver({
       port: o.port,
       host: o.host,
@@ -520,7 +522,7 @@ program
       respond: (call) => o.answer ?? (call.signature.ok ? 200 : 401),
       // Deliveries and, on an alarm subscription's webhookUrl, the DIP's alarm and maintenance notices.
       onCall: (call) => {
-        for (const line of listenOutput(call, seen)) print(line);
+        for (const line of listenOutput(call, seen, positions)) print(line);
       },
     });
     process.stderr.write(`listening on ${receiver.url} (register it with: dip webhook set --url ${receiver.url})\n`);

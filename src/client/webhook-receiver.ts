@@ -3,7 +3,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { requestedBaseUrl } from '../domain/callback-url.js';
 import { LruMap } from '../domain/lru-map.js';
-import { parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
+import { ACKNOWLEDGED_HEADER, parseSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import { notFromDip, verifyDipSignature, type VerifyResult } from '../security/signature.js';
 
 /**
@@ -47,6 +47,12 @@ export interface ReceivedCall {
   /** Queue positions of the messages, in body order (from X-OpenDIP-Sequence). */
   firstSeq: number | null;
   lastSeq: number | null;
+  /**
+   * The position the DIP settled the queue up to before this call (X-OpenDIP-Acknowledged): the positions
+   * between your last and this call's first up to it were set aside by the DIP (its senders told), not
+   * lost (gapBefore, src/domain/sequence.ts). Null when absent (a notice, an older DIP).
+   */
+  acknowledgedSeq: number | null;
   signature: VerifyResult;
   receivedAt: number;
 }
@@ -151,6 +157,7 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
         notice,
         firstSeq: seq?.first ?? null,
         lastSeq: seq?.last ?? null,
+        acknowledgedSeq: acknowledgedSeq(req.headers[ACKNOWLEDGED_HEADER]),
         signature,
         receivedAt: Date.now(),
       };
@@ -176,4 +183,9 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
         server.close(() => resolve());
       }),
   };
+}
+
+/** X-OpenDIP-Acknowledged as a position, or null when absent or not one. */
+function acknowledgedSeq(value: string | string[] | undefined): number | null {
+  return typeof value === 'string' && /^\d{1,15}$/.test(value) ? Number(value) : null;
 }

@@ -17,12 +17,15 @@ const VERSION = /^(\d{1,3})(?:\.\d{1,3}(?:\.\d{1,3})?)?$/;
  * Why a request naming `given` (the header's value) is not served, or null when it is: no header, or any
  * version of the served major one (2, 2.0, 2.1, 2.1.0: answered as 2.1.0, which only added to earlier 2.x).
  * A header sent twice reaches here joined with ', ' (Node's way, RFC 9110 5.3): served when every version
- * in the list is, refused naming the first that is not.
+ * in the list is, refused naming the first that is not. An empty value is a version not given: some client
+ * libraries send the header for an unset variable as `X-DIP-API-Version: ` (it was refused 400), and an
+ * empty member of a list is the same header sent twice, once unset.
  */
 export function versionRefusal(given: string | string[] | undefined): string | null {
   if (given === undefined) return null;
   const value = Array.isArray(given) ? given.join(', ') : given;
   for (const one of value.split(',').map((v) => v.trim())) {
+    if (one === '') continue;
     const m = VERSION.exec(one);
     if (!m) return `${API_VERSION_HEADER} '${one.slice(0, 40)}' is not a version (MAJOR, MAJOR.MINOR or MAJOR.MINOR.PATCH): this DIP serves DIP API ${DIP_API_VERSION}`;
     if (Number(m[1]) !== SERVED_MAJOR) return `${API_VERSION_HEADER} '${one}' is not served: this DIP serves DIP API ${DIP_API_VERSION} (any ${SERVED_MAJOR}.x request is answered as ${DIP_API_VERSION}); its document is at /api/docs/json`;

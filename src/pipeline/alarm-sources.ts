@@ -82,15 +82,24 @@ export function queueAlarms(depths: () => Promise<Array<Pick<QueueBacklog, 'queu
  * A recipient's webhook failing without an answered call for longer than `forMs`, timed from the first
  * failed call (the worker's failingSince). Dead-lettering the messages those calls carried does not end
  * it: only a call the recipient answers, or a new (or removed) callback URL, does.
+ *
+ * Also, at once and under its own key, a webhook answering against its contract (WorkerStatus.contractFault:
+ * a 207 naming no failing message): the messages were taken as delivered, so nothing else shows that some
+ * failed at the recipient and no sender was told. The participant is told, as for a failing webhook (its
+ * receiver is at fault); resolved by its next call answered as the contract says.
  */
 export function webhookFailingAlarms(status: () => WorkerStatus[], forMs: number, clock: Clock): ConditionSource {
   return () => {
     const now = clock.now();
     return status().flatMap((w): AlarmCondition[] => {
-      if (w.failures === 0 || w.failingSince === null || now - w.failingSince < forMs) return [];
       const k = `${w.queue.recipientDipId}/${w.queue.channel}`;
+      const fault = w.contractFault;
+      const out: AlarmCondition[] = fault
+        ? [{ key: `webhook-contract:${k}`, rule: 'webhook-failing', participant: w.queue.recipientDipId, summary: `the webhook of ${k} answered 207 without naming a failing message (${fault.calls} call${fault.calls === 1 ? '' : 's'} since ${new Date(fault.since).toISOString()}): its senders cannot be told which messages failed; all were taken as delivered`, since: fault.since }]
+        : [];
+      if (w.failures === 0 || w.failingSince === null || now - w.failingSince < forMs) return out;
       const summary = `the webhook of ${k} has failed for ${Math.round((now - w.failingSince) / 60_000)} min (${w.failures} calls; ${w.lastError ?? 'no answer'})`;
-      return [{ key: `webhook-failing:${k}`, rule: 'webhook-failing', participant: w.queue.recipientDipId, summary, since: w.failingSince }];
+      return [...out, { key: `webhook-failing:${k}`, rule: 'webhook-failing', participant: w.queue.recipientDipId, summary, since: w.failingSince }];
     });
   };
 }

@@ -94,6 +94,7 @@ export class DipMetrics {
   private readonly requests: Counter<'listener' | 'method' | 'route' | 'status'>;
   private readonly ingested: Counter<'channel'>;
   private readonly attempts: Counter<'verdict'>;
+  private readonly contractFaults: Counter<'channel'>;
   private readonly deliveryLatency: Histogram;
   private readonly deadLetters: Counter<'channel' | 'reason'>;
   private readonly storageErrors: Counter<'state'>;
@@ -118,6 +119,7 @@ export class DipMetrics {
     this.requests = new Counter({ name: 'dip_http_requests_total', help: 'Requests answered, by listener, method, route and HTTP status', labelNames: ['listener', 'method', 'route', 'status'], registers });
     this.ingested = new Counter({ name: 'dip_ingested_messages_total', help: 'Messages accepted (201) by channel', labelNames: ['channel'], registers });
     this.attempts = new Counter({ name: 'dip_delivery_attempts_total', help: 'Webhook calls by outcome (delivered, retry, rejected)', labelNames: ['verdict'], registers });
+    this.contractFaults = new Counter({ name: 'dip_webhook_contract_faults_total', help: 'Webhook calls answered against the receiver contract (a 207 naming no failing message): taken as delivered, no sender told', labelNames: ['channel'], registers });
     this.deliveryLatency = new Histogram({
       name: 'dip_delivery_latency_seconds',
       help: 'Duration of webhook calls, whatever their outcome (dip_delivery_attempts_total counts each outcome)',
@@ -399,8 +401,10 @@ export class DipMetrics {
     this.groupSeconds.observe(g.durableMs / 1000);
   }
 
-  attempt(a: Pick<DeliveryAttempt, 'verdict' | 'latencyMs'>): void {
+  attempt(a: Pick<DeliveryAttempt, 'verdict' | 'latencyMs' | 'error' | 'queue'>): void {
     this.attempts.inc({ verdict: a.verdict });
+    // A delivered call carries an error only when answered against the receiver's contract (queue-worker.ts, MULTI_STATUS_NAMES_NO_FAILURE).
+    if (a.verdict === 'delivered' && a.error !== null) this.contractFaults.inc({ channel: a.queue.channel });
     this.deliveryLatency.observe(a.latencyMs / 1000);
   }
 

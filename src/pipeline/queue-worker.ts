@@ -4,7 +4,7 @@ import { requestedUrl } from '../domain/callback-url.js';
 import { answerCode, refusedInMultiStatus, type AnswerEntry } from '../domain/recipient-answer.js';
 import { classifyStatus, failureKind, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { shownUrl } from '../domain/url-secrets.js';
-import { formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
+import { ACKNOWLEDGED_HEADER, formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { Archive } from '../ports/archive.js';
 import { batchBody, copiesWithin, type EncodedCopies } from './delivery-body.js';
 import type { DeliveryShare } from './delivery-share.js';
@@ -53,7 +53,26 @@ export interface LateDeliveries {
   last: number;
 }
 
-/** A message set aside, with what a refusing recipient answered (relayed to the sender). */
+/**
+ * The error a call's record carries (its verdict stays delivered) when the recipient answered 207 without
+ * naming a failing message. Spec 5.5's callback table: "207 – Some messages created; see response body
+ * for details", so at least one failed; which one, the DIP cannot tell. The messages are kept as delivered
+ * (sending them again would repeat those the recipient created, and a 2xx is an answer), but the call is a
+ * fault of the receiver's contract, which neither its operator nor the senders would otherwise learn of:
+ * the webhook's calls list says so, WorkerStatus.contractFault raises the webhook-failing alarm (its own
+ * key) and dip_webhook_contract_faults_total counts it.
+ */
+export const MULTI_STATUS_NAMES_NO_FAILURE = 'CONTRACT: the recipient answered 207 (some messages created) without naming a failing message: all taken as delivered, no sender told of a failure';
+/** The same, for a 207 whose body was too long (or too slow) to read. */
+export const MULTI_STATUS_UNREAD = 'CONTRACT: the recipient answered 207 (some messages created) with a body too long or too slow to read: all taken as delivered, no sender told of a failure';
+
+/** Calls answered against the receiver's contract (a 207 naming no failing message), since `since` (epoch ms). */
+export interface ContractFault {
+  calls: number;
+  since: number;
+  error: string;
+}
+
 /**
  * How much of a recipient's answer is read: a 207 (Some Messages Created) has an entry per message of
  * the call (the published example's is about 290 bytes), so 64 KiB held the refusals of only about 220;
@@ -208,6 +227,8 @@ export interface WorkerStatus {
   late?: LateDeliveries | null;
   /** Why its messages are held back (WorkerDeps.withheld) as of its last look; null: they are not. */
   withheld?: string | null;
+  /** Calls the recipient answered against its contract (MULTI_STATUS_NAMES_NO_FAILURE) since its last answer that kept it; null: none. */
+  contractFault?: ContractFault | null;
 }
 
 export class QueueWorker {
@@ -228,12 +249,20 @@ export class QueueWorker {
   private failingUrl: string | undefined;
   /** After a batch is refused, messages go one per call up to here, to find the one the recipient refuses. */
   private singlesUntil = 0;
+  /**
+   * Messages a final refusal (a 400 …) named as failing in its StandardResponse, by position: each is set
+   * aside when it reaches the head, and a call stops before the next of them (so its positions stay
+   * consecutive). Kept in memory only: after a restart the call goes again whole and is answered alike.
+   */
+  private readonly refusedAhead = new Map<number, DeadLetterEvent>();
   /** Late deliveries within the window (DeliverySettings.late). */
   private late: LateDeliveries | null = null;
   /** When the last late delivery was, on the clock that never steps (WorkerDeps.steps.elapsed): the window runs from it. */
   private lateLastElapsed = 0;
   /** Why the entries wait (WorkerDeps.withheld), as of the last step. */
   private withheldWhy: string | null = null;
+  /** The run of calls answered against the receiver's contract, ended by the next call answered by it. */
+  private contractFault: ContractFault | null = null;
   /**
    * Settlements decided (a call answered 2xx, a message set aside) whose recording failed, or that were
    * decided after one failed: recorded, in order, before anything else. Every call answered is among them
@@ -286,7 +315,7 @@ export class QueueWorker {
   }
 
   status(): WorkerStatus {
-    return { queue: this.queue, state: this.current, ackedSeq: this.ackedSeq, failures: this.failures, failingSince: this.failingSince, lastError: this.runError ?? this.callError, retryAt: this.retryAt, late: this.lateNow(), withheld: this.withheldWhy };
+    return { queue: this.queue, state: this.current, ackedSeq: this.ackedSeq, failures: this.failures, failingSince: this.failingSince, lastError: this.runError ?? this.callError, retryAt: this.retryAt, late: this.lateNow(), withheld: this.withheldWhy, contractFault: this.contractFault };
   }
 
   /** The run of late deliveries, ended once a window passed without one. */
@@ -599,7 +628,9 @@ export class QueueWorker {
   }
 
   /** Sends one call. Returns null when the queue may move on, the wait before retrying, or 'withheld' (WorkerDeps.withheld). */
-  private async deliver(hook: Webhook, all: QueueEntry[]): Promise<number | null | 'withheld'> {
+  private async deliver(hook: Webhook, read: QueueEntry[]): Promise<number | null | 'withheld'> {
+    const all = this.refusedAhead.size === 0 ? read : await this.beforeNamedRefusal(read);
+    if (all === null) return null;
     const prepared = await this.copies(all);
     if (prepared.copies.length === 0 && prepared.withheld) {
       // Revoked (or expired) since this step looked: held like the rest, not set aside.
@@ -620,7 +651,7 @@ export class QueueWorker {
     const first = entries[0]!.seq;
     const last = entries[entries.length - 1]!.seq;
     const body = batchBody(made.slice(0, fit));
-    const outcome = await this.call(hook.url, body, formatSequence(first, last), entries.length);
+    const outcome = await this.call(hook.url, body, first, last);
     const { startedAt, tracedFrom } = outcome;
     // Given with the call (stamped with its start): however often its record is written (src/pipeline/attempt-journal.ts), it is one attempt.
     const attemptId = newAttemptId(startedAt, this.deps.randomBytes);
@@ -628,7 +659,10 @@ export class QueueWorker {
     const verdict = status === null ? 'retry' : classifyStatus(status);
     const error = outcome.kind === 'failed' ? outcome.error : null;
     // Read before the call is traced, so that its spans tell which messages a 207 refused.
-    const refused = verdict === 'delivered' && status === 207 && outcome.kind === 'answered' ? this.refusedIn(outcome.body, outcome.truncated === true, entries) : new Map<string, AnswerEntry>();
+    const multi = verdict === 'delivered' && status === 207 && outcome.kind === 'answered' ? this.refusedIn(outcome.body, outcome.truncated === true, entries) : null;
+    const refused = multi?.refused ?? new Map<string, AnswerEntry>();
+    const fault = multi !== null && refused.size === 0 ? (multi.fault ?? MULTI_STATUS_NAMES_NO_FAILURE) : null;
+    if (verdict === 'delivered') this.contractFault = fault === null ? null : { calls: (this.contractFault?.calls ?? 0) + 1, since: this.contractFault?.since ?? startedAt, error: fault };
     if (tracedFrom !== undefined) {
       const q = this.queue;
       const refusals = [...refused].map(([transactionId, entry]) => ({ transactionId, code: answerCode(entry) }));
@@ -636,7 +670,7 @@ export class QueueWorker {
       this.deps.tracer!.attempted({ channel: q.channel, recipient: q.recipientDipId, transactionIds: entries.map((e) => e.transactionId), attempt: this.retries + 1, status, verdict, ...(refusals.length > 0 ? { refusals } : {}), startedAt: tracedFrom, endedAt: this.deps.tracer!.now() });
     }
     this.deps.archive
-      .recordAttempt({ attemptId, queue: this.queue, firstSeq: first, lastSeq: last, url: outcome.shownUrl, startedAt, latencyMs: outcome.latencyMs, status, verdict, error })
+      .recordAttempt({ attemptId, queue: this.queue, firstSeq: first, lastSeq: last, url: outcome.shownUrl, startedAt, latencyMs: outcome.latencyMs, status, verdict, error: error ?? fault })
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not record a delivery attempt'));
 
     if (refused.size > 0) {
@@ -649,8 +683,7 @@ export class QueueWorker {
       const events = entries.flatMap((e) => {
         const entry = refused.get(e.transactionId);
         if (!entry) return [];
-        const detail = `${this.queue.recipientDipId} refused the message in a 207 answer (${entry.message})`;
-        return [this.event(e, 'rejected', status, detail, JSON.stringify({ messageArray: [entry] }))];
+        return [this.namedRefusal(e, status, entry)];
       });
       await this.setAside(events, last);
       return null;
@@ -687,7 +720,17 @@ export class QueueWorker {
     // A final refusal (400, 404, 505 …): an answer all the same, so the webhook is not failing.
     this.answered();
     if (entries.length > 1) {
-      // The recipient refused the call; send its messages singly so only the one it refuses is set aside.
+      // The recipient refused the call. A StandardResponse naming failing messages (by transactionID, a
+      // code other than success, as a 207's does) says which: those are set aside, the rest go together
+      // again. Naming none, send its messages singly so only the one it refuses is set aside.
+      const named = outcome.kind === 'answered' && !outcome.truncated ? refusedInMultiStatus(outcome.body, entries.map((e) => e.transactionId)) : null;
+      if (named !== null && named.size > 0) {
+        for (const e of entries) {
+          const entry = named.get(e.transactionId);
+          if (entry) this.refusedAhead.set(e.seq, this.namedRefusal(e, status, entry));
+        }
+        return null;
+      }
       this.singlesUntil = last;
       return null;
     }
@@ -696,26 +739,51 @@ export class QueueWorker {
     return null;
   }
 
+  /** A message the recipient's answer (a 207, or a 400 to several) named with a failure code: set aside, the code and help relayed to its sender. */
+  private namedRefusal(e: QueueEntry, status: number | null, entry: AnswerEntry): DeadLetterEvent {
+    const detail = `${this.queue.recipientDipId} refused the message in a ${status} answer (${entry.message})`;
+    return this.event(e, 'rejected', status, detail, JSON.stringify({ messageArray: [entry] }));
+  }
+
+  /**
+   * The entries a call may carry with refusals named ahead (refusedAhead): up to the next named one. When
+   * the head is named, it (and any named right after it) is set aside now, and null returned.
+   */
+  private async beforeNamedRefusal(read: QueueEntry[]): Promise<QueueEntry[] | null> {
+    const head: DeadLetterEvent[] = [];
+    for (const e of read) {
+      const named = this.refusedAhead.get(e.seq);
+      if (!named) break;
+      head.push(named);
+    }
+    if (head.length > 0) {
+      await this.setAside(head, head.at(-1)!.entry.seq);
+      return null;
+    }
+    const cut = read.findIndex((e) => this.refusedAhead.has(e.seq));
+    return cut === -1 ? read : read.slice(0, cut);
+  }
+
   /**
    * The messages of a call a 207 answer refused, by transaction ID (empty: none to act on). An answer that
    * cannot say which failed leaves them all delivered: the call was answered 2xx, and sending them again
    * would repeat those the recipient created.
    */
-  private refusedIn(body: string, truncated: boolean, entries: QueueEntry[]): Map<string, AnswerEntry> {
+  private refusedIn(body: string, truncated: boolean, entries: QueueEntry[]): { refused: Map<string, AnswerEntry>; fault: string | null } {
     const first = entries[0]!.seq;
     const last = entries[entries.length - 1]!.seq;
     if (truncated) {
       // Kept up to answerBytes(entries.length), ample for an entry per message: a recipient that answers
       // more is misbehaving, and its refusals cannot be read. Said loudly: senders are not told of them.
       this.deps.logger.error({ queue: this.queue, first, last, kept: body.length }, 'the recipient answered 207 with a body too long (or too slow) to read: its refusals could not be read, all taken as delivered');
-      return new Map();
+      return { refused: new Map(), fault: MULTI_STATUS_UNREAD };
     }
     const refused = refusedInMultiStatus(body, entries.map((e) => e.transactionId));
-    if (refused === null) {
-      this.deps.logger.warn({ queue: this.queue, first, last }, 'the recipient answered 207 without a messageArray naming the messages: all taken as delivered');
-      return new Map();
+    if (refused === null || refused.size === 0) {
+      this.deps.logger.warn({ queue: this.queue, first, last }, 'the recipient answered 207 without naming a failing message: all taken as delivered, recorded as a receiver contract fault');
+      return { refused: new Map(), fault: MULTI_STATUS_NAMES_NO_FAILURE };
     }
-    return refused;
+    return { refused, fault: null };
   }
 
   /**
@@ -724,7 +792,7 @@ export class QueueWorker {
    * of the callback URL, not the text registered (`https://Sup.example:443/dip` is requested, and must
    * be signed, as `https://sup.example/dip`).
    */
-  private async call(callbackUrl: string, body: Buffer, sequence: string, messages: number): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined; shownUrl: string }> {
+  private async call(callbackUrl: string, body: Buffer, first: number, last: number): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined; shownUrl: string }> {
     const url = requestedUrl(callbackUrl);
     if (url === null) {
       // Registered before such URLs were refused: no call can be made, and none is signed. Retried (the
@@ -735,7 +803,11 @@ export class QueueWorker {
     }
     const headers = await this.deps.signer.sign('POST', url, body);
     headers['content-type'] = 'application/json';
-    headers[SEQUENCE_HEADER] = sequence;
+    headers[SEQUENCE_HEADER] = formatSequence(first, last);
+    // Every position before the call's first is settled: delivered to this webhook, or set aside by the DIP
+    // (stale, refused: its sender told). Said as a pull answer says it, so a receiver does not take the
+    // positions the DIP set aside for a gap (sequence.ts, gapBefore).
+    headers[ACKNOWLEDGED_HEADER] = String(first - 1);
     await this.roomToCall();
     // Nor once stopped: the call under way when stop() came is the only one a stopped worker finishes. One
     // stopped while its step read the store (a PostgreSQL restart) called when the read came back if its
@@ -745,7 +817,7 @@ export class QueueWorker {
     this.lastCallAt = startedAt;
     this.gathered = false;
     const tracedFrom = this.deps.tracer?.now();
-    const posting = this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs, maxAnswerBytes: answerBytes(messages) });
+    const posting = this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs, maxAnswerBytes: answerBytes(last - first + 1) });
     this.posting = posting;
     const outcome = await posting.finally(() => {
       if (this.posting === posting) this.posting = null;
@@ -918,6 +990,8 @@ export class QueueWorker {
   /** A settlement is durable. */
   private recorded(settlement: Settlement, events: DeadLetterEvent[]): void {
     this.ackedSeq = Math.max(this.ackedSeq, settlement.upTo);
+    // Named refusals settled (set aside, or gone stale first) are done with.
+    for (const seq of this.refusedAhead.keys()) if (seq <= this.ackedSeq) this.refusedAhead.delete(seq);
     // New messages at the head start their backoff afresh; the webhook's failure record (failures,
     // failingSince, its error) stays: a settlement of stale messages is no answer from the recipient.
     this.retries = 0;

@@ -36,7 +36,10 @@ export const channelRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app,
       const handled = await deps.ingest.handle({ ...evidence(deps, req), channelId: req.params.id, ...(deps.ingest.traced ? { receivedMsAgo: reply.elapsedTime } : {}) });
       // Checked on whichever thread ran the pipeline; told to this one's clock check (the `dip-clock` alarm).
       deps.clockCheck?.dated(handled.dated);
-      const result = await withOriginalCorrelations(handled, deps.journal);
+      // A resend's content is compared with the original's only on a refusal (nothing added to an accepted
+      // batch's answer) and where items are not encrypted (pattern 1).
+      const compared = handled.status === 400 && deps.channel(req.params.id)?.securityPattern === 1 && Buffer.isBuffer(req.body) ? req.body : undefined;
+      const result = await withOriginalCorrelations(handled, deps.journal, compared);
       // A channel that does not exist is counted as 'unknown': a label per made-up ID would grow without end.
       const channel = deps.channel(req.params.id) ? req.params.id : 'unknown';
       deps.metrics?.submission(channel, refusalCode(result), reply.elapsedTime / 1000);

@@ -7,13 +7,16 @@ import { copiesWithin } from '../../pipeline/delivery-body.js';
 import { newAttemptId } from '../../domain/attempt-id.js';
 import { MSG } from '../../domain/response-codes.js';
 import { judgeAck, pulledMark } from '../../domain/pull-positions.js';
-import { formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
+import { ACKNOWLEDGED_HEADER, formatSequence, SEQUENCE_HEADER } from '../../domain/sequence.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { admitted, recipientScope } from '../guard.js';
 import { PAUSED_RETRY_AFTER_SECONDS } from '../../pipeline/ingest.js';
 import { ACK_SCHEMA, compileReadQueryRouteSchema } from '../schemas.js';
 import { readQuery, type RawQuery } from '../query.js';
-import { sendSigned, sendStandard } from '../request.js';
+import { providerFor, sendSigned, sendStandard } from '../request.js';
+import { setAsideEntries, setAsideHelp, setAsideUnseen } from '../../pipeline/set-aside-unseen.js';
+import { clipHelp, standardResponse } from '../../domain/standard-response.js';
+import type { DeadLetter } from '../../ports/dead-letters.js';
 import { answers, channelRecipientParams, egressArray, GUARDED, preSerialised, recipientParams, signatureHeaders, signedAnswer } from '../route-schemas.js';
 
 type Route = { Params: { id: string; recipientId: string }; Querystring: RawQuery };
@@ -69,7 +72,7 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
     operationId: 'acknowledgeMessages',
     tags,
     summary: 'Acknowledge pulled messages up to a position (OpenDIP)',
-    description: `Moves the durable position to \`sequence\`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the ${SEQUENCE_HEADER} you processed. \`sequence\` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. A \`sequence\` that is not a whole number from 0 to 9007199254740991 (Number.MAX_SAFE_INTEGER: a larger one would be read rounded): 400, MSG1001. With a webhook registered for the messages: 409, as a pull.`,
+    description: `Moves the durable position to \`sequence\`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the ${SEQUENCE_HEADER} you processed. \`sequence\` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. Messages in the range acknowledged that the DIP set aside before the acknowledgement (gone stale while pulled, refused: dead letters, their senders told "not delivered") are named in the 200 answer: the first entry MSG0000 says how many and which positions, then one entry per message (its transactionID, MSG1000 and why, at most 20), on every acknowledgement until one moves the position past them. A \`sequence\` that is not a whole number from 0 to 9007199254740991 (Number.MAX_SAFE_INTEGER: a larger one would be read rounded): 400, MSG1001. With a webhook registered for the messages: 409, as a pull.`,
     params: channelRecipientParams,
     headers: signatureHeaders,
     body: ACK_SCHEMA,
@@ -137,7 +140,7 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   const handed = entries.slice(0, fit);
   // Only on an answer that hands the copies out: a 409 that withheld them names no sequence to acknowledge.
   if (handed.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(handed[0]!.seq, handed.at(-1)!.seq));
-  reply.header('x-opendip-acknowledged', String(ackedSeq));
+  reply.header(ACKNOWLEDGED_HEADER, String(ackedSeq));
   // Durable before the answer leaves: its acknowledgement may reach another node, which checks it
   // against the store. One write per pull that hands out something new; none for the same range again.
   const mark = pulledMark(state, handed.at(-1)?.seq);
@@ -152,11 +155,14 @@ async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, 
   if (pushed) return pushed;
   const state = await deps.queues.queueState(queue);
   const decision = judgeAck(state, sequence);
-  // Behind the position (a repeat, or another puller of the queue, on another node say, went further):
-  // nothing to do, not an error; and a recipient that never had a message has no queue to write to.
-  if (decision.kind === 'unchanged') return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, decision.help);
   // Past what any pull handed out: those messages were never read, and acknowledging them would lose them.
   if (decision.kind === 'refused') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, decision.help);
+  // What the DIP set aside in the range acknowledged (gone stale while pulled: its sender told "not
+  // delivered"): named in the answer, or the recipient believes it delivered them (set-aside-unseen.ts).
+  const setAside = await setAsideUnseen(deps.journal, deps.deadLetters, queue, state.ackedSeq, sequence);
+  // Behind the position (a repeat, or another puller of the queue, on another node say, went further):
+  // nothing to do, not an error; and a recipient that never had a message has no queue to write to.
+  if (decision.kind === 'unchanged') return sendAcknowledged(deps, reply, queue, decision.help, setAside);
   // The recipient has read them: their delivery (spec 5.11.1, latency "to the time the recipient reads
   // the message"), journalled before the position moves. The other order could lose it: a journal write
   // failing after the settle is answered 503, and the ack sent again finds nothing left to acknowledge.
@@ -165,7 +171,18 @@ async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, 
   const startedAt = deps.clock.now();
   await deps.journal.recordAttempt({ attemptId: newAttemptId(startedAt, deps.randomBytes), queue, firstSeq: state.ackedSeq + 1, lastSeq: sequence, url: PULL_ACKNOWLEDGED, startedAt, latencyMs: 0, status: null, verdict: 'delivered', error: null });
   await deps.queues.settle(queue, { upTo: sequence });
-  return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, `acknowledged up to ${sequence}`);
+  return sendAcknowledged(deps, reply, queue, `acknowledged up to ${sequence}`, setAside);
+}
+
+/**
+ * An acknowledgement's 200: MSG0000 with its help, then an entry per message in its range the DIP set aside
+ * (its transaction ID, MSG1000 and why): still 200, the position moved, but not all of it was delivered.
+ */
+function sendAcknowledged(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, said: string, setAside: readonly DeadLetter[]): FastifyReply {
+  if (setAside.length === 0) return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, said);
+  const provider = providerFor(reply.request, queue.recipientDipId);
+  const entries = [{ message: MSG.success, help: clipHelp(setAsideHelp(said, setAside)) }, ...setAsideEntries(setAside)].map((e) => ({ ...e, DIPConnectionProviderID: provider }));
+  return reply.code(200).send(standardResponse(new Date(deps.clock.now()), deps.config.dipId, queue.recipientDipId, entries));
 }
 
 /** A whole-number query parameter from 1 to `most` (absent: the default), or why the value is not one. */

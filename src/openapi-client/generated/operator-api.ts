@@ -2472,6 +2472,15 @@ export interface paths {
                             queues: {
                                 /** @description Settled (delivered, refused, dead-lettered or acknowledged by a pull) up to this position */
                                 ackedSeq: number;
+                                /** @description Calls its webhook answered against the receiver contract (a 207 naming no failing message: taken as delivered, no sender told) since the last it answered as the contract says: the `webhook-failing` alarm under the key `webhook-contract:`. null: none */
+                                contractFault?: {
+                                    /** @description Such calls in a row */
+                                    calls: number;
+                                    /** @description What the calls' records say */
+                                    error: string;
+                                    /** @description epoch ms: the first of them */
+                                    since: number;
+                                } | null;
                                 /** @description When the first of those failed calls was made, epoch ms; null while none failed */
                                 failingSince: number | null;
                                 /** @description Consecutive failed webhook calls since the recipient last answered one; kept when their messages are dead-lettered as stale */
@@ -2661,6 +2670,15 @@ export interface paths {
                             queues: {
                                 /** @description Settled (delivered, refused, dead-lettered or acknowledged by a pull) up to this position */
                                 ackedSeq: number;
+                                /** @description Calls its webhook answered against the receiver contract (a 207 naming no failing message: taken as delivered, no sender told) since the last it answered as the contract says: the `webhook-failing` alarm under the key `webhook-contract:`. null: none */
+                                contractFault?: {
+                                    /** @description Such calls in a row */
+                                    calls: number;
+                                    /** @description What the calls' records say */
+                                    error: string;
+                                    /** @description epoch ms: the first of them */
+                                    since: number;
+                                } | null;
                                 /** @description When the first of those failed calls was made, epoch ms; null while none failed */
                                 failingSince: number | null;
                                 /** @description Consecutive failed webhook calls since the recipient last answered one; kept when their messages are dead-lettered as stale */
@@ -6766,6 +6784,15 @@ export interface paths {
                         "application/json": {
                             /** @description Settled (delivered, refused, dead-lettered or acknowledged by a pull) up to this position */
                             ackedSeq: number;
+                            /** @description Calls its webhook answered against the receiver contract (a 207 naming no failing message: taken as delivered, no sender told) since the last it answered as the contract says: the `webhook-failing` alarm under the key `webhook-contract:`. null: none */
+                            contractFault?: {
+                                /** @description Such calls in a row */
+                                calls: number;
+                                /** @description What the calls' records say */
+                                error: string;
+                                /** @description epoch ms: the first of them */
+                                since: number;
+                            } | null;
                             /** @description Null, or damage found at the queue's head: `damaged database: queue …/… position N refers to message M, which is missing` (the words of the error that halts a worker on it). The entry is counted in depth; oldestReceivedAt is then the oldest entry after it whose message is there. Null too when the store could not be read */
                             damage: string | null;
                             /** @description Messages enqueued and not yet settled (headSeq − ackedSeq); null when the store could not be read */
