@@ -246,6 +246,16 @@ describe('NATS queue leases between nodes whose clocks disagree', () => {
     expect(about('peer')).toEqual([]);
   });
 
+  it('a roll call beyond the believed offset only by how late this node read it is ignored, not logged as a bogus time', async () => {
+    const { logger, about } = clockLog();
+    const { node, steady, rollCall } = await freshNode(logger, { loopLateMs: () => 20_000 });
+    // 25 s behind, five lease lengths being 15 s here; read 20 s late, it says the peer is behind by at most 5 s.
+    await rollCall('peer', { now: steady.now() - 25_000 });
+    expect(about('peer')).toEqual([]);
+    expect(node.clockOffsetOf('peer')).toBeUndefined();
+    expect(node.clockOffset()).toBeNull();
+  });
+
   it("a peer whose wall clock is 30 s behind, heard by a node whose loop is prompt, is warned of and shown (for the clock-skew alarm and the gauge)", async () => {
     const { logger, about } = clockLog();
     const settings = { ttlMs: 6_000, skewMs: 1_000 };
