@@ -49,7 +49,7 @@ coordinationContract('NATS JetStream', {
  * real time to pass: `io()` waits until every bucket request a node made has its answer and every roll call
  * said has reached every node (a flush of each connection, twice: NATS delivers in order).
  */
-const clusterOf = async (ids: string[], cleanup: Array<() => Promise<void>>, logger?: Logger) => {
+const clusterOf = async (ids: string[], cleanup: Array<() => Promise<void>>, logger?: Logger, options: { loopLateMs?: () => number; settings?: typeof leases } = {}) => {
   const prefix = testPrefix();
   cleanup.push(() => deleteBuckets(prefix));
   const steady = new FakeClock(Date.now());
@@ -74,7 +74,7 @@ const clusterOf = async (ids: string[], cleanup: Array<() => Promise<void>>, log
       delete: (...args: Parameters<KV['delete']>) => track(kv.delete(...args)),
     });
     const clock = new SteppedClock(steady);
-    const node = new NatsQueueLeases(nc, tracked, prefix, clock, leases, logger, id, steady);
+    const node = new NatsQueueLeases(nc, tracked, prefix, clock, options.settings ?? leases, logger, id, steady, options.loopLateMs);
     cleanup.push(() => node.close());
     nodes.push({ leases: node, clock, nc, bucket: kv });
   }
@@ -166,8 +166,8 @@ describe('NATS queue leases between nodes whose clocks disagree', () => {
   });
 
   /** One node alone at the machine's time, its leases bucket, and roll calls said as other nodes. */
-  const freshNode = async (logger?: Logger) => {
-    const cluster = await clusterOf(['here-0000000a'], cleanup, logger);
+  const freshNode = async (logger?: Logger, options: Parameters<typeof clusterOf>[3] = {}) => {
+    const cluster = await clusterOf(['here-0000000a'], cleanup, logger, options);
     const { leases: node, bucket } = cluster.nodes[0]!;
     return { ...cluster, node, bucket };
   };
@@ -218,6 +218,64 @@ describe('NATS queue leases between nodes whose clocks disagree', () => {
     expect(node.clockOffsetOf('peer'), "the peer's offset: the largest sample").toBe(-100);
     expect(node.clockOffsetOf('bogus')).toBeUndefined();
     expect(logged.filter((l) => (l.obj as { node?: string }).node !== undefined)).toEqual([{ level: 'error', obj: expect.objectContaining({ node: 'bogus' }) }]);
+  });
+
+  /** A logger that keeps what it is told about a node's clock. */
+  const clockLog = () => {
+    const logged: Array<{ level: string; obj: { node?: string; offsetMs?: number } }> = [];
+    const logger: Logger = { info() {}, warn: (obj) => void logged.push({ level: 'warn', obj }), error: (obj) => void logged.push({ level: 'error', obj }) };
+    return { logger, about: (node: string) => logged.filter((l) => l.obj.node === node) };
+  };
+
+  it("a roll call read while this node's event loop ran 10.6 s late (an overloaded host) is no clock offset: not warned of, not shown; its leases are still read that much later", async () => {
+    // The fault campaign: the first roll call a node heard from a peer after its loop resumed said a time
+    // 10,617 ms before its own, and it warned that the peer's clock was 10,617 ms behind.
+    const { logger, about } = clockLog();
+    let late = 10_600;
+    const { node, steady, rollCall } = await freshNode(logger, { loopLateMs: () => late });
+    await rollCall('peer', { now: steady.now() - 10_617 });
+    expect(about('peer'), 'no warning of a clock offset').toEqual([]);
+    expect(node.clockOffset(), 'shown: behind by no more than its 17 ms beyond the lateness').toMatchObject({ node: 'peer', offsetMs: -17, believed: true });
+    // The leases stay on the safe side: a sample only ever underestimates a clock, so the holder's leases are read later.
+    expect(node.clockOffsetOf('peer')).toBe(-10_617);
+    // A prompt roll call next: the estimate is the sample with the least delay.
+    late = 0;
+    await rollCall('peer', { now: steady.now() - 40 });
+    expect(node.clockOffset()).toMatchObject({ node: 'peer', offsetMs: -40 });
+    expect(node.clockOffsetOf('peer')).toBe(-40);
+    expect(about('peer')).toEqual([]);
+  });
+
+  it('a roll call beyond the believed offset only by how late this node read it is ignored, not logged as a bogus time', async () => {
+    const { logger, about } = clockLog();
+    const { node, steady, rollCall } = await freshNode(logger, { loopLateMs: () => 20_000 });
+    // 25 s behind, five lease lengths being 15 s here; read 20 s late, it says the peer is behind by at most 5 s.
+    await rollCall('peer', { now: steady.now() - 25_000 });
+    expect(about('peer')).toEqual([]);
+    expect(node.clockOffsetOf('peer')).toBeUndefined();
+    expect(node.clockOffset()).toBeNull();
+  });
+
+  it("a peer whose wall clock is 30 s behind, heard by a node whose loop is prompt, is warned of and shown (for the clock-skew alarm and the gauge)", async () => {
+    const { logger, about } = clockLog();
+    const settings = { ttlMs: 6_000, skewMs: 1_000 };
+    const { node, steady, rollCall } = await freshNode(logger, { settings, loopLateMs: () => 5 });
+    await rollCall('peer', { now: steady.now() - 30_000 });
+    expect(about('peer')).toEqual([{ level: 'warn', obj: expect.objectContaining({ node: 'peer', offsetMs: -29_995 }) }]);
+    expect(node.clockOffset()).toMatchObject({ node: 'peer', offsetMs: -29_995, believed: true, allowanceMs: 1_000 });
+    // Ahead: a late loop only ever makes a clock look further behind, so a sample ahead stands whatever the lateness.
+    await rollCall('ahead', { now: steady.now() + 20_000 });
+    expect(about('ahead')).toEqual([{ level: 'warn', obj: expect.objectContaining({ node: 'ahead', offsetMs: 20_000 }) }]);
+  });
+
+  it("a clock offset heard is forgotten two lease lengths after the peer's last roll call by elapsed time, though this node's wall clock stepped back 10 s", async () => {
+    const { node, nodes, steady, rollCall, advance } = await freshNode();
+    await rollCall('peer', { now: steady.now() - 2_000 });
+    expect(node.clockOffsetOf('peer')).toBe(-2_000);
+    nodes[0]!.clock.step(-10_000);
+    await advance(2 * leases.ttlMs + 100, 500);
+    expect(node.clockOffsetOf('peer'), 'forgotten: silent for two lease lengths').toBeUndefined();
+    expect(node.clockOffset()).toBeNull();
   });
 
   it('after a reconnect, a node does not take the live lease of a peer whose clock is behind before it has heard its roll call again', async () => {

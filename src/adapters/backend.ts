@@ -162,6 +162,7 @@ function openNats(config: DipConfig, clock: Clock, logger?: Logger, lostNodeReco
     ...(lostNodeRecords ? { lostNodeRecords } : {}),
     // The real clock's leases run on the monotonic one (a wall-clock step must not end or stretch a lease); a test's injected clock is its own.
     steadyClock: clock === systemClock ? monotonicClock : clock,
+    measureEventLoop: clock === systemClock,
   });
 }
 

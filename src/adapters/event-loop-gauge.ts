@@ -12,6 +12,7 @@ export class EventLoopGauge implements LoadGauge {
   private timer: NodeJS.Timeout | null = null;
   private lastMean = 0;
   private previousMean = 0;
+  private lastMax = 0;
 
   constructor(
     private readonly windowMs = 250,
@@ -38,12 +39,22 @@ export class EventLoopGauge implements LoadGauge {
     return Math.min(this.lastMean, this.previousMean);
   }
 
+  /**
+   * The longest the loop has been late in this window and the last, ms, a single stall included: how long
+   * what is read now (a message buffered while the loop was blocked) may have waited here. The window
+   * under way counts as it stands, so a stall just ended counts before the window's timer has run.
+   */
+  recentWorstMs(): number {
+    return Math.max(this.lastMax, this.histogram.count > 0 ? this.histogram.max / 1e6 : 0);
+  }
+
   private roll(): void {
     // A window without a sample says nothing: the loop was blocked past the window, and this timer ran
     // before the sampler's. Reading it as 0 would call the most overloaded loop idle.
     if (this.histogram.count === 0) return;
     this.previousMean = this.lastMean;
     this.lastMean = this.histogram.mean / 1e6;
+    this.lastMax = this.histogram.max / 1e6;
     this.histogram.reset();
   }
 }

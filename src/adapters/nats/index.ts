@@ -9,6 +9,7 @@ import { NatsAlarmNotifierLease } from './notifier-lease.js';
 import { NatsRateLimits } from './rate-limits.js';
 import { NatsReplayGuard } from './replay-guard.js';
 import { Unreachable } from './unreachable.js';
+import { EventLoopGauge } from '../event-loop-gauge.js';
 
 /**
  * How long a request waits on the shared replay guard or rate limits before taking their fallback:
@@ -30,6 +31,11 @@ export interface NatsCoordinationOptions {
   lostNodeRecords?: LostNodeRecords;
   /** Elapsed time for the queue leases, never stepped (NatsQueueLeases `steady`): `clock` when absent (a test's). */
   steadyClock?: Clock;
+  /**
+   * Measure this process's event loop (EventLoopGauge.recentWorstMs), so that a roll call read late here is
+   * not taken for a peer's clock behind (NatsQueueLeases `loopLateMs`): the real clock's; a test's says none.
+   */
+  measureEventLoop?: boolean;
 }
 
 export interface NatsCoordination extends Coordination {
@@ -45,6 +51,7 @@ export interface NatsCoordination extends Coordination {
  */
 export async function openNatsCoordination(settings: NatsSettings, options: NatsCoordinationOptions): Promise<NatsCoordination> {
   const nc = await connectNats(settings);
+  const gauge = options.measureEventLoop === true ? new EventLoopGauge() : null;
   try {
     const leaseSettings = options.leases ?? DEFAULT_LEASES;
     const common = { history: 1, replicas: settings.replicas };
@@ -61,7 +68,8 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     const alarmsBucket = `${settings.prefix}_alarms`;
     const alarmsKv = await openBucket(nc, alarmsBucket, { ...common, description: 'OpenDIP: the shared alarm conditions notified, one entry each' });
     const down = new Unreachable(() => options.clock.now());
-    const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName), options.steadyClock ?? options.clock);
+    gauge?.start();
+    const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName), options.steadyClock ?? options.clock, () => gauge?.recentWorstMs() ?? 0);
     followConnection(nc.status(), [leases, down], (err) => options.logger?.error({ err }, 'NATS connection status: a follower failed on an event')).catch((err: unknown) =>
       options.logger?.error({ err }, 'NATS connection status: no longer followed; lease health and the replay guard find an outage by a timeout'),
     );
@@ -84,10 +92,12 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
       async close() {
         await notifier.close();
         await leases.close();
+        gauge?.stop();
         await nc.drain().catch(() => nc.close());
       },
     };
   } catch (err) {
+    gauge?.stop();
     await nc.close();
     throw err;
   }

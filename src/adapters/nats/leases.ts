@@ -126,13 +126,15 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * sample of the last lease length (offsetWindowMs), and applies only while the node is heard from
    * (clockOf). A lease's expiry is the holder's time: a holder whose clock is behind this node's has its
    * leases read that much later (expiryHere), so a skew beyond the allowance does not make a live holder's
-   * lease look expired here.
+   * lease look expired here. What is shown and warned of is the estimate nearest zero that every sample
+   * allows, each sample's delay discounted by how late this node's event loop ran when it was read
+   * (shownOffset). `at`, `heardAt`: this node's steady clock (a wall clock stepped back kept a sample alive).
    */
-  private readonly clocks = new Map<string, { samples: Array<{ offsetMs: number; at: number }>; heardAt: number; warned: boolean }>();
+  private readonly clocks = new Map<string, { samples: Array<{ offsetMs: number; lateMs: number; at: number }>; heardAt: number; warned: boolean }>();
   /**
    * Nodes whose last roll call said a time beyond offsetCapMs from this node's: not applied to their
    * leases (clocks has no sample of it), but shown (clockOffset) and logged once, not at every roll call,
-   * while it lasts. Forgotten like the others, forgetAfterMs after it was heard. `takes`: that roll call
+   * while it lasts. Forgotten like the others, forgetAfterMs after it was heard (`at`: the steady clock). `takes`: that roll call
    * said the node takes queues and is not leaving (only such a node ahead is yielded to, yieldingTo).
    */
   private readonly unbelieved = new Map<string, { offsetMs: number; at: number; takes: boolean }>();
@@ -196,6 +198,11 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
      * may work a lease since it was renewed, and how long a holder has been silent or its lease unchanged.
      */
     private readonly steady: Clock = clock,
+    /**
+     * How late this process's event loop runs now, ms (the event-loop gauge's recent worst; 0 in a test
+     * that says nothing of it): a roll call read now may have waited here that long (shownOffset).
+     */
+    private readonly loopLateMs: () => number = () => 0,
   ) {
     this.claimEveryMs = Math.max(250, Math.floor(settings.ttlMs / 2));
     this.rollCallEveryMs = Math.max(100, Math.floor(settings.ttlMs / 3));
@@ -497,7 +504,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * said it takes no queue (its own store out of reach, or itself yielding) or that it is leaving: nobody
    * would work the queues (while it is heard, or two lease lengths after it stopped).
    */
-  private yieldingTo(now = this.clock.now()): string | undefined {
+  private yieldingTo(now = this.steady.now()): string | undefined {
     for (const [node, u] of this.unbelieved) if (u.offsetMs > 0 && u.takes && now - u.at <= this.forgetAfterMs) return node;
     return undefined;
   }
@@ -507,14 +514,15 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * windowed estimate the leases apply; not believed: a last roll call beyond offsetCapMs), or null.
    */
   clockOffset(): PeerClockOffset | null {
-    const now = this.clock.now();
+    const now = this.steady.now();
     let worst: PeerClockOffset | null = null;
     const consider = (node: string, offsetMs: number, believed: boolean): void => {
       if (worst === null || Math.abs(offsetMs) > Math.abs(worst.offsetMs)) worst = { node, offsetMs, allowanceMs: this.settings.skewMs, believed };
     };
     for (const node of [...this.clocks.keys()]) {
-      const offsetMs = this.clockOf(node, now);
-      if (offsetMs !== undefined) consider(node, offsetMs, true);
+      if (this.clockOf(node, now) === undefined) continue;
+      const c = this.clocks.get(node);
+      if (c) consider(node, shownOffset(c.samples), true);
     }
     for (const [node, u] of [...this.unbelieved]) {
       if (now - u.at > this.forgetAfterMs) this.unbelieved.delete(node);
@@ -523,7 +531,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     return worst;
   }
 
-  /** Samples are kept this long: the estimate is the largest of them (transit only ever lowers one). */
+  /** Samples are kept this long (steady clock): the estimate is the largest of them (transit only ever lowers one). */
   private get offsetWindowMs(): number {
     return this.settings.ttlMs;
   }
@@ -541,9 +549,9 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /**
    * The windowed estimate of `node`'s offset: the largest sample heard within offsetWindowMs of the last;
    * undefined (and forgotten) once the node has been silent forgetAfterMs, so a dead node's last (or late)
-   * sample delays the takeover of its leases by a bounded time at most.
+   * sample delays the takeover of its leases by a bounded time at most. `now`: the steady clock.
    */
-  private clockOf(node: string, now = this.clock.now()): number | undefined {
+  private clockOf(node: string, now = this.steady.now()): number | undefined {
     const c = this.clocks.get(node);
     if (!c) return undefined;
     if (now - c.heardAt > this.forgetAfterMs) {
@@ -555,8 +563,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
 
   /** `takes`: the roll call said the node takes queues and is not leaving. */
   private heardClock(node: string, theirNow: number, takes: boolean): void {
-    const now = this.clock.now();
-    const sample = theirNow - now;
+    // The offset is of the wall clocks; how old a sample is, of the steady clock (a step moves no age).
+    const now = this.steady.now();
+    const sample = theirNow - this.clock.now();
+    const lateMs = Math.max(0, this.loopLateMs());
+    // Beyond the cap only by this node's lateness: no bogus time, but says nothing either (shownOffset).
+    if (Math.abs(shownOffset([{ offsetMs: sample, lateMs }])) <= this.offsetCapMs && Math.abs(sample) > this.offsetCapMs) return;
     if (Math.abs(sample) > this.offsetCapMs) {
       if (!this.unbelieved.has(node)) {
         const yielding = sample > 0 ? ': this node holds and takes no queue lease while it hears that node take queues (it reads this node\'s leases as long expired)' : '';
@@ -572,8 +584,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     this.unbelieved.delete(node);
     const known = this.clocks.get(node);
     const samples = (known?.samples ?? []).filter((s) => now - s.at <= this.offsetWindowMs);
-    samples.push({ offsetMs: sample, at: now });
-    const offsetMs = Math.max(...samples.map((s) => s.offsetMs));
+    samples.push({ offsetMs: sample, lateMs, at: now });
+    const offsetMs = shownOffset(samples);
     const beyond = Math.abs(offsetMs) > this.settings.skewMs;
     if (beyond && known?.warned !== true) {
       this.logger?.warn(
@@ -666,8 +678,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       if (!entry || isDeleted(entry.operation)) {
         revision = entry ? await this.kv.update(key, this.value(), entry.revision) : await this.kv.create(key, this.value());
       } else if (value && wait > 0) {
-        // Looked at again by then, or sooner if the holder's clock offset stops applying (clockOf, by the wall clock).
-        const offsetForgottenIn = (this.clocks.get(value.node)?.heardAt ?? Number.POSITIVE_INFINITY) + this.forgetAfterMs + 1 - this.clock.now();
+        // Looked at again by then, or sooner if the holder's clock offset stops applying (clockOf, by the steady clock).
+        const offsetForgottenIn = (this.clocks.get(value.node)?.heardAt ?? Number.POSITIVE_INFINITY) + this.forgetAfterMs + 1 - this.steady.now();
         this.others.set(key, this.steady.now() + Math.min(wait, offsetForgottenIn));
         return false;
       } else {
@@ -852,4 +864,23 @@ function rollCall(text: string): { node: string; held: number; taking: boolean; 
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The offset a node's samples show (ms, its clock ahead of this node's; negative: behind), nearest zero.
+ * Sound because a roll call's delay only ever lowers a sample: it says the time its sender had when
+ * sent, read here later, so the true offset is at least each sample (at least the largest: the sample of
+ * least delay, as NTP takes the sample of least round trip). A sample read while this node's event loop
+ * ran `lateMs` late may have waited here up to that long, so it shows the node behind by at most
+ * `-(offsetMs + lateMs)`: a late loop can make a peer look behind, never ahead. The offset shown is the
+ * value nearest zero within those bounds: a peer ahead by its largest sample; behind by no more than the
+ * least any sample allows once its lateness is discounted. (The leases apply the largest sample alone,
+ * clockOf, the side on which they wait longer, never shorter; this is what is warned of and alarmed on.
+ * An overloaded host read its peers' roll calls 10.6 s late, and warned that their clocks were behind.)
+ */
+function shownOffset(samples: ReadonlyArray<{ offsetMs: number; lateMs: number }>): number {
+  const least = Math.max(...samples.map((s) => s.offsetMs));
+  if (least >= 0) return least;
+  const most = Math.min(...samples.map((s) => s.offsetMs + s.lateMs));
+  return Math.min(0, Math.max(least, most));
 }
