@@ -4,6 +4,7 @@
  * whatever the umask, and an existing file written over (made 0644 by an earlier release or by hand) is
  * tightened too: `{ mode }` alone sets the mode only of a file the open creates.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -66,5 +67,21 @@ describe('CLI output files are 0600 (src/cli/private-output.ts)', () => {
     await resumed.output.out(',\n{"a":2}\n]\n');
     await resumed.output.close();
     expect([modeOf(old), JSON.parse(readFileSync(old, 'utf8'))]).toEqual(['600', [{ a: 1 }, { a: 2 }]]);
+  });
+});
+
+describe('a device named as the output keeps its mode (src/cli/private-output.ts)', () => {
+  // A null device of the test's own (mknod, as root): `--out /dev/null` run as root had made the host's 0600.
+  const device = join(dir, 'null');
+  let made = false;
+  try {
+    execFileSync('mknod', ['-m', '666', device, 'c', '1', '3'], { stdio: 'ignore' });
+    made = true;
+  } catch {
+    // Not root: no device can be made, and no device of the system's could have been changed either.
+  }
+  it.skipIf(!made)('writing to a character device leaves its mode as it was (666)', () => {
+    writePrivateFile(device, 'discarded\n');
+    expect(modeOf(device)).toBe('666');
   });
 });

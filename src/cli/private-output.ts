@@ -13,6 +13,9 @@ const PRIVATE_FILE_MODE = 0o600;
  */
 function openPrivate(path: string, flags: 'w' | 'r+'): number {
   const fd = openSync(path, flags, PRIVATE_FILE_MODE);
+  // Only a regular file is the operator's output: `--out /dev/null`, a FIFO or a terminal is a shared
+  // device whose mode is the system's (made 0600 by root, /dev/null would refuse every other user).
+  if (!fstatSync(fd).isFile()) return fd;
   try {
     fchmodSync(fd, PRIVATE_FILE_MODE);
   } catch (e) {

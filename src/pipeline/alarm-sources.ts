@@ -36,7 +36,7 @@ export function deadLetterAlarms(deadLetters: Pick<DeadLetters, 'deadLetters'>, 
         const within = q.ats.filter((at) => at > now - value.windowMinutes * 60_000);
         if (within.length <= value.count) return [];
         const what = `${within.length} message${within.length === 1 ? '' : 's'} for ${q.queue.recipientDipId} / ${q.queue.channel} were dead-lettered within ${value.windowMinutes} min, more than ${value.count}`;
-        return [thresholdCondition('dead-letter', q.queue, s, what, 'any dead letter still dead', Math.min(...within))];
+        return [thresholdCondition('dead-letter', q.queue, s, what, 'any dead letter still dead', within.reduce((a, b) => Math.min(a, b)))];
       }),
     ]);
   };
