@@ -123,7 +123,8 @@ export function registerActivityLog(
  * Connections refused before HTTP (a failed TLS handshake: no client certificate, one from another CA, a
  * revoked one) and requests Node's parser refused, recorded as far as the socket tells.
  */
-export function recordRefusedConnections(app: FastifyInstance, sink: ActivitySink, listener: string, now: () => number): void {
+/** Records refused connections; returns the recorder of a TLS connection closed by the listener itself after its handshake (src/api/certificate-answer.ts). */
+export function recordRefusedConnections(app: FastifyInstance, sink: ActivitySink, listener: string, now: () => number): (socket: Socket, reason: string) => void {
   const refused = (socket: Socket, method: string, status: number | null, refusal: object) => {
     const record: RequestRecord = { requestId: randomUUID(), at: now(), listener, caller: null, remote: socket.remoteAddress ?? null, method, url: '', status, durationMs: 0, rawBody: JSON.stringify(refusal) };
     // While the backlog is full these are counted with the refused requests (a flood of bad handshakes would fill memory).
@@ -137,6 +138,7 @@ export function recordRefusedConnections(app: FastifyInstance, sink: ActivitySin
     if (err.code === 'ECONNRESET') return;
     refused(socket, 'HTTP', parserErrorStatus(err), { refused: 'not valid HTTP', reason: err.code ?? err.message });
   });
+  return (socket, reason) => refused(socket, 'TLS', null, { refused: 'TLS handshake', reason });
 }
 
 /**

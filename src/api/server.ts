@@ -55,6 +55,7 @@ import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
 import { openFileLimit, participantConnectionLimit, participantHolder, standardOverCap, useConnectionCap, useHandshakeGuard, useListenerCap } from './connection-cap.js';
 import { recordOperations } from './operations.js';
+import { useCertificateAnswer } from './certificate-answer.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
 import { byteOrderMark, drained, evidence, requestAuthority, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, unacceptedMediaType, useSecurityControls } from './request.js';
@@ -126,7 +127,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
    * slow and for a method refused (405, 501).
    */
   const refusalBody = (status: number, help: string): string =>
-    JSON.stringify(standardResponse(new Date(deps.clock.now()), deps.config.dipId, null, [{ message: status === 408 || status === 405 || status === 501 ? MSG.processingFailed : MSG.schemaFailure, help }]));
+    JSON.stringify(standardResponse(new Date(deps.clock.now()), deps.config.dipId, null, [{ message: status === 408 || status === 405 || status === 501 || status === 401 ? MSG.processingFailed : MSG.schemaFailure, help }]));
   /** Connections whose bad bytes are answered after the request before them (clientErrorHandler). */
   const answeringFirst = new WeakSet<Socket>();
   /** Connections answered and closing: what still arrives is read and dropped (answerAndClose). */
@@ -166,7 +167,10 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     https: {
       ...secureContext(security.revocation?.crlPem()),
       requestCert: true,
-      rejectUnauthorized: true,
+      // The client certificate is judged by useCertificateAnswer at the end of the handshake: refused as
+      // Node refused it (the connection destroyed), except one from a trusted CA that is revoked, expired
+      // or not yet valid, whose requests are answered 401 naming why (SECURITY.md, "Refused certificates").
+      rejectUnauthorized: false,
       // Slow clients: a TLS handshake and a header block each have a deadline here; bodies have theirs
       // in useRequestDeadlines (a publication upload may take as long as it keeps bytes coming).
       handshakeTimeout: limits.handshakeTimeoutMs,
@@ -188,6 +192,12 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     // shape too, then the connection is closed.
     clientErrorHandler: (err: ParserError, socket: Socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed || closing.has(socket)) return;
+      // A refused client certificate is all such a connection is told (useCertificateAnswer).
+      const refusedCertificate = certificateRefusal(socket);
+      if (refusedCertificate !== null) {
+        answerAndClose(socket, 401, refusedCertificate, true);
+        return;
+      }
       const status = parserErrorStatus(err);
       const help =
         status === 408
@@ -242,6 +252,11 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // tunnel), and without one destroys the socket unanswered. The DIP is no proxy: 405 on any target, with the
   // methods a published path takes in Allow (none for an authority-form target such as host:port).
   app.server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    const refusedCertificate = certificateRefusal(socket);
+    if (refusedCertificate !== null) {
+      answerAndClose(socket, 401, refusedCertificate, true);
+      return;
+    }
     const target = req.url ?? '';
     const path = target.split('?')[0] ?? '';
     const known = path.startsWith('/') ? notAllowed.on(path) : undefined;
@@ -252,6 +267,12 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   useApiSecurityHeaders(app, { noStore: true });
   // Node answers an Expect it does not know with an empty 417 unless the server listens for it.
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    const refusedCertificate = certificateRefusal(req.socket);
+    if (refusedCertificate !== null) {
+      const refusal = refusalBody(401, refusedCertificate);
+      res.writeHead(401, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(refusal), ...RAW_SECURITY_HEADERS, connection: 'close' }).end(refusal);
+      return;
+    }
     const body = refusalBody(417, `Expect '${String(req.headers.expect).slice(0, 60)}' cannot be met: only 100-continue is understood`);
     res.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...RAW_SECURITY_HEADERS, connection: 'close' }).end(body);
   });
@@ -296,11 +317,25 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     return undefined;
   });
 
+  let droppedAfterHandshake = (_socket: Socket, _reason: string): void => undefined;
   if (deps.activity) {
     // First of all hooks: every request gets its ID and its record, whichever hook answers it.
     registerActivityLog(app, deps.activity, 'participant', (req) => participantCaller(deps, req), () => deps.clock.now(), true, standardStopping(deps));
-    recordRefusedConnections(app, deps.activity, 'participant', () => deps.clock.now());
+    droppedAfterHandshake = recordRefusedConnections(app, deps.activity, 'participant', () => deps.clock.now());
   }
+  // Next: a connection whose client certificate is refused reaches nothing else (each request answered 401, recorded by the log above).
+  const certificateRefusal = useCertificateAnswer(
+    app,
+    {
+      ca: tls.ca,
+      revocation: security.revocation,
+      dropped: (socket, reason) => droppedAfterHandshake(socket, reason),
+      firstRefusal: (fingerprint256, help) => deps.logger.warn({ fingerprint256 }, `a participant's TLS client certificate is refused: ${help}`),
+      answer: (_req, reply, help) => sendStandard(deps, reply, 401, null, MSG.processingFailed, help),
+    },
+    (raw) => expectsContinue.has(raw),
+    (raw) => drained(raw),
+  );
   // Next (the request has its ID, its record is made): a stopping DIP refuses what still arrives before anything reads or counts it.
   useGracefulStop(app, deps.config.http.stopDrainMs, standardStopping(deps));
   if (deps.metrics) registerRequestMetrics(app, deps.metrics, 'participant');

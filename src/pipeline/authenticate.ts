@@ -65,7 +65,8 @@ export type Authentication =
   | { ok: true; participant: Participant; dated?: SignatureDate }
   | { ok: false; status: 401 | 403; help: string; dated?: SignatureDate };
 
-function revokedHelp(what: string, e: Revoked): string {
+/** What a refusal of a revoked certificate says (also the participant listener's answer at the connection, src/api/certificate-answer.ts). */
+export function revokedHelp(what: string, e: Revoked): string {
   return `${what} (serial ${e.serialNumber}) was revoked at ${e.revokedAt} (${e.reason}): ask the DIP operator for a new certificate`;
 }
 

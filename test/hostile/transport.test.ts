@@ -31,8 +31,10 @@ describe('certificates refused during the TLS handshake', () => {
         return forgeCertificate({ dipId: '2000000001', ca: other });
       },
     ],
-    ['an expired certificate from the DIP\'s CA', () => forgeCertificate({ dipId: '2000000001', ca: h.t.dip.pki.ca, notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) })],
-    ['a not-yet-valid certificate from the DIP\'s CA', () => forgeCertificate({ dipId: '2000000001', ca: h.t.dip.pki.ca, notBefore: new Date(Date.now() + 86400_000), notAfter: new Date(Date.now() + 10 * 86400_000) })],
+    ['an expired certificate from another CA (OpenSSL reports the last error: expired)', async () => {
+      const other = await createCertificateAuthority({ commonName: 'OpenDIP DEV CA', environment: 'DEV', validDays: 30 });
+      return forgeCertificate({ dipId: '2000000001', ca: other, notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) });
+    }],
     ['a certificate from the DIP\'s CA for servers only (no clientAuth)', () => forgeCertificate({ dipId: '2000000001', ca: h.t.dip.pki.ca, eku: [x509.ExtendedKeyUsage.serverAuth] })],
     ['a certificate from the DIP\'s CA whose signature was altered', () => forgeCertificate({ dipId: '2000000001', ca: h.t.dip.pki.ca, breakSignature: true })],
   ];
@@ -42,6 +44,18 @@ describe('certificates refused during the TLS handshake', () => {
     const r = await rawTls(h.t, { ...(cred ? { cert: cred.certPem, key: cred.keyPem } : {}), write: HEALTH, timeoutMs: 5_000 });
     expect(r.closedByServer).toBe(true);
     expect(r.status, r.text).toBeNull(); // not one byte of HTTP came back
+  });
+
+  // From the DIP's CA and refused only for its dates: told why (src/api/certificate-answer.ts), and closed.
+  it.each([
+    ['an expired certificate from the DIP\'s CA', /expired at/, -10, -1],
+    ['a not-yet-valid certificate from the DIP\'s CA', /is not valid before/, 1, 10],
+  ] as const)('answers %s 401 naming why, and closes the connection', async (_name, why, fromDays, toDays) => {
+    const cred = await forgeCertificate({ dipId: '2000000001', ca: h.t.dip.pki.ca, notBefore: new Date(Date.now() + fromDays * 86400_000), notAfter: new Date(Date.now() + toDays * 86400_000) });
+    const r = await rawTls(h.t, { cert: cred.certPem, key: cred.keyPem, write: HEALTH, timeoutMs: 5_000 });
+    expect(r.status, r.text).toBe(401);
+    expect(r.text).toMatch(why);
+    expect(r.closedByServer).toBe(true);
   });
 
   it('accepts the registered participant\'s own certificate (control)', async () => {
