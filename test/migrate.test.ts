@@ -85,6 +85,18 @@ describe('dip migrate: SQLite to the cluster', () => {
     const records = [...exportSqlite(file, 0, counts)];
     // The copy's original is settled, and travels all the same (no queue position): the copy's link.
     expect(counts).toMatchObject({ participant: 2, webhook: 1, mpan: 1, senderRef: 4, message: 5, entry: 4, portalAccount: 1, savedReport: 1 });
+    // A file no DIP of this release opened has no saved_reports table (schema.ts adds it at a start): exported all the
+    // same, with no saved report (it had been "no such table").
+    const older = join(mkdtempSync(join(tmpdir(), 'opendip-older-')), 'dip.db');
+    const current = new Database(file, { readonly: true });
+    writeFileSync(older, current.serialize());
+    current.close();
+    const olderDb = new Database(older);
+    olderDb.exec('DROP TABLE saved_reports');
+    olderDb.close();
+    const olderCounts: Record<string, number> = {};
+    expect([...exportSqlite(older, 0, olderCounts)].filter((x) => x.type === 'savedReport')).toEqual([]);
+    expect(olderCounts).toMatchObject({ participant: 2, message: 5, portalAccount: 1 });
     // Each position with the capacity it was routed in, the requeued copy's its original's.
     expect(records.flatMap((x) => (x.type === 'entry' ? [x.capacity] : []))).toEqual(['SUP', 'SUP', 'SUP', 'SUP']);
     const exported = records.filter((x) => x.type === 'message');

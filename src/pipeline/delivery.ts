@@ -284,7 +284,7 @@ export class Delivery {
   /**
    * Stops working the queue and gives its lease up. Idle, or for balance: once its call and settlement
    * are done. For a store out of reach: once its call to the recipient (if one is out) is answered, not
-   * waiting for a store call that may never be answered (calls answered and not yet recorded, at most two,
+   * waiting for a store call that may never be answered (calls answered and not yet recorded, at most 2 × callsPastSettlement,
    * are made again by the next holder, as after a crash).
    * The other nodes are told to take it now unless it went idle (the next arrival claims it).
    */

@@ -188,7 +188,7 @@ export interface WorkerDeps {
 /**
  * A worker's states. At most one call is in flight per queue, so order holds across retries; queues never
  * wait on each other, so a slow or dead recipient delays only itself. Working includes waiting for a
- * settlement to land before the next call (at most one call goes past one not yet recorded: `settling`).
+ * settlement to land before the next call (at most `callsPastSettlement` calls go past one not yet recorded: `settling`).
  *
  *   idle ──kick──▶ working ──nothing left──▶ idle
  *                  working ──retryable answer──▶ backoff ──timer / new webhook──▶ working
@@ -276,7 +276,8 @@ export class QueueWorker {
    * the call itself (bench drain phase: 250-1,400 ms per call), so a queue spent most of its time waiting
    * on it. One settlement is in flight at a time, and at most `callsPastSettlement` calls answered past it
    * (toRecord, callsBehind): the call after those waits for it to land (roomToCall). So what a death can repeat
-   * is bounded (those calls and the one being recorded), where calls that went on unchecked behind a settlement
+   * is bounded (2 × callsPastSettlement: the settlement after this one covers those calls while as many again
+   * may be answered behind it), where calls that went on unchecked behind a settlement
    * that never landed (its main process stopped) were all repeated. Resolves once the last is durable.
    */
   private settling: Promise<void> | null = null;
@@ -412,7 +413,7 @@ export class QueueWorker {
    * Stops, and resolves once no call to the recipient is under way (it took at most the webhook timeout),
    * without waiting for a store call: a stopped worker makes no other call (call() checks before each),
    * though its run may still wait on a store that does not answer. What it owes (unrecorded) is lost
-   * with it: the queue's next holder sends those calls again (at most two, see `settling`).
+   * with it: the queue's next holder sends those calls again (at most 2 × `callsPastSettlement`, see `settling`).
    */
   async quiet(): Promise<number> {
     void this.stop();
@@ -801,6 +802,9 @@ export class QueueWorker {
       const error = `the callbackURL ${shown} is not a URL that can be called: register a new one`;
       return { kind: 'failed', error, latencyMs: 0, startedAt: this.deps.clock.now(), tracedFrom: this.deps.tracer?.now(), shownUrl: shown };
     }
+    // Room first, then the signature: a wait behind a slow settlement (a stopped main process: unbounded)
+    // would otherwise send a signature date as old as the wait, which a receiver refuses as clock skew.
+    await this.roomToCall();
     const headers = await this.deps.signer.sign('POST', url, body);
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = formatSequence(first, last);
@@ -808,7 +812,6 @@ export class QueueWorker {
     // (stale, refused: its sender told). Said as a pull answer says it, so a receiver does not take the
     // positions the DIP set aside for a gap (sequence.ts, gapBefore).
     headers[ACKNOWLEDGED_HEADER] = String(first - 1);
-    await this.roomToCall();
     // Nor once stopped: the call under way when stop() came is the only one a stopped worker finishes. One
     // stopped while its step read the store (a PostgreSQL restart) called when the read came back if its
     // node held the lease again by then, beside the queue's new worker.

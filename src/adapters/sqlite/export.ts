@@ -127,11 +127,15 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
       count('portalAccount');
       yield { type: 'portalAccount', ...r, record: JSON.parse(r.record) as unknown };
     }
-    for (const r of db
-      .prepare<[], { id: string; owner: string; name: string; record: string; createdAt: number; nextDueAt: number | null }>(
-        'SELECT id, owner, name, record, created_at AS createdAt, next_due_at AS nextDueAt FROM saved_reports ORDER BY id',
-      )
-      .iterate()) {
+    // saved_reports came later (schema.ts): a file no newer DIP opened has no table, and no saved report.
+    const hasSavedReports = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'saved_reports'").get() !== undefined;
+    for (const r of !hasSavedReports
+      ? []
+      : db
+          .prepare<[], { id: string; owner: string; name: string; record: string; createdAt: number; nextDueAt: number | null }>(
+            'SELECT id, owner, name, record, created_at AS createdAt, next_due_at AS nextDueAt FROM saved_reports ORDER BY id',
+          )
+          .iterate()) {
       count('savedReport');
       yield { type: 'savedReport', ...r, record: JSON.parse(r.record) as unknown };
     }
