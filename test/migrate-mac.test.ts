@@ -6,7 +6,7 @@
  * clear with made-up content, were all imported as given.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -21,6 +21,8 @@ import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 const dir = mkdtempSync(join(tmpdir(), 'opendip-migrate-mac-'));
 const kek = new FileKeyEncryptionKey(join(dir, 'kek.key'));
 const otherKek = new FileKeyEncryptionKey(join(dir, 'other-kek.key'));
+/** Where checkExport keeps its private copy: empty after every check and import, whatever the outcome. */
+const copies = mkdtempSync(join(tmpdir(), 'opendip-migrate-copies-'));
 
 async function exportRecords(): Promise<MigrationRecord[]> {
   return [
@@ -34,13 +36,13 @@ async function exportRecords(): Promise<MigrationRecord[]> {
 
 async function writeFile(name: string, records: MigrationRecord[], key = kek): Promise<string> {
   const file = join(dir, name);
-  await writeExport(file, records, key);
+  await writeExport(file, records, key, { source: 'dip-a:/var/lib/opendip/opendip.db', now: () => Date.parse('2026-12-05T10:00:00Z') });
   return file;
 }
 
 /** Checks, then imports as `dip migrate import` does. */
 async function importFile(url: string, file: string, acceptUnauthenticated = false) {
-  const checked = await checkExport(file, { kek, acceptUnauthenticated });
+  const checked = await checkExport(file, { kek, acceptUnauthenticated, tmpDir: copies });
   try {
     return await importIntoPostgres({ url, clock: systemClock }, checked.records(), { actor: 'cli:test', action: checked.authenticated ? 'migrate.import' : 'migrate.import.unauthenticated', target: file, after: { authenticated: checked.authenticated } });
   } finally {
@@ -96,7 +98,7 @@ describe('dip migrate: an authenticated export', () => {
       const file = await writeFile(`edited-${what.replaceAll(' ', '-')}.jsonl`, await exportRecords());
       editLines(file, edit);
       const url = await db.freshSchema();
-      await expect(checkExport(file, { kek }), what).rejects.toThrow(/is refused, nothing imported: its MAC .* does not match: the file was changed after it was written, or was written by a DIP with other keys/);
+      await expect(checkExport(file, { kek, tmpDir: copies }), what).rejects.toThrow(/is refused, nothing imported: its MAC .* does not match: the file was changed after it was written, or was written by a DIP with other keys/);
       expect(await tables(url), what).toBe(0);
     }
     // A MAC recomputed by someone without the keys, or the trailer of another export, does not pass either.
@@ -110,12 +112,33 @@ describe('dip migrate: an authenticated export', () => {
     await expect(checkExport(appended, { kek })).rejects.toThrow('1 line(s) follow its MAC trailer (line 6)');
   });
 
-  it('fails the import when the file is changed in place between the check and the import', async () => {
+  it('imports what it checked: a file changed in place between the check and the import brings in nothing forged', async () => {
     const file = await writeFile('raced.jsonl', await exportRecords());
-    const checked = await checkExport(file, { kek });
+    const checked = await checkExport(file, { kek, tmpDir: copies });
+    // The check pass kept a private copy (0600) of the bytes it MACed: the import reads that, not the file.
+    const [copyDir] = readdirSync(copies);
+    expect(statSync(join(copies, copyDir!, readdirSync(join(copies, copyDir!))[0]!)).mode & 0o777).toBe(0o600);
     editLines(file, (l) => l.map((x) => x.replace('operator:alice', 'operator:bob')));
     const url = await db.freshSchema();
-    await expect(importIntoPostgres({ url, clock: systemClock }, checked.records()).finally(() => checked.close())).rejects.toThrow('changed while it was imported: its MAC no longer matches');
+    await importIntoPostgres({ url, clock: systemClock }, checked.records()).finally(() => checked.close());
+    expect((await rows(url, 'SELECT actor FROM operator_journal ORDER BY id')).map((r) => r.actor)).toEqual(['operator:alice']);
+    expect(readdirSync(copies)).toEqual([]);
+  });
+
+  it('signs when and where the export was made, and reports it on import', async () => {
+    const file = await writeFile('dated.jsonl', await exportRecords());
+    const trailer = JSON.parse(readFileSync(file, 'utf8').trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(trailer).toMatchObject({ exportedAt: '2026-12-05T10:00:00.000Z', source: 'dip-a:/var/lib/opendip/opendip.db' });
+    const checked = await checkExport(file, { kek, tmpDir: copies });
+    expect(checked).toMatchObject({ authenticated: true, exportedAt: '2026-12-05T10:00:00.000Z', source: 'dip-a:/var/lib/opendip/opendip.db' });
+    await checked.close();
+    // Under the MAC: a newer date or another source written into an older export's trailer is refused.
+    for (const [field, value] of [['exportedAt', '2026-12-06T10:00:00.000Z'], ['source', 'dip-b:/var/lib/opendip/opendip.db']] as const) {
+      const copy = await writeFile(`redated-${field}.jsonl`, await exportRecords());
+      editLines(copy, (l) => [...l.slice(0, -1), JSON.stringify({ ...(JSON.parse(l.at(-1)!) as object), [field]: value })]);
+      await expect(checkExport(copy, { kek, tmpDir: copies }), field).rejects.toThrow(/does not match/);
+    }
+    expect(readdirSync(copies)).toEqual([]);
   });
 
   it('refuses an export made under other keys: the importing DIP needs the exporting DIP\'s key-encryption key', async () => {
@@ -128,10 +151,13 @@ describe('dip migrate: an authenticated export', () => {
     const file = await writeFile('old.jsonl', await exportRecords());
     editLines(file, (l) => l.slice(0, -1));
     const url = await db.freshSchema();
-    await expect(importFile(url, file)).rejects.toThrow(/is refused, nothing imported: it carries no MAC .*pass --accept-unauthenticated to import it unchecked/);
+    const refusal = importFile(url, file);
+    await expect(refusal).rejects.toThrow(/is refused, nothing imported: it carries no MAC .*Export it again with this build\. --accept-unauthenticated bypasses the integrity check: it is only for exports written by builds before exports were authenticated/);
+    await expect(refusal).rejects.not.toThrow(/pass --accept-unauthenticated/);
     expect(await tables(url)).toBe(0);
     expect(await importFile(url, file, true)).toMatchObject({ portalAccount: 1, journal: 1 });
     const [act] = await rows(url, "SELECT actor, action, target, after FROM operator_journal WHERE actor = 'cli:test'");
     expect(act).toMatchObject({ actor: 'cli:test', action: 'migrate.import.unauthenticated', target: file, after: { authenticated: false, counts: { portalAccount: 1 } } });
+    expect(readdirSync(copies)).toEqual([]);
   });
 });

@@ -129,7 +129,7 @@ describe('dip migrate: SQLite to the cluster', () => {
     // Through the file, as `dip migrate export` and `import` do: its MAC is made and checked with this data directory's key-encryption key.
     const kek = await keyEncryptionKey(embedded.config);
     const exportFile = join(mkdtempSync(join(tmpdir(), 'opendip-migrate-file-')), 'export.jsonl');
-    await writeExport(exportFile, records, kek);
+    await writeExport(exportFile, records, kek, { source: 'test', now: () => Date.now() });
     const checked = await checkExport(exportFile, { kek });
     expect(checked.authenticated).toBe(true);
     const url = await db.freshSchema();

@@ -1,4 +1,4 @@
-import { availableParallelism, userInfo } from 'node:os';
+import { availableParallelism, hostname, userInfo } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -153,26 +153,29 @@ migrate
     if (config.storage.kind !== 'sqlite') throw new Error('migrate export reads an embedded store: this configuration says storage.kind cluster');
     const counts: Record<string, number> = {};
     const since = Date.now() - (o.sinceDays ?? config.archiveRetentionDays) * 86_400_000;
-    await writeExport(o.out, exportSqlite(databaseFile(config), since, counts), await keyEncryptionKey(config), privateWriteStream);
+    const file = databaseFile(config);
+    // The store's identity as the operator knows it (host and database file): signed in the trailer, shown on import.
+    await writeExport(o.out, exportSqlite(file, since, counts), await keyEncryptionKey(config), { source: `${hostname()}:${resolve(file)}`, now: () => systemClock.now(), openOut: privateWriteStream });
     process.stderr.write(`exported to ${o.out} (authenticated: HMAC-SHA-256 under a key derived from this DIP's data keys): ${JSON.stringify(counts)}\n`);
   });
 migrate
   .command('import')
   .description('load an export into the cluster\'s new PostgreSQL database, before any DIP node starts on it (its MAC is checked first: the importing DIP needs the exporting DIP\'s keys)')
   .requiredOption('--in <file>', 'a file written by migrate export')
-  .option('--accept-unauthenticated', 'import a file that carries no MAC (written by a build before exports were authenticated), unchecked; journalled')
+  .option('--accept-unauthenticated', 'bypass the integrity check: only for an export written by a build before exports were authenticated (journalled)')
   .action(async (o: { in: string; acceptUnauthenticated?: boolean }) => {
     const config = loadConfig();
     if (config.storage.kind !== 'cluster') throw new Error('migrate import writes to the cluster: set storage.kind cluster and storage.postgres.url (or DIP_STORAGE=cluster, DIP_POSTGRES_URL)');
     const checked = await checkExport(o.in, { kek: await keyEncryptionKey(config), acceptUnauthenticated: o.acceptUnauthenticated === true });
     if (!checked.authenticated) process.stderr.write(`WARNING: ${o.in} carries no MAC: imported unchecked (--accept-unauthenticated), journalled as such\n`);
+    else process.stderr.write(`${o.in}: MAC checked; export made at ${checked.exportedAt} from ${checked.source}\n`);
     try {
       // As the tables' owner where there is one: an operator's act before any node runs (it resets sequences).
       const counts = await importIntoPostgres({ url: config.storage.postgres.migrationUrl ?? config.storage.postgres.url, clock: systemClock, poolSize: 2, mpanIndex: config.storage.mpanIndex }, checked.records(), {
         actor: `cli:${userInfo().username}`,
         action: checked.authenticated ? 'migrate.import' : 'migrate.import.unauthenticated',
         target: resolve(o.in),
-        after: { authenticated: checked.authenticated },
+        after: { authenticated: checked.authenticated, exportedAt: checked.exportedAt, source: checked.source },
       });
       process.stderr.write(`imported into ${new URL(config.storage.postgres.url).pathname.slice(1)}: ${JSON.stringify(counts)}\n`);
     } finally {
