@@ -5,8 +5,10 @@
  * (RunningDip.operations), so a route added tomorrow is checked tomorrow with nothing to change here; the
  * few a participant reaches before it is known (probes, documentation, sign-in) are listed by name.
  */
+import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Operation } from '../src/api/operations.js';
+import { buildIF021 } from '../src/sim/messages.js';
 import { adminApi } from './helpers/admin.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { portalUsers, type PortalUser } from './helpers/portal-user.js';
@@ -71,6 +73,40 @@ describe('a suspended participant, on every participant-facing route', () => {
       if (answer.status !== 403 || !JSON.stringify(answer.body).includes(SUSPENDED)) answered.push(`${op.method} ${op.url}: ${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}`);
     }
     expect(answered).toEqual([]);
+  });
+
+  // The routes above name the client acted for in their path; two doors do not: a submission names its
+  // sender in the body (S1.senderDIPID, Registry.actingAs), and a download reaches a client's restricted
+  // publication through the provider's nominees (Registry.nomineesOf). Each served first, then refused.
+  it('refuses its connection provider submitting for it (the reason given) and downloading its restricted publications', async () => {
+    const sender = await t.participant('2000000001', ['SDS']);
+    const reader = await t.participant('1000000003', ['SUP']);
+    const recipient = await t.participant('1000000002', ['SUP']);
+    const vas = await t.participant('VAS0000001', ['VAS']);
+    for (const client of [sender, reader]) {
+      expect((await client.client.call('PUT', `/participants/${client.dipId}/connection-provider`, JSON.stringify({ dipId: cp.dipId }), { 'content-type': 'application/json' })).status).toBe(200);
+    }
+    const submit = (suffix: string) => {
+      const m = buildIF021({ senderDipId: sender.dipId, senderRole: 'SDS', primaryRecipients: [recipient.dipId], uniqueSuffix: suffix });
+      (m.payload.CommonBlock.S1 as Record<string, unknown>).DIPConnectionProviderID = cp.dipId;
+      return cp.client.submit('IF-021', [m]);
+    };
+    const csv = 'MPAN,Volume\n1000000000001,1.5\n';
+    const published = await vas.client.publish('REP-002', { type: 'ClientReport', version: '1', format: 'csv', recipients: reader.dipId }, Buffer.from(csv), createHash('sha256').update(csv).digest('base64'));
+    expect(published.status).toBe(201);
+    const download = () => cp.client.download(`/dip-channel/REP-002/publications/${(published.body as unknown as { publication: { publicationID: string } }).publication.publicationID}/content`);
+
+    const before = await submit('before');
+    expect(before.status, JSON.stringify(before.body)).toBe(201);
+    expect((await download()).status).toBe(200);
+
+    for (const client of [sender, reader]) expect((await adminApi(t)('POST', `/admin/participants/${client.dipId}/suspend`, { reason: 'late payments' })).status).toBe(200);
+    const after = await submit('after');
+    expect(after.status).toBe(403);
+    expect(JSON.stringify(after.body)).toContain(`${sender.dipId} ${SUSPENDED}`);
+    expect(JSON.stringify(after.body)).toContain('(late payments)');
+    // Answered as to a stranger (downloadRefusal): whether a publication exists is said only to its readers.
+    expect((await download()).status).toBe(404);
   });
 
   it("refuses its portal users every page, and its provider's users every page acting for it", async () => {

@@ -466,4 +466,23 @@ describe('lost nodes (node-lost), by elapsed time and by unique id', () => {
     await rollCall('host-0000000d');
     expect(survivor.lostNodes(), "after b's restart said its roll call").toEqual([]);
   });
+
+  it("a node heard stopping for good leaves no vacancy beyond forgetAfterMs: a sibling's later restart is a restart, not its successor", async () => {
+    // vacancies never expired: a left for good (a host scaled down from two processes to one); b crashed
+    // long after and its supervisor started c, which filled a's old vacancy, so b stayed lost (its
+    // node-lost alarm raised) until an operator removed it.
+    const { nodes, advance, rollCall } = await clusterOf(['survivor-0000000e'], cleanup);
+    const survivor = nodes[0]!.leases;
+    await rollCall('host-0000000a');
+    await rollCall('host-0000000b');
+    await rollCall('host-0000000a', { leaving: true });
+    for (let t = 0; t <= 2 * leases.ttlMs; t += rollCallMs) {
+      await advance(rollCallMs, rollCallMs);
+      await rollCall('host-0000000b');
+    }
+    await advance(2 * leases.ttlMs + rollCallMs, rollCallMs);
+    expect(survivor.lostNodes().map((l) => l.node), 'b silent two lease lengths').toEqual(['host-0000000b']);
+    await rollCall('host-0000000c');
+    expect(survivor.lostNodes(), "after b's restart said its roll call").toEqual([]);
+  });
 });

@@ -289,14 +289,20 @@ export class Ingest {
    * to find when the batch is appended. A batch-wide refusal is answered as an IngestResult.
    */
   private async checkBatch(req: IngestRequest, now: Date, caller: Participant, channel: Channel, eventCode: string | null): Promise<ItemState[] | IngestResult> {
-    const identities = this.registry.identitiesOf(caller);
-    if (!identities.some((p) => p.roles.some((r) => channel.senderRoles.includes(r)))) {
+    const sends = (p: Participant) => p.roles.some((r) => channel.senderRoles.includes(r));
+    if (!this.registry.identitiesOf(caller).some(sends)) {
+      // A provider whose only clients that send here are suspended is told so, not merely that it holds DCP.
+      const refused = this.registry
+        .refusedNomineesOf(caller)
+        .filter((n) => sends(n.participant))
+        .map((n) => `; it may not send for ${n.refusal}`)
+        .join('');
       return this.whole(
         now,
         caller.dipId,
         403,
         MSG.senderRoleInvalid,
-        `${caller.dipId} holds ${caller.roles.join(', ')}; only ${channel.senderRoles.join(', ')} may send on ${channel.interfaceId}`,
+        `${caller.dipId} holds ${caller.roles.join(', ')}; only ${channel.senderRoles.join(', ')} may send on ${channel.interfaceId}${refused}`,
       );
     }
 

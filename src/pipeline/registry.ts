@@ -202,6 +202,17 @@ export class Registry implements RoutingDirectory {
   }
 
   /**
+   * Why the caller may not act now for each participant that nominated it and may not act (refusal()): a
+   * provider refused for want of its clients is told why they are refused, not only what it holds itself.
+   */
+  refusedNomineesOf(caller: Participant): Array<{ participant: Participant; refusal: string }> {
+    return (this.byProvider.get(caller.dipId) ?? []).flatMap((p) => {
+      const refused = this.refusal(p.dipId);
+      return refused === null ? [] : [{ participant: p, refusal: refused }];
+    });
+  }
+
+  /**
    * The registered participant an API key names, whatever its standing: who made a call, for the activity
    * log and the rate limits. Whether it may act is callerByApiKey()'s.
    */

@@ -8,6 +8,7 @@
  * Real sockets, from other loopback addresses (127.0.0.2, …) than the participant's (127.0.0.1); the
  * deadlines that would otherwise free the places are set long (60 s), so only the caps can; nothing sleeps.
  */
+import diagnostics from 'node:diagnostics_channel';
 import net from 'node:net';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { DEFAULTS, type DipConfig } from '../../src/config.js';
@@ -87,6 +88,32 @@ describe('the participant listener: sockets without a certificate cannot hold it
     const flood = await silent(t, '127.0.0.2', 30);
     await settled('the flood to leave a place free', () => flood.open() <= 19);
     expect(await signedPull(t)).toBe(200);
+  });
+
+  it('a full listener keeps a connection that finished its handshake: the same kept-alive connection is served after the flood', async () => {
+    // useHandshakeGuard closes the oldest connection still in its handshake; one matched wrongly to its
+    // TLS socket would count an established connection as handshaking and close it for the flood.
+    const t = await dip({ maxConnections: 20, maxConnectionsPerAddress: 0, authenticatedReservePercent: 0 });
+    // The local ports of the connections the participant's client (undici) opened to the listener.
+    const ports: number[] = [];
+    const connected = (message: unknown) => {
+      const socket = (message as { socket: net.Socket }).socket;
+      if (socket.remotePort === t.dip.port) ports.push(socket.localPort ?? 0);
+    };
+    diagnostics.subscribe('undici:client:connected', connected);
+    try {
+      const sup = await t.participant(SUP, ['SUP']);
+      expect((await sup.client.pull('IF-021', SUP)).status).toBe(200);
+      expect(ports).toHaveLength(1);
+      const flood = await silent(t, '127.0.0.2', 30);
+      // Full: 20 places, the established connection in one and one kept free for a new connection.
+      await settled('the flood to fill the places the established connection leaves', () => flood.open() <= 18);
+      expect(flood.open()).toBe(18);
+      expect((await sup.client.pull('IF-021', SUP)).status).toBe(200);
+      expect(ports, 'the second pull went on the connection of the first').toHaveLength(1);
+    } finally {
+      diagnostics.unsubscribe('undici:client:connected', connected);
+    }
   });
 
   it('closes a connection that sent no byte after http.firstByteTimeoutMs, not one that started its handshake', async () => {

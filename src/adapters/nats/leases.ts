@@ -117,8 +117,13 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
    * of one host share a name: P1 stopping for a deploy while P2 lies dead, P1's new id said nothing of P2.
    */
   private readonly standsIn = new Set<string>();
-  /** How many nodes of each name said they were leaving (a stop) with no new id of that name heard since: the next ones heard are their successors. */
-  private readonly vacancies = new Map<string, number>();
+  /**
+   * When (steady clock) each node of a name said it was leaving (a stop) with no new id of that name heard
+   * since: the next ones heard are their successors. Dropped forgetAfterMs after the stop (dropOldVacancies):
+   * a node gone for good left one for ever, and a sibling's crash-restart long after filled it, so was no
+   * restart and its lost id stayed raised until an operator removed it.
+   */
+  private readonly vacancies = new Map<string, number[]>();
   /**
    * How far each node's clock is ahead of this node's (negative: behind), from its roll calls: each says
    * its time when sent, less ours when heard, an underestimate by the message's transit (a receiver that
@@ -453,11 +458,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
 
   private heardNode(node: string, leaving: boolean): void {
     const name = nodeName(node);
+    this.dropOldVacancies();
     if (leaving) {
       // Said in the name of a node lost here: an operator's word at another node (forgetNode).
       if (this.lostNodes().some((l) => l.node === node)) this.removedNodes.add(node);
       // A live node stopping (a deploy, a restart by hand): the next new id of its name is its successor.
-      else if (this.seen.has(node)) this.vacancies.set(name, (this.vacancies.get(name) ?? 0) + 1);
+      else if (this.seen.has(node)) this.vacancies.set(name, [...(this.vacancies.get(name) ?? []), this.steady.now()]);
       this.forget(node);
       return;
     }
@@ -465,12 +471,10 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     this.fromStore.delete(node);
     if (!this.seen.has(node)) {
       this.firstHeard.set(node, now);
-      const vacant = this.vacancies.get(name) ?? 0;
-      if (vacant > 0) {
-        this.standsIn.add(node);
-        if (vacant > 1) this.vacancies.set(name, vacant - 1);
-        else this.vacancies.delete(name);
-      }
+      const [filled, ...rest] = this.vacancies.get(name) ?? [];
+      if (filled !== undefined) this.standsIn.add(node);
+      if (rest.length > 0) this.vacancies.set(name, rest);
+      else this.vacancies.delete(name);
     }
     this.seen.set(node, now);
     // A lost id restarted is back (its record resolved), and one restarted before it was lost is forgotten
@@ -478,6 +482,16 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     for (const [old, successor] of this.restarts()) {
       this.forget(old);
       this.standsIn.add(successor);
+    }
+  }
+
+  /** Keeps the stops heard within forgetAfterMs (by elapsed time), of every name: one never filled is not kept for ever. */
+  private dropOldVacancies(): void {
+    const now = this.steady.now();
+    for (const [name, stops] of this.vacancies) {
+      const live = stops.filter((at) => now - at <= this.forgetAfterMs);
+      if (live.length > 0) this.vacancies.set(name, live);
+      else this.vacancies.delete(name);
     }
   }
 
