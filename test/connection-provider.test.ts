@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onboardParticipant } from '../src/pipeline/participants.js';
+import { nominationChange, onboardParticipant } from '../src/pipeline/participants.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { issueParticipantCertificate } from '../src/security/pki.js';
 import { adminApi } from './helpers/admin.js';
@@ -249,6 +249,62 @@ describe('an offboarded connection provider', () => {
       expect(providers.calls).toEqual([]);
       const journal = ((await admin('GET', `/admin/journal?target=${cp.dipId}&action=participant.offboard`)).body as Json[])[0];
       expect(journal).toMatchObject({ after: { webhooksRemoved: 0, clientWebhooksRemoved: [{ recipientDipId: sup.dipId, channel: 'IF-021', registeredBy: cp.dipId }] } });
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+// Offboarding left each client's nomination naming the offboarded DIP ID: registered again (`dip participant
+// add` upserts), that ID at once sent as every former client and pulled their messages.
+describe('an offboarded connection provider registered again', () => {
+  it("acts for none of its former clients: offboarding withdrew their nominations (journalled, answered)", async () => {
+    const t = await startTestDip();
+    try {
+      const cp = await t.participant('5000000003', ['DCP']);
+      const a = await t.participant('2000000005', ['SDS']);
+      const b = await t.participant('2000000006', ['SDS']);
+      const sup = await t.participant('1000000005', ['SUP']);
+      const admin = adminApi(t);
+      for (const c of [a, b]) expect((await c.client.call('PUT', `/participants/${c.dipId}/connection-provider`, JSON.stringify({ dipId: cp.dipId }), { 'content-type': 'application/json' })).status).toBe(200);
+      const offboarded = await admin('POST', `/admin/participants/${cp.dipId}/offboard`, { reason: 'left the market' });
+      expect(offboarded.status, JSON.stringify(offboarded.body)).toBe(200);
+      expect(offboarded.body).toMatchObject({ offboarded: cp.dipId, nominationsWithdrawn: [a.dipId, b.dipId] });
+
+      const again = await t.participant(cp.dipId, ['DCP']);
+      for (const c of [a, b]) {
+        const read = await c.client.call<Json>('GET', `/participants/${c.dipId}`, '');
+        expect(read.status, JSON.stringify(read.body)).toBe(200);
+        expect(read.body).toMatchObject({ connectionProvider: null });
+        const m = buildIF021({ senderDipId: c.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `re${c.dipId}` });
+        (m.payload.CommonBlock.S1 as Json).DIPConnectionProviderID = cp.dipId;
+        expect((await again.client.submit('IF-021', [m])).status).toBe(403);
+        expect((await again.client.pull('IF-021', c.dipId)).status).toBe(403);
+        const journal = (await admin('GET', `/admin/journal?target=${c.dipId}&action=participant.connection-provider.withdraw`)).body as Json[];
+        expect(journal).toMatchObject([{ before: { connectionProvider: cp.dipId }, after: { connectionProvider: null } }]);
+      }
+    } finally {
+      await t.close();
+    }
+  });
+});
+
+// A nomination kept by a re-registration named a provider no longer registered (one offboarded before
+// offboarding withdrew nominations) and printed "kept": registered again, that ID would act for it.
+describe('a re-registration whose provider is no longer registered', () => {
+  it('drops the nomination and says so', async () => {
+    const t = await startTestDip();
+    try {
+      const cp = await t.participant('5000000004', ['DCP']);
+      const sup = await t.participant('1000000006', ['SUP']);
+      const store = t.dip.backend.registry;
+      const registered = (await store.participants()).find((r) => r.participant.dipId === sup.dipId)!.participant;
+      await store.upsertParticipant({ ...registered, connectionProvider: cp.dipId }, null);
+      await store.removeParticipant(cp.dipId);
+      const again = await onboardParticipant(store, { dipId: sup.dipId, roles: ['SUP'], certificatePem: sup.credentials.certPem });
+      expect([again.participant.connectionProvider, again.formerProvider]).toEqual([null, cp.dipId]);
+      expect(nominationChange(again.formerProvider, again.participant.connectionProvider, again.formerProviderGone)).toBe(`none (was ${cp.dipId}, no longer registered: dropped)`);
+      expect((await store.participants()).find((r) => r.participant.dipId === sup.dipId)!.participant.connectionProvider).toBeNull();
     } finally {
       await t.close();
     }

@@ -3,6 +3,7 @@ import * as x509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
+import { onboardParticipant } from '../src/pipeline/participants.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { adminApi } from './helpers/admin.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -95,6 +96,26 @@ describe('participant self-service', () => {
     expect(forSup).toContain(`PUT /participants/${sup.dipId}/channels/IF-021 200 for ${sup.dipId}`);
     expect((await call(sup, 'PUT', `/participants/${sup.dipId}/connection-provider`, { dipId: '9999999999' })).status).toBe(404);
     expect((await call(sup, 'DELETE', `/participants/${sup.dipId}/connection-provider`)).body.connectionProvider).toBeNull();
+  });
+
+  // An operator re-registers a participant after a compromise (`dip participant add` again): a key still in
+  // a rotation's overlap kept working to its end, so the leaked key outlived the re-registration.
+  it("re-registered by the operator, its old keys stop at once, one still in a rotation's overlap too", async () => {
+    const p = await t.participant('1000000010', ['SUP']);
+    const rotated = await call(p, 'POST', `/participants/${p.dipId}/api-key`, { overlapHours: 24 });
+    expect(rotated.status).toBe(200);
+    expect((await call(p, 'GET', `/participants/${p.dipId}`)).status).toBe(200); // the old key, in its overlap
+    const { apiKey } = await onboardParticipant(t.dip.backend.registry, { dipId: p.dipId, roles: ['SUP'], certificatePem: p.credentials.certPem });
+    const withNew = new DipClient({ baseUrl: t.dip.url, apiKey, keyPem: p.credentials.keyPem, certPem: p.credentials.certPem, caPem: t.dip.pki.ca.certPem });
+    const withRotated = new DipClient({ baseUrl: t.dip.url, apiKey: rotated.body.apiKey, keyPem: p.credentials.keyPem, certPem: p.credentials.certPem, caPem: t.dip.pki.ca.certPem });
+    try {
+      await waitFor(async () => (await call(withNew, 'GET', `/participants/${p.dipId}`)).status === 200, 10_000, 'the re-registered key accepted');
+      expect((await call(withRotated, 'GET', `/participants/${p.dipId}`)).status).toBe(401);
+      expect((await call(p, 'GET', `/participants/${p.dipId}`)).status).toBe(401);
+    } finally {
+      await withNew.close();
+      await withRotated.close();
+    }
   });
 
   it('rotates its API key with an overlap, and gets a certificate for its CSR', async () => {

@@ -125,7 +125,7 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
           {
             200: {
               type: 'object',
-              required: ['offboarded', 'clientWebhooksRemoved'],
+              required: ['offboarded', 'clientWebhooksRemoved', 'nominationsWithdrawn'],
               properties: {
                 offboarded: { type: 'string' },
                 clientWebhooksRemoved: {
@@ -136,6 +136,11 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
                     required: ['recipientDipId', 'channel', 'url', 'registeredBy'],
                     properties: { recipientDipId: { type: 'string' }, channel: { type: 'string' }, url: { type: 'string' }, registeredBy: { type: ['string', 'null'] } },
                   },
+                },
+                nominationsWithdrawn: {
+                  type: 'array',
+                  description: 'The participants that had nominated it as their DIP Connection Provider: their nominations withdrawn, so the DIP ID registered again acts for none of them',
+                  items: { type: 'string' },
                 },
               },
               description: 'Offboarded',
@@ -150,9 +155,9 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
     },
     async (req, reply) => {
       try {
-        const { clientWebhooksRemoved } = await lifecycle.offboard(req.params.dipId, operatorOf(req).actor, req.body.reason ?? 'offboarded by the operator');
+        const { clientWebhooksRemoved, nominationsWithdrawn } = await lifecycle.offboard(req.params.dipId, operatorOf(req).actor, req.body.reason ?? 'offboarded by the operator');
         req.journaled = true;
-        return { offboarded: req.params.dipId, clientWebhooksRemoved };
+        return { offboarded: req.params.dipId, clientWebhooksRemoved, nominationsWithdrawn };
       } catch (e) {
         return refuse(reply, e);
       }

@@ -359,7 +359,7 @@ participant
   .action(async (o: { dipId: string; role: string[]; cert: string; org?: string; connectionProvider?: string | false; save?: string; json?: boolean }) => {
     const config = loadConfig();
     await withBackend(config, async (backend) => {
-      const { participant: p, apiKey, formerProvider, removedWebhooks } = await onboardParticipant(backend.registry, {
+      const { participant: p, apiKey, formerProvider, formerProviderGone, removedWebhooks } = await onboardParticipant(backend.registry, {
         dipId: o.dipId,
         roles: o.role,
         organisation: o.org,
@@ -375,12 +375,12 @@ participant
       if (formerProvider !== p.connectionProvider && formerProvider !== null) {
         // The participant's own withdrawal is journalled (SelfService.nominate): the operator's is too.
         const action = p.connectionProvider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw';
-        await backend.journal.append({ at: Date.now(), actor: 'cli', action, target: p.dipId, before: { connectionProvider: formerProvider }, after: { connectionProvider: p.connectionProvider, removedWebhooks }, status: null });
+        await backend.journal.append({ at: Date.now(), actor: 'cli', action, target: p.dipId, before: { connectionProvider: formerProvider }, after: { connectionProvider: p.connectionProvider, removedWebhooks, ...(formerProviderGone ? { reason: `${formerProvider} is no longer registered` } : {}) }, status: null });
       }
       if (o.json) print({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, apiKey, connectionProvider: p.connectionProvider, formerConnectionProvider: formerProvider, removedWebhooks });
       else {
         const hooks = removedWebhooks.length ? `Webhooks ${formerProvider ?? 'its former connection provider'} registered for it, removed (their messages wait to be pulled): ${removedWebhooks.map((w) => w.channel).join(', ')}\n` : '';
-        const provider = `Connection provider: ${nominationChange(formerProvider, p.connectionProvider)}\n`;
+        const provider = `Connection provider: ${nominationChange(formerProvider, p.connectionProvider, formerProviderGone)}\n`;
         process.stdout.write(`${p.dipId} (${p.roles.join(', ')}) registered.\nAPI key (shown once): ${apiKey}\n${provider}${hooks}`);
       }
     });

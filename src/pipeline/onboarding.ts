@@ -30,7 +30,7 @@ export interface OnboardingDeps {
   journal: Pick<OperatorJournal, 'append'>;
   lifecycle: Pick<ParticipantLifecycle, 'entries' | 'kick' | 'updateProfile'>;
   registry: Pick<Registry, 'participant' | 'refresh'>;
-  registryStore: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'insertParticipant' | 'webhooks' | 'deleteWebhook'>;
+  registryStore: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'insertParticipant' | 'webhooks' | 'deleteWebhook' | 'records' | 'putRecord'>;
   accounts: Pick<PortalAccountService, 'createEnrollingAtFirstSignIn' | 'account'>;
   /** A participant certificate from this environment's CA for the CSR, bound to the DIP ID (src/assemble/participants.ts). */
   issueCertificate(csrPem: string, dipId: string, organisation: string): Promise<string>;

@@ -6,7 +6,7 @@ import type { OperatorJournal } from '../ports/operator-journal.js';
 import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
 import { PROFILE_RECORD, type Registry } from './registry.js';
 import { RefusedError } from './refused.js';
-import { dropWebhooksRegisteredBy, type RemovedWebhook } from './webhook-config.js';
+import { dropFormerProviderWebhooks, dropWebhooksRegisteredBy, type RemovedWebhook } from './webhook-config.js';
 
 export const REGISTER_RECORD = 'register';
 const POLICY_RECORD = 'policy';
@@ -14,7 +14,7 @@ const OPTIONAL_ROLES = 'optional-roles';
 
 export interface LifecycleDeps {
   registry: Registry;
-  store: Pick<RegistryStore, 'records' | 'recordHistory' | 'putRecord' | 'upsertParticipant' | 'removeParticipant' | 'webhooks' | 'deleteWebhook'>;
+  store: Pick<RegistryStore, 'records' | 'recordHistory' | 'putRecord' | 'participants' | 'upsertParticipant' | 'removeParticipant' | 'webhooks' | 'deleteWebhook'>;
   journal: OperatorJournal;
   clock: Clock;
   logger: Logger;
@@ -30,6 +30,8 @@ export interface LifecycleDeps {
 /** What an offboarding removed beyond the participant's own: the webhooks it registered for its clients as their provider. */
 export interface OffboardResult {
   clientWebhooksRemoved: Array<RemovedWebhook & { recipientDipId: string }>;
+  /** The clients whose nomination of it was withdrawn (each journalled as their own withdrawal is). */
+  nominationsWithdrawn: string[];
 }
 
 export interface ApplyResult {
@@ -180,6 +182,7 @@ export class ParticipantLifecycle {
       rescinded: { at, by: actor, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint },
     }));
     const clientWebhooksRemoved = await dropWebhooksRegisteredBy(this.deps.store, dipId);
+    const nominationsWithdrawn = await this.withdrawNominationsOf(dipId, actor, at);
     await this.deps.store.removeParticipant(dipId);
     await this.deps.journal.append({
       at,
@@ -187,12 +190,26 @@ export class ParticipantLifecycle {
       action: 'participant.offboard',
       target: dipId,
       before: { roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, webhooks },
-      after: { reason, certificatesRevoked: revoked.filter(Boolean).length, certificatesNotFromThisCa: revoked.filter((r) => !r).length, webhooksRemoved: webhooks.length, clientWebhooksRemoved },
+      after: { reason, certificatesRevoked: revoked.filter(Boolean).length, certificatesNotFromThisCa: revoked.filter((r) => !r).length, webhooksRemoved: webhooks.length, clientWebhooksRemoved, nominationsWithdrawn },
       status: null,
     });
     await this.deps.registry.refresh();
     this.deps.afterChange();
-    return { clientWebhooksRemoved };
+    return { clientWebhooksRemoved, nominationsWithdrawn };
+  }
+
+  /**
+   * Withdraws every nomination of an offboarded provider. Left in place, they named a DIP ID that
+   * `dip participant add` may register again, which would then act as every former client at once.
+   */
+  private async withdrawNominationsOf(provider: string, actor: string, at: number): Promise<string[]> {
+    const clients = (await this.deps.store.participants()).map((r) => r.participant).filter((c) => c.connectionProvider === provider);
+    for (const c of clients.sort((x, y) => x.dipId.localeCompare(y.dipId))) {
+      await this.deps.store.upsertParticipant({ ...c, connectionProvider: null }, null);
+      const removedWebhooks = await dropFormerProviderWebhooks(this.deps.store, { dipId: c.dipId, connectionProvider: null }, true);
+      await this.deps.journal.append({ at, actor, action: 'participant.connection-provider.withdraw', target: c.dipId, before: { connectionProvider: provider }, after: { connectionProvider: null, removedWebhooks, reason: `${provider} offboarded` }, status: null });
+    }
+    return clients.map((c) => c.dipId);
   }
 
   /**

@@ -1,7 +1,8 @@
-import { DIP_ID_PATTERN, ROLE_PATTERN, type Participant } from '../domain/participant.js';
-import type { RegistryStore } from '../ports/registry.js';
+import { DIP_ID_PATTERN, emptyProfile, ROLE_PATTERN, type Participant, type ParticipantProfile } from '../domain/participant.js';
+import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
 import { hashApiKey, newApiKey } from '../security/api-key.js';
 import { certificateInfo, verifyChain, type CertificateInfo } from '../security/signature.js';
+import { PROFILE_RECORD } from './registry.js';
 import { dropFormerProviderWebhooks, type RemovedWebhook } from './webhook-config.js';
 
 export interface OnboardRequest {
@@ -57,18 +58,22 @@ function checkedCertificate(certificatePem: string, dipId: string, trustedCaPems
  * key is shown once, here. The certificate must be bound to the DIP ID it is registered for. An update
  * keeps the connection provider unless `connectionProvider` is given (null withdraws it); one that changes
  * it removes the webhooks the former one registered for it (as the
- * participant's own withdrawal does, SelfService.nominate), and says which.
+ * participant's own withdrawal does, SelfService.nominate), and says which. A kept provider that is no
+ * longer registered is dropped (`formerProviderGone`): registered again, that DIP ID would act for this one.
+ * The key it replaces stops at once, and so does one still in a rotation's overlap: a re-registration is
+ * how the operator answers a compromise, so no old key outlives it (SECURITY.md).
  */
 export async function onboardParticipant(
-  store: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'insertParticipant' | 'webhooks' | 'deleteWebhook'>,
+  store: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'insertParticipant' | 'webhooks' | 'deleteWebhook' | 'records' | 'putRecord'>,
   req: OnboardRequest,
-): Promise<{ participant: Participant; apiKey: string; formerProvider: string | null; removedWebhooks: RemovedWebhook[] }> {
+): Promise<{ participant: Participant; apiKey: string; formerProvider: string | null; formerProviderGone: boolean; removedWebhooks: RemovedWebhook[] }> {
   if (!DIP_ID_PATTERN.test(req.dipId)) throw new Error(`--dip-id '${req.dipId}' must be 10 letters or digits (DT-006)`);
   if (req.roles.length === 0) throw new Error('at least one --role is required');
   for (const r of req.roles) if (!ROLE_PATTERN.test(r)) throw new Error(`--role '${r}' must be 3 to 5 capital letters, e.g. SUP, LDSO, SDS`);
   const info = checkedCertificate(req.certificatePem, req.dipId, req.trustedCaPems);
   const registered = await store.participants();
   const formerProvider = registered.find((r) => r.participant.dipId === req.dipId)?.participant.connectionProvider ?? null;
+  const formerProviderGone = formerProvider !== null && !registered.some((r) => r.participant.dipId === formerProvider);
   if (req.connectionProvider) {
     if (req.connectionProvider === req.dipId) throw new Error('a participant cannot be its own connection provider');
     const known = registered.some((r) => r.participant.dipId === req.connectionProvider);
@@ -82,17 +87,34 @@ export async function onboardParticipant(
     certificatePem: info.pem,
     certificateFingerprint: info.fingerprint256,
     createdAt: Date.now(),
-    connectionProvider: req.connectionProvider === undefined ? formerProvider : req.connectionProvider,
+    connectionProvider: req.connectionProvider === undefined ? (formerProviderGone ? null : formerProvider) : req.connectionProvider,
   };
   const apiKey = newApiKey();
   if (!req.onlyNew) await store.upsertParticipant(participant, hashApiKey(apiKey));
   else if (!(await store.insertParticipant(participant, hashApiKey(apiKey)))) throw new AlreadyRegistered(req.dipId);
+  await endKeyOverlap(store, req.dipId);
   const removedWebhooks = formerProvider !== participant.connectionProvider ? await dropFormerProviderWebhooks(store, participant, formerProvider !== null) : [];
-  return { participant, apiKey, formerProvider, removedWebhooks };
+  return { participant, apiKey, formerProvider, formerProviderGone, removedWebhooks };
+}
+
+/** Ends a rotation's overlap (the profile's previousApiKey), as offboarding does; again on a conflict with another node. */
+async function endKeyOverlap(store: Pick<RegistryStore, 'records' | 'putRecord'>, dipId: string): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const current = (await store.records(PROFILE_RECORD)).find((r) => r.key === dipId);
+    const profile = (current?.doc as ParticipantProfile | undefined) ?? emptyProfile(dipId);
+    if (!current || profile.previousApiKey === null) return;
+    try {
+      await store.putRecord({ kind: PROFILE_RECORD, key: dipId, doc: { ...profile, previousApiKey: null }, at: Date.now(), by: 'participant add' }, current.version);
+      return;
+    } catch (e) {
+      if (!(e instanceof RecordConflictError) || attempt >= 4) throw e;
+    }
+  }
 }
 
 /** What a registration did to the participant's DIP Connection Provider, in the words the CLI prints. */
-export function nominationChange(formerProvider: string | null, provider: string | null): string {
+export function nominationChange(formerProvider: string | null, provider: string | null, formerProviderGone = false): string {
+  if (formerProviderGone && provider === null) return `none (was ${formerProvider}, no longer registered: dropped)`;
   if (provider === formerProvider) return provider === null ? 'none' : `${provider}, kept (--no-connection-provider withdraws it)`;
   if (provider === null) return `none (was ${formerProvider}, withdrawn)`;
   return formerProvider === null ? `${provider}, nominated` : `${provider}, nominated (was ${formerProvider}, withdrawn)`;

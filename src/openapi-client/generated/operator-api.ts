@@ -5251,6 +5251,8 @@ export interface paths {
                                 registeredBy: string | null;
                                 url: string;
                             }[];
+                            /** @description The participants that had nominated it as their DIP Connection Provider: their nominations withdrawn, so the DIP ID registered again acts for none of them */
+                            nominationsWithdrawn: string[];
                             offboarded: string;
                         };
                     };
