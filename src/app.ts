@@ -299,7 +299,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const retention = startRetention(config, backend, channelSettings, clock, logger, life);
   schedulePublicationRetention(publications, config.purgeIntervalSeconds * 1000, clock, logger, life);
   startExpiryWarnings(config, pkiDirectory, registry, clock, logger, life);
-  startSavedReportMail(config, backend, reports, () => portalBase ?? '', clock, logger, life);
+  startSavedReportMail(config, backend, reports, (dipId) => registry.refusal(dipId), () => portalBase ?? '', clock, logger, life);
   const port = participant.port;
   logger.info({ port, adminPort: operator.port, portalPort, dataDir: config.dataDir, environment: config.environment, storage: backend.kind, coordination: coordination.kind }, 'OpenDIP listening');
 

@@ -45,6 +45,8 @@ describe('saved reports e-mailed', () => {
   let smtp: TestSmtp;
   let nodes: SavedReportMail[];
   const asked: Array<{ viewer: Viewer; filter: ReportFilter }> = [];
+  /** Participants suspended now (Registry.refusal's answer for them). */
+  const suspended = new Map<string, string>();
   const reports = {
     throughput: async (viewer: Viewer, filter: ReportFilter) => {
       asked.push({ viewer, filter });
@@ -58,9 +60,10 @@ describe('saved reports e-mailed', () => {
     backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-saved-mail-')), 'dip.db'), { clock });
     smtp = await startSmtp();
     asked.length = 0;
+    suspended.clear();
     const mailer = new SmtpMailer({ host: '127.0.0.1', port: smtp.port, secure: false, requireTLS: false, user: null, pass: null, from: 'dip@example.net' });
     // Two nodes sharing the store, each with its own timer, as a cluster's would.
-    nodes = [0, 1].map(() => new SavedReportMail({ store: backend.savedReports, reports, accounts: backend.portalAccounts, mailer, clock, logger: quietLogger, portalUrl: () => 'https://portal.example.net' }));
+    nodes = [0, 1].map(() => new SavedReportMail({ store: backend.savedReports, reports, accounts: backend.portalAccounts, refusal: (dipId) => suspended.get(dipId) ?? null, mailer, clock, logger: quietLogger, portalUrl: () => 'https://portal.example.net' }));
     for (const n of nodes) n.start();
     await backend.portalAccounts.createAccount(account('alice', 'SUP0000001'));
   });
@@ -133,6 +136,16 @@ describe('saved reports e-mailed', () => {
     await advance(HOUR);
     expect(smtp.mails).toHaveLength(0);
     await backend.portalAccounts.changeAccount('user', 'alice', { disabled: false });
+    await advance(DAY);
+    expect(smtp.mails).toHaveLength(1);
+  });
+
+  it("sends nothing while the owner's participant is suspended (its portal refuses its users), and goes on once it is reactivated", async () => {
+    await save('daily', { to: 'alice@example.net', every: 'daily', format: 'summary' });
+    suspended.set('SUP0000001', 'SUP0000001 is suspended by the operator');
+    await advance(HOUR);
+    expect(smtp.mails).toHaveLength(0);
+    suspended.clear();
     await advance(DAY);
     expect(smtp.mails).toHaveLength(1);
   });

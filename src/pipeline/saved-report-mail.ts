@@ -16,6 +16,8 @@ export interface SavedReportMailDeps {
   store: Pick<SavedReports, 'due' | 'claimDue'>;
   reports: Pick<Reports, 'throughput' | 'latency'>;
   accounts: Pick<PortalAccounts, 'account'>;
+  /** Why a participant may not act now (suspended: Registry.refusal), or null: its users are then sent nothing, as its portal refuses them. */
+  refusal(dipId: string): string | null;
   mailer: Mailer;
   clock: Clock;
   logger: Logger;
@@ -76,7 +78,7 @@ export class SavedReportMail {
     // participant since is sent nothing (its reports stay until deleted or the account is back).
     const named = ownerAccount(r.owner);
     const account = named && (await this.deps.accounts.account(named.realm, named.username));
-    if (!account || account.disabled || account.participantDipId !== r.participantDipId) {
+    if (!account || account.disabled || account.participantDipId !== r.participantDipId || (r.participantDipId !== null && this.deps.refusal(r.participantDipId) !== null)) {
       this.deps.logger.info({ owner: r.owner, report: r.id }, 'saved reports: not e-mailed, its owner can no longer read it');
       return false;
     }
