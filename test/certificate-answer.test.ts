@@ -8,6 +8,7 @@ import { request } from 'node:https';
 import { connect, type ConnectionOptions } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pkiDir } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
 import { createCertificateAuthority, issueParticipantCertificate, type KeyAndCert } from '../src/security/pki.js';
 import { revokeCertificate } from '../src/security/revocation.js';
 import { certificateInfo } from '../src/security/signature.js';
@@ -149,6 +150,40 @@ describe('a refused client certificate is told why', () => {
     for (const [name, creds] of [['none', {}], ['unknown CA', foreign], ['unknown CA, expired', foreignExpired]] as const) {
       const o = await ask(creds);
       expect(o.answered, name).toBe(false);
+    }
+  });
+});
+
+describe("a refused certificate's connections hold none of its participant's places", () => {
+  let t: TestDip;
+  let sup: TestParticipant;
+  beforeAll(async () => {
+    t = await startTestDip({ http: { ...loadConfig({}).http, maxConnectionsPerClient: 2, headersTimeoutMs: 60_000 } });
+    sup = await t.participant('1000000001', ['SUP']);
+    await t.participant('2000000001', ['SDS']);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("three idle connections with the participant's expired certificate leave its live client served", async () => {
+    const expired = await certificateValid(t.dip.pki.ca, '1000000001', new Date(Date.now() - 30 * DAY), new Date(Date.now() - DAY));
+    // Connections that finished their handshake and send nothing: kept open only to be told 401, at their first request.
+    const idle = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<ReturnType<typeof connect>>((resolve, reject) => {
+            const s = connect({ host: '127.0.0.1', port: t.dip.port, servername: 'localhost', ca: t.dip.pki.ca.certPem, cert: expired.certPem, key: expired.keyPem } satisfies ConnectionOptions, () => resolve(s));
+            s.once('error', reject);
+          }),
+      ),
+    );
+    try {
+      // Before: they counted as 1000000001's own (its certificate's DIP ID), and its live client was answered 429.
+      const pulled = await sup.client.pull('IF-021', sup.dipId);
+      expect(pulled.status).toBe(200);
+    } finally {
+      for (const s of idle) s.destroy();
     }
   });
 });

@@ -115,6 +115,9 @@ export function useConnectionCap(
   /** Connections over the cap, with what their answers say. */
   const over = new WeakMap<Socket, OverCap>();
   app.server.on('secureConnection', (socket: Socket) => {
+    // Destroyed by an earlier listener (a refused certificate, useCertificateAnswer): every listener still
+    // hears the event, but such a socket holds no place.
+    if (socket.destroyed) return;
     const { key, caller, who } = holderOf(socket);
     const open = openBy.get(key) ?? 0;
     if (open >= max) {

@@ -53,7 +53,7 @@ import { dataPortalRoutes } from './data-portal.js';
 import { asyncApiRoutes } from './asyncapi.js';
 import { registerGuard } from './guard.js';
 import { useOverloadGuard } from './overload.js';
-import { openFileLimit, participantConnectionLimit, participantHolder, standardOverCap, useConnectionCap, useHandshakeGuard, useListenerCap } from './connection-cap.js';
+import { type CapHolder, openFileLimit, participantConnectionLimit, participantHolder, standardOverCap, useConnectionCap, useHandshakeGuard, useListenerCap } from './connection-cap.js';
 import { recordOperations } from './operations.js';
 import { useCertificateAnswer } from './certificate-answer.js';
 import { describeBodyErrors } from './schemas.js';
@@ -234,6 +234,13 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     // maxParamLength, a malformed percent-encoding), would otherwise be answered in Fastify's own
     // {error, code, message} shape instead of a StandardResponse.
     frameworkErrors: (error, req, reply) => {
+      // Fastify raises these before any hook: a connection whose certificate is refused is told only that.
+      const refusedCertificate = certificateRefusal(req.raw.socket);
+      if (refusedCertificate !== null) {
+        void reply.header('connection', 'close');
+        void sendStandard(deps, reply, 401, null, MSG.processingFailed, refusedCertificate);
+        return;
+      }
       const path = (req.raw.url ?? '').split('?')[0] ?? '';
       const shown = path.length > 80 ? `${path.slice(0, 80)}…` : path;
       if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
@@ -358,7 +365,15 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   });
 
   // One client's connections past its cap: every request on one is answered 429 before anything else is judged.
-  const connections = useConnectionCap(app, limits.maxConnectionsPerClient, participantHolder, standardOverCap(deps), (raw) => expectsContinue.has(raw));
+  // A connection kept open only to be told its certificate is refused (revoked, expired) counts apart from
+  // the participant its certificate names: whoever holds an old certificate and key could otherwise take
+  // that participant's places (review5c: three idle such connections had its live client answered 429).
+  const holderOf = (socket: Socket): CapHolder => {
+    if (certificateRefusal(socket) === null) return participantHolder(socket);
+    const fingerprint = tlsPeer(socket)?.peer?.fingerprint256 ?? socket.remoteAddress ?? '';
+    return { key: `r:${fingerprint}`, caller: null, who: `the refused certificate ${fingerprint}` };
+  };
+  const connections = useConnectionCap(app, limits.maxConnectionsPerClient, holderOf, standardOverCap(deps), (raw) => expectsContinue.has(raw));
   deps.metrics?.watchConnections('participant', connections);
   const maxConnections = limits.maxConnections ?? participantConnectionLimit(openFileLimit()) ?? 0;
   useListenerCap(app, 'participant', maxConnections, deps.exhausted);
