@@ -5,9 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import type { MaintenanceEvent } from '../src/ports/alarms.js';
 import { adminApi } from './helpers/admin.js';
-import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { quietLogger, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { startSmtp, type TestSmtp } from './helpers/smtp.js';
 import { cliRuns } from './helpers/cli-budget.js';
+import { FakeClock } from './helpers/clocks.js';
+import { SmtpMailer } from '../src/adapters/mail/smtp-mailer.js';
+import { Maintenance } from '../src/pipeline/maintenance.js';
+import type { MaintenanceNotice } from '../src/domain/maintenance.js';
 
 /** A plain HTTP receiver for maintenance webhooks (JSON POSTs): records each body it is given. */
 async function startJsonReceiver(): Promise<{ url: string; events: MaintenanceEvent[]; close(): Promise<void> }> {
@@ -196,5 +200,46 @@ describe('maintenance notices (spec 5.13.5)', () => {
     expect(bad.stderr).toContain('is not after start');
     expect((await dip('withdraw', notice.id)).code).toBe(0);
     expect((await sup.client.call<{ notices: Array<{ id: string }> }>('GET', '/maintenance/notices', '')).body.notices.map((n) => n.id)).not.toContain(notice.id);
+  });
+});
+
+describe('maintenance announcements are sent after the answer (many participants, a slow SMTP relay)', () => {
+  it('answers at once naming how many addresses, sends each once, 8 at a time, and stop waits for the sends', async () => {
+    const smtp = await startSmtp({ holding: true });
+    const mailer = new SmtpMailer({ host: '127.0.0.1', port: smtp.port, secure: false, requireTLS: false, user: null, pass: null, from: 'dip@example.net' });
+    const clock = new FakeClock();
+    const notices: MaintenanceNotice[] = [];
+    const contacts = Array.from({ length: 20 }, (_, i) => ({ dipId: `10000000${String(i).padStart(2, '0')}`, email: `admin${i}@p${i}.example` }));
+    const maintenance = new Maintenance({
+      store: { put: async (n) => void notices.push(n), list: async () => notices.filter((n) => n.version === 1), history: async (id) => notices.filter((n) => n.id === id) },
+      journal: { append: async () => 1, entries: async () => [] },
+      clock,
+      logger: quietLogger,
+      knownChannel: () => true,
+      channelsOf: () => new Set(['IF-021']),
+      // One address twice (another case) and a subscriber that is also a contact: each told once.
+      contacts: () => [...contacts, { dipId: '1000000000', email: 'ADMIN0@p0.example' }],
+      announce: { subscriptions: async () => [{ id: 'S1', owner: 'operator', rules: ['maintenance'], email: 'admin1@p1.example', webhookUrl: null, createdAt: 0 }], channel: { email: (to, subject, text) => mailer.send(to, subject, text), webhook: async () => undefined } },
+    });
+    try {
+      const start = clock.now() + 86_400_000;
+      // Answered while the relay holds every message: the operator's request does not wait for the sends.
+      const made = await maintenance.publish({ start: new Date(start).toISOString(), end: new Date(start + 3_600_000).toISOString(), text: 'upgrade', channels: null }, 'op');
+      expect(made).toMatchObject({ id: 'MN-1', announcedTo: 20 });
+      // At most 8 under way at once, however long the relay takes.
+      await waitFor(() => smtp.held() === 8, 15_000, 'eight messages held by the relay');
+      let stopped = false;
+      const stopping = maintenance.stop().then(() => (stopped = true));
+      await new Promise((r) => setImmediate(r));
+      expect(stopped).toBe(false);
+      smtp.release();
+      await stopping;
+      // Stop returned only once every address was sent to, each once.
+      expect(smtp.mails.map((m) => m.to[0]).sort()).toEqual(contacts.map((c) => c.email).sort());
+    } finally {
+      smtp.release();
+      await mailer.close();
+      await smtp.close();
+    }
   });
 });

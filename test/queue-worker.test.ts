@@ -1,3 +1,4 @@
+import { API_VERSION_HEADER, DIP_API_VERSION } from '../src/domain/api-version.js';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ATTEMPT_ID, attemptIdTime } from '../src/domain/attempt-id.js';
@@ -174,6 +175,8 @@ describe('queue worker', () => {
     expect(h.sent()).toEqual([[1, 2, 3]]);
     expect(h.calls[0]!.headers['x-opendip-sequence']).toBe('1-3');
     expect(h.calls[0]!.headers['x-opendip-acknowledged']).toBe('0');
+    // The recipient is told the DIP API version the call is made under, as every participant API answer says it.
+    expect(h.calls[0]!.headers[API_VERSION_HEADER]).toBe(DIP_API_VERSION);
     expect(h.log.acked).toBe(3);
   });
 

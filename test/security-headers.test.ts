@@ -9,6 +9,7 @@
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
+import { API_VERSION_HEADER, DIP_API_VERSION } from '../src/domain/api-version.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { agentFor, rawAnswerOf, rawTls, send, tlsOf } from './hostile/helpers.js';
 
@@ -71,6 +72,14 @@ describe('security headers of the participant and anonymous listeners', () => {
       const res = await request(`https://localhost:${t.dip.publicPort}${path}`, { dispatcher: anonymous });
       await res.body.text();
       common(path, res.headers);
+    }
+  });
+
+  it('names the DIP API version on every anonymous answer, refusals included (README "API versions")', async () => {
+    for (const path of ['/publications', '/no/such/path']) {
+      const res = await request(`https://localhost:${t.dip.publicPort}${path}`, { dispatcher: anonymous });
+      await res.body.text();
+      expect([path, res.headers[API_VERSION_HEADER]]).toEqual([path, DIP_API_VERSION]);
     }
   });
 });

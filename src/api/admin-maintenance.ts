@@ -5,6 +5,7 @@ import type { MaintenanceInput } from '../domain/maintenance.js';
 import { operatorOf, refuse } from './admin-operators.js';
 import { noticeSchema } from './routes/maintenance.js';
 import { answers } from './admin-schemas.js';
+import type { JsonSchema } from '../catalogue/types.js';
 
 const when = { type: 'string', minLength: 1, maxLength: 40, description: 'ISO-8601 with a zone, e.g. 2026-12-05T02:00:00Z' } as const;
 const fields = {
@@ -14,7 +15,14 @@ const fields = {
   channels: { type: ['array', 'null'], maxItems: 500, items: { type: 'string', minLength: 1, maxLength: 20 }, description: 'absent, null or empty: the whole DIP' },
 } as const;
 const params = { type: 'object', required: ['id'], properties: { id: { type: 'string', maxLength: 40, description: 'e.g. MN-3' } } } as const;
-const one = answers({ 200: { ...noticeSchema, description: 'The notice as it is now' } }, [404, 409]);
+/** An act's answer: the notice, and how many addresses its announcement is being sent to (after the answer, in the background). */
+const acted = (description: string): JsonSchema => ({
+  ...noticeSchema,
+  required: [...(noticeSchema.required as string[]), 'announcedTo'],
+  properties: { ...(noticeSchema.properties as JsonSchema), announcedTo: { type: 'integer', description: 'The e-mail addresses and webhooks the notice is being sent to; sent after this answer, 8 at a time, failures logged per address' } },
+  description,
+});
+const one = answers({ 200: acted('The notice as it is now') }, [404, 409]);
 const tags = ['Maintenance notices'];
 
 type Id = { Params: { id: string } };
@@ -34,12 +42,12 @@ export const maintenanceAdminRoutes: FastifyPluginAsync<{ maintenance: Maintenan
   });
   app.post<{ Body: MaintenanceInput }>(
     '/admin/maintenance',
-    { schema: { tags, summary: 'Publish a maintenance window for the whole DIP or named channels', body: { type: 'object', additionalProperties: false, required: ['start', 'end', 'text'], properties: fields }, response: answers({ 201: { ...noticeSchema, description: 'Published' } }) } },
+    { schema: { tags, summary: 'Publish a maintenance window for the whole DIP or named channels', body: { type: 'object', additionalProperties: false, required: ['start', 'end', 'text'], properties: fields }, response: answers({ 201: acted('Published') }) } },
     async (req, reply) => {
       try {
         const made = await maintenance.publish(req.body, operatorOf(req).actor);
         req.journaled = true;
-        return await reply.code(201).send(publicNotice(made));
+        return await reply.code(201).send({ ...publicNotice(made), announcedTo: made.announcedTo });
       } catch (e) {
         return refuse(reply, e);
       }
@@ -60,7 +68,7 @@ export const maintenanceAdminRoutes: FastifyPluginAsync<{ maintenance: Maintenan
       try {
         const changed = await maintenance.amend(req.params.id, req.body, operatorOf(req).actor);
         req.journaled = true;
-        return publicNotice(changed);
+        return { ...publicNotice(changed), announcedTo: changed.announcedTo };
       } catch (e) {
         return refuse(reply, e);
       }
@@ -79,7 +87,7 @@ export const maintenanceAdminRoutes: FastifyPluginAsync<{ maintenance: Maintenan
       try {
         const changed = await maintenance.withdraw(req.params.id, operatorOf(req).actor, req.body.expectedVersion);
         req.journaled = true;
-        return publicNotice(changed);
+        return { ...publicNotice(changed), announcedTo: changed.announcedTo };
       } catch (e) {
         return refuse(reply, e);
       }

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { API_VERSION_HEADER, DIP_API_VERSION } from '../domain/api-version.js';
 import { MSG } from '../domain/response-codes.js';
 import type { RateLimitSettings } from '../security/rate-limit.js';
 import { clientDeadlines } from '../security/listener-deadlines.js';
@@ -46,6 +47,11 @@ export function buildPublicServer(
   serveRenewedCertificate(app.server, tls, listenerContext, 'anonymous', deps.logger);
   // Security headers on every answer, refusals while stopping included.
   useApiSecurityHeaders(app, { noStore: false });
+  // The version its answers (the publications' listings and refusals) are served under, as the participant listener says it.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    void reply.header(API_VERSION_HEADER, DIP_API_VERSION);
+    return payload;
+  });
   // Every request is recorded (spec 5.8.1), the caller unknown: the client's address is the record's `remote`.
   if (deps.activity) registerActivityLog(app, deps.activity, 'anonymous', () => null, () => deps.clock.now(), true, standardStopping(deps));
   // Next (the request has its ID, its record is made): a stopping DIP refuses what still arrives before anything reads or counts it.

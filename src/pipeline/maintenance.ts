@@ -33,7 +33,12 @@ export interface MaintenanceDeps {
   contacts?(): Array<{ dipId: string; email: string }>;
 }
 
+/** A notice as an act left it, and how many addresses (e-mail and webhook) its announcement, sent in the background, goes to. */
+export type Announced = MaintenanceNotice & { announcedTo: number };
+
 const iso = (ms: number): string => new Date(ms).toISOString();
+/** Sends of one announcement under way at once. */
+const ANNOUNCE_CONCURRENCY = 8;
 
 /**
  * Maintenance notices (spec 5.13.5): the operator publishes, amends and withdraws them; each act is a new
@@ -63,7 +68,7 @@ export class Maintenance {
     return versions;
   }
 
-  async publish(input: MaintenanceInput, actor: string): Promise<MaintenanceNotice> {
+  async publish(input: MaintenanceInput, actor: string): Promise<Announced> {
     const now = this.deps.clock.now();
     const checked = checkMaintenance(input, now, (c) => this.deps.knownChannel(c));
     if (!checked.ok) throw new RefusedError(400, checked.errors.join('; '));
@@ -80,7 +85,7 @@ export class Maintenance {
     }
   }
 
-  async amend(id: string, change: MaintenanceChange, actor: string): Promise<MaintenanceNotice> {
+  async amend(id: string, change: MaintenanceChange, actor: string): Promise<Announced> {
     const before = await this.latest(id, change.expectedVersion);
     if (before.state === 'withdrawn') throw new RefusedError(409, `${id} was withdrawn: publish a new notice`);
     const now = this.deps.clock.now();
@@ -95,7 +100,7 @@ export class Maintenance {
     return this.write('maintenance.amend', before, { ...before, ...checked.value, version: before.version + 1, changedAt: now, changedBy: actor });
   }
 
-  async withdraw(id: string, actor: string, expectedVersion?: number): Promise<MaintenanceNotice> {
+  async withdraw(id: string, actor: string, expectedVersion?: number): Promise<Announced> {
     const before = await this.latest(id, expectedVersion);
     if (before.state === 'withdrawn') throw new RefusedError(409, `${id} is already withdrawn`);
     return this.write('maintenance.withdraw', before, { ...before, state: 'withdrawn', version: before.version + 1, changedAt: this.deps.clock.now(), changedBy: actor });
@@ -110,7 +115,7 @@ export class Maintenance {
     return latest;
   }
 
-  private async write(action: string, before: MaintenanceNotice, after: MaintenanceNotice): Promise<MaintenanceNotice> {
+  private async write(action: string, before: MaintenanceNotice, after: MaintenanceNotice): Promise<Announced> {
     try {
       await this.deps.store.put(after);
     } catch (e) {
@@ -120,16 +125,37 @@ export class Maintenance {
     return this.done(action, before, after);
   }
 
-  private async done(action: string, before: MaintenanceNotice | null, after: MaintenanceNotice): Promise<MaintenanceNotice> {
+  private async done(action: string, before: MaintenanceNotice | null, after: MaintenanceNotice): Promise<Announced> {
     await this.deps.journal.append({ at: after.changedAt, actor: after.changedBy, action, target: after.id, before, after, status: null });
-    // Told after the act is stored and journalled; a failed announcement is logged, never undoes the act.
-    await this.announce(action === 'maintenance.publish' ? 'published' : action === 'maintenance.amend' ? 'amended' : 'withdrawn', after, before);
-    return after;
+    // Told after the act is stored and journalled, in the background: hundreds of e-mails sent inside the
+    // operator's request took minutes, and a client retrying a slow publish published twice. A failed
+    // announcement is logged, never undoes the act; stop() waits for those under way.
+    const sends = await this.recipients(action === 'maintenance.publish' ? 'published' : action === 'maintenance.amend' ? 'amended' : 'withdrawn', after, before);
+    const running = this.inBackground(sends).finally(() => this.announcing.delete(running));
+    this.announcing.add(running);
+    return { ...after, announcedTo: sends.length };
   }
 
-  private async announce(kind: MaintenanceEvent['kind'], notice: MaintenanceNotice, before: MaintenanceNotice | null): Promise<void> {
+  private readonly announcing = new Set<Promise<void>>();
+
+  /** Waits for the announcements under way (a graceful stop: every address already counted is still told). */
+  async stop(): Promise<void> {
+    while (this.announcing.size > 0) await Promise.all(this.announcing);
+  }
+
+  /** At most ANNOUNCE_CONCURRENCY sends at once: fast for hundreds of addresses, gentle on the SMTP relay. */
+  private async inBackground(sends: Array<() => Promise<void>>): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < sends.length) await sends[next++]!();
+    };
+    await Promise.all(Array.from({ length: Math.min(ANNOUNCE_CONCURRENCY, sends.length) }, worker));
+  }
+
+  /** One send per e-mail address (case-insensitively) and per webhook, each logging its own failure. */
+  private async recipients(kind: MaintenanceEvent['kind'], notice: MaintenanceNotice, before: MaintenanceNotice | null): Promise<Array<() => Promise<void>>> {
     const a = this.deps.announce;
-    if (!a) return;
+    if (!a) return [];
     const event: MaintenanceEvent = { type: 'maintenance', kind, notice: publicNotice(notice), at: notice.changedAt };
     const subject = `[DIP maintenance ${kind.toUpperCase()}] ${iso(notice.start)} to ${iso(notice.end)}: ${scopeText(notice.scope)}`;
     const lines = [
@@ -141,25 +167,24 @@ export class Maintenance {
       '',
       notice.text,
     ];
+    const sends: Array<() => Promise<void>> = [];
     const mailed = new Set<string>();
-    const email = async (to: string) => {
+    const email = (to: string, who: Record<string, string>, what: string): void => {
       if (mailed.has(to.toLowerCase())) return;
       mailed.add(to.toLowerCase());
-      await a.channel.email(to, subject, `${lines.join('\n')}\n`);
+      sends.push(() => a.channel.email(to, subject, `${lines.join('\n')}\n`).catch((err: unknown) => this.deps.logger.error({ err, ...who, notice: notice.id }, what)));
     };
     for (const s of await a.subscriptions()) {
       if (!s.rules.includes('maintenance')) continue;
       if (s.owner !== 'operator' && !concerns(notice, this.deps.channelsOf(s.owner))) continue;
-      try {
-        if (s.email) await email(s.email);
-        if (s.webhookUrl) await a.channel.webhook(s.webhookUrl, event);
-      } catch (err) {
-        this.deps.logger.error({ err, subscription: s.id, notice: notice.id }, 'a maintenance notice could not be sent');
-      }
+      if (s.email) email(s.email, { subscription: s.id }, 'a maintenance notice could not be sent');
+      const url = s.webhookUrl;
+      if (url) sends.push(() => a.channel.webhook(url, event).catch((err: unknown) => this.deps.logger.error({ err, subscription: s.id, notice: notice.id }, 'a maintenance notice could not be sent')));
     }
     for (const c of this.deps.contacts?.() ?? []) {
       if (!concerns(notice, this.deps.channelsOf(c.dipId))) continue;
-      await email(c.email).catch((err: unknown) => this.deps.logger.error({ err, participant: c.dipId, notice: notice.id }, "a maintenance notice could not be sent to a participant's administrators"));
+      email(c.email, { participant: c.dipId }, "a maintenance notice could not be sent to a participant's administrators");
     }
+    return sends;
   }
 }

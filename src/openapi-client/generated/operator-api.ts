@@ -3062,6 +3062,8 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description The e-mail addresses and webhooks the notice is being sent to; sent after this answer, 8 at a time, failures logged per address */
+                            announcedTo: number;
                             /** Format: date-time */
                             changedAt: string;
                             /** @description The channels concerned (empty for the whole DIP) */
@@ -3318,6 +3320,8 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description The e-mail addresses and webhooks the notice is being sent to; sent after this answer, 8 at a time, failures logged per address */
+                            announcedTo: number;
                             /** Format: date-time */
                             changedAt: string;
                             /** @description The channels concerned (empty for the whole DIP) */
@@ -3461,6 +3465,8 @@ export interface paths {
                     };
                     content: {
                         "application/json": {
+                            /** @description The e-mail addresses and webhooks the notice is being sent to; sent after this answer, 8 at a time, failures logged per address */
+                            announcedTo: number;
                             /** Format: date-time */
                             changedAt: string;
                             /** @description The channels concerned (empty for the whole DIP) */
