@@ -6,6 +6,7 @@ import { requestedBaseUrl } from './domain/callback-url.js';
 import { addressList } from './security/address-list.js';
 import { knownHostNames } from './security/host-names.js';
 import { shortRetention, type ChannelOverride } from './domain/channel.js';
+import { DEFAULT_CALLS_PAST_SETTLEMENT } from './pipeline/queue-worker.js';
 
 export type { ChannelOverride };
 
@@ -831,7 +832,7 @@ export const DEFAULTS: DipConfig = {
     catchUpAfterMs: 2_000,
     catchUpPerSecond: 5_000,
     gatherMs: 0,
-    callsPastSettlement: 4,
+    callsPastSettlement: DEFAULT_CALLS_PAST_SETTLEMENT,
   },
   channels: {},
   http: {

@@ -6,7 +6,7 @@ import type { DeliveryAttempt } from '../src/ports/archive.js';
 import { StoreError } from '../src/ports/errors.js';
 import type { QueueEntry, QueueRef, QueueState, Settlement } from '../src/ports/message-log.js';
 import type { WebhookCall, WebhookOutcome } from '../src/ports/webhook.js';
-import { QueueWorker, type DeadLetterEvent, type LocalConsumer, type WorkerDeps } from '../src/pipeline/queue-worker.js';
+import { DEFAULT_CALLS_PAST_SETTLEMENT, QueueWorker, type DeadLetterEvent, type LocalConsumer, type WorkerDeps } from '../src/pipeline/queue-worker.js';
 import { deliveryLatencyAlarms } from '../src/pipeline/alarm-sources.js';
 import { CopyUnmakeable, CopyWithheld } from '../src/pipeline/recipient-copy.js';
 import { FakeClock, settle, ShiftableClock } from './helpers/clocks.js';
@@ -77,7 +77,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDeps['copyFor']; hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number }; withheld?: () => string | null; wall?: Clock; steps?: WallClockSteps; answerAfter?: (call: number) => Promise<void> } = {}) {
+function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDeps['copyFor']; hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number }; withheld?: () => string | null; wall?: Clock; steps?: WallClockSteps; answerAfter?: (call: number) => Promise<void>; callsPastSettlement?: number } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -99,7 +99,7 @@ function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDep
       close: async () => {},
     },
     signer: { sign: async () => ({ 'x-dip-signature': 'sig' }) },
-    settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000, gatherMs: options.gatherMs ?? 0, ...(options.late ? { late: options.late } : {}) },
+    settings: { timeoutMs: 1000, retry: { baseMs: 100, capMs: 1000 }, sweepIntervalMs: 1000, gatherMs: options.gatherMs ?? 0, callsPastSettlement: options.callsPastSettlement ?? 1, ...(options.late ? { late: options.late } : {}) },
     clock: options.wall ?? clock,
     ...(options.steps ? { steps: options.steps } : {}),
     logger: { info() {}, warn() {}, error() {} },
@@ -122,8 +122,8 @@ function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDep
 }
 
 /** `n` messages waiting, a worker kicked, and every settle held until released (a slow group commit). */
-async function slowCommits(n: number, answers: Array<number | 'down'> = []): Promise<ReturnType<typeof harness>> {
-  const h = harness(answers);
+async function slowCommits(n: number, answers: Array<number | 'down'> = [], options: Parameters<typeof harness>[1] = {}): Promise<ReturnType<typeof harness>> {
+  const h = harness(answers, options);
   h.log.add(n, h.clock.now());
   h.log.hold = true;
   h.worker.kick();
@@ -479,6 +479,29 @@ describe('queue worker', () => {
     await settle(50);
     // A death now repeats at most 1-10 (its settlement in flight) and 11-20 (answered after it).
     expect(h.sent()).toEqual([range(1, 10), range(11, 20)]);
+  });
+
+  it('at the shipped callsPastSettlement (4): at most 4 calls go past a settlement that never lands; with the next hanging too, at most 2 × 4 calls are answered and not recorded', async () => {
+    expect(DEFAULT_CALLS_PAST_SETTLEMENT).toBe(4);
+    const h = await slowCommits(200, [], { callsPastSettlement: DEFAULT_CALLS_PAST_SETTLEMENT });
+    await settle(50);
+    // 1-10 in flight, 11-50 answered past it (4 calls), no fifth.
+    expect(h.sent()).toEqual([0, 1, 2, 3, 4].map((c) => range(c * 10 + 1, c * 10 + 10)));
+    h.log.release();
+    await settle(50);
+    // 1-10 landed; 11-50 is recorded now and hangs: 4 more calls past it, then none.
+    expect(h.log.acked).toBe(10);
+    expect(h.sent()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8].map((c) => range(c * 10 + 1, c * 10 + 10)));
+    const answeredUpTo = await h.worker.quiet();
+    expect(answeredUpTo).toBe(90);
+    expect((answeredUpTo - h.log.acked) / 10).toBe(2 * DEFAULT_CALLS_PAST_SETTLEMENT); // the README's bound, reached
+  });
+
+  it('quiet() counts the settlement in flight: one call answered, its settlement hanging, nothing behind it, and the answered position is reported (the given-up warning)', async () => {
+    const h = await slowCommits(10);
+    expect(h.sent()).toEqual([range(1, 10)]);
+    expect(h.log.acked).toBe(0);
+    expect(await h.worker.quiet()).toBe(10);
   });
 
   it('a settlement that fails while the next call was answered: on resume both are recorded in one settlement, neither called again', async () => {

@@ -20,6 +20,12 @@ import type { WallClockSteps } from './wall-clock-steps.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import { CopyUnmakeable, CopyWithheld, leadingCopies, type CopySource } from './recipient-copy.js';
 
+/**
+ * How many calls may be answered past a settlement being recorded (DeliverySettings.callsPastSettlement),
+ * unless configured: the configuration's default too (src/config.ts), so a worker built without it behaves as shipped.
+ */
+export const DEFAULT_CALLS_PAST_SETTLEMENT = 4;
+
 export interface DeliverySettings {
   timeoutMs: number;
   retry: RetryPolicy;
@@ -33,7 +39,7 @@ export interface DeliverySettings {
   gatherMs: number;
   /**
    * How many calls may be answered past the settlement being recorded before the next call waits for it
-   * (roomToCall; absent: 1). What a death can repeat is bounded by it (those calls and the one being
+   * (roomToCall; absent: DEFAULT_CALLS_PAST_SETTLEMENT). What a death can repeat is bounded by it (those calls and the one being
    * recorded); what a queue can deliver while its settlements are slow grows with it (a call per
    * settlement at 1: 3.7 times slower with 200 ms settlements, BENCHMARKS.md).
    */
@@ -286,6 +292,8 @@ export class QueueWorker {
   private recording = false;
   /** The settlement `settling` is recording now: the next call waits for it while one answered call is behind it. */
   private landing: Promise<void> | null = null;
+  /** The position of the settlement being recorded now (0: none): owed until it lands (quiet()). */
+  private inFlightUpTo = 0;
   /** The last position answered 2xx while a settlement was in flight: recorded once that one lands. */
   private toRecord = 0;
   /** The calls answered 2xx whose positions toRecord holds (roomToCall's count against callsPastSettlement). */
@@ -419,7 +427,7 @@ export class QueueWorker {
   async quiet(): Promise<number> {
     void this.stop();
     await this.posting?.catch(() => {});
-    return this.unrecorded.reduce((n, u) => Math.max(n, u.settlement.upTo), this.toRecord);
+    return this.unrecorded.reduce((n, u) => Math.max(n, u.settlement.upTo), Math.max(this.toRecord, this.inFlightUpTo));
   }
 
   /** Starts a run that reads the queue afresh (a retry, a resume, a new webhook: all need a look). */
@@ -915,7 +923,7 @@ export class QueueWorker {
    * recording threw (the call is then not made).
    */
   private async roomToCall(): Promise<void> {
-    const limit = this.deps.settings.callsPastSettlement ?? 1;
+    const limit = this.deps.settings.callsPastSettlement ?? DEFAULT_CALLS_PAST_SETTLEMENT;
     while (this.recording && this.callsBehind >= limit && this.landing) await this.landing;
   }
 
@@ -984,11 +992,15 @@ export class QueueWorker {
   }
 
   private async recordNow(settlement: Settlement, events: DeadLetterEvent[]): Promise<void> {
+    // One at a time (settledBefore): a store that never answers leaves it here, still owed.
+    this.inFlightUpTo = settlement.upTo;
     try {
       await this.deps.log.settle(this.queue, settlement);
     } catch (error) {
       this.owe(settlement, events);
       throw error;
+    } finally {
+      this.inFlightUpTo = 0;
     }
     this.recorded(settlement, events);
   }

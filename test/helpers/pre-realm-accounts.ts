@@ -4,7 +4,8 @@ import type { PortalAccount } from '../../src/ports/portal-accounts.js';
 
 /**
  * The portal tables as builds before the realms made them (one namespace: the name alone the key), in
- * SQL both engines take, with an operator, a participant's user and the user's pending enrolment: what a
+ * SQL both engines take, with an operator, a participant's user, the user's pending enrolment and one of a name
+ * with no account (it can never complete: both engines drop it): what a
  * store upgraded in place must keep working (test/sqlite-store.test.ts, test/postgres-store.test.ts).
  */
 export const preRealmDdl = (engine: 'sqlite' | 'postgres'): string => `
@@ -34,6 +35,7 @@ export const PRE_REALM_ROWS: Array<{ sql: string; values: Array<string | number 
   // A failure recorded before the realms: counted in neither realm after the upgrade.
   { sql: 'INSERT INTO portal_sign_in_attempts (name, at) VALUES ($1, $2)', values: ['sam.admin', 4] },
   { sql: 'INSERT INTO portal_totp_enrolments (username, token_hash, secret_sealed, epoch, started_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)', values: ['sam.admin', 'hash-sam', 'sealed-sam', 4, 1_000, 601_000] },
+  { sql: 'INSERT INTO portal_totp_enrolments (username, token_hash, secret_sealed, epoch, started_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)', values: ['gone.user', 'hash-gone', 'sealed-gone', 4, 1_000, 601_000] },
 ];
 
 /** What the upgraded store must answer: each account in its realm, the enrolment in the user's, and the realms now apart. */
@@ -43,6 +45,7 @@ export async function expectUpgradedInPlace(backend: Backend): Promise<void> {
   expect(await store.account('user', 'sam.admin')).toEqual(PRE_REALM_USER);
   expect(await store.account('user', 'ops.olly')).toBeUndefined();
   expect(await store.totpEnrolment('hash-sam')).toMatchObject({ realm: 'user', username: 'sam.admin', epoch: 4 });
+  expect(await store.totpEnrolment('hash-gone')).toBeUndefined(); // of no account: dropped, not made an operator's
   expect(await store.completeTotpEnrolment('hash-sam', 2_000, { secretSealed: 'sealed-sam', step: 1 })).toMatchObject({ username: 'sam.admin', totpSecretSealed: 'sealed-sam' });
   // The name is now free in the other realm, and taken in its own.
   expect(await store.createAccount({ ...PRE_REALM_USER, participantDipId: null })).toBe(true);

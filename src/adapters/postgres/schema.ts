@@ -295,7 +295,7 @@ ${appendOnlyGuards('operator_journal_append_only', 'operator journal', [{ table:
 -- Portal users and operators (src/ports/portal-accounts.ts): hashes and sealed secrets only.
 -- Keyed by realm and name (2026-12-05): a participant's user and an operator may bear one name. An older
 -- database's accounts (one namespace, so each name one account) get the realm of their participant (none:
--- an operator's), then the key moves; pending enrolments take their account's realm.
+-- an operator's), then the key moves; pending enrolments take their account's realm (one of no account goes).
 CREATE TABLE IF NOT EXISTS portal_accounts (
   realm text NOT NULL,
   username text NOT NULL,
@@ -333,7 +333,9 @@ CREATE TABLE IF NOT EXISTS portal_totp_enrolments (
   PRIMARY KEY (realm, username)
 );
 ALTER TABLE portal_totp_enrolments ADD COLUMN IF NOT EXISTS realm text;
-UPDATE portal_totp_enrolments e SET realm = coalesce((SELECT a.realm FROM portal_accounts a WHERE a.username = e.username), 'operator') WHERE e.realm IS NULL;
+-- One of a name with no account can never complete: dropped (as SQLite's upgrade does), not made an operator's.
+DELETE FROM portal_totp_enrolments e WHERE e.realm IS NULL AND NOT EXISTS (SELECT 1 FROM portal_accounts a WHERE a.username = e.username);
+UPDATE portal_totp_enrolments e SET realm = (SELECT a.realm FROM portal_accounts a WHERE a.username = e.username) WHERE e.realm IS NULL;
 ALTER TABLE portal_totp_enrolments ALTER COLUMN realm SET NOT NULL;
 ${rekeyedByRealm('portal_totp_enrolments')}
 -- Portal users' saved reports (src/ports/saved-reports.ts): the definition as JSON; next_due_at the
