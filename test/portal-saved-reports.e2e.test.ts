@@ -1,6 +1,6 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nextMailAfter } from '../src/domain/saved-report.js';
+import { nextMailAfter, reportOwner } from '../src/domain/saved-report.js';
 import { adminApi } from './helpers/admin.js';
 import { describeViolations, firstSignIn, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
 import { ShiftableClock } from './helpers/clocks.js';
@@ -91,7 +91,7 @@ describe('user portal: saved reports', () => {
     const csrf = (await other.locator('input[name=_csrf]').first().getAttribute('value'))!;
     const removed = await other.request.post(`${td.dip.portalUrl}/portal/reports/saved/remove`, { form: { _csrf: csrf, id }, headers: { origin: td.dip.portalUrl } });
     expect(removed.status()).toBe(404);
-    expect(await td.dip.backend.savedReports.get('sup.viewer', id)).toBeDefined();
+    expect(await td.dip.backend.savedReports.get(reportOwner({ participantDipId: sup.dipId, username: 'sup.viewer' }), id)).toBeDefined();
     await other.goto(`${td.dip.portalUrl}/portal/reports`);
     expect(await other.locator('main').textContent()).toContain('You have no saved report');
 
@@ -115,7 +115,7 @@ describe('user portal: saved reports', () => {
     expect(await ops.getByRole('status').textContent()).toContain('saved "To the supplier"');
     await ops.getByRole('link', { name: 'To the supplier' }).click();
     await ops.waitForURL(new RegExp(`/operator/reports\\?period=day&recipient=${sup.dipId}$`));
-    const [opsReport] = await td.dip.backend.savedReports.list('ops.olga');
+    const [opsReport] = await td.dip.backend.savedReports.list(reportOwner({ participantDipId: null, username: 'ops.olga' }));
     expect(opsReport).toMatchObject({ participantDipId: null, definition: { report: 'latency', period: 'day', channels: [], sender: null, recipient: sup.dipId } });
     expect((await viewer.goto(`${td.dip.portalUrl}/portal/reports/saved/${opsReport!.id}`))?.status()).toBe(404);
 
@@ -125,6 +125,6 @@ describe('user portal: saved reports', () => {
     const mail = smtp.mails.find((m) => m.to.includes('vera@supplier.example'))!.data.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
     expect(mail).toContain('Subject: OpenDIP report: IF-021 this week');
     expect(mail).toContain('/portal/reports?period=week&channel=IF-021');
-    expect((await td.dip.backend.savedReports.get('sup.viewer', id))?.nextDueAt).toBe(nextMailAfter('daily', clock.now()));
+    expect((await td.dip.backend.savedReports.get(reportOwner({ participantDipId: sup.dipId, username: 'sup.viewer' }), id))?.nextDueAt).toBe(nextMailAfter('daily', clock.now()));
   });
 });
