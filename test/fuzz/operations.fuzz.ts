@@ -77,6 +77,10 @@ const h = await startHostileDip({
   publications: { anonymous: { enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 0, burst: 1 } } } as DipConfig['publications'],
 });
 const other = await h.t.participant(OTHER_ID, ['SUP']);
+// Asks the participant listener's /health between properties: a participant the fuzzer never names, since
+// the operator's fuzzed calls suspend and offboard the known ones (an offboarded participant's certificate
+// is revoked, and a revoked certificate is answered 401 on every route, /health included).
+const watcher = await h.t.participant('2000000007', ['SDS']);
 await h.t.dip.delivery.stop();
 const seeded = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]) });
 if (seeded.status !== 201) throw new Error(`the seed message was refused: ${seeded.text}`);
@@ -178,7 +182,7 @@ async function judge(op: Operation, listener: 'participant' | 'operator', a: Ans
 
 /** Both listeners still say healthy. */
 async function expectHealthy(): Promise<void> {
-  const p = await send(h.t, h.sup, { method: 'GET', path: '/health', timeoutMs: ANSWER_MS });
+  const p = await send(h.t, watcher, { method: 'GET', path: '/health', timeoutMs: ANSWER_MS });
   expect(p.status, p.text).toBe(200);
   const o = await request(`${adminOrigin}/admin/health`, { headers: { authorization: `Bearer ${adminToken}` }, dispatcher: adminAgent, headersTimeout: ANSWER_MS, bodyTimeout: ANSWER_MS });
   const text = await o.body.text();
