@@ -165,8 +165,8 @@ describe('event-loop gauge (real measurement)', () => {
       await waitFor(() => gauge.recentWorstMs() > 0, 2_000, 'the gauge sampling', 10);
       const end = Date.now() + 300;
       while (Date.now() < end);
-      // The sampler's timer runs before I/O read after the stall; a lower bound only (a busy machine only adds delay).
-      await new Promise((r) => setTimeout(r, 0));
+      // The sampler's timer runs once the loop is free again; a lower bound only (a busy machine only adds delay).
+      await waitFor(() => gauge.recentWorstMs() > 250, 2_000, 'the stall to be sampled', 10);
       expect(gauge.recentWorstMs()).toBeGreaterThan(250);
     } finally {
       gauge.stop();
