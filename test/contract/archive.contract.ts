@@ -32,6 +32,10 @@ export function archiveContract(name: string, open: BackendFactory): void {
       const now = Date.now();
       expect((await archive.findArchived({ ...q, fromMs: now + 60_000 })).length).toBe(0);
       expect((await archive.findArchived({ ...q, toMs: now + 60_000 })).length).toBe(3);
+      // A replay whose datetimeFrom and datetimeTo are null asks for 0 … Number.MAX_SAFE_INTEGER
+      // (src/api/schemas.ts replayWindow): an open window, never an id bound past the engine's integers.
+      expect((await archive.findArchived({ ...q, fromMs: 0, toMs: Number.MAX_SAFE_INTEGER })).length).toBe(3);
+      expect(await archive.countArchived({ ...q, fromMs: 0, toMs: Number.MAX_SAFE_INTEGER })).toBe(3);
       // countArchived counts what findArchived finds, without a limit.
       const { limit: _limit, ...all } = q;
       expect(await archive.countArchived(all)).toBe(3);

@@ -73,7 +73,10 @@ export class PgArchive implements Archive {
     }
     if (query.toMs !== undefined) {
       add('m.received_at <= ?', query.toMs);
-      add('e.message_id < ?', dayBase(dayOf(query.toMs) + 1));
+      // An open end (a replay's null datetimeTo is Number.MAX_SAFE_INTEGER) lies past every id a bigint
+      // holds: no id bound then, rather than a parameter PostgreSQL refuses.
+      const upTo = dayBase(dayOf(query.toMs) + 1);
+      if (Number.isSafeInteger(upTo)) add('e.message_id < ?', upTo);
     }
     if (query.eventCode !== undefined) add('m.event_code = ?', query.eventCode);
     if (query.mpan !== undefined) add('m.mpan = ?', this.d.sealer.index(query.mpan));

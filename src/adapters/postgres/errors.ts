@@ -5,7 +5,9 @@ import { StoreError } from '../../ports/errors.js';
  * restarting, failing over, out of space or unreachable (src/ports/errors.ts). Everything else is a
  * problem with the statement or the data: permanent for the write that met it.
  */
-const UNAVAILABLE_CLASSES = ['08', '53', '57', '58'];
+// 28: the server refuses this role or address (pg_hba.conf, a password changed): an operator's fix, not the
+// statement's fault; until then nothing can be stored, so callers are told to come back (503), not 500.
+const UNAVAILABLE_CLASSES = ['08', '28', '53', '57', '58'];
 const UNAVAILABLE_CODES = new Set([
   '40001', // serialization_failure (retried first: see PgDatabase.tx)
   '40P01', // deadlock_detected (likewise)
@@ -16,8 +18,8 @@ const UNAVAILABLE_CODES = new Set([
   // node was frozen, or cut off and the answer arrives once the path heals). Rolled back: try again.
   '25P03',
 ]);
-/** Node's socket errors: no server to talk to right now. */
-const UNAVAILABLE_SOCKET = /^(?:ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/;
+/** Node's socket errors: no server to talk to right now (ENOENT: a Unix socket gone while its server is down). */
+const UNAVAILABLE_SOCKET = /^(?:ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ENOENT)$/;
 /** node-postgres raises these without a code when a connection dies or cannot be had in time. */
 const UNAVAILABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable|Query read timeout/i;
 

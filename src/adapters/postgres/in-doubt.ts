@@ -10,6 +10,10 @@ import { withConnection } from './pool.js';
  */
 export function commitInDoubt(err: unknown): boolean {
   if (!(err instanceof pg.DatabaseError)) return true;
+  // PANIC or FATAL: the server ended the session (a PANIC every session) as it answered. A PANIC while the
+  // commit record was flushed (a full WAL disk: 53100) leaves it to the recovery whether that record is in
+  // the WAL it replays, so the SQLSTATE alone does not say "not committed".
+  if (err.severity === 'PANIC' || err.severity === 'FATAL') return true;
   const code = err.code ?? '';
   return code.startsWith('08') || code.startsWith('57');
 }
