@@ -336,6 +336,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     {
       ca: tls.ca,
       revocation: security.revocation,
+      clock: deps.clock,
+      sweepMs: limits.connectionsCheckingIntervalMs,
       dropped: (socket, reason) => droppedAfterHandshake(socket, reason),
       firstRefusal: (fingerprint256, help) => deps.logger.warn({ fingerprint256 }, `a participant's TLS client certificate is refused: ${help}`),
       answer: (_req, reply, help) => sendStandard(deps, reply, 401, null, MSG.processingFailed, help),
@@ -355,7 +357,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // A renewed server certificate, for the next handshakes, with the CRL in force.
   serveRenewedCertificate(app.server, tls.certificate, () => secureContext(security.revocation?.crlPem()), 'participant', deps.logger);
   security.revocation?.onCrl((crl) => {
-    // New connections get the new CRL; established ones are checked per request in authenticate().
+    // New connections get the new CRL; established ones are judged again per request (useCertificateAnswer,
+    // authenticate()) and closed while idle by useCertificateAnswer's sweep.
     try {
       (app.server as unknown as TlsServer).setSecureContext(secureContext(crl));
       deps.logger.info({}, 'TLS listener now refuses the revoked certificates');
