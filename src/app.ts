@@ -200,6 +200,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId, activityLog?.store ?? null, { counts: backend.reportCounts, after: (ms, fn) => clock.after(ms, fn), ...(listingThread ? { thread: listingThread } : {}) });
   const maintenance = assembleMaintenance(backend, registry, channels, alarms, clock, logger);
   // Registered after the alarms' channel, so stopped before it: announcements under way finish over it.
+  // Started at once: sends an earlier process (or a node that died) left recorded go now.
+  maintenance.start();
   life.started('maintenance announcements', () => maintenance.stop());
   // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
   const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, get encryption() { return encryption.certificatePem(); } };

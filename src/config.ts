@@ -457,7 +457,10 @@ export interface HttpLimits {
    * chunks in hand for ever; on the anonymous listener, anyone could).
    */
   downloadIdleTimeoutMs: number;
-  /** How often the server looks for connections past those timeouts. */
+  /**
+   * How often the server looks for connections past those timeouts; on the participant listener, also for
+   * idle connections whose client certificate expired or was revoked since their handshake (closed).
+   */
   connectionsCheckingIntervalMs: number;
   /**
    * How long a stopping listener (each of them: participant, anonymous, operator, portals) keeps its open

@@ -13,6 +13,7 @@ import { buildConnector, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { destinationCheckedAgent } from '../src/adapters/http/webhook-client.js';
 import { SmtpAlarmChannel } from '../src/adapters/mail/alarm-channel.js';
+import { API_VERSION_HEADER, DIP_API_VERSION } from '../src/domain/api-version.js';
 import { listenOutput } from '../src/cli/listen-output.js';
 import { LruMap } from '../src/domain/lru-map.js';
 import { startWebhookReceiver, type ReceivedCall } from '../src/client/webhook-receiver.js';
@@ -94,6 +95,8 @@ describe('alarm webhooks and internal networks', () => {
       expect(call?.url).toBe(`http://127.0.0.1:${port}/signed`);
       expect(call!.body.toString('utf8')).toBe(JSON.stringify(notice));
       expect(call!.headers['content-type']).toBe('application/json');
+      // As every message webhook call and every participant API answer says it (README "API versions").
+      expect(call!.headers[API_VERSION_HEADER]).toBe(DIP_API_VERSION);
       const verified = verifyDipSignature({ method: 'POST', url: call!.url, body: call!.body, headers: call!.headers, now: new Date(), maxSkewMs: 300_000 });
       expect(verified).toMatchObject({ ok: true });
       expect(verified.ok && verifyChain(verified.certificate.pem, [ca.certPem])).toBe(true);

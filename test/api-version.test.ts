@@ -7,7 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_VERSION_HEADER, DIP_API_VERSION, versionRefusal } from '../src/domain/api-version.js';
 import { MSG } from '../src/domain/response-codes.js';
+import type { Client } from 'undici';
+import { loadConfig } from '../src/config.js';
 import { startTestDip, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
+import { forgeCertificate, keptAliveConnection, rawAnswerOf, rawTls, tlsOf } from './hostile/helpers.js';
 
 describe('versionRefusal', () => {
   it('serves no header and any 2.x; refuses another major version and what is no version, saying what is served', () => {
@@ -70,5 +73,48 @@ describe('the participant listener and API versions', () => {
     const missing = await sup.client.call('GET', '/no-such-path', '');
     expect(missing.status).toBe(404);
     expect(missing.headers[API_VERSION_HEADER]).toBe(DIP_API_VERSION);
+  });
+});
+
+// The answers written before the hook that set the header (the connection cap's, a refused certificate's) or
+// without Fastify at all (on the socket, on the raw response) went without it.
+describe('refusals before the routes, and on the socket, name the version too', () => {
+  let t: TestDip;
+  let sup: TestParticipant;
+  const opened: Client[] = [];
+  beforeAll(async () => {
+    t = await startTestDip({ http: { ...loadConfig({}).http, maxConnectionsPerClient: 1 } });
+    sup = await t.participant('1000000005', ['SUP']);
+  });
+  afterAll(async () => {
+    for (const c of opened) await c.destroy();
+    await t?.close();
+  });
+
+  const ofRaw = async (o: Parameters<typeof rawTls>[1]) => rawAnswerOf(await rawTls(t, { ...tlsOf(sup), ...o }));
+
+  it('over the connection cap (429)', async () => {
+    const { cert, key } = tlsOf(sup);
+    await keptAliveConnection(t.dip.url, { ca: t.dip.pki.ca.certPem, cert, key, servername: 'localhost' }, '/health', opened);
+    const over = await ofRaw({ write: 'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n' });
+    expect(over.status).toBe(429);
+    expect(over.header(API_VERSION_HEADER)).toBe(DIP_API_VERSION);
+    for (const c of opened.splice(0)) await c.destroy();
+  });
+
+  it('a refused (expired) client certificate (401)', async () => {
+    const expired = await forgeCertificate({ dipId: sup.dipId, ca: t.dip.pki.ca, notBefore: new Date(Date.now() - 2 * 86400_000), notAfter: new Date(Date.now() - 86400_000) });
+    const refused = rawAnswerOf(await rawTls(t, { cert: expired.certPem, key: expired.keyPem, write: 'GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n' }));
+    expect(refused.status).toBe(401);
+    expect(refused.header(API_VERSION_HEADER)).toBe(DIP_API_VERSION);
+  });
+
+  it('a method Node does not know (501), an Expect not understood (417): answered without Fastify', async () => {
+    const garbage = await ofRaw({ write: 'NOT HTTP AT ALL\r\n\r\n' });
+    expect(garbage.status).toBe(501);
+    expect(garbage.header(API_VERSION_HEADER)).toBe(DIP_API_VERSION);
+    const expect417 = await ofRaw({ write: 'GET /health HTTP/1.1\r\nHost: localhost\r\nExpect: teapot\r\n\r\n' });
+    expect(expect417.status).toBe(417);
+    expect(expect417.header(API_VERSION_HEADER)).toBe(DIP_API_VERSION);
   });
 });

@@ -13,6 +13,7 @@ import { createCertificateAuthority, issueParticipantCertificate, type KeyAndCer
 import { revokeCertificate } from '../src/security/revocation.js';
 import { certificateInfo } from '../src/security/signature.js';
 import { forgeCertificate } from './hostile/helpers.js';
+import { ShiftableClock, SteppedClock } from './helpers/clocks.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 const DAY = 24 * 3600_000;
@@ -184,6 +185,122 @@ describe("a refused certificate's connections hold none of its participant's pla
       expect(pulled.status).toBe(200);
     } finally {
       for (const s of idle) s.destroy();
+    }
+  });
+});
+
+/** One kept-alive TLS connection, asked one GET at a time (raw HTTP/1.1: no agent opens another behind the test's back). */
+function keptAlive(port: number, ca: string, creds: KeyAndCert) {
+  let text = '';
+  let closed = false;
+  const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca, cert: creds.certPem, key: creds.keyPem });
+  socket.setEncoding('utf8').on('data', (c: string) => (text += c));
+  socket.on('close', () => (closed = true));
+  socket.on('error', () => undefined);
+  /** The first whole response in `text`, taken out of it. */
+  const response = (): { status: number; head: string; body: string } | null => {
+    const end = text.indexOf('\r\n\r\n');
+    if (end < 0) return null;
+    const head = text.slice(0, end);
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+    if (text.length < end + 4 + length) return null;
+    const body = text.slice(end + 4, end + 4 + length);
+    text = text.slice(end + 4 + length);
+    return { status: Number(head.split(' ')[1]), head, body };
+  };
+  return {
+    get closed() {
+      return closed;
+    },
+    async get(path: string) {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+      let r: ReturnType<typeof response> = null;
+      await waitFor(() => (r = response()) !== null || closed, 10_000, `an answer to GET ${path}`);
+      if (r === null) throw new Error(`the connection closed unanswered: GET ${path}`);
+      return r as { status: number; head: string; body: string };
+    },
+    destroy: () => socket.destroy(),
+  };
+}
+
+describe('a kept-alive connection whose certificate expires or is revoked is cut', () => {
+  /**
+   * The DIP's clock: `clock.step` moves its time alone, `elapsed.jump` runs its timers (the sweep of idle
+   * connections, every connectionsCheckingIntervalMs: a minute here, so that it runs only when a test jumps).
+   */
+  const elapsed = new ShiftableClock();
+  const clock = new SteppedClock(elapsed);
+  const SWEEP_MS = 60_000;
+  let t: TestDip;
+  let sds: TestParticipant;
+  /** Valid now, for an hour more of the DIP's clock (which the tests move forward; the handshake reads the real one). */
+  const shortLived = () => certificateValid(t.dip.pki.ca, '2000000001', new Date(Date.now() - DAY), new Date(clock.now() + 3600_000));
+  beforeAll(async () => {
+    t = await startTestDip({ revocationPollMs: 50, http: { ...loadConfig({}).http, connectionsCheckingIntervalMs: SWEEP_MS } }, undefined, { clock });
+    await t.participant('1000000001', ['SUP']);
+    sds = await t.participant('2000000001', ['SDS']);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('a request after notAfter on a connection opened before it: 401 naming the expiry, then the connection closed', async () => {
+    const creds = await shortLived();
+    const c = keptAlive(t.dip.port, t.dip.pki.ca.certPem, creds);
+    try {
+      expect((await c.get('/health')).status).toBe(200);
+      clock.step(2 * 3600_000);
+      const refused = await c.get('/health');
+      // Before: 200, served for as long as the client kept the connection open.
+      expect(refused.status).toBe(401);
+      expect(refused.body).toMatch(/TLS client certificate \(serial [0-9A-F]+\) expired at \d{4}-\d\d-\d\dT.*: request a new certificate/);
+      expect(refused.head).toMatch(/\r\nconnection: close/i);
+      await waitFor(() => c.closed, 10_000, 'the connection closed after the 401');
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('an idle connection is closed once its certificate expires, with no request on it', async () => {
+    const creds = await shortLived();
+    const c = keptAlive(t.dip.port, t.dip.pki.ca.certPem, creds);
+    try {
+      expect((await c.get('/health')).status).toBe(200);
+      clock.step(2 * 3600_000);
+      elapsed.jump(SWEEP_MS);
+      // Before: open until the client closed it.
+      await waitFor(() => c.closed, 10_000, 'the idle connection closed at its certificate\'s expiry');
+    } finally {
+      c.destroy();
+    }
+  });
+
+  it('an idle connection is closed once its certificate is revoked; a bystander\'s stays open', async () => {
+    const c = keptAlive(t.dip.port, t.dip.pki.ca.certPem, sds.credentials);
+    const other = await t.participant('2000000002', ['SDS']);
+    const bystander = keptAlive(t.dip.port, t.dip.pki.ca.certPem, other.credentials);
+    try {
+      expect((await c.get('/health')).status).toBe(200);
+      expect((await bystander.get('/health')).status).toBe(200);
+      await revokeCertificate(pkiDir(t.config), t.dip.backend.registry, sds.credentials.certPem, 'keyCompromise');
+      // Read by the listener once a new connection with the certificate is refused.
+      await waitFor(async () => {
+        const probe = keptAlive(t.dip.port, t.dip.pki.ca.certPem, sds.credentials);
+        try {
+          return (await probe.get('/health')).status === 401;
+        } finally {
+          probe.destroy();
+        }
+      }, 10_000, 'the revocation to be read', 20);
+      expect(c.closed).toBe(false);
+      elapsed.jump(SWEEP_MS);
+      // Before: open, and refused only at its next request.
+      await waitFor(() => c.closed, 10_000, 'the idle connection closed at the revocation');
+      expect(bystander.closed).toBe(false);
+      expect((await bystander.get('/health')).status).toBe(200);
+    } finally {
+      c.destroy();
+      bystander.destroy();
     }
   });
 });

@@ -10,7 +10,8 @@ import { startSmtp, type TestSmtp } from './helpers/smtp.js';
 import { cliRuns } from './helpers/cli-budget.js';
 import { FakeClock } from './helpers/clocks.js';
 import { SmtpMailer } from '../src/adapters/mail/smtp-mailer.js';
-import { Maintenance } from '../src/pipeline/maintenance.js';
+import { Maintenance, MAINTENANCE_SEND_LEASE_MS, type MaintenanceDeps } from '../src/pipeline/maintenance.js';
+import type { MaintenanceOutbox, MaintenanceSend } from '../src/ports/maintenance.js';
 import type { MaintenanceNotice } from '../src/domain/maintenance.js';
 
 /** A plain HTTP receiver for maintenance webhooks (JSON POSTs): records each body it is given. */
@@ -203,6 +204,23 @@ describe('maintenance notices (spec 5.13.5)', () => {
   });
 });
 
+/** The outbox as the store keeps it (test/contract/maintenance.contract.ts), in memory: shared by the "nodes" of a test. */
+function memoryOutbox(): MaintenanceOutbox & { rows: Map<string, MaintenanceSend> } {
+  const rows = new Map<string, MaintenanceSend>();
+  return {
+    rows,
+    add: async (sends) => sends.forEach((x) => rows.has(x.id) || rows.set(x.id, x)),
+    due: async (now, limit) => [...rows.values()].filter((x) => x.dueAt <= now).sort((a, b) => a.dueAt - b.dueAt || a.id.localeCompare(b.id)).slice(0, limit),
+    claim: async (id, dueAt, leaseUntil) => {
+      const row = rows.get(id);
+      if (row?.dueAt !== dueAt) return false;
+      rows.set(id, { ...row, dueAt: leaseUntil });
+      return true;
+    },
+    done: async (id) => void rows.delete(id),
+  };
+}
+
 describe('maintenance announcements are sent after the answer (many participants, a slow SMTP relay)', () => {
   it('answers at once naming how many addresses, sends each once, 8 at a time, and stop waits for the sends', async () => {
     const smtp = await startSmtp({ holding: true });
@@ -212,6 +230,7 @@ describe('maintenance announcements are sent after the answer (many participants
     const contacts = Array.from({ length: 20 }, (_, i) => ({ dipId: `10000000${String(i).padStart(2, '0')}`, email: `admin${i}@p${i}.example` }));
     const maintenance = new Maintenance({
       store: { put: async (n) => void notices.push(n), list: async () => notices.filter((n) => n.version === 1), history: async (id) => notices.filter((n) => n.id === id) },
+      outbox: memoryOutbox(),
       journal: { append: async () => 1, entries: async () => [] },
       clock,
       logger: quietLogger,
@@ -240,6 +259,54 @@ describe('maintenance announcements are sent after the answer (many participants
       smtp.release();
       await mailer.close();
       await smtp.close();
+    }
+  });
+});
+
+// The sends were a promise chain in the acting node's memory: a node that died part-way through an
+// announcement lost the rest (logged nowhere, told to no one).
+describe('maintenance announcements outlive the node that took the act', () => {
+  it("another node finishes a dead node's announcement: what it had not claimed at once, what it had claimed after the lease; each address once", async () => {
+    const clock = new FakeClock();
+    const outbox = memoryOutbox();
+    const notices: MaintenanceNotice[] = [];
+    const contacts = Array.from({ length: 20 }, (_, i) => ({ dipId: `10000000${String(i).padStart(2, '0')}`, email: `admin${i}@p${i}.example` }));
+    const node = (email: (to: string) => Promise<void>): Maintenance =>
+      new Maintenance({
+        store: { put: async (n) => void notices.push(n), list: async () => notices.filter((n) => n.version === 1), history: async (id) => notices.filter((n) => n.id === id) },
+        outbox,
+        journal: { append: async () => 1, entries: async () => [] },
+        clock,
+        logger: quietLogger,
+        knownChannel: () => true,
+        channelsOf: () => new Set(['IF-021']),
+        contacts: () => contacts,
+        announce: { subscriptions: async () => [], channel: { email, webhook: async () => undefined } } satisfies MaintenanceDeps['announce'],
+      });
+    // Node A takes the act and dies sending: its relay never answers, and it is never stopped.
+    const hung: string[] = [];
+    const a = node((to) => {
+      hung.push(to);
+      return new Promise<void>(() => undefined);
+    });
+    const start = clock.now() + 86_400_000;
+    const made = await a.publish({ start: new Date(start).toISOString(), end: new Date(start + 3_600_000).toISOString(), text: 'upgrade', channels: null }, 'op');
+    expect(made.announcedTo).toBe(20);
+    await waitFor(() => hung.length === 8, 5_000, 'node A to claim its first eight');
+    // Node B (another node, or A restarted) looks at start: the twelve A never claimed go at once.
+    const sent: string[] = [];
+    const b = node(async (to) => void sent.push(to));
+    b.start();
+    try {
+      await waitFor(() => sent.length === 12, 5_000, 'node B to send what node A left unclaimed');
+      expect(sent.some((to) => hung.includes(to))).toBe(false);
+      // A's eight are its own until the lease ends; then B's next look sends them.
+      await clock.advance(MAINTENANCE_SEND_LEASE_MS + 60_000);
+      await waitFor(() => sent.length === 20, 5_000, "node B to send node A's eight after their lease");
+      expect([...sent].sort()).toEqual(contacts.map((c) => c.email).sort());
+      expect(outbox.rows.size).toBe(0);
+    } finally {
+      await b.stop();
     }
   });
 });

@@ -1,5 +1,4 @@
 import Fastify, { type FastifyInstance } from 'fastify';
-import { API_VERSION_HEADER, DIP_API_VERSION } from '../domain/api-version.js';
 import { MSG } from '../domain/response-codes.js';
 import type { RateLimitSettings } from '../security/rate-limit.js';
 import { clientDeadlines } from '../security/listener-deadlines.js';
@@ -45,13 +44,8 @@ export function buildPublicServer(
   });
   // A renewed server certificate is served from the next handshake.
   serveRenewedCertificate(app.server, tls, listenerContext, 'anonymous', deps.logger);
-  // Security headers on every answer, refusals while stopping included.
+  // Security headers and the API version on every answer, refusals while stopping included.
   useApiSecurityHeaders(app, { noStore: false });
-  // The version its answers (the publications' listings and refusals) are served under, as the participant listener says it.
-  app.addHook('onSend', async (_req, reply, payload) => {
-    void reply.header(API_VERSION_HEADER, DIP_API_VERSION);
-    return payload;
-  });
   // Every request is recorded (spec 5.8.1), the caller unknown: the client's address is the record's `remote`.
   if (deps.activity) registerActivityLog(app, deps.activity, 'anonymous', () => null, () => deps.clock.now(), true, standardStopping(deps));
   // Next (the request has its ID, its record is made): a stopping DIP refuses what still arrives before anything reads or counts it.

@@ -47,6 +47,8 @@ export function providerFor(req: FastifyRequest, recipientId: string | null): st
 interface PeerIdentity {
   ids: readonly string[];
   peer: TlsPeer | null;
+  /** The certificate's notAfter (ms since the epoch): a kept-alive connection is refused from then on (src/api/certificate-answer.ts). */
+  notAfter: number;
 }
 const peers = new WeakMap<Socket, PeerIdentity | null>();
 
@@ -62,6 +64,7 @@ export function tlsPeer(socket: Socket): PeerIdentity | null {
         .filter((n) => n.startsWith(`URI:${DIP_URN_PREFIX}`))
         .map((n) => n.slice(4 + DIP_URN_PREFIX.length)),
       peer: { fingerprint256: cert.fingerprint256.replace(/:/g, '').toUpperCase(), serialNumber: cert.serialNumber.toUpperCase(), issuer: cert.issuer },
+      notAfter: Date.parse(cert.validTo),
     };
   }
   peers.set(socket, identity);

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { API_VERSION_HEADERS } from '../domain/api-version.js';
 
 /** The policy of an answer that is not a page: it loads nothing, runs nothing and is framed by nothing. */
 const NOT_A_PAGE_POLICY = "default-src 'none'; frame-ancestors 'none'";
@@ -24,11 +25,16 @@ export function useApiSecurityHeaders(app: FastifyInstance, options: { noStore: 
   });
 }
 
-/** What useApiSecurityHeaders sets on every answer, whatever it is. */
+/**
+ * What useApiSecurityHeaders sets on every answer, whatever it is; with the API version it was served under
+ * (both API listeners are a participant's: an answer from a hook before the routes, a refusal over the
+ * connection cap or of a certificate, named none).
+ */
 const EVERY_ANSWER: Readonly<Record<string, string>> = {
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
   'strict-transport-security': 'max-age=31536000',
+  ...API_VERSION_HEADERS,
 };
 
 /**

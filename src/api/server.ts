@@ -7,7 +7,7 @@ import type { Server as TlsServer } from 'node:tls';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { MSG } from '../domain/response-codes.js';
-import { API_VERSION_HEADER, DIP_API_VERSION, versionRefusal } from '../domain/api-version.js';
+import { API_VERSION_HEADER, versionRefusal } from '../domain/api-version.js';
 import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import { standardStopping, useGracefulStop } from './stopping.js';
 import { rawAnswerSecurityHeaders, useApiSecurityHeaders } from './security-headers.js';
@@ -67,7 +67,7 @@ import { parserErrorStatus, unrecognisedMethod, type ParserError } from './parse
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
 const MAX_PARAM_LENGTH = 200;
-/** The participant listener's security headers on an answer written without Fastify, whose onSend hook never sees it. */
+/** The participant listener's security headers (the API version with them) on an answer written without Fastify, whose onSend hook never sees it. */
 const RAW_SECURITY_HEADERS = rawAnswerSecurityHeaders({ noStore: true });
 /** How long a connection refused by the DIP itself is read and drained before it is closed (answerAndClose). */
 const LINGER_MS = 2_000;
@@ -270,7 +270,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     const shown = known?.published ?? (target.length > 80 ? `${target.slice(0, 80)}…` : target);
     answerAndClose(socket, 405, `CONNECT is not allowed on ${shown}; allowed: ${known?.allow ?? 'none (the DIP is not a proxy)'}`, true, { Allow: known?.allow ?? '' });
   });
-  // Security headers on every answer, refusals while stopping included (those written without Fastify: RAW_SECURITY_HEADERS).
+  // Security headers and the API version on every answer, refusals while stopping included (those written without Fastify: RAW_SECURITY_HEADERS).
   useApiSecurityHeaders(app, { noStore: true });
   // Node answers an Expect it does not know with an empty 417 unless the server listens for it.
   app.server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
@@ -336,6 +336,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     {
       ca: tls.ca,
       revocation: security.revocation,
+      clock: deps.clock,
+      sweepMs: limits.connectionsCheckingIntervalMs,
       dropped: (socket, reason) => droppedAfterHandshake(socket, reason),
       firstRefusal: (fingerprint256, help) => deps.logger.warn({ fingerprint256 }, `a participant's TLS client certificate is refused: ${help}`),
       answer: (_req, reply, help) => sendStandard(deps, reply, 401, null, MSG.processingFailed, help),
@@ -355,7 +357,8 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // A renewed server certificate, for the next handshakes, with the CRL in force.
   serveRenewedCertificate(app.server, tls.certificate, () => secureContext(security.revocation?.crlPem()), 'participant', deps.logger);
   security.revocation?.onCrl((crl) => {
-    // New connections get the new CRL; established ones are checked per request in authenticate().
+    // New connections get the new CRL; established ones are judged again per request (useCertificateAnswer,
+    // authenticate()) and closed while idle by useCertificateAnswer's sweep.
     try {
       (app.server as unknown as TlsServer).setSecureContext(secureContext(crl));
       deps.logger.info({}, 'TLS listener now refuses the revoked certificates');
@@ -393,8 +396,6 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   // Names only (any port passes): a TCP balancer or port forward reaches the listener on another port, and a
   // certificate, which is what a client checks the name against, names no port.
   app.addHook('onRequest', (req, reply, done) => {
-    // Every answer, refusals too, names the API version it was served under (src/domain/api-version.ts).
-    void reply.header(API_VERSION_HEADER, DIP_API_VERSION);
     const versionRefused = versionRefusal(req.headers[API_VERSION_HEADER]);
     if (req.raw.httpVersionMajor !== 1) void sendStandard(deps, reply, 505, null, MSG.schemaFailure, `HTTP/${req.raw.httpVersion} is not supported: send HTTP/1.1`);
     else if (!req.headers.host && req.raw.httpVersionMinor >= 1) void sendStandard(deps, reply, 400, null, MSG.schemaFailure, 'the Host header is required (HTTP/1.1): the signed URL is rebuilt from it');

@@ -64,8 +64,15 @@ export async function startParticipantListener(
       revocation: trust.builtIn
         ? revocation
         : externalCrls
-          ? { revoked, revokedBy: (issuer: string, serialNumber: string) => externalCrls.revokedBy(issuer, serialNumber), crlPem: () => externalCrls.crlPems(), onCrl: (listener) => externalCrls.onCrl(listener) }
-          : { revoked, crlPem: () => undefined, onCrl: () => {} },
+          ? {
+              revoked,
+              revokedBy: (issuer: string, serialNumber: string) => externalCrls.revokedBy(issuer, serialNumber),
+              // Both only ever count up: the sum moves whenever either does.
+              generation: () => revocation.generation() + externalCrls.generation(),
+              crlPem: () => externalCrls.crlPems(),
+              onCrl: (listener) => externalCrls.onCrl(listener),
+            }
+          : { revoked, generation: () => revocation.generation(), crlPem: () => undefined, onCrl: () => {} },
     },
   );
   const port = await listen(app, 'participant listener', config.port, config.host, life);

@@ -21,6 +21,7 @@ export function assembleMaintenance(
 ): Maintenance {
   return new Maintenance({
     store: backend.maintenance,
+    outbox: backend.maintenanceSends,
     journal: backend.journal,
     clock,
     logger,

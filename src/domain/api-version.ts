@@ -9,6 +9,12 @@
 export const DIP_API_VERSION = '2.1.0';
 /** Sent on every answer of the participant listener; read, when given, on requests. */
 export const API_VERSION_HEADER = 'x-dip-api-version';
+/**
+ * What every HTTP exchange of the DIP with a participant carries, from this one constant: each answer of
+ * the participant and anonymous listeners (those written on the socket, before Fastify, included) and each
+ * call it makes (message webhooks, alarm and maintenance notices).
+ */
+export const API_VERSION_HEADERS: Readonly<Record<string, string>> = Object.freeze({ [API_VERSION_HEADER]: DIP_API_VERSION });
 
 const SERVED_MAJOR = Number(DIP_API_VERSION.split('.')[0]);
 const VERSION = /^(\d{1,3})(?:\.\d{1,3}(?:\.\d{1,3})?)?$/;

@@ -32,6 +32,12 @@ export interface SecurityControls {
      * and a connection kept alive since must be refused as well. Absent without crlFiles.
      */
     revokedBy?(issuer: string, serialNumber: string): Revoked | undefined;
+    /**
+     * Changes whenever what `revoked` and `revokedBy` answer may have changed (a list or a CRL re-read): a
+     * connection's verdict is looked up again only then (src/api/certificate-answer.ts). Absent, it is
+     * looked up on every request.
+     */
+    generation?(): number;
   };
 }
 

@@ -1,8 +1,8 @@
 import { checkMaintenance, concerns, inForceOrAhead, publicNotice, scopeText, type MaintenanceInput, type MaintenanceNotice } from '../domain/maintenance.js';
 import type { AlarmChannel, AlarmSubscription, MaintenanceEvent } from '../ports/alarms.js';
-import type { Clock } from '../ports/clock.js';
+import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
-import type { MaintenanceNotices } from '../ports/maintenance.js';
+import type { MaintenanceMessage, MaintenanceNotices, MaintenanceOutbox, MaintenanceSend } from '../ports/maintenance.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import { RecordConflictError } from '../ports/registry.js';
 import { RefusedError } from './refused.js';
@@ -21,6 +21,8 @@ export interface MaintenanceAnnouncements {
 
 export interface MaintenanceDeps {
   store: MaintenanceNotices;
+  /** The announcements not yet sent, shared by every node: recorded with the act, sent by whichever node claims each. */
+  outbox: MaintenanceOutbox;
   journal: OperatorJournal;
   clock: Clock;
   logger: Logger;
@@ -39,14 +41,26 @@ export type Announced = MaintenanceNotice & { announcedTo: number };
 const iso = (ms: number): string => new Date(ms).toISOString();
 /** Sends of one announcement under way at once. */
 const ANNOUNCE_CONCURRENCY = 8;
+/** How often every node looks for sends left over (a node that stopped or died part-way through an announcement). */
+export const MAINTENANCE_SENDS_EVERY_MS = 60_000;
+/**
+ * How long a claimed send is its claimer's: past it, another node sends it (its claimer died sending). Well over
+ * a send's own deadlines (a webhook's 10 s, an SMTP relay's), so a slow send is not made twice.
+ */
+export const MAINTENANCE_SEND_LEASE_MS = 10 * 60_000;
+/** The sends one look at the outbox takes. */
+const SENDS_PER_READ = 100;
 
 /**
  * Maintenance notices (spec 5.13.5): the operator publishes, amends and withdraws them; each act is a new
  * version of the notice, journalled with who made it and the notice before and after, then announced by
  * e-mail and webhook to the subscriptions that asked for maintenance notices, and by e-mail to every
  * participant's administrators unless they opted out (spec 5.13.5 "communicated to users via email"); a
- * participant's only when the notice concerns a channel it uses, or the whole DIP; one e-mail per address. The node that takes the act announces it, so a
- * cluster tells everyone once.
+ * participant's only when the notice concerns a channel it uses, or the whole DIP; one e-mail per address.
+ * The act records its sends in the shared store (MaintenanceOutbox) and the node that took it starts them;
+ * each is claimed by one conditional write before it is sent, so a cluster tells everyone once, and one
+ * node stopping or dying part-way through leaves the rest to any node's next look (start(): every
+ * MAINTENANCE_SENDS_EVERY_MS, and at once), a send it had claimed after its lease.
  */
 export class Maintenance {
   constructor(private readonly deps: MaintenanceDeps) {}
@@ -127,33 +141,80 @@ export class Maintenance {
 
   private async done(action: string, before: MaintenanceNotice | null, after: MaintenanceNotice): Promise<Announced> {
     await this.deps.journal.append({ at: after.changedAt, actor: after.changedBy, action, target: after.id, before, after, status: null });
-    // Told after the act is stored and journalled, in the background: hundreds of e-mails sent inside the
-    // operator's request took minutes, and a client retrying a slow publish published twice. A failed
-    // announcement is logged, never undoes the act; stop() waits for those under way.
+    // Recorded with the act, sent in the background: hundreds of e-mails sent inside the operator's request
+    // took minutes, and a client retrying a slow publish published twice. Sent only from the store, so that
+    // a node that dies part-way through leaves the rest to another. A failed send is logged, never undoes the act.
     const sends = await this.recipients(action === 'maintenance.publish' ? 'published' : action === 'maintenance.amend' ? 'amended' : 'withdrawn', after, before);
-    const running = this.inBackground(sends).finally(() => this.announcing.delete(running));
-    this.announcing.add(running);
+    await this.deps.outbox.add(sends);
+    if (sends.length > 0) void this.sendDue();
     return { ...after, announcedTo: sends.length };
   }
 
-  private readonly announcing = new Set<Promise<void>>();
+  private cancel: Cancel | null = null;
+  private running: Promise<void> | null = null;
+  /** Sends were recorded while a pass ran: it looks again before it ends. */
+  private again = false;
 
-  /** Waits for the announcements under way (a graceful stop: every address already counted is still told). */
+  /** Looks for sends left over now and every MAINTENANCE_SENDS_EVERY_MS (any node: a claim decides who sends). */
+  start(): void {
+    this.cancel = this.deps.clock.every(MAINTENANCE_SENDS_EVERY_MS, () => void this.sendDue());
+    void this.sendDue();
+  }
+
+  /** Waits for the sends under way (a graceful stop: every address already claimed is still told; the rest stay recorded). */
   async stop(): Promise<void> {
-    while (this.announcing.size > 0) await Promise.all(this.announcing);
+    this.cancel?.();
+    this.cancel = null;
+    while (this.running) await this.running;
+  }
+
+  /** Sends what is due, until nothing is; overlapping calls share the pass (and make it look once more). */
+  sendDue(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.pass().catch((err: unknown) => this.deps.logger.error({ err }, 'maintenance notices: a look for the sends due failed; the next runs at its interval'));
+      } while (this.again);
+    })().finally(() => {
+      this.running = null;
+    });
+    return this.running;
   }
 
   /** At most ANNOUNCE_CONCURRENCY sends at once: fast for hundreds of addresses, gentle on the SMTP relay. */
-  private async inBackground(sends: Array<() => Promise<void>>): Promise<void> {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < sends.length) await sends[next++]!();
-    };
-    await Promise.all(Array.from({ length: Math.min(ANNOUNCE_CONCURRENCY, sends.length) }, worker));
+  private async pass(): Promise<void> {
+    const a = this.deps.announce;
+    // Alarms turned off since the act: its sends wait, recorded, for a node that has a channel.
+    if (!a) return;
+    for (;;) {
+      const due = await this.deps.outbox.due(this.deps.clock.now(), SENDS_PER_READ);
+      if (due.length === 0) return;
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < due.length) await this.sendOne(a, due[next++]!);
+      };
+      await Promise.all(Array.from({ length: Math.min(ANNOUNCE_CONCURRENCY, due.length) }, worker));
+    }
   }
 
-  /** One send per e-mail address (case-insensitively) and per webhook, each logging its own failure. */
-  private async recipients(kind: MaintenanceEvent['kind'], notice: MaintenanceNotice, before: MaintenanceNotice | null): Promise<Array<() => Promise<void>>> {
+  /** Claimed first (another node may have it), then sent, then removed: failed, it is logged and not tried again. */
+  private async sendOne(a: MaintenanceAnnouncements, send: MaintenanceSend): Promise<void> {
+    if (!(await this.deps.outbox.claim(send.id, send.dueAt, this.deps.clock.now() + MAINTENANCE_SEND_LEASE_MS))) return;
+    try {
+      if (send.kind === 'email') await a.channel.email(send.to, send.subject, send.text);
+      else await a.channel.webhook(send.url, send.event);
+    } catch (err) {
+      this.deps.logger.error({ err, ...send.who, notice: send.noticeId }, send.who.participant ? "a maintenance notice could not be sent to a participant's administrators" : 'a maintenance notice could not be sent');
+    }
+    await this.deps.outbox.done(send.id);
+  }
+
+  /** One send per e-mail address (case-insensitively) and per webhook. */
+  private async recipients(kind: MaintenanceEvent['kind'], notice: MaintenanceNotice, before: MaintenanceNotice | null): Promise<MaintenanceSend[]> {
     const a = this.deps.announce;
     if (!a) return [];
     const event: MaintenanceEvent = { type: 'maintenance', kind, notice: publicNotice(notice), at: notice.changedAt };
@@ -167,23 +228,26 @@ export class Maintenance {
       '',
       notice.text,
     ];
-    const sends: Array<() => Promise<void>> = [];
+    const text = `${lines.join('\n')}\n`;
+    const sends: MaintenanceSend[] = [];
+    const send = (who: Record<string, string>, what: MaintenanceMessage): void => {
+      sends.push({ id: `${notice.id}@${notice.version}#${sends.length + 1}`, noticeId: notice.id, dueAt: notice.changedAt, who, ...what });
+    };
     const mailed = new Set<string>();
-    const email = (to: string, who: Record<string, string>, what: string): void => {
+    const email = (to: string, who: Record<string, string>): void => {
       if (mailed.has(to.toLowerCase())) return;
       mailed.add(to.toLowerCase());
-      sends.push(() => a.channel.email(to, subject, `${lines.join('\n')}\n`).catch((err: unknown) => this.deps.logger.error({ err, ...who, notice: notice.id }, what)));
+      send(who, { kind: 'email', to, subject, text });
     };
     for (const s of await a.subscriptions()) {
       if (!s.rules.includes('maintenance')) continue;
       if (s.owner !== 'operator' && !concerns(notice, this.deps.channelsOf(s.owner))) continue;
-      if (s.email) email(s.email, { subscription: s.id }, 'a maintenance notice could not be sent');
-      const url = s.webhookUrl;
-      if (url) sends.push(() => a.channel.webhook(url, event).catch((err: unknown) => this.deps.logger.error({ err, subscription: s.id, notice: notice.id }, 'a maintenance notice could not be sent')));
+      if (s.email) email(s.email, { subscription: s.id });
+      if (s.webhookUrl) send({ subscription: s.id }, { kind: 'webhook', url: s.webhookUrl, event });
     }
     for (const c of this.deps.contacts?.() ?? []) {
       if (!concerns(notice, this.deps.channelsOf(c.dipId))) continue;
-      email(c.email, { participant: c.dipId }, "a maintenance notice could not be sent to a participant's administrators");
+      email(c.email, { participant: c.dipId });
     }
     return sends;
   }

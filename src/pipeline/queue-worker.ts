@@ -4,7 +4,7 @@ import { requestedUrl } from '../domain/callback-url.js';
 import { answerCode, refusedInMultiStatus, type AnswerEntry } from '../domain/recipient-answer.js';
 import { classifyStatus, failureKind, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { shownUrl } from '../domain/url-secrets.js';
-import { API_VERSION_HEADER, DIP_API_VERSION } from '../domain/api-version.js';
+import { API_VERSION_HEADERS } from '../domain/api-version.js';
 import { ACKNOWLEDGED_HEADER, formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { Archive } from '../ports/archive.js';
 import { batchBody, copiesWithin, type EncodedCopies } from './delivery-body.js';
@@ -818,7 +818,7 @@ export class QueueWorker {
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = formatSequence(first, last);
     // The version the call's body and headers follow, as every participant API answer says it (README "API versions").
-    headers[API_VERSION_HEADER] = DIP_API_VERSION;
+    Object.assign(headers, API_VERSION_HEADERS);
     // Every position before the call's first is settled: delivered to this webhook, or set aside by the DIP
     // (stale, refused: its sender told). Said as a pull answer says it, so a receiver does not take the
     // positions the DIP set aside for a gap (sequence.ts, gapBefore).

@@ -14,7 +14,7 @@ import type { RequeueJobs } from './requeue-jobs.js';
 import type { MessageTraces } from './traces.js';
 import type { ReportCounts } from './report-counts.js';
 import type { OperatorJournal } from './operator-journal.js';
-import type { MaintenanceNotices } from './maintenance.js';
+import type { MaintenanceNotices, MaintenanceOutbox } from './maintenance.js';
 
 /** Whether the store can take writes now; `fatal` when it never will again in this process. */
 export type BackendHealth =
@@ -64,6 +64,8 @@ export interface Backend {
   savedReports: SavedReports;
   /** Maintenance notices (spec 5.13.5), versioned. */
   maintenance: MaintenanceNotices;
+  /** Their announcements not yet sent (any node finishes them). */
+  maintenanceSends: MaintenanceOutbox;
   /** From now on payloads are sealed on write (set once, before the first write). Reads open either kind. */
   useSealer(sealer: ValueSealer): void;
   health(): BackendHealth;

@@ -139,6 +139,7 @@ export class ExternalCrlWatcher {
   private crls: LoadedCrl[] = [];
   /** Every current CRL's entries in one map: looked up per request. */
   private revokedEntries: ReadonlyMap<string, CrlRevocation> = new Map();
+  private changes = 0;
   private changeKey = '';
   private cancel: (() => void) | undefined;
   private reloading: Promise<void> | null = null;
@@ -170,6 +171,11 @@ export class ExternalCrlWatcher {
    */
   revokedBy(issuer: string, serialNumber: string): CrlRevocation | undefined {
     return this.revokedEntries.get(revocationKey(issuer, serialNumber));
+  }
+
+  /** Counts the CRL sets installed: a connection's revocation verdict is looked up again when it moves. */
+  generation(): number {
+    return this.changes;
   }
 
   /** Called with the new CRLs whenever a file changed and read well. */
@@ -231,6 +237,7 @@ export class ExternalCrlWatcher {
   private install(crls: LoadedCrl[]): void {
     this.crls = crls;
     this.revokedEntries = new Map(crls.flatMap((c) => [...c.entries]));
+    this.changes += 1;
     this.logger.info({ crls: this.crls.map((c) => ({ issuer: c.issuer, file: c.file, revoked: c.entries.size, nextUpdate: c.nextUpdate === null ? null : new Date(c.nextUpdate).toISOString() })) }, 'external CAs\' CRLs loaded');
     for (const s of this.stale()) {
       if (s.expired) this.logger.error({ issuer: s.issuer, file: s.file, nextUpdate: new Date(s.nextUpdate).toISOString() }, 'an external CA\'s CRL is past its nextUpdate: every certificate that CA issued is refused at the handshake until a current CRL is fetched');

@@ -197,6 +197,7 @@ export class RevocationWatcher {
   private byFingerprint = new Map<string, RevocationEntry>();
   private list: RevocationList = { crlNumber: 0, entries: [], malformed: [] };
   private crl: string | undefined;
+  private changes = 0;
   private timer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | null = null;
   private failing = false;
@@ -234,6 +235,11 @@ export class RevocationWatcher {
 
   get size(): number {
     return this.byFingerprint.size;
+  }
+
+  /** Counts the lists installed: a connection's revocation verdict is looked up again when it moves. */
+  generation(): number {
+    return this.changes;
   }
 
   /** The CRL for the list in force (PEM), or undefined while nothing is revoked. */
@@ -296,6 +302,7 @@ export class RevocationWatcher {
     if (list.entries.length === this.byFingerprint.size && list.entries.every((e) => this.byFingerprint.has(fingerprintKey(e)))) return;
     this.list = list;
     this.byFingerprint = new Map(list.entries.map((e) => [fingerprintKey(e), e]));
+    this.changes += 1;
     this.logger.info({ revoked: list.entries.length, crlNumber: list.crlNumber }, 'revocation list loaded');
     try {
       const crl = await crlFor(this.ca, this.list);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { MaintenanceNotice } from '../../src/domain/maintenance.js';
+import type { MaintenanceSend } from '../../src/ports/maintenance.js';
 import { RecordConflictError } from '../../src/ports/registry.js';
 import { useBackend, type BackendFactory } from './fixtures.js';
 
@@ -44,6 +45,32 @@ export function maintenanceContract(name: string, open: BackendFactory): void {
         [1, 'Database upgrade'],
         [2, 'Database upgrade, one hour later'],
       ]);
+    });
+
+    it('keeps an act\'s sends until done; each claimed once while due, again only after its lease; survives a reopen', async () => {
+      const outbox = ctx.backend.maintenanceSends;
+      const mail = (n: number, dueAt: number): Extract<MaintenanceSend, { kind: 'email' }> => ({ id: `MN-1@1#${n}`, noticeId: 'MN-1', dueAt, who: { participant: '1000000001' }, kind: 'email', to: `a${n}@p.example`, subject: 'DIP maintenance', text: 'Database upgrade\n' });
+      const hook: MaintenanceSend = { id: 'MN-1@1#3', noticeId: 'MN-1', dueAt: 1_000, who: { subscription: 'S1' }, kind: 'webhook', url: 'https://p.example/alarms', event: { type: 'maintenance', kind: 'published', notice: { id: 'MN-1' } as never, at: 1_000 } };
+      expect(await outbox.due(10_000, 10)).toEqual([]);
+      await outbox.add([mail(1, 1_000), mail(2, 1_000), hook]);
+      // Recorded again (a retried act): kept as it was.
+      await outbox.add([{ ...mail(1, 1_000), to: 'changed@p.example' }]);
+      expect(await outbox.due(999, 10)).toEqual([]);
+      expect(await outbox.due(1_000, 10)).toEqual([mail(1, 1_000), mail(2, 1_000), hook]);
+      expect((await outbox.due(1_000, 2)).map((s) => s.id)).toEqual(['MN-1@1#1', 'MN-1@1#2']);
+      // One claim wins; a claim from the time it was due before is refused once it moved.
+      expect(await outbox.claim('MN-1@1#1', 1_000, 61_000)).toBe(true);
+      expect(await outbox.claim('MN-1@1#1', 1_000, 62_000)).toBe(false);
+      expect((await outbox.due(60_000, 10)).map((s) => s.id)).toEqual(['MN-1@1#2', 'MN-1@1#3']);
+      await outbox.done('MN-1@1#2');
+      const reopened = await ctx.reopen();
+      // The claimer died: due again at the end of its lease, for anyone.
+      expect(await reopened.maintenanceSends.due(61_000, 10)).toEqual([hook, mail(1, 61_000)]);
+      expect(await reopened.maintenanceSends.claim('MN-1@1#1', 61_000, 121_000)).toBe(true);
+      await reopened.maintenanceSends.done('MN-1@1#1');
+      await reopened.maintenanceSends.done('MN-1@1#3');
+      await reopened.maintenanceSends.done('no-such-send');
+      expect(await reopened.maintenanceSends.due(Number.MAX_SAFE_INTEGER, 10)).toEqual([]);
     });
   });
 }

@@ -2,6 +2,7 @@ import { request, type Agent } from 'undici';
 import { requestedUrl } from '../../domain/callback-url.js';
 import { shownUrl } from '../../domain/url-secrets.js';
 import type { AlarmChannel, AlarmNotice, MaintenanceEvent } from '../../ports/alarms.js';
+import { API_VERSION_HEADERS } from '../../domain/api-version.js';
 import type { OutboundSigner } from '../../ports/webhook.js';
 import type { WebhookDestinations } from '../../security/webhook-destinations.js';
 import { destinationCheckedAgent } from '../http/webhook-client.js';
@@ -45,6 +46,8 @@ export class SmtpAlarmChannel implements AlarmChannel {
     const body = Buffer.from(JSON.stringify(notice));
     const headers = await this.signer.sign('POST', requested, body);
     headers['content-type'] = 'application/json';
+    // The version its body follows, as every message webhook call says it (README "API versions").
+    Object.assign(headers, API_VERSION_HEADERS);
     const res = await request(requested, { method: 'POST', headers, body, headersTimeout: 10_000, bodyTimeout: 10_000, dispatcher: this.agent });
     await res.body.dump();
     if (res.statusCode >= 300) throw new Error(`webhook ${url} answered ${res.statusCode}`);

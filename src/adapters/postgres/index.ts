@@ -11,6 +11,7 @@ import { PgPublications } from './publications.js';
 import { PgPortalAccounts } from './portal-accounts.js';
 import { PgSavedReports } from './saved-reports.js';
 import { RecordMaintenanceNotices } from '../maintenance-records.js';
+import { PgMaintenanceSends } from './maintenance-sends.js';
 import { PgRegistry } from './registry.js';
 import { PgRequeueJobs } from './requeue-jobs.js';
 import { PgOperatorJournal } from './operator-journal.js';
@@ -42,6 +43,7 @@ export async function openPostgresBackend(options: PostgresOptions): Promise<Pos
     portalAccounts: new PgPortalAccounts(d),
     savedReports: new PgSavedReports(d),
     maintenance: new RecordMaintenanceNotices(registry),
+    maintenanceSends: new PgMaintenanceSends(d),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),
     onGroupCommit: (l) => d.onGroupCommit(l),

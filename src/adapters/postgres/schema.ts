@@ -350,6 +350,13 @@ CREATE TABLE IF NOT EXISTS saved_reports (
   UNIQUE (owner, name)
 );
 CREATE INDEX IF NOT EXISTS saved_reports_due ON saved_reports (next_due_at) WHERE next_due_at IS NOT NULL;
+-- Maintenance announcements not yet sent (MaintenanceOutbox): a row per address, removed once sent.
+CREATE TABLE IF NOT EXISTS maintenance_sends (
+  id text PRIMARY KEY,
+  record jsonb NOT NULL,
+  due_at bigint NOT NULL
+);
+CREATE INDEX IF NOT EXISTS maintenance_sends_due ON maintenance_sends (due_at);
 -- A write that tells whether the server takes writes again after it could not (see PgDatabase), padded
 -- (2026-12-04) to a large batch's size: out of line and uncompressed, so that its bytes reach the disk.
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);

@@ -15,6 +15,7 @@ import { SqliteRegistry } from './registry.js';
 import { SqliteRequeueJobs } from './requeue-jobs.js';
 import { SqliteOperatorJournal } from './operator-journal.js';
 import { RecordMaintenanceNotices } from '../maintenance-records.js';
+import { SqliteMaintenanceSends } from './maintenance-sends.js';
 
 export type { SqliteOptions };
 
@@ -53,6 +54,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     portalAccounts: new SqlitePortalAccounts(d),
     savedReports: new SqliteSavedReports(d),
     maintenance: new RecordMaintenanceNotices(registry),
+    maintenanceSends: new SqliteMaintenanceSends(d),
     health: () => d.health(),
     onHealthChange: (l) => d.onHealthChange(l),
     onGroupCommit: (l) => d.onGroupCommit(l),

@@ -276,6 +276,13 @@ CREATE TABLE IF NOT EXISTS saved_reports (
   UNIQUE (owner, name)
 );
 CREATE INDEX IF NOT EXISTS saved_reports_due ON saved_reports (next_due_at) WHERE next_due_at IS NOT NULL;
+-- Maintenance announcements not yet sent (MaintenanceOutbox): a row per address, removed once sent.
+CREATE TABLE IF NOT EXISTS maintenance_sends (
+  id TEXT PRIMARY KEY,
+  record TEXT NOT NULL,
+  due_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS maintenance_sends_due ON maintenance_sends (due_at);
 -- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase): pad
 -- makes it the size of a large batch.
 CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL, pad BLOB);
