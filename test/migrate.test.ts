@@ -83,6 +83,9 @@ describe('dip migrate: SQLite to the cluster', () => {
 
     const counts: Record<string, number> = {};
     const records = [...exportSqlite(file, 0, counts)];
+    // The recipient's acknowledged position travels too: a pull acknowledgement after the move names only
+    // what the one before it did not.
+    expect(records.find((x) => x.type === 'queue' && x.recipientDipId === sup.dipId && x.channel === 'IF-021')).toMatchObject({ toldSeq: expect.any(Number), toldFrom: expect.any(Number) });
     // The copy's original is settled, and travels all the same (no queue position): the copy's link.
     expect(counts).toMatchObject({ participant: 2, webhook: 1, mpan: 1, senderRef: 4, message: 5, entry: 4, portalAccount: 1, savedReport: 1 });
     // A file no DIP of this release opened has no saved_reports table (schema.ts adds it at a start): exported all the

@@ -13,7 +13,8 @@ import { PgMessageLog } from '../src/adapters/postgres/message-log.js';
 import { PgRegistry } from '../src/adapters/postgres/registry.js';
 import { openPool } from '../src/adapters/postgres/pool.js';
 import { applySchema, LOCKS, SCHEMA } from '../src/adapters/postgres/schema.js';
-import { batch, message, sup } from './contract/fixtures.js';
+import { attemptId, batch, mds, message, sup } from './contract/fixtures.js';
+import { PgArchive } from '../src/adapters/postgres/archive.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 
 describe('the PostgreSQL schema', () => {
@@ -94,6 +95,41 @@ describe('the PostgreSQL schema', () => {
       expect(await log.queueState(queue)).toEqual({ ackedSeq: 2, headSeq: 5, pulledSeq: 4 });
     } finally {
       await upgraded.close();
+    }
+  });
+
+  it("gives queues made before the acknowledged position was kept in them (2026-12-06) the columns, filled from the delivery journal as acknowledgements read it before", async () => {
+    const log = new PgMessageLog(store);
+    await log.append(batch([1, 2, 3, 4].map(() => message(['SUP0000001', 'MDS0000001']))));
+    // The supplier acknowledged 1-2 (journalled as delivered); 3-4 then went stale, as did all of the other queue.
+    await new PgArchive(store).recordAttempt({ attemptId: attemptId(), queue: sup, firstSeq: 1, lastSeq: 2, url: 'pull', startedAt: systemClock.now(), latencyMs: 0, status: null, verdict: 'delivered', error: null });
+    await log.settle(sup, { upTo: 2 });
+    for (const q of [sup, mds]) {
+      const entries = await log.readQueue(q, (await log.queueState(q)).ackedSeq, 10, 1 << 20);
+      await log.settle(q, { upTo: 4, deadLetters: entries.map((e) => ({ seq: e.seq, messageId: e.messageId, reason: 'stale' as const, status: null, detail: 'stale' })) });
+    }
+    await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    await admin.query('ALTER TABLE queues DROP COLUMN told_seq, DROP COLUMN told_from');
+    const upgraded = await PgDatabase.open({ url, clock: systemClock, poolSize: 1 });
+    try {
+      const after = new PgMessageLog(upgraded);
+      // The supplier's next acknowledgement accounts for 3-4 (its journal's last delivery reached 2); the
+      // other queue's, with no delivery journalled, for all of it (up to 10,000 back, as before).
+      expect(await after.acknowledge(sup, 4)).toBe(2);
+      expect(await after.acknowledge(mds, 4)).toBe(0);
+      // A queue made after the upgrade starts from nothing.
+      await after.append(batch([message(['SUP0000002'])]));
+      expect(await after.acknowledge({ recipientDipId: 'SUP0000002', channel: 'IF-021' }, 1)).toBe(0);
+    } finally {
+      await upgraded.close();
+    }
+    // The schema applied again (a later upgrade) leaves the positions as they are.
+    await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
+    const again = await PgDatabase.open({ url, clock: systemClock, poolSize: 1 });
+    try {
+      expect(await new PgMessageLog(again).acknowledge(sup, 4)).toBe(2);
+    } finally {
+      await again.close();
     }
   });
 

@@ -1,14 +1,18 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DipClient } from '../src/client/dip-client.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { ShiftableClock } from './helpers/clocks.js';
-import { startTestDip, waitFor, type TestDip } from './helpers/dip-harness.js';
+import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 
 /**
  * A puller's acknowledgement that covers positions the DIP set aside (gone stale while the recipient held
  * them: dead letters, their senders told "not delivered"). It was answered "already acknowledged up to 1:
  * nothing changed": the recipient's adapter believed it had delivered, the sender was told it had not, and
  * a resend was processed twice. Still 200 (the position moved), but the answer names each such message:
- * its transaction ID, MSG1000 and why, until an acknowledgement moves the position past it.
+ * its transaction ID, MSG1000 and why, in the acknowledgement whose range holds it (and that one's repeats).
  */
 describe('acknowledging positions the DIP set aside', () => {
   let t: TestDip | undefined;
@@ -17,21 +21,36 @@ describe('acknowledging positions the DIP set aside', () => {
     t = undefined;
   });
 
-  it('names, by transaction ID and why, the pulled messages that went stale before the acknowledgement', async () => {
-    const clock = new ShiftableClock();
-    t = await startTestDip({ retentionDays: 1, allowShortRetention: true }, undefined, { clock });
+  const clock = new ShiftableClock();
+  const queue = { recipientDipId: '1000000001', channel: 'IF-021' };
+  /** What an answer names as set aside: its entries' transaction IDs after the first. */
+  const named = (answer: { body: { messageArray: Array<{ transactionID: string | null }> } }) => answer.body.messageArray.slice(1).map((e) => e.transactionID);
+
+  /** A DIP where a supplier pulled `count` messages that then went stale (set aside): their transaction IDs. */
+  async function setAsideWhilePulled(count: number, dataDir?: string): Promise<{ sds: TestParticipant; sup: TestParticipant; ids: string[]; more: () => Promise<void> }> {
+    t = await startTestDip({ retentionDays: 1, allowShortRetention: true }, dataDir, { clock });
     const sds = await t.participant('2000000001', ['SDS']);
-    const sup = await t.participant('1000000001', ['SUP']);
-    const items = [0, 1, 2].map((i) => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `a${i}` }));
-    const submitted = await sds.client.submit('IF-021', items.slice(0, 2));
-    expect(submitted.status).toBe(201);
-    const ids = submitted.body.messageArray.map((e) => e.transactionID);
+    const sup = await t.participant(queue.recipientDipId, ['SUP']);
+    let n = 0;
+    const submit = async (k: number) => {
+      const items = Array.from({ length: k }, () => buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: `m${n++}` }));
+      const submitted = await sds.client.submit('IF-021', items);
+      expect(submitted.status).toBe(201);
+      return submitted.body.messageArray.map((e) => e.transactionID!);
+    };
+    const ids = await submit(count);
     const pulled = await sup.client.pull('IF-021', sup.dipId);
-    expect([pulled.firstSeq, pulled.lastSeq]).toEqual([1, 2]);
-    // The recipient is slow to acknowledge: a day later both went stale (dead letters, the sender told).
+    expect([pulled.firstSeq, pulled.lastSeq]).toEqual([1, count]);
+    // The recipient is slow to acknowledge: a day later all went stale (dead letters, the sender told).
     clock.jump(86_400_000 + 1000);
-    const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
-    await waitFor(async () => (await t!.dip.backend.log.queueState(queue)).ackedSeq === 2, 10_000, 'the pulled messages set aside as stale');
+    await waitFor(async () => (await t!.dip.backend.log.queueState(queue)).ackedSeq === count, 10_000, 'the pulled messages set aside as stale');
+    return { sds, sup, ids, more: async () => void (await submit(1)) };
+  }
+
+  it('names, by transaction ID and why, the pulled messages that went stale before the acknowledgement, once', async () => {
+    const { sup, ids, more } = await setAsideWhilePulled(2);
+    // Past what was handed out (or set aside): refused, and it takes none of them.
+    expect((await sup.client.ack('IF-021', sup.dipId, 3)).status).toBe(400);
 
     const late = await sup.client.ack('IF-021', sup.dipId, 2);
     expect(late.status).toBe(200);
@@ -40,15 +59,49 @@ describe('acknowledging positions the DIP set aside', () => {
     expect(head!.help).toBe('already acknowledged up to 2: nothing changed; but 2 message(s) up to 2 were set aside by the DIP before this acknowledgement, not delivered (their senders were told so): positions 1, 2, named in the entries that follow');
     expect(setAside.map((e) => [e.transactionID, e.message])).toEqual(ids.map((id) => [id, 'MSG1000 - Message Processing Failed']));
     expect(setAside[0]!.help).toMatch(/^position 1 was set aside at .* \(stale: not delivered to 1000000001 within 1 days\): it counts as not delivered and its sender was told so; its sender may send it again/);
+    // The same acknowledgement again (its answer lost on the way): the same answer.
+    expect((await sup.client.ack('IF-021', sup.dipId, 2)).body).toEqual(late.body);
 
-    // Named until an acknowledgement moves the position past them (that one's range covers them too);
-    // then no more.
-    expect((await sds.client.submit('IF-021', items.slice(2))).status).toBe(201);
+    // The next acknowledgement's range begins where that one's ended: they are not named again (they were,
+    // on every acknowledgement until one moved the position past them, and once more by that one).
+    await more();
     expect((await sup.client.pull('IF-021', sup.dipId)).firstSeq).toBe(3);
     const next = await sup.client.ack('IF-021', sup.dipId, 3);
-    expect(next.body.messageArray.map((e) => e.transactionID)).toEqual([null, ...ids]);
-    expect(next.body.messageArray[0]!.help).toMatch(/^acknowledged up to 3; but 2 message\(s\) up to 2 were set aside/);
-    const again = await sup.client.ack('IF-021', sup.dipId, 3);
-    expect(again.body.messageArray.map((e) => [e.message, e.help])).toEqual([['MSG0000 - Success', 'already acknowledged up to 3: nothing changed']]);
+    expect(next.body.messageArray.map((e) => [e.message, e.help])).toEqual([['MSG0000 - Success', 'acknowledged up to 3']]);
+    // One that goes backwards moves nothing and names nothing: a later one accounted for its range.
+    const back = await sup.client.ack('IF-021', sup.dipId, 1);
+    expect(back.body.messageArray.map((e) => [e.message, e.help])).toEqual([['MSG0000 - Success', 'already acknowledged up to 3: nothing changed']]);
+    expect(await t!.dip.backend.log.queueState(queue)).toMatchObject({ ackedSeq: 3 });
+  });
+
+  it('names each once across a restart: the acknowledged position is kept in the queue, not in the node', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'opendip-ack-restart-'));
+    const { sup, ids } = await setAsideWhilePulled(4, dataDir);
+    expect(named(await sup.client.ack('IF-021', sup.dipId, 2))).toEqual(ids.slice(0, 2));
+    await t!.close();
+    t = await startTestDip({ retentionDays: 1, allowShortRetention: true }, dataDir, { clock });
+    const client = new DipClient({ baseUrl: t.dip.url, apiKey: sup.apiKey, keyPem: sup.credentials.keyPem, certPem: sup.credentials.certPem, caPem: t.dip.pki.ca.certPem, now: () => new Date(clock.now()) });
+    try {
+      const after = await client.ack('IF-021', sup.dipId, 4);
+      expect(after.body.messageArray[0]!.help).toMatch(/^already acknowledged up to 4: nothing changed; but 2 message\(s\) up to 4 .*: positions 3, 4,/);
+      expect(named(after)).toEqual(ids.slice(2));
+      // Its repeat answers the same; the one before it, behind the position now, nothing.
+      expect(named(await client.ack('IF-021', sup.dipId, 4))).toEqual(ids.slice(2));
+      expect(named(await client.ack('IF-021', sup.dipId, 2))).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('names each once when two pullers of one queue acknowledge at once: none twice, none left out', async () => {
+    const { sup, ids } = await setAsideWhilePulled(6);
+    const second = new DipClient({ baseUrl: t!.dip.url, apiKey: sup.apiKey, keyPem: sup.credentials.keyPem, certPem: sup.credentials.certPem, caPem: t!.dip.pki.ca.certPem, now: () => new Date(clock.now()) });
+    try {
+      const answers = await Promise.all([sup.client.ack('IF-021', sup.dipId, 3), second.ack('IF-021', sup.dipId, 6)]);
+      expect(answers.map((a) => a.status)).toEqual([200, 200]);
+      expect(answers.flatMap(named).sort()).toEqual([...ids].sort());
+    } finally {
+      await second.close();
+    }
   });
 });

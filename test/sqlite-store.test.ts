@@ -366,6 +366,44 @@ describe('a database made before pulled positions (2026-12-03)', () => {
   });
 });
 
+describe('a database made before the acknowledged position was kept in the queue (2026-12-06)', () => {
+  it("gets the columns on open (migrate), filled from the delivery journal as acknowledgements read it before: what was named is not named again, what was not still is", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'opendip-told-seq-')), 'dip.db');
+    const first = openSqliteBackend(file, { clock: systemClock });
+    await first.log.append(batch([1, 2, 3, 4].map(() => message(['SUP0000001', 'MDS0000001']))));
+    // The supplier acknowledged 1-2 (journalled as delivered); 3-4 then went stale, as did all of the other queue.
+    await first.archive.recordAttempt({ attemptId: attemptId(), queue: sup, firstSeq: 1, lastSeq: 2, url: 'pull', startedAt: 1_000, latencyMs: 0, status: null, verdict: 'delivered', error: null });
+    await first.log.settle(sup, { upTo: 2 });
+    for (const q of [sup, mds]) {
+      const entries = await first.log.readQueue(q, (await first.log.queueState(q)).ackedSeq, 10, 1 << 20);
+      await first.log.settle(q, { upTo: 4, deadLetters: entries.map((e) => ({ seq: e.seq, messageId: e.messageId, reason: 'stale' as const, status: null, detail: 'stale' })) });
+    }
+    await first.close();
+    // What an older version left: the queues without the columns.
+    const raw = new Database(file);
+    raw.exec('ALTER TABLE queues DROP COLUMN told_seq; ALTER TABLE queues DROP COLUMN told_from');
+    raw.close();
+
+    const backend = openSqliteBackend(file, { clock: systemClock });
+    try {
+      // The supplier's next acknowledgement accounts for 3-4 (its journal's last delivery reached 2); the
+      // other queue's, with no delivery journalled, for all of it (up to 10,000 back, as before).
+      expect(await backend.log.acknowledge(sup, 4)).toBe(2);
+      expect(await backend.log.acknowledge(mds, 4)).toBe(0);
+    } finally {
+      await backend.close();
+    }
+    // Opening again finds them in place (migrate is idempotent), the positions kept.
+    const again = openSqliteBackend(file, { clock: systemClock });
+    try {
+      expect(await again.log.acknowledge(sup, 4)).toBe(2);
+      expect(await again.log.acknowledge(sup, 3)).toBeNull();
+    } finally {
+      await again.close();
+    }
+  });
+});
+
 describe('a database made before routed capacities were kept (2026-12-05)', () => {
   it('gets the column on open (migrate): entries queued before read no capacity (all receiving roles, as then), new ones keep theirs', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'opendip-capacity-')), 'dip.db');

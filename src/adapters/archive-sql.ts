@@ -100,3 +100,16 @@ export function partiesOf(m: StoredParties, queued: string[]): TransactionPartie
     replayOf: m.replayOf,
   };
 }
+
+/** How far behind the settled position a pull's acknowledgement looked, with no delivery journalled, before 2026-12-06: what a pull hands out at most. */
+export const ACKNOWLEDGED_LOOKBACK = 10_000;
+
+/**
+ * A queue's acknowledged position (`queues.told_seq`) for a store made before it was kept in the queue's row
+ * (2026-12-06), as a pull's acknowledgement read it from the delivery journal until then: the newest delivered
+ * attempt's last position, never past the settled one; with none, ACKNOWLEDGED_LOOKBACK behind the settled
+ * position. Both engines' migrations fill the column with it once, over `queues`.
+ */
+export const ACKNOWLEDGED_BEFORE = `(SELECT CASE WHEN max(a.last_seq) IS NULL THEN (CASE WHEN queues.acked_seq > ${ACKNOWLEDGED_LOOKBACK} THEN queues.acked_seq - ${ACKNOWLEDGED_LOOKBACK} ELSE 0 END)
+  WHEN max(a.last_seq) < queues.acked_seq THEN max(a.last_seq) ELSE queues.acked_seq END
+  FROM delivery_attempts a WHERE a.queue_id = queues.id AND a.verdict = 'delivered')`;

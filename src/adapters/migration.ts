@@ -22,8 +22,13 @@ export type MigrationRecord =
   | { type: 'mpan'; mpan: string; slot: string; fromMs: number; toMs: number | null; dipId: string }
   /** A sender reference still within retention: refused as a duplicate after the move too. */
   | { type: 'senderRef'; senderDipId: string; ref: string; receivedAt: number }
-  /** pulledSeq: the last position a pull handed out (absent from files exported before 2026-12-03: 0). */
-  | { type: 'queue'; recipientDipId: string; channel: string; ackedSeq: number; headSeq: number; pulledSeq?: number }
+  /**
+   * pulledSeq: the last position a pull handed out (absent from files exported before 2026-12-03: 0).
+   * toldSeq, toldFrom: the recipient's acknowledged position and the one before it (MessageLog.acknowledge);
+   * absent from files exported before 2026-12-06: 10,000 behind the settled position, as a queue with no
+   * delivery journalled read it then.
+   */
+  | { type: 'queue'; recipientDipId: string; channel: string; ackedSeq: number; headSeq: number; pulledSeq?: number; toldSeq?: number; toldFrom?: number }
   | {
       type: 'message';
       id: number;

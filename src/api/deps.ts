@@ -44,12 +44,12 @@ export interface ApiDeps {
   /** Replay continuation tokens (X-Continuation-Token): UUIDs authenticated with the data directory's key. */
   continuation: Pick<ContinuationTokens, 'issue' | 'read'>;
   status: StatusMessages;
-  queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'settle' | 'markPulled'>;
+  queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'acknowledge' | 'markPulled'>;
   /**
    * The delivery journal: a pull's acknowledgement is recorded as its delivery (reports, journeys); and
    * the archive's parties of a transaction, for the correlation ID answered to a resend (MSG1006).
    */
-  journal: Pick<Archive, 'recordAttempt' | 'transactionParties' | 'attempts' | 'receivedRequest'>;
+  journal: Pick<Archive, 'recordAttempt' | 'transactionParties' | 'receivedRequest'>;
   /** A pull's acknowledgement names the messages in its range the DIP set aside before it (src/pipeline/set-aside-unseen.ts). */
   deadLetters: Pick<DeadLetters, 'deadLetters'>;
   /** Cryptographic randomness for the attempt ID a pull's acknowledgement is journalled under (src/domain/attempt-id.ts). */

@@ -23,6 +23,10 @@ export interface DeadLetterQuery {
   state?: DeadLetter['state'];
   /** Only these positions (of the queue the other fields name). */
   seqs?: number[];
+  /** Only positions after this one (of the queue the other fields name). */
+  after?: number;
+  /** Only positions up to this one (of the queue the other fields name). */
+  upTo?: number;
   limit: number;
 }
 

@@ -154,7 +154,12 @@ export interface DeadLetterRecord {
  * exists exactly when the dead letter does.
  */
 export interface Settlement {
-  /** Every entry up to and including this position is settled. */
+  /**
+   * Every entry up to and including this position is settled. A settlement that sets nothing aside (no
+   * dead letters) is a delivery (a webhook's, or the DIP's own consumer's): it moves the recipient's
+   * acknowledged position with it (see acknowledge), so a pull's acknowledgement after it does not name
+   * what was set aside before it.
+   */
   upTo: number;
   deadLetters?: DeadLetterRecord[];
   /** Status messages for the senders of the dead letters, appended in the same step. */
@@ -199,6 +204,17 @@ export interface MessageLog {
   pendingQueues(): Promise<QueueRef[]>;
   /** Settles a queue up to a position (see Settlement). Moving backwards is a no-op. */
   settle(queue: QueueRef, settlement: Settlement): Promise<void>;
+  /**
+   * A pull's acknowledgement of `sequence`, as ONE atomic step on the queue's own row: settles the queue up
+   * to it (as settle, setting nothing aside; behind the settled position, nothing moves) and records it as
+   * the recipient's acknowledged position. Resolves to where the positions its answer accounts for begin
+   * (those after it, up to `sequence`: the set-asides among them are named in the answer), so that each
+   * set-aside is named by exactly one acknowledgement: the acknowledged position before this one (a webhook
+   * delivery counts as one); for an acknowledgement of the position acknowledged last (a retry after a lost
+   * answer, another puller's same range), the same as that one's; null for one behind it, whose positions a
+   * later acknowledgement accounted for, or when the store has no such queue.
+   */
+  acknowledge(queue: QueueRef, sequence: number): Promise<number | null>;
   /**
    * Records, durably, that a pull handed out the queue's entries up to `upTo` (QueueState.pulledSeq):
    * the larger of it and what was recorded before, so pulls answered out of order never move it back.

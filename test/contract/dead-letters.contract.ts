@@ -33,6 +33,10 @@ export function deadLettersContract(name: string, open: BackendFactory): void {
       expect(await deadLetters.discardDeadLetters(none, [1])).toBeNull();
       // Only the positions asked for (the operator API reads why it left a named position alone).
       expect((await deadLetters.deadLetters({ recipientDipId: 'SUP0000001', channel: 'IF-021', seqs: [2, 99], limit: 10 })).map((d) => [d.seq, d.state])).toEqual([[2, 'requeued']]);
+      // Positions within a range (what a pull's acknowledgement names: after its `from`, up to its sequence).
+      expect((await deadLetters.deadLetters({ recipientDipId: 'SUP0000001', channel: 'IF-021', after: 1, upTo: 2, limit: 10 })).map((d) => d.seq)).toEqual([2]);
+      expect((await deadLetters.deadLetters({ recipientDipId: 'SUP0000001', channel: 'IF-021', after: 0, upTo: 1, limit: 10 })).map((d) => d.seq)).toEqual([1]);
+      expect(await deadLetters.deadLetters({ recipientDipId: 'SUP0000001', channel: 'IF-021', after: 2, upTo: 10, limit: 10 })).toEqual([]);
       expect((await log.readQueue(sup, 2, 10, 1 << 20)).map((e) => [e.seq, e.transactionId])).toEqual([[3, b.transactionId]]);
       expect((await deadLetters.deadLetters({ limit: 10 })).map((d) => d.state)).toEqual(['discarded', 'requeued']);
     });

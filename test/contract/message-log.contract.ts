@@ -160,6 +160,51 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       expect(await reopened.queueState(sup)).toEqual({ ackedSeq: 4, headSeq: 5, pulledSeq: 4 });
     });
 
+    it("keeps the recipient's acknowledged position in the queue's row: each pull acknowledgement accounts for the positions after the one before it", async () => {
+      const log = ctx.backend.log;
+      await log.append(batch([1, 2, 3, 4, 5, 6, 7].map(() => message(['SUP0000001', 'MDS0000001']))));
+      // No such queue (a recipient that never had a message): nothing to account for, nothing written.
+      expect(await log.acknowledge({ recipientDipId: 'SUP0000009', channel: 'IF-021' }, 1)).toBeNull();
+      expect(await log.acknowledge(sup, 2)).toBe(0);
+      expect((await log.queueState(sup)).ackedSeq).toBe(2);
+      // The same acknowledgement again (its answer lost): the same positions, so the same answer.
+      expect(await log.acknowledge(sup, 2)).toBe(0);
+      // One behind it: a later one accounted for its positions.
+      expect(await log.acknowledge(sup, 1)).toBeNull();
+      expect(await log.acknowledge(sup, 4)).toBe(2);
+      // Setting aside (a stale entry) moves the settled position, not the recipient's: an acknowledgement
+      // at the settled position accounts for what was set aside since its last one.
+      const [fifth] = await log.readQueue(sup, 4, 1, 1 << 20);
+      await log.settle(sup, { upTo: 5, deadLetters: [{ seq: 5, messageId: fifth!.messageId, reason: 'stale', status: null, detail: 'stale' }] });
+      expect(await log.acknowledge(sup, 5)).toBe(4);
+      // A delivery (a webhook's) moves both: what came before it is accounted for.
+      await log.settle(sup, { upTo: 6 });
+      expect(await log.acknowledge(sup, 6)).toBe(6);
+      expect(await log.acknowledge(sup, 7)).toBe(6);
+      // Per queue.
+      expect(await log.acknowledge(mds, 3)).toBe(0);
+      // Durable: the same after a restart.
+      await ctx.backend.close();
+      const reopened = (await ctx.reopen()).log;
+      expect(await reopened.acknowledge(sup, 7)).toBe(6);
+      expect(await reopened.acknowledge(sup, 6)).toBeNull();
+      expect(await reopened.queueState(sup)).toEqual({ ackedSeq: 7, headSeq: 7, pulledSeq: 0 });
+    });
+
+    it('accounts for each position once when two pull acknowledgements of one queue come at once', async () => {
+      const log = ctx.backend.log;
+      await log.append(batch(Array.from({ length: 10 }, () => message(['SUP0000001']))));
+      for (let round = 0; round < 3; round++) {
+        const base = round * 10;
+        if (round > 0) await log.append(batch(Array.from({ length: 10 }, () => message(['SUP0000001']))));
+        const [low, high] = await Promise.all([log.acknowledge(sup, base + 4), log.acknowledge(sup, base + 10)]);
+        // Either order: the lower first (it accounts for base..4, the higher for 4..10), or the higher first
+        // (it accounts for them all, the lower for none). Never a position twice, none left out.
+        expect([[base, base + 4], [null, base]]).toContainEqual([low, high]);
+        expect((await log.queueState(sup)).ackedSeq).toBe(base + 10);
+      }
+    });
+
     it("records dead letters, the new position and the senders' notices in one settlement, once", async () => {
       const { log, deadLetters } = ctx.backend;
       const a = message(['SUP0000001']);

@@ -17,6 +17,8 @@ export class PgDeadLetters implements DeadLetters {
     if (query.channel !== undefined) add('q.channel = ?', query.channel);
     if (query.state !== undefined) add('d.state = ?', query.state);
     if (query.seqs !== undefined) add('d.seq = ANY(?::bigint[])', query.seqs);
+    if (query.after !== undefined) add('d.seq > ?', query.after);
+    if (query.upTo !== undefined) add('d.seq <= ?', query.upTo);
     args.push(query.limit);
     const rows = await this.d.query<Omit<DeadLetter, 'queue'> & { recipient: string; channel: string }>(
       `SELECT q.recipient_dip_id AS recipient, q.channel, d.seq, d.message_id AS "messageId", m.transaction_id AS "transactionId",

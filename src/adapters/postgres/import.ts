@@ -4,6 +4,7 @@ import { PgDatabase, type PostgresOptions } from './database.js';
 import { dayOf } from './partitions.js';
 import { realmOf } from '../../ports/portal-accounts.js';
 import { REGISTRY_CHANNEL } from './schema.js';
+import { ACKNOWLEDGED_LOOKBACK } from '../archive-sql.js';
 import { takeIds } from './write-batches.js';
 
 const BATCH = 1000;
@@ -153,9 +154,10 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
     case 'queue': {
       for (const q of group as Array<Of<'queue'>>) {
         const { rows } = await c.query<{ id: number }>(
-          `INSERT INTO queues (recipient_dip_id, channel, head, acked_seq, pulled_seq) VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (recipient_dip_id, channel) DO UPDATE SET head = excluded.head, acked_seq = excluded.acked_seq, pulled_seq = excluded.pulled_seq RETURNING id`,
-          [q.recipientDipId, q.channel, q.headSeq, q.ackedSeq, q.pulledSeq ?? 0],
+          `INSERT INTO queues (recipient_dip_id, channel, head, acked_seq, pulled_seq, told_seq, told_from) VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (recipient_dip_id, channel) DO UPDATE SET head = excluded.head, acked_seq = excluded.acked_seq, pulled_seq = excluded.pulled_seq,
+             told_seq = excluded.told_seq, told_from = excluded.told_from RETURNING id`,
+          [q.recipientDipId, q.channel, q.headSeq, q.ackedSeq, q.pulledSeq ?? 0, ...toldOf(q)]
         );
         queueIds.set(`${q.recipientDipId}\u0000${q.channel}`, rows[0]!.id);
       }
@@ -242,4 +244,10 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
       return;
     }
   }
+}
+
+/** A queue's acknowledged position and the one before it (see MigrationRecord 'queue'). */
+function toldOf(q: { ackedSeq: number; toldSeq?: number; toldFrom?: number }): [number, number] {
+  const told = q.toldSeq ?? Math.max(q.ackedSeq - ACKNOWLEDGED_LOOKBACK, 0);
+  return [told, q.toldFrom ?? told];
 }

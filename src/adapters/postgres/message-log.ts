@@ -249,8 +249,28 @@ export class PgMessageLog implements MessageLog {
       }
       await writeBatches(this.d, c, notices, locked);
       await this.d.saveHeads(c, locked);
-      await c.query('UPDATE queues SET acked_seq = greatest(acked_seq, $1) WHERE id = $2', [settlement.upTo, id]);
+      // A delivery (a webhook's, the DIP's own consumer's): nothing before it is left for a pull's acknowledgement to name.
+      const delivered = dead.length === 0 ? ', told_from = CASE WHEN told_seq < $1 THEN $1 ELSE told_from END, told_seq = greatest(told_seq, $1)' : '';
+      await c.query(`UPDATE queues SET acked_seq = greatest(acked_seq, $1)${delivered} WHERE id = $2`, [settlement.upTo, id]);
     }, daysOfBatches(notices));
+  }
+
+  async acknowledge(queue: QueueRef, sequence: number): Promise<number | null> {
+    // One statement, so one round trip and idempotent: run again (its answer lost), it finds the position it
+    // wrote and answers the same. Under READ COMMITTED a concurrent acknowledgement's committed row is the one
+    // updated (told_from is then that one's position); when this one moves nothing, the row as the statement
+    // found it answers: the same position again (its `told_from`), or one behind (none).
+    const rows = await this.d.query<{ from: string | number }>(
+      `WITH moved AS (
+         UPDATE queues SET acked_seq = greatest(acked_seq, $3), told_from = told_seq, told_seq = $3
+          WHERE recipient_dip_id = $1 AND channel = $2 AND told_seq < $3
+         RETURNING told_from AS "from")
+       SELECT "from" FROM moved
+       UNION ALL
+       SELECT told_from FROM queues WHERE recipient_dip_id = $1 AND channel = $2 AND told_seq = $3 AND NOT EXISTS (SELECT 1 FROM moved)`,
+      [queue.recipientDipId, queue.channel, sequence],
+    );
+    return rows[0] === undefined ? null : Number(rows[0].from);
   }
 
   async markPulled(queue: QueueRef, upTo: number): Promise<void> {

@@ -21,23 +21,18 @@ export class SqliteDeadLetters implements DeadLetters {
   async deadLetters(query: DeadLetterQuery): Promise<DeadLetter[]> {
     const where: string[] = [];
     const args: Array<string | number> = [];
-    if (query.recipientDipId !== undefined) {
-      where.push('q.recipient_dip_id = ?');
-      args.push(query.recipientDipId);
-    }
-    if (query.channel !== undefined) {
-      where.push('q.channel = ?');
-      args.push(query.channel);
-    }
-    if (query.state !== undefined) {
-      where.push('d.state = ?');
-      args.push(query.state);
-    }
-    if (query.seqs !== undefined) {
-      // One parameter however many positions (SQLite caps a statement's parameters).
-      where.push('d.seq IN (SELECT value FROM json_each(?))');
-      args.push(JSON.stringify(query.seqs));
-    }
+    const add = (clause: string, value: string | number | undefined): void => {
+      if (value === undefined) return;
+      where.push(clause);
+      args.push(value);
+    };
+    add('q.recipient_dip_id = ?', query.recipientDipId);
+    add('q.channel = ?', query.channel);
+    add('d.state = ?', query.state);
+    // One parameter however many positions (SQLite caps a statement's parameters).
+    add('d.seq IN (SELECT value FROM json_each(?))', query.seqs && JSON.stringify(query.seqs));
+    add('d.seq > ?', query.after);
+    add('d.seq <= ?', query.upTo);
     args.push(query.limit);
     const rows = this.d.db
       .prepare<unknown[], Omit<DeadLetter, 'queue'> & { recipient: string; channel: string }>(

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import type { SecurityPattern } from '../../domain/channel.js';
 import type { MigrationCounts, MigrationRecord } from '../migration.js';
+import { ACKNOWLEDGED_BEFORE } from '../archive-sql.js';
 
 /**
  * Reads what a cluster needs from an embedded store, for `dip migrate export`: data keys, participants,
@@ -53,10 +54,14 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
       count('senderRef');
       yield { type: 'senderRef', ...r };
     }
+    // told_seq and told_from were added in place (schema.ts): a file no newer DIP opened has none, and its
+    // acknowledged positions are read from the delivery journal as that version read them.
+    const hasTold = db.prepare<[], { name: string }>('PRAGMA table_info(queues)').all().some((c) => c.name === 'told_seq');
     const queues = db
-      .prepare<[], { id: number; recipientDipId: string; channel: string; ackedSeq: number; headSeq: number; pulledSeq: number }>(
-        `SELECT q.id, q.recipient_dip_id AS recipientDipId, q.channel, q.acked_seq AS ackedSeq, q.pulled_seq AS pulledSeq,
-                max(q.acked_seq, coalesce((SELECT max(seq) FROM queue_entries e WHERE e.queue_id = q.id), 0)) AS headSeq FROM queues q`,
+      .prepare<[], { id: number; recipientDipId: string; channel: string; ackedSeq: number; headSeq: number; pulledSeq: number; toldSeq: number; toldFrom: number }>(
+        `SELECT queues.id, queues.recipient_dip_id AS recipientDipId, queues.channel, queues.acked_seq AS ackedSeq, queues.pulled_seq AS pulledSeq,
+                ${hasTold ? 'queues.told_seq' : ACKNOWLEDGED_BEFORE} AS toldSeq, ${hasTold ? 'queues.told_from' : ACKNOWLEDGED_BEFORE} AS toldFrom,
+                max(queues.acked_seq, coalesce((SELECT max(seq) FROM queue_entries e WHERE e.queue_id = queues.id), 0)) AS headSeq FROM queues`,
       )
       .all();
     // capacity was added in place too (schema.ts): a file no newer DIP opened has none, its entries the rule of their time.
@@ -93,7 +98,7 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
     }
     for (const q of queues) {
       count('queue');
-      yield { type: 'queue', recipientDipId: q.recipientDipId, channel: q.channel, ackedSeq: q.ackedSeq, headSeq: q.headSeq, pulledSeq: q.pulledSeq };
+      yield { type: 'queue', recipientDipId: q.recipientDipId, channel: q.channel, ackedSeq: q.ackedSeq, headSeq: q.headSeq, pulledSeq: q.pulledSeq, toldSeq: q.toldSeq, toldFrom: q.toldFrom };
       // The queue's new messages first, then its positions: the importer writes each kind in bulk.
       const pending = entries.all(q.id, q.ackedSeq);
       for (const e of pending) {

@@ -52,6 +52,10 @@ export class SqliteMessageLog implements MessageLog {
           WHERE q.id = ?`,
       ),
       ack: db.prepare('UPDATE queues SET acked_seq = max(acked_seq, ?) WHERE id = ?'),
+      // A delivery (a webhook's, the DIP's own consumer's): nothing before it is left for a pull's acknowledgement to name.
+      delivered: db.prepare<[{ upTo: number; id: number }]>('UPDATE queues SET acked_seq = max(acked_seq, @upTo), told_from = CASE WHEN told_seq < @upTo THEN @upTo ELSE told_from END, told_seq = max(told_seq, @upTo) WHERE id = @id'),
+      told: db.prepare<[number], { told: number; from: number }>('SELECT told_seq AS told, told_from AS "from" FROM queues WHERE id = ?'),
+      acknowledged: db.prepare<[{ upTo: number; id: number }]>('UPDATE queues SET acked_seq = max(acked_seq, @upTo), told_from = told_seq, told_seq = @upTo WHERE id = @id'),
       pulled: db.prepare('UPDATE queues SET pulled_seq = max(pulled_seq, ?) WHERE id = ?'),
       pending: db.prepare<[], { recipient: string; channel: string }>(
         `SELECT q.recipient_dip_id AS recipient, q.channel AS channel FROM queues q
@@ -186,7 +190,24 @@ export class SqliteMessageLog implements MessageLog {
       const now = this.d.options.clock.now();
       for (const dl of settlement.deadLetters ?? []) this.s.insertDeadLetter.run(q.id, dl.seq, dl.messageId, dl.reason, dl.status, dl.detail, now);
       if (settlement.notices && settlement.notices.messages.length > 0) this.writeBatch(settlement.notices);
-      this.s.ack.run(settlement.upTo, q.id);
+      if (settlement.deadLetters?.length) this.s.ack.run(settlement.upTo, q.id);
+      else this.s.delivered.run({ upTo: settlement.upTo, id: q.id });
+    });
+  }
+
+  async acknowledge(queue: QueueRef, sequence: number): Promise<number | null> {
+    const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
+    if (!q) return null;
+    // A repeat, or one behind, is answered from the row as it is: no write.
+    const unmoved = (told: { told: number; from: number } | undefined): number | null => (told === undefined || told.told > sequence ? null : told.from);
+    const before = this.s.told.get(q.id);
+    if (before === undefined || before.told >= sequence) return unmoved(before);
+    // Read again inside the write: another acknowledgement may have moved it meanwhile.
+    return this.d.write(() => {
+      const now = this.s.told.get(q.id);
+      if (now === undefined || now.told >= sequence) return unmoved(now);
+      this.s.acknowledged.run({ upTo: sequence, id: q.id });
+      return now.told;
     });
   }
 

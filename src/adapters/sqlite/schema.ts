@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { mpanIndexed } from '../archive-sql.js';
+import { ACKNOWLEDGED_BEFORE, mpanIndexed } from '../archive-sql.js';
 import { unreadableGeneration } from '../schema-generation.js';
 import { StoreError } from '../../ports/errors.js';
 
@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS queues (
   acked_seq INTEGER NOT NULL DEFAULT 0,
   -- The last position a pull handed out: a pull's acknowledgement may not pass it (nor acked_seq). migrate() adds it to older files.
   pulled_seq INTEGER NOT NULL DEFAULT 0,
+  -- The recipient's acknowledged position: the last a pull's acknowledgement (or a delivery) reached, and the
+  -- one before it. A pull's acknowledgement names what was set aside between the two (MessageLog.acknowledge).
+  told_seq INTEGER NOT NULL DEFAULT 0,
+  told_from INTEGER NOT NULL DEFAULT 0,
   UNIQUE (recipient_dip_id, channel)
 );
 CREATE TABLE IF NOT EXISTS queue_entries (
@@ -331,6 +335,16 @@ export function migrate(db: Database.Database): void {
   // What pulls handed out (2026-12-03): 0 on an older file, which max(pulled_seq, acked_seq) reads as
   // "up to the acknowledged position" until the recipient's next pull.
   if (!db.prepare<[], { name: string }>('PRAGMA table_info(queues)').all().some((c) => c.name === 'pulled_seq')) db.exec('ALTER TABLE queues ADD COLUMN pulled_seq INTEGER NOT NULL DEFAULT 0');
+  // The recipient's acknowledged position (2026-12-06), kept in the queue's row: before, each acknowledgement
+  // read it from the delivery journal. Filled in once, from the journal as that read it.
+  if (!db.prepare<[], { name: string }>('PRAGMA table_info(queues)').all().some((c) => c.name === 'told_seq')) {
+    db.transaction(() => {
+      db.exec('ALTER TABLE queues ADD COLUMN told_seq INTEGER NOT NULL DEFAULT 0');
+      db.exec('ALTER TABLE queues ADD COLUMN told_from INTEGER NOT NULL DEFAULT 0');
+      db.exec(`UPDATE queues SET told_seq = ${ACKNOWLEDGED_BEFORE}`);
+      db.exec('UPDATE queues SET told_from = told_seq');
+    })();
+  }
   // Whether a publication's notice is queued (2026-12-03): what a crash between the record and the notice
   // left unqueued is queued at the next start. Rows from before read 1: their notice was queued, or their
   // publication taken back (and their notice, with no sender reference, could not be told from a second).

@@ -72,7 +72,7 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
     operationId: 'acknowledgeMessages',
     tags,
     summary: 'Acknowledge pulled messages up to a position (OpenDIP)',
-    description: `Moves the durable position to \`sequence\`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the ${SEQUENCE_HEADER} you processed. \`sequence\` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. Messages in the range acknowledged that the DIP set aside before the acknowledgement (gone stale while pulled, refused: dead letters, their senders told "not delivered") are named in the 200 answer: the first entry MSG0000 says how many and which positions, then one entry per message (its transactionID, MSG1000 and why, at most 20), on every acknowledgement until one moves the position past them. A \`sequence\` that is not a whole number from 0 to 9007199254740991 (Number.MAX_SAFE_INTEGER: a larger one would be read rounded): 400, MSG1001. With a webhook registered for the messages: 409, as a pull.`,
+    description: `Moves the durable position to \`sequence\`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the ${SEQUENCE_HEADER} you processed. \`sequence\` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. Messages in the range acknowledged that the DIP set aside before the acknowledgement (gone stale while pulled, refused: dead letters, their senders told "not delivered") are named in the 200 answer: the first entry MSG0000 says how many and which positions, then one entry per message (its transactionID, MSG1000 and why, at most 20). The range is from the previous acknowledgement (or webhook delivery) to this one, so each is named once: by the acknowledgement whose range holds it, and again only by that same acknowledgement sent again (its answer lost); not by a later one, nor by one behind the position. A \`sequence\` that is not a whole number from 0 to 9007199254740991 (Number.MAX_SAFE_INTEGER: a larger one would be read rounded): 400, MSG1001. With a webhook registered for the messages: 409, as a pull.`,
     params: channelRecipientParams,
     headers: signatureHeaders,
     body: ACK_SCHEMA,
@@ -157,21 +157,25 @@ async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, 
   const decision = judgeAck(state, sequence);
   // Past what any pull handed out: those messages were never read, and acknowledging them would lose them.
   if (decision.kind === 'refused') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, decision.help);
-  // What the DIP set aside in the range acknowledged (gone stale while pulled: its sender told "not
-  // delivered"): named in the answer, or the recipient believes it delivered them (set-aside-unseen.ts).
-  const setAside = await setAsideUnseen(deps.journal, deps.deadLetters, queue, state.ackedSeq, sequence);
-  // Behind the position (a repeat, or another puller of the queue, on another node say, went further):
-  // nothing to do, not an error; and a recipient that never had a message has no queue to write to.
-  if (decision.kind === 'unchanged') return sendAcknowledged(deps, reply, queue, decision.help, setAside);
-  // The recipient has read them: their delivery (spec 5.11.1, latency "to the time the recipient reads
-  // the message"), journalled before the position moves. The other order could lose it: a journal write
-  // failing after the settle is answered 503, and the ack sent again finds nothing left to acknowledge.
-  // An ack sent again after a 503 is a new attempt with an ID of its own: when the first one's record
-  // went through (a lost answer, or the settle failed), the journal holds the range twice.
-  const startedAt = deps.clock.now();
-  await deps.journal.recordAttempt({ attemptId: newAttemptId(startedAt, deps.randomBytes), queue, firstSeq: state.ackedSeq + 1, lastSeq: sequence, url: PULL_ACKNOWLEDGED, startedAt, latencyMs: 0, status: null, verdict: 'delivered', error: null });
-  await deps.queues.settle(queue, { upTo: sequence });
-  return sendAcknowledged(deps, reply, queue, `acknowledged up to ${sequence}`, setAside);
+  // Only one past the settled position delivers anything: one at or behind it (a repeat, or another puller
+  // of the queue, on another node say, went further) is no error, and journals nothing.
+  if (decision.kind === 'advance') {
+    // The recipient has read them: their delivery (spec 5.11.1, latency "to the time the recipient reads
+    // the message"), journalled before the position moves. The other order could lose it: a journal write
+    // failing after the settle is answered 503, and the ack sent again finds nothing left to acknowledge.
+    // An ack sent again after a 503 is a new attempt with an ID of its own: when the first one's record
+    // went through (a lost answer, or the settle failed), the journal holds the range twice.
+    const startedAt = deps.clock.now();
+    await deps.journal.recordAttempt({ attemptId: newAttemptId(startedAt, deps.randomBytes), queue, firstSeq: state.ackedSeq + 1, lastSeq: sequence, url: PULL_ACKNOWLEDGED, startedAt, latencyMs: 0, status: null, verdict: 'delivered', error: null });
+  }
+  // Settled and recorded as the recipient's acknowledged position in one step, which says where the positions
+  // it accounts for begin: what the DIP set aside among them (gone stale while pulled: its sender told "not
+  // delivered") is named in the answer, once, or the recipient believes it delivered them (set-aside-unseen.ts).
+  // One behind the recipient's acknowledged position moves nothing; one at the settled position, only the
+  // recipient's (nothing, for a recipient that never had a message: it has no queue).
+  const from = await deps.queues.acknowledge(queue, sequence);
+  const setAside = await setAsideUnseen(deps.deadLetters, queue, from, sequence);
+  return sendAcknowledged(deps, reply, queue, decision.kind === 'unchanged' ? decision.help : `acknowledged up to ${sequence}`, setAside);
 }
 
 /**
