@@ -109,17 +109,20 @@ export interface SavedReportInput {
 const oneOfList = <V extends string>(values: readonly V[], v: string): v is V => (values as readonly string[]).includes(v);
 
 /**
- * The definition and mailing `input` asks for, or why not (naming the field). `knownChannel` says whether
- * an interface ID is a channel of this DIP: an unknown one would save a report that always shows nothing.
+ * The definition and mailing `input` asks for, or why not (naming the field). `channelId` gives an
+ * interface ID in the catalogue's own spelling, undefined for none of this DIP's: an unknown one would
+ * save a report that always shows nothing, and so would one saved as typed in another case (the report
+ * compares channel IDs as stored).
  */
-export function readSavedReport(input: SavedReportInput, knownChannel: (id: string) => boolean): { ok: true; name: string; definition: ReportDefinition; mailing: ReportMailing | null } | { ok: false; problem: string } {
+export function readSavedReport(input: SavedReportInput, channelId: (id: string) => string | undefined): { ok: true; name: string; definition: ReportDefinition; mailing: ReportMailing | null } | { ok: false; problem: string } {
   const name = input.name.trim();
   if (name === '' || name.length > SAVED_REPORT_NAME_MAX) return { ok: false, problem: `name: 1 to ${SAVED_REPORT_NAME_MAX} characters` };
   if (!oneOfList(SAVED_REPORT_KINDS, input.report)) return { ok: false, problem: `report: one of ${SAVED_REPORT_KINDS.join(', ')}` };
   if (!oneOfList(PERIOD_NAMES, input.period)) return { ok: false, problem: `period: one of ${PERIOD_NAMES.join(', ')}` };
-  const channels = [...new Set(input.channels.split(',').map((c) => c.trim()).filter((c) => c !== ''))];
-  const unknown = channels.filter((c) => !knownChannel(c));
+  const given = input.channels.split(',').map((c) => c.trim()).filter((c) => c !== '');
+  const unknown = given.filter((c) => channelId(c) === undefined);
   if (unknown.length) return { ok: false, problem: `channels: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} no channel of this DIP` };
+  const channels = [...new Set(given.map((c) => channelId(c)!))];
   const party = (field: 'sender' | 'recipient'): string | null | { problem: string } => {
     const v = input[field].trim();
     if (v === '') return null;

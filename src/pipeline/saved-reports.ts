@@ -28,7 +28,8 @@ export async function runDefinition(reports: Pick<Reports, 'throughput' | 'laten
 
 export interface SaveReportDeps {
   store: Pick<SavedReports, 'create'>;
-  knownChannel(id: string): boolean;
+  /** An interface ID in the catalogue's spelling, or undefined: no channel of this DIP. */
+  channelId(id: string): string | undefined;
   /** Whether saved reports may be e-mailed here (an SMTP server is configured). */
   mailing: boolean;
   now(): number;
@@ -39,7 +40,7 @@ export interface SaveReportDeps {
  * or says why not: the input's own problem, no e-mail where none is sent, the owner's cap, a name it uses.
  */
 export async function saveReport(deps: SaveReportDeps, owner: string, participantDipId: string | null, input: SavedReportInput): Promise<{ ok: true; report: SavedReport } | { ok: false; problem: string }> {
-  const read = readSavedReport(input, (id) => deps.knownChannel(id));
+  const read = readSavedReport(input, (id) => deps.channelId(id));
   if (!read.ok) return read;
   if (read.mailing && !deps.mailing) return { ok: false, problem: 'every: this DIP sends no e-mail (no SMTP server is configured): save it without' };
   const now = deps.now();
