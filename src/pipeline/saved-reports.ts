@@ -36,7 +36,7 @@ export interface SaveReportDeps {
 }
 
 /**
- * Saves a report for a portal account (its username; the participant it acts for, null for an operator),
+ * Saves a report for its owner (reportOwner or systemOwner; the participant it acts for, null for an operator),
  * or says why not: the input's own problem, no e-mail where none is sent, the owner's cap, a name it uses.
  */
 export async function saveReport(deps: SaveReportDeps, owner: string, participantDipId: string | null, input: SavedReportInput): Promise<{ ok: true; report: SavedReport } | { ok: false; problem: string }> {
