@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
 import { monotonicClock, systemClock } from './adapters/clock.js';
 import { adminAlarmRoutes } from './api/alarm-routes.js';
+import { adminSavedReportRoutes } from './api/admin-saved-reports.js';
 import { answers as adminAnswers } from './api/admin-schemas.js';
 import { channelAdminRoutes } from './api/admin-channels.js';
 import { registerRoutes } from './api/admin-register.js';
@@ -206,6 +207,8 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
   const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, get encryption() { return encryption.certificatePem(); } };
 
+  // Saved reports (spec 5.11): the portals' and both APIs', in one store; e-mailed where an SMTP server is configured.
+  const savedReports = { store: backend.savedReports, mailing: config.observability.alarms.smtp !== null };
   const overload = new OverloadGuard(config.overload, load, config.bodyLimitBytes);
   metrics.watchOverload(() => overload.stats());
   const apiDeps = {
@@ -221,6 +224,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     exhausted,
     clockCheck,
     reports,
+    savedReports,
     maintenance,
     metrics,
   };
@@ -238,8 +242,9 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     clock, logger, journal: backend.journal, lifecycle, registry, registryStore: backend.registry, accounts: portalAccounts, issueCertificate: issueFromCsr,
     portalUrl: () => portalBase ?? '',
   }, life);
+  const operators = new OperatorAccounts(backend.registry, backend.journal, clock);
   const operator = await startOperatorListener(config, {
-    operators: new OperatorAccounts(backend.registry, backend.journal, clock),
+    operators,
     journal: backend.journal,
     now: () => clock.now(),
     portalAccounts,
@@ -273,6 +278,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       async (a) => maintenanceAdminRoutes(a, { maintenance }),
       async (a) => publicationAdminRoutes(a, { publications, delivery }),
       ...(alarmApi ? [async (a: FastifyInstance) => adminAlarmRoutes(a, alarmApi)] : []),
+      async (a) => adminSavedReportRoutes(a, { ...savedReports, reports, channelId: (id) => channel(id)?.interfaceId, now: () => clock.now() }),
       ...(activityLog ? [async (a: FastifyInstance) => activityRoutes(a, { store: activityLog.store, now: () => clock.now() })] : []),
     ],
   }, metrics, clock, life);
@@ -281,7 +287,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),
     replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, maintenance, certificates,
     alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports, selfService,
-    savedReports: { store: backend.savedReports, mailing: config.observability.alarms.smtp !== null },
+    savedReports,
     operatorApi: operator.operatorApi,
     issueCertificate: issueFromCsr,
     onboarding,
@@ -303,7 +309,12 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const retention = startRetention(config, backend, channelSettings, clock, logger, life);
   schedulePublicationRetention(publications, config.purgeIntervalSeconds * 1000, clock, logger, life);
   startExpiryWarnings(config, pkiDirectory, registry, clock, logger, life);
-  startSavedReportMail(config, backend, reports, (dipId) => registry.refusal(dipId), () => portalBase ?? '', clock, logger, life);
+  startSavedReportMail(config, backend, {
+    reports,
+    mayAct: (dipId) => registry.active(dipId) !== undefined,
+    operatorEnabled: async (name) => (await operators.list()).some((o) => o.name === name && !o.disabled),
+    portalUrl: () => portalBase ?? '',
+  }, clock, logger, life);
   const port = participant.port;
   logger.info({ port, adminPort: operator.port, portalPort, dataDir: config.dataDir, environment: config.environment, storage: backend.kind, coordination: coordination.kind }, 'OpenDIP listening');
 

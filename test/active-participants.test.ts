@@ -56,6 +56,14 @@ describe('a suspended participant, on every participant-facing route', () => {
 
   it('refuses its own signed calls (403, the reason) on every route of the participant API', async () => {
     expect(apiRoutes().length).toBeGreaterThan(30);
+    // The OpenDIP extensions are among them: saved reports (all five), as the published routes.
+    expect(apiRoutes().filter((op) => op.url.startsWith('/observability/saved-reports')).map((op) => `${op.method} ${op.url}`).sort()).toEqual([
+      'DELETE /observability/saved-reports/:id',
+      'GET /observability/saved-reports',
+      'GET /observability/saved-reports/:id',
+      'GET /observability/saved-reports/:id/run',
+      'POST /observability/saved-reports',
+    ]);
     const answered: string[] = [];
     for (const op of apiRoutes()) {
       const answer = await sup.client.call(op.method, pathOf(op, sup.dipId), op.method === 'GET' || op.method === 'DELETE' ? '' : '[]', op.method === 'GET' || op.method === 'DELETE' ? {} : { 'content-type': 'application/json' });

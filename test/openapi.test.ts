@@ -226,7 +226,7 @@ describe('the OpenAPI document of the participant listener', () => {
     expect(bare).toEqual([]);
   });
 
-  it("tells the truth for OpenDIP's extensions too: publications, alarms and self-service answers validate against their documented schemas", async () => {
+  it("tells the truth for OpenDIP's extensions too: publications, alarms, saved reports and self-service answers validate against their documented schemas", async () => {
     const check = checker();
     const sup = h.sup.dipId;
     // [method, path as called, body, status expected, path as documented]
@@ -236,6 +236,12 @@ describe('the OpenAPI document of the participant listener', () => {
       ['GET', '/observability/alarms', undefined, 200, '/observability/alarms'],
       ['DELETE', '/observability/alarm-subscriptions/nope', undefined, 404, '/observability/alarm-subscriptions/{id}'],
       ['POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['nonsense'] }), 400, '/observability/alarm-subscriptions'],
+      ['GET', '/observability/saved-reports', undefined, 200, '/observability/saved-reports'],
+      ['POST', '/observability/saved-reports', JSON.stringify({ name: 'documented', report: 'latency', period: 'day', channels: ['IF-021'] }), 201, '/observability/saved-reports'],
+      ['POST', '/observability/saved-reports', JSON.stringify({ name: 'documented', report: 'latency', period: 'day' }), 400, '/observability/saved-reports'],
+      ['GET', '/observability/saved-reports/nope', undefined, 404, '/observability/saved-reports/{id}'],
+      ['GET', '/observability/saved-reports/nope/run', undefined, 404, '/observability/saved-reports/{id}/run'],
+      ['DELETE', '/observability/saved-reports/nope', undefined, 404, '/observability/saved-reports/{id}'],
       ['GET', '/catalogue/api/search', undefined, 400, '/catalogue/api/search'],
       ['GET', `/participants/${sup}`, undefined, 200, '/participants/{recipient-id}'],
       ['PUT', `/participants/${sup}/roles/SUP`, undefined, 403, '/participants/{recipient-id}/roles/{role}'],

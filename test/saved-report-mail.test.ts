@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SmtpMailer } from '../src/adapters/mail/smtp-mailer.js';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
-import { nextMailAfter, type ReportMailing, type SavedReport } from '../src/domain/saved-report.js';
+import { nextMailAfter, reportOwner, systemOwner, type ReportMailing, type SavedReport } from '../src/domain/saved-report.js';
 import type { ReportFilter, Viewer } from '../src/pipeline/reports.js';
 import { SavedReportMail } from '../src/pipeline/saved-report-mail.js';
 import type { PortalAccount } from '../src/ports/portal-accounts.js';
@@ -47,6 +47,8 @@ describe('saved reports e-mailed', () => {
   const asked: Array<{ viewer: Viewer; filter: ReportFilter }> = [];
   /** Participants suspended now (Registry.refusal's answer for them). */
   const suspended = new Map<string, string>();
+  /** Operator accounts (OperatorAccounts): an automation account has no portal sign-in. */
+  const operators = new Map<string, 'enabled' | 'disabled'>();
   const reports = {
     throughput: async (viewer: Viewer, filter: ReportFilter) => {
       asked.push({ viewer, filter });
@@ -61,9 +63,10 @@ describe('saved reports e-mailed', () => {
     smtp = await startSmtp();
     asked.length = 0;
     suspended.clear();
+    operators.clear();
     const mailer = new SmtpMailer({ host: '127.0.0.1', port: smtp.port, secure: false, requireTLS: false, user: null, pass: null, from: 'dip@example.net' });
     // Two nodes sharing the store, each with its own timer, as a cluster's would.
-    nodes = [0, 1].map(() => new SavedReportMail({ store: backend.savedReports, reports, accounts: backend.portalAccounts, refusal: (dipId) => suspended.get(dipId) ?? null, mailer, clock, logger: quietLogger, portalUrl: () => 'https://portal.example.net' }));
+    nodes = [0, 1].map(() => new SavedReportMail({ store: backend.savedReports, reports, accounts: backend.portalAccounts, mayAct: (dipId) => !suspended.has(dipId), operatorEnabled: async (name) => operators.get(name) === 'enabled', mailer, clock, logger: quietLogger, portalUrl: () => 'https://portal.example.net' }));
     for (const n of nodes) n.start();
     await backend.portalAccounts.createAccount(account('alice', 'SUP0000001'));
   });
@@ -73,11 +76,11 @@ describe('saved reports e-mailed', () => {
     await backend.close();
   });
 
-  const save = async (id: string, mailing: ReportMailing, owner = 'user:alice') => {
+  const save = async (id: string, mailing: ReportMailing, owner = 'user:alice', participantDipId: string | null = 'SUP0000001') => {
     const r: SavedReport = {
       id,
       owner,
-      participantDipId: 'SUP0000001',
+      participantDipId,
       name: `IF-021 ${id}`,
       definition: { report: 'throughput', period: 'day', channels: ['IF-021'], sender: null, recipient: null },
       mailing,
@@ -146,6 +149,31 @@ describe('saved reports e-mailed', () => {
     await advance(HOUR);
     expect(smtp.mails).toHaveLength(0);
     suspended.clear();
+    await advance(DAY);
+    expect(smtp.mails).toHaveLength(1);
+  });
+
+  // Failed before the API kept saved reports of its own callers: an owner key naming no portal account was
+  // never e-mailed (ownerAccount knew only the portals' two realms).
+  it("sends a participant system's report (saved over the signed API) while the participant may act, saying how to stop it over the API", async () => {
+    await save('system', { to: 'ops@supplier.example', every: 'daily', format: 'summary' }, systemOwner('SUP0000001'));
+    await advance(HOUR);
+    expect(smtp.mails).toHaveLength(1);
+    expect(unquoted(smtp.mails[0]!.data)).toContain('stop it by DELETE /observability/saved-reports/system.');
+    expect(asked.map((a) => a.viewer)).toEqual([{ kind: 'participant', dipId: 'SUP0000001' }]);
+    suspended.set('SUP0000001', 'SUP0000001 is suspended by the operator');
+    await advance(DAY);
+    expect(smtp.mails).toHaveLength(1);
+  });
+
+  it("sends an automation operator account's report (no portal sign-in) while the account is enabled, as the operator sees reports", async () => {
+    operators.set('robot', 'enabled');
+    await save('robot', { to: 'noc@dip.example', every: 'daily', format: 'summary' }, reportOwner({ participantDipId: null, username: 'robot' }), null);
+    await advance(HOUR);
+    expect(smtp.mails).toHaveLength(1);
+    expect(unquoted(smtp.mails[0]!.data)).toContain('stop it by DELETE /admin/saved-reports/robot.');
+    expect(asked.map((a) => a.viewer)).toEqual([{ kind: 'operator' }]);
+    operators.set('robot', 'disabled');
     await advance(DAY);
     expect(smtp.mails).toHaveLength(1);
   });

@@ -9,6 +9,7 @@ import type { ClockCheck } from '../pipeline/clock-check.js';
 import type { DipMetrics } from '../pipeline/metrics.js';
 import type { AlarmApiDeps } from './alarm-routes.js';
 import type { Reports } from '../pipeline/reports.js';
+import type { SavedReports } from '../ports/saved-reports.js';
 import type { Channel } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { Ingest } from '../pipeline/ingest.js';
@@ -91,6 +92,8 @@ export interface ApiDeps {
   maintenance?: Pick<Maintenance, 'current'>;
   /** Reports, traces and journeys (spec 5.11). */
   reports?: Reports;
+  /** Saved reports (spec 5.11), the portals' store; `mailing`: an SMTP server is configured. With `reports`: /observability/saved-reports. */
+  savedReports?: { store: Pick<SavedReports, 'list' | 'get' | 'create' | 'remove'>; mailing: boolean };
 }
 
 /** What every route plugin is registered with (`app.register(plugin, { deps })`). */

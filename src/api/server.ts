@@ -42,6 +42,7 @@ import { validateRoutes } from './routes/validate.js';
 import { maintenanceRoutes } from './routes/maintenance.js';
 import { registerPublicationRoutes } from './routes/publications.js';
 import { registerAlarmRoutes } from './routes/alarms.js';
+import { registerSavedReportApi } from './routes/saved-reports.js';
 import { registerParticipantRoutes } from './routes/participants.js';
 import { registerReportRoutes, reportNames } from './report-routes.js';
 import { admitted } from './guard.js';
@@ -553,6 +554,10 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
         logger: deps.logger,
       }),
     );
+  }
+  const saved = deps.savedReports;
+  if (reports && saved) {
+    void app.register(async (instance) => registerSavedReportApi(instance, deps, { ...saved, reports, channelId: (id) => deps.channel(id)?.interfaceId, now: () => deps.clock.now() }));
   }
   // Every method HTTP defines that node parses (TRACE, QUERY, WebDAV's PROPFIND, LINK …) is routed, so that
   // on a known path it is answered 405 too, not 404 as if the path did not exist. CONNECT never reaches a route.

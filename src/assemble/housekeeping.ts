@@ -50,10 +50,10 @@ export function startExpiryWarnings(config: DipConfig, pkiDir: string, registry:
  * Saved reports e-mailed daily or weekly, through the one SMTP server (observability.alarms.smtp); not
  * started without one (the portal then offers no e-mail). On every node: each e-mail is claimed in the store.
  */
-export function startSavedReportMail(config: DipConfig, backend: Backend, reports: SavedReportMailDeps['reports'], refusal: SavedReportMailDeps['refusal'], portalUrl: () => string, clock: Clock, logger: Logger, life: Lifecycle): void {
+export function startSavedReportMail(config: DipConfig, backend: Backend, owners: Pick<SavedReportMailDeps, 'reports' | 'mayAct' | 'operatorEnabled' | 'portalUrl'>, clock: Clock, logger: Logger, life: Lifecycle): void {
   if (!config.observability.alarms.smtp) return;
   const mailer = new SmtpMailer(config.observability.alarms.smtp);
-  const mail = new SavedReportMail({ store: backend.savedReports, reports, accounts: backend.portalAccounts, refusal, mailer, clock, logger, portalUrl });
+  const mail = new SavedReportMail({ ...owners, store: backend.savedReports, accounts: backend.portalAccounts, mailer, clock, logger });
   mail.start();
   life.started('saved report e-mail', async () => {
     await mail.stop();

@@ -13,6 +13,9 @@ export const OPERATOR_NAME_PATTERN = /^[a-z0-9][\w.-]{0,63}$/i;
 /** DELETE here is a sign-out (src/api/admin-operators.ts SIGN_IN_PATH). */
 const SIGN_OUT_PATH = '/admin/session';
 
+/** An operator's own saved reports (src/api/admin-saved-reports.ts). */
+const SAVED_REPORTS_PATH = '/admin/saved-reports';
+
 /** Paths only an admin may change (and, for operator accounts, read). */
 const SECURITY_PATHS = ['/admin/operators', '/admin/pki', '/admin/keys'];
 
@@ -69,6 +72,8 @@ export function operatorRefusal(role: OperatorRole, method: string, path: string
   // Signing out ends the caller's own sessions and changes nothing of the DIP: a viewer must be able to
   // (`dip logout`), not be left holding a token it cannot end short of an admin disabling the account.
   if (method === 'DELETE' && path === SIGN_OUT_PATH) return null;
+  // One's own saved reports change nothing of the DIP (every role saves them in the operator portal too).
+  if (under([SAVED_REPORTS_PATH], path)) return null;
   if (under(['/admin/operators'], path)) return 'only an admin manages operator accounts';
   if (method === 'GET' || method === 'HEAD') {
     return role === 'viewer' && under(CONTENT_PATHS, path) ? 'message contents (personal data) and the API activity log are for the operator and admin roles' : null;

@@ -5,7 +5,9 @@ import { DIP_ID_PATTERN } from './participant.js';
  * A portal user's saved report (spec 5.11: "Users will be able to configure their individual reporting
  * ... requirements from the dashboard, e.g. via email"): a report and its filters under a name of the
  * user's, its period relative (the last 24 hours by hour, not fixed dates), so opening it runs the report
- * now; optionally e-mailed daily or weekly (src/pipeline/saved-report-mail.ts).
+ * now; optionally e-mailed daily or weekly (src/pipeline/saved-report-mail.ts). Kept as well by
+ * operator-API callers and participants' systems (src/api/saved-report-routes.ts), each under an owner key
+ * of its own kind (reportOwner, systemOwner).
  */
 
 const HOUR = 3_600_000;
@@ -64,7 +66,7 @@ export interface ReportMailing {
 
 export interface SavedReport {
   id: string;
-  /** The portal account (reportOwner: its realm and username): only it lists, opens and deletes the report. */
+  /** Its owner's key (reportOwner: a portal account's or an operator's; systemOwner: a participant system's): only it lists, opens and deletes the report. */
   owner: string;
   /** The participant the owner acts for (the report's viewer); null for an operator. */
   participantDipId: string | null;
@@ -109,17 +111,20 @@ export interface SavedReportInput {
 const oneOfList = <V extends string>(values: readonly V[], v: string): v is V => (values as readonly string[]).includes(v);
 
 /**
- * The definition and mailing `input` asks for, or why not (naming the field). `knownChannel` says whether
- * an interface ID is a channel of this DIP: an unknown one would save a report that always shows nothing.
+ * The definition and mailing `input` asks for, or why not (naming the field). `channelId` gives an
+ * interface ID in the catalogue's own spelling, undefined for none of this DIP's: an unknown one would
+ * save a report that always shows nothing, and so would one saved as typed in another case (the report
+ * compares channel IDs as stored).
  */
-export function readSavedReport(input: SavedReportInput, knownChannel: (id: string) => boolean): { ok: true; name: string; definition: ReportDefinition; mailing: ReportMailing | null } | { ok: false; problem: string } {
+export function readSavedReport(input: SavedReportInput, channelId: (id: string) => string | undefined): { ok: true; name: string; definition: ReportDefinition; mailing: ReportMailing | null } | { ok: false; problem: string } {
   const name = input.name.trim();
   if (name === '' || name.length > SAVED_REPORT_NAME_MAX) return { ok: false, problem: `name: 1 to ${SAVED_REPORT_NAME_MAX} characters` };
   if (!oneOfList(SAVED_REPORT_KINDS, input.report)) return { ok: false, problem: `report: one of ${SAVED_REPORT_KINDS.join(', ')}` };
   if (!oneOfList(PERIOD_NAMES, input.period)) return { ok: false, problem: `period: one of ${PERIOD_NAMES.join(', ')}` };
-  const channels = [...new Set(input.channels.split(',').map((c) => c.trim()).filter((c) => c !== ''))];
-  const unknown = channels.filter((c) => !knownChannel(c));
+  const given = input.channels.split(',').map((c) => c.trim()).filter((c) => c !== '');
+  const unknown = given.filter((c) => channelId(c) === undefined);
   if (unknown.length) return { ok: false, problem: `channels: ${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} no channel of this DIP` };
+  const channels = [...new Set(given.map((c) => channelId(c)!))];
   const party = (field: 'sender' | 'recipient'): string | null | { problem: string } => {
     const v = input[field].trim();
     if (v === '') return null;
@@ -157,16 +162,32 @@ export function describeDefinition(d: ReportDefinition): string {
 /**
  * The owner key of an account's saved reports: its realm and username, since an operator and a
  * participant's user may bear the same name (the two realms of src/ports/portal-accounts.ts) and must
- * never see each other's reports.
+ * never see each other's reports. An operator-API caller is keyed the same way (`operator:<name>`): the
+ * operator accounts' names are one namespace, and an operator's portal sign-in exists only for the
+ * operator account of that name (POST /admin/portal/accounts), so it is the same operator, who sees the
+ * same reports from either door.
  */
 export function reportOwner(account: { participantDipId: string | null; username: string }): string {
   // The realm as src/ports/portal-accounts.ts's realmOf tells it: an operator's account has no participant.
   return `${account.participantDipId === null ? 'operator' : 'user'}:${account.username}`;
 }
 
-/** The account a report's owner key names (reportOwner's inverse): the realm has no colon, the name may. */
-export function ownerAccount(owner: string): { realm: 'operator' | 'user'; username: string } | undefined {
+/**
+ * The owner key of a participant's system calling the signed participant API (`participant:<DIP ID>`): a
+ * realm of its own, so none of its users' (`user:<name>`, each their own) and no operator's: a user whose
+ * name is a DIP ID still never sees its participant system's reports, nor the system a user's.
+ */
+export function systemOwner(dipId: string): string {
+  return `participant:${dipId}`;
+}
+
+/** Whom a report's owner key names (reportOwner's and systemOwner's inverse): the realm has no colon, the name may. */
+export type ReportOwner = { realm: 'operator' | 'user'; username: string } | { realm: 'participant'; dipId: string };
+
+export function ownerOf(owner: string): ReportOwner | undefined {
   const at = owner.indexOf(':');
   const realm = owner.slice(0, at);
-  return realm === 'operator' || realm === 'user' ? { realm, username: owner.slice(at + 1) } : undefined;
+  const name = owner.slice(at + 1);
+  if (realm === 'participant') return { realm, dipId: name };
+  return realm === 'operator' || realm === 'user' ? { realm, username: name } : undefined;
 }

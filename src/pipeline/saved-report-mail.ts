@@ -1,4 +1,4 @@
-import { definitionQuery, ownerAccount, describeDefinition, nextMailAfter, type ReportDefinition, type SavedReport } from '../domain/saved-report.js';
+import { definitionQuery, ownerOf, describeDefinition, nextMailAfter, type ReportDefinition, type SavedReport } from '../domain/saved-report.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { Mailer } from '../ports/mailer.js';
@@ -16,8 +16,13 @@ export interface SavedReportMailDeps {
   store: Pick<SavedReports, 'due' | 'claimDue'>;
   reports: Pick<Reports, 'throughput' | 'latency'>;
   accounts: Pick<PortalAccounts, 'account'>;
-  /** Why a participant may not act now (suspended: Registry.refusal), or null: its users are then sent nothing, as its portal refuses them. */
-  refusal(dipId: string): string | null;
+  /**
+   * Whether a participant may act now (registered, not suspended: Registry.active, built on
+   * Registry.refusal): else its users and its systems are sent nothing, as its portal and API refuse them.
+   */
+  mayAct(dipId: string): boolean;
+  /** Whether an operator account of that name is enabled: an automation account's reports (no portal sign-in) are sent while it is. */
+  operatorEnabled(name: string): Promise<boolean>;
   mailer: Mailer;
   clock: Clock;
   logger: Logger;
@@ -74,11 +79,8 @@ export class SavedReportMail {
 
   private async send(r: SavedReport, now: number): Promise<boolean> {
     const mailing = r.mailing!;
-    // Only while its owner may still read it as then: an account disabled, removed or moved to another
-    // participant since is sent nothing (its reports stay until deleted or the account is back).
-    const named = ownerAccount(r.owner);
-    const account = named && (await this.deps.accounts.account(named.realm, named.username));
-    if (!account || account.disabled || account.participantDipId !== r.participantDipId || (r.participantDipId !== null && this.deps.refusal(r.participantDipId) !== null)) {
+    const door = await this.door(r);
+    if (door === null) {
       this.deps.logger.info({ owner: r.owner, report: r.id }, 'saved reports: not e-mailed, its owner can no longer read it');
       return false;
     }
@@ -87,7 +89,8 @@ export class SavedReportMail {
     const page = `${this.deps.portalUrl()}${r.participantDipId === null ? '/operator' : '/portal'}/reports?${definitionQuery(r.definition)}`;
     const span = `${new Date(period.fromMs).toISOString()} to ${new Date(period.toMs).toISOString()}`;
     const head = `Your saved report "${r.name}" (${describeDefinition(r.definition)}), ${span}.`;
-    const footer = `\n\nThe report in the portal: ${page}\nThis report is e-mailed ${mailing.every}; stop it by deleting "${r.name}" on the portal's Reports page.\n`;
+    const stop = door === 'portal' ? `deleting "${r.name}" on the portal's Reports page` : `${door === 'participant-api' ? 'DELETE /observability' : 'DELETE /admin'}/saved-reports/${r.id}`;
+    const footer = `\n\nThe report in the portal: ${page}\nThis report is e-mailed ${mailing.every}; stop it by ${stop}.\n`;
     const subject = `OpenDIP report: ${r.name}`;
     if (mailing.format === 'csv') {
       const filename = `${r.definition.report}-${new Date(period.toMs).toISOString().slice(0, 10)}.csv`;
@@ -97,6 +100,22 @@ export class SavedReportMail {
     }
     this.deps.logger.info({ owner: r.owner, report: r.id, every: mailing.every, format: mailing.format }, 'saved reports: report e-mailed');
     return true;
+  }
+
+  /**
+   * Where the report's owner may still read it as when it was saved, so where it is stopped; null: nowhere,
+   * and it is sent nothing (its reports stay until deleted or the owner is back). A portal account disabled,
+   * removed or moved to another participant since, a participant that may not act (its users' and its
+   * systems' alike), an operator-API caller without a portal sign-in whose operator account is disabled.
+   */
+  private async door(r: SavedReport): Promise<'portal' | 'participant-api' | 'operator-api' | null> {
+    const owner = ownerOf(r.owner);
+    if (!owner || (r.participantDipId !== null && !this.deps.mayAct(r.participantDipId))) return null;
+    if (owner.realm === 'participant') return owner.dipId === r.participantDipId ? 'participant-api' : null;
+    const account = await this.deps.accounts.account(owner.realm, owner.username);
+    if (account) return !account.disabled && account.participantDipId === r.participantDipId ? 'portal' : null;
+    // An operator calling the operator API alone (an automation account): no portal sign-in to read it by.
+    return owner.realm === 'operator' && (await this.deps.operatorEnabled(owner.username)) ? 'operator-api' : null;
   }
 }
 

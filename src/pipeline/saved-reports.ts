@@ -28,18 +28,19 @@ export async function runDefinition(reports: Pick<Reports, 'throughput' | 'laten
 
 export interface SaveReportDeps {
   store: Pick<SavedReports, 'create'>;
-  knownChannel(id: string): boolean;
+  /** An interface ID in the catalogue's spelling, or undefined: no channel of this DIP. */
+  channelId(id: string): string | undefined;
   /** Whether saved reports may be e-mailed here (an SMTP server is configured). */
   mailing: boolean;
   now(): number;
 }
 
 /**
- * Saves a report for a portal account (its username; the participant it acts for, null for an operator),
+ * Saves a report for its owner (reportOwner or systemOwner; the participant it acts for, null for an operator),
  * or says why not: the input's own problem, no e-mail where none is sent, the owner's cap, a name it uses.
  */
 export async function saveReport(deps: SaveReportDeps, owner: string, participantDipId: string | null, input: SavedReportInput): Promise<{ ok: true; report: SavedReport } | { ok: false; problem: string }> {
-  const read = readSavedReport(input, (id) => deps.knownChannel(id));
+  const read = readSavedReport(input, (id) => deps.channelId(id));
   if (!read.ok) return read;
   if (read.mailing && !deps.mailing) return { ok: false, problem: 'every: this DIP sends no e-mail (no SMTP server is configured): save it without' };
   const now = deps.now();

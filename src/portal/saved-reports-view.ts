@@ -43,8 +43,8 @@ export interface SavedReportsPage {
 export async function saveShownReport(deps: PortalDeps, o: SavedReportsPage): Promise<FastifyReply> {
   const owner = reportOwner(o.signed.account);
   const input = savedReportInput(o.req.body);
-  const shown = readSavedReport({ ...input, name: 'shown', every: 'none' }, () => true);
-  const made = await saveReport({ store: deps.savedReports.store, knownChannel: (id) => deps.channel(id) !== undefined, mailing: deps.savedReports.mailing, now: () => deps.clock.now() }, owner, o.participantDipId, input);
+  const shown = readSavedReport({ ...input, name: 'shown', every: 'none' }, (id) => id);
+  const made = await saveReport({ store: deps.savedReports.store, channelId: (id) => deps.channel(id)?.interfaceId, mailing: deps.savedReports.mailing, now: () => deps.clock.now() }, owner, o.participantDipId, input);
   if (!made.ok) return o.page(shown.ok ? shown.definition : null, { kind: 'error', text: `not saved: ${made.problem}` }, 400);
   const r = made.report;
   deps.logger.info({ username: owner, participant: o.participantDipId, id: r.id, mailed: r.mailing?.every ?? null }, 'portal: report saved');

@@ -8528,6 +8528,612 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/saved-reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's saved reports */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The caller's saved reports, oldest first */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            savedReports: {
+                                channels: string[];
+                                /** @description Milliseconds since the Unix epoch */
+                                createdAt: number;
+                                email: string | null;
+                                /**
+                                 * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
+                                 * @enum {string}
+                                 */
+                                every: "none" | "daily" | "weekly";
+                                /**
+                                 * @description With every: the rows as a CSV attachment, or a summary of totals and a link to the portal's page
+                                 * @enum {string|null}
+                                 */
+                                format: "csv" | "summary" | null;
+                                id: string;
+                                name: string;
+                                /** @description When its next e-mail is due, epoch ms; null: not e-mailed */
+                                nextDueAt: number | null;
+                                /** @description `operator:<name>` (an operator, from the operator API or the operator portal), `participant:<DIP ID>` (a participant system, from the participant API) or `user:<name>` (a portal user) */
+                                owner: string;
+                                /**
+                                 * @description Relative to when it runs: day (the last 24 hours, per hour), week (7 days, per day), month (30 days, per day)
+                                 * @enum {string}
+                                 */
+                                period: "day" | "week" | "month";
+                                recipient: string | null;
+                                /**
+                                 * @description The report it runs (and an e-mail carries): throughput or latency, as GET …/reports/throughput and …/latency
+                                 * @enum {string}
+                                 */
+                                report: "throughput" | "latency";
+                                sender: string | null;
+                            }[];
+                        };
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Save a report under a name, optionally e-mailed daily or weekly (at most 20 per caller) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description Interface IDs (any case; kept in the catalogue's spelling); absent or empty: every channel */
+                        channels?: string[];
+                        /** @description With every: the address it is sent to */
+                        email?: string | null;
+                        /**
+                         * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
+                         * @enum {string}
+                         */
+                        every?: "none" | "daily" | "weekly";
+                        /**
+                         * @description With every: the rows as a CSV attachment, or a summary of totals and a link to the portal's page
+                         * @enum {string|null}
+                         */
+                        format?: "csv" | "summary" | null;
+                        /** @description 1 to 80 characters (spaces around trimmed), once among the caller's saved reports */
+                        name: string;
+                        /**
+                         * @description Relative to when it runs: day (the last 24 hours, per hour), week (7 days, per day), month (30 days, per day)
+                         * @enum {string}
+                         */
+                        period: "day" | "week" | "month";
+                        /** @description A DIP ID (10 letters or digits): its copies only; absent, null or empty: any */
+                        recipient?: string | null;
+                        /**
+                         * @description The report it runs (and an e-mail carries): throughput or latency, as GET …/reports/throughput and …/latency
+                         * @enum {string}
+                         */
+                        report: "throughput" | "latency";
+                        /** @description A DIP ID (10 letters or digits): what it sent; absent, null or empty: any */
+                        sender?: string | null;
+                    };
+                };
+            };
+            responses: {
+                /** @description Saved */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            channels: string[];
+                            /** @description Milliseconds since the Unix epoch */
+                            createdAt: number;
+                            email: string | null;
+                            /**
+                             * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
+                             * @enum {string}
+                             */
+                            every: "none" | "daily" | "weekly";
+                            /**
+                             * @description With every: the rows as a CSV attachment, or a summary of totals and a link to the portal's page
+                             * @enum {string|null}
+                             */
+                            format: "csv" | "summary" | null;
+                            id: string;
+                            name: string;
+                            /** @description When its next e-mail is due, epoch ms; null: not e-mailed */
+                            nextDueAt: number | null;
+                            /** @description `operator:<name>` (an operator, from the operator API or the operator portal), `participant:<DIP ID>` (a participant system, from the participant API) or `user:<name>` (a portal user) */
+                            owner: string;
+                            /**
+                             * @description Relative to when it runs: day (the last 24 hours, per hour), week (7 days, per day), month (30 days, per day)
+                             * @enum {string}
+                             */
+                            period: "day" | "week" | "month";
+                            recipient: string | null;
+                            /**
+                             * @description The report it runs (and an e-mail carries): throughput or latency, as GET …/reports/throughput and …/latency
+                             * @enum {string}
+                             */
+                            report: "throughput" | "latency";
+                            sender: string | null;
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/saved-reports/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of the caller's saved reports */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The saved report's ID */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The saved report */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            channels: string[];
+                            /** @description Milliseconds since the Unix epoch */
+                            createdAt: number;
+                            email: string | null;
+                            /**
+                             * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
+                             * @enum {string}
+                             */
+                            every: "none" | "daily" | "weekly";
+                            /**
+                             * @description With every: the rows as a CSV attachment, or a summary of totals and a link to the portal's page
+                             * @enum {string|null}
+                             */
+                            format: "csv" | "summary" | null;
+                            id: string;
+                            name: string;
+                            /** @description When its next e-mail is due, epoch ms; null: not e-mailed */
+                            nextDueAt: number | null;
+                            /** @description `operator:<name>` (an operator, from the operator API or the operator portal), `participant:<DIP ID>` (a participant system, from the participant API) or `user:<name>` (a portal user) */
+                            owner: string;
+                            /**
+                             * @description Relative to when it runs: day (the last 24 hours, per hour), week (7 days, per day), month (30 days, per day)
+                             * @enum {string}
+                             */
+                            period: "day" | "week" | "month";
+                            recipient: string | null;
+                            /**
+                             * @description The report it runs (and an e-mail carries): throughput or latency, as GET …/reports/throughput and …/latency
+                             * @enum {string}
+                             */
+                            report: "throughput" | "latency";
+                            sender: string | null;
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Delete one of the caller's saved reports (its e-mails stop) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The saved report's ID */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/saved-reports/{id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Run one of the caller's saved reports now: its rows over its period ending now */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The saved report's ID */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The report, run now */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** Format: date-time */
+                            from: string;
+                            /** @enum {string} */
+                            granularity: "minute" | "hour" | "day" | "month";
+                            id: string;
+                            name: string;
+                            /**
+                             * @description The report it runs (and an e-mail carries): throughput or latency, as GET …/reports/throughput and …/latency
+                             * @enum {string}
+                             */
+                            report: "throughput" | "latency";
+                            /** @description The rows of GET …/reports/throughput or …/latency (as `report` says) over the period, as the portal's Reports page charts them */
+                            rows: {
+                                [key: string]: unknown;
+                            }[];
+                            /** Format: date-time */
+                            to: string;
+                        };
+                    };
+                };
+                /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description No such resource */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/session": {
         parameters: {
             query?: never;

@@ -1538,6 +1538,59 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/observability/saved-reports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's saved reports (OpenDIP) */
+        get: operations["listSavedReports"];
+        put?: never;
+        /** Save a report under a name, optionally e-mailed daily or weekly (at most 20 per caller) (OpenDIP) */
+        post: operations["saveReport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/observability/saved-reports/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of the caller's saved reports (OpenDIP) */
+        get: operations["getSavedReport"];
+        put?: never;
+        post?: never;
+        /** Delete one of the caller's saved reports (its e-mails stop) (OpenDIP) */
+        delete: operations["deleteSavedReport"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/observability/saved-reports/{id}/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Run one of the caller's saved reports now: its rows over its period ending now (OpenDIP) */
+        get: operations["runSavedReport"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/participants/{recipient-id}": {
         parameters: {
             query?: never;
@@ -12661,6 +12714,762 @@ export interface operations {
                             /** @description What holds, with its numbers (dead letters, failed calls, minutes) as of the last evaluation (every observability.alarms.evaluateIntervalMs, 10 s by default) */
                             summary: string;
                         }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    listSavedReports: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The caller's saved reports, oldest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        savedReports: {
+                            channels: string[];
+                            /** @description Milliseconds since the Unix epoch */
+                            createdAt: number;
+                            email: string | null;
+                            /**
+                             * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
+                             * @enum {string}
+                             */
+                            every: "none" | "daily" | "weekly";
+                            /**
+                             * @description With every: the rows as a CSV attachment, or a summary of totals and a link to the portal's page
+                             * @enum {string|null}
+                             */
+                            format: "csv" | "summary" | null;
+                            id: string;
+                            name: string;
+                            /** @description When its next e-mail is due, epoch ms; null: not e-mailed */
+                            nextDueAt: number | null;
+                            /** @description `operator:<name>` (an operator, from the operator API or the operator portal), `participant:<DIP ID>` (a participant system, from the participant API) or `user:<name>` (a portal user) */
+                            owner: string;
+                            /**
+                             * @description Relative to when it runs: day (the last 24 hours, per hour), week (7 days, per day), month (30 days, per day)
+                             * @enum {string}
+                             */
+                            period: "day" | "week" | "month";
+                            recipient: string | null;
+                            /**
+                             * @description The report it runs (and an e-mail carries): throughput or latency, as GET …/reports/throughput and …/latency
+                             * @enum {string}
+                             */
+                            report: "throughput" | "latency";
+                            sender: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    saveReport: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Interface IDs (any case; kept in the catalogue's spelling); absent or empty: every channel */
+                    channels?: string[];
+                    /** @description With every: the address it is sent to */
+                    email?: string | null;
+                    /**
+                     * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
+                     * @enum {string}
+                     */
+                    every?: "none" | "daily" | "weekly";
+                    /**
+                     * @description With every: the rows as a CSV attachment, or a summary of totals and a link to the portal's page
+                     * @enum {string|null}
+                     */
+                    format?: "csv" | "summary" | null;
+                    /** @description 1 to 80 characters (spaces around trimmed), once among the caller's saved reports */
+                    name: string;
+                    /**
+                     * @description Relative to when it runs: day (the last 24 hours, per hour), week (7 days, per day), month (30 days, per day)
+                     * @enum {string}
+                     */
+                    period: "day" | "week" | "month";
+                    /** @description A DIP ID (10 letters or digits): its copies only; absent, null or empty: any */
+                    recipient?: string | null;
+                    /**
+                     * @description The report it runs (and an e-mail carries): throughput or latency, as GET …/reports/throughput and …/latency
+                     * @enum {string}
+                     */
+                    report: "throughput" | "latency";
+                    /** @description A DIP ID (10 letters or digits): what it sent; absent, null or empty: any */
+                    sender?: string | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Saved */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        channels: string[];
+                        /** @description Milliseconds since the Unix epoch */
+                        createdAt: number;
+                        email: string | null;
+                        /**
+                         * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
+                         * @enum {string}
+                         */
+                        every: "none" | "daily" | "weekly";
+                        /**
+                         * @description With every: the rows as a CSV attachment, or a summary of totals and a link to the portal's page
+                         * @enum {string|null}
+                         */
+                        format: "csv" | "summary" | null;
+                        id: string;
+                        name: string;
+                        /** @description When its next e-mail is due, epoch ms; null: not e-mailed */
+                        nextDueAt: number | null;
+                        /** @description `operator:<name>` (an operator, from the operator API or the operator portal), `participant:<DIP ID>` (a participant system, from the participant API) or `user:<name>` (a portal user) */
+                        owner: string;
+                        /**
+                         * @description Relative to when it runs: day (the last 24 hours, per hour), week (7 days, per day), month (30 days, per day)
+                         * @enum {string}
+                         */
+                        period: "day" | "week" | "month";
+                        recipient: string | null;
+                        /**
+                         * @description The report it runs (and an e-mail carries): throughput or latency, as GET …/reports/throughput and …/latency
+                         * @enum {string}
+                         */
+                        report: "throughput" | "latency";
+                        sender: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    getSavedReport: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The saved report's ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The saved report */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        channels: string[];
+                        /** @description Milliseconds since the Unix epoch */
+                        createdAt: number;
+                        email: string | null;
+                        /**
+                         * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
+                         * @enum {string}
+                         */
+                        every: "none" | "daily" | "weekly";
+                        /**
+                         * @description With every: the rows as a CSV attachment, or a summary of totals and a link to the portal's page
+                         * @enum {string|null}
+                         */
+                        format: "csv" | "summary" | null;
+                        id: string;
+                        name: string;
+                        /** @description When its next e-mail is due, epoch ms; null: not e-mailed */
+                        nextDueAt: number | null;
+                        /** @description `operator:<name>` (an operator, from the operator API or the operator portal), `participant:<DIP ID>` (a participant system, from the participant API) or `user:<name>` (a portal user) */
+                        owner: string;
+                        /**
+                         * @description Relative to when it runs: day (the last 24 hours, per hour), week (7 days, per day), month (30 days, per day)
+                         * @enum {string}
+                         */
+                        period: "day" | "week" | "month";
+                        recipient: string | null;
+                        /**
+                         * @description The report it runs (and an e-mail carries): throughput or latency, as GET …/reports/throughput and …/latency
+                         * @enum {string}
+                         */
+                        report: "throughput" | "latency";
+                        sender: string | null;
+                    };
+                };
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    deleteSavedReport: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The saved report's ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request: the help text names the field and why */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Unauthorised Error: API key, client certificate or signature missing or not agreeing */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Forbidden: the caller may not act for this participant, role or channel */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Not found: no such channel or resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Method Not Allowed (Allow names the methods the path takes) */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Request Timeout */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Payload Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Too Many Requests (Retry-After says when to try again) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Service Unavailable: the store takes no writes now; nothing was accepted, unless the help says the DIP cannot tell (its store lost the answer as it committed) (Retry-After) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+        };
+    };
+    runSavedReport: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description base64 SHA-256 of the raw body bytes */
+                "X-DIP-Content-Hash": string;
+                /** @description base64 RSASSA-PKCS1-v1_5 SHA-256 signature over METHOD;url-lower-cased;date;content-hash */
+                "X-DIP-Signature": string;
+                /** @description base64 of the signer's certificate in PEM; it must be the mutual-TLS client certificate's participant */
+                "X-DIP-Signature-Certificate": string;
+                /** @description UTC ISO-8601 with milliseconds, e.g. 2025-06-27T14:29:09.061Z; bounded clock skew */
+                "X-DIP-Signature-Date": string;
+            };
+            path: {
+                /** @description The saved report's ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The report, run now */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        from: string;
+                        /** @enum {string} */
+                        granularity: "minute" | "hour" | "day" | "month";
+                        id: string;
+                        name: string;
+                        /**
+                         * @description The report it runs (and an e-mail carries): throughput or latency, as GET …/reports/throughput and …/latency
+                         * @enum {string}
+                         */
+                        report: "throughput" | "latency";
+                        /** @description The rows of GET …/reports/throughput or …/latency (as `report` says) over the period, as the portal's Reports page charts them */
+                        rows: {
+                            [key: string]: unknown;
+                        }[];
+                        /** Format: date-time */
+                        to: string;
                     };
                 };
             };
