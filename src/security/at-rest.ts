@@ -109,13 +109,6 @@ export function indexesByHash(sealer: Pick<ValueSealer, 'index'>): boolean {
   return isIndexValue(sealer.index('0000000000000'));
 }
 
-/** Which layout a stored value was sealed in (null: not a sealed value, e.g. a store that does not seal). */
-export function sealedFormat(value: Buffer): 'plain' | 'compressed' | null {
-  if (value.length < 5 + GCM_IV + GCM_TAG) return null;
-  const unbound = value[0]! > BOUND ? value[0]! - BOUND : value[0];
-  return unbound === VERSION ? 'plain' : unbound === COMPRESSED || unbound === COMPRESSED_WITH_DICTIONARY ? 'compressed' : null;
-}
-
 /**
  * Whether a stored raw request was deflated by the writer before sealing: format 1, written before
  * 2026-12-01 (since, the sealer compresses it itself; a bound one never was).
