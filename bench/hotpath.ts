@@ -16,12 +16,12 @@
  * `crossKeep` / `crossSealed`: an append's messages crossing from an ingest thread, kept or not (see cross()).
  * `seal` is sealParts (src/security/seal-batch.ts) with a real Sealer: the raw request and each outbound
  * copy compressed and sealed, each MPAN indexed (every MPAN a different one, as in a day's IF-021s); it
- * also prints the stored bytes a message.
+ * also prints the stored bytes a message. `sealBound`: the same in the formats bound to their record (4-6).
  * `surrogates` is the lone-surrogate check on that batch (no `\u` escape of D800–DFFF: the byte search alone),
  * `surrogatesFlagged` on a batch whose every item holds an escaped pair, so that every parsed item's strings are read.
  * `pattern3` is splitPattern3 (src/pipeline/patterns.ts) on an IF-021 item carrying four recipients' JWEs
  * (its CustomBlock encrypted to four RSA keys, ~5.7 kB each): the shape check each copy gets at submission.
- * Usage: npx tsx bench/hotpath.ts [depth|numbers|numbersFlagged|parse|whole|items|surrogates|surrogatesFlagged|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|seal|pattern3|all] [batches] [batchSize]
+ * Usage: npx tsx bench/hotpath.ts [depth|numbers|numbersFlagged|parse|whole|items|surrogates|surrogatesFlagged|acceptWhole|acceptItems|crossKeep|crossSealed|walk|validate|stamp|splice|raw|deflate|seal|sealBound|pattern3|all] [batches] [batchSize]
  */
 import { createPublicKey } from 'node:crypto';
 import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
@@ -187,21 +187,27 @@ function deflate(): void {
   sink += deflateRawSync(body, { level: 1 }).length;
 }
 /** A real Sealer, its data keys in memory and wrapped by an identity KEK (what wraps them is not measured). */
-const sealer = await Sealer.open({ wrap: async (k) => k, unwrap: async (k) => k }, (() => {
+const memoryKeys = (() => {
   const wrappedKeys: Array<{ id: number; wrapped: Buffer }> = [];
   return { dataKeys: async () => wrappedKeys, addDataKey: async (wrapped: Buffer) => wrappedKeys.push({ id: wrappedKeys.length + 1, wrapped }) };
-})());
+})();
+const sealer = await Sealer.open({ wrap: async (k) => k, unwrap: async (k) => k }, memoryKeys);
+/** `sealBound`: the same, in the formats bound to their record (storage.atRest.bindToRecord, the default). */
+const boundSealer = await Sealer.open({ wrap: async (k) => k, unwrap: async (k) => k }, memoryKeys, { bindToRecord: true });
 const accepted: AcceptedMessage[] = copies.map((outbound, i) => ({
-  transactionId: `T-${i}`, channel: 'IF-021', eventCode: 'IF-021', senderDipId: '0123456789', senderRole: 'SDS',
+  // A transaction ID as long as the DIP's (bound sealing authenticates it with the copy).
+  transactionId: `T-IF-021-0123456789-SDS-20260101-${String(i).padStart(16, '0')}`, channel: 'IF-021', eventCode: 'IF-021', senderDipId: '0123456789', senderRole: 'SDS',
   senderUniqueReference: `r${i}`, correlationId: null, mpan: null, receivedAt: 0, outbound, recipients: ['abcdef0123'],
 }));
 let mpanSerial = 0;
-function seal(): void {
+function sealWith(by: Sealer): void {
   // A fresh MPAN per message: in a national day each MPAN has about one IF-021, so nothing repeats.
   for (const m of accepted) m.mpan = `19${String(mpanSerial++).padStart(11, '0')}`;
-  const s = sealParts({ channel: 'IF-021', senderDipId: '0123456789', receivedAt: 0, rawRequest: body, signatureHeaders: '{}', messages: accepted }, sealer);
+  const s = sealParts({ channel: 'IF-021', senderDipId: '0123456789', receivedAt: 0, rawRequest: body, signatureHeaders: '{}', messages: accepted }, by);
   sink += s.outbound.length + s.raw.length;
 }
+const seal = (): void => sealWith(sealer);
+const sealBound = (): void => sealWith(boundSealer);
 /** One IF-021 item under pattern 3: its CustomBlock replaced by four recipients' JWEs (each batch: `size` of them checked). */
 // A fixed public key (no key generation: its random prime search would swing start-up under callgrind).
 const pattern3Key = createPublicKey("-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwaLR/xZFQ3A6nRCJoc2A\npLSMxi/XnhT+ecwT0l4eCAmVyNuzmJwu110ZPh1FTPPnj5pvpILuEtgTQI1ozZLe\nZztz6HeYP+TMb/9PWJWaNZmbfOOTB1VQbeO5u8babL5hVe1FNukNMFfLUD5ccK+5\nqjxGg+e7lj4yVA/wpk1UDEYNhi5p122fy/Luo/tgDrnRCy+J6QfDcUZeUR0d8ymh\nvQ3g94/gIctyPxrLdEq2QkdRUDi5fcn7ZWRiB1s23oO87u8JEv7OxQExM8+b+RM4\nqV8CLpVHNaZSj/TbRDMNiuiN4P6WU7r16iq7txAJA+YCzrrZS+0DHqD4QNVSVBI5\newIDAQAB\n-----END PUBLIC KEY-----\n");
@@ -216,7 +222,7 @@ const pattern3Item = await (async () => {
 function pattern3(): void {
   for (let i = 0; i < size; i++) if (splitPattern3(pattern3Item).ok) sink++;
 }
-const stages: Record<string, () => void> = { depth, numbers, numbersFlagged, parse, whole, items, surrogates, surrogatesFlagged, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate, seal, pattern3 };
+const stages: Record<string, () => void> = { depth, numbers, numbersFlagged, parse, whole, items, surrogates, surrogatesFlagged, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate, seal, sealBound, pattern3 };
 const run = stage === 'all' ? Object.values(stages) : [stages[stage]!];
 if (!run[0]) throw new Error(`unknown stage ${stage}`);
 for (let i = 0; i < 20; i++) for (const f of run) f(); // warm up (JIT)
@@ -225,9 +231,9 @@ for (let i = 0; i < batches; i++) for (const f of run) f();
 const t = process.cpuUsage(t0);
 const us = (t.user + t.system) / (batches * size);
 console.log(`${stage}: ${us.toFixed(2)} µs CPU per message (${batches} batches of ${size}, ${body.length} bytes each) [${sink}]`);
-if (stage === 'seal') {
-  const s = sealParts({ channel: 'IF-021', senderDipId: '0123456789', receivedAt: 0, rawRequest: body, signatureHeaders: '{}', messages: accepted }, sealer);
+if (stage === 'seal' || stage === 'sealBound') {
+  const s = sealParts({ channel: 'IF-021', senderDipId: '0123456789', receivedAt: 0, rawRequest: body, signatureHeaders: '{}', messages: accepted }, stage === 'seal' ? sealer : boundSealer);
   const copyBytes = s.outbound.reduce((n, v) => n + v.length, 0) / size;
-  console.log(`seal: ${copyBytes.toFixed(0)} bytes a sealed outbound copy, ${(s.raw.length / size).toFixed(0)} of the sealed raw request a message`);
+  console.log(`${stage}: ${copyBytes.toFixed(0)} bytes a sealed outbound copy, ${(s.raw.length / size).toFixed(0)} of the sealed raw request a message`);
 }
 if (stage === 'raw' || stage === 'deflate') console.log(`${stage}: ${((stage === 'raw' ? compressSync(body) : deflateRawSync(body, { level: 1 })).length / size).toFixed(0)} bytes per message compressed`);

@@ -371,6 +371,13 @@ export interface StorageConfig {
      * in a rolling upgrade, or a rollback, would meet values it cannot open. The next release turns it on.
      */
     lz4Dictionary: boolean;
+    /**
+     * Seal each value bound to the record it belongs to (formats 4-6: a message's transaction ID, a batch,
+     * an account), so one swapped into another record in the database does not open there. On by default;
+     * no build before this one opens them, so a cluster upgraded node by node runs with it off until every
+     * node runs this version, then turns it on (docs/cluster.md, "Upgrading"). Either way every format opens.
+     */
+    bindToRecord: boolean;
   };
   /** The cluster's PostgreSQL (storage.kind cluster). */
   postgres: {
@@ -611,7 +618,7 @@ const schema: JSONSchemaType<DipConfig> = {
         maxDatabaseMb: { type: 'number', exclusiveMinimum: 0, nullable: true },
         minFreeDiskMb: { type: 'number', minimum: 0, nullable: true },
         mpanIndex: { type: 'boolean' },
-        atRest: { type: 'object', additionalProperties: false, required: [], properties: { lz4Dictionary: { type: 'boolean' } } },
+        atRest: { type: 'object', additionalProperties: false, required: [], properties: { lz4Dictionary: { type: 'boolean' }, bindToRecord: { type: 'boolean' } } },
         postgres: {
           type: 'object',
           additionalProperties: false,
@@ -875,7 +882,8 @@ export const DEFAULTS: DipConfig = {
     minFreeDiskMb: 1024,
     // Off until every node reads format 3 (this release reads it; 0.1.0 does not): the next release turns it on.
     mpanIndex: false,
-    atRest: { lz4Dictionary: false },
+    // Bound sealing on: a new deployment has no older node to read its values (docs/cluster.md tells an upgrading cluster to turn it off first).
+    atRest: { lz4Dictionary: false, bindToRecord: true },
     postgres: { url: 'postgres://postgres@127.0.0.1:5432/opendip', migrationUrl: null, poolSize: 10, writableCheckMs: 5_000 },
     nats: { servers: ['127.0.0.1:4222'], prefix: 'dip', replicas: 1, credsFile: null, user: null, pass: null, token: null, tls: null, leaseTtlMs: 6_000, pingIntervalMs: 2_000, nodeName: null },
   },

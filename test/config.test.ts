@@ -100,10 +100,13 @@ describe('configuration', () => {
   });
 
   it('seals with the LZ4 dictionary (format 3) only when storage.atRest.lz4Dictionary says so: off by default for one release', () => {
-    expect(loadConfig({ DIP_DATA_DIR: dirWith('') }).storage.atRest).toEqual({ lz4Dictionary: false });
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('') }).storage.atRest).toEqual({ lz4Dictionary: false, bindToRecord: true });
     const on = loadConfig({ DIP_DATA_DIR: dirWith(['storage:', '  atRest:', '    lz4Dictionary: true', '  maxDatabaseMb: 10'].join('\n')) }).storage;
     expect([on.atRest.lz4Dictionary, on.maxDatabaseMb, on.kind]).toEqual([true, 10, 'sqlite']);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith(['storage:', '  atRest:', '    lz4Dictionary: yes please'].join('\n')) })).toThrow(/lz4Dictionary/);
+    // storage.atRest.bindToRecord: on by default (a new deployment), turned off by an upgrading cluster; the other key keeps its default.
+    const off = loadConfig({ DIP_DATA_DIR: dirWith(['storage:', '  atRest:', '    bindToRecord: false'].join('\n')) }).storage.atRest;
+    expect(off).toEqual({ lz4Dictionary: false, bindToRecord: false });
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith(['storage:', '  atRest:', '    dictionary: true'].join('\n')) })).toThrow(/atRest/);
   });
 

@@ -47,7 +47,7 @@ describe('a data key rotated by another process or node is loaded when a value s
       await waitFor(() => handled.length === 1, 10_000, 'the message delivered');
       expect(handled).toEqual(['{"sealed":"under the new key"}']);
       // What B seals from now on is under the key in force across the cluster.
-      expect(b.sealer.seal('x').readUInt32BE(1)).toBe(rotated);
+      expect(b.sealer.seal('x', 'outbound', 'T-1').readUInt32BE(1)).toBe(rotated);
       await worker.stop();
     } finally {
       await b.backend.close();
@@ -69,17 +69,17 @@ describe('a data key rotated by another process or node is loaded when a value s
     };
     const sealer = await Sealer.open(new FileKeyEncryptionKey(join(dataDir, 'kek.key')), store, { clock });
     expect(reads).toBe(1);
-    const stray = sealer.seal('x');
+    const stray = sealer.seal('x', 'outbound', 'T-1');
     stray.writeUInt32BE(99, 1); // a damaged header: no node ever held key 99
-    for (let i = 0; i < 20; i++) expect(() => sealer.open(stray)).toThrow(DataKeyNotLoaded);
+    for (let i = 0; i < 20; i++) expect(() => sealer.open(stray, 'outbound', 'T-1')).toThrow(DataKeyNotLoaded);
     await settle();
     expect(reads).toBe(2);
     await clock.advance(RELOAD_ON_MISS_MS - 1);
-    expect(() => sealer.open(stray)).toThrow(DataKeyNotLoaded);
+    expect(() => sealer.open(stray, 'outbound', 'T-1')).toThrow(DataKeyNotLoaded);
     await settle();
     expect(reads).toBe(2);
     await clock.advance(1);
-    expect(() => sealer.open(stray)).toThrow(DataKeyNotLoaded);
+    expect(() => sealer.open(stray, 'outbound', 'T-1')).toThrow(DataKeyNotLoaded);
     await settle();
     expect(reads).toBe(3);
   });

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
 import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
-import { openReceivedRequest, sealBatch } from '../src/security/seal-batch.js';
+import { openReceivedRequest, rawRequestRecord, sealBatch, sealRawRequest, type StoredRequest } from '../src/security/seal-batch.js';
 import { tracesContract } from './contract/traces.contract.js';
 import { archiveContract } from './contract/archive.contract.js';
 import { backendContract, type SyncGate } from './contract/backend.contract.js';
@@ -163,7 +163,7 @@ describe('a delivery process reads only what the main process made durable', () 
       writer.useSealer(await Sealer.open(kek, writer.dataKeys));
       const sealer = await Sealer.open(kek, reader.dataKeys);
       let opened = 0;
-      reader.useSealer({ seal: (v) => sealer.seal(v), index: (v) => sealer.index(v), open: (v) => (opened++, sealer.open(v)) });
+      reader.useSealer({ seal: (...a) => sealer.seal(...a), index: (v) => sealer.index(v), open: (...a) => (opened++, sealer.open(...a)) });
       const sent = [message(['SUP0000001', 'MDS0000001']), message(['SUP0000001', 'MDS0000001'])];
       await writer.log.append(batch(sent));
       const ids = sent.map((m) => m.transactionId);
@@ -214,18 +214,24 @@ describe('a delivery process reads only what the main process made durable', () 
 });
 
 describe('a batch sealed beforehand (on an ingest worker thread)', () => {
-  it('opens raw requests sealed any way: format 1 deflated by the writer (until 2026-12-01), format 2 compressed by the sealer, format 3 with its dictionary (storage.atRest.lz4Dictionary: test/at-rest.test.ts)', async () => {
+  it('opens raw requests sealed any way: format 1 deflated by the writer (until 2026-12-01), format 2 compressed by the sealer, format 3 with its dictionary (storage.atRest.lz4Dictionary: test/at-rest.test.ts), formats 5 and 6 bound to their batch', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'opendip-raw-formats-'));
     const backend = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });
     try {
-      const sealer = await Sealer.open(new FileKeyEncryptionKey(join(dir, 'kek.key')), backend.dataKeys);
+      const kek = new FileKeyEncryptionKey(join(dir, 'kek.key'));
+      const sealer = await Sealer.open(kek, backend.dataKeys);
       const body = Buffer.from(JSON.stringify([{ payload: 'x'.repeat(2000) }]));
       const row = { channel: 'IF-021', senderDipId: 'SDS0000001', receivedAt: 1, signature: '{}' };
-      const format1 = sealer.seal(deflateRawSync(body, { level: 1 }));
-      const format2 = sealer.seal(body, { compress: true });
-      const format3 = (await Sealer.open(new FileKeyEncryptionKey(join(dir, 'kek.key')), backend.dataKeys, { lz4Dictionary: true })).seal(body, { compress: true });
-      expect([format1[0], format2[0], format3[0]]).toEqual([1, 2, 3]);
-      for (const raw of [format1, format2, format3]) expect(openReceivedRequest({ ...row, raw }, sealer).body.equals(body)).toBe(true);
+      const record = rawRequestRecord(row);
+      const format1 = sealer.seal(deflateRawSync(body, { level: 1 }), 'rawRequest', record);
+      const format2 = sealer.seal(body, 'rawRequest', record, { compress: true });
+      const format3 = (await Sealer.open(kek, backend.dataKeys, { lz4Dictionary: true })).seal(body, 'rawRequest', record, { compress: true });
+      const format5 = sealRawRequest({ ...row, rawRequest: body }, await Sealer.open(kek, backend.dataKeys, { bindToRecord: true })) as Buffer;
+      const format6 = sealRawRequest({ ...row, rawRequest: body }, await Sealer.open(kek, backend.dataKeys, { bindToRecord: true, lz4Dictionary: true })) as Buffer;
+      expect([format1[0], format2[0], format3[0], format5[0], format6[0]]).toEqual([1, 2, 3, 5, 6]);
+      for (const raw of [format1, format2, format3, format5, format6]) expect(openReceivedRequest({ ...row, raw }, sealer).body.equals(body)).toBe(true);
+      // A bound one read as another batch's (another time, here) is refused, naming the batch it was read as.
+      for (const raw of [format5, format6]) expect(() => openReceivedRequest({ ...row, receivedAt: 2, raw }, sealer)).toThrow(/raw request of batch \["SDS0000001","IF-021",2\] does not open as that record's/);
     } finally {
       await backend.close();
     }
@@ -261,8 +267,8 @@ describe('a batch sealed beforehand (on an ingest worker thread)', () => {
       expect((await backend.archive.findArchived({ ...q, mpan: '1111111111111' })).map((m) => m.transactionId)).toEqual([presealed.messages[0]!.transactionId, plain.messages[0]!.transactionId]);
       const db = new Database(file, { readonly: true });
       try {
-        const stored = db.prepare<[], { raw: Buffer }>('SELECT raw FROM batches ORDER BY id').all();
-        expect(stored.map((r) => sealer.open(r.raw).toString())).toEqual([presealed.rawRequest.toString(), plain.rawRequest.toString()]);
+        const stored = db.prepare<[], StoredRequest>('SELECT channel, sender_dip_id AS senderDipId, received_at AS receivedAt, raw, signature FROM batches ORDER BY id').all();
+        expect(stored.map((r) => openReceivedRequest(r, sealer).body.toString())).toEqual([presealed.rawRequest.toString(), plain.rawRequest.toString()]);
         // Sealed at rest either way: no plaintext outbound copy or MPAN on disk.
         const rows = db.prepare<[], { outbound: unknown; mpan: string | null }>('SELECT outbound, mpan FROM messages ORDER BY id').all();
         expect(rows.every((r) => Buffer.isBuffer(r.outbound))).toBe(true);

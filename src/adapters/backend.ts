@@ -77,7 +77,7 @@ export interface OpenOptions {
  * processes with the configuration they are started with.
  */
 export async function openSealer(config: DipConfig, dataKeys: Backend['dataKeys'], options: OpenOptions = {}): Promise<Sealer> {
-  return Sealer.open(await keyEncryptionKey(config), dataKeys, { lz4Dictionary: config.storage.atRest.lz4Dictionary, clock: options.clock ?? systemClock, ...(options.logger ? { logger: options.logger } : {}) });
+  return Sealer.open(await keyEncryptionKey(config), dataKeys, { lz4Dictionary: config.storage.atRest.lz4Dictionary, bindToRecord: config.storage.atRest.bindToRecord, clock: options.clock ?? systemClock, ...(options.logger ? { logger: options.logger } : {}) });
 }
 
 /**

@@ -241,7 +241,7 @@ export class PortalAccountService {
     return this.underThrottles(pending.username, options, async (now, attempt) => {
       const account = await this.store.account(pending.realm, pending.username);
       if (!account || account.totpSecretSealed !== null || !(await this.acceptable(account, options))) return ended;
-      const step = acceptTotp(this.open(pending.secretSealed), code.trim(), now, account.lastTotpStep);
+      const step = acceptTotp(this.open(pending.secretSealed, pending), code.trim(), now, account.lastTotpStep);
       if (step === null) {
         await this.audit(account, 'totp-enrolment.wrong-code', null, now);
         return wrongCode;
@@ -268,7 +268,7 @@ export class PortalAccountService {
   private async startEnrolment(account: PortalAccount, now: number): Promise<SignIn> {
     const token = `${ENROLMENT_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const secret = newTotpSecret();
-    const wanted = { realm: realmOf(account), username: account.username, tokenHash: tokenHash(token), secretSealed: this.sealed(secret), epoch: account.sessionEpoch, startedAt: now, expiresAt: now + ENROLMENT_MS };
+    const wanted = { realm: realmOf(account), username: account.username, tokenHash: tokenHash(token), secretSealed: this.sealed(secret, account), epoch: account.sessionEpoch, startedAt: now, expiresAt: now + ENROLMENT_MS };
     const pending = await this.store.startTotpEnrolment(wanted);
     // The enrolment in the way was finished between the store's two looks: the account has a factor now,
     // so a new enrolment would be pointless; the person signs in again (with a code, this time).
@@ -601,15 +601,21 @@ export class PortalAccountService {
 
   /** The account's TOTP secret; null when it has none yet (it enrols at its next sign-in). */
   private totpSecret(account: PortalAccount): string | null {
-    return account.totpSecretSealed === null ? null : this.open(account.totpSecretSealed);
+    return account.totpSecretSealed === null ? null : this.open(account.totpSecretSealed, { realm: realmOf(account), username: account.username });
   }
 
-  private sealed(secret: string): string {
-    const sealed = this.sealer.seal(secret);
+  /** A TOTP secret as stored, bound to its account (an enrolment's secret becomes the account's as it is). */
+  private sealed(secret: string, account: PortalAccount): string {
+    const sealed = this.sealer.seal(secret, 'totpSecret', totpRecord({ realm: realmOf(account), username: account.username }));
     return Buffer.isBuffer(sealed) ? sealed.toString('base64') : `plain:${sealed}`;
   }
 
-  private open(s: string): string {
-    return s.startsWith('plain:') ? s.slice(6) : this.sealer.open(Buffer.from(s, 'base64')).toString('utf8');
+  private open(s: string, owner: { realm: PortalRealm; username: string }): string {
+    return s.startsWith('plain:') ? s.slice(6) : this.sealer.open(Buffer.from(s, 'base64'), 'totpSecret', totpRecord(owner)).toString('utf8');
   }
+}
+
+/** What a TOTP secret is bound to: its account, by realm and name (names are unique within a realm only). */
+function totpRecord(owner: { realm: PortalRealm; username: string }): string {
+  return `${owner.realm}:${owner.username}`;
 }

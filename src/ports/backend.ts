@@ -26,14 +26,27 @@ export interface SealOptions {
   compress?: boolean;
 }
 
+/**
+ * The kind of record a sealed value belongs to. With the record's key it is authenticated
+ * with the value (formats 4-6, src/security/at-rest.ts), so a value moved or copied to another record, in
+ * the database or in an export edited by hand, does not open there.
+ */
+export type SealedKind = 'outbound' | 'rawRequest' | 'totpSecret' | 'encryptionKeys' | 'nodeSecret';
+
 /** How payloads are written at rest (src/security/at-rest.ts's Sealer); adapters call it, never bypass it. */
 export interface ValueSealer {
   /**
-   * `compress` compresses the value before sealing (an outbound copy: JSON, 3-4x smaller); open() undoes
-   * it, so readers never ask. A sealer that does not seal (a test store's) stores the value as it is.
+   * `kind` and `record` name the record the value belongs to (an outbound copy: its message's transaction
+   * ID); they are authenticated with it, not stored. `compress` compresses the value before sealing (an
+   * outbound copy: JSON, 3-4x smaller); open() undoes it, so readers never ask. A sealer that does not seal
+   * (a test store's) stores the value as it is.
    */
-  seal(plain: Buffer | string, options?: SealOptions): Buffer | string;
-  open(sealed: Buffer): Buffer;
+  seal(plain: Buffer | string, kind: SealedKind, record: string, options?: SealOptions): Buffer | string;
+  /**
+   * The value sealed for that record (`kind`, `record`: what it was sealed with). A value sealed in a bound
+   * format for another record throws SealedForAnotherRecord; one of formats 1-3 (bound to nothing) opens.
+   */
+  open(sealed: Buffer, kind: SealedKind, record: string): Buffer;
   /** What is stored in place of a searchable personal value (the MPAN): equal inputs, equal outputs. */
   index(value: string): string;
 }

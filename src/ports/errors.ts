@@ -43,6 +43,19 @@ export class DataKeyNotLoaded extends Error {
   }
 }
 
+/**
+ * A sealed value bound to its record (formats 4-6, src/security/at-rest.ts) did not open for the record it
+ * was read as: it was moved or copied there from another record (in the database, or an export edited by
+ * hand), or altered. The row is damaged, not the store: readers set it aside as unreadable, naming it.
+ */
+export class SealedForAnotherRecord extends Error {
+  /** `what`: the value and its record in words (e.g. "outbound copy of message T-1"). */
+  constructor(readonly kind: string, readonly record: string, what: string) {
+    super(`the sealed ${what} does not open as that record's: it was sealed for another record (moved or swapped in the store or an export) or altered`);
+    this.name = 'SealedForAnotherRecord';
+  }
+}
+
 /** StoreError code of a requeue job's page refused: the job is not running, or another node moved it past the page. */
 export const JOB_MOVED = 'JOB_MOVED';
 

@@ -2,10 +2,10 @@ import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } f
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { compressSync, uncompressSync } from 'lz4-napi';
-import type { SealOptions, ValueSealer } from '../ports/backend.js';
+import type { SealedKind, SealOptions, ValueSealer } from '../ports/backend.js';
 import type { DataKeyStore } from '../ports/data-keys.js';
 import type { Clock } from '../ports/clock.js';
-import { DataKeyNotLoaded } from '../ports/errors.js';
+import { DataKeyNotLoaded, SealedForAnotherRecord } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import { FORMAT_3_DICTIONARY } from './lz4-dictionary.js';
 
@@ -47,10 +47,41 @@ const COMPRESSED = 2;
  * a rollback, would fail on every value written in it. Once every node reads it the default can turn.
  */
 const COMPRESSED_WITH_DICTIONARY = 3;
+/**
+ * Formats 4, 5 and 6: formats 1, 2 and 3 bound to their record (BOUND + the unbound format). The
+ * authenticated data is the header, then one byte for the kind of value (KIND_CODE) and the record's key
+ * in UTF-8 (an outbound copy: its message's transaction ID; ValueSealer.seal's `kind` and `record`). The
+ * kind and key are not stored: the reader passes the record it reads, so a value copied or swapped into
+ * another record (someone who can write the database, or an export edited by hand) fails to authenticate
+ * there, and the reader is told which record (SealedForAnotherRecord) instead of serving another message's
+ * body under this one's transaction ID. The key is what the record is called on every engine (never a row
+ * id), so an export carries bound values to another engine as they are.
+ *
+ * Read always, written only when storage.atRest.bindToRecord says so (SealerOptions.bindToRecord, on by
+ * default): no build before this one opens them, so an operator upgrading a cluster turns it off until every
+ * node runs this version (docs/cluster.md). Values sealed before stay in formats 1-3 and open as before; only
+ * values sealed since are bound.
+ */
+const BOUND = 3;
+
+/** The kind of value, as its byte in a bound value's authenticated data (fixed: changing one unbinds every stored value). */
+const KIND_CODE: Record<SealedKind, number> = { outbound: 1, rawRequest: 2, totpSecret: 3, encryptionKeys: 4, nodeSecret: 5 };
+const KIND_WORDS: Record<SealedKind, string> = {
+  outbound: 'outbound copy of message',
+  rawRequest: 'raw request of batch',
+  totpSecret: 'TOTP secret of portal account',
+  encryptionKeys: 'shared encryption keys',
+  nodeSecret: 'node secret',
+};
+
+/** The largest record key a bound value's authenticated data is built for without growing its buffer. */
+const AAD_START = 1024;
 
 export interface SealerOptions {
   /** Seal compressed values in format 3 (the dictionary) instead of format 2; both always open. */
   lz4Dictionary?: boolean;
+  /** Seal in the formats bound to their record (4-6) instead of 1-3; all always open. */
+  bindToRecord?: boolean;
   /** Times the reloads a value under a key not held sets off (RELOAD_ON_MISS_MS apart at least). */
   clock?: Pick<Clock, 'now'>;
   /** Told of keys loaded after start, and of a reload that failed. */
@@ -78,10 +109,12 @@ export function indexesByHash(sealer: Pick<ValueSealer, 'index'>): boolean {
   return isIndexValue(sealer.index('0000000000000'));
 }
 
-/** Which layout a stored value was sealed in (null: not a sealed value, e.g. a store that does not seal). */
-export function sealedFormat(value: Buffer): 'plain' | 'compressed' | null {
-  if (value.length < 5 + GCM_IV + GCM_TAG) return null;
-  return value[0] === VERSION ? 'plain' : value[0] === COMPRESSED || value[0] === COMPRESSED_WITH_DICTIONARY ? 'compressed' : null;
+/**
+ * Whether a stored raw request was deflated by the writer before sealing: format 1, written before
+ * 2026-12-01 (since, the sealer compresses it itself; a bound one never was).
+ */
+export function deflatedBeforeSealing(value: Buffer): boolean {
+  return value.length >= 5 + GCM_IV + GCM_TAG && value[0] === VERSION;
 }
 
 // IVs are drawn from the CSPRNG in blocks (one system call per 1,024 values, on the hot path); every
@@ -105,6 +138,21 @@ function gcmSeal(key: Buffer, plain: Buffer | string, aad: Buffer): Buffer {
   const body = typeof plain === 'string' ? cipher.update(plain, 'utf8') : cipher.update(plain);
   const last = cipher.final();
   return Buffer.concat([iv, cipher.getAuthTag(), body, last]);
+}
+
+/**
+ * The authenticated data of a bound value: its header, the kind's byte, the record's key. Written into one
+ * buffer kept for the process (setAAD consumes it before returning, and nothing here awaits), so sealing
+ * an outbound copy allocates no string and no buffer for it on the hot path.
+ */
+let aadScratch = Buffer.alloc(6 + AAD_START);
+function boundAad(header: Buffer, kind: SealedKind, record: string): Buffer {
+  // UTF-8 takes at most 3 bytes per UTF-16 unit.
+  if (6 + record.length * 3 > aadScratch.length) aadScratch = Buffer.alloc(6 + record.length * 3);
+  header.copy(aadScratch, 0, 0, 5);
+  aadScratch[5] = KIND_CODE[kind];
+  const length = aadScratch.write(record, 6, 'utf8');
+  return aadScratch.subarray(0, 6 + length);
 }
 
 function gcmOpen(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
@@ -138,7 +186,8 @@ export class FileKeyEncryptionKey implements KeyEncryptionKey {
 
 /**
  * Seals and opens archived values. Sealed layout: version (1 byte), data key id (4 bytes), IV, tag,
- * ciphertext. The key id is authenticated too, so a value cannot be passed off under another key.
+ * ciphertext. The key id is authenticated too, so a value cannot be passed off under another key; in the
+ * bound formats (4-6, BOUND) so are the kind of value and its record's key, which are not stored.
  *
  * Every process of the DIP, on every node, holds one over the same stored keys; the operator rotates in one
  * of them. The others load the new key when told (an ingest thread: by the key id its main thread seals
@@ -225,13 +274,14 @@ export class Sealer {
     return this.current;
   }
 
-  seal(plain: Buffer | string, options?: SealOptions): Buffer {
+  seal(plain: Buffer | string, kind: SealedKind, record: string, options?: SealOptions): Buffer {
     const format = options?.compress !== true ? VERSION : this.options.lz4Dictionary === true ? COMPRESSED_WITH_DICTIONARY : COMPRESSED;
+    const bound = this.options.bindToRecord === true;
     const header = Buffer.alloc(5);
-    header.writeUInt8(format, 0);
+    header.writeUInt8(bound ? BOUND + format : format, 0);
     header.writeUInt32BE(this.current, 1);
     const body = format === COMPRESSED_WITH_DICTIONARY ? compressSync(plain, FORMAT_3_DICTIONARY) : format === COMPRESSED ? compressSync(plain) : plain;
-    return Buffer.concat([header, gcmSeal(this.keys.get(this.current)!, body, header)]);
+    return Buffer.concat([header, gcmSeal(this.keys.get(this.current)!, body, bound ? boundAad(header, kind, record) : header)]);
   }
 
   /**
@@ -253,16 +303,26 @@ export class Sealer {
 
   private keyOf(sealed: Buffer): Buffer {
     const version = sealed.readUInt8(0);
-    if (version !== VERSION && version !== COMPRESSED && version !== COMPRESSED_WITH_DICTIONARY) throw new Error('sealed value has an unknown format version');
+    if (version < VERSION || version > BOUND + COMPRESSED_WITH_DICTIONARY) throw new Error('sealed value has an unknown format version');
     const key = this.keys.get(sealed.readUInt32BE(1));
     if (key) return key;
     this.missed();
     throw new DataKeyNotLoaded(sealed.readUInt32BE(1));
   }
 
-  open(sealed: Buffer): Buffer {
-    const plain = gcmOpen(this.keyOf(sealed), sealed.subarray(5), sealed.subarray(0, 5));
-    const format = sealed.readUInt8(0);
+  open(sealed: Buffer, kind: SealedKind, record: string): Buffer {
+    const key = this.keyOf(sealed);
+    const header = sealed.subarray(0, 5);
+    const bound = sealed.readUInt8(0) > BOUND;
+    let plain: Buffer;
+    try {
+      plain = gcmOpen(key, sealed.subarray(5), bound ? boundAad(header, kind, record) : header);
+    } catch (err) {
+      // GCM cannot tell another record's value from an altered one: either way it is not this record's.
+      if (bound) throw new SealedForAnotherRecord(kind, record, `${KIND_WORDS[kind]} ${record}`);
+      throw err;
+    }
+    const format = bound ? sealed.readUInt8(0) - BOUND : sealed.readUInt8(0);
     if (format === COMPRESSED_WITH_DICTIONARY) return uncompressSync(plain, FORMAT_3_DICTIONARY);
     return format === COMPRESSED ? uncompressSync(plain) : plain;
   }

@@ -31,7 +31,7 @@ interface KeysDoc {
 
 type Store = Pick<RegistryStore, 'records' | 'putRecord'>;
 
-const sealKeys = (sealer: Pick<Sealer, 'seal'>, keys: EncryptionKeys): KeysDoc => ({ sealed: sealer.seal(Buffer.from(JSON.stringify(keys))).toString('base64') });
+const sealKeys = (sealer: Pick<Sealer, 'seal'>, keys: EncryptionKeys): KeysDoc => ({ sealed: sealer.seal(Buffer.from(JSON.stringify(keys)), 'encryptionKeys', KEY).toString('base64') });
 
 const latest = async (store: Store): Promise<StoredRecord | undefined> => (await store.records(KIND)).find((r) => r.key === KEY);
 
@@ -119,6 +119,6 @@ export class SharedEncryptionKey {
   }
 
   private open(record: StoredRecord): EncryptionKeys {
-    return JSON.parse(this.sealer.open(Buffer.from((record.doc as KeysDoc).sealed, 'base64')).toString('utf8')) as EncryptionKeys;
+    return JSON.parse(this.sealer.open(Buffer.from((record.doc as KeysDoc).sealed, 'base64'), 'encryptionKeys', record.key).toString('utf8')) as EncryptionKeys;
   }
 }

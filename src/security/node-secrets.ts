@@ -48,7 +48,7 @@ export async function shareNodeSecrets(store: Pick<RegistryStore, 'records' | 'p
     for (;;) {
       const found = (await store.records(SECRET_RECORD)).find((r) => r.key === fileName);
       if (found) {
-        const shared = sealer.open(Buffer.from((found.doc as SecretDoc).sealed, 'base64'));
+        const shared = sealer.open(Buffer.from((found.doc as SecretDoc).sealed, 'base64'), 'nodeSecret', fileName);
         const own = existsSync(file) ? Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url') : null;
         if (own?.equals(shared)) break;
         if (own) logger.warn({ file }, `${fileName} held a key of this node's own: replaced with the cluster's (recorded by the first node to start); what this node signed with it (sessions, cookies, continuation tokens), or the bootstrap token it held, is no longer good`);
@@ -56,7 +56,7 @@ export async function shareNodeSecrets(store: Pick<RegistryStore, 'records' | 'p
         break;
       }
       try {
-        await store.putRecord({ kind: SECRET_RECORD, key: fileName, doc: { sealed: sealer.seal(keyFromFile(file)).toString('base64') } satisfies SecretDoc, at, by: 'node' }, 0);
+        await store.putRecord({ kind: SECRET_RECORD, key: fileName, doc: { sealed: sealer.seal(keyFromFile(file), 'nodeSecret', fileName).toString('base64') } satisfies SecretDoc, at, by: 'node' }, 0);
         break;
       } catch (err) {
         // Another node recorded its key first: take that one.

@@ -37,7 +37,7 @@ export class PgArchive implements Archive {
         WHERE ${where} ORDER BY e.seq LIMIT $${args.length}`,
       args,
     );
-    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: this.d.reveal(outbound, sealed) }));
+    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: this.d.reveal(outbound, sealed, r.transactionId) }));
   }
 
   async findForMpan(query: MpanArchiveQuery): Promise<MpanArchivedMessage[]> {
@@ -46,7 +46,7 @@ export class PgArchive implements Archive {
       FIND_FOR_MPAN,
       [[...query.channels], this.d.sealer.index(query.mpan), query.afterId, query.limit, query.party],
     );
-    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: openedOrNull(() => this.d.reveal(outbound, sealed)) }));
+    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: openedOrNull(() => this.d.reveal(outbound, sealed, r.transactionId)) }));
   }
 
   async countArchived(query: Omit<ArchiveQuery, 'limit'>): Promise<number> {

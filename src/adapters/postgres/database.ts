@@ -2,6 +2,7 @@ import { queueKey } from '../../ports/queue-ref.js';
 import pg from 'pg';
 import { endedByAdministrator, IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, openPool, withConnection } from './pool.js';
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
+import { sealOutbound } from '../../security/seal-batch.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import { COMMIT_IN_DOUBT, StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
@@ -191,13 +192,14 @@ export class PgDatabase {
     this.sealer = sealer;
   }
 
-  /** An outbound copy as stored: compressed and sealed when encryption at rest is on, else UTF-8. */
-  sealText(plain: string): { bytes: Buffer; sealed: boolean } {
-    return storedForm(this.sealer.seal(plain, { compress: true }));
+  /** An outbound copy as stored: compressed and sealed (bound to its message) when encryption at rest is on, else UTF-8. */
+  sealText(plain: string, transactionId: string): { bytes: Buffer; sealed: boolean } {
+    return storedForm(sealOutbound(plain, transactionId, this.sealer));
   }
 
-  reveal(bytes: Buffer, sealed: boolean): string {
-    return sealed ? this.sealer.open(bytes).toString('utf8') : bytes.toString('utf8');
+  /** The outbound copy of message `transactionId`, from its stored form. */
+  reveal(bytes: Buffer, sealed: boolean, transactionId: string): string {
+    return sealed ? this.sealer.open(bytes, 'outbound', transactionId).toString('utf8') : bytes.toString('utf8');
   }
 
   /**

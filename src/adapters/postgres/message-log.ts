@@ -190,7 +190,8 @@ export class PgMessageLog implements MessageLog {
         throw damaged(missingMessage(queue, r.seq, r.messageId));
       }
       const stored = r.outbound;
-      const opened = openedOrWhy(() => this.d.reveal(stored, r.sealed === true));
+      const transactionId = r.transactionId;
+      const opened = openedOrWhy(() => this.d.reveal(stored, r.sealed === true, transactionId));
       const outbound = typeof opened === 'string' ? opened : '';
       bytes += outbound.length + 1;
       if (out.length > 0 && bytes > maxBytes) break;

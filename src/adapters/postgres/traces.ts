@@ -49,7 +49,7 @@ export class PgTraces implements MessageTraces {
       [copies.map((c) => c.queue_id), copies.map((c) => c.seq), q.fromMs],
     );
     const traced = await foldTraces(messages, copies, attempts);
-    if (q.withRouting) traced.forEach((t, i) => (t.routing = messages[i]!.outbound ? routingOf(this.d.reveal(messages[i]!.outbound, messages[i]!.sealed === true)) : null));
+    if (q.withRouting) traced.forEach((t, i) => (t.routing = messages[i]!.outbound ? routingOf(this.d.reveal(messages[i]!.outbound, messages[i]!.sealed === true, messages[i]!.transaction_id)) : null));
     if (q.withMpan) traced.forEach((t, i) => (t.mpan = messages[i]!.mpan));
     return traced;
   }

@@ -39,7 +39,7 @@ export async function takeIds(c: pg.PoolClient, sequence: 'message_ids' | 'batch
 
 export async function insertMessages(d: PgDatabase, c: pg.PoolClient, rows: MessageRow[]): Promise<void> {
   if (rows.length === 0) return;
-  const sealed = rows.map((r) => (r.stored === undefined ? d.sealText(r.outbound) : storedForm(r.stored)));
+  const sealed = rows.map((r) => (r.stored === undefined ? d.sealText(r.outbound, r.transactionId) : storedForm(r.stored)));
   await c.query(
     `INSERT INTO messages (id, batch_id, transaction_id, channel, event_code, sender_dip_id, sender_role, sender_ref,
                            correlation_id, mpan, received_at, replay_of, outbound, sealed, replay_for, security_pattern)
@@ -118,7 +118,7 @@ export async function writeBatches(d: PgDatabase, c: pg.PoolClient, batches: Acc
       batches.map((b) => b.channel),
       batches.map((b) => b.senderDipId),
       batches.map((b) => b.receivedAt),
-      batches.map((b) => storedForm(b.sealed?.raw ?? sealRawRequest(b.rawRequest, d.sealer)).bytes),
+      batches.map((b) => storedForm(b.sealed?.raw ?? sealRawRequest(b, d.sealer)).bytes),
       batches.map((b) => b.signatureHeaders),
     ],
   );

@@ -73,7 +73,7 @@ export class SqliteArchive implements Archive {
           WHERE ${where} ORDER BY e.seq LIMIT ?`,
       )
       .all(...args, query.limit);
-    return rows.map((r) => ({ ...r, outbound: this.d.reveal(r.outbound) }));
+    return rows.map((r) => ({ ...r, outbound: this.d.reveal(r.outbound, r.transactionId) }));
   }
 
   async findForMpan(query: MpanArchiveQuery): Promise<MpanArchivedMessage[]> {
@@ -85,7 +85,7 @@ export class SqliteArchive implements Archive {
         params: { channels: JSON.stringify(query.channels), mpan: this.d.sealer.index(query.mpan), party: query.party, afterId: query.afterId, limit: query.limit },
       },
     ])) as [Array<Omit<MpanArchivedMessage, 'outbound'> & { outbound: Stored | Uint8Array }>];
-    return rows.map((r) => ({ ...r, outbound: openedOrNull(() => this.d.reveal(asStored(r.outbound))) }));
+    return rows.map((r) => ({ ...r, outbound: openedOrNull(() => this.d.reveal(asStored(r.outbound), r.transactionId)) }));
   }
 
   async countArchived(query: Omit<ArchiveQuery, 'limit'>): Promise<number> {

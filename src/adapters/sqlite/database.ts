@@ -144,8 +144,9 @@ export class SqliteDatabase {
     this.sealer = sealer;
   }
 
-  reveal(v: Stored): string {
-    return typeof v === 'string' ? v : this.sealer.open(v).toString('utf8');
+  /** The outbound copy of message `transactionId`, from its stored form. */
+  reveal(v: Stored, transactionId: string): string {
+    return typeof v === 'string' ? v : this.sealer.open(v, 'outbound', transactionId).toString('utf8');
   }
 
   /** The queue's row, from the cache or the database; created (inside the caller's write) when asked to. */

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { sealParts } from '../../security/seal-batch.js';
+import { sealOutbound, sealParts } from '../../security/seal-batch.js';
 import { headDamage, missingMessage, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
@@ -157,7 +157,7 @@ export class SqliteMessageLog implements MessageLog {
   private load(id: number): (RecentMessage & { unreadable?: string }) | undefined {
     const row = this.s.messageById.get(id);
     if (!row) return undefined;
-    const opened = openedOrWhy(() => this.d.reveal(row.outbound));
+    const opened = openedOrWhy(() => this.d.reveal(row.outbound, row.transactionId));
     // A copy that cannot be opened is not kept: what the reader gets says so (QueueEntry.unreadable).
     if (typeof opened !== 'string') return { transactionId: row.transactionId, receivedAt: row.receivedAt, outbound: '', unreadable: opened.unreadable };
     const message = { transactionId: row.transactionId, receivedAt: row.receivedAt, outbound: opened };
@@ -237,7 +237,7 @@ export class SqliteMessageLog implements MessageLog {
           original.mpan,
           c.receivedAt,
           c.originalId,
-          this.d.sealer.seal(c.outbound, { compress: true }),
+          sealOutbound(c.outbound, c.transactionId, this.d.sealer),
           // A copy keeps its original's pattern: requeued, it is made for that again.
           original.securityPattern,
         ).lastInsertRowid;

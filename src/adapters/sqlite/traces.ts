@@ -60,7 +60,7 @@ export class SqliteTraces implements MessageTraces {
     if (messages.length === 0) return [];
     const traced = await foldTraces(messages, copies, await dedupe(attempts));
     // A BLOB crosses the thread as a Uint8Array; the sealer opens Buffers. Unsealing stays on this side (the sealer's keys are here).
-    if (q.withRouting) traced.forEach((t, i) => (t.routing = routingOf(this.d.reveal(asStored(messages[i]!.outbound!)))));
+    if (q.withRouting) traced.forEach((t, i) => (t.routing = routingOf(this.d.reveal(asStored(messages[i]!.outbound!), messages[i]!.transaction_id))));
     if (q.withMpan) traced.forEach((t, i) => (t.mpan = messages[i]!.mpan));
     return traced;
   }

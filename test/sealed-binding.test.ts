@@ -1,0 +1,237 @@
+/**
+ * Values sealed at rest are bound to the record they belong to (formats 4-6, src/security/at-rest.ts):
+ * someone who can write the database, or who edits an export by hand, used to be able to swap two
+ * messages' sealed copies (or two batches' raw requests) and have each open cleanly as the other's. Bound,
+ * the swapped value does not open, and the reader is told which record.
+ */
+import Database from 'better-sqlite3';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { systemClock } from '../src/adapters/clock.js';
+import type { MigrationRecord } from '../src/adapters/migration.js';
+import { importIntoPostgres } from '../src/adapters/postgres/import.js';
+import { openPostgresBackend } from '../src/adapters/postgres/index.js';
+import { exportSqlite } from '../src/adapters/sqlite/export.js';
+import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
+import type { Backend } from '../src/ports/backend.js';
+import type { AcceptedMessage } from '../src/ports/message-log.js';
+import { FileKeyEncryptionKey, Sealer, type SealerOptions } from '../src/security/at-rest.js';
+import { PortalAccountService } from '../src/pipeline/portal-accounts.js';
+import { hashPassword, newPassword, newTotpSecret, totpCode } from '../src/security/portal-credentials.js';
+import { FakeClock } from './helpers/clocks.js';
+import { batch, message, sup } from './contract/fixtures.js';
+import { databaseForDescribe, queryOnce } from './helpers/postgres.js';
+
+const BOUND = { bindToRecord: true } satisfies SealerOptions;
+
+/** Where a test's store keeps its rows, for the swap an attacker with write access makes behind its back. */
+interface Behind {
+  /** Exchanges two messages' stored outbound copies. */
+  swapCopies(a: string, b: string): Promise<void>;
+  /** Exchanges the raw requests of the batches of two messages. */
+  swapRaw(a: string, b: string): Promise<void>;
+  /** The format byte each message's copy is stored in. */
+  formats(): Promise<number[]>;
+}
+
+function sqliteBehind(file: string): Behind {
+  const run = <T>(f: (db: Database.Database) => T): T => {
+    const db = new Database(file);
+    try {
+      return f(db);
+    } finally {
+      db.close();
+    }
+  };
+  return {
+    swapCopies: async (a, b) =>
+      run((db) => {
+        const get = db.prepare<[string], { outbound: Buffer }>('SELECT outbound FROM messages WHERE transaction_id = ?');
+        const [ca, cb] = [get.get(a)!.outbound, get.get(b)!.outbound];
+        const set = db.prepare('UPDATE messages SET outbound = ? WHERE transaction_id = ?');
+        set.run(cb, a);
+        set.run(ca, b);
+      }),
+    swapRaw: async (a, b) =>
+      run((db) => {
+        const get = db.prepare<[string], { id: number; raw: Buffer }>('SELECT b.id, b.raw FROM batches b JOIN messages m ON m.batch_id = b.id WHERE m.transaction_id = ?');
+        const [ra, rb] = [get.get(a)!, get.get(b)!];
+        const set = db.prepare('UPDATE batches SET raw = ? WHERE id = ?');
+        set.run(rb.raw, ra.id);
+        set.run(ra.raw, rb.id);
+      }),
+    formats: async () => run((db) => db.prepare<[], { outbound: Buffer }>('SELECT outbound FROM messages ORDER BY id').all().map((r) => r.outbound[0]!)),
+  };
+}
+
+function postgresBehind(url: string): Behind {
+  return {
+    swapCopies: async (a, b) => {
+      await queryOnce(
+        url,
+        `UPDATE messages m SET outbound = o.outbound FROM messages o
+          WHERE (m.transaction_id, o.transaction_id) IN (($1, $2), ($2, $1))`,
+        [a, b],
+      );
+    },
+    swapRaw: async (a, b) => {
+      await queryOnce(
+        url,
+        `WITH pair AS (SELECT ba.id AS x, bb.id AS y FROM messages ma JOIN batches ba ON ba.id = ma.batch_id, messages mb JOIN batches bb ON bb.id = mb.batch_id
+                        WHERE ma.transaction_id = $1 AND mb.transaction_id = $2)
+         UPDATE batches t SET raw = s.raw FROM pair, batches s WHERE (t.id, s.id) IN ((pair.x, pair.y), (pair.y, pair.x))`,
+        [a, b],
+      );
+    },
+    formats: async () => (await queryOnce<{ outbound: Buffer }>(url, 'SELECT outbound FROM messages ORDER BY id')).map((r) => r.outbound[0]!),
+  };
+}
+
+const kekIn = (dir: string) => new FileKeyEncryptionKey(join(dir, 'kek.key'));
+
+/** Two batches of one message each (two raw requests), stored by a sealer with `options`. */
+async function twoBatches(backend: Backend, sealer: Sealer): Promise<[AcceptedMessage, AcceptedMessage]> {
+  backend.useSealer(sealer);
+  const a = message([sup.recipientDipId], { outbound: '{"body":"of A"}' });
+  const b = message([sup.recipientDipId], { outbound: '{"body":"of B"}' });
+  expect(await backend.log.append({ ...batch([a]), rawRequest: Buffer.from('[{"raw":"A"}]'), receivedAt: 1_000 })).toEqual({ ok: true });
+  expect(await backend.log.append({ ...batch([b]), rawRequest: Buffer.from('[{"raw":"B"}]'), receivedAt: 2_000 })).toEqual({ ok: true });
+  return [a, b];
+}
+
+async function swappedRefused(backend: Backend, behind: Behind, dir: string): Promise<void> {
+  const [a, b] = await twoBatches(backend, await Sealer.open(kekIn(dir), backend.dataKeys, BOUND));
+  expect(await behind.formats()).toEqual([5, 5]);
+  await behind.swapCopies(a.transactionId, b.transactionId);
+  await behind.swapRaw(a.transactionId, b.transactionId);
+  // Each swapped copy is refused where it is read, naming the message it was read as: never served as the other's.
+  const read = await backend.log.readQueue(sup, 0, 10, 1 << 20);
+  expect(read.map((e) => [e.transactionId, e.outbound, e.unreadable])).toEqual([a, b].map((m) => [m.transactionId, '', expect.stringContaining(`sealed outbound copy of message ${m.transactionId} does not open as that record's`)]));
+  await expect(backend.archive.findArchived({ ...sup, limit: 10 })).rejects.toThrow(`outbound copy of message ${a.transactionId} does not open`);
+  await expect(backend.archive.receivedRequest(a.transactionId)).rejects.toThrow(/raw request of batch \["SDS0000001","IF-021",1000\] does not open as that record's/);
+  // Swapped back, both open as before: the rows were never damaged, only moved.
+  await behind.swapCopies(a.transactionId, b.transactionId);
+  await behind.swapRaw(a.transactionId, b.transactionId);
+  expect((await backend.archive.findArchived({ ...sup, limit: 10 })).map((m) => m.outbound)).toEqual([a.outbound, b.outbound]);
+  expect((await backend.archive.receivedRequest(b.transactionId))?.body.toString()).toBe('[{"raw":"B"}]');
+}
+
+/** Values stored unbound (formats 1-3: before this version, or with storage.atRest.bindToRecord off) open as they always did. */
+async function unboundStillOpen(backend: Backend, behind: Behind, dir: string): Promise<void> {
+  const [a, b] = await twoBatches(backend, await Sealer.open(kekIn(dir), backend.dataKeys, { bindToRecord: false }));
+  expect(await behind.formats()).toEqual([2, 2]);
+  backend.useSealer(await Sealer.open(kekIn(dir), backend.dataKeys, BOUND));
+  expect((await backend.log.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.outbound)).toEqual([a.outbound, b.outbound]);
+  expect((await backend.archive.receivedRequest(a.transactionId))?.body.toString()).toBe('[{"raw":"A"}]');
+}
+
+describe('a sealed value swapped into another record does not open there', () => {
+  /** `check` on a new SQLite store, with the rows behind it and its directory (for its key-encryption key). */
+  const onNewFile = (check: typeof swappedRefused) => async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'opendip-sealbind-'));
+    const backend = openSqliteBackend(join(dir, 'dip.db'), { clock: systemClock });
+    backend.deliveredElsewhere(); // no appended copy kept in memory: every read opens the row, as after a restart
+    try {
+      await check(backend, sqliteBehind(join(dir, 'dip.db')), dir);
+    } finally {
+      await backend.close();
+    }
+  };
+
+  it('SQLite: swapped copies and raw requests are refused, naming the record', onNewFile(swappedRefused));
+
+  it('SQLite: unbound values (formats 1-3) still open', onNewFile(unboundStillOpen));
+
+  describe('PostgreSQL', () => {
+    const test = databaseForDescribe();
+
+    /** `check` on a backend over a fresh schema, with the rows behind it and a directory for its key-encryption key. */
+    const onFreshSchema = (check: typeof swappedRefused) => async () => {
+      const url = await test.freshSchema();
+      const backend = await openPostgresBackend({ url, clock: systemClock });
+      try {
+        await check(backend, postgresBehind(url), mkdtempSync(join(tmpdir(), 'opendip-sealbind-')));
+      } finally {
+        await backend.close();
+      }
+    };
+
+    it('PostgreSQL: swapped copies and raw requests are refused, naming the record', onFreshSchema(swappedRefused));
+
+    it('PostgreSQL: unbound values (formats 1-3) still open', onFreshSchema(unboundStillOpen));
+
+    it('export to import carries bound copies unchanged; copies swapped in the export are refused after the move', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'opendip-sealbind-'));
+      const file = join(dir, 'dip.db');
+      const embedded = openSqliteBackend(file, { clock: systemClock });
+      let a: AcceptedMessage, b: AcceptedMessage;
+      try {
+        [a, b] = await twoBatches(embedded, await Sealer.open(kekIn(dir), embedded.dataKeys, BOUND));
+      } finally {
+        await embedded.close();
+      }
+      const exported = [...exportSqlite(file, 0)];
+      const messages = exported.filter((r): r is Extract<MigrationRecord, { type: 'message' }> => r.type === 'message');
+      expect(messages.map((m) => Buffer.from(m.outbound, 'base64')[0])).toEqual([5, 5]);
+      const records = async function* (list: MigrationRecord[]) {
+        yield* list;
+      };
+
+      // As exported: the cluster opens each copy as its message's (the key is the transaction ID, no row id).
+      const url = await test.freshSchema();
+      await importIntoPostgres({ url, clock: systemClock }, records(exported));
+      const cluster = await openPostgresBackend({ url, clock: systemClock });
+      try {
+        cluster.useSealer(await Sealer.open(kekIn(dir), cluster.dataKeys, BOUND));
+        expect((await postgresBehind(url).formats())).toEqual([5, 5]);
+        expect((await cluster.log.readQueue(sup, 0, 10, 1 << 20)).map((e) => [e.transactionId, e.outbound])).toEqual([a, b].map((m) => [m.transactionId, m.outbound]));
+      } finally {
+        await cluster.close();
+      }
+
+      // The export edited by hand, the two copies exchanged: neither opens as the other's after the move.
+      const [ma, mb] = messages;
+      const edited = exported.map((r) => (r === ma ? { ...ma, outbound: mb!.outbound } : r === mb ? { ...mb, outbound: ma!.outbound } : r));
+      const url2 = await test.freshSchema();
+      await importIntoPostgres({ url: url2, clock: systemClock }, records(edited));
+      const swapped = await openPostgresBackend({ url: url2, clock: systemClock });
+      try {
+        swapped.useSealer(await Sealer.open(kekIn(dir), swapped.dataKeys, BOUND));
+        expect((await swapped.log.readQueue(sup, 0, 10, 1 << 20)).map((e) => e.unreadable)).toEqual([a, b].map((m) => expect.stringContaining(`outbound copy of message ${m.transactionId} does not open`)));
+      } finally {
+        await swapped.close();
+      }
+    });
+  });
+});
+
+describe("a portal account's TOTP secret is bound to the account", () => {
+  it("one copied from another account (whose codes its copier can make) does not sign in, and says whose it was read as", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'opendip-sealbind-'));
+    const clock = new FakeClock(Date.UTC(2026, 5, 1, 12, 0, 0));
+    const backend = openSqliteBackend(join(dir, 'dip.db'), { clock });
+    try {
+      const sealer = await Sealer.open(kekIn(dir), backend.dataKeys, BOUND);
+      const accounts = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', () => true);
+      const secret = newTotpSecret();
+      const make = async (username: string, sealedFor: string) => {
+        const password = newPassword();
+        const account = {
+          username, displayName: username, participantDipId: '1000000001', admin: false, createdBy: 'test', passwordHash: await hashPassword(password),
+          totpSecretSealed: sealer.seal(secret, 'totpSecret', `user:${sealedFor}`).toString('base64'),
+          lastTotpStep: 0, sessionEpoch: 0, disabled: false, mustChangePassword: false, createdAt: clock.now(),
+        };
+        expect(await backend.portalAccounts.createAccount(account)).toBe(true);
+        return password;
+      };
+      const own = await make('mallory', 'mallory');
+      const copied = await make('nina', 'mallory');
+      expect(await accounts.signIn('mallory', own, totpCode(secret, clock.now()), { realm: 'user' })).toMatchObject({ ok: true });
+      await expect(accounts.signIn('nina', copied, totpCode(secret, clock.now()), { realm: 'user' })).rejects.toThrow("the sealed TOTP secret of portal account user:nina does not open as that record's");
+    } finally {
+      await backend.close();
+    }
+  });
+});
