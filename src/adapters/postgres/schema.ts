@@ -385,6 +385,8 @@ export const LOCKS = {
   activitySchema: 0x0d1b5c51,
   /** Set-up of the onboarding applications' table. */
   onboardingSchema: 0x0d1b5c52,
+  /** An index built outside the schema's transaction (buildIndexConcurrently): one node builds it. */
+  concurrentIndex: 0x0d1b5c53,
 } as const;
 
 /**
@@ -457,6 +459,58 @@ export async function applySchema(pool: pg.Pool, lock: number, ddl: string, opti
       await delay(options.timeoutMs / 2);
     }
   }
+}
+
+/** An index over a table that may be large when the index first comes (an upgrade), built without holding its writers. */
+export interface ConcurrentIndex {
+  name: string;
+  /** What follows ON: the table and the columns, e.g. `activity_log (request_id)`. */
+  on: string;
+}
+
+const INDEX_VALID = 'SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1 AND c.relnamespace = current_schema()::regnamespace';
+
+/**
+ * Makes an index by CREATE INDEX CONCURRENTLY unless a valid one is there (one catalogue read on every
+ * later open). A plain CREATE INDEX in applySchema's transaction holds a ShareLock on the table for the
+ * whole build, and every INSERT into it waits meanwhile: minutes on a large activity log, during which no
+ * request of any node could be recorded. CONCURRENTLY cannot run inside a transaction, hence not in the
+ * schema's DDL.
+ *
+ * A build that was interrupted (the node stopped, the connection lost, the server restarted) leaves an
+ * INVALID index of that name, which IF NOT EXISTS would take for done and which no query uses, while every
+ * write keeps it up to date: it is dropped (CONCURRENTLY too) and built again.
+ *
+ * One node builds (a session advisory lock, tried, not waited for): another that meets the lock goes on
+ * without the index, which the first is building. Waiting would deadlock: CONCURRENTLY waits for every
+ * transaction older than its phases, a session waiting for the lock among them. The build itself waits
+ * for the transactions open on the table when it starts, however long (a backup's pg_dump is one), with
+ * no statement timeout and the client's read timeout of an upgrade (SCHEMA_BUILD_TIMEOUT_MS).
+ *
+ * What it did: 'present' (nothing), 'built', 'rebuilt' (an invalid one dropped first), or 'elsewhere'
+ * (another session holds the lock).
+ */
+export async function buildIndexConcurrently(pool: pg.Pool, index: ConcurrentIndex): Promise<'present' | 'built' | 'rebuilt' | 'elsewhere'> {
+  return withConnection(pool, async (client, markBroken) => {
+    const valid = async () => (await client.query<{ valid: boolean }>(INDEX_VALID, [index.name])).rows[0]?.valid;
+    if ((await valid()) === true) return 'present';
+    if (!(await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1) AS got', [LOCKS.concurrentIndex])).rows[0]!.got) return 'elsewhere';
+    try {
+      await client.query('SET statement_timeout = 0');
+      const unhurried = (text: string): pg.QueryConfig & { query_timeout: number } => ({ text, query_timeout: SCHEMA_BUILD_TIMEOUT_MS });
+      // Again under the lock: another node may have finished it since the read above.
+      const was = await valid();
+      if (was === true) return 'present';
+      if (was === false) await client.query(unhurried(`DROP INDEX CONCURRENTLY IF EXISTS ${index.name}`));
+      await client.query(unhurried(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${index.name} ON ${index.on}`));
+      return was === false ? 'rebuilt' : 'built';
+    } finally {
+      // The connection goes back to the pool: the pool's statement timeout again, and the lock given up (a
+      // connection that cannot say so is dropped, which gives it up too).
+      await client.query('RESET statement_timeout').catch(markBroken);
+      await client.query('SELECT pg_advisory_unlock($1)', [LOCKS.concurrentIndex]).catch(markBroken);
+    }
+  });
 }
 
 /**
