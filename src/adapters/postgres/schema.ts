@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import { mpanIndexed } from '../archive-sql.js';
+import { PORTAL_REALMS } from '../schema-generation.js';
 import { isLockTimeout, isReadTimeout } from './errors.js';
 import { withConnection } from './pool.js';
 
@@ -338,6 +339,12 @@ DELETE FROM portal_totp_enrolments e WHERE e.realm IS NULL AND NOT EXISTS (SELEC
 UPDATE portal_totp_enrolments e SET realm = (SELECT a.realm FROM portal_accounts a WHERE a.username = e.username) WHERE e.realm IS NULL;
 ALTER TABLE portal_totp_enrolments ALTER COLUMN realm SET NOT NULL;
 ${rekeyedByRealm('portal_totp_enrolments')}
+-- Accounts keyed by realm are generation ${PORTAL_REALMS} (src/adapters/schema-generation.ts): recorded in this
+-- transaction, with the move, so no node of generation 2 starts on them, and a running one stops (database.ts).
+INSERT INTO dip_schema_generation (schema_name, generation, raised_at)
+  VALUES (current_schema(), ${PORTAL_REALMS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+  ON CONFLICT (schema_name) DO UPDATE SET generation = EXCLUDED.generation, raised_at = EXCLUDED.raised_at
+  WHERE dip_schema_generation.generation < EXCLUDED.generation;
 -- Portal users' saved reports (src/ports/saved-reports.ts): the definition as JSON; next_due_at the
 -- time its next e-mail is due (NULL: not e-mailed), moved on by the one node that claims it.
 CREATE TABLE IF NOT EXISTS saved_reports (
