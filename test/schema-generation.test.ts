@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { openPostgresBackend } from '../src/adapters/postgres/index.js';
-import { GENERATION, KEYED_MPANS } from '../src/adapters/schema-generation.js';
+import { GENERATION, KEYED_MPANS, PORTAL_REALMS } from '../src/adapters/schema-generation.js';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
-import type { Backend } from '../src/ports/backend.js';
+import type { Backend, BackendHealth } from '../src/ports/backend.js';
 import { FileKeyEncryptionKey, Sealer } from '../src/security/at-rest.js';
 import { databaseForDescribe, queryOnce } from './helpers/postgres.js';
 
@@ -26,6 +26,10 @@ interface Engine {
   /** Whether the schema was left as found: an object the store's DDL makes, removed before the open. */
   removeAnIndex(): Promise<void>;
   hasTheIndex(): Promise<boolean>;
+  /** Makes the next open apply the schema again, as an upgrade's does (SQLite migrates on every open). */
+  olderSchema(): Promise<void>;
+  /** The participant's roles as stored, read behind the store's back. */
+  roles(dipId: string): Promise<string | undefined>;
 }
 
 const postgres = (): (() => Promise<Engine>) => {
@@ -43,6 +47,8 @@ const postgres = (): (() => Promise<Engine>) => {
       // The digest altered too: else the store would find its schema in place and apply nothing anyway.
       removeAnIndex: async () => void (await q("DROP INDEX messages_batch; UPDATE dip_schema_digests SET digest = 'an older version'")),
       hasTheIndex: async () => (await q<{ i: string | null }>("SELECT to_regclass('messages_batch') AS i"))[0]!.i !== null,
+      olderSchema: async () => void (await q("UPDATE dip_schema_digests SET digest = 'an older version'")),
+      roles: async (dipId) => (await q<{ roles: unknown }>('SELECT roles FROM participants WHERE dip_id = $1', [dipId]))[0]?.roles as string | undefined,
     };
   };
 };
@@ -67,6 +73,8 @@ const sqlite = (): (() => Promise<Engine>) => async () => {
       }),
     removeAnIndex: async () => void q((db) => db.exec('DROP INDEX messages_batch')),
     hasTheIndex: async () => q((db) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'messages_batch'").get() !== undefined),
+    olderSchema: async () => {},
+    roles: async (dipId) => q((db) => db.prepare<[string], { roles: string }>('SELECT roles FROM participants WHERE dip_id = ?').get(dipId)?.roles),
   };
 };
 
@@ -105,6 +113,8 @@ for (const [name, engine] of [
       const e = await make();
       const b = await e.open();
       try {
+        // A store as a build before the gate left it (this one records portal realms' generation on open).
+        await e.record(null);
         // Written in clear (nothing seals yet): what a build before the keyed lookup left.
         await b.mpan.applyAppointments([{ kind: 'appoint', mpan: '1200000000009', slot: 'SUP', dipId: 'S1', fromMs: 0, toMs: null }]);
         expect(await e.stored()).toBeUndefined();
@@ -119,6 +129,39 @@ for (const [name, engine] of [
         await e.record(KEYED_MPANS + 1);
         await b.mpan.indexStoredMpans();
         expect(await e.stored()).toBe(KEYED_MPANS + 1);
+      } finally {
+        await b.close();
+      }
+    });
+
+    it('records generation 3 (portal accounts by realm) on a new store and with the move of an older one', async () => {
+      const e = await make();
+      await (await e.open()).close();
+      expect(await e.stored()).toBe(PORTAL_REALMS);
+      // A store of the build before: the realms' move is applied again (a no-op on the rows), and recorded.
+      await e.record(KEYED_MPANS);
+      await e.olderSchema();
+      await (await e.open()).close();
+      expect(await e.stored()).toBe(PORTAL_REALMS);
+    });
+
+    it('stops a node that is running when a newer build migrates the store: its next write refused, fatal, told', async () => {
+      const e = await make();
+      const b = await e.open();
+      try {
+        const told: BackendHealth[] = [];
+        b.onHealthChange((h) => told.push(h));
+        const p = { dipId: 'SUP0000001', roles: ['SUP'], organisation: 'Acme', certificatePem: 'PEM', certificateFingerprint: 'AB', createdAt: 1, connectionProvider: null };
+        await b.registry.upsertParticipant(p, 'hash');
+        await e.record(GENERATION.writes + 1);
+        const refused = { kind: 'fatal', code: 'SCHEMA_GENERATION', message: expect.stringMatching(new RegExp(`a newer OpenDIP migrated the store while this node ran: .* generation ${GENERATION.writes + 1}, written by a newer OpenDIP`)) };
+        await expect(b.registry.upsertParticipant({ ...p, roles: ['SUP', 'LDSO'] }, null)).rejects.toMatchObject(refused);
+        expect(b.health()).toEqual({ state: 'fatal', reason: refused.message });
+        expect(told).toEqual([b.health()]);
+        // For good: a write after it is refused too, and nothing was written.
+        await expect(b.registry.putWebhook({ recipientDipId: p.dipId, channel: 'IF-021', url: 'https://a', maxMessageCount: 1, maxPayloadKb: 1, registeredBy: null })).rejects.toMatchObject(refused);
+        expect(await e.stored()).toBe(GENERATION.writes + 1);
+        expect(await e.roles(p.dipId)).toBe('SUP');
       } finally {
         await b.close();
       }

@@ -1,10 +1,11 @@
-import { emptyProfile, ROLE_PATTERN, type Participant, type ParticipantProfile, type Suspension } from '../domain/participant.js';
+import { ROLE_PATTERN, type Participant, type ParticipantProfile, type Suspension } from '../domain/participant.js';
 import { parseRegisterFeed, rescindedAt, rolesAt, sameEntry, type RegisterEntry } from '../domain/register.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
-import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
-import { PROFILE_RECORD, type Registry } from './registry.js';
+import type { RegistryStore } from '../ports/registry.js';
+import { changeProfile } from './participants.js';
+import type { Registry } from './registry.js';
 import { RefusedError } from './refused.js';
 import { dropFormerProviderWebhooks, dropWebhooksRegisteredBy, type RemovedWebhook } from './webhook-config.js';
 
@@ -14,7 +15,7 @@ const OPTIONAL_ROLES = 'optional-roles';
 
 export interface LifecycleDeps {
   registry: Registry;
-  store: Pick<RegistryStore, 'records' | 'recordHistory' | 'putRecord' | 'participants' | 'upsertParticipant' | 'removeParticipant' | 'webhooks' | 'deleteWebhook'>;
+  store: Pick<RegistryStore, 'records' | 'recordHistory' | 'putRecord' | 'participants' | 'upsertParticipant' | 'setConnectionProvider' | 'removeParticipant' | 'webhooks' | 'deleteWebhook'>;
   journal: OperatorJournal;
   clock: Clock;
   logger: Logger;
@@ -203,13 +204,18 @@ export class ParticipantLifecycle {
    * `dip participant add` may register again, which would then act as every former client at once.
    */
   private async withdrawNominationsOf(provider: string, actor: string, at: number): Promise<string[]> {
-    const clients = (await this.deps.store.participants()).map((r) => r.participant).filter((c) => c.connectionProvider === provider);
-    for (const c of clients.sort((x, y) => x.dipId.localeCompare(y.dipId))) {
-      await this.deps.store.upsertParticipant({ ...c, connectionProvider: null }, null);
-      const removedWebhooks = await dropFormerProviderWebhooks(this.deps.store, { dipId: c.dipId, connectionProvider: null }, true);
-      await this.deps.journal.append({ at, actor, action: 'participant.connection-provider.withdraw', target: c.dipId, before: { connectionProvider: provider }, after: { connectionProvider: null, removedWebhooks, reason: `${provider} offboarded` }, status: null });
+    const clients = (await this.deps.store.participants()).filter((r) => r.participant.connectionProvider === provider).map((r) => r.participant.dipId);
+    const withdrawn: string[] = [];
+    for (const dipId of clients.sort((x, y) => x.localeCompare(y))) {
+      // The nomination alone, and only while it still names the provider: a client's row written back from
+      // the list read above would undo what another writer changed since (a certificate rotated, roles the
+      // register moved), and a client that nominated another provider meanwhile keeps it and its webhooks.
+      if (!(await this.deps.store.setConnectionProvider(dipId, provider, null))) continue;
+      const removedWebhooks = await dropFormerProviderWebhooks(this.deps.store, { dipId, connectionProvider: null }, true);
+      await this.deps.journal.append({ at, actor, action: 'participant.connection-provider.withdraw', target: dipId, before: { connectionProvider: provider }, after: { connectionProvider: null, removedWebhooks, reason: `${provider} offboarded` }, status: null });
+      withdrawn.push(dipId);
     }
-    return clients.map((c) => c.dipId);
+    return withdrawn;
   }
 
   /**
@@ -274,18 +280,9 @@ export class ParticipantLifecycle {
 
   /** Changes a profile against the version read, again on a conflict (another node changed it meanwhile). */
   async updateProfile(dipId: string, actor: string, change: (p: ParticipantProfile) => ParticipantProfile): Promise<ParticipantProfile> {
-    for (let attempt = 0; ; attempt++) {
-      const records = await this.deps.store.records(PROFILE_RECORD);
-      const current = records.find((r) => r.key === dipId);
-      const next = change((current?.doc as ParticipantProfile | undefined) ?? emptyProfile(dipId));
-      try {
-        await this.deps.store.putRecord({ kind: PROFILE_RECORD, key: dipId, doc: next, at: this.deps.clock.now(), by: actor }, current?.version ?? 0);
-        await this.deps.registry.refresh();
-        return next;
-      } catch (e) {
-        if (!(e instanceof RecordConflictError) || attempt >= 4) throw e;
-      }
-    }
+    const next = await changeProfile(this.deps.store, dipId, actor, () => this.deps.clock.now(), change);
+    await this.deps.registry.refresh();
+    return next;
   }
 
   /** Roles participants may sign up for themselves (spec 5.7.1 "optional roles"), set by the operator. */

@@ -97,15 +97,31 @@ export async function onboardParticipant(
   return { participant, apiKey, formerProvider, formerProviderGone, removedWebhooks };
 }
 
-/** Ends a rotation's overlap (the profile's previousApiKey), as offboarding does; again on a conflict with another node. */
+/** Ends a rotation's overlap (the profile's previousApiKey), as offboarding does. */
 async function endKeyOverlap(store: Pick<RegistryStore, 'records' | 'putRecord'>, dipId: string): Promise<void> {
+  await changeProfile(store, dipId, 'participant add', Date.now, (profile) => (profile.previousApiKey === null ? null : { ...profile, previousApiKey: null }));
+}
+
+/**
+ * Changes a participant's profile against the version read, and again on a conflict (another node or process
+ * changed it meanwhile, whose change a write of the stale read would undo). `change` answering null writes
+ * nothing. What it answers: the profile as stored now.
+ */
+export async function changeProfile(
+  store: Pick<RegistryStore, 'records' | 'putRecord'>,
+  dipId: string,
+  by: string,
+  now: () => number,
+  change: (profile: ParticipantProfile) => ParticipantProfile | null,
+): Promise<ParticipantProfile> {
   for (let attempt = 0; ; attempt++) {
     const current = (await store.records(PROFILE_RECORD)).find((r) => r.key === dipId);
-    const profile = (current?.doc as ParticipantProfile | undefined) ?? emptyProfile(dipId);
-    if (!current || profile.previousApiKey === null) return;
+    const was = (current?.doc as ParticipantProfile | undefined) ?? emptyProfile(dipId);
+    const next = change(was);
+    if (next === null) return was;
     try {
-      await store.putRecord({ kind: PROFILE_RECORD, key: dipId, doc: { ...profile, previousApiKey: null }, at: Date.now(), by: 'participant add' }, current.version);
-      return;
+      await store.putRecord({ kind: PROFILE_RECORD, key: dipId, doc: next, at: now(), by }, current?.version ?? 0);
+      return next;
     } catch (e) {
       if (!(e instanceof RecordConflictError) || attempt >= 4) throw e;
     }

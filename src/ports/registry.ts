@@ -58,6 +58,12 @@ export interface RegistryStore {
    */
   insertParticipant(p: Participant, apiKeyHash: string): Promise<boolean>;
   participants(): Promise<RegisteredParticipant[]>;
+  /**
+   * Sets a participant's DIP Connection Provider to `next` only while it is `expected` (a compare-and-set of
+   * that one column; nothing else of the row is written): false, writing nothing, when it is not (another
+   * writer changed the nomination meanwhile) or the participant is not registered.
+   */
+  setConnectionProvider(dipId: string, expected: string | null, next: string | null): Promise<boolean>;
   putWebhook(w: Webhook): Promise<void>;
   deleteWebhook(recipientDipId: string, channel: string): Promise<boolean>;
   webhooks(): Promise<Webhook[]>;

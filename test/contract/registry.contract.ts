@@ -44,6 +44,21 @@ export function registryContract(name: string, open: BackendFactory): void {
       stop();
     });
 
+    it('sets a connection provider only while it is the one expected, writing nothing else of the row', async () => {
+      const store = ctx.backend.registry;
+      const p = { dipId: 'SUP0000011', roles: ['SUP'], organisation: 'Acme', certificatePem: 'PEM', certificateFingerprint: 'AB', createdAt: 1, connectionProvider: 'DCP0000001' };
+      await store.upsertParticipant(p, 'hash-11');
+      const v = await store.version();
+      expect(await store.setConnectionProvider(p.dipId, 'DCP0000002', null)).toBe(false);
+      expect(await store.setConnectionProvider('SUP0000099', null, 'DCP0000001')).toBe(false);
+      expect(await store.version()).toBe(v);
+      await store.upsertParticipant({ ...p, certificatePem: 'PEM2' }, null);
+      expect(await store.setConnectionProvider(p.dipId, 'DCP0000001', null)).toBe(true);
+      expect(await store.setConnectionProvider(p.dipId, null, 'DCP0000002')).toBe(true);
+      expect(await store.version()).toBeGreaterThan(v);
+      expect((await store.participants()).filter((r) => r.participant.dipId === p.dipId)).toEqual([{ participant: { ...p, certificatePem: 'PEM2', connectionProvider: 'DCP0000002' }, apiKeyHash: 'hash-11' }]);
+    });
+
     it('keeps versioned records: a put on a stale version is refused, history stays, the feed moves', async () => {
       const store = ctx.backend.registry;
       let told = 0;

@@ -37,9 +37,6 @@ CREATE TABLE IF NOT EXISTS activity_log (
 );
 CREATE INDEX IF NOT EXISTS activity_log_at ON activity_log (at, chain, seq);
 CREATE INDEX IF NOT EXISTS activity_log_caller ON activity_log (caller, at);
--- A request looked up by the x-request-id its caller quotes (GET /admin/activity?requestId=); a database
--- made before builds it when this schema is next applied.
-CREATE INDEX IF NOT EXISTS activity_log_request_id ON activity_log (request_id);
 ALTER TABLE activity_log ADD COLUMN IF NOT EXISTS acting_for text;
 CREATE INDEX IF NOT EXISTS activity_log_acting_for ON activity_log (acting_for, at) WHERE acting_for IS NOT NULL;
 -- Refused requests only: an accepted one (every 201) adds nothing to it.
@@ -57,6 +54,12 @@ ${appendOnlyGuards('activity_log_append_only', 'activity log', [
 ])}
 `;
 
+/**
+ * A request looked up by the x-request-id its caller quotes (GET /admin/activity?requestId=). Added after
+ * activity logs had grown large: built CONCURRENTLY, after the schema, so that recording requests goes on
+ * while it is built (buildIndexConcurrently).
+ */
+const INDEXES = [{ name: 'activity_log_request_id', on: 'activity_log (request_id)' }] as const;
 
 /** The conditions of a period and its filters but the caller, numbered from $1. */
 function narrowed(fromMs: number, toMs: number, f: Omit<ActivityFilter, 'caller'>): { where: string; params: Array<string | number> } {
@@ -81,7 +84,7 @@ export class PgActivityLog implements ActivityLogStore {
   static async open(url: string, migrationUrl?: string): Promise<PgActivityLog> {
     const pool = openPool({ url, max: 2, applicationName: 'opendip-activity' });
     try {
-      await migrateStore(pool, migrationUrl, 'opendip-activity-owner', LOCKS.activitySchema, SCHEMA);
+      await migrateStore(pool, migrationUrl, 'opendip-activity-owner', LOCKS.activitySchema, SCHEMA, INDEXES);
     } catch (err) {
       await pool.end();
       throw err;

@@ -10,7 +10,7 @@ import { classifyPgError, isLockTimeout, isReadTimeout, isRetryable } from './er
 import { commitInDoubt, NOT_KNOWN, settleInDoubt, unconfirmed } from './in-doubt.js';
 import { createDays, dayOf } from './partitions.js';
 import { openOwner, type Owner } from './roles.js';
-import { unreadableGeneration } from '../schema-generation.js';
+import { newerGenerationStop, SCHEMA_GENERATION, unreadableGeneration } from '../schema-generation.js';
 import { applySchema, LOCKS, mpanIndexDdl, raiseGeneration, SCHEMA, SEED, storedGeneration } from './schema.js';
 
 export interface PostgresOptions {
@@ -121,6 +121,8 @@ export class PgDatabase {
    */
   private readonly lockWaitBudgetMs: number;
   private closed = false;
+  /** Why this store refuses every query for good (a newer build migrated the data while this node ran), or null. */
+  private refused: StoreError | null = null;
 
   private constructor(readonly options: PostgresOptions) {
     // A statement that waits 30 s is given up (a stuck lock, a failing-over server): the write is answered
@@ -136,7 +138,9 @@ export class PgDatabase {
     // retention statements.
     // The session's pid comes back with BEGIN, in the same round trip, for a COMMIT whose answer is lost
     // (settleInDoubt ends that session): the client's own processID is a pooler's key behind PgBouncer.
-    this.begin = `BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? LOCK_TIMEOUT_MS))}; SELECT pg_backend_pid() AS pid, now()::text AS began`;
+    // And the stored data's generation (one primary-key read): a newer build may have migrated it since this
+    // node started, and no transaction of this one writes beside it (newerGenerationStop).
+    this.begin = `BEGIN; SET LOCAL lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? LOCK_TIMEOUT_MS))}; SELECT pg_backend_pid() AS pid, now()::text AS began, (SELECT generation FROM dip_schema_generation WHERE schema_name = current_schema()) AS generation`;
     this.lockWaitBudgetMs = (options.idleInTransactionMs ?? IDLE_IN_TRANSACTION_MS) + 2 * (options.lockTimeoutMs ?? LOCK_TIMEOUT_MS);
   }
 
@@ -147,7 +151,7 @@ export class PgDatabase {
       // Before anything is applied: an older schema's DDL laid over a newer one's data is how a downgrade
       // would start misreading it.
       const why = unreadableGeneration(await storedGeneration(owner.pool), 'the PostgreSQL database');
-      if (why !== null) throw new StoreError('permanent', why, 'SCHEMA_GENERATION');
+      if (why !== null) throw new StoreError('permanent', why, SCHEMA_GENERATION);
       await applySchema(owner.pool, LOCKS.schema, owner.withGrants(`${SCHEMA}\n${mpanIndexDdl(options.mpanIndex === true)}`));
       await d.pool.query(SEED);
       const today = dayOf(options.clock.now());
@@ -207,6 +211,7 @@ export class PgDatabase {
    * run once more (below), which only a read may be; a write goes through tx.
    */
   async query<R extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<R[]> {
+    if (this.refused) throw this.refused;
     for (let attempt = 1; ; attempt++) {
       try {
         const { rows } = await this.pool.query<R>(text, values);
@@ -237,6 +242,7 @@ export class PgDatabase {
    */
   async tx<T>(fn: (c: pg.PoolClient) => Promise<T>, days: Iterable<number> = [], isCommitted?: (c: pg.PoolClient) => Promise<boolean>): Promise<T> {
     if (this.closed) throw new StoreError('unavailable', 'the store is closing', 'CLOSED');
+    if (this.refused) throw this.refused;
     const started = this.options.clock.now();
     for (let attempt = 1; ; attempt++) {
       let client: pg.PoolClient | undefined;
@@ -252,8 +258,11 @@ export class PgDatabase {
         client = await this.pool.connect();
         this.onCommit.set(client, learnt);
         // Several statements in one query: node-postgres answers with one result each (its types say one).
-        const began = (await client.query(this.begin)) as unknown as Array<pg.QueryResult<{ pid: number; began: string }>>;
-        session = began.at(-1)?.rows[0];
+        const began = (await client.query(this.begin)) as unknown as Array<pg.QueryResult<{ pid: number; began: string; generation: number | null }>>;
+        const opened = began.at(-1)?.rows[0];
+        session = opened;
+        const newer = newerGenerationStop(opened?.generation ?? undefined, 'the PostgreSQL database');
+        if (newer !== null) throw newer;
         result = await fn(client);
         // While writes fail, only a transaction that wrote says they succeed again: one that only read (an
         // append of duplicates, a lookup) commits on a read-only standby and on a full disk alike, and
@@ -441,6 +450,8 @@ export class PgDatabase {
   }
 
   private outcome(error: StoreError | null): void {
+    if (this.refused) return; // for good
+    if (error?.kind === 'fatal') return this.refuse(error);
     if (error !== null && error.kind !== 'unavailable') return; // a permanent error concerns one write, not the store
     if (error !== null && isLockTimeout(error.cause)) return; // another session's lock: this store still takes writes
     const next: BackendHealth = error === null ? { state: 'ok' } : { state: 'unavailable', reason: error.message, code: error.code };
@@ -461,6 +472,19 @@ export class PgDatabase {
       this.startCheckingWritable();
     }
     for (const l of this.healthListeners) l(next);
+  }
+
+  /**
+   * Refuses every query from now on with `error` (fatal: health says so, the node reports not ready and `dip
+   * serve` exits), and stops the checks: the data is of a generation this build would misread or write
+   * beside in the old shape. Transactions already running finish.
+   */
+  private refuse(error: StoreError): void {
+    this.refused = error;
+    this.stopCheckingWritable();
+    this.stopProbing();
+    this.state = { state: 'fatal', reason: error.message };
+    for (const l of this.healthListeners) l(this.state);
   }
 
   /**
@@ -562,6 +586,8 @@ export class PgDatabase {
   private async checkWritable(apart: boolean): Promise<void> {
     const why = apart ? await this.whyNotWritableApart() : await whyNotWritable((text, values) => this.query<WritableRow>(text, values), this.syncWaitAlarmMs);
     if (this.closed || this.state.state !== 'ok') return;
+    // Fatal when the generation read in the same round trip is newer (a newer build migrated the store): an
+    // idle node stops too, not only at its next write. outcome then refuses everything.
     if (why !== null) this.outcome(why);
   }
 
@@ -578,6 +604,8 @@ const NOT_WRITABLE = 'PostgreSQL: the server takes no writes: ';
 interface WritableRow {
   recovery: boolean;
   readOnly: string;
+  /** The stored data's generation (null: none recorded), read with the rest: a newer build may have migrated it since this node started. */
+  generation: number | null;
   /** How long the oldest COMMIT of this application has waited for the synchronous standbys (ms), null when none waits. */
   syncWaitMs: number | null;
   syncNames: string;
@@ -595,6 +623,7 @@ interface WritableRow {
 async function whyNotWritable(query: (text: string, values: unknown[]) => Promise<WritableRow[]>, syncWaitMs: number): Promise<StoreError | null> {
   const rows = await query(
     `SELECT pg_is_in_recovery() AS recovery, current_setting('transaction_read_only') AS "readOnly",
+            (SELECT generation FROM dip_schema_generation WHERE schema_name = current_schema()) AS generation,
             (SELECT floor(extract(epoch FROM now() - min(query_start)) * 1000)::bigint FROM pg_stat_activity
               WHERE wait_event = 'SyncRep' AND datname = current_database() AND application_name = current_setting('application_name')) AS "syncWaitMs",
             current_setting('synchronous_standby_names') AS "syncNames",
@@ -603,6 +632,8 @@ async function whyNotWritable(query: (text: string, values: unknown[]) => Promis
   );
   const row = rows[0];
   if (!row) return null;
+  const newer = newerGenerationStop(row.generation ?? undefined, 'the PostgreSQL database');
+  if (newer !== null) return newer;
   if (row.recovery) return notWritable('it is a standby in recovery (pg_is_in_recovery())');
   if (row.readOnly === 'on') return notWritable('its sessions are read-only (transaction_read_only is on)');
   if (row.syncWaitMs !== null && row.syncWaitMs >= syncWaitMs) {

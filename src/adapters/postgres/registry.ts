@@ -61,6 +61,17 @@ export class PgRegistry implements RegistryStore {
     return inserted;
   }
 
+  async setConnectionProvider(dipId: string, expected: string | null, next: string | null): Promise<boolean> {
+    const set = await this.d.tx(async (c) => {
+      const r = await c.query('UPDATE participants SET connection_provider = $3 WHERE dip_id = $1 AND connection_provider IS NOT DISTINCT FROM $2', [dipId, expected, next]);
+      if (!r.rowCount) return false;
+      await bump(c);
+      return true;
+    });
+    if (set) this.changed();
+    return set;
+  }
+
   async participants(): Promise<RegisteredParticipant[]> {
     const rows = await this.d.query<ParticipantRow>(
       `SELECT dip_id AS "dipId", roles, organisation, certificate_pem AS "certificatePem", certificate_fingerprint AS "certificateFingerprint",

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { openPool } from './pool.js';
-import { applySchema } from './schema.js';
+import { applySchema, buildIndexConcurrently, type ConcurrentIndex } from './schema.js';
 
 /**
  * The two PostgreSQL roles of a cluster (storage.postgres.migrationUrl, docs/cluster.md "Roles"): the
@@ -109,10 +109,11 @@ export async function openOwner(runtime: pg.Pool, migrationUrl: string | undefin
 }
 
 /** Applies a small store's DDL as the owner (with the runtime's grants), then lets the owner's pool go: it needs no DDL after. */
-export async function migrateStore(runtime: pg.Pool, migrationUrl: string | undefined, applicationName: string, lock: number, ddl: string): Promise<void> {
+export async function migrateStore(runtime: pg.Pool, migrationUrl: string | undefined, applicationName: string, lock: number, ddl: string, indexes: readonly ConcurrentIndex[] = []): Promise<void> {
   const owner = await openOwner(runtime, migrationUrl, applicationName);
   try {
     await applySchema(owner.pool, lock, owner.withGrants(ddl));
+    for (const index of indexes) await buildIndexConcurrently(owner.pool, index);
   } finally {
     await owner.close();
   }

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
 import { ACKNOWLEDGED_BEFORE, mpanIndexed } from '../archive-sql.js';
+import { PORTAL_REALMS } from '../schema-generation.js';
 import { isLockTimeout, isReadTimeout } from './errors.js';
 import { withConnection } from './pool.js';
 
@@ -347,6 +348,12 @@ DELETE FROM portal_totp_enrolments e WHERE e.realm IS NULL AND NOT EXISTS (SELEC
 UPDATE portal_totp_enrolments e SET realm = (SELECT a.realm FROM portal_accounts a WHERE a.username = e.username) WHERE e.realm IS NULL;
 ALTER TABLE portal_totp_enrolments ALTER COLUMN realm SET NOT NULL;
 ${rekeyedByRealm('portal_totp_enrolments')}
+-- Accounts keyed by realm are generation ${PORTAL_REALMS} (src/adapters/schema-generation.ts): recorded in this
+-- transaction, with the move, so no node of generation 2 starts on them, and a running one stops (database.ts).
+INSERT INTO dip_schema_generation (schema_name, generation, raised_at)
+  VALUES (current_schema(), ${PORTAL_REALMS}, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+  ON CONFLICT (schema_name) DO UPDATE SET generation = EXCLUDED.generation, raised_at = EXCLUDED.raised_at
+  WHERE dip_schema_generation.generation < EXCLUDED.generation;
 -- Portal users' saved reports (src/ports/saved-reports.ts): the definition as JSON; next_due_at the
 -- time its next e-mail is due (NULL: not e-mailed), moved on by the one node that claims it.
 CREATE TABLE IF NOT EXISTS saved_reports (
@@ -401,6 +408,8 @@ export const LOCKS = {
   activitySchema: 0x0d1b5c51,
   /** Set-up of the onboarding applications' table. */
   onboardingSchema: 0x0d1b5c52,
+  /** An index built outside the schema's transaction (buildIndexConcurrently): one node builds it. */
+  concurrentIndex: 0x0d1b5c53,
 } as const;
 
 /**
@@ -473,6 +482,58 @@ export async function applySchema(pool: pg.Pool, lock: number, ddl: string, opti
       await delay(options.timeoutMs / 2);
     }
   }
+}
+
+/** An index over a table that may be large when the index first comes (an upgrade), built without holding its writers. */
+export interface ConcurrentIndex {
+  name: string;
+  /** What follows ON: the table and the columns, e.g. `activity_log (request_id)`. */
+  on: string;
+}
+
+const INDEX_VALID = 'SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1 AND c.relnamespace = current_schema()::regnamespace';
+
+/**
+ * Makes an index by CREATE INDEX CONCURRENTLY unless a valid one is there (one catalogue read on every
+ * later open). A plain CREATE INDEX in applySchema's transaction holds a ShareLock on the table for the
+ * whole build, and every INSERT into it waits meanwhile: minutes on a large activity log, during which no
+ * request of any node could be recorded. CONCURRENTLY cannot run inside a transaction, hence not in the
+ * schema's DDL.
+ *
+ * A build that was interrupted (the node stopped, the connection lost, the server restarted) leaves an
+ * INVALID index of that name, which IF NOT EXISTS would take for done and which no query uses, while every
+ * write keeps it up to date: it is dropped (CONCURRENTLY too) and built again.
+ *
+ * One node builds (a session advisory lock, tried, not waited for): another that meets the lock goes on
+ * without the index, which the first is building. Waiting would deadlock: CONCURRENTLY waits for every
+ * transaction older than its phases, a session waiting for the lock among them. The build itself waits
+ * for the transactions open on the table when it starts, however long (a backup's pg_dump is one), with
+ * no statement timeout and the client's read timeout of an upgrade (SCHEMA_BUILD_TIMEOUT_MS).
+ *
+ * What it did: 'present' (nothing), 'built', 'rebuilt' (an invalid one dropped first), or 'elsewhere'
+ * (another session holds the lock).
+ */
+export async function buildIndexConcurrently(pool: pg.Pool, index: ConcurrentIndex): Promise<'present' | 'built' | 'rebuilt' | 'elsewhere'> {
+  return withConnection(pool, async (client, markBroken) => {
+    const valid = async () => (await client.query<{ valid: boolean }>(INDEX_VALID, [index.name])).rows[0]?.valid;
+    if ((await valid()) === true) return 'present';
+    if (!(await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1) AS got', [LOCKS.concurrentIndex])).rows[0]!.got) return 'elsewhere';
+    try {
+      await client.query('SET statement_timeout = 0');
+      const unhurried = (text: string): pg.QueryConfig & { query_timeout: number } => ({ text, query_timeout: SCHEMA_BUILD_TIMEOUT_MS });
+      // Again under the lock: another node may have finished it since the read above.
+      const was = await valid();
+      if (was === true) return 'present';
+      if (was === false) await client.query(unhurried(`DROP INDEX CONCURRENTLY IF EXISTS ${index.name}`));
+      await client.query(unhurried(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${index.name} ON ${index.on}`));
+      return was === false ? 'rebuilt' : 'built';
+    } finally {
+      // The connection goes back to the pool: the pool's statement timeout again, and the lock given up (a
+      // connection that cannot say so is dropped, which gives it up too).
+      await client.query('RESET statement_timeout').catch(markBroken);
+      await client.query('SELECT pg_advisory_unlock($1)', [LOCKS.concurrentIndex]).catch(markBroken);
+    }
+  });
 }
 
 /**

@@ -8,6 +8,7 @@ import { Checkpointer } from './checkpointer.js';
 import { GroupCommit, type Durability } from './group-commit.js';
 import { inProcess, ReaderThread, type SqliteReads } from './reader.js';
 import { migrate, mpanIndexDdl, refuseUnreadableGeneration, SCHEMA } from './schema.js';
+import { newerGenerationStop } from '../schema-generation.js';
 import { capFileSize, openWalFile } from './wal-file.js';
 
 /** A stored payload: sealed (BLOB) when written with encryption at rest, text when written without. */
@@ -102,7 +103,7 @@ export class SqliteDatabase {
     // GroupCommit syncs the WAL on the thread pool before it acknowledges anything; checkpoints (and their
     // own syncs) run on the Checkpointer's thread once this process writes.
     ({ db: this.db, walFd: this.walFd } = openWalFile(file, SCHEMA, refuseUnreadableGeneration));
-    migrate(this.db);
+    migrate(this.db, options.clock.now());
     this.db.exec(mpanIndexDdl(options.mpanIndex === true));
     this.reads = file === ':memory:' ? inProcess(this.db) : new ReaderThread(file);
     const walFd = this.walFd;
@@ -137,6 +138,11 @@ export class SqliteDatabase {
       probe: db.prepare('INSERT INTO health_probe (at, pad) VALUES (?, zeroblob(?))'),
       unprobe: db.prepare('DELETE FROM health_probe'),
     };
+    // Another process of a newer build (a node started on this data folder, its CLI) may migrate the file
+    // while this one runs: each group's transaction reads the generation first (one row, a microsecond or
+    // two beside the group's sync), and none writes beside a newer one. No timer: the write is what matters.
+    const generation = db.prepare<[], { generation: number }>('SELECT generation FROM schema_generation WHERE id = 1');
+    this.writes.guardEachGroup(() => newerGenerationStop(generation.get()?.generation, `the database ${file}`));
   }
 
   /** From now on payloads are sealed on write (call before the first write). Reads open either kind. */

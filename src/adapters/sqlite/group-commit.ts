@@ -48,6 +48,8 @@ export class GroupCommit {
   private scheduled = false;
   private readonly runAll: (ops: Pending[]) => Array<{ ok: true; value: unknown } | { ok: false; error: unknown }>;
   private failed: Error | null = null;
+  /** Why writes are refused for good, other than a failed sync (guardEachGroup). */
+  private refused: StoreError | null = null;
   private inFlight = new Set<Promise<void>>();
   private nextGroup = 1;
   /** While set, no group starts: writes queue until it settles (see hold). */
@@ -65,8 +67,14 @@ export class GroupCommit {
     private readonly onDurable: (writes: number, ms: number) => void = () => {},
   ) {
     const one = db.transaction((op: () => unknown) => op());
-    this.runAll = db.transaction((ops: Pending[]) =>
-      ops.map((p) => {
+    this.runAll = db.transaction((ops: Pending[]) => {
+      // Inside the group's transaction: nothing is written once the check says stop (refuse).
+      const stop = this.guard();
+      if (stop !== null) {
+        this.refused ??= stop;
+        throw stop;
+      }
+      return ops.map((p) => {
         try {
           return { ok: true as const, value: one(p.op) };
         } catch (error) {
@@ -75,8 +83,15 @@ export class GroupCommit {
           if (!db.inTransaction) throw error;
           return { ok: false as const, error };
         }
-      }),
-    );
+      });
+    });
+  }
+
+  /** Asked at the start of every group's transaction: an error refuses the group and every write after it. */
+  private guard: () => StoreError | null = () => null;
+
+  guardEachGroup(check: () => StoreError | null): void {
+    this.guard = check;
   }
 
   /** The failed sync that stopped the store, if one did. */
@@ -85,6 +100,7 @@ export class GroupCommit {
   }
 
   submit<T>(op: () => T): Promise<T> {
+    if (this.refused) return Promise.reject(this.refused);
     if (this.failed) return Promise.reject(new StoreError('fatal', `the store stopped taking writes after a failed disk sync: ${this.failed.message}`));
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ op, resolve: resolve as (v: unknown) => void, reject });

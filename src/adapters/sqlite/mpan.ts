@@ -3,6 +3,7 @@ import type { MpanStore } from '../../ports/mpan.js';
 import { indexesByHash, isIndexValue } from '../../security/at-rest.js';
 import type { SqliteDatabase } from './database.js';
 import { KEYED_MPANS } from '../schema-generation.js';
+import { raiseGeneration, storedGeneration } from './schema.js';
 
 const MIGRATION = 'mpan-index';
 
@@ -26,11 +27,6 @@ export class SqliteMpanStore implements MpanStore {
       deleteMpan: db.prepare('DELETE FROM mpan_appointments WHERE mpan = ?'),
       migrated: db.prepare<[string], { name: string }>('SELECT name FROM data_migrations WHERE name = ?'),
       markMigrated: db.prepare('INSERT OR IGNORE INTO data_migrations (name, done_at) VALUES (?, ?)'),
-      generation: db.prepare<[], { generation: number }>('SELECT generation FROM schema_generation WHERE id = 1'),
-      // Never lowered.
-      raiseGeneration: db.prepare(
-        'INSERT INTO schema_generation (id, generation, raised_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, raised_at = excluded.raised_at WHERE generation < excluded.generation',
-      ),
     };
   }
 
@@ -65,7 +61,7 @@ export class SqliteMpanStore implements MpanStore {
     if (!indexesByHash(this.d.sealer)) return 0;
     // Before the first row moves, and on a start after that finds it unrecorded, as on PostgreSQL
     // (schema-generation.ts); read first, so that a start once it is recorded writes nothing.
-    if ((this.s.generation.get()?.generation ?? 1) < KEYED_MPANS) await this.d.write(() => this.s.raiseGeneration.run(KEYED_MPANS, this.d.options.clock.now()));
+    if ((storedGeneration(this.d.db) ?? 1) < KEYED_MPANS) await this.d.write(() => raiseGeneration(this.d.db, KEYED_MPANS, this.d.options.clock.now()));
     if (this.s.migrated.get(MIGRATION)) return 0;
     let rewritten = 0;
     // Keyset over the primary key: a hashed row inserted behind the cursor is met again and skipped.

@@ -41,6 +41,8 @@ export class SqliteRegistry implements RegistryStore {
            previous_valid_until = excluded.previous_valid_until,
            api_key_hash = coalesce(@newApiKeyHash, participants.api_key_hash)`,
       ),
+      // IS: null compares equal to null (no provider expected).
+      setConnectionProvider: db.prepare('UPDATE participants SET connection_provider = @next WHERE dip_id = @dipId AND connection_provider IS @expected'),
       exists: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM participants WHERE dip_id = ?'),
       participants: db.prepare<[], ParticipantRow>(
         `SELECT dip_id AS dipId, roles, organisation, certificate_pem AS certificatePem, certificate_fingerprint AS certificateFingerprint,
@@ -89,6 +91,16 @@ export class SqliteRegistry implements RegistryStore {
     });
     if (inserted) this.changed();
     return inserted;
+  }
+
+  async setConnectionProvider(dipId: string, expected: string | null, next: string | null): Promise<boolean> {
+    const set = await this.d.write(() => {
+      if (this.s.setConnectionProvider.run({ dipId, expected, next }).changes === 0) return false;
+      this.s.bumpVersion.run();
+      return true;
+    });
+    if (set) this.changed();
+    return set;
   }
 
   async participants(): Promise<RegisteredParticipant[]> {

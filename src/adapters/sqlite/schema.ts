@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { ACKNOWLEDGED_BEFORE, mpanIndexed } from '../archive-sql.js';
-import { unreadableGeneration } from '../schema-generation.js';
+import { PORTAL_REALMS, SCHEMA_GENERATION, unreadableGeneration } from '../schema-generation.js';
 import { StoreError } from '../../ports/errors.js';
 
 /** The embedded store's schema. Statements are idempotent: applied on every open. */
@@ -301,16 +301,28 @@ export function mpanIndexDdl(on: boolean): string {
   return on ? `CREATE INDEX IF NOT EXISTS messages_mpan ON messages (mpan) WHERE ${mpanIndexed()}` : 'DROP INDEX IF EXISTS messages_mpan';
 }
 
-/** Throws, before the schema is applied, when the file holds data of a generation this build does not read. */
-export function refuseUnreadableGeneration(db: Database.Database): void {
+/** The generation recorded in the file (undefined: none, a file from before the gate, or before the schema). */
+export function storedGeneration(db: Database.Database): number | undefined {
   const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_generation'").get();
-  const stored = table === undefined ? undefined : db.prepare<[], { generation: number }>('SELECT generation FROM schema_generation WHERE id = 1').get()?.generation;
-  const why = unreadableGeneration(stored, `the database ${db.name}`);
-  if (why !== null) throw new StoreError('permanent', why, 'SCHEMA_GENERATION');
+  return table === undefined ? undefined : db.prepare<[], { generation: number }>('SELECT generation FROM schema_generation WHERE id = 1').get()?.generation;
 }
 
-/** Brings a database made by an earlier version up to the current schema. */
-export function migrate(db: Database.Database): void {
+/** Records that the file's data is now of `generation`; never lowers it. Read first: once recorded, nothing is written. */
+export function raiseGeneration(db: Database.Database, generation: number, at: number): void {
+  if ((storedGeneration(db) ?? 1) >= generation) return;
+  db.prepare(
+    'INSERT INTO schema_generation (id, generation, raised_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET generation = excluded.generation, raised_at = excluded.raised_at WHERE generation < excluded.generation',
+  ).run(generation, at);
+}
+
+/** Throws, before the schema is applied, when the file holds data of a generation this build does not read. */
+export function refuseUnreadableGeneration(db: Database.Database): void {
+  const why = unreadableGeneration(storedGeneration(db), `the database ${db.name}`);
+  if (why !== null) throw new StoreError('permanent', why, SCHEMA_GENERATION);
+}
+
+/** Brings a database made by an earlier version up to the current schema; `now` dates a generation it raises. */
+export function migrate(db: Database.Database, now: number): void {
   const columns = db.prepare<[], { name: string }>('PRAGMA table_info(queue_entries)').all();
   if (!columns.some((c) => c.name === 'enqueued_at')) db.exec('ALTER TABLE queue_entries ADD COLUMN enqueued_at INTEGER');
   // Entries queued before the capacity was recorded keep NULL, read as the rule of their time: no backfill.
@@ -367,6 +379,8 @@ export function migrate(db: Database.Database): void {
   // of src/pipeline/recipient-copy.ts copyPattern (what was stored says 3 or not; no backfill).
   if (!messageColumns.some((c) => c.name === 'security_pattern')) db.exec('ALTER TABLE messages ADD COLUMN security_pattern INTEGER');
   migratePortalRealms(db);
+  // Portal accounts by realm, whether moved just now or made so: a build of generation 2 misreads them.
+  raiseGeneration(db, PORTAL_REALMS, now);
 }
 
 /**

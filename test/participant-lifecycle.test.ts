@@ -1,0 +1,83 @@
+/**
+ * Offboarding a DIP Connection Provider withdraws its clients' nominations (ParticipantLifecycle). A client
+ * changed by another writer while the offboarding runs (its certificate rotated, its nomination moved to
+ * another provider) keeps that change: the withdrawal writes the nomination alone, and only while it still
+ * names the provider offboarded.
+ */
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
+import type { Participant } from '../src/domain/participant.js';
+import { ParticipantLifecycle } from '../src/pipeline/participant-lifecycle.js';
+import { Registry } from '../src/pipeline/registry.js';
+import type { Backend } from '../src/ports/backend.js';
+import type { RegistryStore } from '../src/ports/registry.js';
+import { FakeClock } from './helpers/clocks.js';
+import { quietLogger } from './helpers/dip-harness.js';
+
+const participant = (dipId: string, roles: string[], connectionProvider: string | null): Participant => ({
+  dipId,
+  roles,
+  organisation: dipId,
+  certificatePem: `PEM ${dipId}`,
+  certificateFingerprint: `FP ${dipId}`,
+  createdAt: 1,
+  connectionProvider,
+});
+
+describe('offboarding a connection provider, its clients changed meanwhile', () => {
+  let backend: Backend | undefined;
+  afterEach(async () => {
+    await backend?.close();
+    backend = undefined;
+  });
+
+  it("withdraws only the nominations still naming it, and keeps the rest of each client's row as another writer left it", async () => {
+    const clock = new FakeClock();
+    const b = (backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-lifecycle-')), 'dip.db'), { clock }));
+    const store = b.registry;
+    const [dcp, other, rotated, renominated, untouched] = ['DCP0000001', 'DCP0000002', 'SUP0000001', 'SUP0000002', 'SUP0000003'];
+    await store.upsertParticipant(participant(dcp, ['DCP'], null), 'k0');
+    await store.upsertParticipant(participant(other, ['DCP'], null), 'k1');
+    for (const [i, id] of [rotated, renominated, untouched].entries()) await store.upsertParticipant(participant(id, ['SUP'], dcp), `k${i + 2}`);
+    await store.putWebhook({ recipientDipId: renominated, channel: 'IF-021', url: 'https://other.example/hook', maxMessageCount: 10, maxPayloadKb: 100, registeredBy: other });
+
+    // The other writer, injected through the store: right after the offboarding read the participants, a
+    // rotation of one client's certificate and another client's nomination of a second provider commit.
+    let interleave: (() => Promise<void>) | null = async () => {
+      const current = new Map((await store.participants()).map((r) => [r.participant.dipId, r.participant]));
+      await store.upsertParticipant({ ...current.get(rotated)!, certificatePem: 'PEM rotated', certificateFingerprint: 'FP rotated' }, null);
+      await store.upsertParticipant({ ...current.get(renominated)!, connectionProvider: other }, null);
+    };
+    const racing: RegistryStore = Object.create(store, {
+      participants: {
+        value: async () => {
+          const read = await store.participants();
+          const then = interleave;
+          interleave = null;
+          await then?.();
+          return read;
+        },
+      },
+    }) as RegistryStore;
+
+    const registry = new Registry(store, quietLogger, () => clock.now());
+    await registry.refresh();
+    const lifecycle = new ParticipantLifecycle({ registry, store: racing, journal: b.journal, clock, logger: quietLogger, revoke: async () => true, afterChange: () => {} });
+    const result = await lifecycle.offboard(dcp, 'operator:alice', 'left the market');
+
+    expect(interleave).toBeNull();
+    const after = new Map((await store.participants()).map((r) => [r.participant.dipId, r.participant]));
+    expect(after.get(rotated)).toMatchObject({ connectionProvider: null, certificatePem: 'PEM rotated', certificateFingerprint: 'FP rotated' });
+    expect(after.get(renominated)).toMatchObject({ connectionProvider: other });
+    expect(after.get(untouched)).toMatchObject({ connectionProvider: null });
+    expect(result.nominationsWithdrawn).toEqual([rotated, untouched]);
+    // The second provider's webhook for the client that moved to it stays, and no withdrawal is journalled for that client.
+    expect(await store.webhooks()).toMatchObject([{ recipientDipId: renominated, registeredBy: other }]);
+    const withdrawals = await b.journal.entries({ action: 'participant.connection-provider.withdraw', limit: 10 });
+    expect(withdrawals.map((e) => e.target).sort()).toEqual([rotated, untouched]);
+  });
+});

@@ -1,0 +1,88 @@
+/**
+ * The activity log's request-ID index (src/adapters/postgres/activity-log.ts), added when activity logs were
+ * already large: built CONCURRENTLY after the schema (buildIndexConcurrently), so recording requests goes on
+ * while it is built; an INVALID index an interrupted build left is dropped and built again.
+ */
+
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { PgActivityLog } from '../src/adapters/postgres/activity-log.js';
+import { buildIndexConcurrently, LOCKS } from '../src/adapters/postgres/schema.js';
+import { waitFor } from './helpers/dip-harness.js';
+import { databaseForDescribe, queryOnce } from './helpers/postgres.js';
+
+const INDEX = 'activity_log_request_id';
+const INSERT = `INSERT INTO activity_log (chain, seq, at, request_id, listener, method, url, duration_ms, prev_hash, hash)
+  VALUES ($1, $2, 0, $3, 'api', 'GET', '/', 1, 'p', 'h')`;
+
+describe("PostgreSQL: the activity log's request-ID index", () => {
+  const db = databaseForDescribe();
+  let url: string;
+  const clients: pg.Client[] = [];
+  const client = async (): Promise<pg.Client> => {
+    const c = new pg.Client({ connectionString: url });
+    c.on('error', () => {});
+    await c.connect();
+    clients.push(c);
+    return c;
+  };
+  const q = <R extends pg.QueryResultRow>(sql: string, values: unknown[] = []) => queryOnce<R>(url, sql, values);
+  const index = async () => (await q<{ valid: boolean; unique: boolean }>('SELECT indisvalid AS valid, indisunique AS unique FROM pg_index WHERE indexrelid = to_regclass($1)', [INDEX]))[0];
+
+  beforeEach(async () => {
+    url = await db.freshSchema();
+    await (await PgActivityLog.open(url)).close();
+    // A database of the version before the index. Its schema's digest is left as it is, so what runs is the
+    // build alone: an upgrade's applySchema also takes each table's lock for a moment (CREATE INDEX IF NOT
+    // EXISTS of the indexes there already), given up after SCHEMA_LOCK.timeoutMs and tried again.
+    await q(`DROP INDEX ${INDEX}`);
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) await c.end().catch(() => {});
+  });
+
+  it('is built while requests go on being recorded, a writer in the middle of its transaction included', async () => {
+    const holder = await client();
+    await holder.query('BEGIN');
+    await holder.query(INSERT, ['node-a', 1, 'r1']);
+    const opening = PgActivityLog.open(url);
+    await waitFor(
+      async () => (await q<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'opendip-activity' AND wait_event_type = 'Lock'"))[0]!.n > 0,
+      20_000,
+      'the upgrade waiting for the open transaction',
+    );
+    // Another node records a request meanwhile: not held behind the build (a plain CREATE INDEX's ShareLock
+    // request queues every INSERT behind it until the writer above ends).
+    const writer = await client();
+    await writer.query("SET lock_timeout = '1s'");
+    await writer.query(INSERT, ['node-b', 1, 'r2']);
+    await holder.query('COMMIT');
+    await (await opening).close();
+    expect(await index()).toEqual({ valid: true, unique: false });
+    expect((await q<{ n: number }>('SELECT count(*)::int AS n FROM activity_log'))[0]!.n).toBe(2);
+  });
+
+  it('drops an INVALID index an interrupted build left, and builds it again', async () => {
+    await q(`${INSERT.replaceAll('$1', "'node-a'").replaceAll('$2', '1').replaceAll('$3', "'same'")}; ${INSERT.replaceAll('$1', "'node-a'").replaceAll('$2', '2').replaceAll('$3', "'same'")}`);
+    // A build that fails part way leaves its index in the catalogue, INVALID (as one cut off does).
+    await expect(q(`CREATE UNIQUE INDEX CONCURRENTLY ${INDEX} ON activity_log (request_id)`)).rejects.toThrow(/could not create unique index/);
+    expect(await index()).toEqual({ valid: false, unique: true });
+    await (await PgActivityLog.open(url)).close();
+    expect(await index()).toEqual({ valid: true, unique: false });
+  });
+
+  it('leaves the build to the session that holds its lock, without waiting for it', async () => {
+    const other = await client();
+    await other.query('SELECT pg_advisory_lock($1)', [LOCKS.concurrentIndex]);
+    const pool = new pg.Pool({ connectionString: url, max: 1 });
+    try {
+      expect(await buildIndexConcurrently(pool, { name: INDEX, on: 'activity_log (request_id)' })).toBe('elsewhere');
+      expect(await index()).toBeUndefined();
+      await other.query('SELECT pg_advisory_unlock($1)', [LOCKS.concurrentIndex]);
+      expect(await buildIndexConcurrently(pool, { name: INDEX, on: 'activity_log (request_id)' })).toBe('built');
+      expect(await buildIndexConcurrently(pool, { name: INDEX, on: 'activity_log (request_id)' })).toBe('present');
+    } finally {
+      await pool.end();
+    }
+  });
+});
