@@ -219,12 +219,13 @@ export class StatusMessages {
  * The place of the first entry of the batch that tells the same as this one, or undefined (recorded then).
  * A batch of messages naming one senderUniqueReference twice is refused whole (MSG1006, ingest): so is a
  * batch of statuses carrying one twice, which would be relayed to the sender as many times. A status is
- * what it tells the sender about which transaction: transactionID, message, help and serviceTicketURL
- * (its reference is the transaction's own, set by the DIP; the time it was written and the fields the DIP
- * fills do not make another status). Two statuses about one transaction that say different things pass.
+ * who tells the sender what about which transaction: senderID, transactionID, message, help and
+ * serviceTicketURL (its reference is the transaction's own, set by the DIP; the time it was written and the
+ * fields the DIP fills do not make another status). Two statuses about one transaction that say different
+ * things pass, and so do two recipients' (a connection provider's clients) saying the same.
  */
 function repeated(seen: Map<string, number>, entry: StatusEntry, index: number): number | undefined {
-  const key = JSON.stringify([entry.transactionID, entry.message, entry.help, entry.serviceTicketURL]);
+  const key = JSON.stringify([entry.senderID, entry.transactionID, entry.message, entry.help, entry.serviceTicketURL]);
   const first = seen.get(key);
   if (first === undefined) seen.set(key, index);
   return first;
