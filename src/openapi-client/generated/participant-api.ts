@@ -14788,7 +14788,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -14800,7 +14800,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -14857,7 +14857,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -14894,7 +14894,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -14906,7 +14906,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -14963,7 +14963,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15000,7 +15000,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15012,7 +15012,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15069,7 +15069,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15106,7 +15106,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15118,7 +15118,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15175,7 +15175,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15212,7 +15212,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15224,7 +15224,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15281,7 +15281,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15318,7 +15318,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15330,7 +15330,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15387,7 +15387,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15424,7 +15424,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15436,7 +15436,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15493,7 +15493,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15530,7 +15530,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15542,7 +15542,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15599,7 +15599,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15636,7 +15636,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15648,7 +15648,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15705,7 +15705,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15742,7 +15742,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15754,7 +15754,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15811,7 +15811,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15848,7 +15848,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15860,7 +15860,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15917,7 +15917,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15954,7 +15954,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15966,7 +15966,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16023,7 +16023,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16060,7 +16060,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16072,7 +16072,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16129,7 +16129,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16166,7 +16166,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16178,7 +16178,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16235,7 +16235,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16272,7 +16272,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16284,7 +16284,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16341,7 +16341,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16378,7 +16378,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16390,7 +16390,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16447,7 +16447,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16484,7 +16484,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16496,7 +16496,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16553,7 +16553,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16590,7 +16590,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16602,7 +16602,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16659,7 +16659,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16696,7 +16696,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16708,7 +16708,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16765,7 +16765,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16802,7 +16802,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16814,7 +16814,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16871,7 +16871,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16908,7 +16908,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16920,7 +16920,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16977,7 +16977,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17014,7 +17014,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17026,7 +17026,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17083,7 +17083,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17120,7 +17120,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17132,7 +17132,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17189,7 +17189,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17226,7 +17226,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17238,7 +17238,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17295,7 +17295,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17332,7 +17332,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17344,7 +17344,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17401,7 +17401,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17438,7 +17438,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17450,7 +17450,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17507,7 +17507,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17544,7 +17544,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17556,7 +17556,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17613,7 +17613,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17650,7 +17650,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17662,7 +17662,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17719,7 +17719,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17756,7 +17756,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17768,7 +17768,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17825,7 +17825,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17862,7 +17862,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17874,7 +17874,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17931,7 +17931,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17968,7 +17968,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17980,7 +17980,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18037,7 +18037,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18074,7 +18074,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18086,7 +18086,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18143,7 +18143,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18180,7 +18180,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18192,7 +18192,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18249,7 +18249,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18286,7 +18286,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18298,7 +18298,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18355,7 +18355,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18392,7 +18392,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18404,7 +18404,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18461,7 +18461,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18498,7 +18498,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18510,7 +18510,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18567,7 +18567,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18604,7 +18604,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18616,7 +18616,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18673,7 +18673,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18710,7 +18710,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18722,7 +18722,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18779,7 +18779,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18816,7 +18816,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18828,7 +18828,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18885,7 +18885,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18922,7 +18922,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18934,7 +18934,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18991,7 +18991,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19028,7 +19028,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19040,7 +19040,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19097,7 +19097,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19134,7 +19134,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19146,7 +19146,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19203,7 +19203,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19240,7 +19240,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19252,7 +19252,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19309,7 +19309,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19346,7 +19346,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19358,7 +19358,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19415,7 +19415,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19452,7 +19452,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19464,7 +19464,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19521,7 +19521,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19558,7 +19558,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19570,7 +19570,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19627,7 +19627,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19664,7 +19664,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19676,7 +19676,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19733,7 +19733,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19770,7 +19770,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19782,7 +19782,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19839,7 +19839,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19876,7 +19876,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19888,7 +19888,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19945,7 +19945,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19982,7 +19982,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19994,7 +19994,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20051,7 +20051,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20088,7 +20088,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20100,7 +20100,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20157,7 +20157,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20194,7 +20194,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20206,7 +20206,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20263,7 +20263,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20300,7 +20300,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20312,7 +20312,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20369,7 +20369,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20406,7 +20406,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20418,7 +20418,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20475,7 +20475,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20512,7 +20512,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20524,7 +20524,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20581,7 +20581,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20618,7 +20618,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20630,7 +20630,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20687,7 +20687,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20724,7 +20724,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20736,7 +20736,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20793,7 +20793,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20830,7 +20830,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20842,7 +20842,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20899,7 +20899,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20936,7 +20936,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20948,7 +20948,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21005,7 +21005,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21042,7 +21042,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21054,7 +21054,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21111,7 +21111,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21148,7 +21148,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21160,7 +21160,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21217,7 +21217,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21254,7 +21254,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21266,7 +21266,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21323,7 +21323,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21360,7 +21360,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21372,7 +21372,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21429,7 +21429,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21466,7 +21466,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21478,7 +21478,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21535,7 +21535,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21572,7 +21572,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21584,7 +21584,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21641,7 +21641,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21678,7 +21678,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21690,7 +21690,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21747,7 +21747,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21784,7 +21784,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21796,7 +21796,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21853,7 +21853,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21890,7 +21890,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21902,7 +21902,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21959,7 +21959,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21996,7 +21996,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22008,7 +22008,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22065,7 +22065,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22102,7 +22102,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22114,7 +22114,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22171,7 +22171,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22208,7 +22208,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22220,7 +22220,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22277,7 +22277,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22314,7 +22314,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22326,7 +22326,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22383,7 +22383,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22420,7 +22420,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22432,7 +22432,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22489,7 +22489,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22526,7 +22526,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22538,7 +22538,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22595,7 +22595,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22632,7 +22632,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22644,7 +22644,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22701,7 +22701,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22738,7 +22738,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22750,7 +22750,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22807,7 +22807,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22844,7 +22844,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22856,7 +22856,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22913,7 +22913,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22950,7 +22950,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22962,7 +22962,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23019,7 +23019,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23056,7 +23056,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23068,7 +23068,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23125,7 +23125,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23162,7 +23162,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23174,7 +23174,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23231,7 +23231,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23268,7 +23268,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23280,7 +23280,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23337,7 +23337,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23374,7 +23374,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23386,7 +23386,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23443,7 +23443,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23480,7 +23480,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23492,7 +23492,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23549,7 +23549,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23586,7 +23586,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23598,7 +23598,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23655,7 +23655,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23692,7 +23692,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23704,7 +23704,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23761,7 +23761,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23798,7 +23798,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23810,7 +23810,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23867,7 +23867,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23904,7 +23904,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23916,7 +23916,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23973,7 +23973,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24010,7 +24010,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24022,7 +24022,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24079,7 +24079,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24116,7 +24116,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24128,7 +24128,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24185,7 +24185,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24222,7 +24222,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24234,7 +24234,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24291,7 +24291,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24328,7 +24328,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24340,7 +24340,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24397,7 +24397,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24434,7 +24434,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24446,7 +24446,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24503,7 +24503,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24540,7 +24540,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24552,7 +24552,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24609,7 +24609,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24646,7 +24646,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24658,7 +24658,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24715,7 +24715,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24752,7 +24752,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24764,7 +24764,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24821,7 +24821,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24858,7 +24858,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24870,7 +24870,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24927,7 +24927,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24964,7 +24964,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24976,7 +24976,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25033,7 +25033,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25070,7 +25070,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25082,7 +25082,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25139,7 +25139,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25176,7 +25176,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25188,7 +25188,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25245,7 +25245,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25282,7 +25282,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25294,7 +25294,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25351,7 +25351,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25388,7 +25388,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25400,7 +25400,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25457,7 +25457,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25494,7 +25494,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25506,7 +25506,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25563,7 +25563,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25600,7 +25600,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25612,7 +25612,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25669,7 +25669,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25706,7 +25706,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25718,7 +25718,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25775,7 +25775,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25812,7 +25812,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25824,7 +25824,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25881,7 +25881,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25918,7 +25918,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25930,7 +25930,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25987,7 +25987,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26024,7 +26024,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26036,7 +26036,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26093,7 +26093,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26130,7 +26130,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26142,7 +26142,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26199,7 +26199,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26236,7 +26236,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26248,7 +26248,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26305,7 +26305,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26342,7 +26342,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26354,7 +26354,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26411,7 +26411,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26448,7 +26448,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26460,7 +26460,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26517,7 +26517,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26554,7 +26554,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26566,7 +26566,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26623,7 +26623,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26660,7 +26660,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26672,7 +26672,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26729,7 +26729,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26766,7 +26766,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26778,7 +26778,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26835,7 +26835,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26872,7 +26872,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26884,7 +26884,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26941,7 +26941,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26978,7 +26978,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26990,7 +26990,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27047,7 +27047,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27084,7 +27084,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27096,7 +27096,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27153,7 +27153,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27190,7 +27190,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27202,7 +27202,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27259,7 +27259,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27296,7 +27296,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27308,7 +27308,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27365,7 +27365,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27402,7 +27402,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27414,7 +27414,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27471,7 +27471,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27508,7 +27508,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27520,7 +27520,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27577,7 +27577,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27614,7 +27614,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27626,7 +27626,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27683,7 +27683,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27720,7 +27720,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27732,7 +27732,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27789,7 +27789,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27826,7 +27826,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27838,7 +27838,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27895,7 +27895,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27932,7 +27932,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27944,7 +27944,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28001,7 +28001,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28038,7 +28038,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28050,7 +28050,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28107,7 +28107,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28144,7 +28144,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28156,7 +28156,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28213,7 +28213,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28250,7 +28250,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28262,7 +28262,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28319,7 +28319,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28356,7 +28356,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28368,7 +28368,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28425,7 +28425,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28462,7 +28462,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28474,7 +28474,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28531,7 +28531,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28568,7 +28568,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28580,7 +28580,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28637,7 +28637,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28674,7 +28674,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28686,7 +28686,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28743,7 +28743,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28780,7 +28780,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28792,7 +28792,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28849,7 +28849,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28886,7 +28886,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28898,7 +28898,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28955,7 +28955,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28992,7 +28992,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29004,7 +29004,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29061,7 +29061,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29098,7 +29098,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29110,7 +29110,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29167,7 +29167,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29204,7 +29204,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29216,7 +29216,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29273,7 +29273,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29310,7 +29310,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29322,7 +29322,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29379,7 +29379,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29416,7 +29416,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29428,7 +29428,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29485,7 +29485,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29522,7 +29522,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29534,7 +29534,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29591,7 +29591,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29628,7 +29628,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29640,7 +29640,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29697,7 +29697,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29734,7 +29734,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29746,7 +29746,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29803,7 +29803,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29840,7 +29840,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29852,7 +29852,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29909,7 +29909,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29946,7 +29946,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29958,7 +29958,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30015,7 +30015,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30052,7 +30052,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30064,7 +30064,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30121,7 +30121,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30158,7 +30158,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30170,7 +30170,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30227,7 +30227,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30264,7 +30264,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30276,7 +30276,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30333,7 +30333,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
