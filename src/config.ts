@@ -438,9 +438,10 @@ export interface ApiChoices {
    */
   emptyReplay: 'bad-request' | 'no-content' | 'empty-array';
   /**
-   * The answer of POST /validate/{interface}/{event}, published as a JSON string ("Message OK"):
-   * 'standard-response' (default) the StandardResponse every other operation answers, naming each
-   * field that fails; 'text' the same message and help as one JSON string.
+   * The answer of POST /validate/{interface}/{event}, published as a JSON string (`type: string`, "Message
+   * OK"): 'text' (default) that string, the message and help of each item (a client generated from the
+   * published document reads it); 'standard-response' the StandardResponse every other operation answers,
+   * naming each field that fails in its own entry.
    */
   validateAnswer: 'standard-response' | 'text';
 }
@@ -865,7 +866,7 @@ export const DEFAULTS: DipConfig = {
     firstByteTimeoutMs: 2_000,
     authenticatedReservePercent: 25,
   },
-  api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' },
+  api: { emptyReplay: 'bad-request', validateAnswer: 'text' },
   onboarding: { enabled: true, maxWaiting: 50, applicationsPerAddressPerHour: 5, linkHours: 24, portalUrl: null },
   rateLimit: { requestsPerSecond: 200, burst: 400 },
   // 32 MiB of submissions in hand: about 7,000 IF-021, two seconds of work at this machine's rate.

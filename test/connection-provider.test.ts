@@ -19,7 +19,8 @@ describe('DIP Connection Providers', () => {
     );
 
   beforeAll(async () => {
-    t = await startTestDip();
+    // /validate's StandardResponse form, whose entries name the recipient and the provider.
+    t = await startTestDip({ api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' } });
     cp = await t.participant('9000000001', ['DCP']);
     direct = await t.participant('2000000003', ['SDS']); // connects for itself; nominated nobody
     await nominee('2000000001', 'SDS');

@@ -709,6 +709,23 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
     expect(unknown.body.messageArray[0]!.help).toContain(`is not a message ${SUP} received`);
   });
 
+  // Found by a black-box participant client (probe5): one status posted 1000 times in one batch was relayed
+  // 1000 times. A batch of messages naming one senderUniqueReference twice is refused whole (400 MSG1006);
+  // so is a batch of statuses carrying one twice. Two different statuses about one transaction are not the same.
+  it('refuses a batch carrying the same status twice (400 MSG1006 naming the item), relaying none; two different ones pass', async () => {
+    const before = delivered(statusRx).length;
+    const once = entry();
+    const twice = await sup.client.statusMessage([once, entry({ sentTimestamp: once.sentTimestamp }), entry({ help: 'another problem' }), entry()]);
+    expect(twice.status).toBe(400);
+    expect(twice.body.messageArray.map((e) => e.message)).toEqual([MSG.processingFailed, MSG.duplicateReference, MSG.processingFailed, MSG.duplicateReference]);
+    expect(twice.body.messageArray[1]!.help).toBe(`item 1: the same status as item 0 (transactionID ${transactionId}, message RCP1061 - MPAN Invalid or Unknown): a batch carries each status once`);
+    expect(twice.body.messageArray[3]!.help).toMatch(/^item 3: the same status as item 0 /);
+    const different = await sup.client.statusMessage([once, entry({ help: 'another problem' })]);
+    expect(different.status, JSON.stringify(different.body)).toBe(201);
+    await waitFor(() => delivered(statusRx).length >= before + 2, 5000, 'both statuses at the sender');
+    expect(delivered(statusRx)).toHaveLength(before + 2);
+  });
+
   it('refuses a senderID that is not the caller (403)', async () => {
     const forged = await sup.client.statusMessage([entry({ senderID: MDS })]);
     expect(forged.status).toBe(403);

@@ -189,7 +189,8 @@ describe('ingest refusals: a specific 4xx, the right MSG code, and nothing store
   }
 
   beforeAll(async () => {
-    [t, small] = await Promise.all([startTestDip(), startTestDip({ bodyLimitBytes: 64 * 1024, maxBatchMessages: 10 })]);
+    // /validate's StandardResponse form: its entries are compared with the submission's.
+    [t, small] = await Promise.all([startTestDip({ api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' } }), startTestDip({ bodyLimitBytes: 64 * 1024, maxBatchMessages: 10 })]);
     raw = new RawCaller(t);
     [sds, sds2, sup, mds, regs, both, secondCert, smallSender] = await Promise.all([
       t.participant('2000000001', ['SDS']),

@@ -180,7 +180,7 @@ describe.each(backends)('an operator withdraws a publication ($name)', ({ storag
     // publisher learns by a status message who could not be told.
     const deadLetters = async () => ((await admin('GET', `/admin/dead-letters?recipient=${leaver.dipId}`)).body as Array<{ queue: { channel: string }; senderUniqueReference: string; detail: string }>).filter((d) => d.queue.channel === 'REP-002');
     await waitFor(async () => (await deadLetters()).length === 1, 10_000, "the leaver's withdrawal notice, dead-lettered");
-    expect((await deadLetters()).map((d) => [d.senderUniqueReference, d.detail])).toEqual([[`PUB-${published.id}-WITHDRAWN`, expect.stringMatching(/no longer receives on REP-002/)]]);
+    expect((await deadLetters()).map((d) => [d.senderUniqueReference, d.detail])).toEqual([[expect.stringMatching(new RegExp(`^S-IF-047-[0-9a-f]{10}-DIP-\\d{8}-WDN${published.id.replace(/-/g, '')}$`)), expect.stringMatching(/no longer receives on REP-002/)]]);
   });
 
   it('lets the publisher withdraw its own publication on the participant API: the same withdrawal, journalled as the publisher, its recipients told; to anyone else it is an unknown ID', async () => {

@@ -18,6 +18,10 @@ import type { Logger } from '../src/ports/logger.js';
 import type { MessageLog } from '../src/ports/message-log.js';
 import type { PublicationBlobs, PublicationIndex, PublicationRecord } from '../src/ports/publications.js';
 import { FakeClock } from './helpers/clocks.js';
+import { oracle } from './helpers/published-oracle.js';
+import { HAVE_REFERENCE } from './helpers/reference.js';
+import { Catalogue } from '../src/catalogue/catalogue.js';
+import { dipDateTime } from '../src/domain/time.js';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('base64');
 
@@ -78,6 +82,38 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect(pulled.body).toHaveLength(1);
     expect(pulled.body[0]).toEqual(delivered[0]);
     expect((await mds.client.pull('REP-002', mds.dipId)).status).toBe(403);
+  });
+
+  // Found by a black-box participant client (probe5): a notice pulled on REP-003 failed every branch of the
+  // published DIPMessageEgressArray (interfaceID REP-003 with IF-047's blocks, schema version 011, event code
+  // [Publication], sender reference PUB-<uuid>), and the status messages its publisher was sent about it
+  // failed StandardResponseArray (the same reference): a validating recipient answered 400 to every notice.
+  it.skipIf(!HAVE_REFERENCE)("a notice validates against the published egress schema on any channel, and so do its publisher's status messages", async () => {
+    const answer = await publish(vas, { type: 'BMUVols', version: '1', format: 'csv' }, CSV, undefined, 'REP-003');
+    expect(answer.status).toBe(201);
+    const id = (answer.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
+    const pulled = await sup.client.pull('REP-003', sup.dipId);
+    expect(pulled.body).toHaveLength(1);
+    // The published API 2.1.0's own schemas, built independently of the DIP's catalogue. An item of the
+    // egress array (DIPMessageEgressArray) is one of the payloads, each with its own S0.interfaceID: the
+    // IF-047 one alone is compiled (the whole oneOf takes half a minute).
+    const if047 = oracle('IF-047-Payload', 'Interfaces-EventCodes-unresolved.yaml');
+    const responses = oracle('StandardResponseArray');
+    for (const item of pulled.body as Array<{ payload: unknown }>) expect(if047(item.payload), JSON.stringify(if047.errors?.slice(0, 5))).toBe(true);
+    // The validator ingest uses for the published schemas agrees: it is an IF-047 message.
+    expect(Catalogue.load().validate('IF-047', pulled.body[0])).toMatchObject({ ok: true, eventCode: 'ISD', schemaVersion: '011' });
+    const notice = (pulled.body[0] as { payload: { CommonBlock: { S1: { senderUniqueReference: string }; D0: { transactionID: string } }; CustomBlock: { P02List: Array<{ additionalInformation: string }> } } }).payload;
+    // The publication it is about: its channel and ID, in the field IF-047 leaves free.
+    expect(JSON.parse(notice.CustomBlock.P02List[0]!.additionalInformation)).toMatchObject({ publicationID: id, channel: 'REP-003' });
+    // A recipient's status about the notice reaches the publisher as a valid StandardResponseArray.
+    const said = await sup.client.statusMessage([
+      { transactionID: notice.CommonBlock.D0.transactionID, senderUniqueReference: null, correlationID: null, sentTimestamp: dipDateTime(new Date()), senderID: sup.dipId, recipientID: null, DIPConnectionProviderID: null, message: 'RCP1061 - MPAN Invalid or Unknown', help: null, serviceTicketURL: null },
+    ]);
+    expect(said.status, JSON.stringify(said.body)).toBe(201);
+    const statuses = await vas.client.call<unknown[]>('GET', `/statusmessage/pull/${vas.dipId}`, '');
+    expect(statuses.body).toHaveLength(1);
+    expect(statuses.body[0]).toMatchObject({ transactionID: notice.CommonBlock.D0.transactionID, senderUniqueReference: notice.CommonBlock.S1.senderUniqueReference });
+    expect(responses(statuses.body), JSON.stringify(responses.errors?.slice(0, 5))).toBe(true);
   });
 
   it('lists by channel, type, version and date; the metadata says where to download', async () => {
@@ -460,7 +496,7 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect([first.status, first.body.messageArray[0]!.transactionID, first.body.messageArray[0]!.help]).toEqual([
       201,
       null,
-      expect.stringMatching(new RegExp(`^publication ${id} stored \\(${CSV.length} bytes, SHA-256 verified\\); its notice to [1-9]\\d* recipient\\(s\\) could not be queued now: the DIP queues it itself once the publication is 5 minutes old, at its next pass for missed notices \\(sender reference PUB-${id}\\); do not publish it again$`)),
+      expect.stringMatching(new RegExp(`^publication ${id} stored \\(${CSV.length} bytes, SHA-256 verified\\); its notice to [1-9]\\d* recipient\\(s\\) could not be queued now: the DIP queues it itself once the publication is 5 minutes old, at its next pass for missed notices \\(sender reference S-IF-047-[0-9a-f]{10}-DIP-\\d{8}-PUB${id.replace(/-/g, '')}\\); do not publish it again$`)),
     ]);
     const listed = (await sup.client.call<{ publications: Array<{ publicationID: string }> }>('GET', '/dip-channel/REP-002/publications?type=FailedOver', '')).body.publications;
     expect(listed.map((p) => p.publicationID)).toEqual([id]);
@@ -514,7 +550,7 @@ describe('the pass for missed notices, past a publication whose notice fails', (
 
   /**
    * Publications past the grace whose notices are not queued, over an index in memory and a log whose
-   * append `fails` decides per sender reference (PUB-<id>): what it returns is thrown. `known`: the
+   * append `fails` decides per publication, named PUB-<id> (its notice's reference ends PUB<id>): what it returns is thrown. `known`: the
    * channel is in the catalogue.
    */
   function harness(ids: string[], fails: (ref: string) => Error | null, logger: Logger, known = true) {
@@ -535,7 +571,7 @@ describe('the pass for missed notices, past a publication whose notice fails', (
     const appended: string[] = [];
     const log: Pick<MessageLog, 'append'> = {
       append: async (batch) => {
-        const ref = batch.messages[0]!.senderUniqueReference ?? '';
+        const ref = (batch.messages[0]!.senderUniqueReference ?? '').replace(/^S-IF-047-.*-PUB(\w+)$/, 'PUB-$1');
         const err = fails(ref);
         if (err) throw err;
         appended.push(ref);

@@ -53,7 +53,8 @@ describe('POST /validate/{interface}/{event}', () => {
   let any: Awaited<ReturnType<HostileDip['t']['participant']>>;
   beforeAll(async () => {
     // Channels addressed only by MPAN lookup reach ANY_RECIPIENT whatever the MPAN: it always receives.
-    h = await startHostileDip({ channels: Object.fromEntries(catalogue.channels().map((c) => [c.interfaceId, { alwaysParticipants: [ANY_RECIPIENT] }])) });
+    // The StandardResponse form (api.validateAnswer 'standard-response'): one entry per item, to read each check by.
+    h = await startHostileDip({ api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' }, channels: Object.fromEntries(catalogue.channels().map((c) => [c.interfaceId, { alwaysParticipants: [ANY_RECIPIENT] }])) });
     any = await h.t.participant(ANY_SENDER, ALL_ROLES);
     await h.t.participant(ANY_RECIPIENT, ALL_ROLES);
   });
@@ -203,16 +204,27 @@ describe("the operator's choices where the published API leaves a gap", () => {
     expect(senderId(a)).toBe('0000000000');
   });
 
-  it("api.emptyReplay 'no-content' answers 204; api.validateAnswer 'text' answers the published JSON string", async () => {
-    const h = await start({ api: { emptyReplay: 'no-content', validateAnswer: 'text' } });
-    const a = await emptyReplay(h);
-    expect([a.status, a.text]).toEqual([204, '']);
+  // Found by a black-box participant client (probe5): the published 201, 400 and 500 of every /validate
+  // operation are application/json with `type: string`; a client generated from the published document
+  // could not read the StandardResponse the DIP answered by default.
+  it('by default, /validate answers the published JSON string (201 and 400), each item\'s message and help', async () => {
+    const h = await start();
     const ok = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([validItem()]) });
-    expect(ok.status).toBe(201);
+    expect([ok.status, ok.headers['content-type']]).toEqual([201, expect.stringMatching(/^application\/json/)]);
     expect(ok.json).toMatch(/^MSG0000 - Success: valid IF-021 \[ActivePower\]/);
     const bad = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: '[{}]' });
     expect(bad.status).toBe(400);
     expect(bad.json).toMatch(/^MSG1001 - Schema Failure: item 0: payload is required/);
+  });
+
+  it("api.emptyReplay 'no-content' answers 204; api.validateAnswer 'standard-response' answers a StandardResponse", async () => {
+    const h = await start({ api: { emptyReplay: 'no-content', validateAnswer: 'standard-response' } });
+    const a = await emptyReplay(h);
+    expect([a.status, a.text]).toEqual([204, '']);
+    const ok = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([validItem()]) });
+    expect(ok.status).toBe(201);
+    expectStandardResponse(ok);
+    expect((ok.json as { messageArray: Array<{ message: string }> }).messageArray[0]!.message).toBe(MSG.success);
   });
 
   it("api.emptyReplay 'empty-array' answers 200 []; dipId '00000000000' reproduces the published examples", async () => {

@@ -7,7 +7,7 @@ import type { DeliveryTrace } from '../src/ports/tracing.js';
 import type { DeliveryAttempt } from '../src/ports/archive.js';
 import { webhookFailingAlarms } from '../src/pipeline/alarm-sources.js';
 import { DipMetrics } from '../src/pipeline/metrics.js';
-import { MULTI_STATUS_NAMES_NO_FAILURE as CONTRACT_FAULT } from '../src/pipeline/queue-worker.js';
+import { MULTI_STATUS_NAMES_NO_FAILURE as CONTRACT_FAULT, MULTI_STATUS_NOT_STANDARD_RESPONSE as NOT_AN_ANSWER } from '../src/pipeline/queue-worker.js';
 import type { WebhookCall } from '../src/ports/webhook.js';
 import { FakeClock, settle } from './helpers/clocks.js';
 import { workerDeps } from './helpers/worker-deps.js';
@@ -101,17 +101,26 @@ describe('a webhook answering 207 with per-message failures', () => {
   // A 207 is "some messages created; see the response body" (spec 5.5): at least one failed. One that names
   // no failing message is a fault of the receiver's contract: its senders cannot be told which failed.
   it('a 207 that names no failing message cannot say which failed: all are taken as delivered (not sent again), the call recorded as a receiver contract fault and raised as webhook-failing', async () => {
-    for (const body of ['', 'not json', answer(['T-99', 'RCP1001 - Schema Failure']), JSON.stringify({ messageArray: 'no' }), answer(['T-1', 'MSG0000 - Success'])]) {
+    // Found by a black-box participant client (probe5): a body that is no StandardResponse at all was reported
+    // as naming no failing message; it is a fault of its own, said as such in the calls list and the alarm.
+    const bodies: Array<[string, string, string]> = [
+      ['', NOT_AN_ANSWER, 'with a body that is no StandardResponse (not JSON, or no messageArray)'],
+      ['not json', NOT_AN_ANSWER, 'with a body that is no StandardResponse (not JSON, or no messageArray)'],
+      [JSON.stringify({ messageArray: 'no' }), NOT_AN_ANSWER, 'with a body that is no StandardResponse (not JSON, or no messageArray)'],
+      [answer(['T-99', 'RCP1001 - Schema Failure']), CONTRACT_FAULT, 'without naming a failing message'],
+      [answer(['T-1', 'MSG0000 - Success']), CONTRACT_FAULT, 'without naming a failing message'],
+    ];
+    for (const [body, fault, said] of bodies) {
       const h = harness([{ status: 207, body }, { status: 207, body }, { status: 201, body: '' }]);
       h.worker.kick();
       await settle(20);
       expect(h.settlements, body).toEqual([{ upTo: 3 }]);
       expect(h.calls, body).toHaveLength(1);
       // The webhook's calls list says why; the status (and from it the alarm) keeps the fault until a call is answered as the contract says.
-      expect(h.attempts.map((a) => [a.status, a.verdict, a.error]), body).toEqual([[207, 'delivered', CONTRACT_FAULT]]);
-      expect(h.worker.status().contractFault, body).toEqual({ calls: 1, since: h.clock.now(), error: CONTRACT_FAULT });
+      expect(h.attempts.map((a) => [a.status, a.verdict, a.error]), body).toEqual([[207, 'delivered', fault]]);
+      expect(h.worker.status().contractFault, body).toEqual({ calls: 1, since: h.clock.now(), error: fault });
       const alarms = await webhookFailingAlarms(() => [h.worker.status()], 60_000, h.clock)();
-      expect(alarms.map((a) => [a.key, a.rule, a.summary])).toEqual([['webhook-contract:SUP0000001/IF-021', 'webhook-failing', `the webhook of SUP0000001/IF-021 answered 207 without naming a failing message (1 call since ${new Date(h.clock.now()).toISOString()}): its senders cannot be told which messages failed; all were taken as delivered`]]);
+      expect(alarms.map((a) => [a.key, a.rule, a.summary])).toEqual([['webhook-contract:SUP0000001/IF-021', 'webhook-failing', `the webhook of SUP0000001/IF-021 answered 207 (some messages created) ${said} (1 call since ${new Date(h.clock.now()).toISOString()}): its senders cannot be told which messages failed; all were taken as delivered`]]);
       await h.worker.stop();
     }
   });

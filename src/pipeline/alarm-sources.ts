@@ -88,6 +88,9 @@ export function queueAlarms(depths: () => Promise<Array<Pick<QueueBacklog, 'queu
  * failed at the recipient and no sender was told. The participant is told, as for a failing webhook (its
  * receiver is at fault); resolved by its next call answered as the contract says.
  */
+/** What a receiver contract fault (queue-worker MULTI_STATUS_…) says the webhook did: "answered 207 … without naming a failing message". */
+const contractBreach = (error: string): string => error.replace(/^CONTRACT: the recipient /, '').replace(/: all taken as delivered.*$/, '');
+
 export function webhookFailingAlarms(status: () => WorkerStatus[], forMs: number, clock: Clock): ConditionSource {
   return () => {
     const now = clock.now();
@@ -95,7 +98,7 @@ export function webhookFailingAlarms(status: () => WorkerStatus[], forMs: number
       const k = `${w.queue.recipientDipId}/${w.queue.channel}`;
       const fault = w.contractFault;
       const out: AlarmCondition[] = fault
-        ? [{ key: `webhook-contract:${k}`, rule: 'webhook-failing', participant: w.queue.recipientDipId, summary: `the webhook of ${k} answered 207 without naming a failing message (${fault.calls} call${fault.calls === 1 ? '' : 's'} since ${new Date(fault.since).toISOString()}): its senders cannot be told which messages failed; all were taken as delivered`, since: fault.since }]
+        ? [{ key: `webhook-contract:${k}`, rule: 'webhook-failing', participant: w.queue.recipientDipId, summary: `the webhook of ${k} ${contractBreach(fault.error)} (${fault.calls} call${fault.calls === 1 ? '' : 's'} since ${new Date(fault.since).toISOString()}): its senders cannot be told which messages failed; all were taken as delivered`, since: fault.since }]
         : [];
       if (w.failures === 0 || w.failingSince === null || now - w.failingSince < forMs) return out;
       const summary = `the webhook of ${k} has failed for ${Math.round((now - w.failingSince) / 60_000)} min (${w.failures} calls; ${w.lastError ?? 'no answer'})`;

@@ -1,8 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { receivesOn } from '../domain/channel.js';
 import type { Participant } from '../domain/participant.js';
 import { MSG, type MsgText } from '../domain/response-codes.js';
-import { dipDateTime } from '../domain/time.js';
+import { dipDateTime, yyyymmdd } from '../domain/time.js';
 import { newTransactionId } from '../domain/transaction-id.js';
 import type { Clock } from '../ports/clock.js';
 import { storeFailureKind } from '../ports/errors.js';
@@ -49,13 +49,24 @@ export interface PublicationSettings {
  */
 export const NOTICE_GRACE_MS = 5 * 60_000;
 
+/** The published channel of notifications of a downloadable asset: every notice is one of its messages. */
+export const NOTICE_INTERFACE = 'IF-047';
+
 /**
  * The notice's sender unique reference (in the message log and in S1): one per publication, so that a
- * notice made again after a crash is refused as the duplicate of one queued before it. Received messages
- * cannot take it: the published pattern of a sender's references begins "S-". The withdrawal's notice has
- * one of its own (PUB-<id>-WITHDRAWN).
+ * notice made again after a crash is refused as the duplicate of one queued before it. It has the
+ * published form of a sender's reference (DT-995N, `S-<interface>-<DIP ID>-<role>-<date>-<unique>`), so a
+ * recipient that validates the notice, and the publisher the status messages about it, accept it: IF-047,
+ * the publisher's DIP ID (the pattern takes ten hexadecimal digits: another DIP ID is stood for by ten of
+ * its SHA-256), role DIP (the DIP made the reference, on the publisher's behalf), the day it was published,
+ * then the publication ID's hex digits, after PUB for its availability and WDN for its withdrawal. Made from
+ * the record alone, so the pass for missed notices makes the same one. The ID is the DIP's random UUID,
+ * which the publisher learns only once it is stored.
  */
-export const noticeReference = (id: string, notice: PublicationNotice = 'availability'): string => (notice === 'availability' ? `PUB-${id}` : `PUB-${id}-WITHDRAWN`);
+export const noticeReference = (record: Pick<PublicationRecord, 'id' | 'publisherDipId' | 'publishedAt'>, notice: PublicationNotice = 'availability'): string => {
+  const dip = /^[0-9a-f]{10}$/i.test(record.publisherDipId) ? record.publisherDipId : createHash('sha256').update(record.publisherDipId).digest('hex').slice(0, 10);
+  return `S-${NOTICE_INTERFACE}-${dip}-DIP-${yyyymmdd(new Date(record.publishedAt))}-${notice === 'availability' ? 'PUB' : 'WDN'}${record.id.replace(/[^0-9a-z]/gi, '')}`;
+};
 
 export type PublishOutcome =
   /**
@@ -269,7 +280,7 @@ export class Publications {
       if (appended === 'withdrawn') return { transactionId: null, notice: 'pending', recipients: [], queues: [] };
       // Refused as a duplicate: queued already, by another node's queueMissedNotices (this took longer than
       // its grace). The notice recipients get is that one.
-      if (!appended.ok) transactionId = appended.originals?.[noticeReference(record.id, kind)] ?? transactionId;
+      if (!appended.ok) transactionId = appended.originals?.[noticeReference(record, kind)] ?? transactionId;
     }
     await this.markQueued(record, kind);
     return { transactionId, notice: 'queued', recipients, queues: recipients.map((r) => ({ recipientDipId: r, channel: channel.interfaceId })) };
@@ -549,10 +560,13 @@ export class Publications {
   }
 
   /**
-   * The notice, in the shape of the published IF-047 (Notification of the Publication of a Downloadable
-   * Asset): P01 the publication, one P02 distribution variant with the download URI; size, SHA-256 and
-   * the rest of the metadata in additionalInformation as JSON. On other channels S0 names that channel
-   * and the event code is [Publication] (docs/api-differences.md).
+   * The notice: a message of the published IF-047 (Notification of the Publication of a Downloadable
+   * Asset), on whichever channel the publication is, so that it validates against the published egress
+   * schema (DIPMessageEgressArray) as any message does: S0 IF-047, schema 011, event code [ISD]; P01 the
+   * publication, one P02 distribution variant with the download URI; the channel, size, SHA-256 and the
+   * rest of the metadata in additionalInformation as JSON (the one free field: every block of IF-047 admits
+   * no field of OpenDIP's). A REP channel's own schema cannot carry it: P03, its one required block, is the
+   * whole report inline, with no field for a URI (docs/api-differences.md).
    *
    * A withdrawal's notice is the same message about the same publication (the published schema has no
    * field for a withdrawal, and IF-047 no other event code), sent when it was withdrawn under a sender
@@ -567,10 +581,11 @@ export class Publications {
     const transactionId = newTransactionId(channel.interfaceId, publisher.dipId, role, now);
     const stamp = dipDateTime(now);
     const published = dipDateTime(new Date(record.publishedAt));
-    const reference = noticeReference(record.id, kind);
+    const reference = noticeReference(record, kind);
     const publicUri = this.publicUrl(record);
     const info = {
       publicationID: record.id,
+      channel: channel.interfaceId,
       publicationType: record.publicationType,
       size: record.size,
       sha256: record.sha256,
@@ -586,7 +601,7 @@ export class Publications {
     const outbound = {
       payload: {
         CommonBlock: {
-          S0: { interfaceID: channel.interfaceId, schemaVersion: '011', eventCode: channel.interfaceId === 'IF-047' ? '[ISD]' : '[Publication]' },
+          S0: { interfaceID: NOTICE_INTERFACE, schemaVersion: '011', eventCode: '[ISD]' },
           S1: {
             environmentTag: this.settings.environment,
             subText: null,
@@ -598,7 +613,7 @@ export class Publications {
             DIPConnectionProviderID: null,
           },
           A0: { primaryRecipients: [], secondaryRecipients: [], always: recipients },
-          D0: { transactionID: transactionId, transactionTimestamp: stamp, publicationID: channel.publicationId, initialCorrelationID: null, replayIndicator: false, serviceTicketURL: null },
+          D0: { transactionID: transactionId, transactionTimestamp: stamp, publicationID: this.settings.channel(NOTICE_INTERFACE)?.publicationId ?? 'PUB-047', initialCorrelationID: null, replayIndicator: false, serviceTicketURL: null },
         },
         CustomBlock: {
           P01: { publicationDescription: clip(record.description ?? record.publicationType, 200), publicationVersionID: clip(record.version, 10), publicationDate: published },

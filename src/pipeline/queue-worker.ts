@@ -1,7 +1,7 @@
 import { queueKey } from '../ports/queue-ref.js';
 import { newAttemptId, type RandomBytes } from '../domain/attempt-id.js';
 import { requestedUrl } from '../domain/callback-url.js';
-import { answerCode, refusedInMultiStatus, type AnswerEntry } from '../domain/recipient-answer.js';
+import { answerCode, answerEntries, refusedInMultiStatus, type AnswerEntry } from '../domain/recipient-answer.js';
 import { classifyStatus, failureKind, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { shownUrl } from '../domain/url-secrets.js';
 import { API_VERSION_HEADERS } from '../domain/api-version.js';
@@ -70,6 +70,11 @@ export interface LateDeliveries {
  * key) and dip_webhook_contract_faults_total counts it.
  */
 export const MULTI_STATUS_NAMES_NO_FAILURE = 'CONTRACT: the recipient answered 207 (some messages created) without naming a failing message: all taken as delivered, no sender told of a failure';
+/**
+ * The same, for a 207 whose body is no StandardResponse (not JSON, or without a messageArray): said apart
+ * from one naming no failing message, so the receiver's operator knows which part of the contract to mend.
+ */
+export const MULTI_STATUS_NOT_STANDARD_RESPONSE = 'CONTRACT: the recipient answered 207 (some messages created) with a body that is no StandardResponse (not JSON, or no messageArray): all taken as delivered, no sender told of a failure';
 /** The same, for a 207 whose body was too long (or too slow) to read. */
 export const MULTI_STATUS_UNREAD = 'CONTRACT: the recipient answered 207 (some messages created) with a body too long or too slow to read: all taken as delivered, no sender told of a failure';
 
@@ -787,6 +792,10 @@ export class QueueWorker {
       // more is misbehaving, and its refusals cannot be read. Said loudly: senders are not told of them.
       this.deps.logger.error({ queue: this.queue, first, last, kept: body.length }, 'the recipient answered 207 with a body too long (or too slow) to read: its refusals could not be read, all taken as delivered');
       return { refused: new Map(), fault: MULTI_STATUS_UNREAD };
+    }
+    if (answerEntries(body) === null) {
+      this.deps.logger.warn({ queue: this.queue, first, last }, 'the recipient answered 207 with a body that is no StandardResponse: all taken as delivered, recorded as a receiver contract fault');
+      return { refused: new Map(), fault: MULTI_STATUS_NOT_STANDARD_RESPONSE };
     }
     const refused = refusedInMultiStatus(body, entries.map((e) => e.transactionId));
     if (refused === null || refused.size === 0) {

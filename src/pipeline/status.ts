@@ -82,7 +82,13 @@ export class StatusMessages {
     const now = new Date(this.clock.now());
     // Every entry is checked, so that the answer to a batch refused whole names each one at fault, as the
     // answer to a batch of messages does (README, "Answers to a submission").
+    const seen = new Map<string, number>();
     for (const [index, entry] of entries.entries()) {
+      const first = repeated(seen, entry, index);
+      if (first !== undefined) {
+        refusals.push({ status: 400, code: MSG.duplicateReference, help: `item ${index}: the same status as item ${first} (transactionID ${entry.transactionID ?? 'null'}, message ${entry.message ?? 'null'}): a batch carries each status once` });
+        continue;
+      }
       const checked = await this.route(callerDipId, entry, index, now, mayActAs);
       refusals.push('refusal' in checked ? checked.refusal : null);
       if ('to' in checked) routed.push({ ...checked, index });
@@ -207,6 +213,22 @@ export class StatusMessages {
     const body = Buffer.from(JSON.stringify(routed.map((r) => r.entry)));
     return dipMadeBatch({ channel: STATUS_CHANNEL, senderDipId: from, senderRole: 'STS', at: now.getTime(), rawRequest: body, inForce: 1 }, messages);
   }
+}
+
+/**
+ * The place of the first entry of the batch that tells the same as this one, or undefined (recorded then).
+ * A batch of messages naming one senderUniqueReference twice is refused whole (MSG1006, ingest): so is a
+ * batch of statuses carrying one twice, which would be relayed to the sender as many times. A status is
+ * who tells the sender what about which transaction: senderID, transactionID, message, help and
+ * serviceTicketURL (its reference is the transaction's own, set by the DIP; the time it was written and the
+ * fields the DIP fills do not make another status). Two statuses about one transaction that say different
+ * things pass, and so do two recipients' (a connection provider's clients) saying the same.
+ */
+function repeated(seen: Map<string, number>, entry: StatusEntry, index: number): number | undefined {
+  const key = JSON.stringify([entry.senderID, entry.transactionID, entry.message, entry.help, entry.serviceTicketURL]);
+  const first = seen.get(key);
+  if (first === undefined) seen.set(key, index);
+  return first;
 }
 
 /**

@@ -16,10 +16,13 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 export type Node = JsonValue;
 export const isObject = (v: Node | undefined): v is Record<string, Node> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** The published component, every $ref (absolute GitHub URLs or local) inlined from the reference files. */
-export function publishedComponent(name: string): Node {
+/**
+ * The published component, every $ref (absolute GitHub URLs or local) inlined from the reference files.
+ * `file`: the one that defines it (an interface's payload is in Interfaces-EventCodes-unresolved.yaml).
+ */
+export function publishedComponent(name: string, file: string = 'SubmitEvents-unresolved.yaml'): Node {
   const files = new Map<string, Node>();
-  const file = (f: string): Node => {
+  const read = (f: string): Node => {
     let doc = files.get(f);
     if (doc === undefined) {
       doc = parse(readFileSync(join(REFERENCE, f), 'utf8')) as Node;
@@ -35,18 +38,18 @@ export function publishedComponent(name: string): Node {
     if (typeof ref === 'string') {
       const [location, pointer] = ref.split('#');
       const target = location ? location.replace(/^https:\/\/raw\.githubusercontent\.com\/[^/]+\/[^/]+\/[^/]+\//, '') : inFile;
-      let at: Node = file(target);
+      let at: Node = read(target);
       for (const step of (pointer ?? '').split('/').filter(Boolean)) at = isObject(at) ? at[step]! : null;
       return resolve(at, target, depth + 1);
     }
     return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, k === 'example' ? v : resolve(v, inFile, depth + 1)]));
   };
-  return resolve({ $ref: `#/components/schemas/${name}` }, 'SubmitEvents-unresolved.yaml', 0);
+  return resolve({ $ref: `#/components/schemas/${name}` }, file, 0);
 }
 
-export function oracle(name: string): ValidateFunction {
+export function oracle(name: string, file?: string): ValidateFunction {
   const ajv = new Ajv({ allErrors: true, strict: false });
   addFormats(ajv);
-  return ajv.compile(publishedComponent(name) as object);
+  return ajv.compile(publishedComponent(name, file) as object);
 }
 

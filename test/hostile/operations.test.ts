@@ -22,7 +22,9 @@ const window = {
 };
 
 beforeAll(async () => {
-  h = await startHostileDip();
+  // /validate in its StandardResponse form (api.validateAnswer), so that its refusals are read as every
+  // other operation's; its default, the published string, is test/validate-endpoints.test.ts's.
+  h = await startHostileDip({ api: { emptyReplay: 'bad-request', validateAnswer: 'standard-response' } });
   const sent = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]) });
   expect(sent.status, sent.text).toBe(201);
   received = (sent.json as { messageArray: Array<{ transactionID: string }> }).messageArray[0]!.transactionID;

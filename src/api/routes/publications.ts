@@ -177,7 +177,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     const help =
       outcome.notice === 'queued'
         ? `publication ${outcome.record.id} stored (${outcome.record.size} bytes, SHA-256 verified); ${outcome.recipients.length} recipient(s) notified`
-        : `publication ${outcome.record.id} stored (${outcome.record.size} bytes, SHA-256 verified); its notice to ${outcome.recipients.length} recipient(s) could not be queued now: the DIP queues it itself once the publication is ${NOTICE_GRACE_MS / 60_000} minutes old, at its next pass for missed notices (sender reference ${noticeReference(outcome.record.id)}); do not publish it again`;
+        : `publication ${outcome.record.id} stored (${outcome.record.size} bytes, SHA-256 verified); its notice to ${outcome.recipients.length} recipient(s) could not be queued now: the DIP queues it itself once the publication is ${NOTICE_GRACE_MS / 60_000} minutes old, at its next pass for missed notices (sender reference ${noticeReference(outcome.record)}); do not publish it again`;
     return reply.code(201).send({
       ...standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, [{ transactionID: outcome.transactionId, message: MSG.success, help }]),
       // An extension beside the published StandardResponse: what was stored and where to fetch it.
@@ -278,7 +278,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
         ? `${gone}; ${outcome.recipients.length} recipient(s) notified`
         : outcome.notice === 'none'
           ? `${gone}; its recipients were never told of it (its notice was not queued yet), so none is told of its withdrawal either`
-          : `publication ${after.id} withdrawn: its bytes are removed, every download is answered 410; its withdrawal notice to ${outcome.recipients.length} recipient(s) could not be queued now: the DIP queues it itself once the withdrawal is ${NOTICE_GRACE_MS / 60_000} minutes old, at its next pass for missed notices (sender reference ${noticeReference(after.id, 'withdrawal')})`;
+          : `publication ${after.id} withdrawn: its bytes are removed, every download is answered 410; its withdrawal notice to ${outcome.recipients.length} recipient(s) could not be queued now: the DIP queues it itself once the withdrawal is ${NOTICE_GRACE_MS / 60_000} minutes old, at its next pass for missed notices (sender reference ${noticeReference(after, 'withdrawal')})`;
     return reply.code(200).send({
       ...standardResponse(new Date(deps.clock.now()), deps.config.dipId, caller.dipId, [{ transactionID: null, message: MSG.success, help }]),
       publication: describeWithdrawn(after, deps.publications.downloadUrl(after)),

@@ -18,14 +18,14 @@ const PUBLISHED = [201, 400, 500];
 const ALSO = [401, 403, 404, 413, 429];
 
 /**
- * The answer: a StandardResponse, or (config api.validateAnswer 'text') the published JSON string.
+ * The answer: the published JSON string, or (config api.validateAnswer 'standard-response') a StandardResponse.
  * Both are sent as they are; the serialiser is not given a choice between them.
  */
 const answer = (code: number) => {
   // The StandardResponse's draft-07 definitions stay at the root, where its references point.
   const { definitions, $schema: _dialect, description: _d, [COMPONENT_MARK]: _mark, ...standard } = answers([code])[code]!;
   return {
-    description: `${code === 201 ? 'Message OK' : 'The message, or the call, is refused'}: a StandardResponse, or the published JSON string when api.validateAnswer is 'text'`,
+    description: `${code === 201 ? 'Message OK' : 'The message, or the call, is refused'}: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response'`,
     anyOf: [standard, { type: 'string' }],
     definitions,
   };
@@ -36,7 +36,7 @@ const answer = (code: number) => {
  * POST /validate/{interface}/{event}: the published debugging endpoints (127 in API 2.1.0), served for
  * every event code of every channel of the catalogue in force. A dry run of submission: the ingest
  * pipeline's own checks (Ingest.validate), storing, routing and reserving nothing. Answers 201 or 400; as
- * a StandardResponse, or (config api.validateAnswer 'text') as the published JSON string.
+ * the published JSON string, or (config api.validateAnswer 'standard-response') as a StandardResponse.
  *
  * Each published endpoint is its own route, answered from the bundled catalogue with its channel's
  * schema as its documented body (so the OpenAPI document lists them as the published API does); the

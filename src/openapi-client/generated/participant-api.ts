@@ -15597,7 +15597,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15609,7 +15609,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15666,7 +15666,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15703,7 +15703,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15715,7 +15715,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15772,7 +15772,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15809,7 +15809,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15821,7 +15821,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15878,7 +15878,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -15915,7 +15915,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -15927,7 +15927,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -15984,7 +15984,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16021,7 +16021,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16033,7 +16033,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16090,7 +16090,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16127,7 +16127,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16139,7 +16139,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16196,7 +16196,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16233,7 +16233,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16245,7 +16245,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16302,7 +16302,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16339,7 +16339,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16351,7 +16351,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16408,7 +16408,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16445,7 +16445,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16457,7 +16457,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16514,7 +16514,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16551,7 +16551,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16563,7 +16563,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16620,7 +16620,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16657,7 +16657,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16669,7 +16669,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16726,7 +16726,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16763,7 +16763,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16775,7 +16775,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16832,7 +16832,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16869,7 +16869,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16881,7 +16881,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -16938,7 +16938,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -16975,7 +16975,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -16987,7 +16987,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17044,7 +17044,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17081,7 +17081,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17093,7 +17093,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17150,7 +17150,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17187,7 +17187,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17199,7 +17199,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17256,7 +17256,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17293,7 +17293,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17305,7 +17305,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17362,7 +17362,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17399,7 +17399,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17411,7 +17411,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17468,7 +17468,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17505,7 +17505,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17517,7 +17517,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17574,7 +17574,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17611,7 +17611,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17623,7 +17623,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17680,7 +17680,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17717,7 +17717,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17729,7 +17729,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17786,7 +17786,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17823,7 +17823,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17835,7 +17835,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17892,7 +17892,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -17929,7 +17929,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -17941,7 +17941,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -17998,7 +17998,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18035,7 +18035,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18047,7 +18047,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18104,7 +18104,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18141,7 +18141,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18153,7 +18153,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18210,7 +18210,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18247,7 +18247,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18259,7 +18259,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18316,7 +18316,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18353,7 +18353,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18365,7 +18365,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18422,7 +18422,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18459,7 +18459,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18471,7 +18471,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18528,7 +18528,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18565,7 +18565,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18577,7 +18577,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18634,7 +18634,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18671,7 +18671,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18683,7 +18683,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18740,7 +18740,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18777,7 +18777,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18789,7 +18789,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18846,7 +18846,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18883,7 +18883,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -18895,7 +18895,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -18952,7 +18952,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -18989,7 +18989,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19001,7 +19001,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19058,7 +19058,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19095,7 +19095,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19107,7 +19107,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19164,7 +19164,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19201,7 +19201,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19213,7 +19213,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19270,7 +19270,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19307,7 +19307,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19319,7 +19319,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19376,7 +19376,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19413,7 +19413,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19425,7 +19425,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19482,7 +19482,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19519,7 +19519,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19531,7 +19531,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19588,7 +19588,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19625,7 +19625,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19637,7 +19637,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19694,7 +19694,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19731,7 +19731,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19743,7 +19743,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19800,7 +19800,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19837,7 +19837,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19849,7 +19849,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -19906,7 +19906,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -19943,7 +19943,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -19955,7 +19955,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20012,7 +20012,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20049,7 +20049,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20061,7 +20061,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20118,7 +20118,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20155,7 +20155,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20167,7 +20167,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20224,7 +20224,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20261,7 +20261,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20273,7 +20273,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20330,7 +20330,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20367,7 +20367,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20379,7 +20379,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20436,7 +20436,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20473,7 +20473,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20485,7 +20485,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20542,7 +20542,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20579,7 +20579,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20591,7 +20591,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20648,7 +20648,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20685,7 +20685,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20697,7 +20697,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20754,7 +20754,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20791,7 +20791,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20803,7 +20803,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20860,7 +20860,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -20897,7 +20897,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -20909,7 +20909,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -20966,7 +20966,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21003,7 +21003,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21015,7 +21015,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21072,7 +21072,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21109,7 +21109,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21121,7 +21121,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21178,7 +21178,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21215,7 +21215,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21227,7 +21227,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21284,7 +21284,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21321,7 +21321,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21333,7 +21333,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21390,7 +21390,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21427,7 +21427,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21439,7 +21439,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21496,7 +21496,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21533,7 +21533,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21545,7 +21545,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21602,7 +21602,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21639,7 +21639,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21651,7 +21651,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21708,7 +21708,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21745,7 +21745,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21757,7 +21757,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21814,7 +21814,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21851,7 +21851,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21863,7 +21863,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -21920,7 +21920,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -21957,7 +21957,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -21969,7 +21969,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22026,7 +22026,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22063,7 +22063,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22075,7 +22075,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22132,7 +22132,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22169,7 +22169,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22181,7 +22181,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22238,7 +22238,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22275,7 +22275,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22287,7 +22287,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22344,7 +22344,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22381,7 +22381,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22393,7 +22393,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22450,7 +22450,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22487,7 +22487,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22499,7 +22499,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22556,7 +22556,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22593,7 +22593,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22605,7 +22605,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22662,7 +22662,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22699,7 +22699,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22711,7 +22711,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22768,7 +22768,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22805,7 +22805,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22817,7 +22817,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22874,7 +22874,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -22911,7 +22911,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -22923,7 +22923,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -22980,7 +22980,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23017,7 +23017,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23029,7 +23029,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23086,7 +23086,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23123,7 +23123,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23135,7 +23135,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23192,7 +23192,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23229,7 +23229,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23241,7 +23241,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23298,7 +23298,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23335,7 +23335,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23347,7 +23347,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23404,7 +23404,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23441,7 +23441,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23453,7 +23453,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23510,7 +23510,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23547,7 +23547,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23559,7 +23559,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23616,7 +23616,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23653,7 +23653,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23665,7 +23665,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23722,7 +23722,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23759,7 +23759,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23771,7 +23771,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23828,7 +23828,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23865,7 +23865,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23877,7 +23877,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -23934,7 +23934,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -23971,7 +23971,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -23983,7 +23983,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24040,7 +24040,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24077,7 +24077,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24089,7 +24089,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24146,7 +24146,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24183,7 +24183,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24195,7 +24195,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24252,7 +24252,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24289,7 +24289,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24301,7 +24301,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24358,7 +24358,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24395,7 +24395,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24407,7 +24407,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24464,7 +24464,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24501,7 +24501,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24513,7 +24513,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24570,7 +24570,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24607,7 +24607,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24619,7 +24619,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24676,7 +24676,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24713,7 +24713,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24725,7 +24725,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24782,7 +24782,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24819,7 +24819,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24831,7 +24831,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24888,7 +24888,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -24925,7 +24925,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -24937,7 +24937,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -24994,7 +24994,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25031,7 +25031,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25043,7 +25043,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25100,7 +25100,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25137,7 +25137,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25149,7 +25149,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25206,7 +25206,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25243,7 +25243,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25255,7 +25255,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25312,7 +25312,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25349,7 +25349,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25361,7 +25361,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25418,7 +25418,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25455,7 +25455,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25467,7 +25467,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25524,7 +25524,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25561,7 +25561,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25573,7 +25573,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25630,7 +25630,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25667,7 +25667,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25679,7 +25679,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25736,7 +25736,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25773,7 +25773,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25785,7 +25785,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25842,7 +25842,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25879,7 +25879,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25891,7 +25891,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -25948,7 +25948,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -25985,7 +25985,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -25997,7 +25997,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26054,7 +26054,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26091,7 +26091,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26103,7 +26103,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26160,7 +26160,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26197,7 +26197,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26209,7 +26209,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26266,7 +26266,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26303,7 +26303,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26315,7 +26315,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26372,7 +26372,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26409,7 +26409,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26421,7 +26421,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26478,7 +26478,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26515,7 +26515,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26527,7 +26527,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26584,7 +26584,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26621,7 +26621,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26633,7 +26633,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26690,7 +26690,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26727,7 +26727,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26739,7 +26739,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26796,7 +26796,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26833,7 +26833,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26845,7 +26845,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -26902,7 +26902,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -26939,7 +26939,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -26951,7 +26951,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27008,7 +27008,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27045,7 +27045,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27057,7 +27057,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27114,7 +27114,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27151,7 +27151,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27163,7 +27163,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27220,7 +27220,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27257,7 +27257,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27269,7 +27269,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27326,7 +27326,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27363,7 +27363,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27375,7 +27375,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27432,7 +27432,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27469,7 +27469,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27481,7 +27481,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27538,7 +27538,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27575,7 +27575,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27587,7 +27587,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27644,7 +27644,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27681,7 +27681,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27693,7 +27693,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27750,7 +27750,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27787,7 +27787,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27799,7 +27799,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27856,7 +27856,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27893,7 +27893,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -27905,7 +27905,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -27962,7 +27962,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -27999,7 +27999,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28011,7 +28011,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28068,7 +28068,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28105,7 +28105,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28117,7 +28117,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28174,7 +28174,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28211,7 +28211,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28223,7 +28223,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28280,7 +28280,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28317,7 +28317,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28329,7 +28329,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28386,7 +28386,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28423,7 +28423,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28435,7 +28435,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28492,7 +28492,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28529,7 +28529,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28541,7 +28541,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28598,7 +28598,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28635,7 +28635,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28647,7 +28647,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28704,7 +28704,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28741,7 +28741,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28753,7 +28753,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28810,7 +28810,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28847,7 +28847,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28859,7 +28859,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -28916,7 +28916,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -28953,7 +28953,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -28965,7 +28965,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29022,7 +29022,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29059,7 +29059,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29071,7 +29071,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29128,7 +29128,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29165,7 +29165,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29177,7 +29177,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29234,7 +29234,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29271,7 +29271,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29283,7 +29283,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29340,7 +29340,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29377,7 +29377,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29389,7 +29389,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29446,7 +29446,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29483,7 +29483,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29495,7 +29495,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29552,7 +29552,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29589,7 +29589,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29601,7 +29601,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29658,7 +29658,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29695,7 +29695,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29707,7 +29707,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29764,7 +29764,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29801,7 +29801,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29813,7 +29813,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29870,7 +29870,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -29907,7 +29907,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -29919,7 +29919,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -29976,7 +29976,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30013,7 +30013,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30025,7 +30025,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30082,7 +30082,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30119,7 +30119,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30131,7 +30131,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30188,7 +30188,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30225,7 +30225,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30237,7 +30237,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30294,7 +30294,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30331,7 +30331,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30343,7 +30343,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30400,7 +30400,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30437,7 +30437,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30449,7 +30449,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30506,7 +30506,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30543,7 +30543,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30555,7 +30555,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30612,7 +30612,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30649,7 +30649,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30661,7 +30661,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30718,7 +30718,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30755,7 +30755,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30767,7 +30767,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30824,7 +30824,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30861,7 +30861,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30873,7 +30873,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -30930,7 +30930,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -30967,7 +30967,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -30979,7 +30979,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -31036,7 +31036,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
@@ -31073,7 +31073,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Message OK: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description Message OK: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             201: {
                 headers: {
                     [name: string]: unknown;
@@ -31085,7 +31085,7 @@ export interface operations {
                     } | string;
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -31142,7 +31142,7 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
-            /** @description The message, or the call, is refused: a StandardResponse, or the published JSON string when api.validateAnswer is 'text' */
+            /** @description The message, or the call, is refused: the published JSON string (each item's message and help), or a StandardResponse when api.validateAnswer is 'standard-response' */
             500: {
                 headers: {
                     [name: string]: unknown;
