@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SmtpMailer } from '../src/adapters/mail/smtp-mailer.js';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
-import { nextMailAfter, type ReportMailing, type SavedReport } from '../src/domain/saved-report.js';
+import { nextMailAfter, readSavedReport, type ReportMailing, type SavedReport, type SavedReportInput } from '../src/domain/saved-report.js';
 import type { ReportFilter, Viewer } from '../src/pipeline/reports.js';
 import { SavedReportMail } from '../src/pipeline/saved-report-mail.js';
 import type { PortalAccount } from '../src/ports/portal-accounts.js';
@@ -73,12 +73,12 @@ describe('saved reports e-mailed', () => {
     await backend.close();
   });
 
-  const save = async (id: string, mailing: ReportMailing, owner = 'user:alice') => {
+  const save = async (id: string, mailing: ReportMailing, owner = 'user:alice', name = `IF-021 ${id}`) => {
     const r: SavedReport = {
       id,
       owner,
       participantDipId: 'SUP0000001',
-      name: `IF-021 ${id}`,
+      name,
       definition: { report: 'throughput', period: 'day', channels: ['IF-021'], sender: null, recipient: null },
       mailing,
       createdAt: clock.now(),
@@ -111,6 +111,20 @@ describe('saved reports e-mailed', () => {
     expect(smtp.mails).toHaveLength(1);
     await advance(60_000);
     expect(smtp.mails).toHaveLength(2);
+  });
+
+  // secrev3 M1: a name's line breaks became free lines of the DIP's own e-mail (phishing under its sender).
+  it("quotes a report's name on one line in subject and body, its control characters as codes (a name saved before they were refused)", async () => {
+    const name = 'Weekly\r\n\r\nACTION NEEDED: your DIP certificate was revoked.\u2028Re-enrol at https://dip-support.evil.example';
+    await save('daily', { to: 'alice@example.net', every: 'daily', format: 'summary' }, 'user:alice', name);
+    await advance(HOUR);
+    expect(smtp.mails).toHaveLength(1);
+    const text = unquoted(smtp.mails[0]!.data);
+    const quoted = '"Weekly\\u000d\\u000a\\u000d\\u000aACTION NEEDED: your DIP certificate was revoked.\\u2028Re-enrol at https://dip-support.evil.example"';
+    expect(text).toContain(`Your saved report named ${quoted} (throughput`);
+    expect(text).toContain('Subject: OpenDIP report: Weekly\\u000d\\u000a');
+    expect(text).not.toMatch(/^ACTION NEEDED/m);
+    expect(text).not.toContain('\u2028');
   });
 
   it('sends a weekly CSV on Monday morning as an attachment of the rows', async () => {
@@ -148,5 +162,27 @@ describe('saved reports e-mailed', () => {
     suspended.clear();
     await advance(DAY);
     expect(smtp.mails).toHaveLength(1);
+  });
+});
+
+describe('a saved report\'s name', () => {
+  const input = (name: string): SavedReportInput => ({ name, report: 'throughput', period: 'day', channels: '', sender: '', recipient: '', every: '', format: '', email: '' });
+  // secrev3 M1: only the length was checked, so a name carried line breaks into the e-mail.
+  it.each([
+    ['a line break', 'Weekly\r\nACTION NEEDED'],
+    ['a lone LF', 'a\nb'],
+    ['a tab', 'a\tb'],
+    ['NUL', 'a\u0000'],
+    ['a C1 control (NEL)', 'a\u0085b'],
+    ['the line separator', 'a\u2028b'],
+    ['the paragraph separator', 'a\u2029b'],
+    ['a right-to-left override', 'report \u202Etxt.exe'],
+    ['a bidi isolate', 'a\u2066b'],
+  ])('refuses %s, naming the field', (_what, name) => {
+    expect(readSavedReport(input(name), () => true)).toEqual({ ok: false, problem: 'name: one line of text, without line breaks, control characters or bidirectional overrides' });
+  });
+
+  it('takes one line of text, accents and other scripts included', () => {
+    for (const name of ['IF-021 this week', 'Relevé hebdomadaire', '週報 "A"']) expect(readSavedReport(input(name), () => true)).toMatchObject({ ok: true, name });
   });
 });

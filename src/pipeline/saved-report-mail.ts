@@ -1,4 +1,4 @@
-import { definitionQuery, ownerAccount, describeDefinition, nextMailAfter, type ReportDefinition, type SavedReport } from '../domain/saved-report.js';
+import { definitionQuery, ownerAccount, describeDefinition, nextMailAfter, oneLineUserText, quotedUserText, type ReportDefinition, type SavedReport } from '../domain/saved-report.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { Mailer } from '../ports/mailer.js';
@@ -86,9 +86,11 @@ export class SavedReportMail {
     const { period, rows } = await runDefinition(this.deps.reports, viewer, r.definition, now);
     const page = `${this.deps.portalUrl()}${r.participantDipId === null ? '/operator' : '/portal'}/reports?${definitionQuery(r.definition)}`;
     const span = `${new Date(period.fromMs).toISOString()} to ${new Date(period.toMs).toISOString()}`;
-    const head = `Your saved report "${r.name}" (${describeDefinition(r.definition)}), ${span}.`;
-    const footer = `\n\nThe report in the portal: ${page}\nThis report is e-mailed ${mailing.every}; stop it by deleting "${r.name}" on the portal's Reports page.\n`;
-    const subject = `OpenDIP report: ${r.name}`;
+    // The name is the user's text: quoted on one line wherever it appears (quotedUserText), never lines of the DIP's.
+    const name = quotedUserText(r.name);
+    const head = `Your saved report named ${name} (${describeDefinition(r.definition)}), ${span}.`;
+    const footer = `\n\nThe report in the portal: ${page}\nThis report is e-mailed ${mailing.every}; stop it by deleting ${name} on the portal's Reports page.\n`;
+    const subject = `OpenDIP report: ${oneLineUserText(r.name)}`;
     if (mailing.format === 'csv') {
       const filename = `${r.definition.report}-${new Date(period.toMs).toISOString().slice(0, 10)}.csv`;
       await this.deps.mailer.send(mailing.to, subject, `${head}\n\nThe report's rows are attached as CSV (${rows.length} row(s)).${footer}`, [{ filename, contentType: 'text/csv; charset=utf-8', content: toCsv(rows) }]);
