@@ -274,12 +274,14 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       ...(activityLog ? [async (a: FastifyInstance) => activityRoutes(a, { store: activityLog.store, now: () => clock.now() })] : []),
     ],
   }, metrics, clock, life);
+  // Before the portal, which asks a saved report's address to confirm (the e-mail's link is the portal's, known by then).
+  const reportRecipients = startSavedReportMail(config, backend, reports, (dipId) => registry.refusal(dipId), () => portalBase ?? '', clock, logger, life);
   const portal = await startPortalListener(config, {
     config, logger, clock, accounts: portalAccounts, registry, channel, channels,
     webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),
     replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, maintenance, certificates,
     alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports, selfService,
-    savedReports: { store: backend.savedReports, mailing: config.observability.alarms.smtp !== null },
+    savedReports: { store: backend.savedReports, mailing: config.observability.alarms.smtp !== null, recipients: reportRecipients },
     operatorApi: operator.operatorApi,
     issueCertificate: issueFromCsr,
     onboarding,
@@ -301,7 +303,6 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const retention = startRetention(config, backend, channelSettings, clock, logger, life);
   schedulePublicationRetention(publications, config.purgeIntervalSeconds * 1000, clock, logger, life);
   startExpiryWarnings(config, pkiDirectory, registry, clock, logger, life);
-  startSavedReportMail(config, backend, reports, (dipId) => registry.refusal(dipId), () => portalBase ?? '', clock, logger, life);
   const port = participant.port;
   logger.info({ port, adminPort: operator.port, portalPort, dataDir: config.dataDir, environment: config.environment, storage: backend.kind, coordination: coordination.kind }, 'OpenDIP listening');
 

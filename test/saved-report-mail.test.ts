@@ -6,6 +6,7 @@ import { SmtpMailer } from '../src/adapters/mail/smtp-mailer.js';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
 import { nextMailAfter, readSavedReport, type ReportMailing, type SavedReport, type SavedReportInput } from '../src/domain/saved-report.js';
 import type { ReportFilter, Viewer } from '../src/pipeline/reports.js';
+import { RecipientConfirmation } from '../src/pipeline/mail-recipients.js';
 import { SavedReportMail } from '../src/pipeline/saved-report-mail.js';
 import type { PortalAccount } from '../src/ports/portal-accounts.js';
 import { FakeClock } from './helpers/clocks.js';
@@ -44,6 +45,7 @@ describe('saved reports e-mailed', () => {
   let clock: FakeClock;
   let smtp: TestSmtp;
   let nodes: SavedReportMail[];
+  let recipients: RecipientConfirmation;
   const asked: Array<{ viewer: Viewer; filter: ReportFilter }> = [];
   /** Participants suspended now (Registry.refusal's answer for them). */
   const suspended = new Map<string, string>();
@@ -63,7 +65,8 @@ describe('saved reports e-mailed', () => {
     suspended.clear();
     const mailer = new SmtpMailer({ host: '127.0.0.1', port: smtp.port, secure: false, requireTLS: false, user: null, pass: null, from: 'dip@example.net' });
     // Two nodes sharing the store, each with its own timer, as a cluster's would.
-    nodes = [0, 1].map(() => new SavedReportMail({ store: backend.savedReports, reports, accounts: backend.portalAccounts, refusal: (dipId) => suspended.get(dipId) ?? null, mailer, clock, logger: quietLogger, portalUrl: () => 'https://portal.example.net' }));
+    recipients = new RecipientConfirmation({ store: backend.mailRecipients, mailer, clock, logger: quietLogger, portalUrl: () => 'https://portal.example.net' });
+    nodes = [0, 1].map(() => new SavedReportMail({ store: backend.savedReports, recipients, reports, accounts: backend.portalAccounts, refusal: (dipId) => suspended.get(dipId) ?? null, mailer, clock, logger: quietLogger, portalUrl: () => 'https://portal.example.net' }));
     for (const n of nodes) n.start();
     await backend.portalAccounts.createAccount(account('alice', 'SUP0000001'));
   });
@@ -73,7 +76,19 @@ describe('saved reports e-mailed', () => {
     await backend.close();
   });
 
+  /** The confirmation e-mail's link opened: its token. */
+  const confirmFrom = async (mail: { data: string }) => {
+    const token = /token=(dipmail_[\w-]+)/.exec(unquoted(mail.data))?.[1];
+    expect(await recipients.confirm(token ?? '')).toBeDefined();
+  };
+
+  /** Saved, its address already agreed (the confirmation's own test is below). */
   const save = async (id: string, mailing: ReportMailing, owner = 'user:alice', name = `IF-021 ${id}`) => {
+    await backend.mailRecipients.ask({ scope: owner, address: mailing.to.toLowerCase(), tokenHash: `hash-${id}`, requestedAt: 0, expiresAt: clock.now() + DAY, confirmedAt: null }, clock.now());
+    await backend.mailRecipients.confirm(`hash-${id}`, clock.now());
+    await saveUnconfirmed(id, mailing, owner, name);
+  };
+  const saveUnconfirmed = async (id: string, mailing: ReportMailing, owner = 'user:alice', name = `IF-021 ${id}`) => {
     const r: SavedReport = {
       id,
       owner,
@@ -125,6 +140,31 @@ describe('saved reports e-mailed', () => {
     expect(text).toContain('Subject: OpenDIP report: Weekly\\u000d\\u000a');
     expect(text).not.toMatch(/^ACTION NEEDED/m);
     expect(text).not.toContain('\u2028');
+  });
+
+  // secrev3 M1: any user could have the DIP mail its reports daily to any address, nobody confirming it.
+  it('sends a report to an address only once it agreed: one confirmation e-mail of fixed text, nothing else before; another owner asks anew', async () => {
+    await saveUnconfirmed('daily', { to: 'Victim@Example.org', every: 'daily', format: 'summary' }, 'user:alice', 'Weekly ACTION NEEDED');
+    expect(await recipients.ask('user:alice', 'Victim@Example.org')).toBe('requested');
+    // Asked again (another report, the same address): no second e-mail while the first is open.
+    expect(await recipients.ask('user:alice', 'victim@example.org')).toBe('pending');
+    expect(smtp.mails).toHaveLength(1);
+    const ask = unquoted(smtp.mails[0]!.data);
+    expect(smtp.mails[0]!.to.map((a) => a.toLowerCase())).toEqual(['victim@example.org']);
+    expect(ask).toContain('Subject: OpenDIP: may we e-mail reports to this address?');
+    expect(ask).toContain('https://portal.example.net/portal/mail/confirm?token=dipmail_');
+    expect(ask).not.toMatch(/ACTION|alice|IF-021/);
+    await advance(HOUR);
+    await advance(DAY);
+    expect(smtp.mails).toHaveLength(1);
+    await confirmFrom(smtp.mails[0]!);
+    await advance(DAY);
+    expect(smtp.mails).toHaveLength(2);
+    expect(unquoted(smtp.mails[1]!.data)).toContain('Subject: OpenDIP report: Weekly ACTION NEEDED');
+    // A used link confirms nothing again; the confirmation is alice's, not bob's.
+    await expect(confirmFrom(smtp.mails[0]!)).rejects.toThrow();
+    expect(await recipients.ask('user:bob', 'victim@example.org')).toBe('requested');
+    expect(await recipients.ask('user:alice', 'victim@example.org')).toBe('confirmed');
   });
 
   it('sends a weekly CSV on Monday morning as an attachment of the rows', async () => {

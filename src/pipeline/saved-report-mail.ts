@@ -5,6 +5,7 @@ import type { Mailer } from '../ports/mailer.js';
 import type { PortalAccounts } from '../ports/portal-accounts.js';
 import type { SavedReports } from '../ports/saved-reports.js';
 import { toCsv, type Reports, type Viewer } from './reports.js';
+import type { RecipientConfirmation } from './mail-recipients.js';
 import { runDefinition } from './saved-reports.js';
 
 /** How often due e-mails are looked for: they are due on the hour (MAIL_HOUR_UTC), so a minute late at most. */
@@ -14,6 +15,8 @@ const DUE_PER_PASS = 50;
 
 export interface SavedReportMailDeps {
   store: Pick<SavedReports, 'due' | 'claimDue'>;
+  /** Whether a report's address confirmed it takes the owner's reports: nothing goes to one that did not. */
+  recipients: Pick<RecipientConfirmation, 'confirmed'>;
   reports: Pick<Reports, 'throughput' | 'latency'>;
   accounts: Pick<PortalAccounts, 'account'>;
   /** Why a participant may not act now (suspended: Registry.refusal), or null: its users are then sent nothing, as its portal refuses them. */
@@ -80,6 +83,10 @@ export class SavedReportMail {
     const account = named && (await this.deps.accounts.account(named.realm, named.username));
     if (!account || account.disabled || account.participantDipId !== r.participantDipId || (r.participantDipId !== null && this.deps.refusal(r.participantDipId) !== null)) {
       this.deps.logger.info({ owner: r.owner, report: r.id }, 'saved reports: not e-mailed, its owner can no longer read it');
+      return false;
+    }
+    if (!(await this.deps.recipients.confirmed(r.owner, mailing.to))) {
+      this.deps.logger.info({ owner: r.owner, report: r.id }, 'saved reports: not e-mailed, its address has not confirmed it takes the reports');
       return false;
     }
     const viewer: Viewer = r.participantDipId === null ? { kind: 'operator' } : { kind: 'participant', dipId: r.participantDipId };

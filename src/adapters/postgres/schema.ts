@@ -350,6 +350,16 @@ CREATE TABLE IF NOT EXISTS saved_reports (
   UNIQUE (owner, name)
 );
 CREATE INDEX IF NOT EXISTS saved_reports_due ON saved_reports (next_due_at) WHERE next_due_at IS NOT NULL;
+-- Addresses asked to confirm, and confirmed, for the DIP's e-mail (src/ports/mail-recipients.ts): the token only as its SHA-256.
+CREATE TABLE IF NOT EXISTS mail_recipients (
+  scope text NOT NULL,
+  address text NOT NULL,
+  token_hash text UNIQUE,
+  requested_at bigint NOT NULL,
+  expires_at bigint NOT NULL,
+  confirmed_at bigint,
+  PRIMARY KEY (scope, address)
+);
 -- A write that tells whether the server takes writes again after it could not (see PgDatabase), padded
 -- (2026-12-04) to a large batch's size: out of line and uncompressed, so that its bytes reach the disk.
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);

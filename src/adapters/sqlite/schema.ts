@@ -276,6 +276,16 @@ CREATE TABLE IF NOT EXISTS saved_reports (
   UNIQUE (owner, name)
 );
 CREATE INDEX IF NOT EXISTS saved_reports_due ON saved_reports (next_due_at) WHERE next_due_at IS NOT NULL;
+-- Addresses asked to confirm, and confirmed, for the DIP's e-mail (src/ports/mail-recipients.ts): the token only as its SHA-256.
+CREATE TABLE IF NOT EXISTS mail_recipients (
+  scope TEXT NOT NULL,
+  address TEXT NOT NULL,
+  token_hash TEXT UNIQUE,
+  requested_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  confirmed_at INTEGER,
+  PRIMARY KEY (scope, address)
+);
 -- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase): pad
 -- makes it the size of a large batch.
 CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL, pad BLOB);
