@@ -207,8 +207,15 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
   const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, get encryption() { return encryption.certificatePem(); } };
 
-  // Saved reports (spec 5.11): the portals' and both APIs', in one store; e-mailed where an SMTP server is configured.
-  const savedReports = { store: backend.savedReports, mailing: config.observability.alarms.smtp !== null };
+  // Saved reports (spec 5.11): the portals' and both APIs', in one store; e-mailed where an SMTP server is
+  // configured, to addresses that confirmed (the e-mail's link is the portal's, read when a mail is sent).
+  const reportRecipients = startSavedReportMail(config, backend, {
+    reports,
+    mayAct: (dipId) => registry.active(dipId) !== undefined,
+    operatorEnabled: async (name) => (await operators.list()).some((o) => o.name === name && !o.disabled),
+    portalUrl: () => portalBase ?? '',
+  }, clock, logger, life);
+  const savedReports = { store: backend.savedReports, mailing: config.observability.alarms.smtp !== null, recipients: reportRecipients };
   const overload = new OverloadGuard(config.overload, load, config.bodyLimitBytes);
   metrics.watchOverload(() => overload.stats());
   const apiDeps = {
@@ -309,12 +316,6 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const retention = startRetention(config, backend, channelSettings, clock, logger, life);
   schedulePublicationRetention(publications, config.purgeIntervalSeconds * 1000, clock, logger, life);
   startExpiryWarnings(config, pkiDirectory, registry, clock, logger, life);
-  startSavedReportMail(config, backend, {
-    reports,
-    mayAct: (dipId) => registry.active(dipId) !== undefined,
-    operatorEnabled: async (name) => (await operators.list()).some((o) => o.name === name && !o.disabled),
-    portalUrl: () => portalBase ?? '',
-  }, clock, logger, life);
   const port = participant.port;
   logger.info({ port, adminPort: operator.port, portalPort, dataDir: config.dataDir, environment: config.environment, storage: backend.kind, coordination: coordination.kind }, 'OpenDIP listening');
 

@@ -154,6 +154,14 @@ describe('masking personal data in answers', () => {
     });
   });
 
+  // secrev3 M2: `email` was masked but a webhook's URL kept whole, its ?code= key with it.
+  it('keeps URLs under URL keys in their shown form (user, password and query values gone), nested or not', () => {
+    const answer = { id: 's1', webhookUrl: 'https://u:pw@hooks.example.com/a?code=s3cret&x=1', nested: { callbackURL: 'https://h.example/b?key=k3y' }, note: 'a url' };
+    const kept = maskedBody(JSON.stringify(answer), 10_000)!;
+    expect(kept).not.toMatch(/s3cret|k3y|pw/);
+    expect(JSON.parse(kept)).toEqual({ id: 's1', webhookUrl: 'https://hooks.example.com/a?code=…&x=…', nested: { callbackURL: 'https://h.example/b?key=…' }, note: 'a url' });
+  });
+
   it("keeps the name of a thing (a channel's, a schema's, an operator account's `name`) and masks people's names and contacts by their keys", () => {
     const channel = { channel: 'IF-021', name: 'Consents notification', publication: { name: 'IF-021', fileName: 'if-021.json' } };
     expect(JSON.parse(maskedBody(JSON.stringify(channel), 10_000)!)).toEqual(channel);

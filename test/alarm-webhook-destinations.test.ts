@@ -56,6 +56,7 @@ describe('alarm webhooks and internal networks', () => {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         calls.push({ url: `http://${req.headers.host ?? ''}${req.url ?? ''}`, headers: req.headers, body: Buffer.concat(chunks) });
+        res.statusCode = req.url?.startsWith('/refuse') ? 500 : 200;
         res.end('ok');
       });
     });
@@ -81,6 +82,16 @@ describe('alarm webhooks and internal networks', () => {
       await channel.webhook(`http://127.0.0.1:${port}/literal`, notice);
       await channel.webhook(`http://alarms.example.net:${port}/rebound`, notice);
       expect(received).toEqual(['/literal', '/rebound']);
+    } finally {
+      await channel.close();
+    }
+  });
+
+  // secrev3 M2: the failure's message (logged) named the URL whole, its key with it.
+  it("a failed notice's error names the URL in its shown form, not its query's key", async () => {
+    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), unsigned);
+    try {
+      await expect(channel.webhook(`http://127.0.0.1:${port}/refuse?code=s3cret`, notice)).rejects.toThrow(new Error(`webhook http://127.0.0.1:${port}/refuse?code=… answered 500`));
     } finally {
       await channel.close();
     }

@@ -104,6 +104,26 @@ describe('alarms (spec 5.11.4)', () => {
     expect(((await (await admin('GET', '/admin/alarms')).json()) as { alarms: Array<{ rule: string }> }).alarms.filter((a) => a.rule !== 'certificate-expiring')).toEqual([]);
   });
 
+  // secrev3 M2: a viewer read every webhookUrl whole (its ?code= key) and every e-mail address.
+  it('lists subscriptions with webhook URLs in their shown form to every operator, and e-mail addresses held back from viewers; a participant reads its own URLs shown too', async () => {
+    const hookUrl = 'https://hooks.example.com/alarms?code=s3cr3t-key&x=1';
+    expect((await admin('POST', '/admin/alarms/subscriptions', { rules: ['storage'], webhookUrl: hookUrl, email: 'oncall@example.net' })).status).toBe(201);
+    expect((await sup.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['dead-letter'], webhookUrl: 'https://sup.example.com/a?sig=sup-s3cr3t' }))).status).toBe(201);
+    const viewerToken = ((await (await admin('POST', '/admin/operators', { name: 'vera', role: 'viewer', automation: true })).json()) as { token: string }).token;
+    const asViewer = await fetch(`http://127.0.0.1:${t.dip.adminPort}/admin/alarms/subscriptions`, { headers: { authorization: `Bearer ${viewerToken}` } });
+    const seen = await asViewer.text();
+    expect(asViewer.status).toBe(200);
+    expect(seen).not.toContain('s3cr3t');
+    expect(seen).not.toContain('@example.net');
+    const listed = (JSON.parse(seen) as { subscriptions: Array<{ rules: string[]; email: string | null; webhookUrl: string | null }> }).subscriptions;
+    expect(listed.find((x) => x.rules.includes('storage'))).toMatchObject({ webhookUrl: 'https://hooks.example.com/alarms?code=…&x=…', email: '(held back from viewers)' });
+    // The admin token reads the addresses, but the URLs as shown too: the key is the subscriber's.
+    const byAdmin = await (await admin('GET', '/admin/alarms/subscriptions')).text();
+    expect(byAdmin).not.toContain('s3cr3t');
+    expect(byAdmin).toContain('oncall@example.net');
+    expect(JSON.stringify((await sup.client.call('GET', '/observability/alarm-subscriptions', '')).body)).not.toContain('sup-s3cr3t');
+  });
+
   it('refuses a subscription with nowhere to send, or an unknown rule, naming why', async () => {
     const none = await admin('POST', '/admin/alarms/subscriptions', { rules: ['dead-letter'] });
     expect(none.status).toBe(400);

@@ -119,10 +119,21 @@ describe('user portal: saved reports', () => {
     expect(opsReport).toMatchObject({ participantDipId: null, definition: { report: 'latency', period: 'day', channels: [], sender: null, recipient: sup.dipId } });
     expect((await viewer.goto(`${td.dip.portalUrl}/portal/reports/saved/${opsReport!.id}`))?.status()).toBe(404);
 
+    // The address agrees first (secrev3 M1): its one confirmation e-mail's link, then the page's button.
+    const text = (data: string) => data.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+    const asks = smtp.mails.filter((m) => m.to.includes('vera@supplier.example')).map((m) => text(m.data));
+    expect(asks).toHaveLength(1);
+    expect(asks[0]).toContain('Subject: OpenDIP: may we e-mail reports to this address?');
+    const link = /\/portal\/mail\/confirm\?token=dipmail_[\w-]+/.exec(asks[0]!)![0];
+    await viewer.goto(`${td.dip.portalUrl}${link}`);
+    await viewer.getByRole('button', { name: 'Agree to the reports' }).click();
+    expect(await viewer.getByRole('status').textContent()).toContain('agreed');
+
     // 06:00 UTC: the daily e-mail, over SMTP, once.
     clock.jump(nextMailAfter('daily', clock.now()) - clock.now() + 1_000);
-    await waitFor(() => smtp.mails.some((m) => m.to.includes('vera@supplier.example')), 10_000, 'the saved report e-mailed');
-    const mail = smtp.mails.find((m) => m.to.includes('vera@supplier.example'))!.data.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+    const isReport = (m: { to: string[]; data: string }) => m.to.includes('vera@supplier.example') && text(m.data).includes('OpenDIP report:');
+    await waitFor(() => smtp.mails.some(isReport), 10_000, 'the saved report e-mailed');
+    const mail = text(smtp.mails.find(isReport)!.data);
     expect(mail).toContain('Subject: OpenDIP report: IF-021 this week');
     expect(mail).toContain('/portal/reports?period=week&channel=IF-021');
     expect((await td.dip.backend.savedReports.get(reportOwner({ participantDipId: sup.dipId, username: 'sup.viewer' }), id))?.nextDueAt).toBe(nextMailAfter('daily', clock.now()));

@@ -4,8 +4,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SmtpMailer } from '../src/adapters/mail/smtp-mailer.js';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
-import { nextMailAfter, reportOwner, systemOwner, type ReportMailing, type SavedReport } from '../src/domain/saved-report.js';
+import { nextMailAfter, readSavedReport, reportOwner, systemOwner, type ReportMailing, type SavedReport, type SavedReportInput } from '../src/domain/saved-report.js';
 import type { ReportFilter, Viewer } from '../src/pipeline/reports.js';
+import { RecipientConfirmation } from '../src/pipeline/mail-recipients.js';
 import { SavedReportMail } from '../src/pipeline/saved-report-mail.js';
 import type { PortalAccount } from '../src/ports/portal-accounts.js';
 import { FakeClock } from './helpers/clocks.js';
@@ -44,6 +45,7 @@ describe('saved reports e-mailed', () => {
   let clock: FakeClock;
   let smtp: TestSmtp;
   let nodes: SavedReportMail[];
+  let recipients: RecipientConfirmation;
   const asked: Array<{ viewer: Viewer; filter: ReportFilter }> = [];
   /** Participants suspended now (Registry.refusal's answer for them). */
   const suspended = new Map<string, string>();
@@ -66,7 +68,8 @@ describe('saved reports e-mailed', () => {
     operators.clear();
     const mailer = new SmtpMailer({ host: '127.0.0.1', port: smtp.port, secure: false, requireTLS: false, user: null, pass: null, from: 'dip@example.net' });
     // Two nodes sharing the store, each with its own timer, as a cluster's would.
-    nodes = [0, 1].map(() => new SavedReportMail({ store: backend.savedReports, reports, accounts: backend.portalAccounts, mayAct: (dipId) => !suspended.has(dipId), operatorEnabled: async (name) => operators.get(name) === 'enabled', mailer, clock, logger: quietLogger, portalUrl: () => 'https://portal.example.net' }));
+    recipients = new RecipientConfirmation({ store: backend.mailRecipients, mailer, clock, logger: quietLogger, portalUrl: () => 'https://portal.example.net' });
+    nodes = [0, 1].map(() => new SavedReportMail({ store: backend.savedReports, recipients, reports, accounts: backend.portalAccounts, mayAct: (dipId) => !suspended.has(dipId), operatorEnabled: async (name) => operators.get(name) === 'enabled', mailer, clock, logger: quietLogger, portalUrl: () => 'https://portal.example.net' }));
     for (const n of nodes) n.start();
     await backend.portalAccounts.createAccount(account('alice', 'SUP0000001'));
   });
@@ -76,12 +79,24 @@ describe('saved reports e-mailed', () => {
     await backend.close();
   });
 
-  const save = async (id: string, mailing: ReportMailing, owner = 'user:alice', participantDipId: string | null = 'SUP0000001') => {
+  /** The confirmation e-mail's link opened: its token. */
+  const confirmFrom = async (mail: { data: string }) => {
+    const token = /token=(dipmail_[\w-]+)/.exec(unquoted(mail.data))?.[1];
+    expect(await recipients.confirm(token ?? '')).toBeDefined();
+  };
+
+  /** Saved, its address already agreed (the confirmation's own test is below). */
+  const save = async (id: string, mailing: ReportMailing, owner = 'user:alice', participantDipId: string | null = 'SUP0000001', name = `IF-021 ${id}`) => {
+    await backend.mailRecipients.ask({ scope: owner, address: mailing.to.toLowerCase(), tokenHash: `hash-${id}`, requestedAt: 0, expiresAt: clock.now() + DAY, confirmedAt: null }, clock.now());
+    await backend.mailRecipients.confirm(`hash-${id}`, clock.now());
+    await saveUnconfirmed(id, mailing, owner, participantDipId, name);
+  };
+  const saveUnconfirmed = async (id: string, mailing: ReportMailing, owner = 'user:alice', participantDipId: string | null = 'SUP0000001', name = `IF-021 ${id}`) => {
     const r: SavedReport = {
       id,
       owner,
       participantDipId,
-      name: `IF-021 ${id}`,
+      name,
       definition: { report: 'throughput', period: 'day', channels: ['IF-021'], sender: null, recipient: null },
       mailing,
       createdAt: clock.now(),
@@ -114,6 +129,45 @@ describe('saved reports e-mailed', () => {
     expect(smtp.mails).toHaveLength(1);
     await advance(60_000);
     expect(smtp.mails).toHaveLength(2);
+  });
+
+  // secrev3 M1: a name's line breaks became free lines of the DIP's own e-mail (phishing under its sender).
+  it("quotes a report's name on one line in subject and body, its control characters as codes (a name saved before they were refused)", async () => {
+    const name = 'Weekly\r\n\r\nACTION NEEDED: your DIP certificate was revoked.\u2028Re-enrol at https://dip-support.evil.example';
+    await save('daily', { to: 'alice@example.net', every: 'daily', format: 'summary' }, 'user:alice', 'SUP0000001', name);
+    await advance(HOUR);
+    expect(smtp.mails).toHaveLength(1);
+    const text = unquoted(smtp.mails[0]!.data);
+    const quoted = '"Weekly\\u000d\\u000a\\u000d\\u000aACTION NEEDED: your DIP certificate was revoked.\\u2028Re-enrol at https://dip-support.evil.example"';
+    expect(text).toContain(`Your saved report named ${quoted} (throughput`);
+    expect(text).toContain('Subject: OpenDIP report: Weekly\\u000d\\u000a');
+    expect(text).not.toMatch(/^ACTION NEEDED/m);
+    expect(text).not.toContain('\u2028');
+  });
+
+  // secrev3 M1: any user could have the DIP mail its reports daily to any address, nobody confirming it.
+  it('sends a report to an address only once it agreed: one confirmation e-mail of fixed text, nothing else before; another owner asks anew', async () => {
+    await saveUnconfirmed('daily', { to: 'Victim@Example.org', every: 'daily', format: 'summary' }, 'user:alice', 'SUP0000001', 'Weekly ACTION NEEDED');
+    expect(await recipients.ask('user:alice', 'Victim@Example.org')).toBe('requested');
+    // Asked again (another report, the same address): no second e-mail while the first is open.
+    expect(await recipients.ask('user:alice', 'victim@example.org')).toBe('pending');
+    expect(smtp.mails).toHaveLength(1);
+    const ask = unquoted(smtp.mails[0]!.data);
+    expect(smtp.mails[0]!.to.map((a) => a.toLowerCase())).toEqual(['victim@example.org']);
+    expect(ask).toContain('Subject: OpenDIP: may we e-mail reports to this address?');
+    expect(ask).toContain('https://portal.example.net/portal/mail/confirm?token=dipmail_');
+    expect(ask).not.toMatch(/ACTION|alice|IF-021/);
+    await advance(HOUR);
+    await advance(DAY);
+    expect(smtp.mails).toHaveLength(1);
+    await confirmFrom(smtp.mails[0]!);
+    await advance(DAY);
+    expect(smtp.mails).toHaveLength(2);
+    expect(unquoted(smtp.mails[1]!.data)).toContain('Subject: OpenDIP report: Weekly ACTION NEEDED');
+    // A used link confirms nothing again; the confirmation is alice's, not bob's.
+    await expect(confirmFrom(smtp.mails[0]!)).rejects.toThrow();
+    expect(await recipients.ask('user:bob', 'victim@example.org')).toBe('requested');
+    expect(await recipients.ask('user:alice', 'victim@example.org')).toBe('confirmed');
   });
 
   it('sends a weekly CSV on Monday morning as an attachment of the rows', async () => {
@@ -176,5 +230,27 @@ describe('saved reports e-mailed', () => {
     operators.set('robot', 'disabled');
     await advance(DAY);
     expect(smtp.mails).toHaveLength(1);
+  });
+});
+
+describe('a saved report\'s name', () => {
+  const input = (name: string): SavedReportInput => ({ name, report: 'throughput', period: 'day', channels: '', sender: '', recipient: '', every: '', format: '', email: '' });
+  // secrev3 M1: only the length was checked, so a name carried line breaks into the e-mail.
+  it.each([
+    ['a line break', 'Weekly\r\nACTION NEEDED'],
+    ['a lone LF', 'a\nb'],
+    ['a tab', 'a\tb'],
+    ['NUL', 'a\u0000'],
+    ['a C1 control (NEL)', 'a\u0085b'],
+    ['the line separator', 'a\u2028b'],
+    ['the paragraph separator', 'a\u2029b'],
+    ['a right-to-left override', 'report \u202Etxt.exe'],
+    ['a bidi isolate', 'a\u2066b'],
+  ])('refuses %s, naming the field', (_what, name) => {
+    expect(readSavedReport(input(name), (id) => id)).toEqual({ ok: false, problem: 'name: one line of text, without line breaks, control characters or bidirectional overrides' });
+  });
+
+  it('takes one line of text, accents and other scripts included', () => {
+    for (const name of ['IF-021 this week', 'Relevé hebdomadaire', '週報 "A"']) expect(readSavedReport(input(name), (id) => id)).toMatchObject({ ok: true, name });
   });
 });

@@ -62,13 +62,16 @@ describe('internal addresses (the rules, without the allow-list)', () => {
     ['::8.8.8.8', /deprecated IPv4-compatible IPv6 address/],
     ['::ffff:127.0.0.1', /IPv4-mapped IPv6 form of 127\.0\.0\.1, a loopback/],
     ['::ffff:a9fe:a9fe', /IPv4-mapped IPv6 form of 169\.254\.169\.254/],
+    // IPv4-translated (RFC 2765 SIIT): some stacks route it to the IPv4 address inside.
+    ['::ffff:0:a9fe:a9fe', /IPv4-translated IPv6 form of 169\.254\.169\.254/],
+    ['::ffff:0:7f00:1', /IPv4-translated IPv6 form of 127\.0\.0\.1, a loopback/],
     ['64:ff9b::a00:1', /NAT64 IPv6 form of 10\.0\.0\.1/],
     ['2002:c0a8:101::1', /6to4 IPv6 form of 192\.168\.1\.1/],
   ])('%s is refused: %s', (address, why) => {
     expect(internalAddressReason(address)).toMatch(why);
   });
 
-  it.each(['8.8.8.8', '1.1.1.1', '168.63.129.17', '172.32.0.1', '100.128.0.1', '169.255.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:0808:0808::1'])('%s is an ordinary public address', (address) => {
+  it.each(['8.8.8.8', '1.1.1.1', '168.63.129.17', '172.32.0.1', '100.128.0.1', '169.255.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '64:ff9b::808:808', '2002:0808:0808::1', '::ffff:0:808:808'])('%s is an ordinary public address', (address) => {
     expect(internalAddressReason(address)).toBeNull();
   });
 });
@@ -81,6 +84,7 @@ describe('the destination policy', () => {
     expect(await d.checkUrl('https://127.0.0.1:8444/admin')).toMatch(/^127\.0\.0\.1 is a loopback address .*webhookAllowList/);
     expect(await d.checkUrl('https://[::1]/')).toMatch(/loopback/);
     expect(await d.checkUrl('https://[::ffff:169.254.169.254]/latest/meta-data/')).toMatch(/IPv4-mapped .*169\.254\.169\.254/);
+    expect(await d.checkUrl('http://[::ffff:0:a9fe:a9fe]/')).toMatch(/IPv4-translated .*169\.254\.169\.254/);
     expect(await d.checkUrl('https://inside.test/hook')).toMatch(/^inside\.test resolves to 10\.0\.0\.7, a private address/);
     expect(await d.checkUrl('https://mixed.test/hook')).toMatch(/resolves to 127\.0\.0\.1/);
     expect(await d.checkUrl('https://outside.test/hook')).toBeNull();

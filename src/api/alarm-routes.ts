@@ -2,7 +2,9 @@ import type { FastifyPluginAsync, FastifyReply } from 'fastify';
 import { ALARM_RULES, type AlarmSubscriptionStore } from '../ports/alarms.js';
 import { createSubscription, subscriptionBody, type Alarms, type SubscriptionInput } from '../pipeline/alarms.js';
 import { withAction } from '../pipeline/alarm-actions.js';
+import { subscriptionForOperator } from '../domain/operators.js';
 import { answers, empty, epochMs } from './admin-schemas.js';
+import { operatorOf } from './admin-operators.js';
 
 /** What the alarm routes of either listener need. */
 export interface AlarmApiDeps {
@@ -51,8 +53,8 @@ export const subscription = {
     id: { type: 'string' },
     owner: { type: 'string', description: '`operator` or a participant\'s DIP ID' },
     rules: subscriptionBody.properties.rules,
-    email: { type: ['string', 'null'] },
-    webhookUrl: { type: ['string', 'null'] },
+    email: { type: ['string', 'null'], description: 'Held back from operators of the viewer role in lists' },
+    webhookUrl: { type: ['string', 'null'], description: 'In lists, as shown: without user or password, each query value replaced by …' },
     createdAt: epochMs,
     thresholds: subscriptionBody.properties.thresholds,
   },
@@ -69,7 +71,10 @@ export const adminAlarmRoutes: FastifyPluginAsync<AlarmApiDeps> = async (app, de
   app.get(
     '/admin/alarms/subscriptions',
     { schema: { tags, summary: "Every alarm subscription, operators' and participants'", response: answers({ 200: { type: 'object', required: ['subscriptions'], properties: { subscriptions: { type: 'array', items: subscription } }, description: 'The subscriptions' } }) } },
-    async () => ({ subscriptions: await deps.subscriptions.list() }),
+    async (req) => {
+      const { role } = operatorOf(req);
+      return { subscriptions: (await deps.subscriptions.list()).map((s) => subscriptionForOperator(s, role)) };
+    },
   );
   app.post<{ Body: SubscriptionInput & { owner?: string } }>(
     '/admin/alarms/subscriptions',

@@ -1,3 +1,4 @@
+import type { RecipientConfirmation } from '../pipeline/mail-recipients.js';
 import type { RandomBytes } from '../domain/attempt-id.js';
 import type { Archive } from '../ports/archive.js';
 import type { DeadLetters } from '../ports/dead-letters.js';
@@ -93,7 +94,7 @@ export interface ApiDeps {
   /** Reports, traces and journeys (spec 5.11). */
   reports?: Reports;
   /** Saved reports (spec 5.11), the portals' store; `mailing`: an SMTP server is configured. With `reports`: /observability/saved-reports. */
-  savedReports?: { store: Pick<SavedReports, 'list' | 'get' | 'create' | 'remove'>; mailing: boolean };
+  savedReports?: { store: Pick<SavedReports, 'list' | 'get' | 'create' | 'remove'>; mailing: boolean; recipients: Pick<RecipientConfirmation, 'ask'> | null };
 }
 
 /** What every route plugin is registered with (`app.register(plugin, { deps })`). */

@@ -1,3 +1,4 @@
+import type { RecipientConfirmation } from '../pipeline/mail-recipients.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { JsonSchema } from '../catalogue/types.js';
 import { MAIL_FORMATS, MAIL_SCHEDULES, PERIOD_NAMES, SAVED_REPORT_KINDS, SAVED_REPORT_NAME_MAX, SAVED_REPORTS_PER_USER, type SavedReport, type SavedReportInput } from '../domain/saved-report.js';
@@ -20,6 +21,8 @@ export interface SavedReportApiDeps {
   store: Pick<SavedReports, 'list' | 'get' | 'create' | 'remove'>;
   /** Whether saved reports may be e-mailed (an SMTP server is configured). */
   mailing: boolean;
+  /** Asks a report's address to confirm it takes the e-mail, as the portal does (null: no e-mail here). */
+  recipients: Pick<RecipientConfirmation, 'ask'> | null;
   reports: Pick<Reports, 'throughput' | 'latency'>;
   /** An interface ID in the catalogue's spelling, or undefined: no channel of this DIP. */
   channelId(id: string): string | undefined;
@@ -95,6 +98,12 @@ const savedReport = {
     email: { type: ['string', 'null'] },
     createdAt: { type: 'integer', description: 'Milliseconds since the Unix epoch' },
     nextDueAt: { type: ['integer', 'null'], description: 'When its next e-mail is due, epoch ms; null: not e-mailed' },
+    emailConfirmation: {
+      type: ['string', 'null'],
+      enum: ['confirmed', 'requested', 'pending', null],
+      description:
+        'Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller\'s reports), `requested` (a confirmation e-mail was sent to it now) or `pending` (one was sent before and is not yet opened). Nothing is e-mailed to an address before it agrees.',
+    },
   },
 } as const;
 
@@ -163,9 +172,9 @@ export function registerSavedReportRoutes(app: FastifyInstance, deps: SavedRepor
     prefix,
     schema('saveReport', `Save a report under a name, optionally e-mailed daily or weekly (at most ${SAVED_REPORTS_PER_USER} per caller)`, { 201: { ...(savedReport as unknown as JsonSchema), description: 'Saved' } }, [400, 403], { body: savedReportBody }),
     own<{ Body: SavedReportBody }>(async (c, req, reply) => {
-      const made = await saveReport({ store: deps.store, channelId: (id) => deps.channelId(id), mailing: deps.mailing, now: () => deps.now() }, c.owner, c.participantDipId, inputOf(req.body));
+      const made = await saveReport({ store: deps.store, channelId: (id) => deps.channelId(id), mailing: deps.mailing, recipients: deps.recipients, now: () => deps.now() }, c.owner, c.participantDipId, inputOf(req.body));
       if (!made.ok) return door.fail(reply, req, 400, made.problem);
-      return reply.code(201).send(savedReportView(made.report));
+      return reply.code(201).send({ ...savedReportView(made.report), ...(made.recipient !== null ? { emailConfirmation: made.recipient } : {}) });
     }),
   );
   app.get<{ Params: { id: string } }>(

@@ -1,4 +1,5 @@
 import type { DipConfig } from '../config.js';
+import { RecipientConfirmation } from '../pipeline/mail-recipients.js';
 import type { Lifecycle } from '../lifecycle.js';
 import type { ChannelSettings } from '../pipeline/channel-settings.js';
 import type { Registry } from '../pipeline/registry.js';
@@ -49,14 +50,17 @@ export function startExpiryWarnings(config: DipConfig, pkiDir: string, registry:
 /**
  * Saved reports e-mailed daily or weekly, through the one SMTP server (observability.alarms.smtp); not
  * started without one (the portal then offers no e-mail). On every node: each e-mail is claimed in the store.
+ * Its addresses' confirmations (the portal asks when a report is saved), or null without SMTP.
  */
-export function startSavedReportMail(config: DipConfig, backend: Backend, owners: Pick<SavedReportMailDeps, 'reports' | 'mayAct' | 'operatorEnabled' | 'portalUrl'>, clock: Clock, logger: Logger, life: Lifecycle): void {
-  if (!config.observability.alarms.smtp) return;
+export function startSavedReportMail(config: DipConfig, backend: Backend, owners: Pick<SavedReportMailDeps, 'reports' | 'mayAct' | 'operatorEnabled' | 'portalUrl'>, clock: Clock, logger: Logger, life: Lifecycle): RecipientConfirmation | null {
+  if (!config.observability.alarms.smtp) return null;
   const mailer = new SmtpMailer(config.observability.alarms.smtp);
-  const mail = new SavedReportMail({ ...owners, store: backend.savedReports, accounts: backend.portalAccounts, mailer, clock, logger });
+  const recipients = new RecipientConfirmation({ store: backend.mailRecipients, mailer, clock, logger, portalUrl: owners.portalUrl });
+  const mail = new SavedReportMail({ ...owners, store: backend.savedReports, recipients, accounts: backend.portalAccounts, mailer, clock, logger });
   mail.start();
   life.started('saved report e-mail', async () => {
     await mail.stop();
     await mailer.close();
   });
+  return recipients;
 }

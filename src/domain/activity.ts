@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { shownUrl } from './url-secrets.js';
 
 /**
  * The API activity log (spec 5.8.1): one record per request to any listener, accepted or refused.
@@ -102,6 +103,11 @@ export class ChainChecker {
 // account, whose name the record's caller already says): kept, as is fileName.
 // Unanchored, so that a body's text that no key of it matches cannot match (maskedBody's fast path).
 const PII_KEY = /(?:user|display|customer|contact|first|last|full|given|family|middle|maiden|person)name|surname|customer|person|address|postcode|mpan|email|phone|contact|dateofbirth|customblock|payload|token|password|secret|totp|otpauth|apikey|privatekey/i;
+// Keys whose values are URLs that may carry a secret (a webhook's `?code=…`): kept in their shown form
+// (src/domain/url-secrets.ts), the one rule for such URLs, so the log still tells which endpoint it was.
+const URL_KEY = /ur[il]$/i;
+/** A URL key as it stands in a JSON text (maskedBody's fast path): the key's end, then its closing quote. */
+const URL_KEY_TEXT = /ur[il]"/i;
 // An MPAN core is 13 digits; a longer run of digits is something else (a timestamp, an ID).
 const MPAN_TEXT = /(?<!\d)\d{13}(?!\d)/g;
 /** MPAN_TEXT for a test (a global regular expression's test() moves its lastIndex). */
@@ -113,7 +119,12 @@ function maskValue(value: unknown, personal: boolean): unknown {
   if (Array.isArray(value)) return value.map((v) => maskValue(v, personal));
   if (typeof value === 'object') {
     // Everything under a personal key (an address block) is personal too.
-    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, maskValue(v, personal || PII_KEY.test(k))]));
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([k, v]) => {
+        const masked = personal || PII_KEY.test(k);
+        return [k, !masked && URL_KEY.test(k) && typeof v === 'string' ? shownUrl(v).replace(MPAN_TEXT, MASK) : maskValue(v, masked)];
+      }),
+    );
   }
   if (personal) return MASK;
   return typeof value === 'string' ? value.replace(MPAN_TEXT, MASK) : value;
@@ -165,10 +176,10 @@ export function maskedBody(body: string | null, maxBytes: number): string | null
   try {
     const parsed = JSON.parse(body) as unknown;
     // Without a backslash, every key and string of the body is a substring of its text as it stands: a
-    // text that no personal key nor any 13-digit run matches leaves maskValue nothing to mask. Most
+    // text that no personal key, URL key nor any 13-digit run matches leaves maskValue nothing to mask. Most
     // answers (every 201 of a submission) are such, and the walk of each of their values cost more than
     // the parse (issue 9, bench/writer.ts).
-    if (!body.includes('\\') && !PII_KEY.test(body) && !MPAN_ANYWHERE.test(body)) return JSON.stringify(parsed);
+    if (!body.includes('\\') && !PII_KEY.test(body) && !URL_KEY_TEXT.test(body) && !MPAN_ANYWHERE.test(body)) return JSON.stringify(parsed);
     return JSON.stringify(maskValue(parsed, false));
   } catch {
     return body.replace(MPAN_TEXT, MASK);

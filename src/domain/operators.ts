@@ -1,3 +1,5 @@
+import { withShownWebhook } from './url-secrets.js';
+
 /**
  * Operators are people (spec 8.3): each has a name, a credential of their own and one role.
  *  - viewer: reads the operator API (but for message contents and the activity log), changes nothing: monitoring;
@@ -56,6 +58,15 @@ export function journalForViewer<E extends { actor: string; before: unknown; aft
     before: maskPersonal(entry.before),
     after: maskPersonal(entry.after),
   };
+}
+
+/**
+ * An alarm subscription as an operator in `role` reads it: its webhook URL in its shown form for every
+ * role (withShownWebhook), and its e-mail address held back from viewers, as the journal's are.
+ */
+export function subscriptionForOperator<S extends { email: string | null; webhookUrl: string | null }>(s: S, role: OperatorRole): S {
+  const shown = withShownWebhook(s);
+  return role === 'viewer' && shown.email !== null ? { ...shown, email: HELD_BACK } : shown;
 }
 
 function maskPersonal(value: unknown): unknown {

@@ -94,6 +94,22 @@ export function nextMailAfter(every: MailSchedule, now: number): number {
   return t;
 }
 
+/**
+ * Characters a name may not hold: C0 and C1 controls and DEL (a line break would put free lines of the
+ * user's into the DIP's own e-mail: secrev3 M1), the Unicode line and paragraph separators, and the
+ * bidirectional marks, embeddings, overrides and isolates (text that reads otherwise than it is).
+ */
+// eslint-disable-next-line no-control-regex -- control characters are what is refused
+const UNSHOWABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * A user's text on one line: any UNSHOWABLE character as its code (`\u000d`), so a name saved before they
+ * were refused still reads as the user's words, not as the DIP's lines (a mail's subject).
+ */
+export const oneLineUserText = (s: string): string => s.replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+/** oneLineUserText in double quotes: how an e-mail's text quotes a user's words among its own. */
+export const quotedUserText = (s: string): string => `"${oneLineUserText(s)}"`;
+
 /** What a form or a request asks to save, as sent. */
 export interface SavedReportInput {
   name: string;
@@ -119,6 +135,7 @@ const oneOfList = <V extends string>(values: readonly V[], v: string): v is V =>
 export function readSavedReport(input: SavedReportInput, channelId: (id: string) => string | undefined): { ok: true; name: string; definition: ReportDefinition; mailing: ReportMailing | null } | { ok: false; problem: string } {
   const name = input.name.trim();
   if (name === '' || name.length > SAVED_REPORT_NAME_MAX) return { ok: false, problem: `name: 1 to ${SAVED_REPORT_NAME_MAX} characters` };
+  if (name.search(UNSHOWABLE) >= 0) return { ok: false, problem: 'name: one line of text, without line breaks, control characters or bidirectional overrides' };
   if (!oneOfList(SAVED_REPORT_KINDS, input.report)) return { ok: false, problem: `report: one of ${SAVED_REPORT_KINDS.join(', ')}` };
   if (!oneOfList(PERIOD_NAMES, input.period)) return { ok: false, problem: `period: one of ${PERIOD_NAMES.join(', ')}` };
   const given = input.channels.split(',').map((c) => c.trim()).filter((c) => c !== '');

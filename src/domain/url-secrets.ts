@@ -31,6 +31,12 @@ function maskedPart(part: string): string {
  * as the URL parser serialises them (`?api+key=…&flag`, not re-encoded), so a journalled call can be
  * matched with what its recipient received and signed.
  */
+/**
+ * A record with its webhook URL in its shown form: how every list of alarm subscriptions (API answers,
+ * portal pages) shows it, to whoever reads it, the subscriber's key in its query being the subscriber's.
+ */
+export const withShownWebhook = <S extends { webhookUrl: string | null }>(s: S): S => ({ ...s, webhookUrl: s.webhookUrl === null ? null : shownUrl(s.webhookUrl) });
+
 export function shownUrl(url: string): string {
   let parsed: URL;
   try {

@@ -1,10 +1,11 @@
-import { definitionQuery, ownerOf, describeDefinition, nextMailAfter, type ReportDefinition, type SavedReport } from '../domain/saved-report.js';
+import { definitionQuery, ownerOf, describeDefinition, nextMailAfter, oneLineUserText, quotedUserText, type ReportDefinition, type SavedReport } from '../domain/saved-report.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { Mailer } from '../ports/mailer.js';
 import type { PortalAccounts } from '../ports/portal-accounts.js';
 import type { SavedReports } from '../ports/saved-reports.js';
 import { toCsv, type Reports, type Viewer } from './reports.js';
+import type { RecipientConfirmation } from './mail-recipients.js';
 import { runDefinition } from './saved-reports.js';
 
 /** How often due e-mails are looked for: they are due on the hour (MAIL_HOUR_UTC), so a minute late at most. */
@@ -14,6 +15,8 @@ const DUE_PER_PASS = 50;
 
 export interface SavedReportMailDeps {
   store: Pick<SavedReports, 'due' | 'claimDue'>;
+  /** Whether a report's address confirmed it takes the owner's reports: nothing goes to one that did not. */
+  recipients: Pick<RecipientConfirmation, 'confirmed'>;
   reports: Pick<Reports, 'throughput' | 'latency'>;
   accounts: Pick<PortalAccounts, 'account'>;
   /**
@@ -84,14 +87,20 @@ export class SavedReportMail {
       this.deps.logger.info({ owner: r.owner, report: r.id }, 'saved reports: not e-mailed, its owner can no longer read it');
       return false;
     }
+    if (!(await this.deps.recipients.confirmed(r.owner, mailing.to))) {
+      this.deps.logger.info({ owner: r.owner, report: r.id }, 'saved reports: not e-mailed, its address has not confirmed it takes the reports');
+      return false;
+    }
     const viewer: Viewer = r.participantDipId === null ? { kind: 'operator' } : { kind: 'participant', dipId: r.participantDipId };
     const { period, rows } = await runDefinition(this.deps.reports, viewer, r.definition, now);
     const page = `${this.deps.portalUrl()}${r.participantDipId === null ? '/operator' : '/portal'}/reports?${definitionQuery(r.definition)}`;
     const span = `${new Date(period.fromMs).toISOString()} to ${new Date(period.toMs).toISOString()}`;
-    const head = `Your saved report "${r.name}" (${describeDefinition(r.definition)}), ${span}.`;
-    const stop = door === 'portal' ? `deleting "${r.name}" on the portal's Reports page` : `${door === 'participant-api' ? 'DELETE /observability' : 'DELETE /admin'}/saved-reports/${r.id}`;
+    // The name is the user's text: quoted on one line wherever it appears (quotedUserText), never lines of the DIP's.
+    const name = quotedUserText(r.name);
+    const head = `Your saved report named ${name} (${describeDefinition(r.definition)}), ${span}.`;
+    const stop = door === 'portal' ? `deleting ${name} on the portal's Reports page` : `${door === 'participant-api' ? 'DELETE /observability' : 'DELETE /admin'}/saved-reports/${r.id}`;
     const footer = `\n\nThe report in the portal: ${page}\nThis report is e-mailed ${mailing.every}; stop it by ${stop}.\n`;
-    const subject = `OpenDIP report: ${r.name}`;
+    const subject = `OpenDIP report: ${oneLineUserText(r.name)}`;
     if (mailing.format === 'csv') {
       const filename = `${r.definition.report}-${new Date(period.toMs).toISOString().slice(0, 10)}.csv`;
       await this.deps.mailer.send(mailing.to, subject, `${head}\n\nThe report's rows are attached as CSV (${rows.length} row(s)).${footer}`, [{ filename, contentType: 'text/csv; charset=utf-8', content: toCsv(rows) }]);

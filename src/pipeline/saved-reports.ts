@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { nextMailAfter, readSavedReport, reportPeriod, SAVED_REPORTS_PER_USER, type ReportDefinition, type SavedReport, type SavedReportInput } from '../domain/saved-report.js';
 import type { SavedReports } from '../ports/saved-reports.js';
+import type { RecipientAsk } from '../ports/mail-recipients.js';
+import type { RecipientConfirmation } from './mail-recipients.js';
 import type { Reports, Viewer } from './reports.js';
 
 /** The reports page's filters as the Reports computation takes them, over the period ending `now`. */
@@ -32,6 +34,8 @@ export interface SaveReportDeps {
   channelId(id: string): string | undefined;
   /** Whether saved reports may be e-mailed here (an SMTP server is configured). */
   mailing: boolean;
+  /** Asks a report's address to confirm it takes the e-mail (null: no e-mail here). */
+  recipients: Pick<RecipientConfirmation, 'ask'> | null;
   now(): number;
 }
 
@@ -39,7 +43,7 @@ export interface SaveReportDeps {
  * Saves a report for its owner (reportOwner or systemOwner; the participant it acts for, null for an operator),
  * or says why not: the input's own problem, no e-mail where none is sent, the owner's cap, a name it uses.
  */
-export async function saveReport(deps: SaveReportDeps, owner: string, participantDipId: string | null, input: SavedReportInput): Promise<{ ok: true; report: SavedReport } | { ok: false; problem: string }> {
+export async function saveReport(deps: SaveReportDeps, owner: string, participantDipId: string | null, input: SavedReportInput): Promise<{ ok: true; report: SavedReport; recipient: RecipientAsk | null } | { ok: false; problem: string }> {
   const read = readSavedReport(input, (id) => deps.channelId(id));
   if (!read.ok) return read;
   if (read.mailing && !deps.mailing) return { ok: false, problem: 'every: this DIP sends no e-mail (no SMTP server is configured): save it without' };
@@ -57,5 +61,7 @@ export async function saveReport(deps: SaveReportDeps, owner: string, participan
   const refused = await deps.store.create(report, SAVED_REPORTS_PER_USER);
   if (refused === 'full') return { ok: false, problem: `you keep ${SAVED_REPORTS_PER_USER} saved reports, the most one user may: delete one first` };
   if (refused === 'name-taken') return { ok: false, problem: `name: you have a saved report called "${read.name}" already` };
-  return { ok: true, report };
+  // The address says whether it takes the e-mail (SavedReportMail sends nothing to it before).
+  const recipient = report.mailing && deps.recipients ? await deps.recipients.ask(owner, report.mailing.to) : null;
+  return { ok: true, report, recipient };
 }

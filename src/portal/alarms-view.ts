@@ -1,3 +1,4 @@
+import { withShownWebhook } from '../domain/url-secrets.js';
 import { alarmSeverity } from '../pipeline/alarm-actions.js';
 import { describeThresholds, THRESHOLD_BOUNDS } from '../pipeline/alarm-thresholds.js';
 import type { AlarmCondition, AlarmRule, AlarmSubscription, AlarmThresholds } from '../ports/alarms.js';
@@ -38,7 +39,7 @@ export const byUrgency = (a: Pick<AlarmCondition, 'rule' | 'since'>, b: Pick<Ala
 /** Subscriptions as rows, each with its own remove button (the CSRF token and the subscription's ID). */
 /** `o.action`: where a subscription is removed; null: no button (a user whose level may not). */
 export function subscriptionRows(subs: readonly AlarmSubscription[], o: { action: string | null; csrf: string; owner: boolean }): Html[] {
-  return subs.map(
+  return subs.map(withShownWebhook).map(
     (s) =>
       html`<tr>${o.owner ? html`<td>${s.owner}</td>` : ''}<td>${s.rules.join(', ')}</td><td>${s.thresholds ? describeThresholds(s.thresholds) : "the DIP's"}</td><td>${s.email ?? '—'}</td><td>${s.webhookUrl ? html`<code>${s.webhookUrl}</code>` : '—'}</td><td>${isoOrDash(s.createdAt)}</td><td>${o.action === null ? '' : actionButton({ action: o.action, csrf: o.csrf, fields: { id: s.id }, label: 'Unsubscribe', about: `${o.owner ? `${s.owner} ` : ''}from ${s.rules.join(', ')} (${s.email ?? s.webhookUrl ?? ''})`, kind: 'danger' })}</td></tr>`,
   );

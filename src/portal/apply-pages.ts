@@ -7,6 +7,7 @@ import type { PortalDeps } from './deps.js';
 import { hidden, html, when, type Html } from './html.js';
 import { field, refuse, render, signInFromThisPortal } from './session.js';
 import { USER_REALM } from './user-realm.js';
+import { CONFIRM_PATH } from '../pipeline/mail-recipients.js';
 
 const R = USER_REALM;
 const FIELDS: ReadonlyArray<{ name: ClaimField; label: string; hint: string; type?: string; autocomplete?: string; multiline?: boolean }> = [
@@ -77,5 +78,26 @@ export function registerApplyPages(app: FastifyInstance, deps: PortalDeps): void
     if (!verified) return refuse(reply, R, req, undefined, 404, 'this link is not (or no longer) good: it was used already, or it expired. Apply again if you need to');
     deps.logger.info({ application: verified.id }, 'onboarding application verified by its contact');
     return render(reply, 200, R, req, undefined, 'Application confirmed', html`<p>Your application is with the DIP's operators. They will write to ${verified.contactEmail} when they have decided.</p>`, { kind: 'ok', text: 'application confirmed' });
+  });
+}
+
+/**
+ * The page a saved report's confirmation e-mail links to (src/pipeline/mail-recipients.ts): no sign-in (the
+ * address's holder has no account); opening it shows a button, and the button (a POST) agrees, so a mail
+ * scanner that follows links agrees to nothing.
+ */
+export function registerMailConfirmPages(app: FastifyInstance, deps: PortalDeps): void {
+  const recipients = deps.savedReports.recipients;
+  if (!recipients) return;
+  app.get<{ Querystring: Record<string, string | undefined> }>(CONFIRM_PATH, async (req, reply) =>
+    render(reply, 200, R, req, undefined, 'Agree to reports by e-mail', html`<p>A user of the DIP's portal asked for reports to be e-mailed to your address. Agree, and they are sent on their schedule; until then nothing is.</p>
+<form method="post" action="${CONFIRM_PATH}" class="signin">${hidden('token', req.query.token ?? '')}<button type="submit">Agree to the reports</button></form>`),
+  );
+  app.post(CONFIRM_PATH, async (req, reply) => {
+    if (!signInFromThisPortal(req)) return refuse(reply, R, req, undefined, 403, 'the confirmation was not sent from this portal');
+    const confirmed = await recipients.confirm(field(req.body, 'token'));
+    if (!confirmed) return refuse(reply, R, req, undefined, 404, 'this link is not (or no longer) good: it was used already, or it expired');
+    deps.logger.info({ scope: confirmed.scope }, 'saved reports: an address agreed to take reports');
+    return render(reply, 200, R, req, undefined, 'Reports agreed', html`<p>Reports will be e-mailed to ${confirmed.address} on their schedule. Whoever asked for them can stop them by deleting the report.</p>`, { kind: 'ok', text: 'agreed' });
   });
 }

@@ -1,4 +1,5 @@
 import type { OperatorApi } from '../openapi-client/index.js';
+import type { RecipientConfirmation } from '../pipeline/mail-recipients.js';
 import type { DipConfig } from '../config.js';
 import type { Channel, ChannelDirectory } from '../pipeline/channels.js';
 import type { Delivery } from '../pipeline/delivery.js';
@@ -60,7 +61,8 @@ export interface PortalDeps {
   /** Alarm subscriptions, created and checked as the alarm routes do (null when alarms are turned off). */
   alarms: (SubscriptionDeps & { alarms: Pick<Alarms, 'current' | 'resolved'>; subscriptions: Pick<AlarmSubscriptionStore, 'list' | 'put' | 'remove'> }) | null;
   /** Portal users' saved reports (src/ports/saved-reports.ts); `mailing`: an SMTP server is configured, so they may be e-mailed. */
-  savedReports: { store: Pick<SavedReports, 'list' | 'get' | 'create' | 'remove'>; mailing: boolean };
+  /** recipients: the report addresses' confirmation (null: no e-mail here). */
+  savedReports: { store: Pick<SavedReports, 'list' | 'get' | 'create' | 'remove'>; mailing: boolean; recipients: RecipientConfirmation | null };
   /** Pattern B: publications a participant may list and download (the API's own rule, pipeline/publications.ts). */
   publications: Pick<Publications, 'find' | 'get' | 'read' | 'publisherRoles'>;
   /**

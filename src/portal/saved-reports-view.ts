@@ -44,11 +44,12 @@ export async function saveShownReport(deps: PortalDeps, o: SavedReportsPage): Pr
   const owner = reportOwner(o.signed.account);
   const input = savedReportInput(o.req.body);
   const shown = readSavedReport({ ...input, name: 'shown', every: 'none' }, (id) => id);
-  const made = await saveReport({ store: deps.savedReports.store, channelId: (id) => deps.channel(id)?.interfaceId, mailing: deps.savedReports.mailing, now: () => deps.clock.now() }, owner, o.participantDipId, input);
+  const made = await saveReport({ store: deps.savedReports.store, channelId: (id) => deps.channel(id)?.interfaceId, mailing: deps.savedReports.mailing, recipients: deps.savedReports.recipients, now: () => deps.clock.now() }, owner, o.participantDipId, input);
   if (!made.ok) return o.page(shown.ok ? shown.definition : null, { kind: 'error', text: `not saved: ${made.problem}` }, 400);
   const r = made.report;
   deps.logger.info({ username: owner, participant: o.participantDipId, id: r.id, mailed: r.mailing?.every ?? null }, 'portal: report saved');
-  return o.page(r.definition, { kind: 'ok', text: `saved "${r.name}"${r.mailing ? `: e-mailed ${r.mailing.every} to ${r.mailing.to}, next at ${isoOrDash(r.nextDueAt)}` : ''}` }, 200);
+  const waiting = made.recipient === 'confirmed' || made.recipient === null ? '' : ` once the address agrees: ${made.recipient === 'requested' ? 'a confirmation e-mail was sent to it' : 'it was sent a confirmation e-mail already'}, nothing else goes there before it opens the link`;
+  return o.page(r.definition, { kind: 'ok', text: `saved "${r.name}"${r.mailing ? `: e-mailed ${r.mailing.every} to ${r.mailing.to}, next at ${isoOrDash(r.nextDueAt)}${waiting}` : ''}` }, 200);
 }
 
 /** Opens one of the user's saved reports: the page with its filters, run now. Another's is answered as unknown. */

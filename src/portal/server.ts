@@ -10,7 +10,7 @@ import { accountPage, choosePasswordPage, cookieValue, deviceCookieName, enrolme
 import { DEVICE_COOKIE_MS } from '../security/device-cookie.js';
 import type { SignIn } from '../pipeline/portal-accounts.js';
 import { registerUserPortal } from './user-pages.js';
-import { registerApplyPages } from './apply-pages.js';
+import { registerApplyPages, registerMailConfirmPages } from './apply-pages.js';
 import { USER_REALM } from './user-realm.js';
 import { listenerContext, serveRenewedCertificate, type ListenerCertificate } from '../security/server-certificate.js';
 import { csrfMatches } from '../security/portal-session.js';
@@ -191,6 +191,7 @@ export function buildPortalServer(deps: PortalDeps, tls: ListenerCertificate, on
   app.get('/', async (_req, reply) => reply.redirect('/portal/', 303));
   for (const realm of [USER_REALM, OPERATOR_REALM]) registerSignIn(app, deps, realm);
   registerApplyPages(app, deps);
+  registerMailConfirmPages(app, deps);
   registerUserPortal(app, deps);
   registerOperatorPortal(app, deps);
   return app;

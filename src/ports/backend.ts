@@ -10,6 +10,7 @@ import type { RegistryStore } from './registry.js';
 import type { SignatureReplayGuard } from './replay-guard.js';
 import type { PortalAccounts } from './portal-accounts.js';
 import type { SavedReports } from './saved-reports.js';
+import type { MailRecipients } from './mail-recipients.js';
 import type { RequeueJobs } from './requeue-jobs.js';
 import type { MessageTraces } from './traces.js';
 import type { ReportCounts } from './report-counts.js';
@@ -75,6 +76,8 @@ export interface Backend {
   portalAccounts: PortalAccounts;
   /** Portal users' saved reports and when their e-mails are due. */
   savedReports: SavedReports;
+  /** Addresses that confirmed they take a saved report's e-mail (secrev3 M1). */
+  mailRecipients: MailRecipients;
   /** Maintenance notices (spec 5.13.5), versioned. */
   maintenance: MaintenanceNotices;
   /** Their announcements not yet sent (any node finishes them). */

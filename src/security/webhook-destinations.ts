@@ -69,6 +69,8 @@ const RULES: Record<Family, readonly Rule[]> = {
 /** IPv6 forms that carry an IPv4 address: judged by the IPv4 address inside. */
 const EMBEDDING: ReadonlyArray<{ cidr: string; name: string; v4At: number }> = [
   { cidr: '::ffff:0:0/96', name: 'IPv4-mapped', v4At: 12 },
+  // SIIT (RFC 2765): ::ffff:0:a9fe:a9fe is 169.254.169.254 to a stack that translates it.
+  { cidr: '::ffff:0:0:0/96', name: 'IPv4-translated', v4At: 12 },
   { cidr: '64:ff9b::/96', name: 'NAT64', v4At: 12 },
   { cidr: '2002::/16', name: '6to4', v4At: 2 },
 ];

@@ -10,6 +10,7 @@ import { portalAccountsContract } from './portal-accounts.contract.js';
 import { registryContract } from './registry.contract.js';
 import { requeueJobsContract } from './requeue-jobs.contract.js';
 import { savedReportsContract } from './saved-reports.contract.js';
+import { mailRecipientsContract } from './mail-recipients.contract.js';
 import { tracesContract } from './traces.contract.js';
 
 export type { BackendFactory, OpenedForContract, SyncGate } from './fixtures.js';
@@ -26,6 +27,7 @@ export function backendContract(name: string, open: BackendFactory): void {
   publicationIndexContract(name, open);
   portalAccountsContract(name, open);
   savedReportsContract(name, open);
+  mailRecipientsContract(name, open);
   maintenanceContract(name, open);
   tracesContract(name, open);
 }

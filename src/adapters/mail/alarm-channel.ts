@@ -50,7 +50,7 @@ export class SmtpAlarmChannel implements AlarmChannel {
     Object.assign(headers, API_VERSION_HEADERS);
     const res = await request(requested, { method: 'POST', headers, body, headersTimeout: 10_000, bodyTimeout: 10_000, dispatcher: this.agent });
     await res.body.dump();
-    if (res.statusCode >= 300) throw new Error(`webhook ${url} answered ${res.statusCode}`);
+    if (res.statusCode >= 300) throw new Error(`webhook ${shownUrl(url)} answered ${res.statusCode}`);
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,7 @@ import { PgMpanStore } from './mpan.js';
 import { PgPublications } from './publications.js';
 import { PgPortalAccounts } from './portal-accounts.js';
 import { PgSavedReports } from './saved-reports.js';
+import { PgMailRecipients } from './mail-recipients.js';
 import { RecordMaintenanceNotices } from '../maintenance-records.js';
 import { PgMaintenanceSends } from './maintenance-sends.js';
 import { PgRegistry } from './registry.js';
@@ -42,6 +43,7 @@ export async function openPostgresBackend(options: PostgresOptions): Promise<Pos
     journal: new PgOperatorJournal(d),
     portalAccounts: new PgPortalAccounts(d),
     savedReports: new PgSavedReports(d),
+    mailRecipients: new PgMailRecipients(d),
     maintenance: new RecordMaintenanceNotices(registry),
     maintenanceSends: new PgMaintenanceSends(d),
     health: () => d.health(),

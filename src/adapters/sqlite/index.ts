@@ -11,6 +11,7 @@ import { SqliteMpanStore } from './mpan.js';
 import { SqlitePublications } from './publications.js';
 import { SqlitePortalAccounts } from './portal-accounts.js';
 import { SqliteSavedReports } from './saved-reports.js';
+import { SqliteMailRecipients } from './mail-recipients.js';
 import { SqliteRegistry } from './registry.js';
 import { SqliteRequeueJobs } from './requeue-jobs.js';
 import { SqliteOperatorJournal } from './operator-journal.js';
@@ -53,6 +54,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     journal: new SqliteOperatorJournal(d),
     portalAccounts: new SqlitePortalAccounts(d),
     savedReports: new SqliteSavedReports(d),
+    mailRecipients: new SqliteMailRecipients(d),
     maintenance: new RecordMaintenanceNotices(registry),
     maintenanceSends: new SqliteMaintenanceSends(d),
     health: () => d.health(),

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { MSG } from '../../domain/response-codes.js';
+import { withShownWebhook } from '../../domain/url-secrets.js';
 import { subscriptionBody, type SubscriptionInput } from '../../pipeline/alarms.js';
 import type { JsonSchema } from '../../catalogue/types.js';
 import { withAction } from '../../pipeline/alarm-actions.js';
@@ -27,7 +28,7 @@ export function registerAlarmRoutes(app: FastifyInstance, deps: ApiDeps, alarms:
   app.get(
     '/observability/alarm-subscriptions',
     { config: { access: 'participant' }, schema: { operationId: 'listAlarmSubscriptions', tags, summary: "The caller's alarm subscriptions (OpenDIP)", headers: signatureHeaders, response: answers(GUARDED, { 200: listOf('subscriptions', subscription, 'The subscriptions') }) } },
-    async (req) => ({ subscriptions: await alarms.subscriptions.list(admitted(req).caller.dipId) }),
+    async (req) => ({ subscriptions: (await alarms.subscriptions.list(admitted(req).caller.dipId)).map(withShownWebhook) }),
   );
   app.post<{ Body: SubscriptionInput }>(
     '/observability/alarm-subscriptions',

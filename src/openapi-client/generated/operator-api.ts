@@ -257,6 +257,7 @@ export interface paths {
                             subscriptions: {
                                 /** @description Milliseconds since the Unix epoch */
                                 createdAt: number;
+                                /** @description Held back from operators of the viewer role in lists */
                                 email: string | null;
                                 id: string;
                                 /** @description `operator` or a participant's DIP ID */
@@ -276,6 +277,7 @@ export interface paths {
                                     /** @description queue-age: a message for one of your queues has waited undelivered longer than this many minutes */
                                     queueAgeMinutes?: number;
                                 };
+                                /** @description In lists, as shown: without user or password, each query value replaced by … */
                                 webhookUrl: string | null;
                             }[];
                         };
@@ -371,6 +373,7 @@ export interface paths {
                         "application/json": {
                             /** @description Milliseconds since the Unix epoch */
                             createdAt: number;
+                            /** @description Held back from operators of the viewer role in lists */
                             email: string | null;
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
@@ -390,6 +393,7 @@ export interface paths {
                                 /** @description queue-age: a message for one of your queues has waited undelivered longer than this many minutes */
                                 queueAgeMinutes?: number;
                             };
+                            /** @description In lists, as shown: without user or password, each query value replaced by … */
                             webhookUrl: string | null;
                         };
                     };

@@ -12268,6 +12268,7 @@ export interface operations {
                         subscriptions: {
                             /** @description Milliseconds since the Unix epoch */
                             createdAt: number;
+                            /** @description Held back from operators of the viewer role in lists */
                             email: string | null;
                             id: string;
                             /** @description `operator` or a participant's DIP ID */
@@ -12287,6 +12288,7 @@ export interface operations {
                                 /** @description queue-age: a message for one of your queues has waited undelivered longer than this many minutes */
                                 queueAgeMinutes?: number;
                             };
+                            /** @description In lists, as shown: without user or password, each query value replaced by … */
                             webhookUrl: string | null;
                         }[];
                     };
@@ -12433,6 +12435,7 @@ export interface operations {
                     "application/json": {
                         /** @description Milliseconds since the Unix epoch */
                         createdAt: number;
+                        /** @description Held back from operators of the viewer role in lists */
                         email: string | null;
                         id: string;
                         /** @description `operator` or a participant's DIP ID */
@@ -12452,6 +12455,7 @@ export interface operations {
                             /** @description queue-age: a message for one of your queues has waited undelivered longer than this many minutes */
                             queueAgeMinutes?: number;
                         };
+                        /** @description In lists, as shown: without user or password, each query value replaced by … */
                         webhookUrl: string | null;
                     };
                 };

@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { Mailer } from '../ports/mailer.js';
+import type { MailRecipients, RecipientAsk } from '../ports/mail-recipients.js';
+import { secretHash } from '../security/api-key.js';
+
+/** How long a confirmation link is good; after it, saving a report for the address again sends a new one. */
+export const RECIPIENT_LINK_MS = 7 * 24 * 3_600_000;
+const TOKEN_PREFIX = 'dipmail_';
+/** The portal page a confirmation link opens (a page whose button confirms: a mail scanner following links confirms nothing). */
+export const CONFIRM_PATH = '/portal/mail/confirm';
+
+export interface RecipientConfirmationDeps {
+  store: MailRecipients;
+  mailer: Mailer;
+  clock: Clock;
+  logger: Logger;
+  /** The user portal's base address, for the link. */
+  portalUrl(): string;
+}
+
+/**
+ * Saved reports go only to an address that said it wants them (secrev3 M1: any portal user could have the
+ * DIP's sender mail any address daily). The first time an owner names an address, it is sent one
+ * confirmation e-mail of fixed text (nothing of the user's: no name, no report name) with a link; nothing
+ * else goes there until the link is opened, and no second confirmation until the first expired.
+ */
+export class RecipientConfirmation {
+  constructor(private readonly deps: RecipientConfirmationDeps) {}
+
+  /** Asks `address` to confirm for `scope` unless it did or a request is open; sends the one e-mail when it asks. */
+  async ask(scope: string, address: string): Promise<RecipientAsk> {
+    const now = this.deps.clock.now();
+    const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const expiresAt = now + RECIPIENT_LINK_MS;
+    const asked = await this.deps.store.ask({ scope, address: address.toLowerCase(), tokenHash: secretHash(token), requestedAt: now, expiresAt, confirmedAt: null }, now);
+    if (asked !== 'requested') return asked;
+    const link = `${this.deps.portalUrl()}${CONFIRM_PATH}?token=${encodeURIComponent(token)}`;
+    try {
+      await this.deps.mailer.send(
+        address,
+        'OpenDIP: may we e-mail reports to this address?',
+        `A user of the Data Integration Platform's portal asked for a report to be e-mailed to this address. Nothing is sent here unless you agree.\n\nTo agree, open this link by ${new Date(expiresAt).toISOString()}:\n\n${link}\n\nIf you did not expect this, ignore this message: no report is sent to this address.\n`,
+      );
+    } catch (err) {
+      this.deps.logger.error({ err, scope }, 'saved reports: the confirmation e-mail to a report address could not be sent; the reports wait for a confirmation');
+    }
+    return asked;
+  }
+
+  /** The scope and address a token confirms, or undefined (unknown, used or expired). */
+  confirm(token: string): Promise<{ scope: string; address: string } | undefined> {
+    if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return Promise.resolve(undefined);
+    return this.deps.store.confirm(secretHash(token), this.deps.clock.now());
+  }
+
+  confirmed(scope: string, address: string): Promise<boolean> {
+    return this.deps.store.confirmed(scope, address.toLowerCase());
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * Addresses that agreed to be sent a kind of the DIP's e-mail for one sender (secrev3 M1): a saved report
+ * goes to an address only once the address's holder opened the one confirmation e-mail it was sent. A
+ * scope names who asks (a report owner's key), so one owner's confirmed address is not another's.
+ */
+export interface MailRecipient {
+  scope: string;
+  /** Lower-case. */
+  address: string;
+  /** SHA-256 (hex) of the confirmation token; null once confirmed. */
+  tokenHash: string | null;
+  requestedAt: number;
+  /** After this an unconfirmed request is worth nothing (a new one may be sent). */
+  expiresAt: number;
+  confirmedAt: number | null;
+}
+
+/** What asking for an address's confirmation found: confirmed already, a request still open (nothing to send), or recorded now (send its token). */
+export type RecipientAsk = 'confirmed' | 'pending' | 'requested';
+
+export interface MailRecipients {
+  /** Records `r` as the request for its scope and address unless that address is confirmed or has an unexpired request (one write). */
+  ask(r: MailRecipient, now: number): Promise<RecipientAsk>;
+  /** Confirms the unexpired request with this token hash: its scope and address, or undefined (unknown, used or expired). */
+  confirm(tokenHash: string, now: number): Promise<{ scope: string; address: string } | undefined>;
+  /** Whether the address confirmed for the scope. */
+  confirmed(scope: string, address: string): Promise<boolean>;
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import type { MailRecipient } from '../../src/ports/mail-recipients.js';
+import { useBackend, type BackendFactory } from './fixtures.js';
+
+const request = (scope: string, address: string, tokenHash: string, expiresAt: number): MailRecipient => ({ scope, address, tokenHash, requestedAt: 1_000, expiresAt, confirmedAt: null });
+
+export function mailRecipientsContract(name: string, open: BackendFactory): void {
+  describe(`MailRecipients contract: ${name}`, () => {
+    const ctx = useBackend(open);
+
+    it('asks once while a request is open, confirms by its token once and before it expires, per scope, across a reopen', async () => {
+      const store = ctx.backend.mailRecipients;
+      expect(await store.ask(request('user:alice', 'a@example.net', 'h1', 5_000), 1_000)).toBe('requested');
+      expect(await store.ask(request('user:alice', 'a@example.net', 'h2', 6_000), 2_000)).toBe('pending');
+      expect(await store.confirmed('user:alice', 'a@example.net')).toBe(false);
+      // The second request was not recorded: its token confirms nothing.
+      expect(await store.confirm('h2', 2_000)).toBeUndefined();
+      const store2 = (await ctx.reopen()).mailRecipients;
+      expect(await store2.confirm('h1', 4_999)).toEqual({ scope: 'user:alice', address: 'a@example.net' });
+      expect(await store2.confirm('h1', 4_999)).toBeUndefined();
+      expect(await store2.confirmed('user:alice', 'a@example.net')).toBe(true);
+      expect(await store2.confirmed('user:bob', 'a@example.net')).toBe(false);
+      expect(await store2.ask(request('user:alice', 'a@example.net', 'h3', 9_000), 10_000)).toBe('confirmed');
+    });
+
+    it('an expired request confirms nothing, and a new one may then be asked', async () => {
+      const store = ctx.backend.mailRecipients;
+      expect(await store.ask(request('user:bob', 'b@example.net', 'e1', 5_000), 1_000)).toBe('requested');
+      expect(await store.confirm('e1', 5_000)).toBeUndefined();
+      expect(await store.ask(request('user:bob', 'b@example.net', 'e2', 9_000), 5_000)).toBe('requested');
+      expect(await store.confirm('e2', 6_000)).toEqual({ scope: 'user:bob', address: 'b@example.net' });
+    });
+  });
+}
