@@ -366,7 +366,6 @@ CREATE TABLE IF NOT EXISTS saved_reports (
   UNIQUE (owner, name)
 );
 CREATE INDEX IF NOT EXISTS saved_reports_due ON saved_reports (next_due_at) WHERE next_due_at IS NOT NULL;
-<<<<<<< HEAD
 -- Maintenance announcements not yet sent (MaintenanceOutbox): a row per address, removed once sent.
 CREATE TABLE IF NOT EXISTS maintenance_sends (
   id text PRIMARY KEY,
@@ -374,7 +373,6 @@ CREATE TABLE IF NOT EXISTS maintenance_sends (
   due_at bigint NOT NULL
 );
 CREATE INDEX IF NOT EXISTS maintenance_sends_due ON maintenance_sends (due_at);
-=======
 -- Addresses asked to confirm, and confirmed, for the DIP's e-mail (src/ports/mail-recipients.ts): the token only as its SHA-256.
 CREATE TABLE IF NOT EXISTS mail_recipients (
   scope text NOT NULL,
@@ -385,7 +383,6 @@ CREATE TABLE IF NOT EXISTS mail_recipients (
   confirmed_at bigint,
   PRIMARY KEY (scope, address)
 );
->>>>>>> e5b70cb9c40b04fa132238ba512230406a9010b7
 -- A write that tells whether the server takes writes again after it could not (see PgDatabase), padded
 -- (2026-12-04) to a large batch's size: out of line and uncompressed, so that its bytes reach the disk.
 CREATE TABLE IF NOT EXISTS health_probe (at bigint NOT NULL);

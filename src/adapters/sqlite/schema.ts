@@ -280,7 +280,6 @@ CREATE TABLE IF NOT EXISTS saved_reports (
   UNIQUE (owner, name)
 );
 CREATE INDEX IF NOT EXISTS saved_reports_due ON saved_reports (next_due_at) WHERE next_due_at IS NOT NULL;
-<<<<<<< HEAD
 -- Maintenance announcements not yet sent (MaintenanceOutbox): a row per address, removed once sent.
 CREATE TABLE IF NOT EXISTS maintenance_sends (
   id TEXT PRIMARY KEY,
@@ -288,7 +287,6 @@ CREATE TABLE IF NOT EXISTS maintenance_sends (
   due_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS maintenance_sends_due ON maintenance_sends (due_at);
-=======
 -- Addresses asked to confirm, and confirmed, for the DIP's e-mail (src/ports/mail-recipients.ts): the token only as its SHA-256.
 CREATE TABLE IF NOT EXISTS mail_recipients (
   scope TEXT NOT NULL,
@@ -299,7 +297,6 @@ CREATE TABLE IF NOT EXISTS mail_recipients (
   confirmed_at INTEGER,
   PRIMARY KEY (scope, address)
 );
->>>>>>> e5b70cb9c40b04fa132238ba512230406a9010b7
 -- A write that tells whether the disk takes writes again after it was full (see SqliteDatabase): pad
 -- makes it the size of a large batch.
 CREATE TABLE IF NOT EXISTS health_probe (at INTEGER NOT NULL, pad BLOB);

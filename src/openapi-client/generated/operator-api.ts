@@ -8562,6 +8562,11 @@ export interface paths {
                                 createdAt: number;
                                 email: string | null;
                                 /**
+                                 * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) or `pending` (one was sent before and is not yet opened). Nothing is e-mailed to an address before it agrees.
+                                 * @enum {string|null}
+                                 */
+                                emailConfirmation?: "confirmed" | "requested" | "pending" | null;
+                                /**
                                  * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
                                  * @enum {string}
                                  */
@@ -8698,6 +8703,11 @@ export interface paths {
                             createdAt: number;
                             email: string | null;
                             /**
+                             * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) or `pending` (one was sent before and is not yet opened). Nothing is e-mailed to an address before it agrees.
+                             * @enum {string|null}
+                             */
+                            emailConfirmation?: "confirmed" | "requested" | "pending" | null;
+                            /**
                              * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
                              * @enum {string}
                              */
@@ -8821,6 +8831,11 @@ export interface paths {
                             /** @description Milliseconds since the Unix epoch */
                             createdAt: number;
                             email: string | null;
+                            /**
+                             * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) or `pending` (one was sent before and is not yet opened). Nothing is e-mailed to an address before it agrees.
+                             * @enum {string|null}
+                             */
+                            emailConfirmation?: "confirmed" | "requested" | "pending" | null;
                             /**
                              * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
                              * @enum {string}

@@ -12844,6 +12844,11 @@ export interface operations {
                             createdAt: number;
                             email: string | null;
                             /**
+                             * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) or `pending` (one was sent before and is not yet opened). Nothing is e-mailed to an address before it agrees.
+                             * @enum {string|null}
+                             */
+                            emailConfirmation?: "confirmed" | "requested" | "pending" | null;
+                            /**
                              * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
                              * @enum {string}
                              */
@@ -13032,6 +13037,11 @@ export interface operations {
                         createdAt: number;
                         email: string | null;
                         /**
+                         * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) or `pending` (one was sent before and is not yet opened). Nothing is e-mailed to an address before it agrees.
+                         * @enum {string|null}
+                         */
+                        emailConfirmation?: "confirmed" | "requested" | "pending" | null;
+                        /**
                          * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
                          * @enum {string}
                          */
@@ -13186,6 +13196,11 @@ export interface operations {
                         /** @description Milliseconds since the Unix epoch */
                         createdAt: number;
                         email: string | null;
+                        /**
+                         * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) or `pending` (one was sent before and is not yet opened). Nothing is e-mailed to an address before it agrees.
+                         * @enum {string|null}
+                         */
+                        emailConfirmation?: "confirmed" | "requested" | "pending" | null;
                         /**
                          * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
                          * @enum {string}
