@@ -61,9 +61,12 @@ describe('saved reports over the APIs', () => {
     expect(made.status).toBe(201);
     expect(made.body).toMatchObject({ owner: `participant:${sup.dipId}`, name: 'IF-021 daily', report: 'throughput', period: 'day', channels: ['IF-021'], sender: null, recipient: null, every: 'daily', format: 'csv', email: 'ops@supplier.example' });
     expect(made.body.nextDueAt).toBeGreaterThan(Date.now());
+    // Nothing is e-mailed to an address before it agrees: the save says a confirmation e-mail went to it.
+    const { emailConfirmation, ...stored } = made.body as Saved & { emailConfirmation?: string };
+    expect(emailConfirmation).toBe('requested');
     const id = made.body.id;
     expect((await mine(sup)).map((r) => r.id)).toEqual([id]);
-    expect((await sup.client.call<Saved>('GET', `/observability/saved-reports/${id}`, '')).body).toEqual(made.body);
+    expect((await sup.client.call<Saved>('GET', `/observability/saved-reports/${id}`, '')).body).toEqual(stored);
 
     const before = Date.now();
     const ran = await sup.client.call<{ id: string; report: string; from: string; to: string; granularity: string; rows: unknown[] }>('GET', `/observability/saved-reports/${id}/run`, '');
