@@ -17,7 +17,7 @@ import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication, WI
 import { readQuery, type RawQuery } from '../query.js';
 import { publishedSchema } from '../schemas.js';
 import { answers, binaryBody, channelParams, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
-import { evidence, sendStandard, unacceptedContentEncoding } from '../request.js';
+import { closeLingering, evidence, goAhead, sendStandard, unacceptedContentEncoding } from '../request.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -107,8 +107,13 @@ function refusalCode(outcome: Extract<PublishOutcome, { ok: false }>): MsgText {
   return outcome.message ?? (outcome.status === 403 ? MSG.processingFailed : MSG.schemaFailure);
 }
 
-/** A refusal sent while the upload is still unread: the connection closes instead of reading gigabytes to throw away. */
-function refuseUnread(deps: ApiDeps, reply: FastifyReply, status: number, caller: string | null, message: Parameters<typeof sendStandard>[4], help: string): FastifyReply {
+/**
+ * A refusal sent while the upload may still be coming: the connection closes after it rather than read
+ * gigabytes to throw away, but in stages (closeLingering), so that a sender still writing reads it.
+ */
+function refuseUnread(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, status: number, caller: string | null, message: Parameters<typeof sendStandard>[4], help: string): FastifyReply {
+  const { refusedUploadLingerMs: ms, refusedUploadLingerBytes: bytes } = deps.config.http;
+  closeLingering(req.raw, { ms, bytes });
   reply.header('connection', 'close');
   return sendStandard(deps, reply, status, caller, message, help);
 }
@@ -149,25 +154,27 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
   app.post<{ Params: { id: string }; Querystring: RawQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true, authenticatesInRoute: true }, schema: publishSchema }, async (req, reply) => {
     const auth = await authenticate(deps.registry, { ...evidence(deps, req), streamedBody: true }, new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
     deps.clockCheck?.dated(auth.dated);
-    if (!auth.ok) return refuseUnread(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
+    if (!auth.ok) return refuseUnread(deps, req, reply, auth.status, null, MSG.processingFailed, auth.help);
     const caller = auth.participant;
     const channel = deps.channel(req.params.id);
-    if (!channel) return refuseUnread(deps, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${req.params.id}' is not a channel of this DIP`);
+    if (!channel) return refuseUnread(deps, req, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${req.params.id}' is not a channel of this DIP`);
     if (!String(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
-      return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, `a publication is uploaded as Content-Type application/octet-stream (the payload's bytes as they are to be stored)`);
+      return refuseUnread(deps, req, reply, 400, caller.dipId, MSG.schemaFailure, `a publication is uploaded as Content-Type application/octet-stream (the payload's bytes as they are to be stored)`);
     }
     const encoded = unacceptedContentEncoding(req, "upload the payload's bytes as they are to be stored");
-    if (encoded !== null) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, encoded);
+    if (encoded !== null) return refuseUnread(deps, req, reply, 400, caller.dipId, MSG.schemaFailure, encoded);
     const meta = publicationMetadata(channel.interfaceId, req.query);
-    if ('error' in meta) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, meta.error);
+    if ('error' in meta) return refuseUnread(deps, req, reply, 400, caller.dipId, MSG.schemaFailure, meta.error);
     const declared = Buffer.from(String(req.headers[DIP_HEADER_CONTENT_HASH] ?? ''), 'base64');
-    if (declared.length !== 32) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, `${DIP_HEADER_CONTENT_HASH} must be the base64 SHA-256 of the payload (32 bytes)`);
+    if (declared.length !== 32) return refuseUnread(deps, req, reply, 400, caller.dipId, MSG.schemaFailure, `${DIP_HEADER_CONTENT_HASH} must be the base64 SHA-256 of the payload (32 bytes)`);
     const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
     const early = await deps.publications.precheck(caller, channel, meta, length);
-    if (early && !early.ok) return refuseUnread(deps, reply, early.status, caller.dipId, refusalCode(early), early.help);
+    if (early && !early.ok) return refuseUnread(deps, req, reply, early.status, caller.dipId, refusalCode(early), early.help);
 
+    // Everything the head tells is judged: a sender waiting for 100 Continue is told to send its body now.
+    goAhead(req.raw, reply.raw);
     const outcome = await deps.publications.publish(caller, channel, meta, declared.toString('hex'), req.body as Readable);
-    if (!outcome.ok) return refuseUnread(deps, reply, outcome.status, caller.dipId, refusalCode(outcome), outcome.help);
+    if (!outcome.ok) return refuseUnread(deps, req, reply, outcome.status, caller.dipId, refusalCode(outcome), outcome.help);
     deps.delivery.notify(outcome.queues);
     const uri = deps.publications.downloadUrl(outcome.record);
     reply.header('location', uri);
