@@ -409,6 +409,31 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect([columns.status, JSON.parse((await text(columns)).toString()).messageArray[0].help]).toEqual([400, 'columns (query string) is given 2 times (as columns and COLUMNS; names are read in any case): give it once']);
   });
 
+  // Uploads refused a name they do not read; the read routes passed it over, and a misspelt filter changed
+  // the answer with nothing said: ?typ=X listed everything, content?colums=MPAN with a Range sent a 206 of
+  // unfiltered bytes.
+  it('refuses a query name a read route does not take, on both listeners, naming it', async () => {
+    const answer = await publish(vas, { type: 'Misspelt', version: '1', format: 'csv', public: 'true' }, CSV);
+    const id = (answer.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
+    const helpOf = (status: number, body: Buffer | string): [number, string] => [status, (JSON.parse(body.toString()) as { messageArray: Array<{ help: string }> }).messageArray[0]!.help];
+    const participant = async (path: string, headers: Record<string, string> = {}) => {
+      const a = await sup.client.download(path, headers);
+      return helpOf(a.status, await text(a));
+    };
+    const anonymously = async (path: string) => {
+      const a = await request(`${publicUrl}${path}`, { dispatcher: anonymous });
+      return helpOf(a.statusCode, await a.body.text());
+    };
+    expect(await participant('/dip-channel/REP-002/publications?typ=Misspelt')).toEqual([400, 'typ is not a listing filter (query string): the names are type, version, from, to, effectiveOn, limit']);
+    // The URL names the channel: a channel in the query would be passed over.
+    expect(await participant('/dip-channel/REP-002/publications?channel=REP-003')).toEqual([400, expect.stringMatching(/^channel is not a listing filter/)]);
+    expect(await participant(`/dip-channel/REP-002/publications/${id}?x=1`)).toEqual([400, 'x (query string): this request takes no query parameters']);
+    expect(await participant(`/dip-channel/REP-002/publications/${id}/content?colums=MPAN`, { range: 'bytes=0-9' })).toEqual([400, 'colums is not a download option (query string): the names are where, columns, decompress']);
+    expect(await anonymously('/publications?channel=REP-002&typ=Misspelt')).toEqual([400, 'typ is not a listing filter (query string): the names are channel, type, version, from, to, effectiveOn, limit']);
+    expect(await anonymously(`/publications/${id}?x=1`)).toEqual([400, 'x (query string): this request takes no query parameters']);
+    expect(await anonymously(`/publications/${id}/content?colums=MPAN`)).toEqual([400, 'colums is not a download option (query string): the names are where, columns, decompress']);
+  });
+
   it('refuses dates that are not on the calendar, in metadata and in list filters, naming the field', async () => {
     for (const [name, value, why] of [
       ['effectiveFrom', '2026-13-01', 'there is no month 13'],

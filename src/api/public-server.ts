@@ -6,7 +6,7 @@ import { clientDeadlines } from '../security/listener-deadlines.js';
 import { withdrawnHelp } from '../pipeline/publications.js';
 import type { ApiDeps } from './deps.js';
 import { describePublication, listQuery, sendPublication } from './publication-download.js';
-import type { RawQuery } from './query.js';
+import { unknownParameter, type RawQuery } from './query.js';
 import { registerRequestMetrics } from './metrics.js';
 import { recordOperations } from './operations.js';
 import { registerActivityLog, useAddressRate } from './activity.js';
@@ -102,9 +102,11 @@ export function buildPublicServer(
     return record;
   };
 
-  app.get<{ Params: { publicationId: string } }>('/publications/:publicationId', async (req, reply) => {
+  app.get<{ Params: { publicationId: string }; Querystring: RawQuery }>('/publications/:publicationId', async (req, reply) => {
     const found = await publicRecord(req.params.publicationId);
     if ('status' in found) return sendStandard(deps, reply, found.status, null, MSG.processingFailed, found.help);
+    const unknown = unknownParameter(req.query, [], '');
+    if (unknown) return sendStandard(deps, reply, 400, null, MSG.schemaFailure, unknown.error);
     return reply.code(200).send(describePublication(found, deps.publications.publicUrl(found) ?? ''));
   });
 

@@ -7,7 +7,7 @@ import { decoded, FilterError, filterRows, isDecompressionError, parseRowFilter,
 import type { JsonSchema } from '../catalogue/types.js';
 import { COMPRESSIONS, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
 import type { ApiDeps } from './deps.js';
-import { readQuery, type RawQuery } from './query.js';
+import { readQuery, unknownParameter, type RawQuery } from './query.js';
 import { sendStandard } from './request.js';
 
 /**
@@ -43,7 +43,11 @@ const MAX_LIST = 1000;
  * the query's.
  */
 export function listQuery(query: RawQuery, base: Pick<PublicationQuery, 'channel' | 'publicOnly' | 'channels' | 'namedFor'>): PublicationQuery | { error: string } {
-  const q = readQuery<ListQuery>(query, LIST_PARAMETERS);
+  // The channel is a filter only where the URL names none (the anonymous listener).
+  const names = base.channel === undefined ? LIST_PARAMETERS : LIST_PARAMETERS.filter((n) => n !== 'channel');
+  const unknown = unknownParameter(query, names, 'a listing filter');
+  if (unknown) return unknown;
+  const q = readQuery<ListQuery>(query, names);
   if ('error' in q) return q;
   const time = (name: string, v: string | undefined): number | undefined | { error: string } => {
     if (v === undefined) return undefined;
@@ -154,7 +158,7 @@ export function parseRange(header: string | undefined, size: number): { start: n
  * (and filtered) content, streamed and gzip-compressed when the client accepts it.
  */
 export async function sendPublication(deps: ApiDeps, req: FastifyRequest<{ Querystring: RawQuery }>, reply: FastifyReply, record: PublicationRecord, caller: string | null): Promise<FastifyReply> {
-  const q = readQuery<ContentQuery>(req.query, CONTENT_PARAMETERS, ['where']);
+  const q = unknownParameter(req.query, CONTENT_PARAMETERS, 'a download option') ?? readQuery<ContentQuery>(req.query, CONTENT_PARAMETERS, ['where']);
   if ('error' in q) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, q.error);
   const filter = parseRowFilter(q.where, q.columns);
   if (filter && 'error' in filter) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, filter.error);

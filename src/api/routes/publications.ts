@@ -14,7 +14,7 @@ import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
 import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication, WITHDRAWN_PUBLICATION_SCHEMA } from '../publication-download.js';
-import { readQuery, type RawQuery } from '../query.js';
+import { readQuery, unknownParameter, type RawQuery } from '../query.js';
 import { publishedSchema } from '../schemas.js';
 import { answers, binaryBody, channelParams, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
 import { closeLingering, evidence, goAhead, sendStandard, unacceptedContentEncoding } from '../request.js';
@@ -48,9 +48,8 @@ export function publicationMetadata(channel: string, query: RawQuery): Publicati
   // A name it does not know is refused, not passed over: the metadata is kept and announced as given, for
   // good (a publication is never overwritten), and a misspelt `recipients` made a report for one supplier
   // one for the whole channel.
-  const known = new Set<string>(PUBLISH_PARAMETERS.map((n) => n.toLowerCase()));
-  const unknown = Object.keys(query).find((name) => !known.has(name.toLowerCase()));
-  if (unknown !== undefined) return { error: `${unknown.slice(0, 60)} is not publication metadata (query string): the names are ${PUBLISH_PARAMETERS.join(', ')}` };
+  const unknown = unknownParameter(query, PUBLISH_PARAMETERS, 'publication metadata');
+  if (unknown) return unknown;
   const q = readQuery<PublishQuery>(query, PUBLISH_PARAMETERS);
   if ('error' in q) return q;
   const required = (name: keyof PublishQuery, max: number): string | { error: string } => {
@@ -220,9 +219,11 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     headers: signatureHeaders,
     response: answers([...GUARDED, 410], { 200: { ...PUBLICATION_SCHEMA, description: 'The publication' } }),
   };
-  app.get<{ Params: { id: string; publicationId: string } }>('/dip-channel/:id/publications/:publicationId', { config: { access: 'participant' }, schema: oneSchema }, async (req, reply) => {
+  app.get<{ Params: { id: string; publicationId: string }; Querystring: RawQuery }>('/dip-channel/:id/publications/:publicationId', { config: { access: 'participant' }, schema: oneSchema }, async (req, reply) => {
     const found = await readable(deps, req, reply);
     if (!found) return reply;
+    const unknown = unknownParameter(req.query, [], '');
+    if (unknown) return sendStandard(deps, reply, 400, found.caller.dipId, MSG.schemaFailure, unknown.error);
     return reply.code(200).send(describePublication(found.record, deps.publications.downloadUrl(found.record)));
   });
 
