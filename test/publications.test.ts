@@ -409,6 +409,18 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect([columns.status, JSON.parse((await text(columns)).toString()).messageArray[0].help]).toEqual([400, 'columns (query string) is given 2 times (as columns and COLUMNS; names are read in any case): give it once']);
   });
 
+  // Accepted before, stored, and its recipients notified of a file with nothing in it.
+  it('refuses an empty publication (0 bytes), announced or streamed, and tells nobody', async () => {
+    const queued = await t.dip.backend.log.queueState({ recipientDipId: ldso.dipId, channel: 'REP-002' });
+    const announced = await publish(vas, { type: 'Empty', version: '1', format: 'csv' }, '');
+    const streamed = await vas.client.publish('REP-002', { type: 'Empty', version: '1', format: 'csv' }, (async function* () {})(), sha(''));
+    for (const answer of [announced, streamed]) {
+      expect([answer.status, answer.body.messageArray[0]!.help]).toEqual([400, expect.stringMatching(/^the payload is empty \(0 bytes\)/)]);
+    }
+    expect((await t.dip.backend.log.queueState({ recipientDipId: ldso.dipId, channel: 'REP-002' })).headSeq).toBe(queued.headSeq);
+    expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=Empty', '')).body.publications).toEqual([]);
+  });
+
   // Uploads refused a name they do not read; the read routes passed it over, and a misspelt filter changed
   // the answer with nothing said: ?typ=X listed everything, content?colums=MPAN with a Range sent a 206 of
   // unfiltered bytes.
