@@ -5,7 +5,7 @@ import type { RateLimitSettings } from '../security/rate-limit.js';
 import { clientDeadlines } from '../security/listener-deadlines.js';
 import { withdrawnHelp } from '../pipeline/publications.js';
 import type { ApiDeps } from './deps.js';
-import { describePublication, listQuery, sendPublication } from './publication-download.js';
+import { describePublication, listQuery, sendListing, sendPublication } from './publication-download.js';
 import { unknownParameter, type RawQuery } from './query.js';
 import { registerRequestMetrics } from './metrics.js';
 import { recordOperations } from './operations.js';
@@ -86,8 +86,7 @@ export function buildPublicServer(
       return sendStandard(deps, reply, 404, null, MSG.interfaceIdInvalid, `dip-channel '${query.channel}' is not a channel of this DIP`);
     }
     // The channel as the catalogue spells it (its ID is read in any case, as in a participant's URL).
-    const found = await deps.publications.find(channel ? { ...query, channel: channel.interfaceId } : query);
-    return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.publicUrl(p) ?? '')) });
+    return sendListing(deps, req, reply, channel ? { ...query, channel: channel.interfaceId } : query, null, (p) => deps.publications.publicUrl(p) ?? '');
   });
 
   const publicRecord = async (id: string) => {

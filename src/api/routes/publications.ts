@@ -13,7 +13,7 @@ import { COMPRESSIONS, type Compression, type PublicationMetadata, type Publicat
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
-import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication, WITHDRAWN_PUBLICATION_SCHEMA } from '../publication-download.js';
+import { describePublication, listQuery, PUBLICATION_SCHEMA, sendListing, sendPublication, WITHDRAWN_PUBLICATION_SCHEMA } from '../publication-download.js';
 import { readQuery, unknownParameter, type RawQuery } from '../query.js';
 import { publishedSchema } from '../schemas.js';
 import { answers, binaryBody, channelParams, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
@@ -195,10 +195,14 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     operationId: 'listPublications',
     tags,
     summary: 'List the publications of a channel the caller may read (OpenDIP)',
-    description: 'Query: type, version, from, to, effectiveOn, limit. Restricted publications are listed only to the recipients their publisher named.',
+    description:
+      'Query: type, version, from, to (inclusive, to the precision written: a date covers its day, a date-time to the second its second), effectiveOn, limit (1 to 1000, 100 by default); any other name is a 400. Restricted publications are listed only to the recipients their publisher named. Paged as a replay is: a page cut at the limit is a 206 whose X-Continuation-Token header the next request sends back (the same query) for the next page; the last page is a 200. No publication is skipped or listed twice.',
     params: channelParams,
     headers: signatureHeaders,
-    response: answers(GUARDED, { 200: { type: 'object', required: ['publications'], properties: { publications: { type: 'array', items: PUBLICATION_SCHEMA } }, description: 'The publications, newest first' } }),
+    response: answers(GUARDED, {
+      200: { type: 'object', required: ['publications'], properties: { publications: { type: 'array', items: PUBLICATION_SCHEMA } }, description: 'The publications, newest first: all of them, or the last page' },
+      206: { type: 'object', required: ['publications'], properties: { publications: { type: 'array', items: PUBLICATION_SCHEMA } }, description: 'A page cut at the limit, newest first: X-Continuation-Token names the next page' },
+    }),
   };
   app.get<{ Params: { id: string }; Querystring: RawQuery }>('/dip-channel/:id/publications', { config: { access: 'participant' }, schema: listSchema }, async (req, reply) => {
     const scope = readerScope(deps, req, reply);
@@ -206,8 +210,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     // Restricted publications are left out by the query itself, so they never crowd the caller's out of the limit.
     const query = listQuery(req.query, { channel: scope.channel.interfaceId, publicOnly: !scope.reader, namedFor: scope.caller.dipId });
     if ('error' in query) return sendStandard(deps, reply, 400, scope.caller.dipId, MSG.schemaFailure, query.error);
-    const found = await deps.publications.find(query);
-    return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.downloadUrl(p))) });
+    return sendListing(deps, req, reply, query, scope.caller.dipId, (p) => deps.publications.downloadUrl(p));
   });
 
   const oneSchema = {
