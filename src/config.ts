@@ -459,6 +459,15 @@ export interface HttpLimits {
    */
   uploadIdleTimeoutMs: number;
   /**
+   * A publication upload refused while its body is still coming (a version that exists, a caller that may
+   * not publish, metadata that is wrong) is answered at once, then the rest of its body is read and dropped
+   * for at most this long and at most `refusedUploadLingerBytes` before the connection closes (RFC 9112 9.6,
+   * a lingering close): closed with bytes arriving, the connection is reset and a sender still writing its
+   * body loses the answer. A sender that asked for 100 Continue is refused instead of it, and sends none.
+   */
+  refusedUploadLingerMs: number;
+  refusedUploadLingerBytes: number;
+  /**
    * A publication download (Pattern B, possibly gigabytes to a slow client) is not bounded as a whole
    * either: it is cut off when the client has taken no byte for this long while the DIP had bytes waiting
    * for it (a client that stops reading would otherwise hold the connection, the open file and the
@@ -569,6 +578,8 @@ const schema: JSONSchemaType<DipConfig> = {
         headersTimeoutMs: { type: 'integer', minimum: 100 },
         requestTimeoutMs: { type: 'integer', minimum: 100 },
         uploadIdleTimeoutMs: { type: 'integer', minimum: 100 },
+        refusedUploadLingerMs: { type: 'integer', minimum: 0, maximum: 60_000 },
+        refusedUploadLingerBytes: { type: 'integer', minimum: 0 },
         downloadIdleTimeoutMs: { type: 'integer', minimum: 100 },
         connectionsCheckingIntervalMs: { type: 'integer', minimum: 10 },
         stopDrainMs: { type: 'integer', minimum: 0, maximum: 60_000 },
@@ -851,6 +862,10 @@ export const DEFAULTS: DipConfig = {
     headersTimeoutMs: 20_000,
     requestTimeoutMs: 120_000,
     uploadIdleTimeoutMs: 60_000,
+    // Enough for a few MB on any link and 16 MiB on a fast one; a refused sender holds its connection (one of
+    // its http.maxConnectionsPerClient) no longer than this, and the DIP reads no more than that for it.
+    refusedUploadLingerMs: 2_000,
+    refusedUploadLingerBytes: 16 * 1024 * 1024,
     downloadIdleTimeoutMs: 60_000,
     connectionsCheckingIntervalMs: 1_000,
     stopDrainMs: 2_000,

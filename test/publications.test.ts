@@ -445,6 +445,68 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect([columns.status, JSON.parse((await text(columns)).toString()).messageArray[0].help]).toEqual([400, 'columns (query string) is given 2 times (as columns and COLUMNS; names are read in any case): give it once']);
   });
 
+  // Before: `limit` at most 1000, no token, nothing said an answer was cut, and `to` (the instant its text
+  // starts) excluded a publication whose own publishedAt (listed to the second) it was given: four versions
+  // in one second, limit=2 listed two, and to=<their publishedAt> listed none; the other two were unreachable.
+  it('pages a listing: 206 and a continuation token until the last page, none skipped; `to` covers the second it names', async () => {
+    for (const version of ['0', '1', '2', '3']) expect((await publish(vas, { type: 'Paged', version, format: 'csv' }, CSV)).status).toBe(201);
+    type Listing = { publications: Array<{ version: string; publishedAt: string }> };
+    const list = (query: string, headers: Record<string, string> = {}) => sup.client.call<Listing>('GET', `/dip-channel/REP-002/publications?${query}`, '', headers);
+    const versions = (b: Listing) => b.publications.map((p) => p.version);
+    const first = await list('type=Paged&limit=3');
+    const token = first.headers['x-continuation-token'];
+    expect([first.status, versions(first.body).length, typeof token]).toEqual([206, 3, 'string']);
+    const last = await list('type=Paged&limit=3', { 'x-continuation-token': token! });
+    expect([last.status, versions(last.body).length, last.headers['x-continuation-token']]).toEqual([200, 1, undefined]);
+    expect([...versions(first.body), ...versions(last.body)].sort()).toEqual(['0', '1', '2', '3']);
+    // Anonymously too (the publications are not public: nothing listed, and nothing cut).
+    const anonymously = await request(`${publicUrl}/publications?channel=REP-002&type=Paged&limit=1`, { dispatcher: anonymous });
+    expect([anonymously.statusCode, (await anonymously.body.json()) as Listing]).toEqual([200, { publications: [] }]);
+
+    const newest = first.body.publications[0]!;
+    const upTo = await list(`type=Paged&to=${encodeURIComponent(newest.publishedAt)}`);
+    expect([upTo.status, versions(upTo.body).sort()]).toEqual([200, ['0', '1', '2', '3']]);
+    const made = await sup.client.call('GET', '/dip-channel/REP-002/publications?type=Paged&limit=1', '', { 'x-continuation-token': 'not-one-of-ours!' });
+    expect([made.status, made.body.messageArray[0]!.help]).toEqual([400, expect.stringMatching(/^x-continuation-token 'not-one-of-ours!' is not a token a listing of this DIP gave/)]);
+  });
+
+  // Accepted before, stored, and its recipients notified of a file with nothing in it.
+  it('refuses an empty publication (0 bytes), announced or streamed, and tells nobody', async () => {
+    const queued = await t.dip.backend.log.queueState({ recipientDipId: ldso.dipId, channel: 'REP-002' });
+    const announced = await publish(vas, { type: 'Empty', version: '1', format: 'csv' }, '');
+    const streamed = await vas.client.publish('REP-002', { type: 'Empty', version: '1', format: 'csv' }, (async function* () {})(), sha(''));
+    for (const answer of [announced, streamed]) {
+      expect([answer.status, answer.body.messageArray[0]!.help]).toEqual([400, expect.stringMatching(/^the payload is empty \(0 bytes\)/)]);
+    }
+    expect((await t.dip.backend.log.queueState({ recipientDipId: ldso.dipId, channel: 'REP-002' })).headSeq).toBe(queued.headSeq);
+    expect((await sup.client.call<{ publications: unknown[] }>('GET', '/dip-channel/REP-002/publications?type=Empty', '')).body.publications).toEqual([]);
+  });
+
+  // Uploads refused a name they do not read; the read routes passed it over, and a misspelt filter changed
+  // the answer with nothing said: ?typ=X listed everything, content?colums=MPAN with a Range sent a 206 of
+  // unfiltered bytes.
+  it('refuses a query name a read route does not take, on both listeners, naming it', async () => {
+    const answer = await publish(vas, { type: 'Misspelt', version: '1', format: 'csv', public: 'true' }, CSV);
+    const id = (answer.body as unknown as { publication: { publicationID: string } }).publication.publicationID;
+    const helpOf = (status: number, body: Buffer | string): [number, string] => [status, (JSON.parse(body.toString()) as { messageArray: Array<{ help: string }> }).messageArray[0]!.help];
+    const participant = async (path: string, headers: Record<string, string> = {}) => {
+      const a = await sup.client.download(path, headers);
+      return helpOf(a.status, await text(a));
+    };
+    const anonymously = async (path: string) => {
+      const a = await request(`${publicUrl}${path}`, { dispatcher: anonymous });
+      return helpOf(a.statusCode, await a.body.text());
+    };
+    expect(await participant('/dip-channel/REP-002/publications?typ=Misspelt')).toEqual([400, 'typ is not a listing filter (query string): the names are type, version, from, to, effectiveOn, limit']);
+    // The URL names the channel: a channel in the query would be passed over.
+    expect(await participant('/dip-channel/REP-002/publications?channel=REP-003')).toEqual([400, expect.stringMatching(/^channel is not a listing filter/)]);
+    expect(await participant(`/dip-channel/REP-002/publications/${id}?x=1`)).toEqual([400, 'x (query string): this request takes no query parameters']);
+    expect(await participant(`/dip-channel/REP-002/publications/${id}/content?colums=MPAN`, { range: 'bytes=0-9' })).toEqual([400, 'colums is not a download option (query string): the names are where, columns, decompress']);
+    expect(await anonymously('/publications?channel=REP-002&typ=Misspelt')).toEqual([400, 'typ is not a listing filter (query string): the names are channel, type, version, from, to, effectiveOn, limit']);
+    expect(await anonymously(`/publications/${id}?x=1`)).toEqual([400, 'x (query string): this request takes no query parameters']);
+    expect(await anonymously(`/publications/${id}/content?colums=MPAN`)).toEqual([400, 'colums is not a download option (query string): the names are where, columns, decompress']);
+  });
+
   it('refuses dates that are not on the calendar, in metadata and in list filters, naming the field', async () => {
     for (const [name, value, why] of [
       ['effectiveFrom', '2026-13-01', 'there is no month 13'],

@@ -151,6 +151,15 @@ export function publicationFilter(q: PublicationQuery, param: (i: number) => str
     add((p) => `(effective_from IS NULL OR substr(effective_from, 1, 10) <= substr(${p}, 1, 10))`, q.effectiveOn);
     add((p) => `(effective_to IS NULL OR substr(effective_to, 1, 10) >= substr(${p}, 1, 10))`, q.effectiveOn);
   }
+  if (q.after !== undefined) {
+    // The listing's order (published_at DESC, id): what comes after the last one a page listed.
+    // Each value once per placeholder: SQLite's `?` are positional.
+    const [before, sameMs, laterId] = [q.after.publishedAt, q.after.publishedAt, q.after.id].map((v) => {
+      values.push(v);
+      return param(values.length);
+    });
+    clauses.push(`(published_at < ${before} OR (published_at = ${sameMs} AND id > ${laterId}))`);
+  }
   if (q.publicOnly) add((p) => `public = ${p}`, publicTrue);
   if (q.channels !== undefined) {
     if (q.channels.length === 0) clauses.push('1 = 0');

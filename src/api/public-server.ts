@@ -4,8 +4,8 @@ import type { RateLimitSettings } from '../security/rate-limit.js';
 import { clientDeadlines } from '../security/listener-deadlines.js';
 import { withdrawnHelp } from '../pipeline/publications.js';
 import type { ApiDeps } from './deps.js';
-import { describePublication, listQuery, sendPublication } from './publication-download.js';
-import type { RawQuery } from './query.js';
+import { describePublication, listQuery, sendListing, sendPublication } from './publication-download.js';
+import { unknownParameter, type RawQuery } from './query.js';
 import { registerRequestMetrics } from './metrics.js';
 import { recordOperations } from './operations.js';
 import { registerActivityLog, useAddressRate } from './activity.js';
@@ -80,8 +80,7 @@ export function buildPublicServer(
       return sendStandard(deps, reply, 404, null, MSG.interfaceIdInvalid, `dip-channel '${query.channel}' is not a channel of this DIP`);
     }
     // The channel as the catalogue spells it (its ID is read in any case, as in a participant's URL).
-    const found = await deps.publications.find(channel ? { ...query, channel: channel.interfaceId } : query);
-    return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.publicUrl(p) ?? '')) });
+    return sendListing(deps, req, reply, channel ? { ...query, channel: channel.interfaceId } : query, null, (p) => deps.publications.publicUrl(p) ?? '');
   });
 
   const publicRecord = async (id: string) => {
@@ -96,9 +95,11 @@ export function buildPublicServer(
     return record;
   };
 
-  app.get<{ Params: { publicationId: string } }>('/publications/:publicationId', async (req, reply) => {
+  app.get<{ Params: { publicationId: string }; Querystring: RawQuery }>('/publications/:publicationId', async (req, reply) => {
     const found = await publicRecord(req.params.publicationId);
     if ('status' in found) return sendStandard(deps, reply, found.status, null, MSG.processingFailed, found.help);
+    const unknown = unknownParameter(req.query, [], '');
+    if (unknown) return sendStandard(deps, reply, 400, null, MSG.schemaFailure, unknown.error);
     return reply.code(200).send(describePublication(found, deps.publications.publicUrl(found) ?? ''));
   });
 

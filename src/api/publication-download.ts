@@ -7,7 +7,7 @@ import { decoded, FilterError, filterRows, isDecompressionError, parseRowFilter,
 import type { JsonSchema } from '../catalogue/types.js';
 import { COMPRESSIONS, type PublicationQuery, type PublicationRecord } from '../ports/publications.js';
 import type { ApiDeps } from './deps.js';
-import { readQuery, type RawQuery } from './query.js';
+import { readQuery, unknownParameter, type RawQuery } from './query.js';
 import { sendStandard } from './request.js';
 
 /**
@@ -43,7 +43,11 @@ const MAX_LIST = 1000;
  * the query's.
  */
 export function listQuery(query: RawQuery, base: Pick<PublicationQuery, 'channel' | 'publicOnly' | 'channels' | 'namedFor'>): PublicationQuery | { error: string } {
-  const q = readQuery<ListQuery>(query, LIST_PARAMETERS);
+  // The channel is a filter only where the URL names none (the anonymous listener).
+  const names = base.channel === undefined ? LIST_PARAMETERS : LIST_PARAMETERS.filter((n) => n !== 'channel');
+  const unknown = unknownParameter(query, names, 'a listing filter');
+  if (unknown) return unknown;
+  const q = readQuery<ListQuery>(query, names);
   if ('error' in q) return q;
   const time = (name: string, v: string | undefined): number | undefined | { error: string } => {
     if (v === undefined) return undefined;
@@ -58,6 +62,10 @@ export function listQuery(query: RawQuery, base: Pick<PublicationQuery, 'channel
   const to = time('to', q.to);
   if (typeof from === 'object') return from;
   if (typeof to === 'object') return to;
+  // `to` names a time up to the precision it is written in, and covers all of it: the day of a date, the
+  // second of a date-time to the second (publishedAt is listed so). Taken as the instant it starts, a
+  // publication's own publishedAt excluded the publication (stored to the millisecond).
+  const toEnd = to === undefined || q.to === undefined ? undefined : to + spanMs(q.to) - 1;
   if (q.effectiveOn !== undefined) {
     const on = parseIsoDateOrDateTime(q.effectiveOn);
     if (on === null || 'problem' in on) return { error: `effectiveOn '${q.effectiveOn}' is not a date (YYYY-MM-DD)${on === null ? '' : ` (${on.problem})`}` };
@@ -71,10 +79,63 @@ export function listQuery(query: RawQuery, base: Pick<PublicationQuery, 'channel
     ...(q.type !== undefined ? { publicationType: q.type } : {}),
     ...(q.version !== undefined ? { version: q.version } : {}),
     ...(from !== undefined ? { from } : {}),
-    ...(to !== undefined ? { to } : {}),
+    ...(toEnd !== undefined ? { to: toEnd } : {}),
     ...(q.effectiveOn !== undefined ? { effectiveOn: q.effectiveOn } : {}),
     limit,
   };
+}
+
+/** How long the time an ISO date or date-time names lasts, by the precision it is written to (1 ms for other forms). */
+function spanMs(text: string): number {
+  const m = /^\d{4}-\d\d-\d\d(?:T\d\d:\d\d(?::\d\d(?:\.(\d+))?)?)?/i.exec(text);
+  if (!m) return 1;
+  const [whole, fraction] = [m[0], m[1]];
+  if (whole.length === 10) return 86_400_000;
+  if (whole.length === 16) return 60_000;
+  if (fraction === undefined) return 1000;
+  return Math.max(1, 10 ** (3 - fraction.length));
+}
+
+/** The header a listing cut at its limit carries the next page's token in (206), and the next request sends it back in: the replay's. */
+const LISTING_TOKEN = 'x-continuation-token';
+
+/** The token of the page after `last`: opaque to clients, base64url of where the listing goes on from. */
+function listingToken(last: PublicationRecord): string {
+  return Buffer.from(`${last.publishedAt}.${last.id}`).toString('base64url');
+}
+
+/**
+ * Where a listing goes on from, from the token a 206 gave, or why it cannot be read. Not signed, unlike the
+ * replay's: it says only where in the listing to go on (the last publication listed, which the caller was
+ * just shown), and every page is filtered for the caller as the first was, so a made-up one lists nothing
+ * the caller could not list anyway.
+ */
+function listingAfter(token: string): PublicationQuery['after'] | { error: string } {
+  const m = /^(\d{1,15})\.([\w-]{1,100})$/.exec(Buffer.from(token, 'base64url').toString('latin1'));
+  if (token.length > 200 || !m) return { error: `${LISTING_TOKEN} '${token.slice(0, 60)}' is not a token a listing of this DIP gave: send the one the 206 carried, or none for the first page` };
+  return { publishedAt: Number(m[1]), id: m[2]! };
+}
+
+/**
+ * Answers a listing, a page at a time: the publications of `query` (newest first) up to its limit, from where
+ * the request's X-Continuation-Token says (the one the page before carried). A page cut at the limit is a
+ * 206 with the next page's token in X-Continuation-Token, as a replay's page is; the last page is a 200.
+ * Pages follow a (publishedAt, publication ID) position, so none skips or repeats a publication, however
+ * many share a second.
+ */
+export async function sendListing(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, query: PublicationQuery, caller: string | null, uri: (p: PublicationRecord) => string): Promise<FastifyReply> {
+  const sentBack = req.headers[LISTING_TOKEN];
+  let after: PublicationQuery['after'];
+  if (sentBack !== undefined) {
+    const read = listingAfter(String(sentBack));
+    if (read && 'error' in read) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, read.error);
+    after = read;
+  }
+  const found = await deps.publications.find({ ...query, ...(after ? { after } : {}), limit: query.limit + 1 });
+  const page = found.slice(0, query.limit);
+  const more = found.length > query.limit;
+  if (more) reply.header(LISTING_TOKEN, listingToken(page[page.length - 1]!));
+  return reply.code(more ? 206 : 200).send({ publications: page.map((p) => describePublication(p, uri(p))) });
 }
 
 /** A publication as listed: its metadata and where to download it. */
@@ -117,7 +178,8 @@ export const WITHDRAWN_PUBLICATION_SCHEMA: JsonSchema = {
   },
 };
 
-export { describePublication } from '../pipeline/publication-view.js';
+import { describePublication } from '../pipeline/publication-view.js';
+export { describePublication };
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   csv: 'text/csv; charset=utf-8',
@@ -154,7 +216,7 @@ export function parseRange(header: string | undefined, size: number): { start: n
  * (and filtered) content, streamed and gzip-compressed when the client accepts it.
  */
 export async function sendPublication(deps: ApiDeps, req: FastifyRequest<{ Querystring: RawQuery }>, reply: FastifyReply, record: PublicationRecord, caller: string | null): Promise<FastifyReply> {
-  const q = readQuery<ContentQuery>(req.query, CONTENT_PARAMETERS, ['where']);
+  const q = unknownParameter(req.query, CONTENT_PARAMETERS, 'a download option') ?? readQuery<ContentQuery>(req.query, CONTENT_PARAMETERS, ['where']);
   if ('error' in q) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, q.error);
   const filter = parseRowFilter(q.where, q.columns);
   if (filter && 'error' in filter) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, filter.error);

@@ -51,3 +51,16 @@ export function readQuery<Q extends QueryValues<Q>>(query: RawQuery, names: Read
   // Built from `names` alone, each a string, or a list where the route said it takes one.
   return Object.fromEntries(read) as Q;
 }
+
+/**
+ * The refusal of a query string naming a parameter the route does not read (in any case), or null. Passed
+ * over, a misspelt name changed what was answered with nothing said: `?typ=X` listed every publication,
+ * `content?colums=MPAN` sent every column. `what`: what the names are, for the help ("a listing filter").
+ */
+export function unknownParameter(query: RawQuery, names: readonly string[], what: string): { error: string } | null {
+  const known = new Set(names.map((n) => n.toLowerCase()));
+  const unknown = Object.keys(query).find((name) => !known.has(name.toLowerCase()));
+  if (unknown === undefined) return null;
+  const shown = unknown.slice(0, 60);
+  return { error: names.length === 0 ? `${shown} (query string): this request takes no query parameters` : `${shown} is not ${what} (query string): the names are ${names.join(', ')}` };
+}

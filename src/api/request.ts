@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { MsgText } from '../domain/response-codes.js';
@@ -220,5 +220,60 @@ export function drained(
     body.once('error', done);
     body.once('close', done);
     body.resume();
+  });
+}
+
+/**
+ * Requests whose sender waits for 100 Continue that their route gives, not the listener: a streamed upload
+ * (config `streamedBody`), whose route judges all its head tells (the signature, the publisher's role, its
+ * metadata, a version that exists) before it reads a byte. A refusal then comes instead of the go-ahead
+ * (RFC 9110 10.1.1), and the sender sends none of its body.
+ */
+const continueOwed = new WeakSet<IncomingMessage>();
+
+/** The listener leaves the request's 100 Continue to its route (goAhead). */
+export function deferContinue(req: IncomingMessage): void {
+  continueOwed.add(req);
+}
+
+/** Tells a sender that waits for it to send its body: the route has judged what the head tells, and reads it now. */
+export function goAhead(req: IncomingMessage, res: ServerResponse): void {
+  if (continueOwed.delete(req) && !res.headersSent) res.writeContinue();
+}
+
+/** How long a refused sender that was never told to continue may send nothing before its connection closes. */
+const WAITING_IDLE_MS = 250;
+
+/**
+ * Closes the connection after the answer to a request whose body may still be coming, in stages (RFC 9112
+ * 9.6, a lingering close): the answer goes out, then what the sender still sends is read and dropped, until
+ * the body ends, the sender closes, or `ms` or `bytes` are reached, and only then is the connection closed.
+ * Node closes it as soon as an answer with Connection: close is written, and closed with bytes arriving,
+ * the socket sends a reset, which makes the sender's kernel throw away the answer it had received and not
+ * yet read: a client that writes its whole body before reading (Python requests, `curl -H 'Expect:'`) saw a
+ * broken connection instead of the refusal. The bounds keep a refused sender from holding the connection
+ * (one of its capped connections all the while) or the DIP's reading for long; past them the reset is
+ * the sender's to take. The caller sets Connection: close on the answer.
+ */
+export function closeLingering(req: IncomingMessage, { ms, bytes }: { ms: number; bytes: number }): void {
+  const socket = req.socket;
+  let answered = false;
+  let read = false;
+  // Node's close after the answer (res._last: socket.destroySoon), held until the body is read or the bounds reached.
+  const close = socket.destroySoon.bind(socket);
+  const closeWhenDone = (): void => {
+    if (answered && read) close();
+  };
+  socket.destroySoon = () => {
+    answered = true;
+    closeWhenDone();
+  };
+  // Read from now (so Node does not dump the body, unbounded, itself). A sender never told to continue
+  // sends nothing, unless it stopped waiting (curl does after 1 s): closed once nothing has come for a
+  // moment, not after the whole pause; one that is sending keeps the pause going.
+  const idleMs = continueOwed.has(req) ? Math.min(ms, WAITING_IDLE_MS) : ms;
+  void drained(req, { idleMs, maxMs: ms, maxBytes: bytes }).then(() => {
+    read = true;
+    closeWhenDone();
   });
 }

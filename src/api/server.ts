@@ -59,7 +59,7 @@ import { recordOperations } from './operations.js';
 import { useCertificateAnswer } from './certificate-answer.js';
 import { describeBodyErrors } from './schemas.js';
 import { answers, GUARDED } from './route-schemas.js';
-import { byteOrderMark, drained, evidence, requestAuthority, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, unacceptedMediaType, useSecurityControls } from './request.js';
+import { byteOrderMark, deferContinue, drained, evidence, requestAuthority, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, unacceptedMediaType, useSecurityControls } from './request.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
 import { listenerContext, serveRenewedCertificate, type ListenerCertificate } from '../security/server-certificate.js';
@@ -316,10 +316,15 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     // Judged after the key, whose look-up may wait: what arrived meanwhile counts.
     if (req.raw.readableLength > 0) sending.add(req.raw);
     if (overLimit || (refused && sending.has(req.raw))) return undefined;
+    // A streamed upload's route judges the rest of its head (signature, role, metadata, a version that
+    // exists) before it reads a byte, and gives the go-ahead itself: a refusal comes instead of it.
+    const streamed = config.streamedBody === true;
+    if (streamed) deferContinue(req.raw);
     if (refused) {
       reply.header('connection', 'close');
       return unreadBody(req.headers['content-length']);
     }
+    if (streamed) return undefined;
     sending.add(req.raw);
     reply.raw.writeContinue();
     return undefined;

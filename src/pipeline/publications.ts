@@ -78,6 +78,14 @@ export type PublishOutcome =
   /** `message`: the DI-999 code when it is not the one the status implies (MSG1000 for 403, MSG1001 otherwise). */
   | { ok: false; status: 400 | 403 | 409 | 413; help: string; message?: MsgText };
 
+/**
+ * Spec 5.6: a publication is a payload (a large one) that its recipients are told of and download; nothing
+ * allows one with no bytes, which told every recipient of a file with nothing in it.
+ */
+function emptyPayload(): PublishOutcome {
+  return { ok: false, status: 400, help: 'the payload is empty (0 bytes): a publication carries its payload (spec 5.6), and its recipients would be told of a file with nothing in it; nothing was kept' };
+}
+
 /** Who may see a channel's publications: its recipients and its publishers; anyone for public ones. */
 export function mayRead(channel: Channel, caller: Participant, publisherRoles: readonly string[]): boolean {
   return receivesOn(channel, caller) || caller.roles.some((r) => publisherRoles.includes(r));
@@ -206,6 +214,7 @@ export class Publications {
       const named = this.registry.participants().find((p) => p.dipId === id);
       if (!named || !receivesOn(channel, named)) return { ok: false, status: 400, help: `recipients: ${id} is not a participant that receives on ${channel.interfaceId}` };
     }
+    if (announcedBytes === 0) return emptyPayload();
     const limit = this.settings.maxBytes(channel.interfaceId);
     if (announcedBytes !== undefined && announcedBytes > limit) return { ok: false, status: 413, help: `Content-Length ${announcedBytes} is larger than the limit of ${limit} bytes on ${channel.interfaceId}` };
     // Withdrawn versions too: a withdrawn version stays taken, and is refused before its upload is read.
@@ -233,6 +242,10 @@ export class Publications {
     } catch (err) {
       if (err instanceof BlobTooLarge) return { ok: false, status: 413, help: `the payload is larger than the limit of ${limit} bytes on ${channel.interfaceId}` };
       throw err;
+    }
+    if (stored.size === 0) {
+      await this.blobs.remove(id, stored.size);
+      return emptyPayload();
     }
     if (stored.sha256 !== signedSha256Hex) {
       await this.blobs.remove(id, stored.size);

@@ -74,6 +74,8 @@ export interface PublicationQuery {
   channels?: readonly string[];
   /** Only publications for this participant: for every recipient of the channel, naming it, or published by it (namesCaller). */
   namedFor?: string;
+  /** Only those listed after this one, in the listing's order (newest first; by ID within one millisecond): the next page. */
+  after?: { publishedAt: number; id: string };
   limit: number;
 }
 

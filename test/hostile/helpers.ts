@@ -36,6 +36,8 @@ export const HOSTILE_HTTP: DipConfig['http'] = {
   headersTimeoutMs: 1_000,
   requestTimeoutMs: 2_000,
   uploadIdleTimeoutMs: 2_000,
+  refusedUploadLingerMs: 2_000,
+  refusedUploadLingerBytes: 16 * 1024 * 1024,
   downloadIdleTimeoutMs: 2_000,
   connectionsCheckingIntervalMs: 100,
   stopDrainMs: 2_000,

@@ -13,11 +13,11 @@ import { COMPRESSIONS, type Compression, type PublicationMetadata, type Publicat
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
-import { describePublication, listQuery, PUBLICATION_SCHEMA, sendPublication, WITHDRAWN_PUBLICATION_SCHEMA } from '../publication-download.js';
-import { readQuery, type RawQuery } from '../query.js';
+import { describePublication, listQuery, PUBLICATION_SCHEMA, sendListing, sendPublication, WITHDRAWN_PUBLICATION_SCHEMA } from '../publication-download.js';
+import { readQuery, unknownParameter, type RawQuery } from '../query.js';
 import { publishedSchema } from '../schemas.js';
 import { answers, binaryBody, channelParams, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
-import { evidence, sendStandard, unacceptedContentEncoding } from '../request.js';
+import { closeLingering, evidence, goAhead, sendStandard, unacceptedContentEncoding } from '../request.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -48,9 +48,8 @@ export function publicationMetadata(channel: string, query: RawQuery): Publicati
   // A name it does not know is refused, not passed over: the metadata is kept and announced as given, for
   // good (a publication is never overwritten), and a misspelt `recipients` made a report for one supplier
   // one for the whole channel.
-  const known = new Set<string>(PUBLISH_PARAMETERS.map((n) => n.toLowerCase()));
-  const unknown = Object.keys(query).find((name) => !known.has(name.toLowerCase()));
-  if (unknown !== undefined) return { error: `${unknown.slice(0, 60)} is not publication metadata (query string): the names are ${PUBLISH_PARAMETERS.join(', ')}` };
+  const unknown = unknownParameter(query, PUBLISH_PARAMETERS, 'publication metadata');
+  if (unknown) return unknown;
   const q = readQuery<PublishQuery>(query, PUBLISH_PARAMETERS);
   if ('error' in q) return q;
   const required = (name: keyof PublishQuery, max: number): string | { error: string } => {
@@ -107,8 +106,13 @@ function refusalCode(outcome: Extract<PublishOutcome, { ok: false }>): MsgText {
   return outcome.message ?? (outcome.status === 403 ? MSG.processingFailed : MSG.schemaFailure);
 }
 
-/** A refusal sent while the upload is still unread: the connection closes instead of reading gigabytes to throw away. */
-function refuseUnread(deps: ApiDeps, reply: FastifyReply, status: number, caller: string | null, message: Parameters<typeof sendStandard>[4], help: string): FastifyReply {
+/**
+ * A refusal sent while the upload may still be coming: the connection closes after it rather than read
+ * gigabytes to throw away, but in stages (closeLingering), so that a sender still writing reads it.
+ */
+function refuseUnread(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, status: number, caller: string | null, message: Parameters<typeof sendStandard>[4], help: string): FastifyReply {
+  const { refusedUploadLingerMs: ms, refusedUploadLingerBytes: bytes } = deps.config.http;
+  closeLingering(req.raw, { ms, bytes });
   reply.header('connection', 'close');
   return sendStandard(deps, reply, status, caller, message, help);
 }
@@ -149,25 +153,27 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
   app.post<{ Params: { id: string }; Querystring: RawQuery }>('/dip-channel/:id/publications', { config: { streamedBody: true, authenticatesInRoute: true }, schema: publishSchema }, async (req, reply) => {
     const auth = await authenticate(deps.registry, { ...evidence(deps, req), streamedBody: true }, new Date(deps.clock.now()), deps.config.maxClockSkewSeconds * 1000);
     deps.clockCheck?.dated(auth.dated);
-    if (!auth.ok) return refuseUnread(deps, reply, auth.status, null, MSG.processingFailed, auth.help);
+    if (!auth.ok) return refuseUnread(deps, req, reply, auth.status, null, MSG.processingFailed, auth.help);
     const caller = auth.participant;
     const channel = deps.channel(req.params.id);
-    if (!channel) return refuseUnread(deps, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${req.params.id}' is not a channel of this DIP`);
+    if (!channel) return refuseUnread(deps, req, reply, 404, caller.dipId, MSG.interfaceIdInvalid, `dip-channel '${req.params.id}' is not a channel of this DIP`);
     if (!String(req.headers['content-type'] ?? '').startsWith('application/octet-stream')) {
-      return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, `a publication is uploaded as Content-Type application/octet-stream (the payload's bytes as they are to be stored)`);
+      return refuseUnread(deps, req, reply, 400, caller.dipId, MSG.schemaFailure, `a publication is uploaded as Content-Type application/octet-stream (the payload's bytes as they are to be stored)`);
     }
     const encoded = unacceptedContentEncoding(req, "upload the payload's bytes as they are to be stored");
-    if (encoded !== null) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, encoded);
+    if (encoded !== null) return refuseUnread(deps, req, reply, 400, caller.dipId, MSG.schemaFailure, encoded);
     const meta = publicationMetadata(channel.interfaceId, req.query);
-    if ('error' in meta) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, meta.error);
+    if ('error' in meta) return refuseUnread(deps, req, reply, 400, caller.dipId, MSG.schemaFailure, meta.error);
     const declared = Buffer.from(String(req.headers[DIP_HEADER_CONTENT_HASH] ?? ''), 'base64');
-    if (declared.length !== 32) return refuseUnread(deps, reply, 400, caller.dipId, MSG.schemaFailure, `${DIP_HEADER_CONTENT_HASH} must be the base64 SHA-256 of the payload (32 bytes)`);
+    if (declared.length !== 32) return refuseUnread(deps, req, reply, 400, caller.dipId, MSG.schemaFailure, `${DIP_HEADER_CONTENT_HASH} must be the base64 SHA-256 of the payload (32 bytes)`);
     const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
     const early = await deps.publications.precheck(caller, channel, meta, length);
-    if (early && !early.ok) return refuseUnread(deps, reply, early.status, caller.dipId, refusalCode(early), early.help);
+    if (early && !early.ok) return refuseUnread(deps, req, reply, early.status, caller.dipId, refusalCode(early), early.help);
 
+    // Everything the head tells is judged: a sender waiting for 100 Continue is told to send its body now.
+    goAhead(req.raw, reply.raw);
     const outcome = await deps.publications.publish(caller, channel, meta, declared.toString('hex'), req.body as Readable);
-    if (!outcome.ok) return refuseUnread(deps, reply, outcome.status, caller.dipId, refusalCode(outcome), outcome.help);
+    if (!outcome.ok) return refuseUnread(deps, req, reply, outcome.status, caller.dipId, refusalCode(outcome), outcome.help);
     deps.delivery.notify(outcome.queues);
     const uri = deps.publications.downloadUrl(outcome.record);
     reply.header('location', uri);
@@ -189,10 +195,14 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     operationId: 'listPublications',
     tags,
     summary: 'List the publications of a channel the caller may read (OpenDIP)',
-    description: 'Query: type, version, from, to, effectiveOn, limit. Restricted publications are listed only to the recipients their publisher named.',
+    description:
+      'Query: type, version, from, to (inclusive, to the precision written: a date covers its day, a date-time to the second its second), effectiveOn, limit (1 to 1000, 100 by default); any other name is a 400. Restricted publications are listed only to the recipients their publisher named. Paged as a replay is: a page cut at the limit is a 206 whose X-Continuation-Token header the next request sends back (the same query) for the next page; the last page is a 200. No publication is skipped or listed twice.',
     params: channelParams,
     headers: signatureHeaders,
-    response: answers(GUARDED, { 200: { type: 'object', required: ['publications'], properties: { publications: { type: 'array', items: PUBLICATION_SCHEMA } }, description: 'The publications, newest first' } }),
+    response: answers(GUARDED, {
+      200: { type: 'object', required: ['publications'], properties: { publications: { type: 'array', items: PUBLICATION_SCHEMA } }, description: 'The publications, newest first: all of them, or the last page' },
+      206: { type: 'object', required: ['publications'], properties: { publications: { type: 'array', items: PUBLICATION_SCHEMA } }, description: 'A page cut at the limit, newest first: X-Continuation-Token names the next page' },
+    }),
   };
   app.get<{ Params: { id: string }; Querystring: RawQuery }>('/dip-channel/:id/publications', { config: { access: 'participant' }, schema: listSchema }, async (req, reply) => {
     const scope = readerScope(deps, req, reply);
@@ -200,8 +210,7 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     // Restricted publications are left out by the query itself, so they never crowd the caller's out of the limit.
     const query = listQuery(req.query, { channel: scope.channel.interfaceId, publicOnly: !scope.reader, namedFor: scope.caller.dipId });
     if ('error' in query) return sendStandard(deps, reply, 400, scope.caller.dipId, MSG.schemaFailure, query.error);
-    const found = await deps.publications.find(query);
-    return reply.code(200).send({ publications: found.map((p) => describePublication(p, deps.publications.downloadUrl(p))) });
+    return sendListing(deps, req, reply, query, scope.caller.dipId, (p) => deps.publications.downloadUrl(p));
   });
 
   const oneSchema = {
@@ -213,9 +222,11 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     headers: signatureHeaders,
     response: answers([...GUARDED, 410], { 200: { ...PUBLICATION_SCHEMA, description: 'The publication' } }),
   };
-  app.get<{ Params: { id: string; publicationId: string } }>('/dip-channel/:id/publications/:publicationId', { config: { access: 'participant' }, schema: oneSchema }, async (req, reply) => {
+  app.get<{ Params: { id: string; publicationId: string }; Querystring: RawQuery }>('/dip-channel/:id/publications/:publicationId', { config: { access: 'participant' }, schema: oneSchema }, async (req, reply) => {
     const found = await readable(deps, req, reply);
     if (!found) return reply;
+    const unknown = unknownParameter(req.query, [], '');
+    if (unknown) return sendStandard(deps, reply, 400, found.caller.dipId, MSG.schemaFailure, unknown.error);
     return reply.code(200).send(describePublication(found.record, deps.publications.downloadUrl(found.record)));
   });
 

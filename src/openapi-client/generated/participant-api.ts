@@ -196,7 +196,7 @@ export interface paths {
         };
         /**
          * List the publications of a channel the caller may read (OpenDIP)
-         * @description Query: type, version, from, to, effectiveOn, limit. Restricted publications are listed only to the recipients their publisher named.
+         * @description Query: type, version, from, to (inclusive, to the precision written: a date covers its day, a date-time to the second its second), effectiveOn, limit (1 to 1000, 100 by default); any other name is a 400. Restricted publications are listed only to the recipients their publisher named. Paged as a replay is: a page cut at the limit is a 206 whose X-Continuation-Token header the next request sends back (the same query) for the next page; the last page is a 200. No publication is skipped or listed twice.
          */
         get: operations["listPublications"];
         put?: never;
@@ -10615,8 +10615,41 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The publications, newest first */
+            /** @description The publications, newest first: all of them, or the last page */
             200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        publications: {
+                            channel: string;
+                            /** @enum {string} */
+                            compression: "none" | "gzip" | "zlib" | "zlib-base64";
+                            description: string | null;
+                            downloadURI: string;
+                            effectiveFrom: string | null;
+                            effectiveTo: string | null;
+                            fileName: string;
+                            format: string;
+                            public: boolean;
+                            publicationID: string;
+                            publicationType: string;
+                            publishedAt: string;
+                            publisherDIPID: string;
+                            /** @description The recipients the publisher named; null: everyone who receives on the channel */
+                            recipients: string[] | null;
+                            /** @description Hex SHA-256 of the bytes as stored (also the ETag) */
+                            sha256: string;
+                            /** @description Bytes as stored */
+                            size: number;
+                            version: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description A page cut at the limit, newest first: X-Continuation-Token names the next page */
+            206: {
                 headers: {
                     [name: string]: unknown;
                 };
