@@ -308,7 +308,7 @@ describe('queue-halted, from the workers\' state', () => {
         return entries.filter((e) => e.seq > after).slice(0, limit);
       },
       queueState: async () => ({ ackedSeq: acked, headSeq: entries.length, pulledSeq: 0 }),
-      settle: async (_q: QueueRef, s: Settlement) => void (acked = Math.max(acked, s.upTo)),
+      settle: async (_q: QueueRef, s: Settlement) => ((acked = Math.max(acked, s.upTo)), 'settled' as const),
     };
     const worker = new QueueWorker(queue, workerDeps(clock, { log, transport: { post: async () => ({ kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 }), close: async () => {} } }));
     const sent: AlarmNotice[] = [];
@@ -356,7 +356,7 @@ describe('webhook-failing and queue-age while a dead webhook\'s messages go stal
       queueState: async () => ({ ackedSeq: acked, headSeq: entries.length, pulledSeq: 0 }),
       queueBacklog: async () => ({ ackedSeq: acked, headSeq: entries.length, oldestReceivedAt: entries.find((e) => e.seq > acked)?.receivedAt ?? null, damage: null }),
       pendingQueues: async () => (entries.length > acked ? [queue] : []),
-      settle: async (_q: QueueRef, s: Settlement) => void (acked = Math.max(acked, s.upTo)),
+      settle: async (_q: QueueRef, s: Settlement) => ((acked = Math.max(acked, s.upTo)), 'settled' as const),
     };
     let up = false;
     const worker = new QueueWorker(queue, workerDeps(clock, {

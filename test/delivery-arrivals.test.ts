@@ -44,7 +44,7 @@ function dip(leases: QueueLeases) {
         return after >= 1 || (settled.get(name(q)) ?? 0) >= 1 ? [] : [entry(1, 1_000_000)];
       },
       queueState: async (q) => ({ ackedSeq: settled.get(name(q)) ?? 0, headSeq: 1, pulledSeq: 0 }),
-      settle: async (q, s) => void settled.set(name(q), s.upTo),
+      settle: async (q, s) => (settled.set(name(q), s.upTo), 'settled'),
     },
     transport: { post: async () => ({ kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 }), close: async () => {} },
     webhook: (q) => (name(q) === name(pushed) ? { recipientDipId: q.recipientDipId, channel: q.channel, url: 'https://recipients.example/1', maxMessageCount: 500, maxPayloadKb: 1024, registeredBy: q.recipientDipId } : undefined),

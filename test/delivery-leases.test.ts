@@ -82,7 +82,7 @@ function node(options: { share?: number; releasing?: Promise<void>; webhookDown?
     log: {
       readQueue: async (_q: QueueRef, after: number) => (cut ? never : waiting.filter((e) => e.seq > after)),
       queueState: async () => (cut ? never : { ackedSeq: 0, headSeq: waiting.length, pulledSeq: 0 }),
-      settle: async () => {},
+      settle: async () => 'settled',
     },
     transport: {
       post: async () => {
@@ -295,7 +295,7 @@ describe('an idle queue whose webhook is failing', () => {
       log: {
         readQueue: async (_q, after, limit) => entries.filter((e) => e.seq > after).slice(0, limit),
         queueState: async () => ({ ackedSeq: acked, headSeq: entries.length, pulledSeq: 0 }),
-        settle: async (_q, s: Settlement) => void (acked = Math.max(acked, s.upTo)),
+        settle: async (_q, s: Settlement) => ((acked = Math.max(acked, s.upTo)), 'settled'),
       },
       transport: { post: async () => (up ? { kind: 'answered', status: 200, retryAfter: undefined, body: '', latencyMs: 1 } : { kind: 'failed', error: 'ECONNREFUSED', latencyMs: 1 }), close: async () => {} },
       staleAfterMs: () => 1_000,

@@ -199,7 +199,7 @@ function restartHarness() {
     now: () => clocks.wall,
     timers,
     durableHead: () => 0,
-    settle: async () => undefined,
+    settle: async () => 'settled',
     recordAttempt: async () => undefined,
     deadLettered() {},
     halted() {},

@@ -128,7 +128,7 @@ class Market {
       log: {
         readQueue: async (q, after, limit) => (this.entries.get(key(q)) ?? []).filter((e) => e.seq > after).slice(0, limit),
         queueState: async (q) => ({ ackedSeq: this.acked.get(key(q)) ?? 0, headSeq: this.entries.get(key(q))?.length ?? 0, pulledSeq: 0 }),
-        settle: async (q: QueueRef, s: Settlement) => void this.acked.set(key(q), Math.max(this.acked.get(key(q)) ?? 0, s.upTo)),
+        settle: async (q: QueueRef, s: Settlement) => (this.acked.set(key(q), Math.max(this.acked.get(key(q)) ?? 0, s.upTo)), 'settled'),
       },
       transport: {
         post: async (call: WebhookCall) => {

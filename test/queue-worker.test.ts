@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ATTEMPT_ID, attemptIdTime } from '../src/domain/attempt-id.js';
 import type { DeliveryAttempt } from '../src/ports/archive.js';
 import { StoreError } from '../src/ports/errors.js';
-import type { QueueEntry, QueueRef, QueueState, Settlement } from '../src/ports/message-log.js';
+import { settingAsidePassed, type QueueEntry, type QueueRef, type QueueState, type SettleOutcome, type Settlement } from '../src/ports/message-log.js';
 import type { WebhookCall, WebhookOutcome } from '../src/ports/webhook.js';
 import { DEFAULT_CALLS_PAST_SETTLEMENT, QueueWorker, type DeadLetterEvent, type LocalConsumer, type WorkerDeps } from '../src/pipeline/queue-worker.js';
 import { deliveryLatencyAlarms } from '../src/pipeline/alarm-sources.js';
@@ -53,15 +53,18 @@ class FakeLog {
   private inFlight = 0;
   maxInFlight = 0;
 
-  async settle(_q: QueueRef, s: Settlement): Promise<void> {
+  async settle(_q: QueueRef, s: Settlement): Promise<SettleOutcome> {
     this.inFlight += 1;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     try {
       if (this.hold) await new Promise<void>((resolve, reject) => this.held.push({ resolve, reject }));
       const fail = this.settleFails.shift();
       if (fail) throw fail;
+      // As the stores do: a set-aside of a position already passed (acknowledged meanwhile) writes nothing.
+      if (settingAsidePassed(s, this.acked)) return 'superseded';
       this.settlements.push(s);
       this.acked = Math.max(this.acked, s.upTo);
+      return 'settled';
     } finally {
       this.inFlight -= 1;
     }
@@ -77,7 +80,7 @@ class FakeLog {
 
 const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDeps['copyFor']; hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number }; withheld?: () => string | null; wall?: Clock; steps?: WallClockSteps; answerAfter?: (call: number) => Promise<void>; callsPastSettlement?: number } = {}) {
+function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDeps['copyFor']; hook?: boolean; staleAfterMs?: number; url?: string; mayCall?: () => boolean; leaseEnded?: () => void; local?: LocalConsumer; gatherMs?: number; maxPayloadKb?: number; late?: { afterMs: number; windowMs: number }; withheld?: () => string | null; wall?: Clock; steps?: WallClockSteps; answerAfter?: (call: number) => Promise<void>; callsPastSettlement?: number; whileNotices?: () => Promise<void> } = {}) {
   const clock = new FakeClock();
   const log = new FakeLog();
   const calls: WebhookCall[] = [];
@@ -108,7 +111,7 @@ function harness(answers: Array<number | 'down'>, options: { copyFor?: WorkerDep
     staleAfterMs: () => options.staleAfterMs ?? 86_400_000,
     copyFor: options.copyFor ?? ((_q, { outbound }) => outbound),
     localConsumer: () => options.local,
-    notices: async (events) => ({ channel: 'STATUS', senderDipId: 'DIP', receivedAt: 0, rawRequest: Buffer.alloc(0), signatureHeaders: '{}', messages: events.map((e) => ({ transactionId: `S-${e.entry.seq}`, channel: 'STATUS', eventCode: '', senderDipId: 'DIP', senderRole: 'STS', senderUniqueReference: null, correlationId: null, mpan: null, receivedAt: 0, outbound: '{}', recipients: ['SDS0000001'] })) }),
+    notices: async (events) => (await options.whileNotices?.(), { channel: 'STATUS', senderDipId: 'DIP', receivedAt: 0, rawRequest: Buffer.alloc(0), signatureHeaders: '{}', messages: events.map((e) => ({ transactionId: `S-${e.entry.seq}`, channel: 'STATUS', eventCode: '', senderDipId: 'DIP', senderRole: 'STS', senderUniqueReference: null, correlationId: null, mpan: null, receivedAt: 0, outbound: '{}', recipients: ['SDS0000001'] })) }),
     deadLettered: (events) => void deadLettered.push(...events),
     storeUnavailable: (w) => void paused.push(w),
     halted: (_q, e) => void halted.push(e),
@@ -410,6 +413,30 @@ describe('queue worker', () => {
     await settle(10);
     expect(h.log.acked).toBe(3);
     expect(h.calls).toEqual([]);
+  });
+
+  it("with no webhook, messages the recipient acknowledges while their stale set-aside is prepared are not set aside, nor their senders told: the sweep goes on from the acknowledged position", async () => {
+    let pulled = false;
+    // The pull's acknowledgement of 1-2 lands while the sweep builds the first set-aside's notices (after it read the position).
+    const h = harness([], {
+      hook: false,
+      staleAfterMs: 5000,
+      whileNotices: async () => {
+        if (pulled) return;
+        pulled = true;
+        h.log.acked = 2;
+      },
+    });
+    h.log.add(3, h.clock.now());
+    await h.clock.advance(6000);
+    h.worker.kick();
+    await settle(20);
+    expect(pulled).toBe(true);
+    // Only the one nobody acknowledged is dead-lettered, and only its sender told.
+    expect(h.deadLettered.map((e) => [e.entry.seq, e.reason])).toEqual([[3, 'stale']]);
+    expect(h.log.settlements.map((s) => [s.upTo, s.deadLetters?.map((d) => d.seq), s.notices?.messages.map((m) => m.transactionId)])).toEqual([[3, [3], ['S-3']]]);
+    expect(h.log.acked).toBe(3);
+    expect(h.worker.state).toBe('idle');
   });
 
   it('with no webhook, the oldest message no copy can be made of is set aside at once with its reason, so that a pull goes on past it', async () => {

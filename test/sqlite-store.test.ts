@@ -108,7 +108,7 @@ describe('a delivery process reads only what the main process made durable', () 
         },
         settle: async (q, s) => {
           settled.push(s.upTo);
-          await writer.log.settle(q, s);
+          return writer.log.settle(q, s);
         },
       });
 

@@ -45,6 +45,7 @@ function harness(answers: Array<{ status: number; body: string; truncated?: true
         settle: async (_q, s) => {
           settlements.push(s);
           acked = Math.max(acked, s.upTo);
+          return 'settled';
         },
       },
       transport: {

@@ -104,7 +104,10 @@ describe('webhook calls are signed over the URL actually requested', () => {
         log: {
           readQueue: async (_q, after) => (after < 1 ? [entry] : []),
           queueState: async () => ({ ackedSeq: 0, headSeq: 1, pulledSeq: 0 }),
-          settle: async (_q, s) => settled(s),
+          settle: async (_q, s) => {
+            settled(s);
+            return 'settled';
+          },
         },
         webhook: () => ({ ...queue, url: callbackUrl, maxMessageCount: 10, maxPayloadKb: 1024, registeredBy: null }),
         transport: {
@@ -189,7 +192,7 @@ describe('webhook calls are signed over the URL actually requested', () => {
     const worker = new QueueWorker(
       { recipientDipId: 'SUP0000001', channel: 'IF-021' },
       workerDeps(clock, {
-        log: { readQueue: async (_q, after) => (after < 1 ? [{ seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: clock.now(), outbound: '{}', capacity: null, securityPattern: null }] : []), queueState: async () => ({ ackedSeq: 0, headSeq: 1, pulledSeq: 0 }), settle: async () => {} },
+        log: { readQueue: async (_q, after) => (after < 1 ? [{ seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: clock.now(), outbound: '{}', capacity: null, securityPattern: null }] : []), queueState: async () => ({ ackedSeq: 0, headSeq: 1, pulledSeq: 0 }), settle: async () => 'settled' },
         webhook: (q) => ({ ...q, url: 'https://sup.example:99999/hook', maxMessageCount: 10, maxPayloadKb: 1024, registeredBy: null }),
         transport: { post: async (call) => (calls.push(call.url), { kind: 'answered', status: 201, retryAfter: undefined, body: '', latencyMs: 0 }), close: async () => {} },
         signer: { sign: async (_m, url) => (calls.push(`signed ${url}`), {}) },

@@ -13,7 +13,7 @@ import type { Cancel, Clock } from '../ports/clock.js';
 import type { DeadLetterReason } from '../ports/dead-letters.js';
 import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
-import type { AcceptedBatch, DeadLetterRecord, MessageLog, QueueEntry, QueueRef, Settlement } from '../ports/message-log.js';
+import type { AcceptedBatch, DeadLetterRecord, MessageLog, QueueEntry, QueueRef, SettleOutcome, Settlement } from '../ports/message-log.js';
 import type { Webhook } from '../ports/registry.js';
 import type { OutboundSigner, WebhookOutcome, WebhookTransport } from '../ports/webhook.js';
 import type { WallClockSteps } from './wall-clock-steps.js';
@@ -994,24 +994,38 @@ export class QueueWorker {
   private async recordUnrecorded(): Promise<void> {
     while (this.unrecorded.length > 0) {
       const { settlement, events } = this.unrecorded[0]!;
-      await this.deps.log.settle(this.queue, settlement);
+      const outcome = await this.deps.log.settle(this.queue, settlement);
       this.unrecorded.shift();
-      this.recorded(settlement, events);
+      if (outcome === 'superseded') await this.superseded(settlement);
+      else this.recorded(settlement, events);
     }
   }
 
   private async recordNow(settlement: Settlement, events: DeadLetterEvent[]): Promise<void> {
     // One at a time (settledBefore): a store that never answers leaves it here, still owed.
     this.inFlightUpTo = settlement.upTo;
+    let outcome: SettleOutcome;
     try {
-      await this.deps.log.settle(this.queue, settlement);
+      outcome = await this.deps.log.settle(this.queue, settlement);
     } catch (error) {
       this.owe(settlement, events);
       throw error;
     } finally {
       this.inFlightUpTo = 0;
     }
-    this.recorded(settlement, events);
+    if (outcome === 'superseded') await this.superseded(settlement);
+    else this.recorded(settlement, events);
+  }
+
+  /**
+   * The store wrote nothing of a settlement that set aside positions the queue had passed (MessageLog.settle):
+   * a pull's acknowledgement landed after the position was read (the stale sweep read it, then built the
+   * senders' notices), so those messages are delivered and nobody is told otherwise. The position is read
+   * again and the next step decides afresh from it: entries beyond it that are still stale are set aside then.
+   */
+  private async superseded(settlement: Settlement): Promise<void> {
+    this.ackedSeq = Math.max(this.ackedSeq, (await this.deps.log.queueState(this.queue)).ackedSeq);
+    this.deps.logger.info({ queue: this.queue, upTo: settlement.upTo, ackedSeq: this.ackedSeq }, 'nothing set aside: the recipient acknowledged those positions meanwhile');
   }
 
   /** A settlement is durable. */

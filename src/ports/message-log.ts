@@ -166,6 +166,17 @@ export interface Settlement {
   notices?: AcceptedBatch;
 }
 
+/**
+ * What settle did. 'superseded': the settlement sets aside a position the queue had already passed when it
+ * was written (a pull's acknowledgement landed after the caller read the position and picked the entries:
+ * they are delivered), and NOTHING of it was written: no dead letter, no notice, the position unmoved. The
+ * caller reads the position again and decides afresh from there.
+ */
+export type SettleOutcome = 'settled' | 'superseded';
+
+/** Whether `settlement` sets aside a position a queue settled up to `ackedSeq` has passed (its settle is then 'superseded'). */
+export const settingAsidePassed = (settlement: Settlement, ackedSeq: number): boolean => (settlement.deadLetters ?? []).some((d) => d.seq <= ackedSeq);
+
 /** A replayed or requeued copy: a new transaction wrapper over an archived message. */
 export interface ReplayCopy {
   originalId: number;
@@ -202,8 +213,12 @@ export interface MessageLog {
   queueBacklog(queue: QueueRef): Promise<QueueBacklogState>;
   /** Every queue that holds unsettled entries, for resuming delivery after a restart. */
   pendingQueues(): Promise<QueueRef[]>;
-  /** Settles a queue up to a position (see Settlement). Moving backwards is a no-op. */
-  settle(queue: QueueRef, settlement: Settlement): Promise<void>;
+  /**
+   * Settles a queue up to a position (see Settlement). Moving backwards is a no-op. One that sets aside a
+   * position at or below the queue's settled position as the transaction finds it writes nothing: a message
+   * is never both acknowledged and dead-lettered, nor its sender told "not delivered" of a delivered one.
+   */
+  settle(queue: QueueRef, settlement: Settlement): Promise<SettleOutcome>;
   /**
    * A pull's acknowledgement of `sequence`, as ONE atomic step on the queue's own row: settles the queue up
    * to it (as settle, setting nothing aside; behind the settled position, nothing moves) and records it as

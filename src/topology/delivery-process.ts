@@ -21,6 +21,7 @@ import { isConsumptionReplayQueue } from '../pipeline/consumption-replay.js';
 import { MPAN_LOOKUP_RECIPIENT } from '../pipeline/mpan-feed.js';
 import { queuesOf } from '../pipeline/delivery.js';
 import type { BackendHealth } from '../ports/backend.js';
+import type { SettleOutcome } from '../ports/message-log.js';
 import { ServerCertificateWatcher } from '../security/server-certificate.js';
 import { ensurePki } from '../security/pki.js';
 import { DurableReads } from './durable-reads.js';
@@ -59,7 +60,7 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   const call = <T>(c: Call): Promise<T> => main.call<T>((id) => send({ t: 'call', id, ...c }));
   const reads = new DurableReads(backend.log, {
     cap: (queue) => call<number>({ op: 'cap', queue }),
-    settle: (queue, settlement) => call<void>({ op: 'settle', queue, settlement }),
+    settle: (queue, settlement) => call<SettleOutcome>({ op: 'settle', queue, settlement }),
   });
   // The queues the main process consumes itself (it keeps every write) are no delivery process's.
   const leases = new DeliveryProcessLeases((q) => q.recipientDipId !== MPAN_LOOKUP_RECIPIENT && !isConsumptionReplayQueue(q) && ownerOf(q, count) === index);

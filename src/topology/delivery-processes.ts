@@ -9,7 +9,7 @@ import type { DeliveryAttempt } from '../ports/archive.js';
 import type { Backend, BackendHealth } from '../ports/backend.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
-import type { QueueRef, Settlement } from '../ports/message-log.js';
+import type { QueueRef, SettleOutcome, Settlement } from '../ports/message-log.js';
 import { MainProcessLeases } from './leases.js';
 import { queueKey } from '../ports/queue-ref.js';
 import { ownerOf, processName, toWire, type Call, type FromWorker, type ToWorker } from './protocol.js';
@@ -46,7 +46,7 @@ export interface MainSide {
   timers: Clock;
   /** The queue's highest durable position (src/adapters/sqlite: committed and synced). */
   durableHead(queue: QueueRef): number;
-  settle(queue: QueueRef, settlement: Settlement): Promise<void>;
+  settle(queue: QueueRef, settlement: Settlement): Promise<SettleOutcome>;
   recordAttempt(attempt: DeliveryAttempt): Promise<void>;
   deadLettered(events: DeadLetterEvent[], queues: QueueRef[]): void;
   halted(queue: QueueRef, error: string): void;

@@ -1,13 +1,13 @@
 import { queueKey as key } from '../ports/queue-ref.js';
-import type { MessageLog, QueueEntry, QueueRef, Settlement } from '../ports/message-log.js';
+import type { MessageLog, QueueEntry, QueueRef, SettleOutcome, Settlement } from '../ports/message-log.js';
 
 
 /** What a delivery process asks of the main process (src/topology/delivery-process.ts sends it over IPC). */
 export interface WriterCalls {
   /** The queue's highest durable position now. */
   cap(queue: QueueRef): Promise<number>;
-  /** Settles the queue; resolves once that is durable. */
-  settle(queue: QueueRef, settlement: Settlement): Promise<void>;
+  /** Settles the queue; resolves once that is durable, to what it did (MessageLog.settle). */
+  settle(queue: QueueRef, settlement: Settlement): Promise<SettleOutcome>;
 }
 
 /**
@@ -64,7 +64,7 @@ export class DurableReads implements Pick<MessageLog, 'readQueue' | 'queueState'
     return pending;
   }
 
-  settle(queue: QueueRef, settlement: Settlement): Promise<void> {
+  settle(queue: QueueRef, settlement: Settlement): Promise<SettleOutcome> {
     return this.writer.settle(queue, settlement);
   }
 }

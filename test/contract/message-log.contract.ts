@@ -224,6 +224,28 @@ export function messageLogContract(name: string, open: BackendFactory): void {
       expect((await log.queueState(sup)).ackedSeq).toBe(1);
     });
 
+    it("sets nothing aside, nor tells its sender, when a pull's acknowledgement lands between the sweep's read and its settlement", async () => {
+      const { log, deadLetters } = ctx.backend;
+      await log.append(batch([1, 2, 3].map(() => message(['SUP0000001']))));
+      // The sweep reads the acknowledged position (0) and picks the stale entries after it …
+      const stale = await log.readQueue(sup, (await log.queueState(sup)).ackedSeq, 10, 1 << 20);
+      const setAside = (entries: typeof stale) => entries.map((e) => ({ seq: e.seq, messageId: e.messageId, reason: 'stale' as const, status: null, detail: 'stale' }));
+      // … while it builds the senders' notices, the recipient acknowledges the first two: they are delivered.
+      expect(await log.acknowledge(sup, 2)).toBe(0);
+      const notice = message(['SDS0000001'], { channel: 'STATUS', senderUniqueReference: null, senderDipId: '00000000000' });
+      const outcome = await log.settle(sup, { upTo: 3, deadLetters: setAside(stale), notices: { ...batch([notice]), channel: 'STATUS', senderDipId: '00000000000' } });
+      // Neither acknowledged and dead-lettered, nor its sender told "not delivered": nothing of it is written.
+      expect(await deadLetters.deadLetters({ limit: 10 })).toEqual([]);
+      expect(await log.readQueue({ recipientDipId: 'SDS0000001', channel: 'STATUS' }, 0, 10, 1 << 20)).toEqual([]);
+      expect(outcome).toBe('superseded');
+      // The position stays the recipient's: the third still waits, for a settlement made from the position as it is now.
+      expect((await log.queueState(sup)).ackedSeq).toBe(2);
+      expect(await log.settle(sup, { upTo: 3, deadLetters: setAside(stale.slice(2)) })).toBe('settled');
+      expect((await deadLetters.deadLetters({ limit: 10 })).map((d) => [d.seq, d.reason])).toEqual([[3, 'stale']]);
+      // Named once, by the acknowledgement whose range holds it.
+      expect(await log.acknowledge(sup, 3)).toBe(2);
+    });
+
     it('archives replay copies and, for a requeue, appends them to the queue', async () => {
       const { log, archive } = ctx.backend;
       await log.append(batch([message(['SUP0000001'])]));

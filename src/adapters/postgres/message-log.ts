@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { headDamage, missingMessage, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type Settlement } from '../../ports/message-log.js';
+import { headDamage, missingMessage, settingAsidePassed, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type SettleOutcome, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import type { SecurityPattern } from '../../domain/channel.js';
@@ -231,15 +231,21 @@ export class PgMessageLog implements MessageLog {
     return rows.map((r) => ({ recipientDipId: r.r, channel: r.c }));
   }
 
-  async settle(queue: QueueRef, settlement: Settlement): Promise<void> {
+  async settle(queue: QueueRef, settlement: Settlement): Promise<SettleOutcome> {
     const notices = settlement.notices && settlement.notices.messages.length > 0 ? [settlement.notices] : [];
-    await this.d.tx(async (c) => {
+    return this.d.tx(async (c): Promise<SettleOutcome> => {
       const id = await this.d.queueId(queue, c);
       if (id === undefined) throw damaged(`no queue for ${queue.recipientDipId} on ${queue.channel}`);
       // The settled queue is locked with the status queues, in the one order every writer uses.
       const locked = await this.d.lockQueues(c, [queue, ...queuesOfBatches(notices)]);
-      const now = this.d.options.clock.now();
       const dead = settlement.deadLetters ?? [];
+      if (dead.length > 0) {
+        // Read under the row's lock (an acknowledgement's UPDATE takes it too): the position as it is now,
+        // with any acknowledgement that landed since the caller read it.
+        const { rows } = await c.query<{ acked: string | number }>('SELECT acked_seq AS acked FROM queues WHERE id = $1', [id]);
+        if (settingAsidePassed(settlement, Number(rows[0]?.acked ?? 0))) return 'superseded';
+      }
+      const now = this.d.options.clock.now();
       if (dead.length > 0) {
         await c.query(
           `INSERT INTO dead_letters (queue_id, seq, message_id, reason, status, detail, at)
@@ -253,6 +259,7 @@ export class PgMessageLog implements MessageLog {
       // A delivery (a webhook's, the DIP's own consumer's): nothing before it is left for a pull's acknowledgement to name.
       const delivered = dead.length === 0 ? ', told_from = CASE WHEN told_seq < $1 THEN $1 ELSE told_from END, told_seq = greatest(told_seq, $1)' : '';
       await c.query(`UPDATE queues SET acked_seq = greatest(acked_seq, $1)${delivered} WHERE id = $2`, [settlement.upTo, id]);
+      return 'settled';
     }, daysOfBatches(notices));
   }
 

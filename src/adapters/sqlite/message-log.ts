@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { sealOutbound, sealParts } from '../../security/seal-batch.js';
-import { headDamage, missingMessage, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type Settlement } from '../../ports/message-log.js';
+import { headDamage, missingMessage, settingAsidePassed, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type SettleOutcome, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import type { SecurityPattern } from '../../domain/channel.js';
@@ -183,15 +183,18 @@ export class SqliteMessageLog implements MessageLog {
     return this.s.pending.all().map((r) => ({ recipientDipId: r.recipient, channel: r.channel }));
   }
 
-  settle(queue: QueueRef, settlement: Settlement): Promise<void> {
-    return this.d.write(() => {
+  settle(queue: QueueRef, settlement: Settlement): Promise<SettleOutcome> {
+    return this.d.write((): SettleOutcome => {
       const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
       if (!q) throw damaged(`no queue for ${queue.recipientDipId} on ${queue.channel}`);
+      // Read inside the write: an acknowledgement that landed since the caller read the position is seen.
+      if (settingAsidePassed(settlement, this.s.positions.get(q.id)?.acked ?? 0)) return 'superseded';
       const now = this.d.options.clock.now();
       for (const dl of settlement.deadLetters ?? []) this.s.insertDeadLetter.run(q.id, dl.seq, dl.messageId, dl.reason, dl.status, dl.detail, now);
       if (settlement.notices && settlement.notices.messages.length > 0) this.writeBatch(settlement.notices);
       if (settlement.deadLetters?.length) this.s.ack.run(settlement.upTo, q.id);
       else this.s.delivered.run({ upTo: settlement.upTo, id: q.id });
+      return 'settled';
     });
   }
 
