@@ -207,6 +207,10 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // A getter: after a rotation GET /certificates/dip serves the signing certificate in force.
   const certificates = { ca: pki.ca.certPem, get signing() { return signing.certificatePem(); }, get encryption() { return encryption.certificatePem(); } };
 
+  const operators = new OperatorAccounts(backend.registry, backend.journal, clock);
+  // The portal's own address is known once it listens (below), unless configured; read by the closures
+  // given to saved reports' e-mail, onboarding and the portal, only when they send (declared before them).
+  let portalBase = config.onboarding.portalUrl;
   // Saved reports (spec 5.11): the portals' and both APIs', in one store; e-mailed where an SMTP server is
   // configured, to addresses that confirmed (the e-mail's link is the portal's, read when a mail is sent).
   const reportRecipients = startSavedReportMail(config, backend, {
@@ -243,13 +247,10 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   if (anonymous) baseUrls.public = config.publications.anonymous.publicUrl ?? `https://${host}:${anonymous.port}`;
   const portalAccounts = new PortalAccountService(backend.portalAccounts, sealer, clock, `OpenDIP ${config.environment}`, (id) => registry.participant(id) !== undefined, backend.journal);
   const issueFromCsr = (csrPem: string, dipId: string, organisation: string) => issueCertificate(pkiDirectory, config, csrPem, dipId, organisation);
-  // The portal's own address is known once it listens (below), unless configured.
-  let portalBase = config.onboarding.portalUrl;
   const onboarding = await assembleOnboarding(config, {
     clock, logger, journal: backend.journal, lifecycle, registry, registryStore: backend.registry, accounts: portalAccounts, issueCertificate: issueFromCsr,
     portalUrl: () => portalBase ?? '',
   }, life);
-  const operators = new OperatorAccounts(backend.registry, backend.journal, clock);
   const operator = await startOperatorListener(config, {
     operators,
     journal: backend.journal,

@@ -146,6 +146,20 @@ describe('saved reports e-mailed', () => {
   });
 
   // secrev3 M1: any user could have the DIP mail its reports daily to any address, nobody confirming it.
+  it('a confirmation e-mail that could not be sent leaves nothing asked: the save hears `unsent`, and the next ask sends one (reviewA)', async () => {
+    const failing = new RecipientConfirmation({
+      store: backend.mailRecipients,
+      mailer: { send: async () => Promise.reject(new Error('SMTP relay unreachable')), close: async () => undefined },
+      clock,
+      logger: quietLogger,
+      portalUrl: () => 'https://portal.example.net',
+    });
+    expect(await failing.ask('user:alice', 'later@example.org')).toBe('unsent');
+    // Before, the request stayed open: `pending` for 7 days, with no e-mail ever sent.
+    expect(await recipients.ask('user:alice', 'later@example.org')).toBe('requested');
+    expect(smtp.mails.filter((m) => m.to.includes('later@example.org'))).toHaveLength(1);
+  });
+
   it('sends a report to an address only once it agreed: one confirmation e-mail of fixed text, nothing else before; another owner asks anew', async () => {
     await saveUnconfirmed('daily', { to: 'Victim@Example.org', every: 'daily', format: 'summary' }, 'user:alice', 'SUP0000001', 'Weekly ACTION NEEDED');
     expect(await recipients.ask('user:alice', 'Victim@Example.org')).toBe('requested');

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { Mailer } from '../ports/mailer.js';
-import type { MailRecipients, RecipientAsk } from '../ports/mail-recipients.js';
+import type { MailRecipients, RecipientAnswer } from '../ports/mail-recipients.js';
 import { secretHash } from '../security/api-key.js';
 
 /** How long a confirmation link is good; after it, saving a report for the address again sends a new one. */
@@ -30,13 +30,21 @@ export class RecipientConfirmation {
   constructor(private readonly deps: RecipientConfirmationDeps) {}
 
   /** Asks `address` to confirm for `scope` unless it did or a request is open; sends the one e-mail when it asks. */
-  async ask(scope: string, address: string): Promise<RecipientAsk> {
+  async ask(scope: string, address: string): Promise<RecipientAnswer> {
     const now = this.deps.clock.now();
     const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const expiresAt = now + RECIPIENT_LINK_MS;
-    const asked = await this.deps.store.ask({ scope, address: address.toLowerCase(), tokenHash: secretHash(token), requestedAt: now, expiresAt, confirmedAt: null }, now);
+    // The link before anything is recorded: the portal's address is read once. Not known (the portal not
+    // listening yet, or not run): no link to send, so nothing is asked (reviewA: a relative link was mailed).
+    const base = this.deps.portalUrl();
+    if (base === '') {
+      this.deps.logger.warn({ scope }, "saved reports: no confirmation e-mail sent to a report address: the portal's address is not known (onboarding.portalUrl)");
+      return 'unsent';
+    }
+    const link = `${base}${CONFIRM_PATH}?token=${encodeURIComponent(token)}`;
+    const tokenHash = secretHash(token);
+    const asked = await this.deps.store.ask({ scope, address: address.toLowerCase(), tokenHash, requestedAt: now, expiresAt, confirmedAt: null }, now);
     if (asked !== 'requested') return asked;
-    const link = `${this.deps.portalUrl()}${CONFIRM_PATH}?token=${encodeURIComponent(token)}`;
     try {
       await this.deps.mailer.send(
         address,
@@ -44,7 +52,10 @@ export class RecipientConfirmation {
         `A user of the Data Integration Platform's portal asked for a report to be e-mailed to this address. Nothing is sent here unless you agree.\n\nTo agree, open this link by ${new Date(expiresAt).toISOString()}:\n\n${link}\n\nIf you did not expect this, ignore this message: no report is sent to this address.\n`,
       );
     } catch (err) {
-      this.deps.logger.error({ err, scope }, 'saved reports: the confirmation e-mail to a report address could not be sent; the reports wait for a confirmation');
+      // Not left open: an open request would answer every later save `pending` for RECIPIENT_LINK_MS with no e-mail sent (reviewA).
+      this.deps.logger.error({ err, scope }, 'saved reports: the confirmation e-mail to a report address could not be sent; nothing is asked of it until a report names it again');
+      await this.deps.store.withdraw(tokenHash);
+      return 'unsent';
     }
     return asked;
   }

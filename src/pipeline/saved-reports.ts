@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { nextMailAfter, readSavedReport, reportPeriod, SAVED_REPORTS_PER_USER, type ReportDefinition, type SavedReport, type SavedReportInput } from '../domain/saved-report.js';
 import type { SavedReports } from '../ports/saved-reports.js';
-import type { RecipientAsk } from '../ports/mail-recipients.js';
+import type { RecipientAnswer } from '../ports/mail-recipients.js';
 import type { RecipientConfirmation } from './mail-recipients.js';
 import type { Reports, Viewer } from './reports.js';
 
@@ -43,7 +43,7 @@ export interface SaveReportDeps {
  * Saves a report for its owner (reportOwner or systemOwner; the participant it acts for, null for an operator),
  * or says why not: the input's own problem, no e-mail where none is sent, the owner's cap, a name it uses.
  */
-export async function saveReport(deps: SaveReportDeps, owner: string, participantDipId: string | null, input: SavedReportInput): Promise<{ ok: true; report: SavedReport; recipient: RecipientAsk | null } | { ok: false; problem: string }> {
+export async function saveReport(deps: SaveReportDeps, owner: string, participantDipId: string | null, input: SavedReportInput): Promise<{ ok: true; report: SavedReport; recipient: RecipientAnswer | null } | { ok: false; problem: string }> {
   const read = readSavedReport(input, (id) => deps.channelId(id));
   if (!read.ok) return read;
   if (read.mailing && !deps.mailing) return { ok: false, problem: 'every: this DIP sends no e-mail (no SMTP server is configured): save it without' };

@@ -48,7 +48,12 @@ export async function saveShownReport(deps: PortalDeps, o: SavedReportsPage): Pr
   if (!made.ok) return o.page(shown.ok ? shown.definition : null, { kind: 'error', text: `not saved: ${made.problem}` }, 400);
   const r = made.report;
   deps.logger.info({ username: owner, participant: o.participantDipId, id: r.id, mailed: r.mailing?.every ?? null }, 'portal: report saved');
-  const waiting = made.recipient === 'confirmed' || made.recipient === null ? '' : ` once the address agrees: ${made.recipient === 'requested' ? 'a confirmation e-mail was sent to it' : 'it was sent a confirmation e-mail already'}, nothing else goes there before it opens the link`;
+  const waiting =
+    made.recipient === 'confirmed' || made.recipient === null
+      ? ''
+      : made.recipient === 'unsent'
+        ? ': nothing is e-mailed yet, the confirmation e-mail to the address could not be sent now (delete the report and save it again to ask again)'
+        : ` once the address agrees: ${made.recipient === 'requested' ? 'a confirmation e-mail was sent to it' : 'it was sent a confirmation e-mail already'}, nothing else goes there before it opens the link`;
   return o.page(r.definition, { kind: 'ok', text: `saved "${r.name}"${r.mailing ? `: e-mailed ${r.mailing.every} to ${r.mailing.to}, next at ${isoOrDash(r.nextDueAt)}${waiting}` : ''}` }, 200);
 }
 

@@ -17,6 +17,8 @@ export interface MailRecipient {
 
 /** What asking for an address's confirmation found: confirmed already, a request still open (nothing to send), or recorded now (send its token). */
 export type RecipientAsk = 'confirmed' | 'pending' | 'requested';
+/** What asking did: RecipientAsk, or `unsent`: the confirmation e-mail could not be sent, and nothing stays asked (a later save asks anew). */
+export type RecipientAnswer = RecipientAsk | 'unsent';
 
 export interface MailRecipients {
   /** Records `r` as the request for its scope and address unless that address is confirmed or has an unexpired request (one write). */
@@ -25,4 +27,6 @@ export interface MailRecipients {
   confirm(tokenHash: string, now: number): Promise<{ scope: string; address: string } | undefined>;
   /** Whether the address confirmed for the scope. */
   confirmed(scope: string, address: string): Promise<boolean>;
+  /** Forgets the unconfirmed request with this token hash (its e-mail could not be sent), so the next ask records a new one. */
+  withdraw(tokenHash: string): Promise<void>;
 }

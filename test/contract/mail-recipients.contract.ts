@@ -30,5 +30,16 @@ export function mailRecipientsContract(name: string, open: BackendFactory): void
       expect(await store.ask(request('user:bob', 'b@example.net', 'e2', 9_000), 5_000)).toBe('requested');
       expect(await store.confirm('e2', 6_000)).toEqual({ scope: 'user:bob', address: 'b@example.net' });
     });
+
+    it('a withdrawn request (its e-mail not sent) is forgotten: the next ask records a new one; a confirmed address is never withdrawn', async () => {
+      const store = ctx.backend.mailRecipients;
+      expect(await store.ask(request('user:carol', 'c@example.net', 'w1', 50_000), 1_000)).toBe('requested');
+      await store.withdraw('w1');
+      expect(await store.confirm('w1', 2_000)).toBeUndefined();
+      expect(await store.ask(request('user:carol', 'c@example.net', 'w2', 50_000), 2_000)).toBe('requested');
+      expect(await store.confirm('w2', 3_000)).toEqual({ scope: 'user:carol', address: 'c@example.net' });
+      await store.withdraw('w2');
+      expect(await store.confirmed('user:carol', 'c@example.net')).toBe(true);
+    });
   });
 }

@@ -28,6 +28,12 @@ export class SmtpMailer implements Mailer {
           port: smtp.port,
           secure: smtp.secure,
           requireTLS: smtp.requireTLS,
+          // Well under the 10 minutes a claimed send (maintenance notices, saved reports) is held before another
+          // node may take it over: nodemailer's own defaults (2 min to connect, 10 min of socket inactivity)
+          // let a stalled relay outlive the claim, and the e-mail go twice (reviewA).
+          connectionTimeout: 30_000,
+          greetingTimeout: 30_000,
+          socketTimeout: 60_000,
           ...(smtp.user !== null ? { auth: { user: smtp.user, pass: smtp.pass ?? '' } } : {}),
         })
       : null;

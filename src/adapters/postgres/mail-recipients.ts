@@ -26,6 +26,10 @@ export class PgMailRecipients implements MailRecipients {
     return rows[0];
   }
 
+  async withdraw(tokenHash: string): Promise<void> {
+    await this.d.tx((c) => c.query('DELETE FROM mail_recipients WHERE token_hash = $1 AND confirmed_at IS NULL', [tokenHash]));
+  }
+
   async confirmed(scope: string, address: string): Promise<boolean> {
     return (await this.d.query<{ n: string }>('SELECT 1 AS n FROM mail_recipients WHERE scope = $1 AND address = $2 AND confirmed_at IS NOT NULL', [scope, address])).length > 0;
   }

@@ -268,7 +268,8 @@ export class PgMessageLog implements MessageLog {
     // wrote and answers the same. Under READ COMMITTED a concurrent acknowledgement's committed row is the one
     // updated (told_from is then that one's position); when this one moves nothing, the row as the statement
     // found it answers: the same position again (its `told_from`), or one behind (none).
-    const rows = await this.d.query<{ from: string | number }>(
+    // In a transaction, as every write: the store's generation check and its health see it (reviewB).
+    const rows = await this.d.tx(async (c) => (await c.query<{ from: string | number }>(
       `WITH moved AS (
          UPDATE queues SET acked_seq = greatest(acked_seq, $3), told_from = told_seq, told_seq = $3
           WHERE recipient_dip_id = $1 AND channel = $2 AND told_seq < $3
@@ -277,7 +278,7 @@ export class PgMessageLog implements MessageLog {
        UNION ALL
        SELECT told_from FROM queues WHERE recipient_dip_id = $1 AND channel = $2 AND told_seq = $3 AND NOT EXISTS (SELECT 1 FROM moved)`,
       [queue.recipientDipId, queue.channel, sequence],
-    );
+    )).rows);
     return rows[0] === undefined ? null : Number(rows[0].from);
   }
 

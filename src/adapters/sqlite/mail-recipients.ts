@@ -12,6 +12,7 @@ export class SqliteMailRecipients implements MailRecipients {
       put: db.prepare('INSERT OR REPLACE INTO mail_recipients (scope, address, token_hash, requested_at, expires_at, confirmed_at) VALUES (?, ?, ?, ?, ?, NULL)'),
       byToken: db.prepare<[string, number], { scope: string; address: string }>('SELECT scope, address FROM mail_recipients WHERE token_hash = ? AND expires_at > ? AND confirmed_at IS NULL'),
       confirm: db.prepare('UPDATE mail_recipients SET token_hash = NULL, confirmed_at = ? WHERE token_hash = ?'),
+      withdraw: db.prepare('DELETE FROM mail_recipients WHERE token_hash = ? AND confirmed_at IS NULL'),
     };
   }
 
@@ -36,5 +37,11 @@ export class SqliteMailRecipients implements MailRecipients {
 
   confirmed(scope: string, address: string): Promise<boolean> {
     return Promise.resolve(this.s.get.get(scope, address)?.confirmed_at != null);
+  }
+
+  withdraw(tokenHash: string): Promise<void> {
+    return this.d.write(() => {
+      this.s.withdraw.run(tokenHash);
+    });
   }
 }
