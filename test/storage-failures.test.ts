@@ -129,10 +129,10 @@ describe('storage failures are classified, reported and recovered from', () => {
 
     it('answers any other signed call the store fails with 503 and Retry-After, and frees its signature for the same request sent again', async () => {
       const log = t.dip.backend.log;
-      const settle = log.settle.bind(log);
-      // The store refuses the next write once, as a database restarting would.
-      log.settle = async () => {
-        log.settle = settle;
+      const acknowledge = log.acknowledge.bind(log);
+      // The store refuses the acknowledgement's write once, as a database restarting would.
+      log.acknowledge = async () => {
+        log.acknowledge = acknowledge;
         throw new StoreError('unavailable', 'the database system is shutting down', '57P03');
       };
       // Pulled first: an acknowledgement may not pass what a pull handed out.
@@ -182,8 +182,13 @@ describe('storage failures are classified, reported and recovered from', () => {
       await waitFor(() => taken.length === 20 && (worker() === 'idle' || worker() === 'paused'), 10_000, 'the messages accepted before to be taken');
       // Neither turns the node ready while no batch can be stored.
       expect((await sds.client.call('GET', '/ready', '')).status).toBe(503);
-      clock.jump(10_000); // an alarm evaluation
-      await waitFor(async () => ((await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string }>).some((a) => a.rule === 'storage'), 10_000, 'the storage alarm');
+      // The storage alarm needs the store refusing on two evaluations STORAGE_LASTING_MS apart: time moves on
+      // at each look (an evaluation each), rather than once, which left it to an evaluation the tests before
+      // happened to trigger.
+      await waitFor(async () => {
+        clock.jump(10_000);
+        return ((await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string }>).some((a) => a.rule === 'storage');
+      }, 10_000, 'the storage alarm');
       const alarm = ((await admin('GET', '/admin/alarms')).body.alarms as Array<{ rule: string; summary: string }>).find((a) => a.rule === 'storage');
       expect(alarm!.summary).toMatch(/disk is full/);
       // The operator's view of the node says so too.
