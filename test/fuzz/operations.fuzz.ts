@@ -73,6 +73,9 @@ const h = await startHostileDip({
   // The fuzzer's operator credential is the bootstrap token, as break-glass: fuzzed calls create admin
   // accounts and disable accounts, and the fuzzer must go on calling whatever they did.
   operators: { ...DEFAULTS.operators, bootstrapBreakGlass: true },
+  // Every refusal's StandardResponse is read for its specific help, /validate's too: its default answer (the
+  // published JSON string, api.validateAnswer 'text') is checked in test/validate-endpoints.test.ts.
+  api: { ...DEFAULTS.api, validateAnswer: 'standard-response' },
   // The anonymous listener (public publications) too, without its fair-use limit.
   publications: { anonymous: { enabled: true, host: '127.0.0.1', port: 0, rateLimit: { requestsPerSecond: 0, burst: 1 } } } as DipConfig['publications'],
 });
