@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { headDamage, missingMessage, settingAsidePassed, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type SettleOutcome, type Settlement } from '../../ports/message-log.js';
+import { headDamage, missingMessage, sameSettlement, settingAsidePassed, toldRecipient, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type SettleOutcome, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import type { SecurityPattern } from '../../domain/channel.js';
@@ -243,7 +243,15 @@ export class PgMessageLog implements MessageLog {
         // Read under the row's lock (an acknowledgement's UPDATE takes it too): the position as it is now,
         // with any acknowledgement that landed since the caller read it.
         const { rows } = await c.query<{ acked: string | number }>('SELECT acked_seq AS acked FROM queues WHERE id = $1', [id]);
-        if (settingAsidePassed(settlement, Number(rows[0]?.acked ?? 0))) return 'superseded';
+        if (settingAsidePassed(settlement, Number(rows[0]?.acked ?? 0))) {
+          // Only then are the dead letters looked up (the rare path): passed by this very settlement, whose
+          // COMMIT went unanswered but committed (tx's COMMIT_IN_DOUBT, recorded again), it is settled.
+          const { rows: found } = await c.query<{ seq: string | number; m: string | number }>(
+            'SELECT seq, message_id AS m FROM dead_letters WHERE queue_id = $1 AND seq = ANY($2::bigint[])',
+            [id, dead.map((d) => d.seq)],
+          );
+          return sameSettlement(settlement, new Map(found.map((r) => [Number(r.seq), Number(r.m)]))) ? 'settled' : 'superseded';
+        }
       }
       const now = this.d.options.clock.now();
       if (dead.length > 0) {
@@ -256,8 +264,9 @@ export class PgMessageLog implements MessageLog {
       }
       await writeBatches(this.d, c, notices, locked);
       await this.d.saveHeads(c, locked);
-      // A delivery (a webhook's, the DIP's own consumer's): nothing before it is left for a pull's acknowledgement to name.
-      const delivered = dead.length === 0 ? ', told_from = CASE WHEN told_seq < $1 THEN $1 ELSE told_from END, told_seq = greatest(told_seq, $1)' : '';
+      // A delivery (a webhook's, the DIP's own consumer's), or a webhook answer's refusals (toldRecipient):
+      // nothing before it is left for a pull's acknowledgement to name.
+      const delivered = toldRecipient(settlement) ? ', told_from = CASE WHEN told_seq < $1 THEN $1 ELSE told_from END, told_seq = greatest(told_seq, $1)' : '';
       await c.query(`UPDATE queues SET acked_seq = greatest(acked_seq, $1)${delivered} WHERE id = $2`, [settlement.upTo, id]);
       return 'settled';
     }, daysOfBatches(notices));
