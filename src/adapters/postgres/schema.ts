@@ -2,7 +2,7 @@ import { appendOnlyGuards } from './append-only.js';
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
-import { ACKNOWLEDGED_BEFORE, mpanIndexed } from '../archive-sql.js';
+import { mpanIndexed } from '../archive-sql.js';
 import { PORTAL_REALMS } from '../schema-generation.js';
 import { isLockTimeout, isReadTimeout } from './errors.js';
 import { withConnection } from './pool.js';
@@ -233,13 +233,15 @@ ALTER TABLE sender_refs ADD COLUMN IF NOT EXISTS transaction_id text;
 ALTER TABLE queues ADD COLUMN IF NOT EXISTS pulled_seq bigint NOT NULL DEFAULT 0;
 -- The recipient's acknowledged position (2026-12-06): the last a pull's acknowledgement (or a delivery) reached,
 -- and the one before it; a pull's acknowledgement names what was set aside between the two. Before, each
--- acknowledgement read it from the delivery journal: added without a default, filled in once from the journal
--- as that read it (only the rows still NULL: this DDL runs again whenever it changes), then defaulted.
+-- acknowledgement read it from the delivery journal. Added without a default (the rows there read NULL: not
+-- filled yet), then defaulted for the queues made from now on (0). The rows are filled from the journal after
+-- the schema, in small batches outside this transaction (PgMessageLog.backfillAcknowledged): filled here, the
+-- journal's scan held every queue's row, and every node's writes, for as long as it took on a large archive.
+-- Until a row is filled, its readers compute it as the journal then said (ACKNOWLEDGED_BEFORE, NULL rows only).
+-- Nullable for good: SET NOT NULL would scan the table again under its lock.
 ALTER TABLE queues ADD COLUMN IF NOT EXISTS told_seq bigint;
 ALTER TABLE queues ADD COLUMN IF NOT EXISTS told_from bigint;
-UPDATE queues SET told_seq = ${ACKNOWLEDGED_BEFORE} WHERE told_seq IS NULL;
-UPDATE queues SET told_from = told_seq WHERE told_from IS NULL;
-ALTER TABLE queues ALTER COLUMN told_seq SET DEFAULT 0, ALTER COLUMN told_seq SET NOT NULL, ALTER COLUMN told_from SET DEFAULT 0, ALTER COLUMN told_from SET NOT NULL;
+ALTER TABLE queues ALTER COLUMN told_seq SET DEFAULT 0, ALTER COLUMN told_from SET DEFAULT 0;
 -- The capacity a queued copy was routed in (2026-12-05), what it is obfuscated for. NULL in older entries,
 -- which keep the rule of their time (all the recipient's receiving roles): no default, no rows rewritten,
 -- and the column reaches every partition of the parent.
