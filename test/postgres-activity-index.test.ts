@@ -43,9 +43,11 @@ describe("PostgreSQL: the activity log's request-ID index", () => {
 
   it('is built while requests go on being recorded, a writer in the middle of its transaction included', async () => {
     const holder = await client();
+    await holder.query("SET application_name = 'a-backup'");
     await holder.query('BEGIN');
     await holder.query(INSERT, ['node-a', 1, 'r1']);
-    const opening = PgActivityLog.open(url);
+    const said: string[] = [];
+    const opening = PgActivityLog.open(url, undefined, (s) => said.push(s));
     await waitFor(
       async () => (await q<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'opendip-activity' AND wait_event_type = 'Lock'"))[0]!.n > 0,
       20_000,
@@ -60,6 +62,26 @@ describe("PostgreSQL: the activity log's request-ID index", () => {
     await (await opening).close();
     expect(await index()).toEqual({ valid: true, unique: false });
     expect((await q<{ n: number }>('SELECT count(*)::int AS n FROM activity_log'))[0]!.n).toBe(2);
+    // The start said what it waited on, before it waited (settle2).
+    expect(said).toHaveLength(1);
+    expect(said[0]).toMatch(/^building index activity_log_request_id by CREATE INDEX CONCURRENTLY: it waits for the 1 transaction\(s\) open in this database to end .*a-backup \(idle in transaction\)/);
+  });
+
+  it('finds its index in a schema whose name is mixed case (settle2)', async () => {
+    await q('CREATE SCHEMA "Mixed_Case"');
+    const u = new URL(url);
+    u.searchParams.set('options', '-c search_path="Mixed_Case"');
+    const mixed = u.toString();
+    await (await PgActivityLog.open(mixed)).close();
+    const valid = await queryOnce<{ valid: boolean; schema: string }>(mixed, 'SELECT i.indisvalid AS valid, n.nspname AS schema FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname = $1', [INDEX]);
+    expect(valid.find((r) => r.schema === 'Mixed_Case')).toEqual({ valid: true, schema: 'Mixed_Case' });
+    // Opened again: read as present, not built again (nor failing on a schema folded to lower case).
+    const pool = new pg.Pool({ connectionString: mixed, max: 1 });
+    try {
+      expect(await buildIndexConcurrently(pool, { name: INDEX, on: 'activity_log (request_id)' })).toBe('present');
+    } finally {
+      await pool.end();
+    }
   });
 
   it('drops an INVALID index an interrupted build left, and builds it again', async () => {

@@ -13,7 +13,7 @@ function serverError(code: string, severity: string, message = 'refused'): pg.Da
 
 /** A socket error as node's net module raises it. */
 function socketError(code: string): Error {
-  return Object.assign(new Error(`connect ${code} /run/postgresql/.s.PGSQL.5432`), { code });
+  return Object.assign(new Error(`connect ${code} /run/postgresql/.s.PGSQL.5432`), { code, errno: -2, syscall: 'connect', address: '/run/postgresql/.s.PGSQL.5432' });
 }
 
 describe('PostgreSQL errors: which ones a caller may retry (503) and which are permanent (500)', () => {
@@ -27,6 +27,12 @@ describe('PostgreSQL errors: which ones a caller may retry (503) and which are p
   it('a Unix socket that is not there (ENOENT: the server is down) is unavailable', () => {
     expect(classifyPgError(socketError('ENOENT'))).toMatchObject({ kind: 'unavailable', code: 'ENOENT' });
     expect(classifyPgError(socketError('ECONNREFUSED'))).toMatchObject({ kind: 'unavailable' });
+  });
+
+  it('a file the configuration names that is not there (ENOENT from open: a client certificate) is permanent, not a wait (settle2)', () => {
+    const missingCert = Object.assign(new Error("ENOENT: no such file or directory, open '/etc/opendip/pg-client.crt'"), { code: 'ENOENT', errno: -2, syscall: 'open', path: '/etc/opendip/pg-client.crt' });
+    expect(classifyPgError(missingCert)).toMatchObject({ kind: 'permanent', code: 'ENOENT' });
+    expect(classifyPgError(missingCert).message).toMatch(/pg-client\.crt/);
   });
 
   it('an error in the statement or the data stays permanent', () => {

@@ -98,10 +98,13 @@ describe('the PostgreSQL schema', () => {
     }
   });
 
-  it("gives queues made before the acknowledged position was kept in them (2026-12-06) the columns, filled from the delivery journal as acknowledgements read it before", async () => {
+  /**
+   * A store as a build before 2026-12-06 left it, with queues for `recipients`: the supplier acknowledged 1-2
+   * (journalled as delivered); 3-4 then went stale, as did all of the other queue.
+   */
+  const beforeAcknowledgedPositions = async (recipients: string[]): Promise<void> => {
     const log = new PgMessageLog(store);
-    await log.append(batch([1, 2, 3, 4].map(() => message(['SUP0000001', 'MDS0000001']))));
-    // The supplier acknowledged 1-2 (journalled as delivered); 3-4 then went stale, as did all of the other queue.
+    await log.append(batch([1, 2, 3, 4].map(() => message(recipients))));
     await new PgArchive(store).recordAttempt({ attemptId: attemptId(), queue: sup, firstSeq: 1, lastSeq: 2, url: 'pull', startedAt: systemClock.now(), latencyMs: 0, status: null, verdict: 'delivered', error: null });
     await log.settle(sup, { upTo: 2 });
     for (const q of [sup, mds]) {
@@ -110,6 +113,10 @@ describe('the PostgreSQL schema', () => {
     }
     await admin.query("UPDATE dip_schema_digests SET digest = 'an older version' WHERE lock_key = $1", [LOCKS.schema]);
     await admin.query('ALTER TABLE queues DROP COLUMN told_seq, DROP COLUMN told_from');
+  };
+
+  it("gives queues made before the acknowledged position was kept in them (2026-12-06) the columns, filled from the delivery journal as acknowledgements read it before", async () => {
+    await beforeAcknowledgedPositions(['SUP0000001', 'MDS0000001']);
     const upgraded = await PgDatabase.open({ url, clock: systemClock, poolSize: 1 });
     try {
       const after = new PgMessageLog(upgraded);
@@ -130,6 +137,41 @@ describe('the PostgreSQL schema', () => {
       expect(await new PgMessageLog(again).acknowledge(sup, 4)).toBe(2);
     } finally {
       await again.close();
+    }
+  });
+
+  it('fills the acknowledged positions after the schema, not in its transaction: in batches, resumable, its readers right before and while it runs (settle2)', async () => {
+    await beforeAcknowledgedPositions(['SUP0000001', 'MDS0000001', 'SUP0000003']);
+    const upgraded = await PgDatabase.open({ url, clock: systemClock, poolSize: 1 });
+    const told = async () => (await admin.query<{ r: string; told: number | null; from: number | null }>('SELECT recipient_dip_id AS r, told_seq::int AS told, told_from::int AS "from" FROM queues ORDER BY recipient_dip_id')).rows;
+    try {
+      // The schema step read no journal and wrote no queue row: every existing row is left to the backfill.
+      expect(await told()).toEqual([
+        { r: 'MDS0000001', told: null, from: null },
+        { r: 'SUP0000001', told: null, from: null },
+        { r: 'SUP0000003', told: null, from: null },
+      ]);
+      const after = new PgMessageLog(upgraded);
+      // Read meanwhile as the journal says (2 for the supplier, 0 with none journalled); the acknowledgement fills its row.
+      expect(await after.acknowledge(sup, 4)).toBe(2);
+      // A queue made after the upgrade starts from 0 (the default), not left for the backfill.
+      await after.append(batch([message(['SUP0000002'])]));
+      // One queue per batch: the rows still NULL are filled, the one written meanwhile left as it is.
+      expect(await after.backfillAcknowledged(1)).toBe(2);
+      expect(await told()).toEqual([
+        { r: 'MDS0000001', told: 0, from: 0 },
+        { r: 'SUP0000001', told: 4, from: 2 },
+        { r: 'SUP0000002', told: 0, from: 0 },
+        { r: 'SUP0000003', told: 0, from: 0 },
+      ]);
+      // Resumable and idempotent: a run cut off leaves rows NULL, which the next run fills; nothing else moves.
+      await admin.query("UPDATE queues SET told_seq = NULL, told_from = NULL WHERE recipient_dip_id = 'SUP0000003'");
+      expect(await after.backfillAcknowledged()).toBe(1);
+      expect(await after.backfillAcknowledged()).toBe(0);
+      expect(await after.acknowledge(mds, 4)).toBe(0);
+      expect(await after.acknowledge({ recipientDipId: 'SUP0000003', channel: 'IF-021' }, 4)).toBe(0);
+    } finally {
+      await upgraded.close();
     }
   });
 

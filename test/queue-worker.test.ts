@@ -3,7 +3,14 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ATTEMPT_ID, attemptIdTime } from '../src/domain/attempt-id.js';
 import type { DeliveryAttempt } from '../src/ports/archive.js';
-import { StoreError } from '../src/ports/errors.js';
+import { COMMIT_IN_DOUBT, StoreError } from '../src/ports/errors.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
+import { systemClock } from '../src/adapters/clock.js';
+import { batch, message, sup } from './contract/fixtures.js';
+import { workerDeps } from './helpers/worker-deps.js';
 import { settingAsidePassed, type QueueEntry, type QueueRef, type QueueState, type SettleOutcome, type Settlement } from '../src/ports/message-log.js';
 import type { WebhookCall, WebhookOutcome } from '../src/ports/webhook.js';
 import { DEFAULT_CALLS_PAST_SETTLEMENT, QueueWorker, type DeadLetterEvent, type LocalConsumer, type WorkerDeps } from '../src/pipeline/queue-worker.js';
@@ -783,5 +790,55 @@ describe('end-to-end delivery latency (spec 5.10.3: every message within 30 s; 5
     wall.jump(-2 * 60 * 60_000);
     await waitFor(async () => (await alarms()).length === 0, late.windowMs + 5000, 'the late run ended a window after the last', 100);
     expect(h.worker.status().late).toBeNull();
+  });
+});
+
+describe('queue worker over a store: a settlement whose COMMIT answer was lost', () => {
+  it('recorded again after it had in fact committed, raises its dead letters once and clears the store error (settle2)', async () => {
+    const backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-indoubt-')), 'dip.db'), { clock: systemClock });
+    try {
+      await backend.log.append(batch([message(['SUP0000001'])]));
+      let lose = true;
+      const settled: SettleOutcome[] = [];
+      // The store commits the set-aside, and the answer to its COMMIT is lost (PgDatabase.tx's COMMIT_IN_DOUBT).
+      const log: WorkerDeps['log'] = Object.assign(Object.create(backend.log) as typeof backend.log, {
+        settle: async (q: QueueRef, s: Settlement): Promise<SettleOutcome> => {
+          const outcome = await backend.log.settle(q, s);
+          if (lose && (s.deadLetters?.length ?? 0) > 0) {
+            lose = false;
+            throw new StoreError('unavailable', 'PostgreSQL: the answer to COMMIT was lost (Connection terminated); whether the transaction committed is not known', COMMIT_IN_DOUBT);
+          }
+          settled.push(outcome);
+          return outcome;
+        },
+      });
+      const deadLettered: DeadLetterEvent[] = [];
+      const noticed: unknown[] = [];
+      const clock = new FakeClock();
+      const paused: QueueWorker[] = [];
+      const worker = new QueueWorker(sup, workerDeps(clock, {
+        log,
+        transport: { post: async () => ({ kind: 'answered', status: 400, retryAfter: undefined, body: '', latencyMs: 1 }), close: async () => {} },
+        notices: async (events) => ({ channel: 'STATUS', senderDipId: 'DIP', receivedAt: 0, rawRequest: Buffer.alloc(0), signatureHeaders: '{}', messages: events.map((e) => ({ transactionId: `S-${e.entry.seq}`, channel: 'STATUS', eventCode: '', senderDipId: 'DIP', senderRole: 'STS', senderUniqueReference: null, correlationId: null, mpan: null, receivedAt: 0, outbound: '{}', recipients: ['SDS0000001'] })) }),
+        deadLettered: (events, notices) => void (deadLettered.push(...events), noticed.push(notices)),
+        storeUnavailable: (w) => void paused.push(w),
+      }));
+      worker.kick();
+      await waitFor(() => worker.state === 'paused', 5000, 'the worker paused on the lost answer');
+      expect(worker.status().lastError).toMatch(/answer to COMMIT was lost/);
+      expect(deadLettered).toEqual([]);
+      worker.resume();
+      await waitFor(() => worker.state === 'idle', 5000, 'the worker idle after recording it again');
+      // Its own commit recognised: settled, the refusal raised once (with the notices, whose queue it wakes), the error gone.
+      expect(settled).toEqual(['settled']);
+      expect(deadLettered.map((e) => [e.entry.seq, e.reason, e.status])).toEqual([[1, 'rejected', 400]]);
+      expect(noticed).toHaveLength(1);
+      expect(noticed[0]).toMatchObject({ channel: 'STATUS' });
+      expect(worker.status().lastError).toBeNull();
+      expect((await backend.deadLetters.deadLetters({ limit: 10 })).map((d) => d.seq)).toEqual([1]);
+      await worker.stop();
+    } finally {
+      await backend.close();
+    }
   });
 });

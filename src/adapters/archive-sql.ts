@@ -105,11 +105,20 @@ export function partiesOf(m: StoredParties, queued: string[]): TransactionPartie
 export const ACKNOWLEDGED_LOOKBACK = 10_000;
 
 /**
+ * ACKNOWLEDGED_BEFORE's rule, as SQL over the newest delivered position journalled (`last`, NULL: none) and the
+ * settled position (`acked`): PostgreSQL's backfill reads `last` apart from the row it then writes (PgMessageLog.backfillAcknowledged).
+ */
+export function toldBefore(last: string, acked: string): string {
+  return `CASE WHEN ${last} IS NULL THEN (CASE WHEN ${acked} > ${ACKNOWLEDGED_LOOKBACK} THEN ${acked} - ${ACKNOWLEDGED_LOOKBACK} ELSE 0 END)
+  WHEN ${last} < ${acked} THEN ${last} ELSE ${acked} END`;
+}
+
+/**
  * A queue's acknowledged position (`queues.told_seq`) for a store made before it was kept in the queue's row
  * (2026-12-06), as a pull's acknowledgement read it from the delivery journal until then: the newest delivered
  * attempt's last position, never past the settled one; with none, ACKNOWLEDGED_LOOKBACK behind the settled
- * position. Both engines' migrations fill the column with it once, over `queues`.
+ * position. SQLite's migration fills the column with it once, over `queues`; PostgreSQL's leaves it NULL and
+ * fills it after the schema, in batches (PgMessageLog.backfillAcknowledged), its readers using this meanwhile.
  */
-export const ACKNOWLEDGED_BEFORE = `(SELECT CASE WHEN max(a.last_seq) IS NULL THEN (CASE WHEN queues.acked_seq > ${ACKNOWLEDGED_LOOKBACK} THEN queues.acked_seq - ${ACKNOWLEDGED_LOOKBACK} ELSE 0 END)
-  WHEN max(a.last_seq) < queues.acked_seq THEN max(a.last_seq) ELSE queues.acked_seq END
+export const ACKNOWLEDGED_BEFORE = `(SELECT ${toldBefore('max(a.last_seq)', 'queues.acked_seq')}
   FROM delivery_attempts a WHERE a.queue_id = queues.id AND a.verdict = 'delivered')`;

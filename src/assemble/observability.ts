@@ -44,7 +44,7 @@ export async function startTracing(config: DipConfig, life: Lifecycle): Promise<
 export async function startActivityLog(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle): Promise<{ recorder: ActivityRecorder; store: ActivityLogStore } | null> {
   const settings = config.observability.activityLog;
   if (!settings.enabled) return null;
-  const store = await openActivityLog(config);
+  const store = await openActivityLog(config, logger);
   life.started('activity log store', () => store.close());
   const recorder = new ActivityRecorder(
     store,

@@ -1025,6 +1025,8 @@ export class QueueWorker {
    */
   private async superseded(settlement: Settlement): Promise<void> {
     this.ackedSeq = Math.max(this.ackedSeq, (await this.deps.log.queueState(this.queue)).ackedSeq);
+    // The store answered: an error it gave before (the settlement owed since) is no longer this queue's state.
+    this.runError = null;
     this.deps.logger.info({ queue: this.queue, upTo: settlement.upTo, ackedSeq: this.ackedSeq }, 'nothing set aside: the recipient acknowledged those positions meanwhile');
   }
 

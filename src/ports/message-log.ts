@@ -155,10 +155,13 @@ export interface DeadLetterRecord {
  */
 export interface Settlement {
   /**
-   * Every entry up to and including this position is settled. A settlement that sets nothing aside (no
-   * dead letters) is a delivery (a webhook's, or the DIP's own consumer's): it moves the recipient's
-   * acknowledged position with it (see acknowledge), so a pull's acknowledgement after it does not name
-   * what was set aside before it.
+   * Every entry up to and including this position is settled. A settlement the recipient itself answered
+   * for every position of (toldRecipient: a delivery, a webhook's or the DIP's own consumer's, and the
+   * refusals a webhook's answer named) moves the recipient's acknowledged position with it (see
+   * acknowledge), so a pull's acknowledgement after it does not name what was set aside before it: a
+   * recipient that turns from webhook to pull is not told of its own refusals again. One that sets aside
+   * what the recipient never answered for (gone stale, a copy that could not be made) leaves it: the
+   * recipient's next acknowledgement names those.
    */
   upTo: number;
   deadLetters?: DeadLetterRecord[];
@@ -170,12 +173,32 @@ export interface Settlement {
  * What settle did. 'superseded': the settlement sets aside a position the queue had already passed when it
  * was written (a pull's acknowledgement landed after the caller read the position and picked the entries:
  * they are delivered), and NOTHING of it was written: no dead letter, no notice, the position unmoved. The
- * caller reads the position again and decides afresh from there.
+ * caller reads the position again and decides afresh from there. 'settled': written now, or found written
+ * already (sameSettlement: the settlement recorded again after a COMMIT whose answer was lost, which had
+ * committed), so the caller raises what it decided exactly once, either way.
  */
 export type SettleOutcome = 'settled' | 'superseded';
 
-/** Whether `settlement` sets aside a position a queue settled up to `ackedSeq` has passed (its settle is then 'superseded'). */
+/** Whether `settlement` sets aside a position a queue settled up to `ackedSeq` has passed (its settle is then 'superseded', unless sameSettlement). */
 export const settingAsidePassed = (settlement: Settlement, ackedSeq: number): boolean => (settlement.deadLetters ?? []).some((d) => d.seq <= ackedSeq);
+
+/**
+ * Whether the dead letters found at a settlement's positions (seq → message id, as the store holds them)
+ * are the settlement's own: every one it sets aside is there, of the same message. Settlements are atomic
+ * and a position is set aside once, so that is this settlement, committed before (its COMMIT unanswered,
+ * recorded again): settled, not superseded, or its events and notices' wake-up were lost.
+ */
+export const sameSettlement = (settlement: Settlement, found: ReadonlyMap<number, number>): boolean => {
+  const dead = settlement.deadLetters ?? [];
+  return dead.length > 0 && dead.every((d) => found.get(d.seq) === d.messageId);
+};
+
+/**
+ * Whether the recipient itself answered for every position a settlement settles (see Settlement.upTo): a
+ * delivery, or a webhook answer's refusals, each set aside with the recipient's HTTP status. Not for what
+ * the DIP set aside unanswered (status null: gone stale, no copy could be made).
+ */
+export const toldRecipient = (settlement: Settlement): boolean => (settlement.deadLetters ?? []).every((d) => d.status !== null);
 
 /** A replayed or requeued copy: a new transaction wrapper over an archived message. */
 export interface ReplayCopy {
@@ -217,6 +240,8 @@ export interface MessageLog {
    * Settles a queue up to a position (see Settlement). Moving backwards is a no-op. One that sets aside a
    * position at or below the queue's settled position as the transaction finds it writes nothing: a message
    * is never both acknowledged and dead-lettered, nor its sender told "not delivered" of a delivered one.
+   * The same settlement recorded again (its COMMIT's answer lost, it had committed) writes nothing more and
+   * answers 'settled' (sameSettlement).
    */
   settle(queue: QueueRef, settlement: Settlement): Promise<SettleOutcome>;
   /**
@@ -225,7 +250,7 @@ export interface MessageLog {
    * the recipient's acknowledged position. Resolves to where the positions its answer accounts for begin
    * (those after it, up to `sequence`: the set-asides among them are named in the answer), so that each
    * set-aside is named by exactly one acknowledgement: the acknowledged position before this one (a webhook
-   * delivery counts as one); for an acknowledgement of the position acknowledged last (a retry after a lost
+   * delivery counts as one, its answer's refusals with it: toldRecipient); for an acknowledgement of the position acknowledged last (a retry after a lost
    * answer, another puller's same range), the same as that one's; null for one behind it, whose positions a
    * later acknowledgement accounted for, or when the store has no such queue.
    */

@@ -80,11 +80,14 @@ export class PgActivityLog implements ActivityLogStore {
 
   private constructor(private readonly pool: pg.Pool) {}
 
-  /** `migrationUrl`: the tables' owner, which applies the schema (roles.ts); absent, `url`'s role does. */
-  static async open(url: string, migrationUrl?: string): Promise<PgActivityLog> {
+  /**
+   * `migrationUrl`: the tables' owner, which applies the schema (roles.ts); absent, `url`'s role does.
+   * `onIndexWait`: told what an index build waits for (buildIndexConcurrently), for the start-up log.
+   */
+  static async open(url: string, migrationUrl?: string, onIndexWait?: (said: string) => void): Promise<PgActivityLog> {
     const pool = openPool({ url, max: 2, applicationName: 'opendip-activity' });
     try {
-      await migrateStore(pool, migrationUrl, 'opendip-activity-owner', LOCKS.activitySchema, SCHEMA, INDEXES);
+      await migrateStore(pool, migrationUrl, 'opendip-activity-owner', LOCKS.activitySchema, SCHEMA, INDEXES, onIndexWait);
     } catch (err) {
       await pool.end();
       throw err;

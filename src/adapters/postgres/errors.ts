@@ -18,8 +18,17 @@ const UNAVAILABLE_CODES = new Set([
   // node was frozen, or cut off and the answer arrives once the path heals). Rolled back: try again.
   '25P03',
 ]);
-/** Node's socket errors: no server to talk to right now (ENOENT: a Unix socket gone while its server is down). */
-const UNAVAILABLE_SOCKET = /^(?:ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ENOENT)$/;
+/** Node's socket errors: no server to talk to right now. */
+const UNAVAILABLE_SOCKET = /^(?:ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/;
+
+/**
+ * ENOENT is "unavailable" only as the connection's own socket raises it: connect() to a Unix socket that is
+ * gone while its server is down (node's net module: syscall 'connect', the socket's path as its address).
+ * Any other ENOENT is a file the configuration names and that is not there (a client certificate or key,
+ * a CA file that node-postgres reads with open()): no wait makes it appear, so it stays a clear permanent
+ * error rather than a 503 whose queues wait for ever (settle2).
+ */
+const socketGone = (error: unknown): boolean => (error as { syscall?: unknown })?.syscall === 'connect';
 /** node-postgres raises these without a code when a connection dies or cannot be had in time. */
 const UNAVAILABLE_MESSAGE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable|Query read timeout/i;
 
@@ -40,6 +49,8 @@ export function classifyPgError(error: unknown): StoreError {
   const code = typeof (error as { code?: unknown })?.code === 'string' ? (error as { code: string }).code : null;
   const message = error instanceof Error ? error.message : String(error);
   const unavailable =
-    code !== null ? UNAVAILABLE_CODES.has(code) || UNAVAILABLE_CLASSES.includes(code.slice(0, 2)) || UNAVAILABLE_SOCKET.test(code) : UNAVAILABLE_MESSAGE.test(message);
+    code !== null
+      ? UNAVAILABLE_CODES.has(code) || UNAVAILABLE_CLASSES.includes(code.slice(0, 2)) || UNAVAILABLE_SOCKET.test(code) || (code === 'ENOENT' && socketGone(error))
+      : UNAVAILABLE_MESSAGE.test(message);
   return new StoreError(unavailable ? 'unavailable' : 'permanent', `PostgreSQL: ${message}`, code, { cause: error });
 }

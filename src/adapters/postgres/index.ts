@@ -27,6 +27,9 @@ export interface PostgresBackend extends Backend {
 export async function openPostgresBackend(options: PostgresOptions): Promise<PostgresBackend> {
   const d = await PgDatabase.open(options);
   const log = new PgMessageLog(d);
+  // After the schema, in the background: the upgrade of 2026-12-06's rows filled in batches, none of them
+  // waited for (their readers compute the same meanwhile). One that fails goes on at the next start.
+  const backfill = log.backfillAcknowledged().catch(() => 0);
   const registry = new PgRegistry(d);
   return {
     kind: 'postgres',
@@ -51,6 +54,8 @@ export async function openPostgresBackend(options: PostgresOptions): Promise<Pos
     onGroupCommit: (l) => d.onGroupCommit(l),
     useSealer: (s) => d.useSealer(s),
     async close() {
+      log.stopBackfill();
+      await backfill;
       await registry.close();
       await log.drain();
       await d.close();

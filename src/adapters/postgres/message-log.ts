@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
-import { headDamage, missingMessage, settingAsidePassed, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type SettleOutcome, type Settlement } from '../../ports/message-log.js';
+import { headDamage, missingMessage, sameSettlement, settingAsidePassed, toldRecipient, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type SettleOutcome, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import type { SecurityPattern } from '../../domain/channel.js';
@@ -8,7 +8,7 @@ import { damaged, type PgDatabase } from './database.js';
 import { classifyPgError } from './errors.js';
 import { dayOf, dayStart } from './partitions.js';
 import { daysOfBatches, insertEntries, insertMessages, queuesOfBatches, takeIds, writeBatches } from './write-batches.js';
-import { openedOrWhy } from '../archive-sql.js';
+import { ACKNOWLEDGED_BEFORE, openedOrWhy, toldBefore } from '../archive-sql.js';
 
 /**
  * A sender reference used in the first minutes of a day is also written under the day before: a writer
@@ -16,6 +16,16 @@ import { openedOrWhy } from '../archive-sql.js';
  * meets it in yesterday's unique index. Five minutes is far beyond NTP-kept skew and any transaction.
  */
 const DAY_BOUNDARY_GRACE_MS = 5 * 60_000;
+/**
+ * A queue's acknowledged position and the one before it, as its row holds them, or (a row the upgrade's
+ * backfill has not reached: NULL) as the delivery journal says (ACKNOWLEDGED_BEFORE). COALESCE evaluates
+ * the journal's subquery only for such a row: a filled one costs nothing more.
+ */
+const TOLD = `coalesce(told_seq, ${ACKNOWLEDGED_BEFORE})`;
+const TOLD_FROM = `coalesce(told_from, ${ACKNOWLEDGED_BEFORE})`;
+/** Queues the acknowledged-position backfill fills per transaction (each row's journal read before, unlocked). */
+const BACKFILL_BATCH = 200;
+
 /** Appends one group carries at most (bounds a transaction's size and lock time). */
 const MAX_GROUP = 256;
 
@@ -243,7 +253,15 @@ export class PgMessageLog implements MessageLog {
         // Read under the row's lock (an acknowledgement's UPDATE takes it too): the position as it is now,
         // with any acknowledgement that landed since the caller read it.
         const { rows } = await c.query<{ acked: string | number }>('SELECT acked_seq AS acked FROM queues WHERE id = $1', [id]);
-        if (settingAsidePassed(settlement, Number(rows[0]?.acked ?? 0))) return 'superseded';
+        if (settingAsidePassed(settlement, Number(rows[0]?.acked ?? 0))) {
+          // Only then are the dead letters looked up (the rare path): passed by this very settlement, whose
+          // COMMIT went unanswered but committed (tx's COMMIT_IN_DOUBT, recorded again), it is settled.
+          const { rows: found } = await c.query<{ seq: string | number; m: string | number }>(
+            'SELECT seq, message_id AS m FROM dead_letters WHERE queue_id = $1 AND seq = ANY($2::bigint[])',
+            [id, dead.map((d) => d.seq)],
+          );
+          return sameSettlement(settlement, new Map(found.map((r) => [Number(r.seq), Number(r.m)]))) ? 'settled' : 'superseded';
+        }
       }
       const now = this.d.options.clock.now();
       if (dead.length > 0) {
@@ -256,8 +274,9 @@ export class PgMessageLog implements MessageLog {
       }
       await writeBatches(this.d, c, notices, locked);
       await this.d.saveHeads(c, locked);
-      // A delivery (a webhook's, the DIP's own consumer's): nothing before it is left for a pull's acknowledgement to name.
-      const delivered = dead.length === 0 ? ', told_from = CASE WHEN told_seq < $1 THEN $1 ELSE told_from END, told_seq = greatest(told_seq, $1)' : '';
+      // A delivery (a webhook's, the DIP's own consumer's), or a webhook answer's refusals (toldRecipient):
+      // nothing before it is left for a pull's acknowledgement to name.
+      const delivered = toldRecipient(settlement) ? `, told_from = CASE WHEN ${TOLD} < $1 THEN $1 ELSE ${TOLD_FROM} END, told_seq = greatest(${TOLD}, $1)` : '';
       await c.query(`UPDATE queues SET acked_seq = greatest(acked_seq, $1)${delivered} WHERE id = $2`, [settlement.upTo, id]);
       return 'settled';
     }, daysOfBatches(notices));
@@ -271,15 +290,54 @@ export class PgMessageLog implements MessageLog {
     // In a transaction, as every write: the store's generation check and its health see it (reviewB).
     const rows = await this.d.tx(async (c) => (await c.query<{ from: string | number }>(
       `WITH moved AS (
-         UPDATE queues SET acked_seq = greatest(acked_seq, $3), told_from = told_seq, told_seq = $3
-          WHERE recipient_dip_id = $1 AND channel = $2 AND told_seq < $3
+         UPDATE queues SET acked_seq = greatest(acked_seq, $3), told_from = ${TOLD}, told_seq = $3
+          WHERE recipient_dip_id = $1 AND channel = $2 AND ${TOLD} < $3
          RETURNING told_from AS "from")
        SELECT "from" FROM moved
        UNION ALL
-       SELECT told_from FROM queues WHERE recipient_dip_id = $1 AND channel = $2 AND told_seq = $3 AND NOT EXISTS (SELECT 1 FROM moved)`,
+       SELECT ${TOLD_FROM} FROM queues WHERE recipient_dip_id = $1 AND channel = $2 AND ${TOLD} = $3 AND NOT EXISTS (SELECT 1 FROM moved)`,
       [queue.recipientDipId, queue.channel, sequence],
     )).rows);
     return rows[0] === undefined ? null : Number(rows[0].from);
+  }
+
+  private stopping = false;
+
+  /**
+   * Fills the acknowledged position of the queues the upgrade of 2026-12-06 left NULL (schema.ts), after the
+   * schema and apart from it, as ACKNOWLEDGED_BEFORE reads it: per batch of queues, their journal is read
+   * first, with no lock (the scan of a large archive holds no writer), then the rows still NULL are written in
+   * a short transaction, from their settled position as it is then. A row an acknowledgement or a delivery
+   * wrote meanwhile is left as it is. Safe to interrupt (stop(), a crash) and to run on several nodes at once:
+   * the next run goes on with the rows still NULL, whose readers compute the same meanwhile (TOLD). Resolves
+   * to how many rows it filled.
+   */
+  async backfillAcknowledged(batchSize = BACKFILL_BATCH): Promise<number> {
+    let filled = 0;
+    for (let after = 0; !this.stopping; ) {
+      const rows = await this.d.query<{ id: number; last: number | null }>(
+        `SELECT q.id, (SELECT max(a.last_seq) FROM delivery_attempts a WHERE a.queue_id = q.id AND a.verdict = 'delivered') AS last
+           FROM queues q WHERE q.told_seq IS NULL AND q.id > $1 ORDER BY q.id LIMIT $2`,
+        [after, batchSize],
+      );
+      if (rows.length === 0) break;
+      const told = toldBefore('u.last', 'queues.acked_seq');
+      const written = await this.d.tx((c) =>
+        c.query(`UPDATE queues SET told_seq = ${told}, told_from = coalesce(told_from, ${told}) FROM unnest($1::int[], $2::bigint[]) AS u(id, last) WHERE queues.id = u.id AND queues.told_seq IS NULL`, [
+          rows.map((r) => r.id),
+          rows.map((r) => r.last),
+        ]),
+      );
+      filled += written.rowCount ?? 0;
+      if (rows.length < batchSize) break;
+      after = rows.at(-1)!.id;
+    }
+    return filled;
+  }
+
+  /** Stops the backfill at its next batch (closing). */
+  stopBackfill(): void {
+    this.stopping = true;
   }
 
   async markPulled(queue: QueueRef, upTo: number): Promise<void> {

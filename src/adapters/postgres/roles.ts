@@ -109,11 +109,11 @@ export async function openOwner(runtime: pg.Pool, migrationUrl: string | undefin
 }
 
 /** Applies a small store's DDL as the owner (with the runtime's grants), then lets the owner's pool go: it needs no DDL after. */
-export async function migrateStore(runtime: pg.Pool, migrationUrl: string | undefined, applicationName: string, lock: number, ddl: string, indexes: readonly ConcurrentIndex[] = []): Promise<void> {
+export async function migrateStore(runtime: pg.Pool, migrationUrl: string | undefined, applicationName: string, lock: number, ddl: string, indexes: readonly ConcurrentIndex[] = [], onIndexWait?: (said: string) => void): Promise<void> {
   const owner = await openOwner(runtime, migrationUrl, applicationName);
   try {
     await applySchema(owner.pool, lock, owner.withGrants(ddl));
-    for (const index of indexes) await buildIndexConcurrently(owner.pool, index);
+    for (const index of indexes) await buildIndexConcurrently(owner.pool, index, onIndexWait);
   } finally {
     await owner.close();
   }

@@ -2,7 +2,7 @@ import { appendOnlyGuards } from './append-only.js';
 import { createHash } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
-import { ACKNOWLEDGED_BEFORE, mpanIndexed } from '../archive-sql.js';
+import { mpanIndexed } from '../archive-sql.js';
 import { PORTAL_REALMS } from '../schema-generation.js';
 import { isLockTimeout, isReadTimeout } from './errors.js';
 import { withConnection } from './pool.js';
@@ -233,13 +233,15 @@ ALTER TABLE sender_refs ADD COLUMN IF NOT EXISTS transaction_id text;
 ALTER TABLE queues ADD COLUMN IF NOT EXISTS pulled_seq bigint NOT NULL DEFAULT 0;
 -- The recipient's acknowledged position (2026-12-06): the last a pull's acknowledgement (or a delivery) reached,
 -- and the one before it; a pull's acknowledgement names what was set aside between the two. Before, each
--- acknowledgement read it from the delivery journal: added without a default, filled in once from the journal
--- as that read it (only the rows still NULL: this DDL runs again whenever it changes), then defaulted.
+-- acknowledgement read it from the delivery journal. Added without a default (the rows there read NULL: not
+-- filled yet), then defaulted for the queues made from now on (0). The rows are filled from the journal after
+-- the schema, in small batches outside this transaction (PgMessageLog.backfillAcknowledged): filled here, the
+-- journal's scan held every queue's row, and every node's writes, for as long as it took on a large archive.
+-- Until a row is filled, its readers compute it as the journal then said (ACKNOWLEDGED_BEFORE, NULL rows only).
+-- Nullable for good: SET NOT NULL would scan the table again under its lock.
 ALTER TABLE queues ADD COLUMN IF NOT EXISTS told_seq bigint;
 ALTER TABLE queues ADD COLUMN IF NOT EXISTS told_from bigint;
-UPDATE queues SET told_seq = ${ACKNOWLEDGED_BEFORE} WHERE told_seq IS NULL;
-UPDATE queues SET told_from = told_seq WHERE told_from IS NULL;
-ALTER TABLE queues ALTER COLUMN told_seq SET DEFAULT 0, ALTER COLUMN told_seq SET NOT NULL, ALTER COLUMN told_from SET DEFAULT 0, ALTER COLUMN told_from SET NOT NULL;
+ALTER TABLE queues ALTER COLUMN told_seq SET DEFAULT 0, ALTER COLUMN told_from SET DEFAULT 0;
 -- The capacity a queued copy was routed in (2026-12-05), what it is obfuscated for. NULL in older entries,
 -- which keep the rule of their time (all the recipient's receiving roles): no default, no rows rewritten,
 -- and the column reaches every partition of the parent.
@@ -501,7 +503,24 @@ export interface ConcurrentIndex {
   on: string;
 }
 
-const INDEX_VALID = 'SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = $1 AND c.relnamespace = current_schema()::regnamespace';
+/**
+ * Whether the index is there, and valid, in the schema the DDL made its table in. The schema is compared by
+ * name in pg_namespace: `current_schema()::regnamespace` parsed the name as an identifier, so a mixed-case
+ * schema (`"Staging"`, current_schema() 'Staging') was looked up folded to lower case, and the open failed
+ * on a schema that does not exist, or read another's index (settle2).
+ */
+const INDEX_VALID = `SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE c.relname = $1 AND n.nspname = current_schema()`;
+
+/**
+ * The transactions of the database open as a CONCURRENTLY build starts, besides its own: it waits for each
+ * of them to end (those writing the table, then every one whose snapshot is older than its phases, on any
+ * table), however long. What the start-up log names (buildIndexConcurrently's onWait). Only the sessions
+ * the role may see in full (pg_read_all_stats shows every one).
+ */
+const OPEN_TRANSACTIONS = `SELECT count(*)::int AS n, min(xact_start)::text AS oldest,
+         string_agg(DISTINCT coalesce(nullif(application_name, ''), 'unnamed') || CASE WHEN state LIKE 'idle in transaction%' THEN ' (idle in transaction)' ELSE '' END, ', ') AS who
+    FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid() AND datname = current_database()`;
 
 /**
  * Makes an index by CREATE INDEX CONCURRENTLY unless a valid one is there (one catalogue read on every
@@ -518,12 +537,14 @@ const INDEX_VALID = 'SELECT i.indisvalid AS valid FROM pg_index i JOIN pg_class 
  * without the index, which the first is building. Waiting would deadlock: CONCURRENTLY waits for every
  * transaction older than its phases, a session waiting for the lock among them. The build itself waits
  * for the transactions open on the table when it starts, however long (a backup's pg_dump is one), with
- * no statement timeout and the client's read timeout of an upgrade (SCHEMA_BUILD_TIMEOUT_MS).
+ * no statement timeout and the client's read timeout of an upgrade (SCHEMA_BUILD_TIMEOUT_MS): every
+ * transaction of the database older than its phases, on any table, a session idle in a transaction among
+ * them. `onWait` is told which are open as it starts (the start-up log line says what the start waits on).
  *
  * What it did: 'present' (nothing), 'built', 'rebuilt' (an invalid one dropped first), or 'elsewhere'
  * (another session holds the lock).
  */
-export async function buildIndexConcurrently(pool: pg.Pool, index: ConcurrentIndex): Promise<'present' | 'built' | 'rebuilt' | 'elsewhere'> {
+export async function buildIndexConcurrently(pool: pg.Pool, index: ConcurrentIndex, onWait?: (said: string) => void): Promise<'present' | 'built' | 'rebuilt' | 'elsewhere'> {
   return withConnection(pool, async (client, markBroken) => {
     const valid = async () => (await client.query<{ valid: boolean }>(INDEX_VALID, [index.name])).rows[0]?.valid;
     if ((await valid()) === true) return 'present';
@@ -534,6 +555,13 @@ export async function buildIndexConcurrently(pool: pg.Pool, index: ConcurrentInd
       // Again under the lock: another node may have finished it since the read above.
       const was = await valid();
       if (was === true) return 'present';
+      // Said before the wait, not after: the start that waits is the one the operator is looking at. No
+      // lock_timeout: a build given up leaves an INVALID index, dropped and built (and waited for) again at
+      // every later start, while the transaction it waited for may still be open.
+      const open = (await client.query<{ n: number; oldest: string | null; who: string | null }>(OPEN_TRANSACTIONS)).rows[0];
+      if (onWait && open !== undefined && open.n > 0) {
+        onWait(`building index ${index.name} by CREATE INDEX CONCURRENTLY: it waits for the ${open.n} transaction(s) open in this database to end (the oldest since ${open.oldest ?? 'a time not shown to this role'}; ${open.who ?? 'sessions not shown to this role'}), however long: end a long one (a backup's pg_dump, a session idle in a transaction) or wait, and this start goes on`);
+      }
       if (was === false) await client.query(unhurried(`DROP INDEX CONCURRENTLY IF EXISTS ${index.name}`));
       await client.query(unhurried(`CREATE INDEX CONCURRENTLY IF NOT EXISTS ${index.name} ON ${index.on}`));
       return was === false ? 'rebuilt' : 'built';

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { sealOutbound, sealParts } from '../../security/seal-batch.js';
-import { headDamage, missingMessage, settingAsidePassed, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type SettleOutcome, type Settlement } from '../../ports/message-log.js';
+import { headDamage, missingMessage, sameSettlement, settingAsidePassed, toldRecipient, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type SettleOutcome, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import type { SecurityPattern } from '../../domain/channel.js';
@@ -52,7 +52,8 @@ export class SqliteMessageLog implements MessageLog {
           WHERE q.id = ?`,
       ),
       ack: db.prepare('UPDATE queues SET acked_seq = max(acked_seq, ?) WHERE id = ?'),
-      // A delivery (a webhook's, the DIP's own consumer's): nothing before it is left for a pull's acknowledgement to name.
+      // A delivery (a webhook's, the DIP's own consumer's), or a webhook answer's refusals (toldRecipient):
+      // nothing before it is left for a pull's acknowledgement to name.
       delivered: db.prepare<[{ upTo: number; id: number }]>('UPDATE queues SET acked_seq = max(acked_seq, @upTo), told_from = CASE WHEN told_seq < @upTo THEN @upTo ELSE told_from END, told_seq = max(told_seq, @upTo) WHERE id = @id'),
       told: db.prepare<[number], { told: number; from: number }>('SELECT told_seq AS told, told_from AS "from" FROM queues WHERE id = ?'),
       acknowledged: db.prepare<[{ upTo: number; id: number }]>('UPDATE queues SET acked_seq = max(acked_seq, @upTo), told_from = told_seq, told_seq = @upTo WHERE id = @id'),
@@ -61,6 +62,8 @@ export class SqliteMessageLog implements MessageLog {
         `SELECT q.recipient_dip_id AS recipient, q.channel AS channel FROM queues q
           WHERE EXISTS (SELECT 1 FROM queue_entries e WHERE e.queue_id = q.id AND e.seq > q.acked_seq)`,
       ),
+      // The dead letters already at a settlement's positions: whether a settlement recorded again is its own earlier commit (sameSettlement).
+      deadLetterAt: db.prepare<[number, number], { messageId: number }>('SELECT message_id AS messageId FROM dead_letters WHERE queue_id = ? AND seq = ?'),
       insertDeadLetter: db.prepare(
         'INSERT OR IGNORE INTO dead_letters (queue_id, seq, message_id, reason, status, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
@@ -188,12 +191,20 @@ export class SqliteMessageLog implements MessageLog {
       const q = this.d.queueRow(queue.recipientDipId, queue.channel, false);
       if (!q) throw damaged(`no queue for ${queue.recipientDipId} on ${queue.channel}`);
       // Read inside the write: an acknowledgement that landed since the caller read the position is seen.
-      if (settingAsidePassed(settlement, this.s.positions.get(q.id)?.acked ?? 0)) return 'superseded';
+      // Only then are the dead letters looked up (the rare path): passed by this very settlement, committed
+      // before, it is settled and nothing is written twice.
+      if (settingAsidePassed(settlement, this.s.positions.get(q.id)?.acked ?? 0)) {
+        const found = new Map((settlement.deadLetters ?? []).flatMap((d) => {
+          const at = this.s.deadLetterAt.get(q.id, d.seq);
+          return at === undefined ? [] : [[d.seq, at.messageId] as const];
+        }));
+        return sameSettlement(settlement, found) ? 'settled' : 'superseded';
+      }
       const now = this.d.options.clock.now();
       for (const dl of settlement.deadLetters ?? []) this.s.insertDeadLetter.run(q.id, dl.seq, dl.messageId, dl.reason, dl.status, dl.detail, now);
       if (settlement.notices && settlement.notices.messages.length > 0) this.writeBatch(settlement.notices);
-      if (settlement.deadLetters?.length) this.s.ack.run(settlement.upTo, q.id);
-      else this.s.delivered.run({ upTo: settlement.upTo, id: q.id });
+      if (toldRecipient(settlement)) this.s.delivered.run({ upTo: settlement.upTo, id: q.id });
+      else this.s.ack.run(settlement.upTo, q.id);
       return 'settled';
     });
   }
