@@ -14,7 +14,7 @@ import { PgActivityLog } from '../src/adapters/postgres/activity-log.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import Fastify from 'fastify';
 import { activityRoutes } from '../src/api/admin-activity.js';
-import { activityHash, chainEntries, GENESIS_HASH, keptUrl, maskedBody, maskedUrl, MAX_URL_CHARS, type ActivityEntry, type ChainedActivity } from '../src/domain/activity.js';
+import { activityHash, chainEntries, GENESIS_HASH, keptUrl, loggedUrl, maskedBody, maskedUrl, MAX_URL_CHARS, type ActivityEntry, type ChainedActivity } from '../src/domain/activity.js';
 import { ActivityRecorder, COUNTED_SUMMARY_MS, verifyActivityLog } from '../src/pipeline/activity-recorder.js';
 import { FakeClock } from './helpers/clocks.js';
 import { systemClock } from '../src/adapters/clock.js';
@@ -177,6 +177,19 @@ describe('masking personal data in answers', () => {
     expect(maskedBody('{ "transactionID": "T-1", "message": "MSG0000 - Success", "n": 1.50 }', 10_000)).toBe('{"transactionID":"T-1","message":"MSG0000 - Success","n":1.5}');
     // Decoded, these are a personal key and an MPAN; the text as sent shows neither.
     expect(JSON.parse(maskedBody('{"displayN\\u0061me":"Ada","note":"\\u0031200000000009"}', 10_000)!)).toEqual({ displayName: '[masked]', note: '[masked]' });
+  });
+});
+
+// Security review (LOW): the participant listener logged a failed request's URL whole, and a report's or a
+// publication's `?where=MPAN:…` filter carries personal data; the portal logged the path alone. Every
+// listener's error and cut-off lines now log one form, loggedUrl.
+describe('a request URL in a log line', () => {
+  it('keeps the path (MPANs masked) and the query names, every query value hidden, cut as the activity log cuts', () => {
+    expect(loggedUrl('/dip-channel/REP-003/publications/p1/content?where=MPAN:1200000000009&columns=rate&flag')).toBe('/dip-channel/REP-003/publications/p1/content?where=…&columns=…&…');
+    expect(loggedUrl('/observability/reports/mpan/1200000000009?from=2026-12-01&where=name:Ada%20Smith')).toBe('/observability/reports/mpan/[masked]?from=…&where=…');
+    expect(loggedUrl('/dip-channel/IF-021')).toBe('/dip-channel/IF-021');
+    expect(loggedUrl(`/x?q=${'a'.repeat(15_000)}`)).toBe('/x?q=…');
+    expect(loggedUrl(`/${'p'.repeat(3000)}`).endsWith('…[cut: 3001 characters]')).toBe(true);
   });
 });
 

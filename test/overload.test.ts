@@ -140,6 +140,47 @@ describe('overload guard', () => {
   });
 });
 
+// Security review (MEDIUM): the work in hand was shared whole, so one sender's large batches filled it and
+// every other sender was refused until they were answered. While others send, one holds at most half.
+describe('a fair share of the work in hand', () => {
+  const limits = { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 100, maxSubmissionsInFlight: 8, maxBytesInFlight: 1_000_000, maxBytesArriving: 1 << 30, maxBytesArrivingPerSender: 1 << 30 };
+  const take = (guard: OverloadGuard, sender: string, bytes: number): Admitted | Refusal => {
+    const verdict = guard.admit({ declaredBytes: bytes, sender });
+    if (isRefusal(verdict)) return verdict;
+    const late = verdict.arrived(bytes);
+    return late ?? verdict;
+  };
+
+  it('one sender alone may fill the work in hand; while another sends, it holds at most half (by bytes, by count) and is refused past it, 503 with Retry-After 1', () => {
+    const guard = new OverloadGuard(limits, { delayMeanMs: () => 0 });
+    // Alone: 900 kB in three batches, past half, taken.
+    const big = [take(guard, 'big', 300_000), take(guard, 'big', 300_000), take(guard, 'big', 300_000)];
+    expect(big.some(isRefusal)).toBe(false);
+    // Another sender comes: it is taken (its batch fits the whole), and the first one is now held to its half.
+    const small = take(guard, 'small', 50_000);
+    expect(isRefusal(small)).toBe(false);
+    const refused = take(guard, 'big', 10_000);
+    expect(refused).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('one sender may hold half: 4 submissions, 0.5 MiB') });
+    // The other sender is not held back by the first one's share.
+    expect(isRefusal(take(guard, 'small', 20_000))).toBe(false);
+    // As the first one's batches are answered it comes back under its half, and is taken again.
+    (big[0] as Admitted).done();
+    (big[1] as Admitted).done();
+    expect(isRefusal(take(guard, 'big', 100_000))).toBe(false);
+  });
+
+  it('counts submissions too: at most half of maxSubmissionsInFlight while another sender has one in hand or arriving', () => {
+    const guard = new OverloadGuard(limits, { delayMeanMs: () => 0 });
+    const other = guard.admit({ declaredBytes: 1_000, sender: 'other' });
+    expect(isRefusal(other)).toBe(false);
+    const mine = Array.from({ length: 5 }, () => take(guard, 'busy', 1_000));
+    expect(mine.map(isRefusal)).toEqual([false, false, false, false, true]);
+    // The other's upload gone: the busy sender is alone and may fill the rest.
+    (other as Admitted).done();
+    expect(isRefusal(take(guard, 'busy', 1_000))).toBe(false);
+  });
+});
+
 describe('event-loop gauge (real measurement)', () => {
   it('a loop kept busy reads late; only lower bounds are asserted (a busy machine only adds delay)', async () => {
     const gauge = new EventLoopGauge(100, 10);

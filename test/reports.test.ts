@@ -8,7 +8,8 @@ import type { ChainedActivity } from '../src/domain/activity.js';
 import { MSG, type MsgText } from '../src/domain/response-codes.js';
 import { standardResponse } from '../src/domain/standard-response.js';
 import { ActivityRecorder, type RequestRecord } from '../src/pipeline/activity-recorder.js';
-import { journeyOf, REPORT_MESSAGE_LIMIT, Reports, toCsv, type ProcessStatus } from '../src/pipeline/reports.js';
+import { journeyOf, REPORT_MESSAGE_LIMIT, Reports, toCsv, type ProcessStatus, type Viewer } from '../src/pipeline/reports.js';
+import { returnToSender } from '../src/pipeline/return-to-sender.js';
 import type { ActivityLogStore } from '../src/ports/activity-log.js';
 import type { MessageTraces, TracedDelivery, TracedMessage } from '../src/ports/traces.js';
 import { runSimulation } from '../src/sim/simulate.js';
@@ -251,6 +252,40 @@ describe('a dead letter in a journey', () => {
   it('says its reason once, also where the detail starts with it (a stale one)', () => {
     expect(journey({ reason: 'stale', status: null, detail: 'stale: not delivered to 1000000001 within 1 hours', at })).toEqual(['stale: not delivered to 1000000001 within 1 hours']);
     expect(journey({ reason: 'rejected', status: 400, detail: '1000000001 refused the message: HTTP 400', at })).toEqual(['rejected: 1000000001 refused the message: HTTP 400']);
+  });
+});
+
+// A copy held back for its recipient's revoked certificate, gone stale: the dead letter's detail names the
+// certificate and why it was revoked. Its sender (the status message, its reports) must not learn of the
+// recipient's key compromise; the operator and the recipient read the detail whole.
+describe('a dead letter held back for a revoked certificate, as each viewer reads it', () => {
+  const at = Date.parse('2026-12-01T09:00:00Z');
+  const revoked = 'stale: not delivered to 1000000001 within 1 hours; held back: the certificate registered for 1000000001 (serial 0A1B2C) was revoked: keyCompromise';
+  const traces: MessageTraces = {
+    trace: async () => [{
+      transactionId: 'T-IF-021-1', channel: 'IF-021', eventCode: '', sender: '2000000001', senderRole: 'SDS', senderUniqueReference: null, correlationId: null, receivedAt: at, replayOf: null,
+      deliveries: [{ recipient: '1000000001', seq: 1, state: 'dead', deliveredAt: null, firstAttemptAt: null, attempts: [], deadLetter: { reason: 'stale', status: null, detail: revoked, at: at + 1000 } }],
+    }],
+  };
+  const reports = new Reports(traces, { history: async () => [] }, () => at + 60_000, '0000000000');
+  const deadLettered = async (viewer: Viewer) => {
+    const j = await reports.journey(viewer, 'T-IF-021-1');
+    if (!j.ok) throw new Error(j.help);
+    return j.value.events.filter((e) => e.event === 'dead-lettered').map((e) => e.detail);
+  };
+
+  it('its sender reads a fixed text; the operator and the recipient the detail', async () => {
+    expect(await deadLettered({ kind: 'participant', dipId: '2000000001' })).toEqual(['stale: not delivered to 1000000001 within 1 hours; held: the recipient could not be reached securely']);
+    expect(await deadLettered({ kind: 'operator' })).toEqual([revoked]);
+    expect(await deadLettered({ kind: 'participant', dipId: '1000000001' })).toEqual([revoked]);
+  });
+
+  it('Return to Sender tells the sender the fixed text only', async () => {
+    const told: string[] = [];
+    const notices = returnToSender({ fromDip: async (items) => void told.push(...items.map((i) => i.help)) });
+    const entry = { seq: 1, messageId: 1, transactionId: 'T-IF-021-1', receivedAt: at, outbound: '{}', capacity: null, securityPattern: null };
+    await notices([{ queue: { recipientDipId: '1000000001', channel: 'IF-021' }, entry, reason: 'stale', status: null, detail: revoked, answer: null }]);
+    expect(told).toEqual(['stale: not delivered to 1000000001 within 1 hours; held: the recipient could not be reached securely']);
   });
 });
 

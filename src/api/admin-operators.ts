@@ -12,6 +12,7 @@ import { clientAddress } from '../security/address-list.js';
 import { OperatorSessions, type OperatorSession, type SessionAnswer } from '../pipeline/operator-sessions.js';
 import type { OperatorMemory } from '../pipeline/operator-memory.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
+import { loggedUrl } from '../domain/activity.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -222,7 +223,7 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
         });
     }
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status === 500) deps.logger.error({ err: error, url: req.url }, 'operator API request failed');
+    if (status === 500) deps.logger.error({ err: error, url: loggedUrl(req.url) }, 'operator API request failed');
     let message = error.message;
     if (error.code === 'FST_ERR_CTP_INVALID_JSON_BODY') message = 'the body is not valid JSON (keys __proto__ and constructor.prototype are refused too)';
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
@@ -256,7 +257,7 @@ export function registerOperatorAuth(app: FastifyInstance, deps: OperatorAuthDep
     try {
       await deps.journal.append({ at: deps.now(), actor: req.operator.actor, action: `${req.method} ${req.routeOptions.url ?? req.url}`, target, before: null, after: null, status: reply.statusCode });
     } catch (err) {
-      deps.logger.error({ err, operator: req.operator.name, url: req.url }, 'could not journal an operator action');
+      deps.logger.error({ err, operator: req.operator.name, url: loggedUrl(req.url) }, 'could not journal an operator action');
     }
     return payload;
   });

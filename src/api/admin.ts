@@ -33,6 +33,7 @@ import { operatorStopping, useGracefulStop } from './stopping.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import type { Clock } from '../ports/clock.js';
 import { hostKnown } from '../security/host-names.js';
+import { loggedUrl } from '../domain/activity.js';
 
 /** In a cluster the same at every node: recorded in the shared store like the node secrets (node-secrets.ts). */
 export const adminTokenFile = (dataDir: string): string => nodeSecretFile(dataDir, 'adminToken');
@@ -142,7 +143,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   useGracefulStop(app, deps.stopDrainMs, operatorStopping);
   // A listing report's answer holds its report slot until written: an operator client that stops reading is cut off.
   const deadlines = deps.answerDeadlines;
-  if (deadlines) useAnswerDeadlines(app, deadlines, deadlines.clock, (url, sent) => deps.logger.warn({ url, sentBytes: sent, idleMs: deadlines.downloadIdleTimeoutMs }, 'operator answer cut off: the client took no byte for the idle timeout'));
+  if (deadlines) useAnswerDeadlines(app, deadlines, deadlines.clock, (url, sent) => deps.logger.warn({ url: loggedUrl(url), sentBytes: sent, idleMs: deadlines.downloadIdleTimeoutMs }, 'operator answer cut off: the client took no byte for the idle timeout'));
   recordOperations(app);
   // Every operation here takes JSON. Fastify's built-in text/plain parser made a text/plain body a string,
   // which then failed the schema as "body must be object" (a form body was 415 already): without it, any

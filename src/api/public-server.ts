@@ -15,6 +15,7 @@ import { addressHolder, standardOverCap, useConnectionCap } from './connection-c
 import { listenerContext, serveRenewedCertificate, type ListenerCertificate } from '../security/server-certificate.js';
 import { standardStopping, useGracefulStop } from './stopping.js';
 import { useApiSecurityHeaders } from './security-headers.js';
+import { loggedUrl } from '../domain/activity.js';
 
 /**
  * The anonymous listener (spec 5.6: "anonymous access to the data store"): HTTPS without a client
@@ -53,7 +54,7 @@ export function buildPublicServer(
   recordOperations(app);
   if (deps.metrics) registerRequestMetrics(app, deps.metrics, 'anonymous');
   // A client that stops reading a download is cut off, as on the participant listener: here anyone may ask.
-  useAnswerDeadlines(app, deps.config.http, deps.clock, (url, sent) => deps.logger.warn({ url, sentBytes: sent, idleMs: deps.config.http.downloadIdleTimeoutMs }, 'anonymous download cut off: the client took no byte for the idle timeout'));
+  useAnswerDeadlines(app, deps.config.http, deps.clock, (url, sent) => deps.logger.warn({ url: loggedUrl(url), sentBytes: sent, idleMs: deps.config.http.downloadIdleTimeoutMs }, 'anonymous download cut off: the client took no byte for the idle timeout'));
   // One address's connections past its cap: every request on one is answered 429 before anything else is judged.
   const connections = useConnectionCap(app, limits.maxConnectionsPerAddress, addressHolder, standardOverCap(deps));
   deps.metrics?.watchConnections('anonymous', connections);
@@ -66,7 +67,7 @@ export function buildPublicServer(
   });
   app.setErrorHandler((error: Error & { statusCode?: number }, req, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status >= 500) deps.logger.error({ err: error, url: req.url }, 'anonymous request failed');
+    if (status >= 500) deps.logger.error({ err: error, url: loggedUrl(req.url) }, 'anonymous request failed');
     return sendStandard(deps, reply, status, null, status >= 500 ? MSG.processingFailed : MSG.schemaFailure, status >= 500 ? 'internal error' : error.message);
   });
 

@@ -65,6 +65,7 @@ import { useRequestDeadlines } from './request-deadlines.js';
 import { listenerContext, serveRenewedCertificate, type ListenerCertificate } from '../security/server-certificate.js';
 import { hostHeaderName, hostKnown, isLoopback, listenerHostNames } from '../security/host-names.js';
 import { parserErrorStatus, unrecognisedMethod, type ParserError } from './parser-errors.js';
+import { loggedUrl } from '../domain/activity.js';
 
 /** Longest path segment (channel ID, DIP ID) the router accepts. */
 const MAX_PARAM_LENGTH = 200;
@@ -356,7 +357,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   if (deps.metrics) registerRequestMetrics(app, deps.metrics, 'participant');
   // The body's deadline starts as soon as the headers are in, before any hook that may wait.
   useRequestDeadlines(app, limits, deps.clock, (socket, help) => answerAndClose(socket, 408, help, false));
-  useAnswerDeadlines(app, limits, deps.clock, (url, sent) => deps.logger.warn({ url, sentBytes: sent, idleMs: limits.downloadIdleTimeoutMs }, 'download cut off: the client took no byte for the idle timeout'));
+  useAnswerDeadlines(app, limits, deps.clock, (url, sent) => deps.logger.warn({ url: loggedUrl(url), sentBytes: sent, idleMs: limits.downloadIdleTimeoutMs }, 'download cut off: the client took no byte for the idle timeout'));
 
   recordOperations(app);
   useSecurityControls(deps, { replay: security.replay, revocation: security.revocation });
@@ -510,7 +511,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     let help = error.message;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') help = `the body is larger than the limit of ${deps.config.bodyLimitBytes} bytes`;
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') help = unacceptedMediaType(req);
-    if (status >= 500) deps.logger.error({ err: error, url: req.url }, 'request failed');
+    if (status >= 500) deps.logger.error({ err: error, url: loggedUrl(req.url) }, 'request failed');
     return sendStandard(deps, reply, status, caller, status >= 500 ? MSG.processingFailed : MSG.schemaFailure, status >= 500 ? 'internal error' : help);
   });
   app.setNotFoundHandler((req, reply) => {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { shownUrl } from './url-secrets.js';
+import { maskedQueryPart, shownUrl } from './url-secrets.js';
 
 /**
  * The API activity log (spec 5.8.1): one record per request to any listener, accepted or refused.
@@ -136,7 +136,7 @@ function maskValue(value: unknown, personal: boolean): unknown {
  */
 export function maskedUrl(url: string): string {
   const at = url.indexOf('?');
-  const path = (at < 0 ? url : url.slice(0, at)).replace(MPAN_TEXT, MASK);
+  const path = maskedPath(url, at);
   if (at < 0) return path;
   const query = url
     .slice(at + 1)
@@ -162,7 +162,27 @@ export const MAX_URL_CHARS = 2048;
  * saying how long it was. Masked first, so that an MPAN across the cut is not kept but for its last digit.
  */
 export function keptUrl(url: string): string {
-  const masked = maskedUrl(url);
+  return cutUrl(maskedUrl(url));
+}
+
+/**
+ * A request's URL as a log line holds it (a request that failed, an answer cut off): the path with MPANs
+ * masked, every query value hidden (`?where=…&limit=…`), cut as keptUrl. A filter may carry any personal
+ * data (`where=MPAN:…`, a name, an address) and the log is read by whoever runs the host: the line needs
+ * the route and which parameters were given, not their values. One rule for every listener.
+ */
+export function loggedUrl(url: string): string {
+  const at = url.indexOf('?');
+  const path = maskedPath(url, at);
+  return cutUrl(at < 0 ? path : `${path}?${url.slice(at + 1).split('&').map(maskedQueryPart).join('&')}`);
+}
+
+/** The path of a request's URL (before `at`, its '?', or all of it) with MPANs masked (`/reports/mpan/…`). */
+function maskedPath(url: string, at: number): string {
+  return (at < 0 ? url : url.slice(0, at)).replace(MPAN_TEXT, MASK);
+}
+
+function cutUrl(masked: string): string {
   return masked.length <= MAX_URL_CHARS ? masked : `${masked.slice(0, MAX_URL_CHARS)}…[cut: ${masked.length} characters]`;
 }
 

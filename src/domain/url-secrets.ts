@@ -19,7 +19,7 @@ export function carriesCredentials(url: string): boolean {
  * a bare token (`?s3cr3tToken`) is often the secret itself, and a flag's name tells little. An empty part
  * stays empty, so the separators show as they were sent.
  */
-function maskedPart(part: string): string {
+export function maskedQueryPart(part: string): string {
   const eq = part.indexOf('=');
   if (eq >= 0) return `${part.slice(0, eq)}=…`;
   return part === '' ? '' : '…';
@@ -47,6 +47,6 @@ export function shownUrl(url: string): string {
   }
   // Split as sent, not through searchParams: that decodes names ('+' becomes a space), and re-encoding
   // them gives another string than was requested.
-  const query = parsed.search === '' ? '' : `?${parsed.search.slice(1).split('&').map(maskedPart).join('&')}`;
+  const query = parsed.search === '' ? '' : `?${parsed.search.slice(1).split('&').map(maskedQueryPart).join('&')}`;
   return `${parsed.protocol}//${parsed.host}${parsed.pathname}${query}`;
 }

@@ -83,6 +83,8 @@ export class OverloadGuard {
   private refused = 0;
   private bytesArriving = 0;
   private readonly arrivingBySender = new Map<string, number>();
+  /** What each sender has in hand (submissions, bytes): its fair share is judged by it (inHand). */
+  private readonly inHandBySender = new Map<string, { count: number; bytes: number }>();
 
   /**
    * `maxBodyBytes`: the body limit. An upload is counted as arriving by its Content-Length up to it (a
@@ -122,7 +124,7 @@ export class OverloadGuard {
     if (this.bytesArriving > 0 && this.bytesArriving + reserve > this.limits.maxBytesArriving) {
       return { retryAfterSeconds: 1, help: `the DIP is overloaded (${mib(this.bytesArriving)} of submissions are still arriving, the limit is ${mib(this.limits.maxBytesArriving)}); nothing of this batch was accepted: send it again unchanged after 1 s` };
     }
-    return this.inHand(Math.min(declaredBytes ?? 0, this.maxBodyBytes));
+    return this.inHand(Math.min(declaredBytes ?? 0, this.maxBodyBytes), sender);
   }
 
   /** What an upload is counted as while it arrives: a Content-Length beyond the body limit will never be read. */
@@ -130,15 +132,44 @@ export class OverloadGuard {
     return Math.min(declaredBytes ?? this.maxBodyBytes, this.maxBodyBytes);
   }
 
-  /** Whether a submission of `bytes` more fits in what is in hand (checked at its headers and again at its arrival). */
-  private inHand(bytes: number): Refusal | null {
+  /** Whether a submission of `bytes` more from `sender` fits in what is in hand (checked at its headers and again at its arrival). */
+  private inHand(bytes: number, sender: string): Refusal | null {
     if (this.inFlight >= this.limits.maxSubmissionsInFlight) {
       return { retryAfterSeconds: 1, help: `the DIP is overloaded (${this.inFlight} submissions in hand, the limit is ${this.limits.maxSubmissionsInFlight}); nothing of this batch was accepted: send it again unchanged after 1 s` };
     }
     if (this.bytesInFlight > 0 && this.bytesInFlight + bytes > this.limits.maxBytesInFlight) {
       return { retryAfterSeconds: 1, help: `the DIP is overloaded (${mib(this.bytesInFlight)} of submissions in hand, the limit is ${mib(this.limits.maxBytesInFlight)}); nothing of this batch was accepted: send it again unchanged after 1 s` };
     }
-    return null;
+    return this.pastShare(bytes, sender);
+  }
+
+  /**
+   * A sender's fair share of the work in hand: while another sender has work in hand or arriving, one sender
+   * holds at most half the submissions and half the bytes in hand. Shared whole, one sender's 850-message
+   * batches filled the 32 MB and every other sender was refused (or waited behind them) until they were
+   * answered. Alone it may use it all, and a sender with nothing in hand is always judged by the limits
+   * above only: no sender is kept out by its own share.
+   */
+  private pastShare(bytes: number, sender: string): Refusal | null {
+    const mine = this.inHandBySender.get(sender);
+    if (mine === undefined) return null;
+    const othersInHand = this.inFlight > mine.count;
+    const othersArriving = this.bytesArriving > (this.arrivingBySender.get(sender) ?? 0);
+    if (!othersInHand && !othersArriving) return null;
+    const halfCount = Math.max(1, Math.floor(this.limits.maxSubmissionsInFlight / 2));
+    const halfBytes = this.limits.maxBytesInFlight / 2;
+    if (mine.count + 1 <= halfCount && mine.bytes + bytes <= halfBytes) return null;
+    return {
+      retryAfterSeconds: 1,
+      help: `the DIP is overloaded for you (you have ${mine.count} submissions, ${mib(mine.bytes)}, in hand; while others send, one sender may hold half: ${halfCount} submissions, ${mib(halfBytes)}); nothing of this batch was accepted: send it again unchanged after 1 s`,
+    };
+  }
+
+  private holds(sender: string, count: number, bytes: number): void {
+    const mine = this.inHandBySender.get(sender) ?? { count: 0, bytes: 0 };
+    const next = { count: mine.count + count, bytes: mine.bytes + bytes };
+    if (next.count > 0) this.inHandBySender.set(sender, next);
+    else this.inHandBySender.delete(sender);
   }
 
   /**
@@ -163,7 +194,7 @@ export class OverloadGuard {
       arrived: (n) => {
         if (!open || bytes >= 0) return null;
         settle();
-        const refusal = this.inHand(n);
+        const refusal = this.inHand(n, sender);
         if (refusal) {
           this.refused += 1;
           open = false;
@@ -172,6 +203,7 @@ export class OverloadGuard {
         bytes = n;
         this.inFlight += 1;
         this.bytesInFlight += n;
+        this.holds(sender, 1, n);
         return null;
       },
       done: () => {
@@ -181,6 +213,7 @@ export class OverloadGuard {
         if (bytes < 0) return;
         this.inFlight -= 1;
         this.bytesInFlight -= bytes;
+        this.holds(sender, -1, -bytes);
       },
     };
   }

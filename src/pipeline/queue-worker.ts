@@ -1,6 +1,7 @@
 import { queueKey } from '../ports/queue-ref.js';
 import { newAttemptId, type RandomBytes } from '../domain/attempt-id.js';
 import { requestedUrl } from '../domain/callback-url.js';
+import { heldBackDetail } from '../domain/held-back.js';
 import { answerCode, answerEntries, refusedInMultiStatus, type AnswerEntry } from '../domain/recipient-answer.js';
 import { classifyStatus, failureKind, parseRetryAfter, retryDelayMs, type RetryPolicy } from '../domain/retry.js';
 import { shownUrl } from '../domain/url-secrets.js';
@@ -910,7 +911,8 @@ export class QueueWorker {
     // dead letter is what the operator and the sender read; without it they had to search the attempts.
     // Its kind only (failureKind): the sender must not learn the recipient's hosts and addresses.
     const why = this.failures > 0 && this.callError !== null ? `; the last call failed: ${failureKind(this.callError)} (${this.failures} failed call${this.failures === 1 ? '' : 's'} in a row)` : '';
-    const held = this.withheldWhy === null ? '' : `; held back: ${this.withheldWhy}`;
+    // The operator's reading; its sender's (Return to Sender, reports) has the reason replaced (detailForSender).
+    const held = this.withheldWhy === null ? '' : heldBackDetail(this.withheldWhy);
     const detail = `stale: not delivered to ${this.queue.recipientDipId} within ${formatDuration(staleMs)}${why}${held}`;
     await this.setAside(
       expired.map((e) => this.event(e, 'stale', null, detail, null)),

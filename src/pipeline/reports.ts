@@ -3,6 +3,7 @@ import type { MpanDirectory } from './mpan-directory.js';
 import { RefusedError } from './refused.js';
 import { readRefusal } from '../domain/activity.js';
 import { Slices } from '../domain/slices.js';
+import { detailForSender } from '../domain/held-back.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { MessageTraces, TracedMessage, TraceQuery } from '../ports/traces.js';
 import { GRANULARITIES, type CountQuery, type Granularity, type LatencyAggregate, type ReportCounts } from '../ports/report-counts.js';
@@ -397,7 +398,7 @@ export class Reports {
     if (byId.size > this.limit) throw tooMany(query, this.limit, this.counts !== null);
     const mine = (m: TracedMessage) => m.sender === me && m.replayOf === null;
     const seen = await slices.filter(await slices.sort([...byId.values()], (a, b) => a.receivedAt - b.receivedAt), (m) => mine(m) || m.deliveries.some((d) => d.recipient === me));
-    return slices.map(seen, (m) => (mine(m) ? m : { ...m, deliveries: m.deliveries.filter((d) => d.recipient === me), routing: undefined }));
+    return slices.map(seen, (m) => (mine(m) ? asSent(m, me) : { ...m, deliveries: m.deliveries.filter((d) => d.recipient === me), routing: undefined }));
   }
 
   /**
@@ -623,6 +624,16 @@ export interface JourneyEvent {
   event: 'received' | 'validated' | 'archived' | 'routed' | 'attempt' | 'delivered' | 'rejected' | 'dead-lettered' | 'requeued' | 'discarded' | 'replayed';
   recipient?: string;
   detail: string;
+}
+
+/**
+ * A message as its sender sees it: why another's copies were held back (the recipient's certificate revoked,
+ * and why) replaced by a fixed text, as its status message has it (Return to Sender).
+ */
+function asSent(m: TracedMessage, me: string): TracedMessage {
+  const held = (d: TracedMessage['deliveries'][number]) => d.recipient !== me && d.deadLetter !== null && detailForSender(d.deadLetter.detail) !== d.deadLetter.detail;
+  if (!m.deliveries.some(held)) return m;
+  return { ...m, deliveries: m.deliveries.map((d) => (held(d) ? { ...d, deadLetter: { ...d.deadLetter!, detail: detailForSender(d.deadLetter!.detail) } } : d)) };
 }
 
 /** A message's timeline, from what the archive and delivery journal hold. */

@@ -1,3 +1,4 @@
+import { detailForSender } from '../domain/held-back.js';
 import { answerEntries } from '../domain/recipient-answer.js';
 import { MSG } from '../domain/response-codes.js';
 import type { AcceptedBatch } from '../ports/message-log.js';
@@ -13,10 +14,12 @@ export function returnToSender(status: Pick<StatusMessages, 'fromDip'>): (events
     status.fromDip(
       events.map((e) => {
         const relayed = e.answer === null ? undefined : recipientVerdict(e.answer);
+        // The sender is not told why the recipient's copies were held back (its certificate revoked, and why).
+        const detail = detailForSender(e.detail);
         return {
           transactionId: e.entry.transactionId,
           message: relayed?.message ?? MSG.processingFailed,
-          help: relayed?.help ? `${e.detail}: ${relayed.help}` : e.detail,
+          help: relayed?.help ? `${detail}: ${relayed.help}` : detail,
         };
       }),
     );

@@ -15,6 +15,7 @@ import { USER_REALM } from './user-realm.js';
 import { listenerContext, serveRenewedCertificate, type ListenerCertificate } from '../security/server-certificate.js';
 import { csrfMatches } from '../security/portal-session.js';
 import { addressList, clientAddress } from '../security/address-list.js';
+import { loggedUrl } from '../domain/activity.js';
 
 /** The portal a path belongs to. */
 const realmOf = (url: string): Realm => (url.startsWith(OPERATOR_REALM.base) ? OPERATOR_REALM : USER_REALM);
@@ -140,7 +141,7 @@ export function buildPortalServer(deps: PortalDeps, tls: ListenerCertificate, on
   // pages are not kept (HTML with personal data), only that they were answered.
   deps.recordActivity?.(app, (req) => namedCaller(deps, req, realmOf(req.url)));
   // A publication downloaded from the user portal is bounded as on the API's listeners: by the reader taking bytes.
-  useAnswerDeadlines(app, deps.config.http, deps.clock, (url, sent) => deps.logger.warn({ url: url.split('?')[0], sentBytes: sent, idleMs: deps.config.http.downloadIdleTimeoutMs }, 'portal download cut off: the client took no byte for the idle timeout'));
+  useAnswerDeadlines(app, deps.config.http, deps.clock, (url, sent) => deps.logger.warn({ url: loggedUrl(url), sentBytes: sent, idleMs: deps.config.http.downloadIdleTimeoutMs }, 'portal download cut off: the client took no byte for the idle timeout'));
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     // One pass, and no more fields than a form of the portals has: parsed before any session or CSRF
@@ -168,7 +169,7 @@ export function buildPortalServer(deps: PortalDeps, tls: ListenerCertificate, on
   });
   app.setErrorHandler((error: Error & { statusCode?: number }, req, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
-    if (status >= 500) deps.logger.error({ err: error, url: req.url.split('?')[0] }, 'portal request failed');
+    if (status >= 500) deps.logger.error({ err: error, url: loggedUrl(req.url) }, 'portal request failed');
     const realm = realmOf(req.url);
     return refuse(reply, realm, req, undefined, status, status >= 500 ? 'something went wrong on the DIP: the operator has the details in the log' : error.message);
   });
