@@ -6,6 +6,10 @@ import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
 import { WalLossError } from '../src/adapters/sqlite/wal-guard.js';
 import { walLossAlarms } from '../src/pipeline/alarm-sources.js';
+import { openStorage } from '../src/assemble/storage.js';
+import { loadConfig } from '../src/config.js';
+import { Lifecycle } from '../src/lifecycle.js';
+import type { Logger } from '../src/ports/logger.js';
 
 /**
  * The fault campaign's finding: killed under load, the DIP's WAL deleted or overwritten, and the restart
@@ -115,5 +119,20 @@ describe('a WAL that lost committed transactions is refused at open', () => {
     const again = openSqliteBackend(file, { clock: systemClock });
     expect(again.walLossAccepted).toBeNull();
     await again.close();
+  });
+
+  it('dip serve --accept-wal-loss: the start is logged and journalled (storage.accept-wal-loss); without it, the start fails naming the file', async () => {
+    const file = await crashedCopy();
+    rmSync(`${file}-wal`);
+    const config = loadConfig({}, { dataDir: join(file, '..') });
+    const errors: string[] = [];
+    const logger: Logger = { info() {}, warn() {}, error: (_obj, msg) => void errors.push(String(msg)) };
+    await expect(openStorage(config, systemClock, logger, new Lifecycle(logger))).rejects.toThrow(`${file}-wal is missing`);
+    const life = new Lifecycle(logger);
+    const storage = await openStorage(config, systemClock, logger, life, undefined, true);
+    expect(errors).toContain('started accepting committed transactions the WAL lost');
+    const [entry] = await storage.backend.journal.entries({ action: 'storage.accept-wal-loss', limit: 5 });
+    expect(entry).toMatchObject({ actor: 'bootstrap', target: 'dip.db', after: { lost: storage.backend.walLossAccepted } });
+    await life.stop();
   });
 });
