@@ -117,6 +117,8 @@ export interface StartOptions {
    * 503 and reports not ready by then.
    */
   onFatal?: (reason: string) => void;
+  /** Start even though the embedded store's WAL lost committed transactions (`dip serve --accept-wal-loss`): alarmed and journalled. */
+  acceptWalLoss?: boolean;
   /** How far behind the process runs (the event loop's delay by default; tests inject their own). */
   load?: LoadGauge;
   /** Between two catalogue validators compiled at start (`warmCatalogue`); tests hold it to see the node not ready. */
@@ -162,7 +164,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // Client certificates must chain to the environment's CA, or to the configured trusted CAs (PRD). Read
   // first: a broken trustedCaFiles entry stops the start before anything is opened.
   const trust = clientTrustStore(config.trustedCaFiles, pki.ca.certPem);
-  const { backend, sealer, coordination, events, metrics } = await openStorage(config, clock, logger, life, options.onFatal);
+  const { backend, sealer, coordination, events, metrics } = await openStorage(config, clock, logger, life, options.onFatal, options.acceptWalLoss === true);
   // Delivery is assembled after what it reads; these run only once everything has started.
   const sweep = (why: string) => (): void => void delivery.sweep().catch((err: unknown) => logger.error({ err }, `sweep after ${why} failed`));
   // In a cluster every node hands out and decrypts with the encryption key recorded in the store.

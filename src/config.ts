@@ -91,6 +91,11 @@ export interface DipConfig {
    * from their settled positions instead of waiting on it for as long as it stays stuck.
    */
   workerHungMs: number;
+  /**
+   * workers > 1: how long a delivery process may take to become ready (it reads the registry and the
+   * catalogue, which on a slow or busy disk can take long) before it is killed and restarted with backoff.
+   */
+  workerStartTimeoutMs: number;
   delivery: {
     timeoutMs: number;
     retryBaseMs: number;
@@ -569,6 +574,7 @@ const schema: JSONSchemaType<DipConfig> = {
     ingestThreads: { type: 'integer', minimum: 0, maximum: 64, nullable: true },
     workerPollMs: { type: 'integer', minimum: 10 },
     workerHungMs: { type: 'integer', minimum: 5000 },
+    workerStartTimeoutMs: { type: 'integer', minimum: 1000 },
     http: {
       type: 'object',
       additionalProperties: false,
@@ -845,6 +851,7 @@ export const DEFAULTS: DipConfig = {
   ingestThreads: null,
   workerPollMs: 30_000,
   workerHungMs: 30_000,
+  workerStartTimeoutMs: 60_000,
   delivery: {
     timeoutMs: 10_000,
     retryBaseMs: 500,

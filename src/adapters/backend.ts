@@ -71,6 +71,8 @@ export interface OpenOptions {
   logger?: Logger;
   /** In a cluster: where the nodes found lost are recorded for every node (openCoordination). */
   lostNodeRecords?: LostNodeRecords;
+  /** The embedded store: open even though its WAL lost committed transactions (`dip serve --accept-wal-loss`; src/adapters/sqlite/wal-guard.ts). */
+  acceptWalLoss?: boolean;
 }
 
 /**
@@ -91,7 +93,7 @@ export async function openSealer(config: DipConfig, dataKeys: Backend['dataKeys'
  */
 export async function openBackend(config: DipConfig, options: OpenOptions = {}): Promise<OpenedBackend> {
   const clock = options.clock ?? systemClock;
-  const backend = config.storage.kind === 'cluster' ? await openPostgres(config, clock) : openEmbedded(config, clock);
+  const backend = config.storage.kind === 'cluster' ? await openPostgres(config, clock) : openEmbedded(config, clock, options.acceptWalLoss === true);
   try {
     const sealer = await openSealer(config, backend.dataKeys, { clock, ...(options.logger ? { logger: options.logger } : {}) });
     backend.useSealer(sealer);
@@ -105,8 +107,8 @@ export async function openBackend(config: DipConfig, options: OpenOptions = {}):
   }
 }
 
-function openEmbedded(config: DipConfig, clock: Clock): Backend {
-  const backend = openSqliteBackend(databaseFile(config), { clock, mpanIndex: config.storage.mpanIndex });
+function openEmbedded(config: DipConfig, clock: Clock, acceptWalLoss: boolean): Backend {
+  const backend = openSqliteBackend(databaseFile(config), { clock, mpanIndex: config.storage.mpanIndex, acceptWalLoss });
   if (config.storage.maxDatabaseMb !== null) backend.setSizeLimit(config.storage.maxDatabaseMb * 1024 * 1024);
   return backend;
 }

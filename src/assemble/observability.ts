@@ -6,7 +6,7 @@ import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
-import { activityLogAlarms, diskSpaceAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, nodeLostAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
+import { activityLogAlarms, diskSpaceAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, nodeLostAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, walLossAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { ClockCheck } from '../pipeline/clock-check.js';
 import type { ConnectionsExhausted } from '../pipeline/connections-exhausted.js';
@@ -108,6 +108,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     withheldCopyAlarms(() => delivery.status(), clock),
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock, undefined, (l) => registry.onChange(l)),
     storageAlarms(() => backend.health(), clock, coordination.node),
+    walLossAlarms(() => backend.walLossAccepted ?? null, clock.now(), coordination.node),
     // The data volume filling (the activity log, kept for ever, among what fills it): SQLite's activity.db is on it.
     ...(config.storage.minFreeDiskMb === null ? [] : [diskSpaceAlarms(() => readDiskSpace(config.dataDir, activity && config.storage.kind === 'sqlite' ? activityLogFile(config) : null), config.storage.minFreeDiskMb, clock, coordination.node)]),
     coordinationAlarms(() => coordination.health(), coordination.node),

@@ -26,9 +26,15 @@ export interface Storage {
  * The message store and what nodes share, with the events and metrics that watch them. A storage
  * failure for good is reported to `onFatal` (`dip serve` exits so that its supervisor restarts it).
  */
-export async function openStorage(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle, onFatal?: (reason: string) => void): Promise<Storage> {
-  const { backend, sealer } = await openBackend(config, { clock, logger });
+export async function openStorage(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle, onFatal?: (reason: string) => void, acceptWalLoss = false): Promise<Storage> {
+  const { backend, sealer } = await openBackend(config, { clock, logger, acceptWalLoss });
   life.started('storage', () => backend.close());
+  if (backend.walLossAccepted) {
+    // The operator chose to go on without what the WAL lost: said in the log, in the journal (who acted
+    // is the one who started the process with the flag), and as a storage alarm while this process runs.
+    logger.error({ lost: backend.walLossAccepted }, 'started accepting committed transactions the WAL lost');
+    await backend.journal.append({ at: clock.now(), actor: 'bootstrap', action: 'storage.accept-wal-loss', target: 'dip.db', before: null, after: { lost: backend.walLossAccepted }, status: null });
+  }
   // Queue leases, replay guard, rate limits: shared through NATS in a cluster, in memory otherwise.
   // Stopped after delivery (registered before it), so every lease is released once its worker stopped.
   // Checked before NATS is touched: a node with another prefix than its database's would deliver twice.

@@ -74,12 +74,14 @@ const program = new Command('dip').description('OpenDIP: an open MHHS Data Integ
 program
   .command('serve')
   .description('run the DIP (HTTPS with mutual TLS on DIP_PORT, default 8443; data under DIP_DATA_DIR, default ./data)')
-  .action(async () => {
+  .option('--accept-wal-loss', 'start even though the write-ahead log lost committed transactions since the last stop (alarmed and journalled; README "Operating the DIP")')
+  .action(async (o: { acceptWalLoss?: boolean }) => {
     const loaded = loadConfig();
     // `dip serve` uses every core unless told otherwise (README "Every core"); startDip alone stays in one process.
     const config = { ...loaded, workers: loaded.workers ?? availableParallelism(), ingestThreads: loaded.ingestThreads ?? defaultIngestThreads(availableParallelism()) };
     let running: { close(): Promise<void> } | undefined;
     const dip = await startDip(config, undefined, {
+      acceptWalLoss: o.acceptWalLoss === true,
       // A failed disk sync: stop taking traffic and exit, so the supervisor restarts the DIP and recovery
       // runs from what is on disk (EX_SOFTWARE; see the README's operations section).
       onFatal: () => {

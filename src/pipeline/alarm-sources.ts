@@ -378,6 +378,19 @@ export function diskSpaceAlarms(read: () => DiskSpace, minFreeMb: number, clock:
 }
 
 /**
+ * The DIP started accepting committed transactions its WAL had lost (`dip serve --accept-wal-loss`):
+ * raised for as long as this process runs, from its start, so that the loss is noticed by whoever is
+ * subscribed to storage alarms and not only by the operator who typed the flag. A start without the
+ * flag ends it.
+ */
+export function walLossAlarms(accepted: () => string | null, since: number, node?: string): ConditionSource {
+  return () => {
+    const lost = accepted();
+    return lost === null ? [] : [{ key: ownKey('storage-wal-loss', node), rule: 'storage', participant: null, summary: lost, since }];
+  };
+}
+
+/**
  * The store refusing writes, for `lastingMs` since the first evaluation that found it so: a process
  * resumed after a freeze (SIGSTOP, a VM paused) reads the query under way then as timed out, and the next
  * probe answers a second later (a fault campaign's 1 s `storage` alarm after SIGCONT). A store that stays
@@ -402,5 +415,5 @@ export function storageAlarms(health: () => BackendHealth, clock: Clock, node?: 
  * node that loses its store sends its own notice, and under one key they would read as one alarm, one node's
  * resolution seeming to end another's, with nothing saying which node to look at.
  */
-const ownKey = (key: AlarmRule | 'storage-disk', node: string | undefined): string => (node === undefined ? key : `${key}:${node}`);
+const ownKey = (key: AlarmRule | 'storage-disk' | 'storage-wal-loss', node: string | undefined): string => (node === undefined ? key : `${key}:${node}`);
 const onNode = (node: string | undefined): string => (node === undefined ? '' : ` on node ${node}`);

@@ -58,6 +58,11 @@ export interface ValueSealer {
  */
 export interface Backend {
   readonly kind: string;
+  /**
+   * The embedded store opened accepting committed transactions its WAL had lost (`dip serve
+   * --accept-wal-loss`): what was lost, for the storage alarm and the operator journal; else null or absent.
+   */
+  readonly walLossAccepted?: string | null;
   log: MessageLog;
   deadLetters: DeadLetters;
   archive: Archive;

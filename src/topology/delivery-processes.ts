@@ -53,8 +53,6 @@ export interface MainSide {
   health(): BackendHealth;
 }
 
-/** How long a delivery process may take to start (it compiles nothing, but reads the registry and catalogue). */
-const START_TIMEOUT_MS = 60_000;
 /** How long a stopping delivery process may take to finish its calls in flight before it is killed. */
 const STOP_TIMEOUT_MS = 20_000;
 const RESTART_FIRST_MS = 250;
@@ -175,12 +173,21 @@ export class DeliveryProcesses {
     return new MainProcessLeases(local, (q) => this.wake(q));
   }
 
-  /** Starts every delivery process and waits until each has resumed its queues. */
+  /**
+   * Starts every delivery process and waits until each has resumed its queues, or failed its first start:
+   * one that died or was killed while starting is restarted after its backoff like any that died later
+   * (its exit does that; /admin/health shows it `restarting`, then `starting`). A first start that failed
+   * used to reject here, and `dip serve` exited 1 on a slow first start (README "Every core").
+   */
   async start(): Promise<void> {
     const every = Math.max(250, Math.min(5_000, Math.floor(this.main.config.workerHungMs / 4)));
     this.checkedAt = this.main.timers.now();
     this.watchdog ??= this.main.timers.every(every, () => this.checkHung(every));
-    await Promise.all(this.slots.map((s) => this.spawn(s)));
+    await Promise.all(
+      this.slots.map((s) =>
+        this.spawn(s).catch((err: unknown) => this.main.logger.error({ err, process: s.view.index, restartInMs: s.backoffMs }, 'a delivery process failed its first start: restarting it after its backoff')),
+      ),
+    );
   }
 
   /**
@@ -283,14 +290,17 @@ export class DeliveryProcesses {
     slot.child = child;
     slot.view.pid = child.pid ?? null;
     slot.view.state = 'starting';
+    // The dead process's start is not this one's: set again once this one is ready.
+    slot.view.startedAt = null;
     slot.view.usage = null;
     slot.upAt = null;
     slot.hungHeardAt = null;
     const ready = new Promise<void>((resolve, reject) => {
       // One that never becomes ready is killed: left, it stayed `starting` for ever (the watchdog judges
       // only running ones) and its queues waited. Its exit restarts it, after its backoff.
-      const cancelStartTimeout = this.main.timers.after(START_TIMEOUT_MS, () => {
-        reject(new Error(`delivery process ${slot.view.index} did not start within ${START_TIMEOUT_MS} ms: killed`));
+      const timeoutMs = this.main.config.workerStartTimeoutMs;
+      const cancelStartTimeout = this.main.timers.after(timeoutMs, () => {
+        reject(new Error(`delivery process ${slot.view.index} did not start within ${timeoutMs} ms (workerStartTimeoutMs): killed`));
         child.kill('SIGKILL');
       });
       child.on('message', (m: FromWorker) => {
@@ -369,6 +379,7 @@ export class DeliveryProcesses {
     slot.deaths = [...slot.deaths.filter((d) => now - d.at < RESTART_WINDOW_MS), { at: now, wall: this.main.now(), how }];
     slot.view.state = 'restarting';
     slot.view.pid = null;
+    slot.view.startedAt = null;
     this.main.logger.error({ process: slot.view.index, code, signal, how, workedMs: worked, restartInMs: slot.backoffMs, recentDeaths: slot.deaths.length }, 'a delivery process died: restarting it (its queues resume from their settled positions)');
     slot.cancelRestart = this.main.timers.after(slot.backoffMs, () => {
       slot.cancelRestart = null;

@@ -10,6 +10,7 @@ import { inProcess, ReaderThread, type SqliteReads } from './reader.js';
 import { migrate, mpanIndexDdl, refuseUnreadableGeneration, SCHEMA } from './schema.js';
 import { newerGenerationStop } from '../schema-generation.js';
 import { capFileSize, openWalFile } from './wal-file.js';
+import { describeWalLoss } from './wal-guard.js';
 
 /** A stored payload: sealed (BLOB) when written with encryption at rest, text when written without. */
 export type Stored = string | Buffer;
@@ -30,6 +31,11 @@ export interface SqliteOptions {
    * nothing of the group is readable or acknowledged until it reports; production never sets it.
    */
   durability?: Durability;
+  /**
+   * Open even though the WAL lost committed transactions since the last writer stopped (`dip serve
+   * --accept-wal-loss`): else that open throws WalLossError (src/adapters/sqlite/wal-guard.ts).
+   */
+  acceptWalLoss?: boolean;
 }
 
 /** About 5 s of traffic at 2,000 IF-021/s (~45 MB): long enough for every recipient's first read. */
@@ -62,6 +68,8 @@ export class SqliteDatabase {
   readonly writes: GroupCommit;
   sealer: ValueSealer = PLAIN;
   private readonly walFd: number | null;
+  /** What the WAL had lost when this open accepted the loss (acceptWalLoss), described; else null. */
+  readonly walLossAccepted: string | null;
   /** Queue id and last sequence number per (recipient, channel); dropped when a group commit rolls back. */
   private queues = new Map<string, QueueRow>();
   /**
@@ -102,7 +110,9 @@ export class SqliteDatabase {
   ) {
     // GroupCommit syncs the WAL on the thread pool before it acknowledges anything; checkpoints (and their
     // own syncs) run on the Checkpointer's thread once this process writes.
-    ({ db: this.db, walFd: this.walFd } = openWalFile(file, SCHEMA, refuseUnreadableGeneration));
+    const opened = openWalFile(file, SCHEMA, refuseUnreadableGeneration, { acceptLoss: options.acceptWalLoss === true });
+    ({ db: this.db, walFd: this.walFd } = opened);
+    this.walLossAccepted = opened.lossAccepted && describeWalLoss(opened.lossAccepted, 'accepted');
     migrate(this.db, options.clock.now());
     this.db.exec(mpanIndexDdl(options.mpanIndex === true));
     this.reads = file === ':memory:' ? inProcess(this.db) : new ReaderThread(file);

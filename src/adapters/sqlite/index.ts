@@ -33,6 +33,8 @@ export interface SqliteBackend extends Backend {
    * message's outbound copy in this process for delivery (src/adapters/sqlite/database.ts, keepsAppended).
    */
   deliveredElsewhere(): void;
+  /** Opened accepting committed transactions the WAL had lost (SqliteOptions.acceptWalLoss): what was lost; else null. */
+  readonly walLossAccepted: string | null;
 }
 
 export function openSqliteBackend(file: string, options: SqliteOptions): SqliteBackend {
@@ -64,6 +66,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     setSizeLimit: (bytes) => d.setSizeLimit(bytes),
     durableHead: (q) => d.durableHead(q.recipientDipId, q.channel),
     deliveredElsewhere: () => d.deliveredElsewhere(),
+    walLossAccepted: d.walLossAccepted,
     close: () => d.close(),
   };
 }

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3';
 import { openSync } from 'node:fs';
 import { openPrivateDatabase } from './private-file.js';
+import { walLoss, WalLossError, type WalLoss } from './wal-guard.js';
 
 /**
  * A SQLite file in WAL mode whose writer makes its own commits durable: `synchronous = NORMAL`, so a
@@ -9,7 +10,16 @@ import { openPrivateDatabase } from './private-file.js';
  * schema applied. SQLite deletes the -wal file only when its last connection closes: this one stays open
  * for the store's lifetime, so the descriptor keeps naming the live WAL (null in memory).
  */
-export function openWalFile(file: string, schema: string, beforeSchema?: (db: Database.Database) => void): { db: Database.Database; walFd: number | null } {
+export function openWalFile(
+  file: string,
+  schema: string,
+  beforeSchema?: (db: Database.Database) => void,
+  guard?: { acceptLoss: boolean },
+): { db: Database.Database; walFd: number | null; lossAccepted: WalLoss | null } {
+  // Before any connection opens the file (the first rebuilds the wal-index from the WAL as it is now):
+  // committed transactions the WAL lost since the last writer stopped refuse the start (wal-guard.ts).
+  const loss = guard ? walLoss(file) : null;
+  if (loss && !guard?.acceptLoss) throw new WalLossError(loss);
   // The folder 0700 when new, the file and its WAL 0600.
   const db = openPrivateDatabase(file);
   db.pragma('journal_mode = WAL');
@@ -29,7 +39,7 @@ export function openWalFile(file: string, schema: string, beforeSchema?: (db: Da
   }
   // eslint-disable-next-line security/detect-non-literal-fs-filename -- the WAL beside that file
   const walFd = file === ':memory:' ? null : openSync(`${file}-wal`, 'r');
-  return { db, walFd };
+  return { db, walFd, lossAccepted: loss };
 }
 
 /**

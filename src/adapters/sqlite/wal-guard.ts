@@ -1,0 +1,174 @@
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { endianness } from 'node:os';
+
+/**
+ * Committed transactions a SQLite file's WAL no longer holds: what its wal-index (-shm) said the WAL held
+ * when the last process using it stopped, against what the WAL file holds now.
+ */
+export interface WalLoss {
+  file: string;
+  /** Frames the wal-index said were committed (mxFrame). */
+  expectedFrames: number;
+  /** Of those, how many were already copied into the database file (nBackfill): not lost with the WAL. */
+  backfilledFrames: number;
+  /** Valid committed frames found in the WAL now, of the same generation (salts) as the wal-index's. */
+  foundFrames: number;
+  why: 'missing' | 'other-generation' | 'short';
+}
+
+/** The error a start refused for a WAL that lost committed transactions throws (names the file and what to do). */
+export class WalLossError extends Error {
+  constructor(readonly loss: WalLoss) {
+    super(describeWalLoss(loss, 'refused'));
+    this.name = 'WalLossError';
+  }
+}
+
+const WHY: Record<WalLoss['why'], string> = {
+  missing: 'is missing',
+  'other-generation': 'belongs to another generation (its salts differ from the wal-index)',
+  short: 'holds fewer valid frames than were committed (damaged or truncated)',
+};
+
+export function describeWalLoss(l: WalLoss, outcome: 'refused' | 'accepted'): string {
+  const lost = l.expectedFrames - Math.max(l.backfilledFrames, l.foundFrames);
+  const what =
+    `the write-ahead log ${l.file}-wal ${WHY[l.why]}: its wal-index (${l.file}-shm) says ${l.expectedFrames} frames were committed ` +
+    `(${l.backfilledFrames} already in the database file), the WAL holds ${l.foundFrames} valid frames, so ${lost} frames of committed ` +
+    `transactions (messages already acknowledged 201, queue positions handed out) are lost`;
+  return outcome === 'refused'
+    ? `${what}. Refusing to start: a start would hand those queue positions to new messages. Restore the data folder from a backup ` +
+        `(docs/disaster-recovery.md), or, to accept the loss, start once with "dip serve --accept-wal-loss" (README "Operating the DIP").`
+    : `${what}. Started anyway (--accept-wal-loss): recipients that drop repeats by position may discard new messages at the lost positions.`;
+}
+
+/** The wal-index header (WalIndexHdr, https://www.sqlite.org/walformat.html): both copies, each 48 bytes, and nBackfill after them. */
+const HDR = 48;
+const WAL_VERSION = 3007000;
+const WAL_HEADER = 32;
+const FRAME_HEADER = 24;
+
+/**
+ * What the wal-index (-shm) says about the WAL: frames committed (mxFrame), how many of them are in the
+ * database file (nBackfill), and the WAL's salts. Null when there is nothing to trust: no -shm, a header
+ * never initialised, its two copies differing (caught mid-update), or its checksum wrong.
+ */
+export function readWalIndex(file: string): { mxFrame: number; backfilled: number; salt: Buffer } | null {
+  const header = readPrefix(`${file}-shm`, 2 * HDR + 4);
+  if (!header || header.length < 2 * HDR + 4) return null;
+  const le = endianness() === 'LE';
+  const u32 = (at: number) => (le ? header.readUInt32LE(at) : header.readUInt32BE(at));
+  const first = header.subarray(0, HDR);
+  if (!first.equals(header.subarray(HDR, 2 * HDR))) return null;
+  if (u32(0) !== WAL_VERSION || first[12] !== 1) return null;
+  // The header's own checksum: over its first 40 bytes, in native byte order (walIndexTryHdr).
+  const [s1, s2] = checksum(first.subarray(0, 40), le, 0, 0);
+  if (s1 !== u32(40) || s2 !== u32(44)) return null;
+  return { mxFrame: u32(16), backfilled: u32(2 * HDR), salt: Buffer.from(first.subarray(32, 40)) };
+}
+
+/**
+ * The WAL's salts and how many of its frames SQLite's recovery would keep: frames whose salts are the
+ * header's and whose cumulative checksum holds, up to the last commit frame among them (the walformat
+ * page's rules). Null when the file is missing or its header is not a valid WAL header.
+ */
+export function scanWal(file: string): { salt: Buffer; frames: number } | null {
+  const path = `${file}-wal`;
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- the WAL beside the store's file
+  if (!existsSync(path)) return null;
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- the WAL beside the store's file
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const head = Buffer.alloc(WAL_HEADER);
+    if (size < WAL_HEADER || readSync(fd, head, 0, WAL_HEADER, 0) < WAL_HEADER) return null;
+    const magic = head.readUInt32BE(0);
+    if ((magic & 0xfffffffe) !== 0x377f0682) return null;
+    const bigEndian = (magic & 1) === 1;
+    const pageSize = head.readUInt32BE(8) === 1 ? 65536 : head.readUInt32BE(8);
+    if (pageSize < 512 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) return null;
+    let [s1, s2] = checksum(head.subarray(0, 24), !bigEndian, 0, 0);
+    if (s1 !== head.readUInt32BE(24) || s2 !== head.readUInt32BE(28)) return null;
+    const salt = Buffer.from(head.subarray(16, 24));
+    const frame = Buffer.alloc(FRAME_HEADER + pageSize);
+    let frames = 0;
+    for (let n = 1, at = WAL_HEADER; at + frame.length <= size; n++, at += frame.length) {
+      if (readSync(fd, frame, 0, frame.length, at) < frame.length) break;
+      if (!frame.subarray(8, 16).equals(salt)) break;
+      [s1, s2] = checksum(frame.subarray(0, 8), !bigEndian, s1, s2);
+      [s1, s2] = checksum(frame.subarray(FRAME_HEADER), !bigEndian, s1, s2);
+      if (s1 !== frame.readUInt32BE(16) || s2 !== frame.readUInt32BE(20)) break;
+      if (frame.readUInt32BE(4) !== 0) frames = n;
+    }
+    return { salt, frames };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Whether the WAL lost committed transactions since the last process that wrote the file stopped. Must
+ * run before any connection opens the file: the first connection rebuilds the wal-index from whatever the
+ * WAL holds now, and the evidence is gone.
+ *
+ * Why the wal-index can be trusted here. A clean close checkpoints and deletes both -wal and -shm (nothing
+ * to compare). After a kill -9 (or a crash of the process alone) the -shm's pages, written through a shared
+ * mapping, are in the kernel's page cache exactly as the process left them, and so are the WAL's frames:
+ * the two agree unless someone deleted, replaced or damaged the WAL. After a power loss the -shm (never
+ * synced) may hold an older state than the WAL (harmless: the WAL then holds more than it says) or, for
+ * the one group written and not yet synced when the power went (the writer syncs the WAL before it
+ * acknowledges), a larger mxFrame than the WAL kept: those frames were never acknowledged, but this check
+ * cannot tell them from acknowledged ones and refuses; the operator starts once with the override (the
+ * message says how many frames). A WAL started over after the -shm last reached the disk has other salts,
+ * but SQLite starts a WAL over only once every frame is in the database file, which is synced first: so
+ * frames up to nBackfill never count as lost, and an -shm whose frames were all copied back never refuses.
+ */
+export function walLoss(file: string): WalLoss | null {
+  if (file === ':memory:') return null;
+  const index = readWalIndex(file);
+  if (!index || index.mxFrame <= index.backfilled) return null;
+  const loss = compare(file, index);
+  if (!loss) return null;
+  // A process that opens the file beside a live writer (a delivery process, an ingest thread, the CLI
+  // while the DIP runs) may read the wal-index just before a checkpoint finishes and the WAL starts over:
+  // a wal-index that changed meanwhile belongs to a live writer, whose WAL is whole. A crash's stays still.
+  const again = readWalIndex(file);
+  if (!again || again.mxFrame !== index.mxFrame || again.backfilled !== index.backfilled || !again.salt.equals(index.salt)) return null;
+  return loss;
+}
+
+function compare(file: string, index: { mxFrame: number; backfilled: number; salt: Buffer }): WalLoss | null {
+  const wal = scanWal(file);
+  const base = { file, expectedFrames: index.mxFrame, backfilledFrames: index.backfilled };
+  if (!wal) return { ...base, foundFrames: 0, why: 'missing' };
+  if (!wal.salt.equals(index.salt)) return { ...base, foundFrames: 0, why: 'other-generation' };
+  if (wal.frames < index.mxFrame) return { ...base, foundFrames: wal.frames, why: 'short' };
+  return null;
+}
+
+/** SQLite's WAL checksum (walChecksumBytes): over 32-bit words in pairs, in the byte order given. */
+function checksum(data: Buffer, littleEndian: boolean, s1: number, s2: number): [number, number] {
+  let a = s1;
+  let b = s2;
+  for (let i = 0; i + 8 <= data.length; i += 8) {
+    const x0 = littleEndian ? data.readUInt32LE(i) : data.readUInt32BE(i);
+    const x1 = littleEndian ? data.readUInt32LE(i + 4) : data.readUInt32BE(i + 4);
+    a = (a + x0 + b) >>> 0;
+    b = (b + x1 + a) >>> 0;
+  }
+  return [a, b];
+}
+
+function readPrefix(path: string, bytes: number): Buffer | null {
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- a file beside the store's file
+  if (!existsSync(path)) return null;
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- a file beside the store's file
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(bytes);
+    const n = readSync(fd, buf, 0, bytes, 0);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,138 @@
+import { copyFileSync, existsSync, mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { systemClock } from '../src/adapters/clock.js';
+import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
+import { WalLossError } from '../src/adapters/sqlite/wal-guard.js';
+import { walLossAlarms } from '../src/pipeline/alarm-sources.js';
+import { openStorage } from '../src/assemble/storage.js';
+import { loadConfig } from '../src/config.js';
+import { Lifecycle } from '../src/lifecycle.js';
+import type { Logger } from '../src/ports/logger.js';
+
+/**
+ * The fault campaign's finding: killed under load, the DIP's WAL deleted or overwritten, and the restart
+ * went ahead as if nothing happened (messages answered 201 gone, their queue positions handed out again).
+ */
+const dir = () => mkdtempSync(join(tmpdir(), 'opendip-walguard-'));
+
+/** Commits `n` journal entries through the real writer (its group commit and WAL sync). */
+async function commit(backend: SqliteBackend, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) await backend.journal.append({ at: i, actor: 'operator:test', action: 'test.write', target: `t${i}`, before: null, after: { pad: 'x'.repeat(3000) }, status: null });
+}
+
+/**
+ * The files a kill -9 leaves: the database, its WAL and its wal-index, copied while the writer still has
+ * them open (nothing checkpointed, nothing deleted), into a folder of their own.
+ */
+async function crashedCopy(entries = 40): Promise<string> {
+  const live = join(dir(), 'dip.db');
+  const backend = openSqliteBackend(live, { clock: systemClock });
+  await commit(backend, entries);
+  const file = join(dir(), 'dip.db');
+  for (const suffix of ['', '-wal', '-shm']) copyFileSync(live + suffix, file + suffix);
+  await backend.close();
+  return file;
+}
+
+/** The WalLossError a start of `file` is refused with. */
+function refusal(file: string): WalLossError {
+  try {
+    openSqliteBackend(file, { clock: systemClock });
+  } catch (e) {
+    if (e instanceof WalLossError) return e;
+    throw e;
+  }
+  throw new Error('the start was not refused');
+}
+
+function overwrite(path: string, at: number, bytes: number): void {
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.alloc(bytes, 0xa5), 0, bytes, at);
+  closeSync(fd);
+}
+
+describe('a WAL that lost committed transactions is refused at open', () => {
+  it('a crash with the WAL intact opens as before, every committed entry there', async () => {
+    const file = await crashedCopy();
+    const backend = openSqliteBackend(file, { clock: systemClock });
+    expect((await backend.journal.entries({ action: 'test.write', limit: 100 })).length).toBe(40);
+    expect(backend.walLossAccepted).toBeNull();
+    await backend.close();
+  });
+
+  it('a crash whose WAL was deleted is refused, naming the file, the frames expected and found, and what to do', async () => {
+    const file = await crashedCopy();
+    rmSync(`${file}-wal`);
+    const error = refusal(file);
+    const loss = error.loss;
+    expect(loss).toMatchObject({ why: 'missing', foundFrames: 0, backfilledFrames: 0 });
+    expect(loss.expectedFrames).toBeGreaterThan(40);
+    expect(error.message).toContain(`${file}-wal`);
+    expect(error.message).toContain('docs/disaster-recovery.md');
+    expect(error.message).toContain('--accept-wal-loss');
+    // The refusal leaves the evidence as it was: a second start is refused too.
+    expect(existsSync(`${file}-shm`)).toBe(true);
+    expect(() => openSqliteBackend(file, { clock: systemClock })).toThrow(WalLossError);
+  });
+
+  it('a crash whose WAL was overwritten at its third frame is refused: fewer valid frames than committed', async () => {
+    const file = await crashedCopy();
+    overwrite(`${file}-wal`, 32 + 2 * (24 + 4096), 4096);
+    const loss = refusal(file).loss;
+    expect(loss.why).toBe('short');
+    expect(loss.foundFrames).toBeLessThan(3);
+    expect(loss.expectedFrames).toBeGreaterThan(40);
+  });
+
+  it('a clean close opens as before (no -shm left to compare)', async () => {
+    const file = join(dir(), 'dip.db');
+    const first = openSqliteBackend(file, { clock: systemClock });
+    await commit(first, 10);
+    await first.close();
+    const again = openSqliteBackend(file, { clock: systemClock });
+    expect((await again.journal.entries({ action: 'test.write', limit: 100 })).length).toBe(10);
+    await again.close();
+  });
+
+  it('a torn or never-initialised -shm is not trusted (no refusal on what cannot be read)', async () => {
+    const file = await crashedCopy();
+    rmSync(`${file}-wal`);
+    // The two header copies differ: caught mid-update, so the header says nothing.
+    overwrite(`${file}-shm`, 48 + 16, 4);
+    const backend = openSqliteBackend(file, { clock: systemClock });
+    expect(backend.walLossAccepted).toBeNull();
+    await backend.close();
+  });
+
+  it('with the override it starts, says what was lost, and raises a storage alarm', async () => {
+    const file = await crashedCopy();
+    rmSync(`${file}-wal`);
+    const backend = openSqliteBackend(file, { clock: systemClock, acceptWalLoss: true });
+    expect(backend.walLossAccepted).toMatch(/frames of committed transactions .* are lost\. Started anyway \(--accept-wal-loss\)/);
+    const alarms = await walLossAlarms(() => backend.walLossAccepted ?? null, 1234)();
+    expect(alarms).toEqual([expect.objectContaining({ rule: 'storage', participant: null, since: 1234, summary: backend.walLossAccepted })]);
+    // It writes again, and a clean close leaves nothing to refuse at the next start.
+    await commit(backend, 1);
+    await backend.close();
+    const again = openSqliteBackend(file, { clock: systemClock });
+    expect(again.walLossAccepted).toBeNull();
+    await again.close();
+  });
+
+  it('dip serve --accept-wal-loss: the start is logged and journalled (storage.accept-wal-loss); without it, the start fails naming the file', async () => {
+    const file = await crashedCopy();
+    rmSync(`${file}-wal`);
+    const config = loadConfig({}, { dataDir: join(file, '..') });
+    const errors: string[] = [];
+    const logger: Logger = { info() {}, warn() {}, error: (_obj, msg) => void errors.push(String(msg)) };
+    await expect(openStorage(config, systemClock, logger, new Lifecycle(logger))).rejects.toThrow(`${file}-wal is missing`);
+    const life = new Lifecycle(logger);
+    const storage = await openStorage(config, systemClock, logger, life, undefined, true);
+    expect(errors).toContain('started accepting committed transactions the WAL lost');
+    const [entry] = await storage.backend.journal.entries({ action: 'storage.accept-wal-loss', limit: 5 });
+    expect(entry).toMatchObject({ actor: 'bootstrap', target: 'dip.db', after: { lost: storage.backend.walLossAccepted } });
+    await life.stop();
+  });
+});
