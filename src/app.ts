@@ -200,7 +200,15 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // this thread writes the message road. PostgreSQL's stay here, in slices (its rows come over the pool).
   const listingThread = config.storage.kind === 'cluster' ? undefined : new ReportThread(databaseFile(config));
   if (listingThread) life.started('report thread', () => listingThread.close());
-  const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId, activityLog?.store ?? null, { counts: backend.reportCounts, after: (ms, fn) => clock.after(ms, fn), ...(listingThread ? { thread: listingThread } : {}) });
+  const reports = new Reports(backend.traces, mpan, () => clock.now(), config.dipId, activityLog?.store ?? null, {
+    counts: backend.reportCounts,
+    after: (ms, fn) => clock.after(ms, fn),
+    ...(listingThread ? { thread: listingThread } : {}),
+    unreadableSeen: (transactionId, why) => {
+      logger.warn({ transactionId, why }, 'a report skipped the archived copy of a message: it could not be opened');
+      metrics.archiveUnreadable('report', 1);
+    },
+  });
   const maintenance = assembleMaintenance(backend, registry, channels, alarms, clock, logger);
   // Registered after the alarms' channel, so stopped before it: announcements under way finish over it.
   // Started at once: sends an earlier process (or a node that died) left recorded go now.

@@ -110,6 +110,32 @@ describe('the lingering close after a refused upload is bounded', () => {
   const trickle = (): Buffer[] => Array.from({ length: 160 }, () => Buffer.alloc(100, 'a'));
   const refusedHead = (body: Buffer): Promise<string> => uploadHead(t, vas, uploadPath('type=AllocatedVolumes&version=1&format=csv&typo=1'), body);
 
+  // Before: a chunked upload past the channel's limit was refused part-way (BlobTooLarge) with the connection
+  // closed at once, the rest of the body still arriving: the sender, still writing, got a reset, not the 413.
+  it('answers 413 part-way through a chunked upload past the limit to a sender that writes it all: the answer is read, no reset', async () => {
+    const small = await startTestDip({ http: { ...DEFAULTS.http, refusedUploadLingerMs: 5_000, refusedUploadLingerBytes: 8 * 1024 * 1024 }, publications: { ...DEFAULTS.publications, channels: { 'REP-003': { maxBytes: 1024 * 1024 } } } });
+    try {
+      const publisher = await small.participant('VAS0000001', ['VAS']);
+      const path = uploadPath('type=AllocatedVolumes&version=9&format=csv');
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < FIVE_MB.length; at += 64 * 1024) {
+        const piece = FIVE_MB.subarray(at, at + 64 * 1024);
+        chunks.push(Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n'));
+      }
+      chunks.push(Buffer.from('0\r\n\r\n'));
+      for (let attempt = 0; attempt < 3; attempt++) {
+        // Signed afresh each time (a signature is used once).
+        const head = (await uploadHead(small, publisher, path, FIVE_MB)).replace(`Content-Length: ${FIVE_MB.length}\r\n`, 'Transfer-Encoding: chunked\r\n');
+        const r = await rawTls(small, { ...tlsOf(publisher), write: Buffer.concat([Buffer.from(head), ...chunks]), timeoutMs: 15_000 });
+        expect({ attempt, status: r.status, error: r.error, closedByServer: r.closedByServer }).toEqual({ attempt, status: 413, error: null, closedByServer: true });
+        expect(rawAnswerOf(r).header('connection')).toBe('close');
+        expect(JSON.stringify(rawAnswerOf(r).json)).toMatch(/larger than the limit of 1048576 bytes/);
+      }
+    } finally {
+      await small.close();
+    }
+  });
+
   it('in bytes: a sender that goes on past refusedUploadLingerBytes is closed then, not at the time bound', async () => {
     const start = Buffer.alloc(4 * 1024 * 1024, 'a');
     const head = await refusedHead(Buffer.concat([start, ...trickle()]));

@@ -459,6 +459,12 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     const last = await list('type=Paged&limit=3', { 'x-continuation-token': token! });
     expect([last.status, versions(last.body).length, last.headers['x-continuation-token']]).toEqual([200, 1, undefined]);
     expect([...versions(first.body), ...versions(last.body)].sort()).toEqual(['0', '1', '2', '3']);
+    // The client follows the pages itself (DipClient.publicationPages): every version, in the pages the DIP cut.
+    const pages: Array<{ versions: string[]; continuation: string | undefined }> = [];
+    for await (const page of sup.client.publicationPages('REP-002', { type: 'Paged', limit: '3' })) pages.push({ versions: page.publications.map((p) => String(p['version'])), continuation: page.continuation });
+    expect(pages.map((p) => p.versions.length)).toEqual([3, 1]);
+    expect([pages[0]!.continuation, typeof pages[1]!.continuation]).toEqual([undefined, 'string']);
+    expect(pages.flatMap((p) => p.versions).sort()).toEqual(['0', '1', '2', '3']);
     // Anonymously too (the publications are not public: nothing listed, and nothing cut).
     const anonymously = await request(`${publicUrl}/publications?channel=REP-002&type=Paged&limit=1`, { dispatcher: anonymous });
     expect([anonymously.statusCode, (await anonymously.body.json()) as Listing]).toEqual([200, { publications: [] }]);

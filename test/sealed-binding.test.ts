@@ -19,6 +19,8 @@ import type { Backend } from '../src/ports/backend.js';
 import type { AcceptedMessage } from '../src/ports/message-log.js';
 import { FileKeyEncryptionKey, Sealer, type SealerOptions } from '../src/security/at-rest.js';
 import { PortalAccountService } from '../src/pipeline/portal-accounts.js';
+import { ORIGINAL_TRANSACTION_FIELD, Replay } from '../src/pipeline/replay.js';
+import { Reports } from '../src/pipeline/reports.js';
 import { hashPassword, newPassword, newTotpSecret, totpCode } from '../src/security/portal-credentials.js';
 import { FakeClock } from './helpers/clocks.js';
 import { batch, message, sup } from './contract/fixtures.js';
@@ -34,6 +36,8 @@ interface Behind {
   swapRaw(a: string, b: string): Promise<void>;
   /** The format byte each message's copy is stored in. */
   formats(): Promise<number[]>;
+  /** Rewrites one message's stored copy with `change` (a flipped byte, another key's ID). */
+  alterCopy(transactionId: string, change: (sealed: Buffer) => Buffer): Promise<void>;
 }
 
 function sqliteBehind(file: string): Behind {
@@ -63,6 +67,11 @@ function sqliteBehind(file: string): Behind {
         set.run(ra.raw, rb.id);
       }),
     formats: async () => run((db) => db.prepare<[], { outbound: Buffer }>('SELECT outbound FROM messages ORDER BY id').all().map((r) => r.outbound[0]!)),
+    alterCopy: async (tx, change) =>
+      run((db) => {
+        const { outbound } = db.prepare<[string], { outbound: Buffer }>('SELECT outbound FROM messages WHERE transaction_id = ?').get(tx)!;
+        db.prepare('UPDATE messages SET outbound = ? WHERE transaction_id = ?').run(change(outbound), tx);
+      }),
   };
 }
 
@@ -86,6 +95,10 @@ function postgresBehind(url: string): Behind {
       );
     },
     formats: async () => (await queryOnce<{ outbound: Buffer }>(url, 'SELECT outbound FROM messages ORDER BY id')).map((r) => r.outbound[0]!),
+    alterCopy: async (tx, change) => {
+      const [{ outbound }] = (await queryOnce<{ outbound: Buffer }>(url, 'SELECT outbound FROM messages WHERE transaction_id = $1', [tx])) as [{ outbound: Buffer }];
+      await queryOnce(url, 'UPDATE messages SET outbound = $1 WHERE transaction_id = $2', [change(outbound), tx]);
+    },
   };
 }
 
@@ -109,13 +122,63 @@ async function swappedRefused(backend: Backend, behind: Behind, dir: string): Pr
   // Each swapped copy is refused where it is read, naming the message it was read as: never served as the other's.
   const read = await backend.log.readQueue(sup, 0, 10, 1 << 20);
   expect(read.map((e) => [e.transactionId, e.outbound, e.unreadable])).toEqual([a, b].map((m) => [m.transactionId, '', expect.stringContaining(`sealed outbound copy of message ${m.transactionId} does not open as that record's`)]));
-  await expect(backend.archive.findArchived({ ...sup, limit: 10 })).rejects.toThrow(`outbound copy of message ${a.transactionId} does not open`);
+  // The archive's readers (replay, reports) skip such a row and say why, reading the others: unreadableSkipped.
+  expect((await backend.archive.findArchived({ ...sup, limit: 10 })).map((m) => [m.outbound, m.unreadable])).toEqual([a, b].map((m) => ['', expect.stringContaining(`outbound copy of message ${m.transactionId} does not open`)]));
   await expect(backend.archive.receivedRequest(a.transactionId)).rejects.toThrow(/raw request of batch \["SDS0000001","IF-021",1000\] does not open as that record's/);
   // Swapped back, both open as before: the rows were never damaged, only moved.
   await behind.swapCopies(a.transactionId, b.transactionId);
   await behind.swapRaw(a.transactionId, b.transactionId);
   expect((await backend.archive.findArchived({ ...sup, limit: 10 })).map((m) => m.outbound)).toEqual([a.outbound, b.outbound]);
   expect((await backend.archive.receivedRequest(b.transactionId))?.body.toString()).toBe('[{"raw":"B"}]');
+}
+
+/**
+ * One archived copy that does not open (altered: GCM's tag or the record binding fails; or naming a data
+ * key this DIP does not hold) is skipped by a replay page, a requeue and a report's journey, which serve
+ * the rest and say what they skipped: it used to fail the whole answer (a 500).
+ */
+async function unreadableSkipped(backend: Backend, behind: Behind, dir: string): Promise<void> {
+  backend.useSealer(await Sealer.open(kekIn(dir), backend.dataKeys, BOUND));
+  const wrapped = (tag: string) => {
+    const m = message([sup.recipientDipId]);
+    return { ...m, outbound: JSON.stringify({ payload: { CommonBlock: { D0: { transactionID: m.transactionId }, A0: { primaryRecipients: [sup.recipientDipId] } }, CustomBlock: { tag } } }) };
+  };
+  const [a, altered, unkeyed, d] = [wrapped('a'), wrapped('altered'), wrapped('unkeyed'), wrapped('d')];
+  expect(await backend.log.append(batch([a, altered, unkeyed, d]))).toEqual({ ok: true });
+  await behind.alterCopy(altered.transactionId, (sealed) => Buffer.concat([sealed.subarray(0, -1), Buffer.from([sealed.at(-1)! ^ 1])]));
+  await behind.alterCopy(unkeyed.transactionId, (sealed) => {
+    const other = Buffer.from(sealed);
+    other.writeUInt32BE(4242, 1);
+    return other;
+  });
+  const skipped: Array<{ reader: string; rows: string[] }> = [];
+  const replay = new Replay(backend.log, backend.archive, { copyFor: async (_queue, { outbound }) => outbound }, systemClock, undefined, () => {}, undefined, undefined, (reader, rows) =>
+    skipped.push({ reader, rows: rows.map((r) => r.transactionId) }),
+  );
+  const filter = { fromMs: 0, toMs: Date.now() + 60_000, eventCode: null, mpan: null, transactionIds: null };
+  const page = await replay.replay(sup, filter);
+  expect(page.copies.map((c) => (JSON.parse(c) as Record<string, unknown>)[ORIGINAL_TRANSACTION_FIELD])).toEqual([a.transactionId, d.transactionId]);
+  expect(page.next).toBeNull();
+  expect(page.unreadable).toEqual([
+    { transactionId: altered.transactionId, why: expect.stringContaining(`outbound copy of message ${altered.transactionId} does not open`) },
+    { transactionId: unkeyed.transactionId, why: expect.stringContaining('data key 4242') },
+  ]);
+  const requeued = await replay.requeue(sup, filter);
+  expect(requeued).toEqual({ requeued: 2, unreadable: page.unreadable });
+  expect(skipped).toEqual([
+    { reader: 'replay', rows: [altered.transactionId, unkeyed.transactionId] },
+    { reader: 'requeue', rows: [altered.transactionId, unkeyed.transactionId] },
+  ]);
+  // A report's journey: the rest of the trace, the routing unknown and the reason named.
+  const traced = await backend.traces.trace({ fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, channels: ['IF-021'], sender: a.senderDipId, limit: 100, withRouting: true });
+  const byTx = new Map(traced.map((t) => [t.transactionId, t]));
+  expect(byTx.get(a.transactionId)).toMatchObject({ routing: { primary: [sup.recipientDipId] } });
+  expect(byTx.get(a.transactionId)!.unreadable).toBeUndefined();
+  expect(byTx.get(altered.transactionId)).toMatchObject({ routing: null, unreadable: expect.stringContaining('does not open') });
+  expect(byTx.get(unkeyed.transactionId)).toMatchObject({ routing: null, unreadable: expect.stringContaining('data key 4242') });
+  const journeys = new Reports(backend.traces, { history: async () => [] }, () => Date.now(), 'DIP0000001');
+  const journey = await journeys.journey({ kind: 'operator' }, altered.transactionId);
+  expect(journey.ok && journey.value.events.find((e) => e.event === 'unreadable')?.detail).toContain('could not be opened');
 }
 
 /** Values stored unbound (formats 1-3: before this version, or with storage.atRest.bindToRecord off) open as they always did. */
@@ -144,6 +207,8 @@ describe('a sealed value swapped into another record does not open there', () =>
 
   it('SQLite: unbound values (formats 1-3) still open', onNewFile(unboundStillOpen));
 
+  it('SQLite: one copy that does not open is skipped by replay, requeue and a journey; the rest are served', onNewFile(unreadableSkipped));
+
   describe('PostgreSQL', () => {
     const test = databaseForDescribe();
 
@@ -161,6 +226,8 @@ describe('a sealed value swapped into another record does not open there', () =>
     it('PostgreSQL: swapped copies and raw requests are refused, naming the record', onFreshSchema(swappedRefused));
 
     it('PostgreSQL: unbound values (formats 1-3) still open', onFreshSchema(unboundStillOpen));
+
+    it('PostgreSQL: one copy that does not open is skipped by replay, requeue and a journey; the rest are served', onFreshSchema(unreadableSkipped));
 
     it('export to import carries bound copies unchanged; copies swapped in the export are refused after the move', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'opendip-sealbind-'));

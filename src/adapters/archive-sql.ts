@@ -44,15 +44,29 @@ export function sentOrQueuedTo(party: string): string {
  * storage failure (StoreError) is not the row's and is thrown on.
  */
 export function openedOrNull(open: () => string): string | null {
+  const opened = openedOrSkipped(open);
+  return typeof opened === 'string' ? opened : null;
+}
+
+/**
+ * A stored copy opened, or why a reader of many rows (a replay page, a report) skips it: as openedOrWhy, and
+ * a row sealed under a key this process has not loaded is skipped too, not a failure of every row read with
+ * it (the sealer starts reloading its keys on that miss, so a later read opens it). Only a queue's read must
+ * not take such a row for damage (openedOrWhy): it would set it aside for good.
+ */
+export function openedOrSkipped(open: () => string): string | { unreadable: string } {
   try {
-    const opened = openedOrWhy(open);
-    return typeof opened === 'string' ? opened : null;
+    return openedOrWhy(open);
   } catch (err) {
-    // A row sealed under a key rotated elsewhere is counted with the unopenable ones by the readers that
-    // count (reports), as before: only a queue's read must not take it for damage (openedOrWhy).
-    if (err instanceof DataKeyNotLoaded) return null;
+    if (err instanceof DataKeyNotLoaded) return { unreadable: err.message };
     throw err;
   }
+}
+
+/** An archived message's outbound copy as ArchivedMessage holds it: opened, or empty with why it was skipped (openedOrSkipped). */
+export function archivedCopy(open: () => string): { outbound: string; unreadable?: string } {
+  const opened = openedOrSkipped(open);
+  return typeof opened === 'string' ? { outbound: opened } : { outbound: '', unreadable: opened.unreadable };
 }
 
 /** A stored copy opened, or why it cannot be (as openedOrNull, keeping the reason: a queue entry's QueueEntry.unreadable). */

@@ -1,4 +1,5 @@
 import { PULL_ACKNOWLEDGED } from '../ports/archive.js';
+import { openedOrSkipped } from './archive-sql.js';
 import type { TracedDelivery, TracedMessage } from '../ports/traces.js';
 import { deliveringCall } from '../domain/delivered-by.js';
 import { Slices } from '../domain/slices.js';
@@ -129,6 +130,15 @@ function carrying(calls: QueueCalls | undefined, seq: number): AttemptRow[] {
   const found: QueueCalls['byFirst'] = [];
   for (let j = lo - 1; j >= 0 && reach[j]! >= seq; j--) if (byFirst[j]!.last >= seq) found.push(byFirst[j]!);
   return found.sort((x, y) => x.at - y.at || x.i - y.i).map((c) => c.a);
+}
+
+/**
+ * A message's routing from its stored outbound copy, opened by `open`; a copy that does not open
+ * (openedOrSkipped) leaves the routing null and says why, so that one such row fails no report read with it.
+ */
+export function routingRead(open: () => string): Pick<TracedMessage, 'routing' | 'unreadable'> {
+  const opened = openedOrSkipped(open);
+  return typeof opened === 'string' ? { routing: routingOf(opened) } : { routing: null, unreadable: opened.unreadable };
 }
 
 /** Whom routing chose, from the outbound copy's A0 block. */

@@ -140,6 +140,6 @@ export function assembleMessageRoad({ config, pki, certificate, backend, coordin
     life.started('ingest threads', () => threads.stop());
   }
   const ingest = threads ?? onThisThread;
-  const replay = new Replay(backend.log, backend.archive, copies, clock, backend.requeueJobs, (q) => delivery.notify([q]), logger, new CopyBudget(config.replayCopiesPerHour));
+  const replay = new Replay(backend.log, backend.archive, copies, clock, backend.requeueJobs, (q) => delivery.notify([q]), logger, new CopyBudget(config.replayCopiesPerHour), (reader, rows) => metrics.archiveUnreadable(reader, rows.length));
   return { destinations, load, delivery, processes, ingest, threads, replay };
 }

@@ -70,6 +70,29 @@ export interface ReplayPage {
   continuation: string | undefined;
 }
 
+/** One page of a publications listing (GET /dip-channel/{id}/publications): its publications and the token it was asked with. */
+export interface PublicationListingPage {
+  publications: Array<Record<string, unknown>>;
+  /** The token this page was asked for with (undefined: the first page). */
+  continuation: string | undefined;
+}
+
+/**
+ * A publications listing that stopped before its last page: the DIP refused a page (`answer`) or could not
+ * be reached. `continuation` asks for that page again (publicationPages(…, continuation)).
+ */
+export class ListingInterrupted extends Error {
+  constructor(
+    message: string,
+    readonly continuation: string | undefined,
+    readonly answer: DipAnswer<unknown> | undefined,
+    options?: { cause: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ListingInterrupted';
+  }
+}
+
 /**
  * A replay that stopped before its last page: the DIP refused a page (`answer`) or could not be reached
  * (`cause`). Sending the same filter again with `continuation` (undefined: from the start) asks for the
@@ -176,6 +199,44 @@ export class DipClient {
       // The same token again would page for ever (a faulty DIP or proxy): stop and say so.
       // eslint-disable-next-line security/detect-possible-timing-attacks -- the client compares two tokens it was given; no secret is checked here
       if (next === token) throw new ReplayInterrupted(`the DIP answered 206 with the token it was sent`, token, answer);
+      token = next;
+    }
+  }
+
+  /**
+   * One page of the publications listed on a channel (`query`: type, version, from, to, effectiveOn, limit),
+   * the first or the one `continuation` names: a 206 answer's X-Continuation-Token, sent back with the same
+   * query. publicationPages() follows them all.
+   */
+  listPublications(channel: string, query: Record<string, string> = {}, continuation?: string): Promise<DipAnswer<{ publications: Array<Record<string, unknown>> }>> {
+    const search = new URLSearchParams(query).toString();
+    return this.call('GET', `/dip-channel/${channel}/publications${search === '' ? '' : `?${search}`}`, '', continuation === undefined ? {} : { [CONTINUATION_HEADER]: continuation });
+  }
+
+  /**
+   * Every page of a publications listing, in order: follows the 206 answers' continuation tokens until the
+   * 200 that ends it (a listing cut at `limit` is a 206; only following it lists every publication). From
+   * `continuation` on when given. Throws ListingInterrupted when a page is refused or not answered, naming
+   * the token that asks for that page again.
+   */
+  async *publicationPages(channel: string, query: Record<string, string> = {}, continuation?: string): AsyncGenerator<PublicationListingPage, void, undefined> {
+    let token = continuation;
+    for (;;) {
+      let answer: DipAnswer<{ publications: Array<Record<string, unknown>> }>;
+      try {
+        answer = await this.listPublications(channel, query, token);
+      } catch (err) {
+        throw new ListingInterrupted(`the DIP could not be reached: ${(err as Error).message}`, token, undefined, { cause: err });
+      }
+      const more = answer.status === 206;
+      const next = answer.headers[CONTINUATION_HEADER];
+      if ((answer.status !== 200 && !more) || !Array.isArray(answer.body?.publications)) throw new ListingInterrupted(`the DIP answered ${answer.status}`, token, answer);
+      // A 206 without a token would end the listing early and silently; the same token again would page for ever.
+      if (more && next === undefined) throw new ListingInterrupted(`the DIP answered 206 without ${CONTINUATION_HEADER}`, token, answer);
+      yield { publications: answer.body.publications, continuation: token };
+      if (!more) return;
+      // eslint-disable-next-line security/detect-possible-timing-attacks -- the client compares two tokens it was given; no secret is checked here
+      if (next === token) throw new ListingInterrupted('the DIP answered 206 with the token it was sent', token, answer);
       token = next;
     }
   }

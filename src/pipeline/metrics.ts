@@ -105,6 +105,7 @@ export class DipMetrics {
   private readonly groupWrites: Histogram;
   private readonly groupSeconds: Histogram;
   private readonly unqueuedNotices: Counter<'reason'>;
+  private readonly unreadableRows: Counter<'reader'>;
   /** The store takes writes, as last reported (health): the queue depths are read only then. */
   private storeOk = true;
   /** The delivery processes' last reported usage (workers > 1), by `process` label. */
@@ -161,6 +162,14 @@ export class DipMetrics {
     });
     // Exported at 0 from the start, as dip_storage_errors_total: increase() then sees the first.
     for (const reason of ['failed', 'no-channel']) this.unqueuedNotices.inc({ reason }, 0);
+    this.unreadableRows = new Counter({
+      name: 'dip_archive_unreadable_total',
+      help: 'Archived messages a replay, requeue or report skipped because their stored copy could not be opened (damaged, swapped, or sealed under a data key not held); the log names each',
+      labelNames: ['reader'],
+      registers,
+    });
+    // Exported at 0 from the start, as dip_storage_errors_total: increase() then sees the first.
+    for (const reader of UNREADABLE_READERS) this.unreadableRows.inc({ reader }, 0);
     const depthReadErrors = new Counter({
       name: 'dip_queue_depth_read_errors_total',
       help: 'Scrapes whose queue depths could not be read from the store (dip_queue_depth and dip_queue_oldest_age_seconds have no samples in them)',
@@ -396,6 +405,11 @@ export class DipMetrics {
     this.unqueuedNotices.inc({ reason });
   }
 
+  /** Archived messages a reader skipped as unreadable (src/pipeline/replay.ts, the reports' journey). */
+  archiveUnreadable(reader: UnreadableReader, n: number): void {
+    this.unreadableRows.inc({ reader }, n);
+  }
+
   groupCommit(g: CommitGroup): void {
     this.groupWrites.observe(g.writes);
     this.groupSeconds.observe(g.durableMs / 1000);
@@ -426,6 +440,10 @@ export class DipMetrics {
     return this.registry.contentType;
   }
 }
+
+/** The readers that skip an archived message whose stored copy does not open (dip_archive_unreadable_total). */
+export const UNREADABLE_READERS = ['replay', 'requeue', 'report'] as const;
+export type UnreadableReader = (typeof UNREADABLE_READERS)[number];
 
 /** The message log, counting what it accepts (a write is counted once it is durable). */
 export function countedLog<L extends Pick<MessageLog, 'append'>>(log: L, metrics: DipMetrics): L {

@@ -100,7 +100,18 @@ export interface ReplayPage {
   copies: string[];
   /** Where the next page starts, or null when this was the last. */
   next: number | null;
+  /** Archived messages of this page whose stored copy could not be opened: skipped, the rest answered. */
+  unreadable: UnreadableArchived[];
 }
+
+/** An archived message a replay or requeue skipped: its stored copy does not open (ArchivedMessage.unreadable) or is not a message. */
+export interface UnreadableArchived {
+  transactionId: string;
+  why: string;
+}
+
+/** Who is told of skipped rows beside the log (the metric dip_archive_unreadable_total): the reader and how many. */
+export type UnreadableSeen = (reader: 'replay' | 'requeue', rows: readonly UnreadableArchived[]) => void;
 
 /**
  * Replay and requeue (spec 5.5.11): archived messages addressed to the recipient, each re-issued under a
@@ -126,7 +137,28 @@ export class Replay {
     private readonly logger?: Logger,
     /** Copies per recipient per hour (config `replayCopiesPerHour`); none: no limit. */
     private readonly budget?: CopyBudget,
+    private readonly unreadableSeen: UnreadableSeen = () => {},
   ) {}
+
+  /**
+   * The messages of a page that can be re-issued, and those skipped: one archived row that does not open
+   * (damaged, swapped, or sealed under a data key not held) must not refuse every other message with it.
+   * Each skipped row is logged with its transaction ID and counted, so the operator sees it.
+   */
+  private readable(found: ArchivedMessage[], queue: QueueRef, reader: 'replay' | 'requeue', job?: string): { found: ArchivedMessage[]; unreadable: UnreadableArchived[] } {
+    const unreadable: UnreadableArchived[] = [];
+    const kept = found.filter((m) => {
+      const why = m.unreadable ?? notAMessage(m.outbound);
+      if (why === null) return true;
+      unreadable.push({ transactionId: m.transactionId, why });
+      return false;
+    });
+    if (unreadable.length > 0) {
+      this.logger?.warn({ queue, reader, ...(job ? { job } : {}), unreadable }, `${reader} skipped ${unreadable.length} archived message(s) whose stored copy could not be opened; the rest were re-issued`);
+      this.unreadableSeen(reader, unreadable);
+    }
+    return { found: kept, unreadable };
+  }
 
   /** Takes a page's copies from the recipient's budget, or throws ReplayBudgetSpent (nothing written). */
   private spend(queue: QueueRef, n: number): void {
@@ -146,7 +178,9 @@ export class Replay {
 
   /** One page of a synchronous replay, starting after queue position `afterSeq`. */
   async replay(queue: QueueRef, filter: ReplayFilter, afterSeq = 0): Promise<ReplayPage> {
-    const { found, next } = await this.page(queue, filter, afterSeq, undefined);
+    const page = await this.page(queue, filter, afterSeq, undefined);
+    const { found, unreadable } = this.readable(page.found, queue, 'replay');
+    const next = page.next;
     this.spend(queue, found.length);
     const copies = this.reissue(found, queue);
     // Made before anything is written: a copy that cannot be made (CopyUnmakeable, naming its original), or
@@ -165,22 +199,23 @@ export class Replay {
       ),
     );
     if (copies.length > 0) await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies));
-    return { copies: made, next };
+    return { copies: made, next, unreadable };
   }
 
   /**
    * Requeues what matches. Up to a page is requeued at once (the answer says how many); more becomes a
    * job, answered with its ID, worked off in the background.
    */
-  async requeue(queue: QueueRef, filter: ReplayFilter): Promise<{ requeued: number } | { job: RequeueJob }> {
+  async requeue(queue: QueueRef, filter: ReplayFilter): Promise<{ requeued: number; unreadable: UnreadableArchived[] } | { job: RequeueJob }> {
     const { headSeq } = await this.log.queueState(queue);
-    const { found, next } = await this.page(queue, filter, 0, headSeq);
-    if (next === null || !this.jobs) {
+    const page = await this.page(queue, filter, 0, headSeq);
+    if (page.next === null || !this.jobs) {
+      const { found, unreadable } = this.readable(page.found, queue, 'requeue');
       this.spend(queue, found.length);
       const copies = this.reissue(found, queue);
       if (copies.length > 0) await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies, queue));
       this.notify(queue);
-      return { requeued: copies.length };
+      return { requeued: copies.length, unreadable };
     }
     const now = this.clock.now();
     const job: RequeueJob = { id: randomUUID(), queue, filter, upToSeq: headSeq, cursor: 0, requeued: 0, state: 'running', error: null, createdAt: now, updatedAt: now };
@@ -271,12 +306,15 @@ export class Replay {
     try {
       const state = await this.log.queueState(queue);
       if (state.headSeq - state.ackedSeq > REQUEUE_PACE) return again(500, cursor);
-      const { found, next } = await this.page(queue, filter, cursor, upToSeq);
+      const page = await this.page(queue, filter, cursor, upToSeq);
+      const next = page.next;
+      // The cursor moves past the skipped rows too: the job goes on with the rest (the log and the metric name them).
+      const reached = page.found.at(-1)?.seq ?? upToSeq;
+      const { found } = this.readable(page.found, queue, 'requeue', id);
       // A job waits for its recipient's budget as it waits for its queue: it is not refused, only slowed.
       const taken = this.budget?.take(queue.recipientDipId, found.length, this.clock.now()) ?? { ok: true };
       if (!taken.ok) return again(taken.retryAfterMs, cursor);
       const copies = this.reissue(found, queue);
-      const reached = found.at(-1)?.seq ?? upToSeq;
       await this.archiveCopies(queue, found.length, () => this.log.appendReplayCopies(copies, queue, { jobId: id, from: cursor, cursor: reached, added: copies.length, at: this.clock.now() }));
       stands = reached;
       this.notify(queue);
@@ -336,6 +374,16 @@ export class Replay {
       message[ORIGINAL_WRAPPER_FIELD] = original;
       return { originalId: m.id, transactionId: String(d0.transactionID), receivedAt: now.getTime(), outbound: JSON.stringify(message), recipientDipId: queue.recipientDipId, capacity: m.capacity };
     });
+  }
+}
+
+/** Why an opened copy cannot be re-issued (it does not parse as a message), or null when it can. */
+function notAMessage(outbound: string): string | null {
+  try {
+    const message = JSON.parse(outbound) as { payload?: { CommonBlock?: unknown } } | null;
+    return typeof message?.payload?.CommonBlock === 'object' && message.payload.CommonBlock !== null ? null : 'the stored copy is not a message (no payload.CommonBlock)';
+  } catch (err) {
+    return `the stored copy is not JSON (${(err as Error).message})`;
   }
 }
 

@@ -204,6 +204,8 @@ export type LinkedProcess = ProcessStatus | ({ transactionId: string } & Process
  * what the viewer may see.
  */
 export class Reports {
+  private readonly unreadableSeen: (transactionId: string, why: string) => void;
+
   constructor(
     private readonly traces: MessageTraces,
     private readonly mpan: Pick<MpanDirectory, 'history'>,
@@ -226,6 +228,8 @@ export class Reports {
       after?: (ms: number, fn: () => void) => () => void;
       /** Where listings are folded and written off this thread (listing); without one, here, in slices. */
       thread?: ListingThread;
+      /** Told of a message whose stored copy a report could not open (the log and dip_archive_unreadable_total). */
+      unreadableSeen?: (transactionId: string, why: string) => void;
     } = {},
   ) {
     this.answerHoldMs = options.answerHoldMs ?? ANSWER_HOLD_MS;
@@ -239,6 +243,7 @@ export class Reports {
     this.maxWaiting = options.maxWaiting ?? REPORTS_WAITING;
     this.counts = options.counts ?? null;
     this.limit = options.messageLimit ?? REPORT_MESSAGE_LIMIT;
+    this.unreadableSeen = options.unreadableSeen ?? (() => {});
     this.thread = options.thread ?? null;
   }
 
@@ -509,6 +514,7 @@ export class Reports {
   async journey(viewer: Viewer, transactionId: string): Promise<Outcome<{ transactionId: string; events: JourneyEvent[] }>> {
     const [m] = await this.visible(viewer, { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, transactionId, withRouting: viewer.kind === 'operator' || undefined });
     if (!m) return { ok: false, status: 404, help: `no transaction ${transactionId} that you may see` };
+    if (m.unreadable !== undefined) this.unreadableSeen(transactionId, m.unreadable);
     return { ok: true, value: { transactionId, events: journeyOf(m) } };
   }
 
@@ -621,7 +627,7 @@ function stateOf(def: ProcessDefinition | undefined, msgs: readonly TracedMessag
 
 export interface JourneyEvent {
   at: string;
-  event: 'received' | 'validated' | 'archived' | 'routed' | 'attempt' | 'delivered' | 'rejected' | 'dead-lettered' | 'requeued' | 'discarded' | 'replayed';
+  event: 'received' | 'validated' | 'archived' | 'unreadable' | 'routed' | 'attempt' | 'delivered' | 'rejected' | 'dead-lettered' | 'requeued' | 'discarded' | 'replayed';
   recipient?: string;
   detail: string;
 }
@@ -645,6 +651,9 @@ export function journeyOf(m: TracedMessage): JourneyEvent[] {
   if (m.replayOf) push(m.receivedAt, { event: 'replayed', detail: `a replayed or requeued copy of ${m.replayOf}` });
   else push(m.receivedAt, { event: 'validated', detail: 'header and payload schema, signature, sender and duplicate checks passed (accepted 201)' });
   push(m.receivedAt, { event: 'archived', detail: 'written durably with the raw signed request before the 201' });
+  // The stored copy did not open (damaged, swapped, or sealed under a data key not held): the journey is
+  // still told from the journal, without the routing's reasons.
+  if (m.unreadable !== undefined) push(m.receivedAt, { event: 'unreadable', detail: `the archived copy could not be opened, so why each recipient was routed is unknown: ${m.unreadable}` });
   const r = m.routing;
   const why = (id: string) => (r ? (r.primary.includes(id) ? 'primary (addressed by the sender)' : r.secondary.includes(id) ? 'MPAN lookup (secondary)' : r.always.includes(id) ? 'always' : 'routed') : 'routed');
   for (const d of m.deliveries) {

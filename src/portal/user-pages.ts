@@ -335,16 +335,21 @@ async function runReplay(deps: PortalDeps, c: Ctx, queue: QueueRef, filter: Repl
 async function replayOrRequeue(deps: PortalDeps, queue: QueueRef, filter: ReplayFilter, action: 'replay' | 'requeue'): Promise<{ flash: { kind: 'ok' | 'error'; text: string }; copies: Html | null }> {
   if (action === 'requeue') {
     const r = await deps.replay.requeue(queue, filter);
-    const text = 'requeued' in r ? `${r.requeued} message(s) requeued to the webhook under new R- transaction IDs` : `more than a page matches: requeue job ${r.job.id} works through them behind your live traffic (follow it under Requeue jobs on the Replay page)`;
+    const text = 'requeued' in r ? `${r.requeued} message(s) requeued to the webhook under new R- transaction IDs${skippedWords(r.unreadable.length)}` : `more than a page matches: requeue job ${r.job.id} works through them behind your live traffic (follow it under Requeue jobs on the Replay page)`;
     return { flash: { kind: 'ok', text }, copies: null };
   }
   const pageOf = await deps.replay.replay(queue, filter);
-  if (pageOf.copies.length === 0) return { flash: { kind: 'error', text: 'nothing to replay: no archived message matches' }, copies: null };
+  if (pageOf.copies.length === 0) return { flash: { kind: 'error', text: `nothing to replay: no archived message matches${skippedWords(pageOf.unreadable.length)}` }, copies: null };
   const shown = pageOf.copies.slice(0, 5).map((t) => JSON.stringify(JSON.parse(t), null, 2));
   return {
-    flash: { kind: 'ok', text: `${pageOf.copies.length} message(s) replayed${pageOf.next === null ? '' : ' (the first page; narrow the window for the rest)'}` },
+    flash: { kind: 'ok', text: `${pageOf.copies.length} message(s) replayed${pageOf.next === null ? '' : ' (the first page; narrow the window for the rest)'}${skippedWords(pageOf.unreadable.length)}` },
     copies: html`<h2>Replayed copies${pageOf.copies.length > 5 ? ' (the first five)' : ''}</h2>${shown.map((t, i) => codeBlock(`Replayed copy ${i + 1}`, t))}`,
   };
+}
+
+/** Archived messages a replay or requeue skipped (their stored copy does not open), in the portal's words. */
+function skippedWords(n: number): string {
+  return n === 0 ? '' : `; ${n} archived message(s) skipped: their stored copy could not be opened (the operator has them in the log)`;
 }
 
 async function replayForm(deps: PortalDeps, c: Ctx, flash: Flash, status: number, copies: Html | null = null): Promise<FastifyReply> {

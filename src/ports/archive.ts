@@ -12,7 +12,13 @@ export interface ArchivedMessage {
   senderRole: string;
   correlationId: string | null;
   receivedAt: number;
+  /** The outbound copy as stored, opened; empty when it could not be (`unreadable`). */
   outbound: string;
+  /**
+   * Why the stored copy could not be opened (a damaged or swapped row, one sealed with a data key not held):
+   * the one row is skipped and counted by its reader (a replay page), not a failure of every row read with it.
+   */
+  unreadable?: string;
   /** The capacity its entry in the queue was routed in (QueueEntry.capacity): what the recipient's copy is made for. */
   capacity: string | null;
   /** The pattern it was accepted under (QueueEntry.securityPattern). */

@@ -32,6 +32,11 @@ export interface TracedMessage {
   mpan?: string | null;
   /** Whom routing chose and why (A0 of the outbound copy); only when `withRouting` is asked. */
   routing?: { primary: string[]; secondary: string[]; always: string[] } | null;
+  /**
+   * Why the outbound copy could not be opened to read its routing (a damaged or swapped row, one sealed
+   * under a data key not held): the routing is then null and the rest of the trace read as ever.
+   */
+  unreadable?: string;
 }
 
 export interface TraceQuery {

@@ -123,7 +123,7 @@ export function archiveContract(name: string, open: BackendFactory): void {
       const page = await replay.replay(sup, { ...filter, transactionIds: [a.transactionId] });
       expect(page.copies.map((copy) => (JSON.parse(copy) as Record<string, unknown>)[ORIGINAL_TRANSACTION_FIELD])).toEqual([a.transactionId]);
       expect((await replay.replay(sup, filter)).copies).toHaveLength(3);
-      expect(await replay.requeue(sup, { ...filter, transactionIds: [a.transactionId, b.transactionId] })).toEqual({ requeued: 2 });
+      expect(await replay.requeue(sup, { ...filter, transactionIds: [a.transactionId, b.transactionId] })).toEqual({ requeued: 2, unreadable: [] });
       expect((await log.queueState(sup)).headSeq).toBe(7);
     });
 

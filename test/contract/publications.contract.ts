@@ -51,6 +51,25 @@ export function publicationIndexContract(name: string, open: BackendFactory): vo
       expect(await index.get('no-such-publication')).toBeUndefined();
     });
 
+    // The listing route pages on `after` (206 and X-Continuation-Token): four versions published within one
+    // second, past a limit of 3, must come back in two pages with none skipped or listed twice, on every engine
+    // (ties on publishedAt are ordered by ID).
+    it('pages by `after`: four versions in one second past the limit, none skipped or listed twice', async () => {
+      const type = `P${randomBytes(3).toString('hex')}`;
+      const at = 1_650_000_000_000;
+      const made = [at, at, at + 400, at + 400].map((publishedAt, i) => publication({ publicationType: type, version: String(i), publishedAt }));
+      for (const p of made) expect(await ctx.backend.publications.insert(p)).toEqual({ ok: true });
+      const index = ctx.backend.publications;
+      const first = await index.find({ publicationType: type, limit: 3 });
+      expect(first).toHaveLength(3);
+      const cut = first.at(-1)!;
+      const rest = await index.find({ publicationType: type, after: { publishedAt: cut.publishedAt, id: cut.id }, limit: 3 });
+      expect([...first, ...rest].map((p) => p.version).sort()).toEqual(['0', '1', '2', '3']);
+      expect(await index.find({ publicationType: type, after: { publishedAt: rest.at(-1)!.publishedAt, id: rest.at(-1)!.id }, limit: 3 })).toEqual([]);
+      // Newest first, by ID within one millisecond: the same order a single page lists.
+      expect([...first, ...rest].map((p) => p.id)).toEqual((await index.find({ publicationType: type, limit: 10 })).map((p) => p.id));
+    });
+
     it('leaves a new publication awaiting its notice until its notice is recorded queued, durably', async () => {
       // Published long before anything the other tests insert: the listing is oldest first.
       const older = publication({ publishedAt: 10 });

@@ -1,6 +1,6 @@
 import type { Archive, ArchivedMessage, ArchiveQuery, MpanArchivedMessage, MpanArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
-import { FIRST_ENTRY_ONLY, mpanIndexed, openedOrNull, partiesOf, sentOrQueuedTo, type StoredParties } from '../archive-sql.js';
+import { archivedCopy, FIRST_ENTRY_ONLY, mpanIndexed, openedOrNull, partiesOf, sentOrQueuedTo, type StoredParties } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { damaged, type PgDatabase } from './database.js';
 import { ARCHIVE_TABLES, dayBase, dayOf, dayStart, daysOf, dropDay, partitionName } from './partitions.js';
@@ -37,7 +37,7 @@ export class PgArchive implements Archive {
         WHERE ${where} ORDER BY e.seq LIMIT $${args.length}`,
       args,
     );
-    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, outbound: this.d.reveal(outbound, sealed, r.transactionId) }));
+    return rows.map(({ sealed, outbound, ...r }) => ({ ...r, ...archivedCopy(() => this.d.reveal(outbound, sealed, r.transactionId)) }));
   }
 
   async findForMpan(query: MpanArchiveQuery): Promise<MpanArchivedMessage[]> {

@@ -1,5 +1,5 @@
 import type { MessageTraces, TracedMessage, TraceQuery } from '../../ports/traces.js';
-import { foldTraces, routingOf, type AttemptRow, type CopyRow, type MessageRow } from '../trace-rows.js';
+import { foldTraces, routingRead, type AttemptRow, type CopyRow, type MessageRow } from '../trace-rows.js';
 import type { PgDatabase } from './database.js';
 
 /** Traces over the archive and delivery journal on PostgreSQL (the same rows as the embedded store). */
@@ -49,7 +49,7 @@ export class PgTraces implements MessageTraces {
       [copies.map((c) => c.queue_id), copies.map((c) => c.seq), q.fromMs],
     );
     const traced = await foldTraces(messages, copies, attempts);
-    if (q.withRouting) traced.forEach((t, i) => (t.routing = messages[i]!.outbound ? routingOf(this.d.reveal(messages[i]!.outbound, messages[i]!.sealed === true, messages[i]!.transaction_id)) : null));
+    if (q.withRouting) traced.forEach((t, i) => Object.assign(t, messages[i]!.outbound ? routingRead(() => this.d.reveal(messages[i]!.outbound!, messages[i]!.sealed === true, messages[i]!.transaction_id)) : { routing: null }));
     if (q.withMpan) traced.forEach((t, i) => (t.mpan = messages[i]!.mpan));
     return traced;
   }

@@ -1,6 +1,6 @@
 import type { Archive, ArchivedMessage, ArchiveQuery, MpanArchivedMessage, MpanArchiveQuery, DeliveryAttempt, ReceivedRequest, RecordedAttempt, TransactionParties } from '../../ports/archive.js';
 import type { QueueRef } from '../../ports/message-log.js';
-import { FIRST_ENTRY_ONLY, mpanIndexed, openedOrNull, partiesOf, sentOrQueuedTo, type StoredParties } from '../archive-sql.js';
+import { archivedCopy, FIRST_ENTRY_ONLY, mpanIndexed, openedOrNull, partiesOf, sentOrQueuedTo, type StoredParties } from '../archive-sql.js';
 import { openReceivedRequest, type StoredRequest } from '../../security/seal-batch.js';
 import { asStored, damaged, type SqliteDatabase, type Stored } from './database.js';
 
@@ -73,7 +73,7 @@ export class SqliteArchive implements Archive {
           WHERE ${where} ORDER BY e.seq LIMIT ?`,
       )
       .all(...args, query.limit);
-    return rows.map((r) => ({ ...r, outbound: this.d.reveal(r.outbound, r.transactionId) }));
+    return rows.map((r) => ({ ...r, ...archivedCopy(() => this.d.reveal(r.outbound, r.transactionId)) }));
   }
 
   async findForMpan(query: MpanArchiveQuery): Promise<MpanArchivedMessage[]> {

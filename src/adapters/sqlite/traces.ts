@@ -1,7 +1,7 @@
 import type { ValueSealer } from '../../ports/backend.js';
 import type { MessageTraces, TracedMessage, TraceQuery } from '../../ports/traces.js';
 import { Slices } from '../../domain/slices.js';
-import { foldTraces, routingOf, type AttemptRow, type CopyRow, type MessageRow } from '../trace-rows.js';
+import { foldTraces, routingRead, type AttemptRow, type CopyRow, type MessageRow } from '../trace-rows.js';
 import { asStored, type SqliteDatabase, type Stored } from './database.js';
 
 /**
@@ -60,7 +60,7 @@ export class SqliteTraces implements MessageTraces {
     if (messages.length === 0) return [];
     const traced = await foldTraces(messages, copies, await dedupe(attempts));
     // A BLOB crosses the thread as a Uint8Array; the sealer opens Buffers. Unsealing stays on this side (the sealer's keys are here).
-    if (q.withRouting) traced.forEach((t, i) => (t.routing = routingOf(this.d.reveal(asStored(messages[i]!.outbound!), messages[i]!.transaction_id))));
+    if (q.withRouting) traced.forEach((t, i) => Object.assign(t, routingRead(() => this.d.reveal(asStored(messages[i]!.outbound!), messages[i]!.transaction_id))));
     if (q.withMpan) traced.forEach((t, i) => (t.mpan = messages[i]!.mpan));
     return traced;
   }

@@ -172,7 +172,10 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
 
     // Everything the head tells is judged: a sender waiting for 100 Continue is told to send its body now.
     goAhead(req.raw, reply.raw);
-    const outcome = await deps.publications.publish(caller, channel, meta, declared.toString('hex'), req.body as Readable);
+    // Read without destroying the request when the store stops early (the limit reached part-way: 413):
+    // destroyed, its socket was closed with the rest of the body arriving, and the sender read a reset
+    // instead of the refusal; kept, refuseUnread's lingering close reads and drops the rest, bounded.
+    const outcome = await deps.publications.publish(caller, channel, meta, declared.toString('hex'), (req.body as Readable).iterator({ destroyOnReturn: false }));
     if (!outcome.ok) return refuseUnread(deps, req, reply, outcome.status, caller.dipId, refusalCode(outcome), outcome.help);
     deps.delivery.notify(outcome.queues);
     const uri = deps.publications.downloadUrl(outcome.record);

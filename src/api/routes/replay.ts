@@ -3,7 +3,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
 import { CopyUnmakeable, CopyWithheld } from '../../pipeline/recipient-copy.js';
-import { archivedEventCode, ReplayBudgetSpent, type ReplayFilter } from '../../pipeline/replay.js';
+import { archivedEventCode, ReplayBudgetSpent, type ReplayFilter, type UnreadableArchived } from '../../pipeline/replay.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
 import { publishedSchema, replayWindow, type MessageRequestBody } from '../schemas.js';
@@ -78,7 +78,10 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
           return sendStandard(deps, reply, 400, caller.dipId, MSG.schemaFailure, help);
         }
         const outcome = await deps.replay.requeue(queue, filter);
-        if ('requeued' in outcome) return sendStandard(deps, reply, 200, caller.dipId, MSG.success, `${outcome.requeued} message(s) requeued`);
+        if ('requeued' in outcome) {
+          tellUnreadable(reply, outcome.unreadable.length);
+          return sendStandard(deps, reply, 200, caller.dipId, MSG.success, `${outcome.requeued} message(s) requeued${skippedHelp(outcome.unreadable)}`);
+        }
         const location = `/dip-channel/${queue.channel}/requeue/${queue.recipientDipId}/${outcome.job.id}`;
         reply.header('location', location);
         return sendStandard(deps, reply, 202, caller.dipId, MSG.success, `more than one page matches: requeue job ${outcome.job.id} works through them behind your live traffic; follow it at GET ${location}`);
@@ -98,7 +101,9 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         afterSeq = reading.afterSeq;
       }
       const page = await deps.replay.replay(queue, filter, afterSeq);
-      if (page.copies.length === 0) return answerNothingToReplay(deps, req, reply, caller.dipId, channel.interfaceId, body);
+      tellUnreadable(reply, page.unreadable.length);
+      // A page whose every match was skipped (unreadable) still names the next when there is one.
+      if (page.copies.length === 0 && page.next === null) return answerNothingToReplay(deps, req, reply, caller.dipId, channel.interfaceId, body);
       // The copies are already JSON: the answer is assembled without re-serialising them. The next page's
       // token is sent and signed with it (sendSigned).
       const next = page.next === null ? null : deps.continuation.issue(queue, filter, page.next);
@@ -157,6 +162,25 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
 };
 
 /** The published 200 answer holds at least one message; what answers none is the operator's choice (config api.emptyReplay). */
+/**
+ * The archived messages of this answer skipped because their stored copy could not be opened (a damaged,
+ * swapped or unkeyed row: the rest are answered). The published answer (an array of messages, or a
+ * StandardResponse) has no place for them: OpenDIP's own header, beside the signature, says how many
+ * (docs/api-differences.md). The operator sees which, in the log and dip_archive_unreadable_total.
+ */
+export const UNREADABLE_HEADER = 'x-opendip-unreadable';
+
+function tellUnreadable(reply: FastifyReply, n: number): void {
+  if (n > 0) reply.header(UNREADABLE_HEADER, String(n));
+}
+
+/** The requeue answer's words for skipped messages, naming up to a few. */
+function skippedHelp(unreadable: readonly UnreadableArchived[]): string {
+  if (unreadable.length === 0) return '';
+  const named = unreadable.slice(0, 5).map((u) => u.transactionId).join(', ');
+  return `; ${unreadable.length} archived message(s) skipped, their stored copy could not be opened (${named}${unreadable.length > 5 ? ', …' : ''}): the operator has them in the log`;
+}
+
 function answerNothingToReplay(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, recipientDipId: string, channel: string, body: MessageRequestBody): FastifyReply | Promise<FastifyReply> {
   switch (deps.config.api.emptyReplay) {
     case 'empty-array':
