@@ -23,6 +23,8 @@ import { assembleMessageRoad } from './assemble/message-road.js';
 import { startActivityLog, startAlarms, startTracing } from './assemble/observability.js';
 import { assembleParticipants, issueCertificate } from './assemble/participants.js';
 import { assembleOnboarding } from './assemble/onboarding.js';
+import { SmtpMailer } from './adapters/mail/smtp-mailer.js';
+import { tellAdminsOfOperatorAdmin } from './pipeline/admin-notice.js';
 import { onboardingRoutes } from './api/admin-onboarding.js';
 import { participantRoutes } from './api/admin-participants.js';
 import { openPublications, schedulePublicationRetention } from './assemble/publications.js';
@@ -251,11 +253,15 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     clock, logger, journal: backend.journal, lifecycle, registry, registryStore: backend.registry, accounts: portalAccounts, issueCertificate: issueFromCsr,
     portalUrl: () => portalBase ?? '',
   }, life);
+  // The participant's administrators told when an operator makes one of its portal's administrators.
+  const noticeMailer = config.observability.alarms.smtp ? new SmtpMailer(config.observability.alarms.smtp) : null;
+  if (noticeMailer) life.started('administrator notice e-mail', () => noticeMailer.close());
   const operator = await startOperatorListener(config, {
     operators,
     journal: backend.journal,
     now: () => clock.now(),
     portalAccounts,
+    adminNotice: (dipId: string, actor: string) => tellAdminsOfOperatorAdmin({ mailer: noticeMailer, store: backend.registry, journal: backend.journal, logger, now: () => clock.now() }, dipId, actor),
     deadLetters: backend.deadLetters,
     undeliverable: queueRules(registry, channel).undeliverable,
     requeueJobs: { replay, jobs: backend.requeueJobs },
