@@ -23,6 +23,8 @@ import { assembleMessageRoad } from './assemble/message-road.js';
 import { startActivityLog, startAlarms, startTracing } from './assemble/observability.js';
 import { assembleParticipants, issueCertificate } from './assemble/participants.js';
 import { assembleOnboarding } from './assemble/onboarding.js';
+import { SmtpMailer } from './adapters/mail/smtp-mailer.js';
+import { tellAdminsOfOperatorAdmin } from './pipeline/admin-notice.js';
 import { onboardingRoutes } from './api/admin-onboarding.js';
 import { participantRoutes } from './api/admin-participants.js';
 import { openPublications, schedulePublicationRetention } from './assemble/publications.js';
@@ -193,7 +195,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const exhausted = new ConnectionsExhausted(clock, logger, coordination.node);
   // Its window on the monotonic clock: the wall clock is what it suspects (a test's injected clock drives it).
   const clockCheck = new ClockCheck(options.clock ?? monotonicClock, config.maxClockSkewSeconds * 1000, coordination.node);
-  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life });
+  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl: () => portalBase ?? '' });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now(), deliveryLatencyFloorSeconds: config.observability.alarms.deliveryLatencySeconds } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
   // On the embedded store, listings are folded and written on a report thread over the file (src/topology/report-threads.ts):
@@ -261,11 +263,15 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     clock, logger, journal: backend.journal, lifecycle, registry, registryStore: backend.registry, accounts: portalAccounts, issueCertificate: issueFromCsr,
     portalUrl: () => portalBase ?? '',
   }, life);
+  // The participant's administrators told when an operator makes one of its portal's administrators.
+  const noticeMailer = config.observability.alarms.smtp ? new SmtpMailer(config.observability.alarms.smtp) : null;
+  if (noticeMailer) life.started('administrator notice e-mail', () => noticeMailer.close());
   const operator = await startOperatorListener(config, {
     operators,
     journal: backend.journal,
     now: () => clock.now(),
     portalAccounts,
+    adminNotice: (dipId: string, actor: string) => tellAdminsOfOperatorAdmin({ mailer: noticeMailer, store: backend.registry, journal: backend.journal, logger, now: () => clock.now() }, dipId, actor),
     deadLetters: backend.deadLetters,
     undeliverable: queueRules(registry, channel).undeliverable,
     requeueJobs: { replay, jobs: backend.requeueJobs },

@@ -11,6 +11,8 @@ import { workerDeps } from './helpers/worker-deps.js';
 import type { AlarmChannel, AlarmCondition, AlarmNotice, AlarmSubscription } from '../src/ports/alarms.js';
 import type { AlarmNotifierLease, NotifiedAlarm } from '../src/ports/leases.js';
 import { FakeClock, settle } from './helpers/clocks.js';
+import { createHash } from 'node:crypto';
+import { alarmScope } from '../src/pipeline/mail-recipients.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { buildIF021 } from '../src/sim/messages.js';
@@ -51,6 +53,28 @@ describe('alarms (spec 5.11.4)', () => {
     await smtp?.close();
   });
 
+  /** What the holder of `address` opening its confirmation link does, in the store. */
+  const confirmAddress = async (owner: string, address: string): Promise<void> => {
+    const tokenHash = createHash('sha256').update(`confirm-${owner}-${address}`).digest('hex');
+    const now = Date.now();
+    expect(await t.dip.backend.mailRecipients.ask({ scope: alarmScope(owner), address, tokenHash, requestedAt: now, expiresAt: now + 60_000, confirmedAt: null }, now)).toBe('requested');
+    expect(await t.dip.backend.mailRecipients.confirm(tokenHash, now)).toBeDefined();
+  };
+
+  // A participant's subscription could have the DIP mail any address its notices (secrev3 M1, as saved
+  // reports could): its address is asked once, fixed text, and told nothing until it agreed.
+  it("an unconfirmed participant's address is sent one confirmation e-mail, not the notices", async () => {
+    const ldso = await t.participant('3000000001', ['LDSO']);
+    expect((await ldso.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['certificate-expiring'], email: 'third-party@victim.example' }))).status).toBe(201);
+    // Its own certificate (issued for 30 days) is expiring: an alarm it may see, at once.
+    await waitFor(() => smtp.mails.some((m) => m.to[0] === 'third-party@victim.example'), 15_000, 'the confirmation e-mail');
+    await t.dip.alarms!.evaluate();
+    const toVictim = smtp.mails.filter((m) => m.to[0] === 'third-party@victim.example');
+    expect(toVictim).toHaveLength(1);
+    expect(toVictim[0]!.data).toContain('Subject: OpenDIP: may we e-mail alarm notices to this address?');
+    expect(toVictim[0]!.data).not.toContain('DIP alarm');
+  });
+
   it('a dead letter raises an alarm e-mailed over SMTP, and its requeue sends the resolved notice', async () => {
     const made = await admin('POST', '/admin/alarms/subscriptions', { rules: ['dead-letter'], email: 'ops@example.net' });
     expect(made.status).toBe(201);
@@ -65,11 +89,13 @@ describe('alarms (spec 5.11.4)', () => {
     // The supplier subscribes on the participant listener too (signed call) and sees only its own.
     const own = await sup.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['dead-letter', 'webhook-failing'], email: 'sup@example.net' }));
     expect(own.status).toBe(201);
+    // Its address agreed (test 'an unconfirmed address' below has one that did not).
+    await confirmAddress(sup.dipId, 'sup@example.net');
     expect((await sds.client.call('GET', '/observability/alarm-subscriptions', '')).body).toEqual({ subscriptions: [] });
 
     // The recipient refuses the message (400): it is dead-lettered at once.
     expect((await sds.client.submit('IF-021', [buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'dl1' })])).status).toBe(201);
-    await waitFor(() => smtp.mails.length >= 2, 15_000, 'the alarm e-mails');
+    await waitFor(() => smtp.mails.filter((m) => /Subject: \[DIP alarm RAISED\]/.test(m.data)).length >= 2, 15_000, 'the alarm e-mails');
     await waitFor(() => notices.length >= 1, 15_000, 'the raised notice by webhook');
     expect(notices[0]!.signature).toMatchObject({ ok: true, certificate: { pem: t.dip.signing.certificatePem() } });
     const raised = smtp.mails.filter((m) => /Subject: \[DIP alarm RAISED\]/.test(m.data));
@@ -152,6 +178,7 @@ describe('alarms (spec 5.11.4)', () => {
   it("a participant's own dead-letter threshold (spec 5.11): kept and answered by the API, refused out of bounds naming the field, and its notice e-mailed over SMTP to that subscription alone, naming whose threshold held", async () => {
     const thresholds = { deadLetters: { count: 0, windowMinutes: 60 } };
     const made = await sup.client.call<{ id: string; thresholds: unknown }>('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['dead-letter'], email: 'sup-threshold@example.net', thresholds }));
+    await confirmAddress(sup.dipId, 'sup-threshold@example.net');
     expect(made.status).toBe(201);
     expect(made.body.thresholds).toEqual(thresholds);
     const id = made.body.id;

@@ -14,6 +14,7 @@ import { checkExport, writeExport } from '../src/adapters/migration-file.js';
 import { systemClock } from '../src/adapters/clock.js';
 import type { MigrationRecord } from '../src/adapters/migration.js';
 import type { SavedReport } from '../src/domain/saved-report.js';
+import type { MaintenanceSend } from '../src/ports/maintenance.js';
 import { importIntoPostgres } from '../src/adapters/postgres/import.js';
 import { exportSqlite } from '../src/adapters/sqlite/export.js';
 import { DipClient } from '../src/client/dip-client.js';
@@ -75,6 +76,14 @@ describe('dip migrate: SQLite to the cluster', () => {
     // Its saved report, e-mailed: its next time travels with it (no e-mail skipped or sent again by the move).
     const saved: SavedReport = { id: 'r-1', owner: 'sup-admin', participantDipId: sup.dipId, name: 'IF-021 daily', definition: { report: 'throughput', period: 'day', channels: ['IF-021'], sender: null, recipient: null }, mailing: { to: 'ops@sup.example', every: 'daily', format: 'csv' }, createdAt: 4, nextDueAt: 86_400_000 };
     expect(await backend.savedReports.create(saved, 20)).toBeNull();
+    // A maintenance e-mail not sent yet, an address that confirmed and one still asked: before, none travelled,
+    // so the notice was never sent and every confirmed recipient had to confirm again after the move.
+    const send: MaintenanceSend = { id: 'n-1@1#0', noticeId: 'n-1', dueAt: Date.now() + 3_600_000, who: { participant: sup.dipId }, kind: 'email', to: 'admin@sup.example', subject: 'Planned maintenance', text: 'The DIP is down on Sunday.' };
+    await backend.maintenanceSends.add([send]);
+    const asked = { scope: 'owner:sup-admin', address: 'asked@sup.example', tokenHash: 'a'.repeat(64), requestedAt: Date.now(), expiresAt: Date.now() + 86_400_000, confirmedAt: null };
+    expect(await backend.mailRecipients.ask({ ...asked, address: 'ops@sup.example', tokenHash: 'b'.repeat(64) }, Date.now())).toBe('requested');
+    expect(await backend.mailRecipients.confirm('b'.repeat(64), Date.now())).toEqual({ scope: 'owner:sup-admin', address: 'ops@sup.example' });
+    expect(await backend.mailRecipients.ask(asked, Date.now())).toBe('requested');
     // What pulls handed out travels too (as pulls before the webhook was set would have left it).
     await backend.log.markPulled(queue, 2);
     const dataDir = embedded.config.dataDir;
@@ -87,7 +96,7 @@ describe('dip migrate: SQLite to the cluster', () => {
     // what the one before it did not.
     expect(records.find((x) => x.type === 'queue' && x.recipientDipId === sup.dipId && x.channel === 'IF-021')).toMatchObject({ toldSeq: expect.any(Number), toldFrom: expect.any(Number) });
     // The copy's original is settled, and travels all the same (no queue position): the copy's link.
-    expect(counts).toMatchObject({ participant: 2, webhook: 1, mpan: 1, senderRef: 4, message: 5, entry: 4, portalAccount: 1, savedReport: 1 });
+    expect(counts).toMatchObject({ participant: 2, webhook: 1, mpan: 1, senderRef: 4, message: 5, entry: 4, portalAccount: 1, savedReport: 1, maintenanceSend: 1, mailRecipient: 2 });
     // A file no DIP of this release opened has no saved_reports table (schema.ts adds it at a start): exported all the
     // same, with no saved report (it had been "no such table").
     const older = join(mkdtempSync(join(tmpdir(), 'opendip-older-')), 'dip.db');
@@ -137,7 +146,7 @@ describe('dip migrate: SQLite to the cluster', () => {
     expect(checked.authenticated).toBe(true);
     const url = await db.freshSchema();
     const imported = await importIntoPostgres({ url, clock: systemClock }, checked.records()).finally(() => checked.close());
-    expect(imported).toMatchObject({ participant: 2, message: 5, entry: 4, portalAccount: 1, registryRecord: counts.registryRecord, savedReport: 1, journal: counts.journal });
+    expect(imported).toMatchObject({ participant: 2, message: 5, entry: 4, portalAccount: 1, registryRecord: counts.registryRecord, savedReport: 1, journal: counts.journal, maintenanceSend: 1, mailRecipient: 2 });
 
     // A cluster node on the same data directory: the same PKI and key-encryption key.
     up = true;
@@ -171,6 +180,10 @@ describe('dip migrate: SQLite to the cluster', () => {
       expect(await cluster.dip.backend.journal.append({ at: 5, actor: 'operator:bob', action: 'x', target: 'y', before: null, after: null, status: 200 })).toBeGreaterThan(actId);
       expect(await cluster.dip.backend.portalAccounts.account('user', 'sup-admin')).toEqual(account);
       expect(await cluster.dip.backend.savedReports.list('sup-admin')).toEqual([saved]);
+      // The maintenance e-mail is still to be sent, once; the confirmed address stays confirmed, the open link still confirms.
+      expect(await cluster.dip.backend.maintenanceSends.due(send.dueAt, 10)).toEqual([send]);
+      expect(await cluster.dip.backend.mailRecipients.confirmed('owner:sup-admin', 'ops@sup.example')).toBe(true);
+      expect(await cluster.dip.backend.mailRecipients.confirm('a'.repeat(64), Date.now())).toEqual({ scope: 'owner:sup-admin', address: 'asked@sup.example' });
     } finally {
       await cluster.close();
     }

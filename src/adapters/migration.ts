@@ -74,7 +74,18 @@ export type MigrationRecord =
   /** A portal user or operator sign-in: hashes and sealed secrets only, as stored. */
   | { type: 'portalAccount'; username: string; participantDipId: string | null; record: unknown; createdAt: number }
   /** A portal user's saved report (src/domain/saved-report.ts), with when its next e-mail is due (absent from files exported before 2026-12-05). */
-  | { type: 'savedReport'; id: string; owner: string; name: string; record: unknown; createdAt: number; nextDueAt: number | null };
+  | { type: 'savedReport'; id: string; owner: string; name: string; record: unknown; createdAt: number; nextDueAt: number | null }
+  /**
+   * A maintenance notice's e-mail still to be sent (src/ports/maintenance-sends.ts), when it is due: carried
+   * so that the move neither drops nor repeats it (absent from files exported before 2026-12-06).
+   */
+  | { type: 'maintenanceSend'; id: string; record: unknown; dueAt: number }
+  /**
+   * An address asked to confirm, or confirmed, for the DIP's e-mail (src/ports/mail-recipients.ts): its token
+   * only as its hash, as stored. Carried so that confirmed addresses stay confirmed and an open link still
+   * works after the move (absent from files exported before 2026-12-06).
+   */
+  | { type: 'mailRecipient'; scope: string; address: string; tokenHash: string | null; requestedAt: number; expiresAt: number; confirmedAt: number | null };
 
 /** How many records of each kind an export or import carried. */
 export type MigrationCounts = Partial<Record<MigrationRecord['type'], number>>;

@@ -37,6 +37,8 @@ const enrolled = {
 export interface AdminPortalOptions {
   accounts: PortalAccountService;
   operators: Pick<OperatorAccounts, 'list'>;
+  /** Tells a participant's administrators that an operator made an administrator of its portal (src/pipeline/admin-notice.ts). */
+  adminNotice?: (participantDipId: string, actor: string) => Promise<unknown>;
 }
 
 /** What an account looks like to tooling: never its hashes or sealed secret. */
@@ -59,7 +61,7 @@ const publicView = (a: PortalAccount) => ({
  * first sign-in, so no second factor passes through whoever made the account (who could otherwise sign
  * in as the person).
  */
-export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (app, { accounts, operators }) => {
+export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (app, { accounts, operators, adminNotice }) => {
   const tags = ['Portal accounts'];
   app.post<{ Body: { username: string; displayName: string; participantDipId?: string | null; admin?: boolean; level?: UserLevel } }>(
     '/admin/portal/accounts',
@@ -91,6 +93,9 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
         const made = await accounts.createUser({ actor: who.actor, createdBy: who.actor }, { username: req.body.username, displayName: req.body.displayName, participantDipId, level: level ?? (req.body.admin === true ? 'admin' : 'operations') });
         if ('problem' in made) return reply.code(400).send({ error: made.problem });
         req.journaled = made.journalError === undefined;
+        // An administrator made by an operator: the participant's administrators are told (an account takeover
+        // path otherwise unseen by the participant). Told after the answer's account exists; a failure is logged there.
+        if (made.account.admin) await adminNotice?.(participantDipId, who.actor);
         const { account, journalError: _unjournalled, ...shown } = made;
         return reply.code(201).send({ ...publicView(account), ...shown });
       }

@@ -90,6 +90,8 @@ export interface AdminDeps {
   pki: AdminPkiDeps;
   /** Portal accounts: a participant's users, and operators' portal sign-in. */
   portalAccounts: PortalAccountService;
+  /** Tells a participant's administrators that an operator made an administrator of its portal. */
+  adminNotice?: (participantDipId: string, actor: string) => Promise<unknown>;
   /** The key the portals in this process call the operator API with (see OperatorAuthDeps.inProcessKey). */
   inProcessKey?: string;
   delivery: Pick<Delivery, 'notify' | 'status' | 'resume'>;
@@ -192,7 +194,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   void app.register(mpanRoutes, { mpan: deps.mpan, logger: deps.logger, now: () => deps.now() });
   void app.register(evidenceRoutes, { archive: deps.archive, signatureSkewMs: deps.signatureSkewMs });
   void app.register(adminPkiRoutes, deps.pki);
-  void app.register(adminPortalRoutes, { accounts: deps.portalAccounts, operators: deps.operators });
+  void app.register(adminPortalRoutes, { accounts: deps.portalAccounts, operators: deps.operators, ...(deps.adminNotice ? { adminNotice: deps.adminNotice } : {}) });
   for (const routes of deps.routes ?? []) void app.register(routes);
   return app;
 }

@@ -1,3 +1,5 @@
+import { SmtpMailer } from '../adapters/mail/smtp-mailer.js';
+import { RecipientConfirmation } from '../pipeline/mail-recipients.js';
 import { hostname } from 'node:os';
 import { activityLogFile, openActivityLog, openAlarmSubscriptions } from '../adapters/backend.js';
 import { readDiskSpace } from '../adapters/disk-space.js';
@@ -87,6 +89,8 @@ export interface AlarmParts {
   /** The DIP's signing key in force: notices are signed as webhook calls are. */
   signing: Pick<SigningKeyWatcher, 'outbound'>;
   clock: Clock;
+  /** The user portal's base address: the link of an alarm address's confirmation e-mail. */
+  portalUrl: () => string;
   logger: Logger;
   life: Lifecycle;
 }
@@ -96,7 +100,7 @@ export interface AlarmParts {
  * coordination, delivery processes restarted again and again and this node's own clock, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
+export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
@@ -125,7 +129,11 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
   life.started('alarm subscriptions', () => stored.close());
   const channel = new SmtpAlarmChannel(settings.smtp, destinations, signing.outbound());
   life.started('alarm notices', () => channel.close());
-  const alarms = new Alarms(sources, stored, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger, coordination.notifier);
+  // A participant's subscription's address is e-mailed only once it confirmed (as saved reports' addresses are).
+  const confirmMailer = settings.smtp ? new SmtpMailer(settings.smtp) : null;
+  if (confirmMailer) life.started('alarm address confirmations', () => confirmMailer.close());
+  const recipients = confirmMailer ? new RecipientConfirmation({ store: backend.mailRecipients, mailer: confirmMailer, clock, logger, portalUrl }) : undefined;
+  const alarms = new Alarms(sources, stored, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger, coordination.notifier, recipients);
   // A subscription put or removed through this node's routes is judged by its thresholds from the next evaluation.
   const subscriptions: AlarmSubscriptionStore = {
     list: (owner) => stored.list(owner),

@@ -6,6 +6,7 @@ import type { AlarmNotifierLease, NotifiedAlarm } from '../ports/leases.js';
 import type { Logger } from '../ports/logger.js';
 import { alarmAction } from './alarm-actions.js';
 import { lists, receives, thresholdLine, thresholdsRefused, thresholdsSchema } from './alarm-thresholds.js';
+import { alarmScope, type RecipientConfirmation } from './mail-recipients.js';
 
 /**
  * A source of conditions: each returns those that hold now. `watched`: the subscriptions with thresholds of
@@ -90,6 +91,12 @@ export class Alarms {
     private readonly logger: Logger,
     /** In a cluster: which node sends the notices of shared conditions (absent: this node sends every notice). */
     private readonly notifier?: AlarmNotifierLease,
+    /**
+     * A participant's subscription e-mails only an address that agreed (RecipientConfirmation, scope
+     * alarmScope(owner)): else any participant could have the DIP mail a third party's mailbox. The
+     * operator's own (owner `operator`) count as agreed. Absent: no e-mail goes to a participant's address.
+     */
+    private readonly recipients?: Pick<RecipientConfirmation, 'confirmed' | 'ask'>,
   ) {}
 
   start(): void {
@@ -274,6 +281,10 @@ export class Alarms {
     return this.known;
   }
 
+  private mayEmail(s: AlarmSubscription, email: string): Promise<boolean> {
+    return mayEmailOf(this.recipients, s, email, this.logger);
+  }
+
   private async send(s: AlarmSubscription, n: AlarmNotice): Promise<void> {
     const hourAgo = n.at - 3_600_000;
     const recent = (this.sent.get(s.id) ?? []).filter((t) => t > hourAgo);
@@ -298,12 +309,27 @@ export class Alarms {
         : `as of: ${new Date(n.asOf).toISOString()} (the last evaluation that found it holding)`,
     ].filter(Boolean).join('\n');
     try {
-      if (s.email) await this.channel.email(s.email, subject, `${text}\n`);
+      if (s.email && (await this.mayEmail(s, s.email))) await this.channel.email(s.email, subject, `${text}\n`);
       if (s.webhookUrl) await this.channel.webhook(s.webhookUrl, n);
     } catch (err) {
       this.logger.error({ err, subscription: s.id, alarm: n.condition.key }, 'an alarm notice could not be sent');
     }
   }
+}
+
+/**
+ * Whether a subscription's notices may be e-mailed: the operator's always; a participant's once its address
+ * confirmed. One not confirmed is asked now (one confirmation e-mail, none while one is open), so that a
+ * subscription made before confirmations (upgrade) is asked at its first notice, which is not sent.
+ */
+async function mayEmailOf(recipients: Pick<RecipientConfirmation, 'confirmed' | 'ask'> | undefined, s: AlarmSubscription, email: string, logger: Logger): Promise<boolean> {
+  if (s.owner === 'operator') return true;
+  if (!recipients) return false;
+  const scope = alarmScope(s.owner);
+  if (await recipients.confirmed(scope, email)) return true;
+  const asked = await recipients.ask(scope, email, 'alarm notices');
+  logger.info({ subscription: s.id, owner: s.owner, confirmation: asked }, "an alarm notice not e-mailed: the subscription's address has not confirmed yet");
+  return false;
 }
 
 export interface SubscriptionInput {

@@ -11,6 +11,12 @@ const TOKEN_PREFIX = 'dipmail_';
 /** The portal page a confirmation link opens (a page whose button confirms: a mail scanner following links confirms nothing). */
 export const CONFIRM_PATH = '/portal/mail/confirm';
 
+/** What an address is asked to agree to receive (fixed words of the confirmation e-mail: nothing of the user's). */
+export type MailPurpose = 'reports' | 'alarm notices';
+
+/** The confirmation scope of an alarm subscription's owner's addresses (a participant's DIP ID), apart from saved reports' owners. */
+export const alarmScope = (owner: string): string => `alarm:${owner}`;
+
 export interface RecipientConfirmationDeps {
   store: MailRecipients;
   mailer: Mailer;
@@ -30,7 +36,7 @@ export class RecipientConfirmation {
   constructor(private readonly deps: RecipientConfirmationDeps) {}
 
   /** Asks `address` to confirm for `scope` unless it did or a request is open; sends the one e-mail when it asks. */
-  async ask(scope: string, address: string): Promise<RecipientAnswer> {
+  async ask(scope: string, address: string, what: MailPurpose = 'reports'): Promise<RecipientAnswer> {
     const now = this.deps.clock.now();
     const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
     const expiresAt = now + RECIPIENT_LINK_MS;
@@ -48,8 +54,8 @@ export class RecipientConfirmation {
     try {
       await this.deps.mailer.send(
         address,
-        'OpenDIP: may we e-mail reports to this address?',
-        `A user of the Data Integration Platform's portal asked for a report to be e-mailed to this address. Nothing is sent here unless you agree.\n\nTo agree, open this link by ${new Date(expiresAt).toISOString()}:\n\n${link}\n\nIf you did not expect this, ignore this message: no report is sent to this address.\n`,
+        `OpenDIP: may we e-mail ${what} to this address?`,
+        `A user of the Data Integration Platform asked for ${what === 'reports' ? 'a report' : 'alarm notices'} to be e-mailed to this address. Nothing is sent here unless you agree.\n\nTo agree, open this link by ${new Date(expiresAt).toISOString()}:\n\n${link}\n\nIf you did not expect this, ignore this message: no ${what === 'reports' ? 'report' : 'alarm notice'} is sent to this address.\n`,
       );
     } catch (err) {
       // Not left open: an open request would answer every later save `pending` for RECIPIENT_LINK_MS with no e-mail sent (reviewA).

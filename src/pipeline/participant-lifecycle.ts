@@ -15,7 +15,7 @@ const OPTIONAL_ROLES = 'optional-roles';
 
 export interface LifecycleDeps {
   registry: Registry;
-  store: Pick<RegistryStore, 'records' | 'recordHistory' | 'putRecord' | 'participants' | 'upsertParticipant' | 'setConnectionProvider' | 'removeParticipant' | 'webhooks' | 'deleteWebhook'>;
+  store: Pick<RegistryStore, 'records' | 'recordHistory' | 'putRecord' | 'participants' | 'upsertParticipant' | 'setConnectionProvider' | 'setRoles' | 'removeParticipant' | 'webhooks' | 'deleteWebhook'>;
   journal: OperatorJournal;
   clock: Clock;
   logger: Logger;
@@ -145,7 +145,7 @@ export class ParticipantLifecycle {
       const granted = roles.filter((r) => !p.roles.includes(r));
       const revoked = p.roles.filter((r) => !roles.includes(r));
       if (granted.length === 0 && revoked.length === 0) continue;
-      await this.setRoles(p, roles, actor, 'participant.roles');
+      await this.setRoles(p.dipId, () => roles, actor, 'participant.roles');
       rolesChanged.push({ dipId: p.dipId, granted, revoked });
     }
     if (rolesChanged.length || rescinded.length) this.deps.afterChange();
@@ -263,19 +263,33 @@ export class ParticipantLifecycle {
     return p;
   }
 
-  /** Changes a participant's roles (never its API key), journalled with the roles granted and revoked. */
-  async setRoles(p: Participant, roles: string[], actor: string, action: string): Promise<void> {
-    await this.deps.store.upsertParticipant({ ...p, roles }, null);
-    await this.deps.journal.append({
-      at: this.deps.clock.now(),
-      actor,
-      action,
-      target: p.dipId,
-      before: { roles: p.roles },
-      after: { roles, granted: roles.filter((r) => !p.roles.includes(r)), revoked: p.roles.filter((r) => !roles.includes(r)) },
-      status: null,
-    });
-    await this.deps.registry.refresh();
+  /**
+   * Changes a participant's roles (never its API key, nor anything else of its registration), journalled with
+   * the roles granted and revoked. `change` is given the roles as stored now and written only while they still
+   * are (a compare-and-set): a change another writer made meanwhile is read again and `change` asked again,
+   * never undone, as changeProfile does for profiles. Answers the roles stored now.
+   */
+  async setRoles(dipId: string, change: (roles: string[]) => string[], actor: string, action: string): Promise<string[]> {
+    for (let attempt = 0; ; attempt++) {
+      const current = (await this.deps.store.participants()).find((r) => r.participant.dipId === dipId)?.participant;
+      if (!current) throw new RefusedError(404, `${dipId} is not a registered participant`);
+      const roles = change(current.roles);
+      if (roles.length === current.roles.length && roles.every((r, i) => r === current.roles[i])) return roles;
+      if (await this.deps.store.setRoles(dipId, current.roles, roles)) {
+        await this.deps.journal.append({
+          at: this.deps.clock.now(),
+          actor,
+          action,
+          target: dipId,
+          before: { roles: current.roles },
+          after: { roles, granted: roles.filter((r) => !current.roles.includes(r)), revoked: current.roles.filter((r) => !roles.includes(r)) },
+          status: null,
+        });
+        await this.deps.registry.refresh();
+        return roles;
+      }
+      if (attempt >= 4) throw new RefusedError(409, `${dipId}'s roles kept changing meanwhile: try again`);
+    }
   }
 
   /** Changes a profile against the version read, again on a conflict (another node changed it meanwhile). */

@@ -2,6 +2,7 @@ import { DIP_ID_PATTERN, emptyProfile, ROLE_PATTERN, type Participant, type Part
 import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
 import { hashApiKey, newApiKey } from '../security/api-key.js';
 import { certificateInfo, verifyChain, type CertificateInfo } from '../security/signature.js';
+import { RefusedError } from './refused.js';
 import { PROFILE_RECORD } from './registry.js';
 import { dropFormerProviderWebhooks, type RemovedWebhook } from './webhook-config.js';
 
@@ -152,7 +153,7 @@ export interface RotateRequest {
  * and connection provider stay as they are. A previous certificate still in its own overlap is dropped:
  * only the one being replaced now overlaps.
  */
-export async function rotateParticipantCertificate(store: Pick<RegistryStore, 'participants' | 'upsertParticipant'>, req: RotateRequest): Promise<Participant> {
+export async function rotateParticipantCertificate(store: Pick<RegistryStore, 'participants' | 'setCertificate'>, req: RotateRequest): Promise<Participant> {
   if (!(req.overlapMs >= 0)) throw new Error(`the overlap must be zero or more, got ${req.overlapMs}`);
   const current = (await store.participants()).find((r) => r.participant.dipId === req.dipId)?.participant;
   if (!current) throw new Error(`${req.dipId} is not a registered participant: register it with \`dip participant add\``);
@@ -167,6 +168,10 @@ export async function rotateParticipantCertificate(store: Pick<RegistryStore, 'p
       ? { previous: { certificatePem: current.certificatePem, certificateFingerprint: current.certificateFingerprint, validUntil: now + req.overlapMs } }
       : { previous: undefined }),
   };
-  await store.upsertParticipant(rotated, null);
+  // The certificate alone, and only while it is the one read: writing the whole row read above undid what
+  // another writer changed meanwhile (a nomination, roles); another rotation first is the caller's to see.
+  if (!(await store.setCertificate(req.dipId, current.certificateFingerprint, rotated))) {
+    throw new RefusedError(409, `${req.dipId}'s certificate was rotated meanwhile (another renewal or registration came first): ask again if this one is still wanted`);
+  }
   return rotated;
 }

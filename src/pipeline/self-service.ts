@@ -33,7 +33,7 @@ export interface SelfView {
 export interface SelfServiceDeps {
   registry: Registry;
   lifecycle: ParticipantLifecycle;
-  store: Pick<RegistryStore, 'participants' | 'upsertParticipant' | 'records' | 'putRecord' | 'webhooks' | 'deleteWebhook'>;
+  store: Pick<RegistryStore, 'participants' | 'setConnectionProvider' | 'setCertificate' | 'setApiKeyHash' | 'records' | 'putRecord' | 'webhooks' | 'deleteWebhook'>;
   journal: OperatorJournal;
   now(): number;
   /** Roles participants may sign up for themselves (set by the operator). */
@@ -85,7 +85,7 @@ export class SelfService {
     if (!(await this.deps.optionalRoles()).includes(role)) throw new RefusedError(403, `${role} is not an optional role participants may sign up for (${(await this.deps.optionalRoles()).join(', ') || 'none'})`);
     if (p.roles.includes(role)) throw new RefusedError(409, `${p.dipId} already holds ${role}`);
     await this.profile(p, by, 'participant.role.join', role, (pr) => ({ ...pr, optionalRoles: [...new Set([...pr.optionalRoles, role])].sort() }));
-    await this.deps.lifecycle.setRoles(this.current(p), [...p.roles, role].sort(), this.actor(by), 'participant.roles');
+    await this.deps.lifecycle.setRoles(p.dipId, (roles) => [...new Set([...roles, role])].sort(), this.actor(by), 'participant.roles');
     return this.view(this.current(p));
   }
 
@@ -94,7 +94,7 @@ export class SelfService {
     if (!profile.optionalRoles.includes(role)) throw new RefusedError(403, `${role} is not an optional role ${p.dipId} signed up for: roles from the central register change only there`);
     await this.profile(p, by, 'participant.role.leave', role, (pr) => ({ ...pr, optionalRoles: pr.optionalRoles.filter((r) => r !== role) }));
     const fromRegister = (await this.deps.lifecycle.registerRoles(p.dipId)) ?? [];
-    if (!fromRegister.includes(role)) await this.deps.lifecycle.setRoles(this.current(p), p.roles.filter((r) => r !== role), this.actor(by), 'participant.roles');
+    if (!fromRegister.includes(role)) await this.deps.lifecycle.setRoles(p.dipId, (roles) => roles.filter((r) => r !== role), this.actor(by), 'participant.roles');
     return this.view(this.current(p));
   }
 
@@ -125,8 +125,15 @@ export class SelfService {
     // one registered before providers were recorded (registered_by NULL) though no provider changed.
     if (provider === p.connectionProvider) return { ...(await this.view(this.current(p))), removedWebhooks: [] };
     // The nomination first: the former provider's API access ends before its webhooks are looked for, so
-    // it cannot register another in between.
-    await this.deps.store.upsertParticipant({ ...p, connectionProvider: provider }, null);
+    // it cannot register another in between. The nomination alone, and only while it is the one this call
+    // was decided on: writing the row read earlier undid what another writer changed since (a certificate an
+    // operator renewed), and replacing a nomination another administrator made meanwhile is theirs to see first.
+    if (!(await this.deps.store.setConnectionProvider(p.dipId, p.connectionProvider, provider))) {
+      await this.deps.registry.refresh();
+      const now = this.deps.registry.participant(p.dipId);
+      if (!now) throw new RefusedError(404, `${p.dipId} is not a registered participant`);
+      throw new RefusedError(409, `${p.dipId}'s DIP Connection Provider changed meanwhile: it is now ${now.connectionProvider ?? 'none'}, not ${p.connectionProvider ?? 'none'} as read; look again and nominate again if still wanted`);
+    }
     const removedWebhooks = await dropFormerProviderWebhooks(this.deps.store, { dipId: p.dipId, connectionProvider: provider }, p.connectionProvider !== null);
     await this.journal(p, by, provider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw', { connectionProvider: p.connectionProvider }, { connectionProvider: provider, removedWebhooks });
     await this.deps.registry.refresh();
@@ -141,7 +148,10 @@ export class SelfService {
     const validUntil = this.deps.now() + overlapMs;
     await this.profile(p, p, 'participant.api-key.rotate', p.dipId, (pr) => ({ ...pr, previousApiKey: overlapMs > 0 ? { hash: currentHash, validUntil } : null }));
     const apiKey = newApiKey();
-    await this.deps.store.upsertParticipant(p, hashApiKey(apiKey));
+    // The key alone, and only while it is the one read: the row read earlier would undo another writer's change.
+    if (!(await this.deps.store.setApiKeyHash(p.dipId, currentHash, hashApiKey(apiKey)))) {
+      throw new RefusedError(409, `${p.dipId}'s API key was rotated meanwhile by another call: the key it made is the one in use; rotate again if still wanted`);
+    }
     await this.deps.registry.refresh();
     return { apiKey, previousValidUntil: overlapMs > 0 ? new Date(validUntil).toISOString() : null };
   }

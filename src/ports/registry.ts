@@ -64,6 +64,19 @@ export interface RegistryStore {
    * writer changed the nomination meanwhile) or the participant is not registered.
    */
   setConnectionProvider(dipId: string, expected: string | null, next: string | null): Promise<boolean>;
+  /**
+   * Sets a participant's roles to `next` only while they are `expected` (as read, in that order): a
+   * compare-and-set of that one column, as setConnectionProvider. False, writing nothing, when they are not.
+   */
+  setRoles(dipId: string, expected: string[], next: string[]): Promise<boolean>;
+  /**
+   * Replaces a participant's certificate (and the one kept for a rotation's overlap) only while the one
+   * registered is `expectedFingerprint`; nothing else of the row is written. False, writing nothing, when
+   * another rotation (or a re-registration) came first or the participant is not registered.
+   */
+  setCertificate(dipId: string, expectedFingerprint: string, next: Pick<Participant, 'certificatePem' | 'certificateFingerprint' | 'previous'>): Promise<boolean>;
+  /** Replaces a participant's API key hash only while it is `expected`; nothing else of the row is written. */
+  setApiKeyHash(dipId: string, expected: string, next: string): Promise<boolean>;
   putWebhook(w: Webhook): Promise<void>;
   deleteWebhook(recipientDipId: string, channel: string): Promise<boolean>;
   webhooks(): Promise<Webhook[]>;

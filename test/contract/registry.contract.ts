@@ -59,6 +59,32 @@ export function registryContract(name: string, open: BackendFactory): void {
       expect((await store.participants()).filter((r) => r.participant.dipId === p.dipId)).toEqual([{ participant: { ...p, certificatePem: 'PEM2', connectionProvider: 'DCP0000002' }, apiKeyHash: 'hash-11' }]);
     });
 
+    // Self-service and the register wrote the whole row from an earlier read: a nomination, rotation or role
+    // change made in between was undone. Each column now changes only while it is what the writer read.
+    it('sets roles, certificate and API key hash only while each is the one expected, writing nothing else of the row', async () => {
+      const store = ctx.backend.registry;
+      const p = { dipId: 'SUP0000012', roles: ['SUP', 'LDSO'], organisation: 'Acme', certificatePem: 'PEM', certificateFingerprint: 'AB', createdAt: 1, connectionProvider: null };
+      await store.upsertParticipant(p, 'hash-12');
+      const v = await store.version();
+      expect(await store.setRoles(p.dipId, ['SUP'], ['SUP', 'MDS'])).toBe(false);
+      expect(await store.setCertificate(p.dipId, 'ZZ', { certificatePem: 'PEM2', certificateFingerprint: 'CD' })).toBe(false);
+      expect(await store.setApiKeyHash(p.dipId, 'hash-0', 'hash-13')).toBe(false);
+      expect(await store.setRoles('SUP0000099', ['SUP'], ['MDS'])).toBe(false);
+      expect(await store.version()).toBe(v);
+      expect(await store.setConnectionProvider(p.dipId, null, 'DCP0000001')).toBe(true);
+      expect(await store.setRoles(p.dipId, ['SUP', 'LDSO'], ['LDSO', 'SUP', 'MDS'])).toBe(true);
+      const previous = { certificatePem: 'PEM', certificateFingerprint: 'AB', validUntil: 5_000 };
+      expect(await store.setCertificate(p.dipId, 'AB', { certificatePem: 'PEM2', certificateFingerprint: 'CD', previous })).toBe(true);
+      expect(await store.setApiKeyHash(p.dipId, 'hash-12', 'hash-13')).toBe(true);
+      expect(await store.version()).toBeGreaterThan(v);
+      expect((await store.participants()).filter((r) => r.participant.dipId === p.dipId)).toEqual([
+        { participant: { ...p, roles: ['LDSO', 'SUP', 'MDS'], connectionProvider: 'DCP0000001', certificatePem: 'PEM2', certificateFingerprint: 'CD', previous }, apiKeyHash: 'hash-13' },
+      ]);
+      // Without an overlap the replaced certificate is not kept.
+      expect(await store.setCertificate(p.dipId, 'CD', { certificatePem: 'PEM3', certificateFingerprint: 'EF' })).toBe(true);
+      expect((await store.participants()).find((r) => r.participant.dipId === p.dipId)?.participant).not.toHaveProperty('previous');
+    });
+
     it('keeps versioned records: a put on a stale version is refused, history stays, the feed moves', async () => {
       const store = ctx.backend.registry;
       let told = 0;

@@ -243,6 +243,24 @@ async function write(d: PgDatabase, c: pg.PoolClient, group: MigrationRecord[], 
       );
       return;
     }
+    case 'maintenanceSend': {
+      const rows = group as Array<Of<'maintenanceSend'>>;
+      await c.query('INSERT INTO maintenance_sends (id, record, due_at) SELECT * FROM unnest($1::text[], $2::jsonb[], $3::bigint[]) ON CONFLICT DO NOTHING', [
+        col(rows, 'id'),
+        rows.map((r) => JSON.stringify(r.record)),
+        col(rows, 'dueAt'),
+      ]);
+      return;
+    }
+    case 'mailRecipient': {
+      const rows = group as Array<Of<'mailRecipient'>>;
+      await c.query(
+        `INSERT INTO mail_recipients (scope, address, token_hash, requested_at, expires_at, confirmed_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) ON CONFLICT DO NOTHING`,
+        [col(rows, 'scope'), col(rows, 'address'), col(rows, 'tokenHash'), col(rows, 'requestedAt'), col(rows, 'expiresAt'), col(rows, 'confirmedAt')],
+      );
+      return;
+    }
   }
 }
 

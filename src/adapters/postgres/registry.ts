@@ -61,9 +61,31 @@ export class PgRegistry implements RegistryStore {
     return inserted;
   }
 
-  async setConnectionProvider(dipId: string, expected: string | null, next: string | null): Promise<boolean> {
+  setConnectionProvider(dipId: string, expected: string | null, next: string | null): Promise<boolean> {
+    return this.compareAndSet('UPDATE participants SET connection_provider = $3 WHERE dip_id = $1 AND connection_provider IS NOT DISTINCT FROM $2', [dipId, expected, next]);
+  }
+
+  setRoles(dipId: string, expected: string[], next: string[]): Promise<boolean> {
+    return this.compareAndSet('UPDATE participants SET roles = $3 WHERE dip_id = $1 AND roles = $2', [dipId, expected.join(','), next.join(',')]);
+  }
+
+  setCertificate(dipId: string, expected: string, next: Pick<Participant, 'certificatePem' | 'certificateFingerprint' | 'previous'>): Promise<boolean> {
+    return this.compareAndSet(
+      `UPDATE participants SET certificate_pem = $3, certificate_fingerprint = $4, previous_certificate_pem = $5,
+         previous_certificate_fingerprint = $6, previous_valid_until = $7
+       WHERE dip_id = $1 AND certificate_fingerprint = $2`,
+      [dipId, expected, next.certificatePem, next.certificateFingerprint, next.previous?.certificatePem ?? null, next.previous?.certificateFingerprint ?? null, next.previous?.validUntil ?? null],
+    );
+  }
+
+  setApiKeyHash(dipId: string, expected: string, next: string): Promise<boolean> {
+    return this.compareAndSet('UPDATE participants SET api_key_hash = $3 WHERE dip_id = $1 AND api_key_hash = $2', [dipId, expected, next]);
+  }
+
+  /** One conditional UPDATE: the version bumped (and NOTIFYed) in its transaction only when it changed a row. */
+  private async compareAndSet(sql: string, params: unknown[]): Promise<boolean> {
     const set = await this.d.tx(async (c) => {
-      const r = await c.query('UPDATE participants SET connection_provider = $3 WHERE dip_id = $1 AND connection_provider IS NOT DISTINCT FROM $2', [dipId, expected, next]);
+      const r = await c.query(sql, params);
       if (!r.rowCount) return false;
       await bump(c);
       return true;

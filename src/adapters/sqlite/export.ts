@@ -7,7 +7,8 @@ import { ACKNOWLEDGED_BEFORE } from '../archive-sql.js';
  * Reads what a cluster needs from an embedded store, for `dip migrate export`: data keys, participants,
  * webhooks, the MPAN lookup, sender references within retention, the queues in flight (their positions,
  * and every unsettled entry with its message), every version of the registry's records (channel settings,
- * operator accounts, register entries, maintenance notices), the operator journal and the portal accounts.
+ * operator accounts, register entries, maintenance notices), the operator journal, the portal accounts, saved
+ * reports, maintenance e-mails not sent yet and the e-mail addresses asked to confirm (and confirmed).
  * The archive of settled messages stays in the SQLite file (keep it for replays of what came before the move),
  * but for one: the original of a replayed or requeued copy still in flight travels with it (as a message
  * with no queue position), so the copy keeps its link (MigrationRecord `replayOf`) and a status message
@@ -143,6 +144,25 @@ export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCo
           .iterate()) {
       count('savedReport');
       yield { type: 'savedReport', ...r, record: JSON.parse(r.record) as unknown };
+    }
+    // maintenance_sends and mail_recipients came later still: a file without them has nothing of either.
+    const hasTable = (name: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== undefined;
+    for (const r of !hasTable('maintenance_sends')
+      ? []
+      : db.prepare<[], { id: string; record: string; dueAt: number }>('SELECT id, record, due_at AS dueAt FROM maintenance_sends ORDER BY id').iterate()) {
+      count('maintenanceSend');
+      yield { type: 'maintenanceSend', ...r, record: JSON.parse(r.record) as unknown };
+    }
+    for (const r of !hasTable('mail_recipients')
+      ? []
+      : db
+          .prepare<[], Omit<Extract<MigrationRecord, { type: 'mailRecipient' }>, 'type'>>(
+            `SELECT scope, address, token_hash AS tokenHash, requested_at AS requestedAt, expires_at AS expiresAt, confirmed_at AS confirmedAt
+               FROM mail_recipients ORDER BY scope, address`,
+          )
+          .iterate()) {
+      count('mailRecipient');
+      yield { type: 'mailRecipient', ...r };
     }
   } finally {
     db.close();

@@ -43,6 +43,14 @@ export class SqliteRegistry implements RegistryStore {
       ),
       // IS: null compares equal to null (no provider expected).
       setConnectionProvider: db.prepare('UPDATE participants SET connection_provider = @next WHERE dip_id = @dipId AND connection_provider IS @expected'),
+      setRoles: db.prepare('UPDATE participants SET roles = @next WHERE dip_id = @dipId AND roles = @expected'),
+      setCertificate: db.prepare(
+        `UPDATE participants SET certificate_pem = @certificatePem, certificate_fingerprint = @certificateFingerprint,
+           previous_certificate_pem = @previousCertificatePem, previous_certificate_fingerprint = @previousCertificateFingerprint,
+           previous_valid_until = @previousValidUntil
+         WHERE dip_id = @dipId AND certificate_fingerprint = @expected`,
+      ),
+      setApiKeyHash: db.prepare('UPDATE participants SET api_key_hash = @next WHERE dip_id = @dipId AND api_key_hash = @expected'),
       exists: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM participants WHERE dip_id = ?'),
       participants: db.prepare<[], ParticipantRow>(
         `SELECT dip_id AS dipId, roles, organisation, certificate_pem AS certificatePem, certificate_fingerprint AS certificateFingerprint,
@@ -93,9 +101,26 @@ export class SqliteRegistry implements RegistryStore {
     return inserted;
   }
 
-  async setConnectionProvider(dipId: string, expected: string | null, next: string | null): Promise<boolean> {
+  setConnectionProvider(dipId: string, expected: string | null, next: string | null): Promise<boolean> {
+    return this.compareAndSet(() => this.s.setConnectionProvider.run({ dipId, expected, next }).changes);
+  }
+
+  setRoles(dipId: string, expected: string[], next: string[]): Promise<boolean> {
+    return this.compareAndSet(() => this.s.setRoles.run({ dipId, expected: expected.join(','), next: next.join(',') }).changes);
+  }
+
+  setCertificate(dipId: string, expected: string, next: Pick<Participant, 'certificatePem' | 'certificateFingerprint' | 'previous'>): Promise<boolean> {
+    return this.compareAndSet(() => this.s.setCertificate.run({ dipId, expected, ...certificateParams(next) }).changes);
+  }
+
+  setApiKeyHash(dipId: string, expected: string, next: string): Promise<boolean> {
+    return this.compareAndSet(() => this.s.setApiKeyHash.run({ dipId, expected, next }).changes);
+  }
+
+  /** One conditional UPDATE: the version bumped (and watchers told) only when it changed a row. */
+  private async compareAndSet(update: () => number): Promise<boolean> {
     const set = await this.d.write(() => {
-      if (this.s.setConnectionProvider.run({ dipId, expected, next }).changes === 0) return false;
+      if (update() === 0) return false;
       this.s.bumpVersion.run();
       return true;
     });
@@ -196,12 +221,18 @@ function participantParams(p: Participant, apiKeyHash: string | null) {
     dipId: p.dipId,
     roles: p.roles.join(','),
     organisation: p.organisation,
-    certificatePem: p.certificatePem,
-    certificateFingerprint: p.certificateFingerprint,
     apiKeyHash: apiKeyHash ?? '',
     newApiKeyHash: apiKeyHash,
     createdAt: p.createdAt,
     connectionProvider: p.connectionProvider,
+    ...certificateParams(p),
+  };
+}
+
+function certificateParams(p: Pick<Participant, 'certificatePem' | 'certificateFingerprint' | 'previous'>) {
+  return {
+    certificatePem: p.certificatePem,
+    certificateFingerprint: p.certificateFingerprint,
     previousCertificatePem: p.previous?.certificatePem ?? null,
     previousCertificateFingerprint: p.previous?.certificateFingerprint ?? null,
     previousValidUntil: p.previous?.validUntil ?? null,
