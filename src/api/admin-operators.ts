@@ -282,7 +282,7 @@ const journalEntry = {
   properties: {
     id: { type: 'integer' },
     at: isoTime,
-    actor: { type: 'string', description: '`operator:<name>`, `register:<source>`, `participant:<DIP ID>` or `bootstrap`' },
+    actor: { type: 'string', description: '`operator:<name>`, `register:<source>`, `participant:<DIP ID>`, `cli:<os user>` (a `dip` command outside the operator API) or `bootstrap`' },
     action: { type: 'string', description: 'e.g. `channel.pause`, `POST /admin/dead-letters/requeue`' },
     target: { type: 'string', description: 'What it acted on; empty when nothing in particular' },
     before: { description: 'The state before the act, where the service recorded it' },

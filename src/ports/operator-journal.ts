@@ -7,7 +7,7 @@ export interface JournalEntry {
   id: number;
   /** Epoch ms. */
   at: number;
-  /** `operator:<name>`, `register:<source>`, `participant:<DIP ID>` or `bootstrap`. */
+  /** `operator:<name>`, `register:<source>`, `participant:<DIP ID>`, `cli:<os user>` (a `dip` command outside the operator API) or `bootstrap`. */
   actor: string;
   /** e.g. `channel.pause`, `participant.rescind`, `POST /admin/dead-letters/requeue`. */
   action: string;

@@ -2770,7 +2770,7 @@ export interface paths {
                         "application/json": {
                             /** @description e.g. `channel.pause`, `POST /admin/dead-letters/requeue` */
                             action: string;
-                            /** @description `operator:<name>`, `register:<source>`, `participant:<DIP ID>` or `bootstrap` */
+                            /** @description `operator:<name>`, `register:<source>`, `participant:<DIP ID>`, `cli:<os user>` (a `dip` command outside the operator API) or `bootstrap` */
                             actor: string;
                             /** @description The state after the act, where the service recorded it */
                             after: unknown;
