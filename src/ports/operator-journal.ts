@@ -25,6 +25,10 @@ export interface JournalQuery {
   target?: string;
   /** Entries with an id below this (paging backwards). */
   beforeId?: number;
+  /** Entries at or after this (epoch ms). */
+  fromMs?: number;
+  /** Entries before this (epoch ms). */
+  toMs?: number;
   limit: number;
 }
 

@@ -2752,8 +2752,12 @@ export interface paths {
                     actor?: string;
                     /** @description Entries with a smaller ID than this (the next page) */
                     before?: number;
+                    /** @description Entries at or after this time */
+                    from?: string;
                     limit?: number;
                     target?: string;
+                    /** @description Entries before this time */
+                    to?: string;
                 };
                 header?: never;
                 path?: never;
