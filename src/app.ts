@@ -196,7 +196,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // Its window on the monotonic clock: the wall clock is what it suspects (a test's injected clock drives it).
   const clockCheck = new ClockCheck(options.clock ?? monotonicClock, config.maxClockSkewSeconds * 1000, coordination.node);
   const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl: () => portalBase ?? '' });
-  const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now(), deliveryLatencyFloorSeconds: config.observability.alarms.deliveryLatencySeconds } : null;
+  const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now(), deliveryLatencyFloorSeconds: config.observability.alarms.deliveryLatencySeconds, journal: backend.journal } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
   // On the embedded store, listings are folded and written on a report thread over the file (src/topology/report-threads.ts):
   // this thread writes the message road. PostgreSQL's stay here, in slices (its rows come over the pool).
@@ -235,7 +235,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const overload = new OverloadGuard(config.overload, load, config.bodyLimitBytes);
   metrics.watchOverload(() => overload.stats());
   const apiDeps = {
-    config, logger, ingest, registry, selfService, webhooks: backend.registry, delivery, replay, status,
+    config, logger, ingest, registry, selfService, webhooks: backend.registry, operatorJournal: { journal: backend.journal, now: () => clock.now() }, delivery, replay, status,
     continuation: ContinuationTokens.fromFile(nodeSecretFile(config.dataDir, 'replayToken')), queues: backend.log, journal: backend.archive, deadLetters: backend.deadLetters, randomBytes, copies, channel, health, clock, destinations, publications,
     notReady: () => core.catalogue.notReady(),
     overload,
@@ -308,7 +308,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   }, metrics, clock, life);
   const portal = await startPortalListener(config, {
     config, logger, clock, accounts: portalAccounts, registry, channel, channels,
-    webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations }),
+    webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations, operatorJournal: { journal: backend.journal, now: () => clock.now() } }),
     replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, maintenance, certificates,
     alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports, selfService,
     savedReports,

@@ -120,7 +120,16 @@ describe('alarms (spec 5.11.4)', () => {
 
     // The recipient is fixed; the operator requeues: the condition clears and the resolved notice follows.
     answer = 200;
+    const dead = (await (await admin('GET', `/admin/dead-letters?recipient=${sup.dipId}&channel=IF-021`)).json()) as Array<{ seq: number; transactionId: string }>;
+    expect(dead).toHaveLength(1);
     expect((await admin('POST', '/admin/dead-letters/requeue', { recipientDipId: sup.dipId, channel: 'IF-021' })).status).toBe(200);
+    // Journalled with what it requeued (it said only "POST /admin/dead-letters/requeue", before and after null).
+    const journalled = (await (await admin('GET', `/admin/journal?target=${sup.dipId}/IF-021`)).json()) as Array<{ action: string; before: unknown; after: unknown; status: number }>;
+    expect(journalled.find((e) => e.action === 'dead-letters.requeue')).toMatchObject({
+      before: { state: 'dead', count: 1, letters: [{ seq: dead[0]!.seq, transactionId: dead[0]!.transactionId }] },
+      after: { state: 'requeued', count: 1, positions: [dead[0]!.seq], skipped: [] },
+      status: 200,
+    });
     await waitFor(() => smtp.mails.filter((m) => /Subject: \[DIP alarm RESOLVED\]/.test(m.data)).length >= 2, 15_000, 'the resolved e-mails');
     await waitFor(() => notices.length >= 2, 15_000, 'the resolved notice by webhook');
     expect(notices.map((c) => c.signature.ok)).toEqual([true, true]);
@@ -148,6 +157,13 @@ describe('alarms (spec 5.11.4)', () => {
     expect(byAdmin).not.toContain('s3cr3t');
     expect(byAdmin).toContain('oncall@example.net');
     expect(JSON.stringify((await sup.client.call('GET', '/observability/alarm-subscriptions', '')).body)).not.toContain('sup-s3cr3t');
+    // Journalled with the subscription (it said only "POST /admin/alarms/subscriptions"): the URL as shown,
+    // the address held back from the viewer as the list holds it back.
+    const made = listed.find((x) => x.rules.includes('storage')) as { id?: string };
+    const journal = await fetch(`http://127.0.0.1:${t.dip.adminPort}/admin/journal?action=alarm-subscription.create`, { headers: { authorization: `Bearer ${viewerToken}` } });
+    const entries = (await journal.json()) as Array<{ target: string; after: { rules: string[]; webhookUrl: string; email: string } }>;
+    expect(entries.find((e) => e.after.rules.includes('storage'))).toMatchObject({ target: made.id, after: { webhookUrl: 'https://hooks.example.com/alarms?code=…&x=…', email: '(held back from viewers)' } });
+    expect(JSON.stringify(await (await admin('GET', '/admin/journal?action=alarm-subscription.create')).json())).not.toContain('s3cr3t');
   });
 
   it('refuses a subscription with nowhere to send, or an unknown rule, naming why', async () => {
@@ -214,7 +230,16 @@ describe('alarms (spec 5.11.4)', () => {
     // The operator's dead-letter notice did not go to the subscription holding the rule to its own threshold.
     expect(mine().every((m) => m.data.includes('@subscription:'))).toBe(true);
     answer = 200;
+    const dead = (await (await admin('GET', `/admin/dead-letters?recipient=${sup.dipId}&channel=IF-021`)).json()) as Array<{ seq: number; transactionId: string }>;
+    expect(dead).toHaveLength(1);
     expect((await admin('POST', '/admin/dead-letters/requeue', { recipientDipId: sup.dipId, channel: 'IF-021' })).status).toBe(200);
+    // Journalled with what it requeued (it said only "POST /admin/dead-letters/requeue", before and after null).
+    const journalled = (await (await admin('GET', `/admin/journal?target=${sup.dipId}/IF-021`)).json()) as Array<{ action: string; before: unknown; after: unknown; status: number }>;
+    expect(journalled.find((e) => e.action === 'dead-letters.requeue')).toMatchObject({
+      before: { state: 'dead', count: 1, letters: [{ seq: dead[0]!.seq, transactionId: dead[0]!.transactionId }] },
+      after: { state: 'requeued', count: 1, positions: [dead[0]!.seq], skipped: [] },
+      status: 200,
+    });
     await waitFor(() => mine().some((m) => /Subject: \[DIP alarm RESOLVED\]/.test(m.data)), 15_000, "the threshold's resolved notice");
   });
 });

@@ -23,6 +23,14 @@ async function fill(backend: Backend): Promise<void> {
 const entries = async (backend: Backend) => (await backend.journal.entries({ limit: 10 })).map((e) => e.target);
 const EXPECTED = ['1000000003', '1000000002', '1000000001'];
 
+/** A period of the journal: from (inclusive) to (exclusive), as GET /admin/journal's from and to. */
+async function expectPeriods(backend: Backend): Promise<void> {
+  const period = async (fromMs?: number, toMs?: number) => (await backend.journal.entries({ fromMs, toMs, limit: 10 })).map((e) => e.target);
+  expect(await period(1_002)).toEqual(['1000000003', '1000000002']);
+  expect(await period(undefined, 1_003)).toEqual(['1000000002', '1000000001']);
+  expect(await period(1_002, 1_003)).toEqual(['1000000002']);
+}
+
 describe('operator journal is append-only: SQLite', () => {
   it('refuses UPDATE and DELETE through a connection of its own, and a database opened again still has the guards', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'opendip-journal-')), 'dip.db');
@@ -35,6 +43,7 @@ describe('operator journal is append-only: SQLite', () => {
       // Without a trigger SQLite empties a table whole here, without visiting its rows (its truncate optimisation).
       expect(() => raw.exec('DELETE FROM operator_journal')).toThrow(/operator journal is append-only/);
       expect(await entries(backend)).toEqual(EXPECTED);
+      await expectPeriods(backend);
       // A database made before the guards (here: guards dropped) gets them back at the next open.
       raw.exec('DROP TRIGGER operator_journal_no_update; DROP TRIGGER operator_journal_no_delete');
       await backend.close();
@@ -70,6 +79,7 @@ describe('operator journal is append-only: PostgreSQL', () => {
       await expect(raw.query('DELETE FROM operator_journal')).rejects.toThrow(/operator journal is append-only/);
       // Statement-level: a TRUNCATE fires no row trigger.
       await expect(raw.query('TRUNCATE operator_journal')).rejects.toThrow(/operator journal is append-only: its records cannot be deleted \(TRUNCATE refused/);
+      await expectPeriods(backend);
       await backend.journal.append(act(4));
       expect(await entries(backend)).toEqual(['1000000004', ...EXPECTED]);
     } finally {

@@ -199,7 +199,7 @@ describe('operator accounts', () => {
 
     // Every act is attributable to its named operator, with what it changed.
     const byBob = await alice('GET', '/admin/journal?actor=operator:bob');
-    expect(byBob.body).toEqual([expect.objectContaining({ actor: 'operator:bob', action: 'POST /admin/dead-letters/requeue', target: '1000000001/IF-021', status: 200 })]);
+    expect(byBob.body).toEqual([expect.objectContaining({ actor: 'operator:bob', action: 'dead-letters.requeue', target: '1000000001/IF-021', before: { state: 'dead', count: 0, letters: [] }, after: { state: 'requeued', count: 0, positions: [], skipped: [] }, status: 200 })]);
     const creations = await alice('GET', '/admin/journal?action=operator.create');
     expect(creations.body.map((e: { actor: string; target: string }) => [e.actor, e.target])).toEqual([
       ['operator:alice', 'vera'],
@@ -220,7 +220,7 @@ describe('operator accounts', () => {
     ]);
     expect(JSON.stringify(enrolment)).not.toMatch(new RegExp(`${offer.secret}|${offer.token}`));
     // Refused calls change nothing and are not acts: vera's refused requeue is not in the journal.
-    expect((await alice('GET', '/admin/journal?actor=operator:vera&action=POST%20%2Fadmin%2Fdead-letters%2Frequeue')).body).toEqual([]);
+    expect((await alice('GET', '/admin/journal?actor=operator:vera&action=dead-letters.requeue')).body).toEqual([]);
 
     // A disabled account stops at once (an automation token and a person's session alike); a new token replaces the old one.
     const disabled = await alice('PATCH', '/admin/operators/bob', { disabled: true });

@@ -46,5 +46,12 @@ describe('`dip participant add` for a registered participant', () => {
     expect(withdrawn.stdout).toContain(`Webhooks ${cp.dipId} registered for it, removed (their messages wait to be pulled): IF-021`);
     expect(await provider()).toBeNull();
     expect(await hooks()).toEqual([]);
+
+    // Each run issued an API key: journalled as the operator at the command line (it left nothing but the
+    // register's entries), the withdrawal of the nomination as its own entry.
+    const journal = (await t.dip.backend.journal.entries({ target: sup.dipId, limit: 20 })).reverse().filter((e) => e.actor.startsWith('cli:'));
+    expect(journal.map((e) => e.action)).toEqual(['participant.register', 'participant.register', 'participant.connection-provider.withdraw']);
+    expect(journal[1]!.before).toMatchObject({ connectionProvider: cp.dipId });
+    expect(journal[1]!.after).toMatchObject({ connectionProvider: null, apiKey: 'a new one issued: the one before no longer works' });
   });
 });

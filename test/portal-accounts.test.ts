@@ -469,7 +469,7 @@ describe('portal accounts', () => {
       const lowered = await users.setUsersLevel(admin, 'old.olga', 'viewer');
       expect(lowered).toMatchObject({ account: { level: 'viewer', admin: false } });
       expect(journal.map((e) => [e.actor, e.action, e.target, e.before, e.after])).toEqual([
-        ['user:1000000001:sam.admin', 'user.create', 'vera', null, { level: 'viewer' }],
+        ['user:1000000001:sam.admin', 'user.create', 'vera', null, expect.objectContaining({ participant: '1000000001', level: 'viewer' })],
         ['user:1000000001:sam.admin', 'user.level', 'vera', { level: 'viewer' }, { level: 'admin', sessionsEnded: true }],
         ['user:1000000001:sam.admin', 'user.level', 'old.olga', { level: 'operations' }, { level: 'viewer', sessionsEnded: true }],
       ]);

@@ -149,7 +149,7 @@ describe('user portal: levels', () => {
     await accessible(supAdmin);
     const journal = (await admin('GET', `/admin/journal?actor=user:${sup.dipId}:sup.admin`)).body as Json[];
     expect(journal.filter((e) => e.action.startsWith('user.')).map((e) => [e.action, e.target, e.before, e.after]).reverse()).toEqual([
-      ['user.create', 'sup.viewer', null, { level: 'viewer' }],
+      ['user.create', 'sup.viewer', null, expect.objectContaining({ participant: sup.dipId, level: 'viewer' })],
       ['user.level', 'sup.viewer', { level: 'viewer' }, { level: 'operations', sessionsEnded: true }],
     ]);
     await viewer.goto(`${td.dip.portalUrl}/portal/webhooks`);

@@ -136,7 +136,7 @@ describe('operator portal: participants', () => {
     const userActs = ((await admin('GET', '/admin/journal?target=vic.viewer')).body as Array<{ action: string; actor: string; before: unknown; after: unknown }>).map((e) => [e.actor, e.action, e.before, e.after]);
     expect(userActs).toEqual(
       expect.arrayContaining([
-        ['operator:ops.otto', 'user.create', null, { level: 'viewer' }],
+        ['operator:ops.otto', 'user.create', null, expect.objectContaining({ participant: DIP_ID, level: 'viewer' })],
         ['operator:ops.otto', 'user.disable', { participant: DIP_ID, disabled: false }, { disabled: true, sessionsEnded: true }],
         ['operator:ops.otto', 'user.enable', { participant: DIP_ID, disabled: true }, { disabled: false, sessionsEnded: true }],
       ]),

@@ -631,7 +631,7 @@ describe('portals in a browser', () => {
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Journal' }).click();
     expect(await page.getByRole('table').textContent()).toContain('operator:ops.alice');
     const journal = await adminApi<Array<{ actor: string; action: string; target: string }>>('GET', '/admin/journal?actor=operator:ops.alice');
-    expect(journal.body.some((e) => e.action === 'POST /admin/dead-letters/requeue' && e.target.includes(other.dipId))).toBe(true);
+    expect(journal.body.some((e) => e.action === 'dead-letters.requeue' && e.target.includes(other.dipId))).toBe(true);
     await checkPage(page, 'operator-journal');
     // Reports across every participant: the messages of the tests above, from the operator reports API.
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Reports' }).click();

@@ -253,6 +253,17 @@ describe('a dead letter in a journey', () => {
     expect(journey({ reason: 'stale', status: null, detail: 'stale: not delivered to 1000000001 within 1 hours', at })).toEqual(['stale: not delivered to 1000000001 within 1 hours']);
     expect(journey({ reason: 'rejected', status: 400, detail: '1000000001 refused the message: HTTP 400', at })).toEqual(['rejected: 1000000001 refused the message: HTTP 400']);
   });
+
+  it('shows a requeue and its outcome: requeued, then delivered (the operator\'s requeue), or requeued (the recipient\'s copy) without "the operator"', () => {
+    const events = (state: TracedDelivery['state']) =>
+      journeyOf({
+        transactionId: 'T-IF-021-1', channel: 'IF-021', eventCode: '[ActivePower]', sender: '2000000001', senderRole: 'SDS', senderUniqueReference: null, correlationId: null, receivedAt: at, replayOf: null,
+        deliveries: [{ recipient: '1000000001', seq: 1, state, deliveredAt: state === 'delivered' ? at + 5_000 : null, firstAttemptAt: null, attempts: [], deadLetter: { reason: 'stale', status: null, detail: 'stale: not delivered in time', at: at + 1_000 } }],
+      }).map((e) => `${e.event}: ${e.detail}`);
+    expect(events('delivered').slice(-3)).toEqual(['dead-lettered: stale: not delivered in time', 'requeued: requeued by the operator, then delivered', 'delivered: delivered to 1000000001']);
+    const requeued = events('requeued');
+    expect(requeued.at(-1)).toMatch(/^requeued: .*by the recipient as a copy under an R- transaction ID/);
+  });
 });
 
 // A copy held back for its recipient's revoked certificate, gone stale: the dead letter's detail names the

@@ -1,7 +1,9 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Delivery } from '../pipeline/delivery.js';
 import type { DeadLetter, DeadLetters } from '../ports/dead-letters.js';
 import type { Logger } from '../ports/logger.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
+import { operatorOf } from './admin-operators.js';
 import type { QueueRef } from '../ports/queue-ref.js';
 import { answers, epochMs, queueRef } from './admin-schemas.js';
 
@@ -10,6 +12,9 @@ export interface DeadLetterRouteOptions {
   delivery: Pick<Delivery, 'notify'>;
   /** Why nothing can be delivered on the queue now (its recipient offboarded, or no longer receiving there), null when it can: src/pipeline/queue-rules.ts. */
   undeliverable?(queue: QueueRef): string | null;
+  /** Each requeue and discard is journalled with the positions and transaction IDs it acted on (spec 8.3). */
+  journal: Pick<OperatorJournal, 'append'>;
+  now: () => number;
   logger: Logger;
 }
 
@@ -152,10 +157,12 @@ export const deadLetterRoutes: FastifyPluginAsync<DeadLetterRouteOptions> = asyn
       const cannot = deps.undeliverable?.(queue) ?? null;
       if (cannot !== null) return reply.code(409).send({ error: `not requeued: ${cannot.replace(/: the message was not delivered$/, '')}; requeued now each would be dead-lettered again. Discard them (dip dead-letters discard), or requeue once it receives again` });
       const seqs = req.body.seqs ?? (await deps.deadLetters.deadLetters({ ...queue, state: 'dead', limit: 100_000 })).map((d) => d.seq);
+      const dead = await deadAt(deps.deadLetters, queue, seqs);
       const requeued = await deps.deadLetters.requeueDeadLetters(queue, seqs);
       if (requeued === null) return reply.code(404).send({ error: noQueue(queue) });
       deps.delivery.notify([queue]);
       const skipped = await notActedOn(deps.deadLetters, queue, seqs, requeued, 'requeue');
+      await journalled(req, deps, 'dead-letters.requeue', queue, dead, requeued, skipped);
       deps.logger.info({ queue, requeued: requeued.length, skipped: skipped.length }, 'operator requeued dead letters');
       return { requeued: requeued.length, skipped };
     },
@@ -175,11 +182,42 @@ export const deadLetterRoutes: FastifyPluginAsync<DeadLetterRouteOptions> = asyn
     async (req, reply) => {
       if (!req.body.seqs) return reply.code(400).send({ error: 'seqs: name the dead letters to discard' });
       const queue = { recipientDipId: req.body.recipientDipId, channel: req.body.channel };
+      const dead = await deadAt(deps.deadLetters, queue, req.body.seqs);
       const discarded = await deps.deadLetters.discardDeadLetters(queue, req.body.seqs);
       if (discarded === null) return reply.code(404).send({ error: noQueue(queue) });
       const skipped = await notActedOn(deps.deadLetters, queue, req.body.seqs, discarded, 'discard');
+      await journalled(req, deps, 'dead-letters.discard', queue, dead, discarded, skipped);
       deps.logger.info({ queue, discarded: discarded.length, skipped: skipped.length }, 'operator discarded dead letters');
       return { discarded: discarded.length, skipped };
     },
   );
 };
+
+/** The dead letters still dead at the named positions, before an act: their transaction IDs for the journal. */
+async function deadAt(deadLetters: DeadLetters, queue: QueueRef, seqs: readonly number[]): Promise<DeadLetter[]> {
+  return seqs.length === 0 ? [] : deadLetters.deadLetters({ ...queue, seqs: [...seqs], state: 'dead', limit: seqs.length });
+}
+
+/**
+ * The journal entry of a requeue or discard: what it acted on (positions and transaction IDs, dead before,
+ * requeued or discarded after) and what it left alone. Not written: logged, and the operator API's own entry
+ * for the call (its method and path) stands in for it.
+ */
+async function journalled(req: FastifyRequest, deps: DeadLetterRouteOptions, action: 'dead-letters.requeue' | 'dead-letters.discard', queue: QueueRef, dead: readonly DeadLetter[], done: readonly number[], skipped: readonly Skipped[]): Promise<void> {
+  const acted = dead.filter((d) => done.includes(d.seq));
+  const letters = acted.map((d) => ({ seq: d.seq, transactionId: d.transactionId }));
+  try {
+    await deps.journal.append({
+      at: deps.now(),
+      actor: operatorOf(req).actor,
+      action,
+      target: `${queue.recipientDipId}/${queue.channel}`,
+      before: { state: 'dead', count: acted.length, letters },
+      after: { state: action === 'dead-letters.requeue' ? 'requeued' : 'discarded', count: done.length, positions: done, skipped },
+      status: 200,
+    });
+    req.journaled = true;
+  } catch (err) {
+    deps.logger.error({ err, queue, action }, 'could not journal a dead-letter act');
+  }
+}

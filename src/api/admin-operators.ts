@@ -283,7 +283,7 @@ const journalEntry = {
   properties: {
     id: { type: 'integer' },
     at: isoTime,
-    actor: { type: 'string', description: '`operator:<name>`, `register:<source>`, `participant:<DIP ID>` or `bootstrap`' },
+    actor: { type: 'string', description: '`operator:<name>`, `register:<source>`, `participant:<DIP ID>`, `cli:<os user>` (a `dip` command outside the operator API) or `bootstrap`' },
     action: { type: 'string', description: 'e.g. `channel.pause`, `POST /admin/dead-letters/requeue`' },
     target: { type: 'string', description: 'What it acted on; empty when nothing in particular' },
     before: { description: 'The state before the act, where the service recorded it' },
@@ -574,7 +574,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
     },
   );
 
-  app.get<{ Querystring: { actor?: string; action?: string; target?: string; before?: number; limit?: number } }>(
+  app.get<{ Querystring: { actor?: string; action?: string; target?: string; before?: number; from?: string; to?: string; limit?: number } }>(
     '/admin/journal',
     {
       schema: {
@@ -589,10 +589,12 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
             action: { type: 'string', maxLength: 200 },
             target: { type: 'string', maxLength: 200 },
             before: { type: 'integer', minimum: 1, description: 'Entries with a smaller ID than this (the next page)' },
+            from: { type: 'string', format: 'date-time', description: 'Entries at or after this time' },
+            to: { type: 'string', format: 'date-time', description: 'Entries before this time' },
             limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
           },
         },
-        response: answers({ 200: { type: 'array', items: journalEntry, description: 'The entries' } }),
+        response: answers({ 200: { type: 'array', items: journalEntry, description: 'The entries' } }, [400]),
       },
     },
     async (req, reply) => {
@@ -600,7 +602,10 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
       const { role } = operatorOf(req);
       const refusal = journalActorRefusal(role, q.actor);
       if (refusal) return reply.code(403).send({ error: refusal });
-      const entries = await deps.journal.entries({ actor: q.actor, action: q.action, target: q.target, beforeId: q.before, limit: q.limit ?? 100 });
+      const fromMs = q.from === undefined ? undefined : Date.parse(q.from);
+      const toMs = q.to === undefined ? undefined : Date.parse(q.to);
+      if (fromMs !== undefined && toMs !== undefined && !(fromMs < toMs)) return reply.code(400).send({ error: `from (${q.from ?? ''}) must be before to (${q.to ?? ''})` });
+      const entries = await deps.journal.entries({ actor: q.actor, action: q.action, target: q.target, beforeId: q.before, fromMs, toMs, limit: q.limit ?? 100 });
       return entries.map((e) => ({ ...(role === 'viewer' ? journalForViewer(e) : e), at: new Date(e.at).toISOString() }));
     },
   );

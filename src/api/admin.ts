@@ -171,7 +171,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   // Plugins load in order: the OpenAPI document first, so it sees every route registered after it.
   void app.register(registerOperatorDocs, { environment: deps.pki.config.environment, dipId: deps.pki.config.dipId });
   void app.register(operatorRoutes, auth);
-  void app.register(deadLetterRoutes, { deadLetters: deps.deadLetters, delivery: deps.delivery, ...(deps.undeliverable ? { undeliverable: deps.undeliverable } : {}), logger: deps.logger });
+  void app.register(deadLetterRoutes, { deadLetters: deps.deadLetters, delivery: deps.delivery, ...(deps.undeliverable ? { undeliverable: deps.undeliverable } : {}), journal: deps.journal, now: () => deps.now(), logger: deps.logger });
   void app.register(requeueJobRoutes, { ...deps.requeueJobs, journal: deps.journal, logger: deps.logger, now: () => deps.now() });
   const clockCheck = deps.clockCheck?.bind(deps);
   void app.register(queueRoutes, {

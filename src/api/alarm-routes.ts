@@ -1,10 +1,13 @@
-import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { ALARM_RULES, type AlarmSubscriptionStore } from '../ports/alarms.js';
 import { createSubscription, subscriptionBody, type Alarms, type SubscriptionInput } from '../pipeline/alarms.js';
 import { withAction } from '../pipeline/alarm-actions.js';
 import { subscriptionForOperator } from '../domain/operators.js';
 import { answers, empty, epochMs } from './admin-schemas.js';
 import { operatorOf } from './admin-operators.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
+import { withShownWebhook } from '../domain/url-secrets.js';
+import type { AlarmSubscription } from '../ports/alarms.js';
 
 /** What the alarm routes of either listener need. */
 export interface AlarmApiDeps {
@@ -15,14 +18,25 @@ export interface AlarmApiDeps {
   now(): number;
   /** The operator's delivery latency threshold: a subscription's own may not be lower (SubscriptionDeps). */
   deliveryLatencyFloorSeconds?: number;
+  /** The operator's subscriptions are journalled (spec 8.3), their webhook URLs in their shown form; absent: not journalled. */
+  journal?: Pick<OperatorJournal, 'append'>;
 }
 
 /** The routes' answer to a new subscription: 201 with it, or a 400 saying what is wrong. */
-export async function subscribe(deps: AlarmApiDeps, owner: string, input: SubscriptionInput, reply: FastifyReply, fail: (status: number, help: string) => FastifyReply): Promise<FastifyReply> {
+export async function subscribe(
+  deps: AlarmApiDeps,
+  owner: string,
+  input: SubscriptionInput,
+  reply: FastifyReply,
+  fail: (status: number, help: string) => FastifyReply,
+  made: (s: AlarmSubscription) => Promise<void> = async () => {},
+): Promise<FastifyReply> {
   // The operator's route also takes `owner`: only the subscription's own fields are checked here.
   const fields = { rules: input.rules, ...(input.email !== undefined ? { email: input.email } : {}), ...(input.webhookUrl !== undefined ? { webhookUrl: input.webhookUrl } : {}), ...(input.thresholds !== undefined ? { thresholds: input.thresholds } : {}) };
-  const made = await createSubscription(deps, owner, fields);
-  return made.ok ? reply.code(201).send(made.subscription) : fail(400, made.help);
+  const created = await createSubscription(deps, owner, fields);
+  if (!created.ok) return fail(400, created.help);
+  await made(created.subscription);
+  return reply.code(201).send(created.subscription);
 }
 
 /** An alarm as both listeners answer it. */
@@ -62,6 +76,13 @@ export const subscription = {
 
 /** The operator's alarm routes: every alarm, and the operator's own subscriptions (owner `operator`). */
 export const adminAlarmRoutes: FastifyPluginAsync<AlarmApiDeps> = async (app, deps) => {
+  // The subscription as shown (its webhook URL's key masked: shownUrl); its e-mail address is held back
+  // from viewers by the journal's reading (journalForViewer), as the subscription list holds it back.
+  const journalled = async (req: FastifyRequest, action: string, target: string, before: unknown, after: unknown): Promise<void> => {
+    if (!deps.journal) return;
+    await deps.journal.append({ at: deps.now(), actor: operatorOf(req).actor, action, target, before, after, status: after === null ? 204 : 201 });
+    req.journaled = true;
+  };
   const tags = ['Alarms'];
   app.get(
     '/admin/alarms',
@@ -86,7 +107,8 @@ export const adminAlarmRoutes: FastifyPluginAsync<AlarmApiDeps> = async (app, de
         response: answers({ 201: { ...subscription, description: 'Subscribed' } }),
       },
     },
-    async (req, reply) => subscribe(deps, req.body.owner ?? 'operator', req.body, reply, (status, error) => reply.code(status).send({ error })),
+    async (req, reply) =>
+      subscribe(deps, req.body.owner ?? 'operator', req.body, reply, (status, error) => reply.code(status).send({ error }), (s) => journalled(req, 'alarm-subscription.create', s.id, null, withShownWebhook(s))),
   );
   app.delete<{ Params: { id: string } }>(
     '/admin/alarms/subscriptions/:id',
@@ -95,6 +117,7 @@ export const adminAlarmRoutes: FastifyPluginAsync<AlarmApiDeps> = async (app, de
       const all = await deps.subscriptions.list();
       const found = all.find((s) => s.id === req.params.id);
       if (!found || !(await deps.subscriptions.remove(found.owner, found.id))) return reply.code(404).send({ error: `no subscription ${req.params.id}` });
+      await journalled(req, 'alarm-subscription.remove', found.id, withShownWebhook(found), null);
       return reply.code(204).send();
     },
   );

@@ -29,6 +29,7 @@ import type { MessageLog } from '../ports/message-log.js';
 import type { RegistryStore } from '../ports/registry.js';
 import type { ContinuationTokens } from '../security/continuation-token.js';
 import type { AnswerSigner } from '../security/signing-key.js';
+import type { WebhookConfigDeps } from '../pipeline/webhook-config.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
 
 /** What the HTTP routes need; wired once in app.ts. */
@@ -40,7 +41,9 @@ export interface ApiDeps {
   /** The submission pipeline: on this thread, or handed to the ingest threads (src/topology/ingest-threads.ts). */
   ingest: Pick<Ingest, 'handle' | 'validate' | 'traced'>;
   registry: Registry;
-  webhooks: Pick<RegistryStore, 'putWebhook' | 'deleteWebhook'>;
+  webhooks: Pick<RegistryStore, 'putWebhook' | 'deleteWebhook' | 'webhooks'>;
+  /** Webhook changes are journalled (src/pipeline/webhook-config.ts); absent: not journalled. */
+  operatorJournal?: WebhookConfigDeps['operatorJournal'];
   delivery: Pick<Delivery, 'notify'>;
   replay: Replay;
   /** Replay continuation tokens (X-Continuation-Token): UUIDs authenticated with the data directory's key. */

@@ -309,9 +309,14 @@ function registerOperatorCommands(program: Command): void {
   program
     .command('journal')
     .description('every administrative act: who, what, on what, when, before and after (newest first)')
-    .option('--actor <actor>', 'e.g. operator:alice, bootstrap, register:file, participant:1000000001')
+    .option('--actor <actor>', 'e.g. operator:alice, bootstrap, cli:alice, register:file, participant:1000000001')
     .option('--action <action>', 'e.g. channel.pause')
     .option('--target <target>', 'e.g. IF-021 or a DIP ID')
+    .option('--from <time>', 'entries at or after, ISO-8601 with a zone, e.g. 2026-12-06T00:00:00Z')
+    .option('--to <time>', 'entries before, ISO-8601 with a zone')
+    .option('--before <id>', 'entries with a smaller ID (the next page: the last ID shown)')
     .option('--limit <n>', 'how many', '100')
-    .action((o: { actor?: string; action?: string; target?: string; limit: string }) => call('GET', `/admin/journal${query({ actor: o.actor, action: o.action, target: o.target, limit: o.limit })}`));
+    .action((o: { actor?: string; action?: string; target?: string; from?: string; to?: string; before?: string; limit: string }) =>
+      call('GET', `/admin/journal${query({ actor: o.actor, action: o.action, target: o.target, from: o.from, to: o.to, before: o.before, limit: o.limit })}`),
+    );
 }

@@ -2,8 +2,8 @@ import { availableParallelism, hostname, userInfo } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
-import { nominationChange, onboardParticipant, rotateParticipantCertificate } from '../pipeline/participants.js';
+import { basename, join, resolve } from 'node:path';
+import { nominationChange, registerParticipant, rotateCertificateJournalled, type JournalledAct } from '../pipeline/participants.js';
 import { pkiDir, startDip } from '../app.js';
 import { databaseFile, keyEncryptionKey, openBackend } from '../adapters/backend.js';
 import { systemClock } from '../adapters/clock.js';
@@ -253,6 +253,7 @@ pki
     const material = await ensurePki(dir, { environment: env, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
     await ensureEncryptionKey(dir, material.ca);
     const info = certificateInfo(ca.certPem);
+    await journalCli(config, { action: 'pki.ca.create', target: env, before: null, after: { subject: info.subject, serialNumber: info.serialNumber, notAfter: info.notAfter.toISOString(), replaced: o.force === true } });
     process.stdout.write(`created ${info.subject} (serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}) in ${dir}\n`);
     process.stdout.write(`participants need certificates from it (dip pki issue); restart a running DIP to use it\n`);
   });
@@ -266,6 +267,7 @@ pki
     const config = loadConfig();
     const issued = await rotateSigningCertificate(pkiDir(config), { environment: config.environment, validDays: o.days });
     const info = certificateInfo(issued.certPem);
+    await journalCli(config, { action: 'pki.rotate-signing', target: config.dipId, before: null, after: { serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, notAfter: info.notAfter.toISOString() } });
     if (o.json) print({ serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, notAfter: info.notAfter.toISOString() });
     else process.stdout.write(`new signing certificate: serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}; recipients accept it as they did the old one (same CA)\n`);
   });
@@ -291,6 +293,7 @@ pki
     }
     const info = certificateInfo(keys.current.certPem);
     const previousUntil = keys.previous ? new Date(keys.previous.validUntil).toISOString() : null;
+    await journalCli(config, { action: 'pki.rotate-encryption', target: config.dipId, before: null, after: { serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, notAfter: info.notAfter.toISOString(), previousDecryptsUntil: previousUntil } });
     if (o.json) print({ serialNumber: info.serialNumber, fingerprint256: info.fingerprint256, notAfter: info.notAfter.toISOString(), previousDecryptsUntil: previousUntil });
     else process.stdout.write(`new encryption certificate: serial ${info.serialNumber}, valid until ${info.notAfter.toISOString()}; senders get it from GET /certificates/dip; ${previousUntil ? `the previous key decrypts until ${previousUntil}` : 'the previous key decrypts nothing more'}\n`);
   });
@@ -318,7 +321,13 @@ pki
   .action(async (o: { cert: string; reason: string; json?: boolean }) => {
     const config = loadConfig();
     // Into the store every node shares: each running node refuses the certificate at once (or within revocationPollMs).
-    const r = await withBackend(config, (b) => revokeCertificate(pkiDir(config), b.registry, readFileSync(o.cert, 'utf8'), o.reason, new Date(), 'dip pki revoke'));
+    const r = await withBackend(config, async (b) => {
+      const revoked = await revokeCertificate(pkiDir(config), b.registry, readFileSync(o.cert, 'utf8'), o.reason, new Date(), 'dip pki revoke');
+      const e = revoked.entry;
+      // A certificate revoked before is no new act: journalled all the same, saying so, since it was asked.
+      await b.journal.append({ at: systemClock.now(), actor: cliActor(), action: 'pki.revoke', target: e.dipIds.join(',') || e.subject, before: { serialNumber: e.serialNumber, alreadyRevoked: revoked.alreadyRevoked }, after: { serialNumber: e.serialNumber, reason: e.reason, revokedAt: e.revokedAt }, status: null });
+      return revoked;
+    });
     if (o.json) print({ ...r.entry, alreadyRevoked: r.alreadyRevoked, crl: r.crlFile });
     else {
       const who = r.entry.dipIds.join(', ') || r.entry.subject;
@@ -335,6 +344,27 @@ pki
     if (o.json) print(list.entries);
     else for (const e of list.entries) process.stdout.write(`${e.revokedAt}  ${e.serialNumber}  ${(e.dipIds.join(',') || e.subject).padEnd(12)} ${e.reason}\n`);
   });
+
+/**
+ * The journal's actor for an operator at the command line (spec 8.3: every administrative act says who):
+ * `cli:<os user>`, as `migrate import` names it. The operator API names its callers `operator:<name>`.
+ */
+const cliActor = (): string => `cli:${userInfo().username}`;
+const cliAct = (backend: Backend): JournalledAct => ({ journal: backend.journal, actor: cliActor(), now: () => systemClock.now() });
+
+/**
+ * Journals an act of a command that changed files or the store outside the operator API (a PKI rotation,
+ * a revocation, a catalogue import). The act is done by then: a journal that cannot be written is said on
+ * stderr and fails the command, so the operator knows the record is missing.
+ */
+async function journalCli(config: DipConfig, entry: { action: string; target: string; before: unknown; after: unknown }): Promise<void> {
+  try {
+    await withBackend(config, (b) => b.journal.append({ at: systemClock.now(), actor: cliActor(), ...entry, status: null }));
+  } catch (e) {
+    process.stderr.write(`dip: done, but not journalled (${(e as Error).message}): tell the auditor ${entry.action} ${entry.target}\n`);
+    process.exitCode = 1;
+  }
+}
 
 /** Opens the configured storage for one operator command (the DIP may be running: changes reach it through the change feed). */
 async function withBackend<T>(config: DipConfig, fn: (backend: Backend) => Promise<T>): Promise<T> {
@@ -361,23 +391,22 @@ participant
   .action(async (o: { dipId: string; role: string[]; cert: string; org?: string; connectionProvider?: string | false; save?: string; json?: boolean }) => {
     const config = loadConfig();
     await withBackend(config, async (backend) => {
-      const { participant: p, apiKey, formerProvider, formerProviderGone, removedWebhooks } = await onboardParticipant(backend.registry, {
-        dipId: o.dipId,
-        roles: o.role,
-        organisation: o.org,
-        certificatePem: readFileSync(o.cert, 'utf8'),
-        // --no-connection-provider: false; neither option: undefined (the registered nomination stays).
-        connectionProvider: o.connectionProvider === false ? null : o.connectionProvider,
-        trustedCaPems: trustedCas(config),
-      });
+      const { participant: p, apiKey, formerProvider, formerProviderGone, removedWebhooks } = await registerParticipant(
+        backend.registry,
+        {
+          dipId: o.dipId,
+          roles: o.role,
+          organisation: o.org,
+          certificatePem: readFileSync(o.cert, 'utf8'),
+          // --no-connection-provider: false; neither option: undefined (the registered nomination stays).
+          connectionProvider: o.connectionProvider === false ? null : o.connectionProvider,
+          trustedCaPems: trustedCas(config),
+        },
+        cliAct(backend),
+      );
       if (o.save) {
         mkdirSync(o.save, { recursive: true, mode: 0o700 });
         writePrivateFile(join(o.save, PROFILE_FILES.apiKey), `${apiKey}\n`);
-      }
-      if (formerProvider !== p.connectionProvider && formerProvider !== null) {
-        // The participant's own withdrawal is journalled (SelfService.nominate): the operator's is too.
-        const action = p.connectionProvider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw';
-        await backend.journal.append({ at: Date.now(), actor: 'cli', action, target: p.dipId, before: { connectionProvider: formerProvider }, after: { connectionProvider: p.connectionProvider, removedWebhooks, ...(formerProviderGone ? { reason: `${formerProvider} is no longer registered` } : {}) }, status: null });
       }
       if (o.json) print({ dipId: p.dipId, roles: p.roles, organisation: p.organisation, certificateFingerprint: p.certificateFingerprint, apiKey, connectionProvider: p.connectionProvider, formerConnectionProvider: formerProvider, removedWebhooks });
       else {
@@ -397,12 +426,11 @@ participant
   .action(async (o: { dipId: string; cert: string; overlapDays: number; json?: boolean }) => {
     const config = loadConfig();
     await withBackend(config, async (backend) => {
-      const p = await rotateParticipantCertificate(backend.registry, {
-        dipId: o.dipId,
-        certificatePem: readFileSync(o.cert, 'utf8'),
-        overlapMs: o.overlapDays * 86_400_000,
-        trustedCaPems: trustedCas(config),
-      });
+      const p = await rotateCertificateJournalled(
+        backend.registry,
+        { dipId: o.dipId, certificatePem: readFileSync(o.cert, 'utf8'), overlapMs: o.overlapDays * 86_400_000, trustedCaPems: trustedCas(config) },
+        cliAct(backend),
+      );
       const until = p.previous ? new Date(p.previous.validUntil).toISOString() : null;
       if (o.json) print({ dipId: p.dipId, certificateFingerprint: p.certificateFingerprint, previousCertificateFingerprint: p.previous?.certificateFingerprint ?? null, previousValidUntil: until });
       else process.stdout.write(`${p.dipId}: new certificate registered (SHA-256 ${p.certificateFingerprint}); ${until ? `the previous one is accepted until ${until}` : 'the previous one is no longer accepted'}. The API key is unchanged.\n`);
@@ -597,6 +625,7 @@ catalogue
     const result = await importCatalogue(spec, staging);
     Catalogue.fromFile(staging); // refuse to install what would not load
     renameSync(staging, target); // atomic: the server never sees half a file
+    await journalCli(config, { action: 'catalogue.import', target: basename(spec), before: null, after: { apiVersion: result.document.apiVersion, channels: result.document.channels.length, warnings: result.warnings.length } });
     for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
     process.stdout.write(`imported ${result.document.channels.length} channels (API ${result.document.apiVersion}) into ${target}\n`);
   });

@@ -1,4 +1,5 @@
 import { DIP_ID_PATTERN, emptyProfile, ROLE_PATTERN, type Participant, type ParticipantProfile } from '../domain/participant.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
 import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
 import { hashApiKey, newApiKey } from '../security/api-key.js';
 import { certificateInfo, verifyChain, type CertificateInfo } from '../security/signature.js';
@@ -173,5 +174,67 @@ export async function rotateParticipantCertificate(store: Pick<RegistryStore, 'p
   if (!(await store.setCertificate(req.dipId, current.certificateFingerprint, rotated))) {
     throw new RefusedError(409, `${req.dipId}'s certificate was rotated meanwhile (another renewal or registration came first): ask again if this one is still wanted`);
   }
+  return rotated;
+}
+
+/** Who acts, where it is journalled, and when: an operator's act outside the operator API (the `dip` command line). */
+export interface JournalledAct {
+  journal: Pick<OperatorJournal, 'append'>;
+  /** The journal's actor, e.g. `cli:<os user>`. */
+  actor: string;
+  now: () => number;
+}
+
+type OnboardStore = Parameters<typeof onboardParticipant>[0];
+
+/**
+ * `onboardParticipant`, journalled (spec 8.3: every administrative act): `participant.register` with the
+ * registration before and after (roles, organisation, certificate fingerprint, connection provider; that an
+ * API key was issued, never the key), and a change of connection provider as its own entry, as the
+ * participant's own change is (SelfService.nominate).
+ */
+export async function registerParticipant(store: OnboardStore, req: OnboardRequest, by: JournalledAct): Promise<Awaited<ReturnType<typeof onboardParticipant>>> {
+  const was = (await store.participants()).find((r) => r.participant.dipId === req.dipId)?.participant;
+  const done = await onboardParticipant(store, req);
+  const p = done.participant;
+  const shown = (x: Participant) => ({ roles: x.roles, organisation: x.organisation, certificateFingerprint: x.certificateFingerprint, connectionProvider: x.connectionProvider });
+  await by.journal.append({
+    at: by.now(),
+    actor: by.actor,
+    action: 'participant.register',
+    target: p.dipId,
+    before: was ? shown(was) : null,
+    after: { ...shown(p), apiKey: was ? 'a new one issued: the one before no longer works' : 'issued' },
+    status: null,
+  });
+  if (done.formerProvider !== p.connectionProvider && done.formerProvider !== null) {
+    const action = p.connectionProvider ? 'participant.connection-provider.nominate' : 'participant.connection-provider.withdraw';
+    await by.journal.append({
+      at: by.now(),
+      actor: by.actor,
+      action,
+      target: p.dipId,
+      before: { connectionProvider: done.formerProvider },
+      after: { connectionProvider: p.connectionProvider, removedWebhooks: done.removedWebhooks, ...(done.formerProviderGone ? { reason: `${done.formerProvider} is no longer registered` } : {}) },
+      status: null,
+    });
+  }
+  return done;
+}
+
+/** `rotateParticipantCertificate`, journalled as the participant's own rotation is: `participant.certificate.rotate`. */
+export async function rotateCertificateJournalled(store: Pick<RegistryStore, 'participants' | 'upsertParticipant'>, req: RotateRequest, by: JournalledAct): Promise<Participant> {
+  const was = (await store.participants()).find((r) => r.participant.dipId === req.dipId)?.participant;
+  const rotated = await rotateParticipantCertificate(store, req);
+  const until = rotated.previous ? new Date(rotated.previous.validUntil).toISOString() : null;
+  await by.journal.append({
+    at: by.now(),
+    actor: by.actor,
+    action: 'participant.certificate.rotate',
+    target: rotated.dipId,
+    before: { certificateFingerprint: was?.certificateFingerprint ?? null },
+    after: { certificateFingerprint: rotated.certificateFingerprint, previousValidUntil: until },
+    status: null,
+  });
   return rotated;
 }

@@ -555,7 +555,7 @@ export class PortalAccountService {
   async createUser(by: { actor: string; createdBy: string }, req: { username: string; displayName: string; level: UserLevel; participantDipId: string }): Promise<(FirstPassword & { journalError?: Error }) | { problem: string; status: 400 }> {
     const made = await this.createEnrollingAtFirstSignIn({ ...req, admin: req.level === 'admin', createdBy: by.createdBy });
     if ('problem' in made) return { problem: made.problem, status: 400 };
-    const journalError = await this.journalled({ at: this.clock.now(), actor: by.actor, action: 'user.create', target: made.account.username, before: null, after: { level: req.level }, status: null });
+    const journalError = await this.journalled({ at: this.clock.now(), actor: by.actor, action: 'user.create', target: made.account.username, before: null, after: { participant: req.participantDipId, displayName: req.displayName, level: req.level }, status: null });
     return journalError ? { ...made, journalError } : made;
   }
 

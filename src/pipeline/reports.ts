@@ -666,7 +666,11 @@ export function journeyOf(m: TracedMessage): JourneyEvent[] {
     if (d.deadLetter) {
       if (d.deadLetter.reason === 'rejected') push(d.deadLetter.at, { event: 'rejected', recipient: d.recipient, detail: `refused by ${d.recipient} (${d.deadLetter.status ?? ''}): ${d.deadLetter.detail}; a status message goes back to the sender` });
       push(d.deadLetter.at, { event: 'dead-lettered', recipient: d.recipient, detail: reasoned(d.deadLetter.reason, d.deadLetter.detail) });
-      if (d.state === 'requeued' || d.state === 'discarded') push(d.deadLetter.at, { event: d.state, recipient: d.recipient, detail: `the operator ${d.state} the dead letter` });
+      if (d.state === 'discarded') push(d.deadLetter.at, { event: d.state, recipient: d.recipient, detail: 'the operator discarded the dead letter' });
+      // Requeued by the operator (the same message again, this position's outcome below) or by the recipient
+      // (a copy under an R- transaction ID, whose own journey names this one as the message it copies).
+      if (d.state === 'requeued') push(d.deadLetter.at, { event: d.state, recipient: d.recipient, detail: 'requeued: delivered again by the operator at the tail of the queue, or by the recipient as a copy under an R- transaction ID (its own journey)' });
+      if (d.state === 'delivered') push(d.deadLetter.at, { event: 'requeued', recipient: d.recipient, detail: 'requeued by the operator, then delivered' });
     }
   }
   return ev.sort((a, b) => a.ms - b.ms).map(({ ms: _ms, ...e }) => e);

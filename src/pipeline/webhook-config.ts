@@ -1,6 +1,7 @@
 import type { Delivery } from './delivery.js';
 import type { Registry } from './registry.js';
 import type { RegistryStore, Webhook } from '../ports/registry.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
 import { callbackUrlShapeProblem } from '../domain/callback-url.js';
 import { carriesCredentials, shownUrl } from '../domain/url-secrets.js';
@@ -41,10 +42,27 @@ export interface WebhookConfigDeps {
   environment: string;
   defaults: { maxMessageCount: number; maxPayloadKb: number };
   registry: Pick<Registry, 'refresh'>;
-  webhooks: Pick<RegistryStore, 'putWebhook' | 'deleteWebhook'>;
+  webhooks: Pick<RegistryStore, 'putWebhook' | 'deleteWebhook' | 'webhooks'>;
   delivery: Pick<Delivery, 'notify'>;
   destinations: Pick<WebhookDestinations, 'checkUrl'>;
+  /**
+   * Each change is journalled (spec 8.3) with the webhook before and after, its URL in its shown form
+   * (shownUrl: a key in its query is never written); absent: not journalled (tests of the rules alone).
+   */
+  operatorJournal?: { journal: Pick<OperatorJournal, 'append'>; now: () => number };
 }
+
+/** A webhook as the journal records it: never its URL's key. */
+const journalled = (w: Webhook | undefined) => (w ? { url: shownUrl(w.url), maxMessageCount: w.maxMessageCount, maxPayloadKb: w.maxPayloadKb, registeredBy: w.registeredBy } : null);
+
+async function journalWebhook(deps: WebhookConfigDeps, actor: string, action: 'webhook.set' | 'webhook.remove', recipientDipId: string, channel: string, before: Webhook | undefined, after: Webhook | undefined): Promise<void> {
+  if (!deps.operatorJournal) return;
+  const { journal, now } = deps.operatorJournal;
+  await journal.append({ at: now(), actor, action, target: `${recipientDipId}/${channel}`, before: journalled(before), after: journalled(after), status: null });
+}
+
+const registered = async (deps: WebhookConfigDeps, recipientDipId: string, channel: string): Promise<Webhook | undefined> =>
+  deps.operatorJournal ? (await deps.webhooks.webhooks()).find((w) => w.recipientDipId === recipientDipId && w.channel === channel) : undefined;
 
 export type WebhookConfigOutcome = { ok: true; help: string } | { ok: false; help: string };
 
@@ -54,19 +72,29 @@ export type WebhookConfigOutcome = { ok: true; help: string } | { ok: false; hel
  * woken. The participant API (pubconfig, status config) and the user portal both call this. `registeredBy`:
  * the DIP ID of the authenticated caller (the recipient, or its connection provider acting for it).
  */
-export async function configureWebhook(deps: WebhookConfigDeps, recipientDipId: string, channel: string, body: WebhookConfigBody, registeredBy: string): Promise<WebhookConfigOutcome> {
+export async function configureWebhook(
+  deps: WebhookConfigDeps,
+  recipientDipId: string,
+  channel: string,
+  body: WebhookConfigBody,
+  registeredBy: string,
+  actor = `participant:${registeredBy}`,
+): Promise<WebhookConfigOutcome> {
   const problem = webhookConfigProblem(body, deps.environment);
   if (problem || body.callbackURL === undefined) return { ok: false, help: problem ?? 'callbackURL is required' };
   const internal = await deps.destinations.checkUrl(body.callbackURL);
   if (internal) return { ok: false, help: `callbackURL: ${internal}` };
-  await deps.webhooks.putWebhook({
+  const before = await registered(deps, recipientDipId, channel);
+  const hook: Webhook = {
     recipientDipId,
     channel,
     url: body.callbackURL,
     maxMessageCount: body.maxMessageCount ?? deps.defaults.maxMessageCount,
     maxPayloadKb: Math.floor(body.maxPayloadSize ?? deps.defaults.maxPayloadKb),
     registeredBy,
-  });
+  };
+  await deps.webhooks.putWebhook(hook);
+  await journalWebhook(deps, actor, 'webhook.set', recipientDipId, channel, before, hook);
   await deps.registry.refresh();
   deps.delivery.notify([{ recipientDipId, channel }]);
   // The answer is kept in the activity log, which operators read: a key in the URL's query is not repeated.
@@ -74,8 +102,11 @@ export async function configureWebhook(deps: WebhookConfigDeps, recipientDipId: 
 }
 
 /** Removes the recipient's webhook for a queue (idempotent: none registered is the same end state). */
-export async function removeWebhook(deps: WebhookConfigDeps, recipientDipId: string, channel: string): Promise<void> {
+export async function removeWebhook(deps: WebhookConfigDeps, recipientDipId: string, channel: string, actor: string): Promise<void> {
+  const before = await registered(deps, recipientDipId, channel);
   await deps.webhooks.deleteWebhook(recipientDipId, channel);
+  // Idempotent: removing none changes nothing, and is no act to journal.
+  if (before) await journalWebhook(deps, actor, 'webhook.remove', recipientDipId, channel, before, undefined);
   await deps.registry.refresh();
 }
 

@@ -169,7 +169,7 @@ async function setWebhook(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const count = field(c.req.body, 'maxMessageCount');
   const body = { callbackURL: field(c.req.body, 'callbackURL'), ...(count ? { maxMessageCount: Number(count) } : {}) };
   if (count && !Number.isInteger(body.maxMessageCount)) return webhooksPage(deps, c, { kind: 'error', text: 'maxMessageCount must be a whole number' }, 400);
-  const outcome = await configureWebhook(deps.webhooks, w.caller.dipId, w.queue, body, c.own.dipId);
+  const outcome = await configureWebhook(deps.webhooks, w.caller.dipId, w.queue, body, c.own.dipId, actorOf(c.signed.account));
   deps.logger.info({ username: c.signed.account.username, recipient: w.caller.dipId, channel: w.queue, ok: outcome.ok }, 'portal: webhook set');
   return webhooksPage(deps, c, { kind: outcome.ok ? 'ok' : 'error', text: outcome.help }, outcome.ok ? 200 : 400);
 }
@@ -177,7 +177,7 @@ async function setWebhook(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
 async function dropWebhook(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   const w = webhookScope(deps, c);
   if (isReply(w)) return w;
-  await removeWebhook(deps.webhooks, w.caller.dipId, w.queue);
+  await removeWebhook(deps.webhooks, w.caller.dipId, w.queue, actorOf(c.signed.account));
   deps.logger.info({ username: c.signed.account.username, recipient: w.caller.dipId, channel: w.queue }, 'portal: webhook removed');
   return webhooksPage(deps, c, { kind: 'ok', text: `webhook for ${w.queue} removed: its messages wait to be pulled` }, 200);
 }

@@ -7,7 +7,7 @@ export interface JournalEntry {
   id: number;
   /** Epoch ms. */
   at: number;
-  /** `operator:<name>`, `register:<source>`, `participant:<DIP ID>` or `bootstrap`. */
+  /** `operator:<name>`, `register:<source>`, `participant:<DIP ID>`, `cli:<os user>` (a `dip` command outside the operator API) or `bootstrap`. */
   actor: string;
   /** e.g. `channel.pause`, `participant.rescind`, `POST /admin/dead-letters/requeue`. */
   action: string;
@@ -25,6 +25,10 @@ export interface JournalQuery {
   target?: string;
   /** Entries with an id below this (paging backwards). */
   beforeId?: number;
+  /** Entries at or after this (epoch ms). */
+  fromMs?: number;
+  /** Entries before this (epoch ms). */
+  toMs?: number;
   limit: number;
 }
 

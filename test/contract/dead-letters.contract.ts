@@ -40,5 +40,30 @@ export function deadLettersContract(name: string, open: BackendFactory): void {
       expect((await log.readQueue(sup, 2, 10, 1 << 20)).map((e) => [e.seq, e.transactionId])).toEqual([[3, b.transactionId]]);
       expect((await deadLetters.deadLetters({ limit: 10 })).map((d) => d.state)).toEqual(['discarded', 'requeued']);
     });
+
+    it("a requeued copy (the recipient's requeue, under an R- transaction ID) answers its original's dead letter: it is no longer dead", async () => {
+      const { log, deadLetters } = ctx.backend;
+      const a = message(['SUP0000001']);
+      const b = message(['SUP0000001']);
+      await log.append(batch([a, b]));
+      const [ea, eb] = await log.readQueue(sup, 0, 10, 1 << 20);
+      await log.settle(sup, {
+        upTo: 2,
+        deadLetters: [
+          { seq: ea!.seq, messageId: ea!.messageId, reason: 'rejected', status: 400, detail: 'recipient answered 400' },
+          { seq: eb!.seq, messageId: eb!.messageId, reason: 'stale', status: null, detail: 'stale' },
+        ],
+      });
+      const copy = (messageId: number, n: number) => ({ originalId: messageId, transactionId: `R-COPY-${n}`, receivedAt: Date.now(), outbound: '{}', recipientDipId: 'SUP0000001', capacity: null });
+      // A replay (nothing enqueued) leaves the dead letter as it is: nothing was re-delivered.
+      await log.appendReplayCopies([copy(ea!.messageId, 1)]);
+      expect((await deadLetters.deadLetters({ state: 'dead', limit: 10 })).map((d) => d.seq)).toEqual([1, 2]);
+      await log.appendReplayCopies([copy(ea!.messageId, 2)], sup);
+      expect((await deadLetters.deadLetters({ state: 'dead', limit: 10 })).map((d) => d.seq)).toEqual([2]);
+      expect((await deadLetters.deadLetters({ limit: 10 })).map((d) => [d.seq, d.state])).toEqual([[1, 'requeued'], [2, 'dead']]);
+      // Another recipient's requeue of the same message does not answer this queue's dead letter.
+      await log.appendReplayCopies([{ ...copy(eb!.messageId, 3), recipientDipId: 'SUP0000002' }], { recipientDipId: 'SUP0000002', channel: 'IF-021' });
+      expect((await deadLetters.deadLetters({ state: 'dead', limit: 10 })).map((d) => d.seq)).toEqual([2]);
+    });
   });
 }

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type pg from 'pg';
 import { headDamage, missingMessage, sameSettlement, settingAsidePassed, toldRecipient, type AcceptedBatch, type AppendOutcome, type MessageLog, type QueueBacklogState, type QueueEntry, type QueueRef, type QueueState, type ReplayCopy, type SettleOutcome, type Settlement } from '../../ports/message-log.js';
 import { jobMoved } from '../../ports/errors.js';
+import { queueKey } from '../../ports/queue-ref.js';
 import type { JobProgress } from '../../ports/requeue-jobs.js';
 import type { SecurityPattern } from '../../domain/channel.js';
 import { damaged, type PgDatabase } from './database.js';
@@ -370,6 +371,9 @@ export class PgMessageLog implements MessageLog {
           const locked = await this.d.lockQueues(c, [enqueueFor]);
           await insertEntries(c, locked, ids.map((messageId, i) => ({ queue: enqueueFor, messageId, enqueuedAt: null, capacity: copies[i]!.capacity })));
           await this.d.saveHeads(c, locked);
+          // A requeued copy answers its original's dead letter in that queue (DeadLetterRecord: no longer dead).
+          const queueId = locked.get(queueKey(enqueueFor))!.id;
+          await c.query("UPDATE dead_letters SET state = 'requeued' WHERE queue_id = $1 AND message_id = ANY($2::bigint[]) AND state = 'dead'", [queueId, [...new Set(copies.map((x) => x.originalId))]]);
         }
         if (progress) {
           const updated = await c.query("UPDATE requeue_jobs SET cursor = $1, requeued = requeued + $2, updated_at = $3 WHERE id = $4 AND state = 'running' AND cursor = $5", [

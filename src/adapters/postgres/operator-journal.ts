@@ -25,6 +25,8 @@ export class PgOperatorJournal implements OperatorJournal {
     add('action', '=', q.action);
     add('target', '=', q.target);
     add('id', '<', q.beforeId);
+    add('at', '>=', q.fromMs);
+    add('at', '<', q.toMs);
     values.push(q.limit);
     const rows = await this.d.query<Omit<JournalEntry, 'id'> & { id: string }>(
       `SELECT id, at, actor, action, target, before, after, status FROM operator_journal ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT $${values.length}`,

@@ -68,6 +68,8 @@ export class SqliteMessageLog implements MessageLog {
         'INSERT OR IGNORE INTO dead_letters (queue_id, seq, message_id, reason, status, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       ),
       replayFor: db.prepare('UPDATE messages SET replay_for = ? WHERE id = ?'),
+      // A requeued copy answers its original's dead letter in that queue (DeadLetterRecord: no longer dead).
+      requeuedDead: db.prepare("UPDATE dead_letters SET state = 'requeued' WHERE queue_id = ? AND message_id = ? AND state = 'dead'"),
       progress: db.prepare("UPDATE requeue_jobs SET cursor = ?, requeued = requeued + ?, updated_at = ? WHERE id = ? AND state = 'running' AND cursor = ?"),
       original: db.prepare<[number], { channel: string; eventCode: string; senderDipId: string; senderRole: string; correlationId: string | null; mpan: string | null; securityPattern: SecurityPattern | null }>(
         `SELECT channel, event_code AS eventCode, sender_dip_id AS senderDipId, sender_role AS senderRole,
@@ -259,6 +261,7 @@ export class SqliteMessageLog implements MessageLog {
         if (enqueueFor) {
           const q = this.d.nextSeq(heads, enqueueFor.recipientDipId, enqueueFor.channel);
           this.s.insertEntry.run(q.id, q.head, id, c.capacity);
+          this.s.requeuedDead.run(q.id, c.originalId);
         }
       }
       this.d.publishHeads(heads);

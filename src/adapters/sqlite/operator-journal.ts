@@ -38,6 +38,8 @@ export class SqliteOperatorJournal implements OperatorJournal {
     add('action = ?', q.action);
     add('target = ?', q.target);
     add('id < ?', q.beforeId);
+    add('at >= ?', q.fromMs);
+    add('at < ?', q.toMs);
     const sql = `SELECT id, at, actor, action, target, before, after, status FROM operator_journal ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`;
     return this.d.db
       .prepare<Array<string | number>, Row>(sql)

@@ -41,8 +41,8 @@ function nestedFieldHelp(help: string, config: WebhookConfigBody, flat: WebhookC
  * Removes the recipient's webhook for a queue. The published answer is 204 whether or not one was
  * registered: deleting is idempotent, and the recipient ends up with none either way.
  */
-export async function deleteWebhook(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string): Promise<FastifyReply> {
-  await removeWebhook(webhookConfigDeps(deps.config, deps), recipientDipId, channel);
+export async function deleteWebhook(deps: ApiDeps, reply: FastifyReply, recipientDipId: string, channel: string, caller: string): Promise<FastifyReply> {
+  await removeWebhook(webhookConfigDeps(deps.config, deps), recipientDipId, channel, `participant:${caller}`);
   return reply.code(204).send();
 }
 
@@ -105,7 +105,7 @@ export const pubconfigRoutes: FastifyPluginAsync<RoutePluginOptions> = async (ap
     },
     async (req, reply) => {
       const { caller, channel } = recipientScope(req);
-      return deleteWebhook(deps, reply, caller.dipId, channel.interfaceId);
+      return deleteWebhook(deps, reply, caller.dipId, channel.interfaceId, admitted(req).authenticated.dipId);
     },
   );
 };

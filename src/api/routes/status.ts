@@ -117,6 +117,6 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         response: answers(GUARDED, { 204: noBody(204) }),
       },
     },
-    async (req, reply) => deleteWebhook(deps, reply, admitted(req).caller.dipId, STATUS_CHANNEL),
+    async (req, reply) => deleteWebhook(deps, reply, admitted(req).caller.dipId, STATUS_CHANNEL, admitted(req).authenticated.dipId),
   );
 };

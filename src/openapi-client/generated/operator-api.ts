@@ -2752,8 +2752,12 @@ export interface paths {
                     actor?: string;
                     /** @description Entries with a smaller ID than this (the next page) */
                     before?: number;
+                    /** @description Entries at or after this time */
+                    from?: string;
                     limit?: number;
                     target?: string;
+                    /** @description Entries before this time */
+                    to?: string;
                 };
                 header?: never;
                 path?: never;
@@ -2770,7 +2774,7 @@ export interface paths {
                         "application/json": {
                             /** @description e.g. `channel.pause`, `POST /admin/dead-letters/requeue` */
                             action: string;
-                            /** @description `operator:<name>`, `register:<source>`, `participant:<DIP ID>` or `bootstrap` */
+                            /** @description `operator:<name>`, `register:<source>`, `participant:<DIP ID>`, `cli:<os user>` (a `dip` command outside the operator API) or `bootstrap` */
                             actor: string;
                             /** @description The state after the act, where the service recorded it */
                             after: unknown;
