@@ -223,7 +223,7 @@ export async function registerParticipant(store: OnboardStore, req: OnboardReque
 }
 
 /** `rotateParticipantCertificate`, journalled as the participant's own rotation is: `participant.certificate.rotate`. */
-export async function rotateCertificateJournalled(store: Pick<RegistryStore, 'participants' | 'upsertParticipant'>, req: RotateRequest, by: JournalledAct): Promise<Participant> {
+export async function rotateCertificateJournalled(store: Pick<RegistryStore, 'participants' | 'setCertificate'>, req: RotateRequest, by: JournalledAct): Promise<Participant> {
   const was = (await store.participants()).find((r) => r.participant.dipId === req.dipId)?.participant;
   const rotated = await rotateParticipantCertificate(store, req);
   const until = rotated.previous ? new Date(rotated.previous.validUntil).toISOString() : null;
