@@ -124,7 +124,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
   life.started('alarm subscriptions', () => stored.close());
   const channel = new SmtpAlarmChannel(settings.smtp, destinations, signing.outbound());
   life.started('alarm notices', () => channel.close());
-  const alarms = new Alarms(sources, stored, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger, coordination.notifier);
+  const alarms = new Alarms(sources, stored, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger, coordination.notifier, { store: stored, node: coordination.node ?? '' });
   // A subscription put or removed through this node's routes is judged by its thresholds from the next evaluation.
   const subscriptions: AlarmSubscriptionStore = {
     list: (owner) => stored.list(owner),
