@@ -30,10 +30,10 @@ export const RULE_LABELS: Record<AlarmRule, string> = {
 };
 
 /** An alarm's severity as a badge: the word is there, not only the colour. */
-export const severityBadge = (c: Pick<AlarmCondition, 'rule'>): Html => (alarmSeverity(c) === 'critical' ? badge('bad', 'critical') : badge('warn', 'warning'));
+export const severityBadge = (c: Pick<AlarmCondition, 'rule' | 'key'>): Html => (alarmSeverity(c) === 'critical' ? badge('bad', 'critical') : badge('warn', 'warning'));
 
 /** Critical first, then the oldest: what has waited longest for someone on call. */
-export const byUrgency = (a: Pick<AlarmCondition, 'rule' | 'since'>, b: Pick<AlarmCondition, 'rule' | 'since'>): number =>
+export const byUrgency = (a: Pick<AlarmCondition, 'rule' | 'key' | 'since'>, b: Pick<AlarmCondition, 'rule' | 'key' | 'since'>): number =>
   Number(alarmSeverity(b) === 'critical') - Number(alarmSeverity(a) === 'critical') || a.since - b.since;
 
 /** Subscriptions as rows, each with its own remove button (the CSRF token and the subscription's ID). */
