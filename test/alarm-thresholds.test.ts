@@ -90,7 +90,8 @@ describe('the Alarms raise, tell and resolve a subscription\'s threshold conditi
     const confirmedAll = { confirmed: async () => true, ask: async () => 'confirmed' as const };
     const alarms = new Alarms([queueAlarms(async () => depths, 10_000, 60 * MIN, clock)], { list: async () => [mine, plain, ops, other] }, channel, { evaluateIntervalMs: 10_000, maxNoticesPerHour: 2 }, clock, quietLogger, undefined, confirmedAll);
     await alarms.evaluate();
-    expect(mails.map((m) => [m.to, m.subject])).toEqual([['ops@sup.example', "[DIP alarm RAISED] messages for 1000000001 / IF-021 have waited more than 5 min undelivered (the oldest 7 min): the threshold of 1000000001's subscription s1 (the DIP's own: 60 min)"]]);
+    expect(mails.map((m) => [m.to, m.subject])).toEqual([['ops@sup.example', '[DIP alarm RAISED] queue-age (warning): 1000000001 / IF-021']]);
+    expect(mails[0]!.text).toContain("Alarm raised: messages for 1000000001 / IF-021 have waited more than 5 min undelivered (the oldest 7 min): the threshold of 1000000001's subscription s1 (the DIP's own: 60 min)");
     expect(mails[0]!.text).toContain("threshold: 1000000001's subscription s1 (queue-age: 5 min)");
     expect(alarms.current('operator')).toEqual([]);
     expect(alarms.current('1000000002')).toEqual([]);

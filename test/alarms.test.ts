@@ -217,7 +217,8 @@ describe('alarms (spec 5.11.4)', () => {
     const mine = () => smtp.mails.filter((m) => m.to[0] === 'sup-threshold@example.net');
     await waitFor(() => mine().length >= 1, 15_000, "the threshold's notice");
     const data = mine()[0]!.data.replace(/\r\n /g, ' ').replace(/=\r\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-    expect(data).toContain(`Subject: [DIP alarm RAISED] 1 message for ${sup.dipId} / IF-021 were dead-lettered within 60 min, more than 0`);
+    expect(data).toContain(`Subject: [DIP alarm RAISED] dead-letter (critical): ${sup.dipId} / IF-021`);
+    expect(data).toContain(`Alarm raised: 1 message for ${sup.dipId} / IF-021 were dead-lettered within 60 min, more than 0`);
     expect(data).toContain(`key: dead-letter:${sup.dipId}/IF-021@subscription:${id}`);
     expect(data).toContain(`threshold: ${sup.dipId}'s subscription ${id} (dead-letter: more than 0 in 60 min)`);
     expect(data).toContain("(the DIP's own: any dead letter still dead)");
@@ -490,7 +491,8 @@ describe('what an operator reads of an alarm raised a while ago', () => {
     letters = [];
     await clock.advance(10_000);
     await alarms.evaluate();
-    expect(mails[1]!.subject).toBe('[DIP alarm RESOLVED] dead letters in queue 1000000001 / IF-021: 250');
+    expect(mails[1]!.subject).toBe('[DIP alarm RESOLVED] dead-letter (critical): 1000000001 / IF-021');
+    expect(mails[1]!.text.split('\n')[0]).toBe('Alarm resolved: dead letters in queue 1000000001 / IF-021: 250');
     expect(mails[1]!.text).toContain(`as of: ${new Date(lastHeld).toISOString()} (the last evaluation that found it holding)`);
     expect(hooks[1]).toMatchObject({ kind: 'resolved', at: lastHeld + 10_000, asOf: lastHeld });
   });

@@ -128,6 +128,11 @@ describe('portal requests', () => {
     }
   });
 
+  it('answers /favicon.ico with no content, not a 404 every page load logs as an error', async () => {
+    const icon = await send('GET', '/favicon.ico');
+    expect(icon.status).toBe(204);
+  });
+
   it('answers an address it cannot read with a page carrying the pages\' headers, not the address echoed as JSON', async () => {
     const bad = await send('GET', '/portal/%');
     expect(bad.status).toBe(400);

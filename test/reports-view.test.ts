@@ -1,17 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { reportCharts, type Period } from '../src/portal/reports-view.js';
+import { reportCharts, reportPeriod } from '../src/portal/reports-view.js';
 
-describe("the portals' throughput chart", () => {
-  const period: Period = { name: 'day', fromMs: Date.parse('2026-12-04T10:00:00Z'), toMs: Date.parse('2026-12-04T12:00:00Z'), granularity: 'hour', label: '' };
-  const row = (bucket: string, extra: object = {}) => ({ bucket, in: 3, out: 5, errors: 1, pending: 0, ...extra });
-  const chart = (rows: Parameters<typeof reportCharts>[1]) => reportCharts(period, rows, []).text;
+// An operator's review: the portal's latency chart showed only the median and 90th percentile where the API
+// gives min/avg/max, and its buckets read "12-05 04:00": no year, no zone.
+describe("the portals' report charts", () => {
+  const now = Date.UTC(2026, 11, 5, 6, 30);
+  const period = reportPeriod('day', now);
+  const stats = { count: 3, minMs: 10, avgMs: 40, maxMs: 553_239, p50Ms: 20, p90Ms: 90, p99Ms: 99 };
+  const none = { count: 0, minMs: null, avgMs: null, maxMs: null, p50Ms: null, p90Ms: null, p99Ms: null };
+  const page = String(reportCharts(period, [{ bucket: '2026-12-05T04:00:00.000Z', in: 1, out: 1, errors: 0, pending: 0 }], [{ bucket: '2026-12-05T04:00:00.000Z', endToEnd: stats, dipProcessing: none }]));
 
-  it('draws the messages refused at submission beside those accepted, when the report counts them', () => {
-    const text = chart([row('2026-12-04T10:00:00.000Z', { refused: 2, refusedMessages: 7 }), row('2026-12-04T11:00:00.000Z', { refused: 1, refusedMessages: 1 })]);
-    expect(text).toContain('Messages in: total 6, highest 3 messages; Copies delivered: total 10, highest 5 messages; Errors (dead letters): total 2, highest 1 messages; Messages refused at submission: total 8, highest 7 messages');
+  it('draws min, average and max beside the median and 90th percentile', () => {
+    for (const name of ['Minimum', 'Average', 'Median', '90th percentile', 'Maximum']) expect(page).toContain(name);
+    expect(page).toContain('553239');
   });
 
-  it('draws no such line when the report does not count them (no activity log kept)', () => {
-    expect(chart([row('2026-12-04T10:00:00.000Z')])).not.toContain('refused');
+  it('labels buckets with their ISO date and UTC', () => {
+    expect(page).toContain('2026-12-05 04:00 UTC');
+    expect(page).not.toMatch(/>12-05 04:00</);
   });
 });

@@ -19,7 +19,7 @@ import { openSqliteBackend } from './sqlite/index.js';
 import { SqliteActivityLog } from './sqlite/activity-log.js';
 import { PgActivityLog } from './postgres/activity-log.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
-import type { AlarmSubscriptionStore } from '../ports/alarms.js';
+import type { AlarmMemory, AlarmSubscriptionStore } from '../ports/alarms.js';
 import { SqliteAlarmSubscriptions } from './sqlite/alarm-subscriptions.js';
 import { PgAlarmSubscriptions } from './postgres/alarm-subscriptions.js';
 import type { OnboardingApplications } from '../ports/onboarding.js';
@@ -30,7 +30,7 @@ export const databaseFile = (config: DipConfig): string => join(config.dataDir, 
 export const activityLogFile = (config: DipConfig): string => join(config.dataDir, 'activity.db');
 
 /** Alarm subscriptions: a small file of their own, or a table on the cluster's PostgreSQL. */
-export async function openAlarmSubscriptions(config: DipConfig): Promise<AlarmSubscriptionStore> {
+export async function openAlarmSubscriptions(config: DipConfig): Promise<AlarmSubscriptionStore & AlarmMemory> {
   return config.storage.kind === 'cluster' ? PgAlarmSubscriptions.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined) : new SqliteAlarmSubscriptions(join(config.dataDir, 'alarms.db'));
 }
 

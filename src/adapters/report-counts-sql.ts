@@ -110,11 +110,12 @@ export function latencySql(q: CountQuery, d: CountsDialect): string {
   // Nearest rank ceil(q * n) in integers (as reports.ts's latencyStats takes it): (n * pct + 99) / 100; the
   // value there is the least whose running count reaches it. Counted per distinct value first: latencies
   // are whole milliseconds and repeat, so the running sums go over a bucket's distinct values, not a sort
-  // of all of them.
+  // of all of them. DIP processing leaves out a copy first called only after it was dead-lettered (requeued
+  // by an operator): its wait was the operator's, not the DIP's (see processingTime in reports.ts).
   const rank = (pct: number) => `min(CASE WHEN upto >= (n * ${pct} + 99) / 100 THEN v END)`;
   return `${cte},
   vals AS (SELECT ${b('d.received_at')} AS bucket, 0 AS k, d.delivered_at - d.received_at AS v FROM d WHERE d.delivered_at IS NOT NULL
-           UNION ALL SELECT ${b('d.received_at')}, 1, ${d.greatest('0', 'd.first_at - d.received_at')} FROM d WHERE d.first_at IS NOT NULL),
+           UNION ALL SELECT ${b('d.received_at')}, 1, ${d.greatest('0', 'd.first_at - d.received_at')} FROM d WHERE d.first_at IS NOT NULL AND (d.dl_at IS NULL OR d.first_at < d.dl_at)),
   hist AS (SELECT bucket, k, v, count(*) AS c FROM vals GROUP BY bucket, k, v),
   cum AS (SELECT bucket, k, v, c, CAST(sum(c) OVER (PARTITION BY bucket, k ORDER BY v ROWS UNBOUNDED PRECEDING) AS BIGINT) AS upto,
                  CAST(sum(c) OVER (PARTITION BY bucket, k) AS BIGINT) AS n FROM hist),

@@ -133,7 +133,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
   const confirmMailer = settings.smtp ? new SmtpMailer(settings.smtp) : null;
   if (confirmMailer) life.started('alarm address confirmations', () => confirmMailer.close());
   const recipients = confirmMailer ? new RecipientConfirmation({ store: backend.mailRecipients, mailer: confirmMailer, clock, logger, portalUrl }) : undefined;
-  const alarms = new Alarms(sources, stored, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger, coordination.notifier, recipients);
+  const alarms = new Alarms(sources, stored, channel, { evaluateIntervalMs: settings.evaluateIntervalMs, maxNoticesPerHour: settings.maxNoticesPerHour }, clock, logger, coordination.notifier, recipients, { store: stored, node: coordination.node ?? '' });
   // A subscription put or removed through this node's routes is judged by its thresholds from the next evaluation.
   const subscriptions: AlarmSubscriptionStore = {
     list: (owner) => stored.list(owner),

@@ -27,7 +27,7 @@ const OPERATOR: Readonly<Record<ConditionRule, string>> = {
   'queue-halted':
     'repair the storage error named, then POST /admin/queues/resume with the queue the alarm names, {"recipientDipId":"…","channel":"…"}, on the node whose GET /admin/queues shows it halted. Resolves once the queue goes on.',
   storage:
-    'ingest answers 503 and delivery waits: GET /admin/health says why (disk full, storage.maxDatabaseMb reached, database unreachable or read-only); free space or bring the database back. Resolves by itself once the store\'s probe (a write the size of a large batch, every 2 s) succeeds.',
+    'the store fails its probe, so ingest answers 503 and delivery waits: GET /admin/health says why (disk full, storage.maxDatabaseMb reached, database unreachable or read-only); free space or bring the database back. Resolves by itself once the store\'s probe (a write the size of a large batch, every 2 s) succeeds.',
   coordination:
     'no queue can be claimed, so nothing is delivered from this node: check the NATS servers (storage.nats.servers) and this node\'s network to them (docs/cluster.md). Delivery resumes by itself once NATS answers.',
   'clock-skew':
@@ -93,13 +93,30 @@ const SEVERITY: Readonly<Record<ConditionRule, AlarmSeverity>> = {
   'certificate-expiring': 'warning',
 };
 
-export function alarmSeverity(c: Pick<AlarmCondition, 'rule'>): AlarmSeverity {
+/** What the alarm functions read of a condition: its rule, and its key where one rule names two conditions. */
+type Judged = Pick<AlarmCondition, 'rule'> & Partial<Pick<AlarmCondition, 'key'>>;
+
+/**
+ * The `storage` rule's low-free-space condition (key `storage-disk`, `storage-disk:<node>`): the store still
+ * takes writes (ingest answers 201) while the data volume fills, so it is a warning with its own advice,
+ * unlike the store failing its probe (ingest 503), which the rule's own text is about.
+ */
+const isLowDiskSpace = (c: Judged): boolean => c.rule === 'storage' && c.key !== undefined && /^storage-disk(?::|$)/.test(c.key);
+
+const LOW_DISK_SPACE = {
+  operator:
+    'messages are still accepted (201) and delivered, but once the data volume is full the store refuses writes and ingest answers 503: free space on it (the summary names what fills it), or grow it; GET /admin/health shows the free space. Resolves once free space is back above storage.minFreeDiskMb.',
+};
+
+export function alarmSeverity(c: Judged): AlarmSeverity {
+  if (isLowDiskSpace(c)) return 'warning';
   return c.rule === 'maintenance' ? 'warning' : SEVERITY[c.rule];
 }
 
 /** What `owner` (`operator` or a DIP ID) is to do about `c`; the operator's text for a rule a participant cannot act on. */
-export function alarmAction(c: Pick<AlarmCondition, 'rule'>, owner: string): string {
+export function alarmAction(c: Judged, owner: string): string {
   if (c.rule === 'maintenance') return '';
+  if (isLowDiskSpace(c)) return LOW_DISK_SPACE.operator;
   return (owner === 'operator' ? undefined : PARTICIPANT[c.rule]) ?? OPERATOR[c.rule];
 }
 

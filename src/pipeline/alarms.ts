@@ -1,10 +1,10 @@
 import { Ajv } from 'ajv';
 import { randomUUID } from 'node:crypto';
-import { ALARM_RULES, type AlarmChannel, type AlarmCondition, type AlarmNotice, type AlarmRule, type AlarmSubscription, type AlarmSubscriptionStore, type AlarmThresholds } from '../ports/alarms.js';
+import { ALARM_RULES, type AlarmChannel, type AlarmMemory, type AnnouncedAlarm, type AlarmCondition, type AlarmNotice, type AlarmRule, type AlarmSubscription, type AlarmSubscriptionStore, type AlarmThresholds } from '../ports/alarms.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { AlarmNotifierLease, NotifiedAlarm } from '../ports/leases.js';
 import type { Logger } from '../ports/logger.js';
-import { alarmAction } from './alarm-actions.js';
+import { alarmAction, alarmSeverity } from './alarm-actions.js';
 import { lists, receives, thresholdLine, thresholdsRefused, thresholdsSchema } from './alarm-thresholds.js';
 import { alarmScope, type RecipientConfirmation } from './mail-recipients.js';
 
@@ -30,6 +30,22 @@ const RESOLVED_LIMIT = 50;
  * read of the store a minute per node, and a new subscription's thresholds hold from within a minute.
  */
 export const THRESHOLDS_READ_MS = 60_000;
+
+/**
+ * A notice on its way, with when its alarm's RAISED was sent (a RESOLVED's): it goes only to the
+ * subscriptions made by then, which were told RAISED (one made since never heard of it).
+ */
+type Due = AlarmNotice & { announcedAt?: number };
+
+/**
+ * An alarm e-mail's subject: short enough for a mailbox's list (a summary runs to 300 characters, and is
+ * the body's first line): the rule, its severity and whom it concerns.
+ */
+export function alarmSubject(n: Pick<AlarmNotice, 'kind' | 'condition'>): string {
+  const c = n.condition;
+  const scope = c.participant === null ? 'the DIP' : c.channel === undefined ? c.participant : `${c.participant} / ${c.channel}`;
+  return `[DIP alarm ${n.kind.toUpperCase()}] ${c.rule} (${alarmSeverity(c)}): ${scope}`;
+}
 
 /** An alarm that stopped holding: its condition as last read while it held, and when this node found it gone. */
 export interface ResolvedAlarm {
@@ -71,7 +87,15 @@ export class Alarms {
   /** When an evaluation last read the subscriptions for their thresholds (THRESHOLDS_READ_MS). */
   private watchedReadAt = -Infinity;
   /** Notices made while no subscription list was ever read: sent once one is (a bounded backlog). */
-  private unsent: AlarmNotice[] = [];
+  private unsent: Due[] = [];
+  /** When each alarm this node announced (sent RAISED) was announced: its RESOLVED goes to the subscriptions made by then. */
+  private readonly announcedAt = new Map<string, number>();
+  /** Whether the alarms announced before a restart were read back (AlarmMemory): once, at the first pass. */
+  private recalledOnce = false;
+  /** Alarms read back from before a restart, kept until every source has answered once (not resolved by a source that has not). */
+  private recalled = new Set<string>();
+  /** What was last written to the memory (its keys, when raised and announced), so it is written only on a change. */
+  private remembered = '';
   private cancel: Cancel | null = null;
   private running: Promise<void> | null = null;
   /** The shared conditions' turn under way (in a cluster): at most one at a time, apart from the evaluations. */
@@ -97,6 +121,11 @@ export class Alarms {
      * operator's own (owner `operator`) count as agreed. Absent: no e-mail goes to a participant's address.
      */
     private readonly recipients?: Pick<RecipientConfirmation, 'confirmed' | 'ask'>,
+    /**
+     * Where this node keeps the alarms it announced across a restart (absent: in memory only, and a restart
+     * announces again what still holds, with a new `since`). `node`: this node's id, '' in one process.
+     */
+    private readonly memory?: { store: AlarmMemory; node: string },
   ) {}
 
   start(): void {
@@ -149,6 +178,7 @@ export class Alarms {
     const now = new Map<string, AlarmCondition>();
     const readAt = new Map<string, number>();
     const at = this.clock.now();
+    if (!this.recalledOnce) await this.recall();
     if (at - this.watchedReadAt >= THRESHOLDS_READ_MS) {
       this.watchedReadAt = at;
       await this.subscribers(true);
@@ -180,6 +210,19 @@ export class Alarms {
         }
       }
     }
+    // An alarm announced before a restart whose source has not answered yet (failed, or its first pass is
+    // to come) is kept as it was: resolved only once every source has said it no longer holds.
+    if (this.recalled.size > 0) {
+      const unanswered = this.sources.some((_, i) => this.bySource[i] === undefined);
+      for (const key of this.recalled) {
+        const kept = this.active.get(key);
+        if (unanswered && kept && !now.has(key)) {
+          now.set(key, kept);
+          readAt.set(key, this.readAt.get(key) ?? at);
+        }
+      }
+      if (!unanswered) this.recalled.clear();
+    }
     const before = this.active;
     const readBefore = this.readAt;
     this.active = now;
@@ -190,11 +233,21 @@ export class Alarms {
     // Every change this node saw, or in a cluster those of its own conditions and (while it holds the
     // notifier lease) the shared ones: each node's diff of its own view would tell a subscriber once per node.
     const own = (c: AlarmCondition): boolean => !this.notifier || !isSharedCondition(c);
-    const notices: AlarmNotice[] = [];
-    for (const [key, c] of now) if (own(c) && !before.has(key)) notices.push({ kind: 'raised', condition: c, at, asOf: readAt.get(key) ?? at });
+    const notices: Due[] = [];
+    for (const [key, c] of now) {
+      if (!own(c) || before.has(key)) continue;
+      notices.push({ kind: 'raised', condition: c, at, asOf: readAt.get(key) ?? at });
+      this.announcedAt.set(key, at);
+    }
     // A resolved condition's summary is the last one read while it held: the notice says from when.
-    for (const [key, c] of before) if (own(c) && !now.has(key)) notices.push({ kind: 'resolved', condition: c, at, asOf: readBefore.get(key) ?? at });
+    for (const [key, c] of before) {
+      if (!own(c) || now.has(key)) continue;
+      const announcedAt = this.announcedAt.get(key);
+      notices.push({ kind: 'resolved', condition: c, at, asOf: readBefore.get(key) ?? at, ...(announcedAt === undefined ? {} : { announcedAt }) });
+      this.announcedAt.delete(key);
+    }
     await this.notify(notices);
+    await this.remember(own);
     // The shared conditions' turn, apart: skipped while the one before still waits for NATS (the next
     // evaluation after it compares against the lease's record, so no change is lost by skipping).
     const notifier = this.notifier;
@@ -208,7 +261,7 @@ export class Alarms {
   }
 
   /** Logs the notices and sends each to the subscriptions that name its rule and may see it (or keeps them until a list is read). */
-  private async notify(notices: AlarmNotice[]): Promise<void> {
+  private async notify(notices: Due[]): Promise<void> {
     for (const n of notices) this.logger.warn({ alarm: n.condition.key, rule: n.condition.rule, kind: n.kind }, `alarm ${n.kind}: ${n.condition.summary}`);
     const subs = await this.subscribers(notices.length > 0 || this.unsent.length > 0);
     if (subs === null) {
@@ -218,7 +271,7 @@ export class Alarms {
     const due = [...this.unsent, ...notices];
     this.unsent = [];
     for (const n of due) {
-      for (const s of subs) if (receives(s, n.condition)) await this.send(s, n);
+      for (const s of subs) if (receives(s, n.condition) && toldRaised(s, n)) await this.send(s, n);
     }
   }
 
@@ -245,13 +298,16 @@ export class Alarms {
     if (this.sources.some((_, i) => this.bySource[i] === undefined)) return null;
     const told = await lease.turn();
     if (told === null) return null;
-    const notices: AlarmNotice[] = [];
+    const notices: Due[] = [];
     const notified = new Map<string, NotifiedAlarm>();
     for (const [key, c] of this.active) {
       if (!isSharedCondition(c)) continue;
       const was = told.get(key);
-      if (was) notified.set(key, was);
-      else {
+      if (was) {
+        notified.set(key, was);
+        // Raised before this node (re)started: it keeps when it was first raised.
+        if (was.condition.since < c.since) this.active.set(key, { ...c, since: was.condition.since });
+      } else {
         const n: AlarmNotice = { kind: 'raised', condition: c, at, asOf: this.readAt.get(key) ?? at };
         notices.push(n);
         notified.set(key, { condition: c, asOf: n.asOf });
@@ -261,7 +317,8 @@ export class Alarms {
       if (this.active.has(key)) continue;
       // The last summary this node read while it held, else the one last notified.
       const last = before.get(key);
-      notices.push(last ? { kind: 'resolved', condition: last, at, asOf: readBefore.get(key) ?? at } : { kind: 'resolved', condition: was.condition, at, asOf: was.asOf });
+      // The notifier's record says when RAISED was read and sent (its asOf).
+      notices.push(last ? { kind: 'resolved', condition: last, at, asOf: readBefore.get(key) ?? at, announcedAt: was.asOf } : { kind: 'resolved', condition: was.condition, at, asOf: was.asOf, announcedAt: was.asOf });
     }
     return { lease, notices, notified };
   }
@@ -285,7 +342,42 @@ export class Alarms {
     return mayEmailOf(this.recipients, s, email, this.logger);
   }
 
-  private async send(s: AlarmSubscription, n: AlarmNotice): Promise<void> {
+  /** Reads back the alarms this node announced before it (re)started: they stay raised, with their `since`, and are not announced again. */
+  private async recall(): Promise<void> {
+    this.recalledOnce = true;
+    if (!this.memory) return;
+    try {
+      for (const a of await this.memory.store.recall(this.memory.node)) {
+        this.active.set(a.condition.key, a.condition);
+        this.readAt.set(a.condition.key, a.asOf);
+        this.announcedAt.set(a.condition.key, a.announcedAt);
+        this.recalled.add(a.condition.key);
+      }
+    } catch (err) {
+      this.logger.error({ err }, 'the alarms announced before this start could not be read: those still holding are announced again');
+    }
+  }
+
+  /** Writes the alarms this node has announced and not resolved, when that set changed (a failure is logged, and the next pass tries again). */
+  private async remember(own: (c: AlarmCondition) => boolean): Promise<void> {
+    if (!this.memory) return;
+    const announced: AnnouncedAlarm[] = [];
+    for (const [key, c] of this.active) {
+      const announcedAt = this.announcedAt.get(key);
+      if (own(c) && announcedAt !== undefined) announced.push({ condition: c, asOf: this.readAt.get(key) ?? announcedAt, announcedAt });
+    }
+    const signature = JSON.stringify(announced.map((a) => [a.condition.key, a.condition.since, a.announcedAt]).sort());
+    if (signature === this.remembered) return;
+    try {
+      await this.memory.store.remember(this.memory.node, announced);
+      this.remembered = signature;
+    } catch (err) {
+      this.logger.error({ err }, 'the alarms announced could not be written: a restart may announce them again');
+    }
+  }
+
+  private async send(s: AlarmSubscription, due: Due): Promise<void> {
+    const { announcedAt: _announcedAt, ...n } = due;
     const hourAgo = n.at - 3_600_000;
     const recent = (this.sent.get(s.id) ?? []).filter((t) => t > hourAgo);
     if (recent.length >= this.settings.maxNoticesPerHour) {
@@ -294,7 +386,7 @@ export class Alarms {
     }
     recent.push(n.at);
     this.sent.set(s.id, recent);
-    const subject = `[DIP alarm ${n.kind.toUpperCase()}] ${n.condition.summary}`;
+    const subject = alarmSubject(n);
     const text = [
       `Alarm ${n.kind}: ${n.condition.summary}`,
       `rule: ${n.condition.rule}`,
@@ -331,6 +423,13 @@ async function mayEmailOf(recipients: Pick<RecipientConfirmation, 'confirmed' | 
   logger.info({ subscription: s.id, owner: s.owner, confirmation: asked }, "an alarm notice not e-mailed: the subscription's address has not confirmed yet");
   return false;
 }
+
+/**
+ * Whether `s` is to be sent `n`: every RAISED it names, and a RESOLVED only when it was made by the time
+ * the alarm's RAISED was sent (so was told it), never the end of an alarm it never heard of. One made
+ * while an alarm holds hears of it from the next one (and reads it in GET /admin/alarms meanwhile).
+ */
+const toldRaised = (s: AlarmSubscription, n: Due): boolean => n.kind === 'raised' || n.announcedAt === undefined || s.createdAt <= n.announcedAt;
 
 export interface SubscriptionInput {
   rules: AlarmRule[];

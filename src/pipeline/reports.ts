@@ -486,7 +486,9 @@ export class Reports {
       if (!x) buckets.set(k, (x = { e2e: [], internal: [] }));
       for (const d of m.deliveries) {
         if (d.deliveredAt !== null) x.e2e.push(d.deliveredAt - m.receivedAt);
-        if (d.firstAttemptAt !== null) x.internal.push(Math.max(0, d.firstAttemptAt - m.receivedAt));
+        // A copy first called only after it was dead-lettered (an operator's requeue, days later perhaps) is
+        // left out: that wait was the operator's, not the DIP's processing (report-counts-sql.ts alike).
+        if (d.firstAttemptAt !== null && (d.deadLetter === null || d.firstAttemptAt < d.deadLetter.at)) x.internal.push(Math.max(0, d.firstAttemptAt - m.receivedAt));
       }
     }
     return [...buckets].sort(([a], [c]) => a - c).map(([start, x]) => ({ bucket: new Date(start).toISOString(), endToEnd: latencyStats(x.e2e), dipProcessing: latencyStats(x.internal) }));

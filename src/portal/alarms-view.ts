@@ -4,7 +4,7 @@ import { describeThresholds, THRESHOLD_BOUNDS } from '../pipeline/alarm-threshol
 import type { AlarmCondition, AlarmRule, AlarmSubscription, AlarmThresholds } from '../ports/alarms.js';
 import { actionButton, badge, choice, html, input, isoOrDash, table, type Html } from './html.js';
 
-/** Each rule as a subscription form offers it, in the words of the one told. */
+/** Each rule as a subscription form offers it, in the words of the one told (a participant: "us"; the operator's, OPERATOR_LABELS). */
 export const RULE_LABELS: Record<AlarmRule, string> = {
   'dead-letter': 'Dead letters: a message to us could not be delivered',
   'queue-depth': 'Queue depth: messages for us are piling up',
@@ -29,11 +29,25 @@ export const RULE_LABELS: Record<AlarmRule, string> = {
   maintenance: 'Maintenance: a window is announced, changed or withdrawn',
 };
 
+/** The rules that concern a participant, as the operator's form offers them: about any participant, not "us". */
+const OPERATOR_LABELS: Partial<Record<AlarmRule, string>> = {
+  'dead-letter': "Dead letters: a message could not be delivered to a participant",
+  'queue-depth': "Queue depth: messages for a participant are piling up",
+  'queue-age': "Queue age: messages for a participant have waited too long undelivered",
+  'delivery-latency': "Delivery latency: messages reached a participant later than the threshold after acceptance",
+  'webhook-failing': "Webhook failing: a participant's webhook keeps refusing or not answering",
+  'certificate-expiring': "Certificate expiring: a participant's registered certificate, or one of the DIP's own, is close to expiry",
+  'copies-withheld': "Copies withheld: a participant's registered certificate is revoked or expired, so encrypted messages for it wait",
+};
+
+/** A rule's label for `owner`'s form: the operator's words, or the participant's. */
+export const ruleLabel = (rule: AlarmRule, owner: string): string => (owner === 'operator' ? OPERATOR_LABELS[rule] : undefined) ?? RULE_LABELS[rule];
+
 /** An alarm's severity as a badge: the word is there, not only the colour. */
-export const severityBadge = (c: Pick<AlarmCondition, 'rule'>): Html => (alarmSeverity(c) === 'critical' ? badge('bad', 'critical') : badge('warn', 'warning'));
+export const severityBadge = (c: Pick<AlarmCondition, 'rule' | 'key'>): Html => (alarmSeverity(c) === 'critical' ? badge('bad', 'critical') : badge('warn', 'warning'));
 
 /** Critical first, then the oldest: what has waited longest for someone on call. */
-export const byUrgency = (a: Pick<AlarmCondition, 'rule' | 'since'>, b: Pick<AlarmCondition, 'rule' | 'since'>): number =>
+export const byUrgency = (a: Pick<AlarmCondition, 'rule' | 'key' | 'since'>, b: Pick<AlarmCondition, 'rule' | 'key' | 'since'>): number =>
   Number(alarmSeverity(b) === 'critical') - Number(alarmSeverity(a) === 'critical') || a.since - b.since;
 
 /** Subscriptions as rows, each with its own remove button (the CSRF token and the subscription's ID). */
@@ -100,7 +114,7 @@ export function thresholdsFromForm(field: (name: string) => string): { threshold
 /** The form that subscribes to the rules offered (each ticked), by e-mail, webhook or both, with thresholds of its own if filled in. */
 export function subscribeForm(action: string, csrf: Html, rules: readonly AlarmRule[], legend: string, owner: string): Html {
   return html`<form method="post" action="${action}">${csrf}
-<fieldset><legend>${legend}</legend>${rules.map((r) => html`<div>${choice('checkbox', `rule-${r}`, 'rule', r, RULE_LABELS[r], true)}</div>`)}</fieldset>
+<fieldset><legend>${legend}</legend>${rules.map((r) => html`<div>${choice('checkbox', `rule-${r}`, 'rule', r, ruleLabel(r, owner), true)}</div>`)}</fieldset>
 <fieldset><legend>Where to send the notices (one or both)</legend>
 ${input('email', 'Email address', { type: 'email', autocomplete: 'email', maxlength: 254 })}
 ${input('webhookUrl', 'Webhook URL (receives a signed JSON notice)', { type: 'url', maxlength: 2048, placeholder: 'https://ops.example.com/dip-alarms' })}

@@ -5,7 +5,7 @@ import { journeyOf, REPORT_RETRY_AFTER_SECONDS, type Reports } from '../pipeline
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import type { TracedDelivery, TracedMessage } from '../ports/traces.js';
 import { dateTime, freeText, oneOf } from './filters.js';
-import { facts, filterForm, html, input, isoOrDash, select, table, when, type BadgeKind, type Html } from './html.js';
+import { facts, filterForm, html, input, isoOrDash, select, table, when, withoutReason, type BadgeKind, type Html } from './html.js';
 
 /**
  * The audit reports of spec 5.11.3 (figures 16 to 19), the same in both portals: the general (sender)
@@ -183,7 +183,7 @@ export function detailedAudit(m: TracedMessage, recipient: string | null, select
     const calls = d.attempts.filter((a) => !a.pulled);
     const pulled = d.attempts.some((a) => a.pulled);
     const last = calls.at(-1);
-    return html`<tr><th scope="row">${d.recipient}</th><td>${stateMark(d.state)}</td><td class="num">${elapsed(d.deliveredAt === null ? null : d.deliveredAt - m.receivedAt)}</td><td>${pulled ? 'pulled (acknowledged)' : last ? html`${calls.length} call(s), last answered ${last.status ?? 'no answer'} (${last.verdict})` : html`<span class="muted">none yet</span>`}</td><td>${d.deadLetter ? html`${mark('bad', d.deadLetter.reason)} ${d.deadLetter.detail}` : '—'}</td><td>${d.deadLetter ? returnedToSender(m, dipId) : '—'}</td></tr>`;
+    return html`<tr><th scope="row">${d.recipient}</th><td>${stateMark(d.state)}</td><td class="num">${elapsed(d.deliveredAt === null ? null : d.deliveredAt - m.receivedAt)}</td><td>${pulled ? 'pulled (acknowledged)' : last ? html`${calls.length} call(s), last answered ${last.status ?? 'no answer'} (${last.verdict})` : html`<span class="muted">none yet</span>`}</td><td>${d.deadLetter ? html`${mark('bad', d.deadLetter.reason)} ${withoutReason(d.deadLetter.reason, d.deadLetter.detail)}` : '—'}</td><td>${d.deadLetter ? returnedToSender(m, dipId) : '—'}</td></tr>`;
   });
   return html`<h2>Workflow</h2>
 <ol class="workflow">

@@ -65,6 +65,7 @@ export function page(o: PageOptions): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${o.title} · ${o.portal}</title>
 <link rel="stylesheet" href="/assets/portal.css">
+<link rel="icon" href="data:,">
 </head>
 <body>
 <a class="skip" href="#main">Skip to content</a>
@@ -92,10 +93,24 @@ export function alertLine(text: string | Html): Html {
 }
 
 /** A table with a caption; rows already rendered. */
+/** A table; an empty heading (a column of buttons) reads "Actions", so no header is empty (axe empty-table-header). */
 export function table(caption: string, headings: string[], rows: Html[], empty = 'None.'): Html {
   if (rows.length === 0) return html`<p>${empty}</p>`;
-  return html`<table><caption>${caption}</caption><thead><tr>${headings.map((h) => html`<th scope="col">${h}</th>`)}</tr></thead><tbody>${rows}</tbody></table>`;
+  return html`<table><caption>${caption}</caption><thead><tr>${headings.map((h) => html`<th scope="col">${h === '' ? 'Actions' : h}</th>`)}</tr></thead><tbody>${rows}</tbody></table>`;
 }
+
+/**
+ * A dead letter's reason and detail as one line: the worker's detail often starts with the reason already
+ * ("stale: not delivered to …"), which is not said twice ("stale: stale: …").
+ */
+export function deadLetterText(reason: string, status: number | null, detail: string): string {
+  const head = `${reason}${status === null ? '' : ` ${status}`}`;
+  const rest = withoutReason(reason, detail);
+  return rest === '' || rest === reason ? head : `${head}: ${rest}`;
+}
+
+/** A dead letter's detail without the reason it may start with (shown beside it already). */
+export const withoutReason = (reason: string, detail: string): string => (detail.startsWith(`${reason}: `) ? detail.slice(reason.length + 2) : detail);
 
 /** A size in bytes as people read it (B, KiB, MiB, GiB). */
 export const bytes = (n: number) => (n < 1024 ? `${n} B` : n < 1024 ** 2 ? `${(n / 1024).toFixed(1)} KiB` : n < 1024 ** 3 ? `${(n / 1024 ** 2).toFixed(1)} MiB` : `${(n / 1024 ** 3).toFixed(2)} GiB`);

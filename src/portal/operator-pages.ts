@@ -9,7 +9,7 @@ import { byUrgency, formHelp, severityBadge, subscribeForm, subscriptionRows, su
 import { ALARM_RULES } from '../ports/alarms.js';
 import type { PortalDeps } from './deps.js';
 import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
-import { actionButton, alertLine, badge, bytes, codeBlock, daysLeftBadge, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
+import { actionButton, alertLine, badge, bytes, codeBlock, daysLeftBadge, deadLetterText, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
 import { csrfField, field, fields, isReply, pageRoutes, refuse, render } from './session.js';
 import { dipId, freeText, integer, oneOf } from './filters.js';
 import { reportOwner } from '../domain/saved-report.js';
@@ -399,7 +399,7 @@ async function deadLettersPage(deps: PortalDeps, c: Ctx, flash: Flash, status: n
     const id = `${q.recipientDipId}-${q.channel}`;
     return html`<form method="post" action="/operator/dead-letters">${csrfField(c.signed)}${hidden('recipientDipId', q.recipientDipId)}${hidden('queueChannel', q.channel)}
 <table><caption>${q.recipientDipId} on ${q.channel}: ${ds.length} ${state}</caption><thead><tr><th scope="col">Select</th><th scope="col">Position</th><th scope="col">Transaction</th><th scope="col">Sender</th><th scope="col">Why</th><th scope="col">When</th></tr></thead><tbody>
-${ds.map((d) => html`<tr><td><input type="checkbox" name="seq" value="${d.seq}" id="dl-${id}-${d.seq}" aria-label="Select position ${d.seq} (${d.transactionId})"${state === 'dead' ? '' : html` disabled`}></td><td class="num">${d.seq}</td><td><code>${d.transactionId}</code></td><td>${d.senderDipId}</td><td>${d.reason}${d.status === null ? '' : ` ${d.status}`}: ${d.detail}</td><td>${isoOrDash(d.at)}</td></tr>`)}
+${ds.map((d) => html`<tr><td><input type="checkbox" name="seq" value="${d.seq}" id="dl-${id}-${d.seq}" aria-label="Select position ${d.seq} (${d.transactionId})"${state === 'dead' ? '' : html` disabled`}></td><td class="num">${d.seq}</td><td><code>${d.transactionId}</code></td><td>${d.senderDipId}</td><td>${deadLetterText(d.reason, d.status, d.detail)}</td><td>${isoOrDash(d.at)}</td></tr>`)}
 </tbody></table>
 ${state === 'dead' ? html`<button type="submit" name="action" value="requeue">Requeue selected<span class="skip"> for ${q.recipientDipId} on ${q.channel}</span></button> <button type="submit" name="action" value="requeue-all" class="secondary">Requeue all<span class="skip"> for ${q.recipientDipId} on ${q.channel}</span></button> <button type="submit" name="action" value="discard" class="danger">Discard selected<span class="skip"> for ${q.recipientDipId} on ${q.channel}</span></button>` : ''}</form>`;
   });

@@ -7,7 +7,7 @@ export { PERIOD_NAMES, reportPeriod, type Period, type PeriodName } from '../dom
 /**
  * The reports' charts, the same in both portals: throughput (messages in, copies delivered, errors, and
  * messages refused at submission when the rows count them) and
- * latency (end to end, median and 90th percentile) over a period, from the reports API's rows (the user
+ * latency (end to end: minimum, median, average, 90th percentile and maximum, as the API gives them) over a period, from the reports API's rows (the user
  * portal's cut to the participant, the operator portal's across all participants).
  */
 
@@ -38,7 +38,8 @@ function buckets(p: Period): number[] {
   return out;
 }
 
-const label = (t: number, g: Granularity) => (g === 'hour' ? new Date(t).toISOString().slice(5, 13).replace('T', ' ') + ':00' : new Date(t).toISOString().slice(0, 10));
+/** A bucket's label: its ISO date, and hour, in UTC (the reports' buckets are UTC), saying so. */
+const label = (t: number, g: Granularity) => (g === 'hour' ? `${new Date(t).toISOString().slice(0, 13).replace('T', ' ')}:00 UTC` : `${new Date(t).toISOString().slice(0, 10)} UTC`);
 
 export function periodForm(action: string, p: Period, extra: Html | null = null): Html {
   return html`<form method="get" action="${action}" class="search">${extra}${select('period', 'Period', Object.entries(REPORT_PERIODS).map(([value, v]) => ({ value, label: v.label })), p.name)} <button type="submit">Show</button></form>`;
@@ -60,7 +61,10 @@ export function reportCharts(p: Period, throughput: readonly ThroughputRow[], la
     ...(throughput.some((r) => r.refusedMessages !== undefined) ? [{ name: 'Messages refused at submission', kind: 'warn' as const, values: count((r) => r.refusedMessages ?? 0) }] : []),
   ], 'messages')}
 ${timeChart('End-to-end latency (received by the DIP to delivered)', labels, [
+  { name: 'Minimum', kind: 'info', values: ms((s) => s.minMs) },
   { name: 'Median', kind: 'ok', values: ms((s) => s.p50Ms) },
+  { name: 'Average', kind: 'ok', values: ms((s) => s.avgMs) },
   { name: '90th percentile', kind: 'warn', values: ms((s) => s.p90Ms) },
+  { name: 'Maximum', kind: 'bad', values: ms((s) => s.maxMs) },
 ], 'ms')}`;
 }

@@ -189,6 +189,8 @@ export function buildPortalServer(deps: PortalDeps, tls: ListenerCertificate, on
     });
   }
   app.get('/assets/portal.css', async (_req, reply) => reply.header('cache-control', 'public, max-age=3600').type('text/css; charset=utf-8').send(PORTAL_CSS));
+  // No icon of its own: the pages name an empty data: icon, and a browser that asks anyway gets nothing, not a 404 logged as an error.
+  app.get('/favicon.ico', async (_req, reply) => reply.header('cache-control', 'public, max-age=86400').code(204).send());
   app.get('/', async (_req, reply) => reply.redirect('/portal/', 303));
   for (const realm of [USER_REALM, OPERATOR_REALM]) registerSignIn(app, deps, realm);
   registerApplyPages(app, deps);

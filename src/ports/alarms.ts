@@ -62,6 +62,27 @@ export interface AlarmSubscriptionStore {
   close(): Promise<void>;
 }
 
+/**
+ * An alarm this node announced (sent as RAISED) and not yet resolved, kept across a restart: a condition
+ * still holding after one keeps its `since` and is not announced again, and one that stopped holding
+ * meanwhile is sent as RESOLVED. `announcedAt`: when its RAISED notice was sent; a RESOLVED goes only to
+ * the subscriptions made by then (those told RAISED).
+ */
+export interface AnnouncedAlarm {
+  condition: AlarmCondition;
+  asOf: number;
+  announcedAt: number;
+}
+
+/**
+ * Where a node keeps the alarms it announced (`node`: its id in a cluster, '' in one process), beside the
+ * subscriptions. Written when the set announced changes, read once at start.
+ */
+export interface AlarmMemory {
+  recall(node: string): Promise<AnnouncedAlarm[]>;
+  remember(node: string, announced: AnnouncedAlarm[]): Promise<void>;
+}
+
 /** One notice: an alarm raised or resolved. */
 export interface AlarmNotice {
   kind: 'raised' | 'resolved';

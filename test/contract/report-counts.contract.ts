@@ -117,6 +117,24 @@ export function reportCountsContract(name: string, open: BackendFactory): void {
       expect(row!.endToEnd.count).toBe(37);
     });
 
+    // An operator's review: a copy dead-lettered before any call (stale) and requeued days later counted its
+    // wait for the operator as the DIP's processing time (553,239 ms). DIP processing is receipt to the first
+    // call made before any dead-lettering; a copy first called only after its requeue is left out of it.
+    it("leaves out of DIP processing a copy first called only after its requeue (the operator's time, not the DIP's)", async () => {
+      const { log, archive, deadLetters } = ctx.backend;
+      const x = message([MDS], { receivedAt: T0 });
+      await log.append(batch([x]));
+      const [entry] = await log.readQueue(mds, 0, 1, 1 << 20);
+      await log.settle(mds, { upTo: 1, deadLetters: [{ seq: 1, messageId: entry!.messageId, reason: 'stale', status: null, detail: 'older than the limit' }] });
+      expect(await deadLetters.requeueDeadLetters(mds, [1])).toEqual([1]);
+      await archive.recordAttempt({ attemptId: attemptId(), queue: mds, firstSeq: 1, lastSeq: 1, url: 'https://mds.example/dip', startedAt: Date.now() + 1000, latencyMs: 9, status: 200, verdict: 'delivered', error: null });
+      const f: ReportFilter = { fromMs: T0 - 1, toMs: T0 + 60_000, granularity: 'day' };
+      for (const counted of [true, false]) {
+        const [row] = await reports(counted).latency({ kind: 'operator' }, f);
+        expect(row!.dipProcessing.count, `counted ${counted}`).toBe(0);
+      }
+    });
+
     it('counts nothing in a period without messages', async () => {
       await fill();
       const f: ReportFilter = { fromMs: T0 - 7_200_000, toMs: T0 - 3_600_000, granularity: 'hour' };

@@ -1,10 +1,10 @@
 import Database from 'better-sqlite3';
 import { openPrivateDatabase } from './private-file.js';
-import type { AlarmSubscription, AlarmSubscriptionStore } from '../../ports/alarms.js';
-import { fromSubscriptionRow, thresholdsColumn, type SubscriptionRow } from '../alarm-row.js';
+import type { AlarmMemory, AlarmSubscription, AlarmSubscriptionStore, AnnouncedAlarm } from '../../ports/alarms.js';
+import { fromAnnouncedColumn, fromSubscriptionRow, thresholdsColumn, type SubscriptionRow } from '../alarm-row.js';
 
 /** Alarm subscriptions in a small SQLite file of their own (read once per alarm change, written by the API). */
-export class SqliteAlarmSubscriptions implements AlarmSubscriptionStore {
+export class SqliteAlarmSubscriptions implements AlarmSubscriptionStore, AlarmMemory {
   private readonly db: Database.Database;
 
   constructor(file: string) {
@@ -14,6 +14,18 @@ export class SqliteAlarmSubscriptions implements AlarmSubscriptionStore {
       id TEXT PRIMARY KEY, owner TEXT NOT NULL, rules TEXT NOT NULL, email TEXT, webhook_url TEXT, created_at INTEGER NOT NULL, thresholds TEXT)`);
     // Added 2026-12-05: a file made before has its rows read with no thresholds (the operator's).
     if (!this.db.prepare<[], { name: string }>('PRAGMA table_info(alarm_subscriptions)').all().some((c) => c.name === 'thresholds')) this.db.exec('ALTER TABLE alarm_subscriptions ADD COLUMN thresholds TEXT');
+    // Added 2026-12-06: the alarms announced, so a restart neither announces them again nor forgets them.
+    this.db.exec('CREATE TABLE IF NOT EXISTS alarm_announced (node TEXT PRIMARY KEY, announced TEXT NOT NULL)');
+  }
+
+  recall(node: string): Promise<AnnouncedAlarm[]> {
+    const row = this.db.prepare<[string], { announced: string }>('SELECT announced FROM alarm_announced WHERE node = ?').get(node);
+    return Promise.resolve(row ? fromAnnouncedColumn(row.announced) : []);
+  }
+
+  remember(node: string, announced: AnnouncedAlarm[]): Promise<void> {
+    this.db.prepare('INSERT INTO alarm_announced (node, announced) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET announced = excluded.announced').run(node, JSON.stringify(announced));
+    return Promise.resolve();
   }
 
   list(owner?: string): Promise<AlarmSubscription[]> {
