@@ -1,6 +1,7 @@
 import { copyFileSync, existsSync, mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
@@ -84,6 +85,28 @@ describe('a WAL that lost committed transactions is refused at open', () => {
     expect(loss.why).toBe('short');
     expect(loss.foundFrames).toBeLessThan(3);
     expect(loss.expectedFrames).toBeGreaterThan(40);
+  });
+
+  it('an -shm older than its WAL (a power loss or a disk snapshot after the WAL started over) is not refused: nothing was lost', async () => {
+    const live = join(dir(), 'dip.db');
+    const backend = openSqliteBackend(live, { clock: systemClock });
+    await commit(backend, 40);
+    const stale = join(dir(), 'stale.shm');
+    copyFileSync(`${live}-shm`, stale);
+    // Every frame copied back and the WAL started over by the next write (salt-1 + 1): what a checkpoint
+    // does while the -shm on disk still shows the older generation.
+    const other = new Database(live);
+    other.pragma('wal_checkpoint(RESTART)');
+    other.close();
+    await commit(backend, 5);
+    const file = join(dir(), 'dip.db');
+    for (const suffix of ['', '-wal']) copyFileSync(live + suffix, file + suffix);
+    copyFileSync(stale, `${file}-shm`);
+    await backend.close();
+    const again = openSqliteBackend(file, { clock: systemClock });
+    expect((await again.journal.entries({ action: 'test.write', limit: 100 })).length).toBe(45);
+    expect(again.walLossAccepted).toBeNull();
+    await again.close();
   });
 
   it('a clean close opens as before (no -shm left to compare)', async () => {

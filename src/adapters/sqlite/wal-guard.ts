@@ -120,8 +120,10 @@ export function scanWal(file: string): { salt: Buffer; frames: number } | null {
  * acknowledges), a larger mxFrame than the WAL kept: those frames were never acknowledged, but this check
  * cannot tell them from acknowledged ones and refuses; the operator starts once with the override (the
  * message says how many frames). A WAL started over after the -shm last reached the disk has other salts,
- * but SQLite starts a WAL over only once every frame is in the database file, which is synced first: so
- * frames up to nBackfill never count as lost, and an -shm whose frames were all copied back never refuses.
+ * but SQLite starts a WAL over only once every frame is in the database file, which is synced first, and
+ * adds one to salt-1 when it does: a WAL whose salt-1 follows the -shm's is a later generation and nothing
+ * was lost; frames up to nBackfill never count as lost, and an -shm whose frames were all copied back never
+ * refuses.
  */
 export function walLoss(file: string): WalLoss | null {
   if (file === ':memory:') return null;
@@ -141,10 +143,29 @@ function compare(file: string, index: { mxFrame: number; backfilled: number; sal
   const wal = scanWal(file);
   const base = { file, expectedFrames: index.mxFrame, backfilledFrames: index.backfilled };
   if (!wal) return { ...base, foundFrames: 0, why: 'missing' };
-  if (!wal.salt.equals(index.salt)) return { ...base, foundFrames: 0, why: 'other-generation' };
+  if (!wal.salt.equals(index.salt)) {
+    // A later generation: the -shm on disk is older than the WAL (never synced: a power loss, a host crash,
+    // a crash-consistent snapshot), and the WAL was started over since. SQLite starts a WAL over only once
+    // every frame is in the synced database file, and adds one to salt-1 each time (walRestartHdr): nothing
+    // of the older generation was lost. Any other salt-1 is a WAL that is not this file's successor.
+    if (laterGeneration(index.salt, wal.salt)) return null;
+    return { ...base, foundFrames: 0, why: 'other-generation' };
+  }
   if (wal.frames < index.mxFrame) return { ...base, foundFrames: wal.frames, why: 'short' };
   return null;
 }
+
+/**
+ * Whether `wal`'s salt-1 (big-endian, as in the WAL header and copied so into the wal-index) follows
+ * `shm`'s by a few restarts. The window is far wider than the restarts a -shm can lag by (its pages reach
+ * the disk within the kernel's writeback interval), and narrow enough that a random salt (a WAL of another
+ * database put in its place) almost never falls inside it.
+ */
+function laterGeneration(shm: Buffer, wal: Buffer): boolean {
+  const ahead = (wal.readUInt32BE(0) - shm.readUInt32BE(0)) >>> 0;
+  return ahead >= 1 && ahead <= MAX_RESTARTS_BEHIND;
+}
+const MAX_RESTARTS_BEHIND = 65_536;
 
 /** SQLite's WAL checksum (walChecksumBytes): over 32-bit words in pairs, in the byte order given. */
 function checksum(data: Buffer, littleEndian: boolean, s1: number, s2: number): [number, number] {
