@@ -193,6 +193,47 @@ describe('replay and requeue at scale', () => {
     replay.stop();
   });
 
+  it('a requeue job whose page holds a row sealed under a data key not loaded yet waits for the key ring, and skips nothing sound', async () => {
+    // Before, the row was skipped at once and the job went on past it: a sound message never requeued,
+    // though the key ring's reload (which that very read starts) would have opened it a moment later.
+    const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };
+    const backend = t.dip.backend;
+    const clock = new FakeClock();
+    let misses = 0;
+    const archive: Pick<typeof backend.archive, 'findArchived' | 'countArchived'> = {
+      countArchived: (q) => backend.archive.countArchived(q),
+      findArchived: async (q) => {
+        const found = await backend.archive.findArchived(q);
+        // The second page's first row, three times: as a node reads it before its key ring is read again.
+        if ((q.afterSeq ?? 0) > 0 && misses < 3) {
+          misses += 1;
+          return found.map((m, i) => (i === 0 ? { ...m, outbound: '', unreadable: 'sealed with data key 7, which this DIP does not hold (yet)', keyNotLoaded: true as const } : m));
+        }
+        return found;
+      },
+    };
+    const replay = new Replay(backend.log, archive, { copyFor: async () => '' }, clock, backend.requeueJobs);
+    const before = await backend.log.queueState(queue);
+    await backend.log.settle(queue, { upTo: before.headSeq });
+    const outcome = await replay.requeue(queue, { fromMs: 0, toMs: Number.MAX_SAFE_INTEGER, eventCode: null, mpan: null, transactionIds: null });
+    if (!('job' in outcome)) throw new Error('expected a job');
+    const job = async () => (await backend.requeueJobs.job(outcome.job.id))!;
+    await waitFor(
+      async () => {
+        await backend.log.settle(queue, { upTo: (await backend.log.queueState(queue)).headSeq });
+        await clock.advance(1000);
+        return (await job()).state !== 'running';
+      },
+      30_000,
+      'the job to end',
+    );
+    expect(misses).toBe(3);
+    expect(await job()).toMatchObject({ state: 'done', requeued: TOTAL, error: null });
+    const entries = await backend.log.readQueue(queue, before.headSeq, 10_000, 1 << 30);
+    expect(entries.map((e) => (JSON.parse(e.outbound) as Json)['originalTransactionID'] as string)).toEqual(originals);
+    replay.stop();
+  });
+
   it('an operator resumes a requeue job that failed on a permanent error: it goes on after its last page, every original once, in order; journalled', async () => {
     // Before, a failed job stayed Failed: the only way on was a new requeue, copying the first page again.
     const queue = { recipientDipId: sup.dipId, channel: 'IF-021' };

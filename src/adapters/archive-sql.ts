@@ -54,19 +54,19 @@ export function openedOrNull(open: () => string): string | null {
  * it (the sealer starts reloading its keys on that miss, so a later read opens it). Only a queue's read must
  * not take such a row for damage (openedOrWhy): it would set it aside for good.
  */
-export function openedOrSkipped(open: () => string): string | { unreadable: string } {
+export function openedOrSkipped(open: () => string): string | { unreadable: string; keyNotLoaded?: true } {
   try {
     return openedOrWhy(open);
   } catch (err) {
-    if (err instanceof DataKeyNotLoaded) return { unreadable: err.message };
+    if (err instanceof DataKeyNotLoaded) return { unreadable: err.message, keyNotLoaded: true };
     throw err;
   }
 }
 
 /** An archived message's outbound copy as ArchivedMessage holds it: opened, or empty with why it was skipped (openedOrSkipped). */
-export function archivedCopy(open: () => string): { outbound: string; unreadable?: string } {
+export function archivedCopy(open: () => string): { outbound: string; unreadable?: string; keyNotLoaded?: true } {
   const opened = openedOrSkipped(open);
-  return typeof opened === 'string' ? { outbound: opened } : { outbound: '', unreadable: opened.unreadable };
+  return typeof opened === 'string' ? { outbound: opened } : { outbound: '', ...opened };
 }
 
 /** A stored copy opened, or why it cannot be (as openedOrNull, keeping the reason: a queue entry's QueueEntry.unreadable). */

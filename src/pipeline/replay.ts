@@ -26,6 +26,13 @@ export const REPLAY_PAGE = 1000;
  * live traffic is never stuck behind more than about one page of replayed copies.
  */
 export const REQUEUE_PACE = 1000;
+/**
+ * How long a requeue job waits, at most, for a page's rows sealed under a data key this process has not
+ * loaded: ten looks a second apart, far longer than reading the key ring takes. A key that is still
+ * missing after that is gone (a restore without its keys): the rows are skipped, logged and counted.
+ */
+const KEY_WAITS = 10;
+const KEY_WAIT_MS = 1000;
 
 /** A replay or requeue refused because the recipient has spent its budget of copies (config `replayCopiesPerHour`). */
 export class ReplayBudgetSpent extends Error {
@@ -123,6 +130,8 @@ export type UnreadableSeen = (reader: 'replay' | 'requeue', rows: readonly Unrea
  */
 export class Replay {
   private readonly running = new Map<string, Cancel | null>();
+  /** Each job's waits so far for a page's rows sealed under a data key not loaded (KEY_WAITS at most). */
+  private readonly keyWaits = new Map<string, number>();
   private stopped = false;
   private cancelAdopt: Cancel | null = null;
 
@@ -307,6 +316,14 @@ export class Replay {
       const state = await this.log.queueState(queue);
       if (state.headSeq - state.ackedSeq > REQUEUE_PACE) return again(500, cursor);
       const page = await this.page(queue, filter, cursor, upToSeq);
+      // A row sealed under a data key not loaded yet opens once the key ring is read again (its read
+      // starts that): the job waits for it a while rather than skip, for good, a message that is sound.
+      const waited = this.keyWaits.get(id) ?? 0;
+      if (waited < KEY_WAITS && page.found.some((m) => m.keyNotLoaded)) {
+        this.keyWaits.set(id, waited + 1);
+        return again(KEY_WAIT_MS, cursor);
+      }
+      this.keyWaits.delete(id);
       const next = page.next;
       // The cursor moves past the skipped rows too: the job goes on with the rest (the log and the metric name them).
       const reached = page.found.at(-1)?.seq ?? upToSeq;

@@ -19,6 +19,12 @@ export interface ArchivedMessage {
    * the one row is skipped and counted by its reader (a replay page), not a failure of every row read with it.
    */
   unreadable?: string;
+  /**
+   * Set with `unreadable` when the row was sealed under a data key this process has not loaded (yet): the
+   * row may be sound and open after the key ring is read again, so a requeue job waits for it a while
+   * before it skips it for good.
+   */
+  keyNotLoaded?: true;
   /** The capacity its entry in the queue was routed in (QueueEntry.capacity): what the recipient's copy is made for. */
   capacity: string | null;
   /** The pattern it was accepted under (QueueEntry.securityPattern). */
