@@ -175,7 +175,12 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
     // Read without destroying the request when the store stops early (the limit reached part-way: 413):
     // destroyed, its socket was closed with the rest of the body arriving, and the sender read a reset
     // instead of the refusal; kept, refuseUnread's lingering close reads and drops the rest, bounded.
-    const outcome = await deps.publications.publish(caller, channel, meta, declared.toString('hex'), (req.body as Readable).iterator({ destroyOnReturn: false }));
+    // A store that throws part-way (a full disk) leaves the body neither read nor destroyed: Node would not
+    // drain it, and the connection would hang until the request timeout. Destroyed, the 500 is the answer.
+    const outcome = await deps.publications.publish(caller, channel, meta, declared.toString('hex'), (req.body as Readable).iterator({ destroyOnReturn: false })).catch((err: unknown) => {
+      req.raw.destroy();
+      throw err;
+    });
     if (!outcome.ok) return refuseUnread(deps, req, reply, outcome.status, caller.dipId, refusalCode(outcome), outcome.help);
     deps.delivery.notify(outcome.queues);
     const uri = deps.publications.downloadUrl(outcome.record);
