@@ -1,6 +1,8 @@
+import type { Socket } from 'node:net';
 import * as tls from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EventLoopGauge } from '../src/adapters/event-loop-gauge.js';
+import { senderKey } from '../src/api/overload.js';
 import { isRefusal, OverloadGuard, type Admitted, type Refusal } from '../src/pipeline/overload.js';
 import { buildIF021 } from '../src/sim/messages.js';
 import { startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
@@ -151,7 +153,7 @@ describe('a fair share of the work in hand', () => {
     return late ?? verdict;
   };
 
-  it('one sender alone may fill the work in hand; while another sends, it holds at most half (by bytes, by count) and is refused past it, 503 with Retry-After 1', () => {
+  it('one sender alone may fill the work in hand; while another sends, it holds at most a third (by bytes, by count) and is refused past it, 503 with Retry-After 1', () => {
     const guard = new OverloadGuard(limits, { delayMeanMs: () => 0 });
     // Alone: 900 kB in three batches, past half, taken.
     const big = [take(guard, 'big', 300_000), take(guard, 'big', 300_000), take(guard, 'big', 300_000)];
@@ -160,24 +162,61 @@ describe('a fair share of the work in hand', () => {
     const small = take(guard, 'small', 50_000);
     expect(isRefusal(small)).toBe(false);
     const refused = take(guard, 'big', 10_000);
-    expect(refused).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('one sender may hold half: 4 submissions, 0.5 MiB') });
+    expect(refused).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('while 2 senders send, one may hold 1/3: 2 submissions, 0.3 MiB') });
     // The other sender is not held back by the first one's share.
     expect(isRefusal(take(guard, 'small', 20_000))).toBe(false);
-    // As the first one's batches are answered it comes back under its half, and is taken again.
+    // As the first one's batches are answered it comes back under its third, and is taken again.
     (big[0] as Admitted).done();
     (big[1] as Admitted).done();
-    expect(isRefusal(take(guard, 'big', 100_000))).toBe(false);
+    expect(isRefusal(take(guard, 'big', 30_000))).toBe(false);
   });
 
-  it('counts submissions too: at most half of maxSubmissionsInFlight while another sender has one in hand or arriving', () => {
+  it('counts submissions too: at most a third of maxSubmissionsInFlight while another sender has one in hand or arriving', () => {
     const guard = new OverloadGuard(limits, { delayMeanMs: () => 0 });
     const other = guard.admit({ declaredBytes: 1_000, sender: 'other' });
     expect(isRefusal(other)).toBe(false);
     const mine = Array.from({ length: 5 }, () => take(guard, 'busy', 1_000));
-    expect(mine.map(isRefusal)).toEqual([false, false, false, false, true]);
+    expect(mine.map(isRefusal)).toEqual([false, false, true, true, true]);
     // The other's upload gone: the busy sender is alone and may fill the rest.
     (other as Admitted).done();
     expect(isRefusal(take(guard, 'busy', 1_000))).toBe(false);
+  });
+
+  // Security review: held to half each, two senders filled the work in hand between them, and a third was
+  // refused until one was answered (then lost the room to it: they are answered at once, it retries in 1 s).
+  it('two greedy senders leave room for a third: while n send, each holds at most 1/(n + 1)', () => {
+    const guard = new OverloadGuard(limits, { delayMeanMs: () => 0 });
+    const greedy = (sender: string) => {
+      let taken = 0;
+      while (!isRefusal(take(guard, sender, 100_000))) taken += 1;
+      return taken;
+    };
+    // a alone would fill it all: b first (one), then both take all they are given: a third each.
+    take(guard, 'b', 100_000);
+    expect([greedy('a'), greedy('b'), greedy('a')]).toEqual([2, 1, 0]);
+    expect(guard.stats()).toMatchObject({ submissionsInFlight: 4, bytesInFlight: 400_000 });
+    // The third is taken, and with it there the two are held to a quarter each.
+    expect(isRefusal(take(guard, 'c', 100_000))).toBe(false);
+    expect(isRefusal(take(guard, 'c', 100_000))).toBe(false);
+    expect(take(guard, 'c', 100_000)).toMatchObject({ help: expect.stringContaining('while 3 senders send, one may hold 1/4: 2 submissions') });
+  });
+
+  // Security review: the share was keyed by the certificate's fingerprint, so a participant presenting its
+  // current and its previous certificate (a rotation's overlap) held a share with each.
+  it('two certificates of one participant hold one share: the sender is the DIP IDs its certificate names', () => {
+    const socketWith = (ids: readonly string[], fingerprint: string) =>
+      ({ getPeerX509Certificate: () => ({ subjectAltName: ids.map((id) => `URI:urn:dip:participant:${id}`).join(', '), fingerprint256: fingerprint, serialNumber: '01', issuer: 'CN=ca', validTo: 'Jan  1 00:00:00 2030 GMT' }) }) as unknown as Socket;
+    const current = senderKey(socketWith(['2000000001', '2000000002'], 'AA:01'));
+    const previous = senderKey(socketWith(['2000000002', '2000000001'], 'BB:02'));
+    expect(current).toBe(previous);
+    expect(senderKey(socketWith(['2000000003'], 'CC:03'))).not.toBe(current);
+    // A certificate naming no participant is itself, no certificate its address.
+    expect(senderKey(socketWith([], 'DD:04'))).toBe('c:DD04');
+    expect(senderKey({ remoteAddress: '192.0.2.7' } as unknown as Socket)).toBe('a:192.0.2.7');
+
+    const guard = new OverloadGuard(limits, { delayMeanMs: () => 0 });
+    take(guard, 'other', 1_000);
+    expect([take(guard, current, 1_000), take(guard, previous, 1_000), take(guard, previous, 1_000)].map(isRefusal)).toEqual([false, false, true]);
   });
 });
 

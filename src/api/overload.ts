@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MSG } from '../domain/response-codes.js';
 import { isRefusal, type Admitted, type OverloadGuard, type Refusal } from '../pipeline/overload.js';
@@ -16,6 +17,20 @@ function declared(req: FastifyRequest): number | null {
 }
 
 /**
+ * Who a submission's sender is, for its share: the participant its client certificate names (its DIP IDs,
+ * sorted), not the certificate itself: during a rotation's overlap (self-service newCertificate) a
+ * participant holds two valid certificates, and keyed by fingerprint it took a share with each. A
+ * certificate naming no DIP ID is itself, and no certificate its address. The channel in the path is not
+ * yet proven here: anyone could name another's. Read once per socket (tlsPeer).
+ */
+export function senderKey(socket: Socket): string {
+  const identity = tlsPeer(socket);
+  if (identity && identity.ids.length > 0) return `p:${[...identity.ids].sort().join(',')}`;
+  const fingerprint = identity?.peer?.fingerprint256;
+  return fingerprint !== undefined ? `c:${fingerprint}` : `a:${socket.remoteAddress ?? ''}`;
+}
+
+/**
  * Submissions (POST /dip-channel/{id}) are refused with 503 and Retry-After while the DIP is overloaded:
  * judged before the body is read (by its Content-Length), counted as work in hand once it has arrived.
  */
@@ -28,9 +43,7 @@ export function useOverloadGuard(app: FastifyInstance, deps: ApiDeps, guard: Ove
   };
   app.addHook('onRequest', async (req, reply) => {
     if (!isSubmission(req)) return;
-    // The sender is its client certificate (the channel in the path is not yet proven: anyone could name another's).
-    const sender = tlsPeer(req.raw.socket)?.peer?.fingerprint256 ?? req.raw.socket.remoteAddress ?? '';
-    const verdict = guard.admit({ declaredBytes: declared(req), sender });
+    const verdict = guard.admit({ declaredBytes: declared(req), sender: senderKey(req.raw.socket) });
     if (isRefusal(verdict)) return refuse(reply, verdict);
     admitted.set(req, verdict);
     // 'close' comes once per response, also when the sender hangs up first; but a pipelined request's

@@ -24,7 +24,7 @@ export interface OverloadLimits {
    */
   maxBytesArriving: number;
   /**
-   * …and to at most this many from any one sender (its client certificate, else its address), so one
+   * …and to at most this many from any one sender (the participant its certificate names, else its address), so one
    * participant trickling large bodies fills its own share, not everyone's. One upload alone is always taken.
    */
   maxBytesArrivingPerSender: number;
@@ -34,7 +34,10 @@ export interface OverloadLimits {
 export interface Arriving {
   /** Its Content-Length, or null when it did not declare one (chunked). */
   declaredBytes: number | null;
-  /** Who sends it: its client certificate's fingerprint, else its address. */
+  /**
+   * Who sends it: the participant its client certificate names (its DIP IDs), else the certificate's
+   * fingerprint, else its address (src/api/overload.ts senderKey).
+   */
   sender: string;
 }
 
@@ -145,24 +148,35 @@ export class OverloadGuard {
 
   /**
    * A sender's fair share of the work in hand: while another sender has work in hand or arriving, one sender
-   * holds at most half the submissions and half the bytes in hand. Shared whole, one sender's 850-message
-   * batches filled the 32 MB and every other sender was refused (or waited behind them) until they were
-   * answered. Alone it may use it all, and a sender with nothing in hand is always judged by the limits
-   * above only: no sender is kept out by its own share.
+   * holds at most 1/(n + 1) of the submissions and of the bytes in hand, n the senders with work in hand or
+   * arriving (itself included): a third each while two send, a quarter while three do. Shared whole, one
+   * sender's 850-message batches filled the 32 MB and every other sender was refused until they were
+   * answered; held to half each, two senders filled it between them and a third (with nothing in hand, so
+   * judged by the limits above) was refused until one of them was answered, and lost the freed room to
+   * them (they are answered at once, it retries after 1 s). The share counted over n + 1 always leaves room
+   * for one more. Alone a sender may use it all, and a sender with nothing in hand is judged by the limits
+   * above only: no sender is kept out by its own share. A sender is the participant its certificate names
+   * (src/api/overload.ts), so two certificates of one participant (a rotation's overlap) hold one share.
    */
   private pastShare(bytes: number, sender: string): Refusal | null {
     const mine = this.inHandBySender.get(sender);
     if (mine === undefined) return null;
-    const othersInHand = this.inFlight > mine.count;
-    const othersArriving = this.bytesArriving > (this.arrivingBySender.get(sender) ?? 0);
-    if (!othersInHand && !othersArriving) return null;
-    const halfCount = Math.max(1, Math.floor(this.limits.maxSubmissionsInFlight / 2));
-    const halfBytes = this.limits.maxBytesInFlight / 2;
-    if (mine.count + 1 <= halfCount && mine.bytes + bytes <= halfBytes) return null;
+    const senders = this.sendersWithWork();
+    if (senders < 2) return null;
+    const shareCount = Math.max(1, Math.floor(this.limits.maxSubmissionsInFlight / (senders + 1)));
+    const shareBytes = this.limits.maxBytesInFlight / (senders + 1);
+    if (mine.count + 1 <= shareCount && mine.bytes + bytes <= shareBytes) return null;
     return {
       retryAfterSeconds: 1,
-      help: `the DIP is overloaded for you (you have ${mine.count} submissions, ${mib(mine.bytes)}, in hand; while others send, one sender may hold half: ${halfCount} submissions, ${mib(halfBytes)}); nothing of this batch was accepted: send it again unchanged after 1 s`,
+      help: `the DIP is overloaded for you (you have ${mine.count} submissions, ${mib(mine.bytes)}, in hand; while ${senders} senders send, one may hold 1/${senders + 1}: ${shareCount} submissions, ${mib(shareBytes)}); nothing of this batch was accepted: send it again unchanged after 1 s`,
     };
+  }
+
+  /** How many senders have work in hand or arriving. */
+  private sendersWithWork(): number {
+    let n = this.inHandBySender.size;
+    for (const sender of this.arrivingBySender.keys()) if (!this.inHandBySender.has(sender)) n += 1;
+    return n;
   }
 
   private holds(sender: string, count: number, bytes: number): void {
