@@ -14,9 +14,9 @@ import type { Participant } from '../src/domain/participant.js';
 import { ParticipantLifecycle } from '../src/pipeline/participant-lifecycle.js';
 import { Registry } from '../src/pipeline/registry.js';
 import type { Backend } from '../src/ports/backend.js';
-import type { RegistryStore } from '../src/ports/registry.js';
 import { FakeClock } from './helpers/clocks.js';
 import { quietLogger } from './helpers/dip-harness.js';
+import { racingStore } from './helpers/racing-store.js';
 
 const participant = (dipId: string, roles: string[], connectionProvider: string | null): Participant => ({
   dipId,
@@ -47,29 +47,19 @@ describe('offboarding a connection provider, its clients changed meanwhile', () 
 
     // The other writer, injected through the store: right after the offboarding read the participants, a
     // rotation of one client's certificate and another client's nomination of a second provider commit.
-    let interleave: (() => Promise<void>) | null = async () => {
+    const { racing, interleave, armed } = racingStore(store);
+    interleave(async () => {
       const current = new Map((await store.participants()).map((r) => [r.participant.dipId, r.participant]));
       await store.upsertParticipant({ ...current.get(rotated)!, certificatePem: 'PEM rotated', certificateFingerprint: 'FP rotated' }, null);
       await store.upsertParticipant({ ...current.get(renominated)!, connectionProvider: other }, null);
-    };
-    const racing: RegistryStore = Object.create(store, {
-      participants: {
-        value: async () => {
-          const read = await store.participants();
-          const then = interleave;
-          interleave = null;
-          await then?.();
-          return read;
-        },
-      },
-    }) as RegistryStore;
+    });
 
     const registry = new Registry(store, quietLogger, () => clock.now());
     await registry.refresh();
     const lifecycle = new ParticipantLifecycle({ registry, store: racing, journal: b.journal, clock, logger: quietLogger, revoke: async () => true, afterChange: () => {} });
     const result = await lifecycle.offboard(dcp, 'operator:alice', 'left the market');
 
-    expect(interleave).toBeNull();
+    expect(armed()).toBe(false);
     const after = new Map((await store.participants()).map((r) => [r.participant.dipId, r.participant]));
     expect(after.get(rotated)).toMatchObject({ connectionProvider: null, certificatePem: 'PEM rotated', certificateFingerprint: 'FP rotated' });
     expect(after.get(renominated)).toMatchObject({ connectionProvider: other });
@@ -79,5 +69,38 @@ describe('offboarding a connection provider, its clients changed meanwhile', () 
     expect(await store.webhooks()).toMatchObject([{ recipientDipId: renominated, registeredBy: other }]);
     const withdrawals = await b.journal.entries({ action: 'participant.connection-provider.withdraw', limit: 10 });
     expect(withdrawals.map((e) => e.target).sort()).toEqual([rotated, untouched]);
+  });
+});
+
+describe('the register reconcile, a role joined meanwhile', () => {
+  let backend: Backend | undefined;
+  afterEach(async () => {
+    await backend?.close();
+    backend = undefined;
+  });
+
+  it('grants what the register gives and keeps a role the participant joined between its read and its write', async () => {
+    const clock = new FakeClock(1_000_000);
+    const b = (backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-lifecycle-')), 'dip.db'), { clock }));
+    const store = b.registry;
+    const sup = 'SUP0000001';
+    await store.upsertParticipant(participant(sup, ['SUP'], null), 'k0');
+    // Right after the reconcile's write reads the roles (SUP, as the cached registry also says), the participant joins MDS.
+    const { racing, interleave, armed } = racingStore(store);
+    interleave(async () => {
+      expect(await store.setRoles(sup, ['SUP'], ['MDS', 'SUP'])).toBe(true);
+    });
+    const registry = new Registry(store, quietLogger, () => clock.now());
+    await registry.refresh();
+    const lifecycle = new ParticipantLifecycle({ registry, store: racing, journal: b.journal, clock, logger: quietLogger, revoke: async () => true, afterChange: () => {} });
+    const from = new Date(clock.now() - 60_000).toISOString();
+    const result = await lifecycle.apply(
+      { companyRegNumber: '12345678', companyDetails: ['SUP', 'LDSO'].map((role) => ({ MPID: 'ABCD', marketRole: 'X', DIPID: sup, DIPRole: role, datetimeFrom: from, datetimeTo: null })) },
+      'test',
+    );
+
+    expect(armed()).toBe(false);
+    expect(result.rolesChanged).toEqual([{ dipId: sup, granted: ['LDSO'], revoked: [] }]);
+    expect((await store.participants()).find((r) => r.participant.dipId === sup)!.participant.roles).toEqual(['LDSO', 'MDS', 'SUP']);
   });
 });

@@ -21,9 +21,11 @@ import { Registry } from '../src/pipeline/registry.js';
 import { SelfService } from '../src/pipeline/self-service.js';
 import type { Backend } from '../src/ports/backend.js';
 import type { RegistryStore } from '../src/ports/registry.js';
+import { hashApiKey } from '../src/security/api-key.js';
 import { ensurePki, issueParticipantCertificate, type PkiMaterial } from '../src/security/pki.js';
 import { FakeClock } from './helpers/clocks.js';
 import { quietLogger } from './helpers/dip-harness.js';
+import { racingStore } from './helpers/racing-store.js';
 import { createTestDatabase, type TestDatabase } from './helpers/postgres.js';
 
 const SUP = '1000000001';
@@ -67,25 +69,14 @@ describe.each(engines)('self-service against another writer: %s', (_name, open) 
    * A SelfService whose store lets `interleave` (another writer) commit right after the next read of the
    * participants, and a registry read before it: what the portal or API call decided on.
    */
-  async function setUp(): Promise<{ store: RegistryStore; self: SelfService; stale: (dipId: string) => Participant; interleave: (f: () => Promise<void>) => void }> {
+  async function setUp(): Promise<{ store: RegistryStore; self: SelfService; registry: Registry; journal: Backend['journal']; stale: (dipId: string) => Participant; interleave: (f: () => Promise<void>) => void }> {
     const b = (backend = await open());
     const store = b.registry;
     const clock = new FakeClock(1_000_000);
     for (const [dipId, roles] of [[SUP, ['SUP']], [DCP, ['DCP']], [OTHER_DCP, ['DCP']]] as const) {
       await store.upsertParticipant({ dipId, roles: [...roles], organisation: `Org ${dipId}`, certificatePem: await registeredCertificate(dipId), certificateFingerprint: `FP ${dipId}`, createdAt: 1, connectionProvider: null }, `key-${dipId}`);
     }
-    let pending: (() => Promise<void>) | null = null;
-    const racing: RegistryStore = Object.create(store, {
-      participants: {
-        value: async () => {
-          const read = await store.participants();
-          const then = pending;
-          pending = null;
-          await then?.();
-          return read;
-        },
-      },
-    }) as RegistryStore;
+    const { racing, interleave } = racingStore(store);
     const registry = new Registry(store, quietLogger, () => clock.now());
     await registry.refresh();
     const lifecycle = new ParticipantLifecycle({ registry, store: racing, journal: b.journal, clock, logger: quietLogger, revoke: async () => true, afterChange: () => {} });
@@ -102,7 +93,7 @@ describe.each(engines)('self-service against another writer: %s', (_name, open) 
       trustedCaPems: () => [pki.ca.certPem],
     });
     const stale = (dipId: string): Participant => registry.participant(dipId)!;
-    return { store, self, stale, interleave: (f) => (pending = f) };
+    return { store, self, registry, journal: b.journal, stale, interleave };
   }
   const row = async (store: RegistryStore, dipId: string) => (await store.participants()).find((r) => r.participant.dipId === dipId)!;
 
@@ -156,5 +147,24 @@ describe.each(engines)('self-service against another writer: %s', (_name, open) 
     const after = await row(store, SUP);
     expect(after.participant.connectionProvider).toBe(DCP);
     expect(after.apiKeyHash).not.toBe(`key-${SUP}`);
+  });
+
+  it('a rotation the operator re-registered the key under is answered 409 and leaves no overlap for the leaked key, nor a journal entry', async () => {
+    const { store, self, registry, journal, stale, interleave } = await setUp();
+    // The leaked key is the registered one; the rotation reads it, then the operator re-registers the participant.
+    const seen = stale(SUP);
+    const registration = (await row(store, SUP)).participant;
+    await store.upsertParticipant(registration, hashApiKey('leaked-key'));
+    await registry.refresh();
+    expect(registry.byApiKey('leaked-key')?.dipId).toBe(SUP);
+    interleave(async () => {
+      await store.upsertParticipant(registration, hashApiKey('operator-key'));
+    });
+    await expect(self.rotateApiKey(seen, 48 * 3_600_000)).rejects.toMatchObject({ status: 409, message: expect.stringMatching(/changed meanwhile \(rotated or re-registered\)/) });
+    await registry.refresh();
+    expect(registry.byApiKey('leaked-key')).toBeUndefined();
+    expect(registry.byApiKey('operator-key')?.dipId).toBe(SUP);
+    expect(registry.profile(SUP).profile.previousApiKey ?? null).toBeNull();
+    expect(await journal.entries({ action: 'participant.api-key.rotate', limit: 10 })).toEqual([]);
   });
 });

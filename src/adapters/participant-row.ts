@@ -15,11 +15,19 @@ export interface ParticipantRow {
   previousValidUntil: number | null;
 }
 
+/**
+ * The roles a stored roles column holds, in its canonical form: a non-canonical value (an empty piece, as
+ * 'SUP,' or '') reads as the roles it names, and a compare-and-set compares these, not the raw text, or
+ * every change to such a row would be refused as changed meanwhile.
+ */
+export const storedRoles = (column: string): string[] => column.split(',').filter(Boolean);
+export const canonicalRoles = (roles: string[]): string => roles.filter(Boolean).join(',');
+
 export function registeredParticipant(r: ParticipantRow): RegisteredParticipant {
   return {
     participant: {
       dipId: r.dipId,
-      roles: r.roles.split(',').filter(Boolean),
+      roles: storedRoles(r.roles),
       organisation: r.organisation,
       certificatePem: r.certificatePem,
       certificateFingerprint: r.certificateFingerprint,

@@ -145,7 +145,9 @@ export class ParticipantLifecycle {
       const granted = roles.filter((r) => !p.roles.includes(r));
       const revoked = p.roles.filter((r) => !roles.includes(r));
       if (granted.length === 0 && revoked.length === 0) continue;
-      await this.setRoles(p.dipId, () => roles, actor, 'participant.roles');
+      // The change decided here applied to the roles as stored when written, not the list read: a role the
+      // participant joined meanwhile (self-service) is kept, as is anything else this pass did not decide on.
+      await this.setRoles(p.dipId, (current) => [...new Set([...current.filter((r) => !revoked.includes(r)), ...granted])].sort(), actor, 'participant.roles');
       rolesChanged.push({ dipId: p.dipId, granted, revoked });
     }
     if (rolesChanged.length || rescinded.length) this.deps.afterChange();

@@ -146,12 +146,14 @@ export class SelfService {
     const currentHash = (await this.deps.store.participants()).find((r) => r.participant.dipId === p.dipId)?.apiKeyHash;
     if (!currentHash) throw new RefusedError(404, `${p.dipId} is not registered`);
     const validUntil = this.deps.now() + overlapMs;
-    await this.profile(p, p, 'participant.api-key.rotate', p.dipId, (pr) => ({ ...pr, previousApiKey: overlapMs > 0 ? { hash: currentHash, validUntil } : null }));
     const apiKey = newApiKey();
     // The key alone, and only while it is the one read: the row read earlier would undo another writer's change.
+    // The key first, the overlap and the journal only once it is swapped: an overlap written for a key an
+    // operator replaced meanwhile (a leak answered by re-registering) would let the leaked key in again.
     if (!(await this.deps.store.setApiKeyHash(p.dipId, currentHash, hashApiKey(apiKey)))) {
-      throw new RefusedError(409, `${p.dipId}'s API key was rotated meanwhile by another call: the key it made is the one in use; rotate again if still wanted`);
+      throw new RefusedError(409, `${p.dipId}'s API key changed meanwhile (rotated or re-registered): read it again and rotate again if still wanted`);
     }
+    await this.profile(p, p, 'participant.api-key.rotate', p.dipId, (pr) => ({ ...pr, previousApiKey: overlapMs > 0 ? { hash: currentHash, validUntil } : null }));
     await this.deps.registry.refresh();
     return { apiKey, previousValidUntil: overlapMs > 0 ? new Date(validUntil).toISOString() : null };
   }

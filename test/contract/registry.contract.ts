@@ -59,6 +59,19 @@ export function registryContract(name: string, open: BackendFactory): void {
       expect((await store.participants()).filter((r) => r.participant.dipId === p.dipId)).toEqual([{ participant: { ...p, certificatePem: 'PEM2', connectionProvider: 'DCP0000002' }, apiKeyHash: 'hash-11' }]);
     });
 
+    // A roles column stored non-canonically ('SUP,', as an empty role wrote it) reads as ['SUP']: compared
+    // as stored, every change to it was refused as changed meanwhile.
+    it('sets roles stored non-canonically against the roles they read as', async () => {
+      const store = ctx.backend.registry;
+      const p = { dipId: 'SUP0000014', roles: ['SUP', ''], organisation: 'Acme', certificatePem: 'PEM', certificateFingerprint: 'AB', createdAt: 1, connectionProvider: null };
+      await store.upsertParticipant(p, 'hash-14');
+      const read = (await store.participants()).find((r) => r.participant.dipId === p.dipId)!.participant.roles;
+      expect(read).toEqual(['SUP']);
+      expect(await store.setRoles(p.dipId, ['MDS'], ['MDS', 'SUP'])).toBe(false);
+      expect(await store.setRoles(p.dipId, read, ['MDS', 'SUP'])).toBe(true);
+      expect((await store.participants()).find((r) => r.participant.dipId === p.dipId)!.participant.roles).toEqual(['MDS', 'SUP']);
+    });
+
     // Self-service and the register wrote the whole row from an earlier read: a nomination, rotation or role
     // change made in between was undone. Each column now changes only while it is what the writer read.
     it('sets roles, certificate and API key hash only while each is the one expected, writing nothing else of the row', async () => {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Participant } from '../../domain/participant.js';
-import { registeredParticipant, type ParticipantRow } from '../participant-row.js';
+import { canonicalRoles, registeredParticipant, type ParticipantRow } from '../participant-row.js';
 import type { Cancel } from '../../ports/clock.js';
 import { RecordConflictError, type RegisteredParticipant, type RegistryStore, type StoredRecord, type Webhook } from '../../ports/registry.js';
 import type { PgDatabase } from './database.js';
@@ -66,7 +66,12 @@ export class PgRegistry implements RegistryStore {
   }
 
   setRoles(dipId: string, expected: string[], next: string[]): Promise<boolean> {
-    return this.compareAndSet('UPDATE participants SET roles = $3 WHERE dip_id = $1 AND roles = $2', [dipId, expected.join(','), next.join(',')]);
+    // Compared in the canonical form (storedRoles: empty pieces dropped), as the roles were read.
+    return this.compareAndSet("UPDATE participants SET roles = $3 WHERE dip_id = $1 AND array_to_string(array_remove(string_to_array(roles, ','), ''), ',') = $2", [
+      dipId,
+      canonicalRoles(expected),
+      canonicalRoles(next),
+    ]);
   }
 
   setCertificate(dipId: string, expected: string, next: Pick<Participant, 'certificatePem' | 'certificateFingerprint' | 'previous'>): Promise<boolean> {

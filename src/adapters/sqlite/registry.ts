@@ -1,5 +1,5 @@
 import type { Participant } from '../../domain/participant.js';
-import { registeredParticipant, type ParticipantRow } from '../participant-row.js';
+import { canonicalRoles, registeredParticipant, storedRoles, type ParticipantRow } from '../participant-row.js';
 import type { Cancel } from '../../ports/clock.js';
 import { RecordConflictError, type RegisteredParticipant, type RegistryStore, type StoredRecord, type Webhook } from '../../ports/registry.js';
 import type { SqliteDatabase } from './database.js';
@@ -43,7 +43,9 @@ export class SqliteRegistry implements RegistryStore {
       ),
       // IS: null compares equal to null (no provider expected).
       setConnectionProvider: db.prepare('UPDATE participants SET connection_provider = @next WHERE dip_id = @dipId AND connection_provider IS @expected'),
-      setRoles: db.prepare('UPDATE participants SET roles = @next WHERE dip_id = @dipId AND roles = @expected'),
+      // The roles' compare is the canonical form's (storedRoles), checked in the same write transaction.
+      rolesOf: db.prepare<[string], { roles: string }>('SELECT roles FROM participants WHERE dip_id = ?'),
+      setRoles: db.prepare('UPDATE participants SET roles = @next WHERE dip_id = @dipId AND roles = @stored'),
       setCertificate: db.prepare(
         `UPDATE participants SET certificate_pem = @certificatePem, certificate_fingerprint = @certificateFingerprint,
            previous_certificate_pem = @previousCertificatePem, previous_certificate_fingerprint = @previousCertificateFingerprint,
@@ -106,7 +108,11 @@ export class SqliteRegistry implements RegistryStore {
   }
 
   setRoles(dipId: string, expected: string[], next: string[]): Promise<boolean> {
-    return this.compareAndSet(() => this.s.setRoles.run({ dipId, expected: expected.join(','), next: next.join(',') }).changes);
+    return this.compareAndSet(() => {
+      const stored = this.s.rolesOf.get(dipId)?.roles;
+      if (stored === undefined || canonicalRoles(storedRoles(stored)) !== canonicalRoles(expected)) return 0;
+      return this.s.setRoles.run({ dipId, stored, next: canonicalRoles(next) }).changes;
+    });
   }
 
   setCertificate(dipId: string, expected: string, next: Pick<Participant, 'certificatePem' | 'certificateFingerprint' | 'previous'>): Promise<boolean> {
