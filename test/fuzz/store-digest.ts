@@ -9,11 +9,12 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 /**
- * Not what a request stores: written by the DIP's own timers (delivery is stopped while fuzzing), the
+ * Not what a request stores: written by the DIP's own timers (delivery is stopped while fuzzing; the alarms
+ * this node announced, by its alarm evaluation), the
  * append-only record of every act, refused ones included (a refusal is journalled by design), or the
  * sign-in attempts, whose refused ones are the lockout's count by design.
  */
-const BACKGROUND_TABLES = new Set(['health_probe', 'delivery_attempts', 'operator_journal', 'portal_sign_in_attempts']);
+const BACKGROUND_TABLES = new Set(['health_probe', 'delivery_attempts', 'operator_journal', 'portal_sign_in_attempts', 'alarm_announced']);
 /** SQLite files are digested by table, not by bytes; the API activity log (activity.db) records every
  * request, refused ones included, by design. */
 const SQLITE_FILE = /\.db(?:-wal|-shm|-journal)?$/;
