@@ -24,7 +24,7 @@ import { startActivityLog, startAlarms, startTracing } from './assemble/observab
 import { assembleParticipants, issueCertificate } from './assemble/participants.js';
 import { assembleOnboarding } from './assemble/onboarding.js';
 import { SmtpMailer } from './adapters/mail/smtp-mailer.js';
-import { tellAdminsOfOperatorAdmin } from './pipeline/admin-notice.js';
+import { tellAdminsOfOperatorAdmin, type AdminAct } from './pipeline/admin-notice.js';
 import { onboardingRoutes } from './api/admin-onboarding.js';
 import { participantRoutes } from './api/admin-participants.js';
 import { openPublications, schedulePublicationRetention } from './assemble/publications.js';
@@ -271,7 +271,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     journal: backend.journal,
     now: () => clock.now(),
     portalAccounts,
-    adminNotice: (dipId: string, actor: string) => tellAdminsOfOperatorAdmin({ mailer: noticeMailer, store: backend.registry, journal: backend.journal, logger, now: () => clock.now() }, dipId, actor),
+    adminNotice: (dipId: string, actor: string, act: AdminAct) => tellAdminsOfOperatorAdmin({ mailer: noticeMailer, store: backend.registry, journal: backend.journal, logger, now: () => clock.now() }, dipId, actor, act),
     deadLetters: backend.deadLetters,
     undeliverable: queueRules(registry, channel).undeliverable,
     requeueJobs: { replay, jobs: backend.requeueJobs },

@@ -42,4 +42,28 @@ describe("an operator creating a participant's administrator", () => {
     const entries = (await admin('GET', `/admin/journal?action=participant.admin-notice`)).body as Array<Record<string, unknown>>;
     expect(entries).toEqual([expect.objectContaining({ target: sup.dipId, after: expect.objectContaining({ told: 'sent' }) })]);
   });
+
+  // Review: an operator could disable and enable again a participant's administrator (one it knows the
+  // password of) with nothing told: enabling one again tells as making one does; an operations user, nobody.
+  it("tells the participant's administrators when an operator enables an administrator again", async () => {
+    const admin = adminApi(t);
+    const sup = await t.participant('1000000002', ['SUP']);
+    await changeProfile(t.dip.backend.registry, sup.dipId, 'test', Date.now, (p) => ({ ...p, maintenanceEmail: 'admins2@sup.example' }));
+    expect((await admin('POST', '/admin/portal/accounts', { username: 'ops2', displayName: 'Ops', participantDipId: sup.dipId, level: 'operations' })).status).toBe(201);
+    expect((await admin('POST', '/admin/portal/accounts', { username: 'sleeper', displayName: 'Sleeper', participantDipId: sup.dipId, level: 'admin' })).status).toBe(201);
+    await waitFor(() => smtp.mails.some((m) => m.to[0] === 'admins2@sup.example'), 10_000, 'the creation notice');
+    const told = () => smtp.mails.filter((m) => m.to[0] === 'admins2@sup.example');
+    for (const username of ['ops2', 'sleeper']) {
+      expect((await admin('POST', `/admin/portal/accounts/${username}/disabled`, { disabled: true, participantDipId: sup.dipId })).status).toBe(200);
+    }
+    expect((await admin('POST', '/admin/portal/accounts/ops2/disabled', { disabled: false, participantDipId: sup.dipId })).status).toBe(200);
+    expect(told()).toHaveLength(1);
+    expect((await admin('POST', '/admin/portal/accounts/sleeper/disabled', { disabled: false, participantDipId: sup.dipId })).status).toBe(200);
+    await waitFor(() => told().length === 2, 10_000, 'the re-enable notice');
+    expect(told()[1]!.data).toContain('enabled again');
+    expect(told()[1]!.data).not.toContain('sleeper');
+    // Enabling one that is enabled tells nothing.
+    expect((await admin('POST', '/admin/portal/accounts/sleeper/disabled', { disabled: false, participantDipId: sup.dipId })).status).toBe(200);
+    expect(told()).toHaveLength(2);
+  });
 });

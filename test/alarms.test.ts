@@ -12,6 +12,7 @@ import type { AlarmChannel, AlarmCondition, AlarmNotice, AlarmSubscription } fro
 import type { AlarmNotifierLease, NotifiedAlarm } from '../src/ports/leases.js';
 import { FakeClock, settle } from './helpers/clocks.js';
 import { createHash } from 'node:crypto';
+import { Agent, request } from 'undici';
 import { alarmScope } from '../src/pipeline/mail-recipients.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
@@ -57,7 +58,7 @@ describe('alarms (spec 5.11.4)', () => {
   const confirmAddress = async (owner: string, address: string): Promise<void> => {
     const tokenHash = createHash('sha256').update(`confirm-${owner}-${address}`).digest('hex');
     const now = Date.now();
-    expect(await t.dip.backend.mailRecipients.ask({ scope: alarmScope(owner), address, tokenHash, requestedAt: now, expiresAt: now + 60_000, confirmedAt: null }, now)).toBe('requested');
+    expect(await t.dip.backend.mailRecipients.ask({ scope: alarmScope(owner), address, tokenHash, requestedAt: now, expiresAt: now + 60_000, confirmedAt: null }, now, { since: 0, max: 1_000 })).toBe('requested');
     expect(await t.dip.backend.mailRecipients.confirm(tokenHash, now)).toBeDefined();
   };
 
@@ -73,6 +74,23 @@ describe('alarms (spec 5.11.4)', () => {
     expect(toVictim).toHaveLength(1);
     expect(toVictim[0]!.data).toContain('Subject: OpenDIP: may we e-mail alarm notices to this address?');
     expect(toVictim[0]!.data).not.toContain('DIP alarm');
+    // Its link opens a page that asks for alarm notices, and says, once agreed, how they stop (review: it spoke of reports).
+    const link = /\/portal\/mail\/confirm\?token=[\w-]+/.exec(toVictim[0]!.data.replace(/=\r?\n/g, '').replace(/=3D/g, '='))![0];
+    const agent = new Agent({ connect: { ca: t.dip.pki.ca.certPem } });
+    const asked = await (await request(`${t.dip.portalUrl}${link}`, { dispatcher: agent })).body.text();
+    expect(asked).toContain('alarm notices to be e-mailed to your address');
+    expect(asked).not.toMatch(/report/i);
+    const agreed = await request(`${t.dip.portalUrl}/portal/mail/confirm`, {
+      method: 'POST',
+      dispatcher: agent,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: t.dip.portalUrl },
+      body: new URLSearchParams({ token: new URL(link, t.dip.portalUrl).searchParams.get('token')! }).toString(),
+    });
+    const after = await agreed.body.text();
+    expect(agreed.statusCode).toBe(200);
+    expect(after).toContain('stop them by deleting the alarm subscription');
+    expect(after).not.toMatch(/report/i);
+    await agent.close();
   });
 
   it('a dead letter raises an alarm e-mailed over SMTP, and its requeue sends the resolved notice', async () => {

@@ -81,9 +81,9 @@ describe('dip migrate: SQLite to the cluster', () => {
     const send: MaintenanceSend = { id: 'n-1@1#0', noticeId: 'n-1', dueAt: Date.now() + 3_600_000, who: { participant: sup.dipId }, kind: 'email', to: 'admin@sup.example', subject: 'Planned maintenance', text: 'The DIP is down on Sunday.' };
     await backend.maintenanceSends.add([send]);
     const asked = { scope: 'owner:sup-admin', address: 'asked@sup.example', tokenHash: 'a'.repeat(64), requestedAt: Date.now(), expiresAt: Date.now() + 86_400_000, confirmedAt: null };
-    expect(await backend.mailRecipients.ask({ ...asked, address: 'ops@sup.example', tokenHash: 'b'.repeat(64) }, Date.now())).toBe('requested');
+    expect(await backend.mailRecipients.ask({ ...asked, address: 'ops@sup.example', tokenHash: 'b'.repeat(64) }, Date.now(), { since: 0, max: 1_000 })).toBe('requested');
     expect(await backend.mailRecipients.confirm('b'.repeat(64), Date.now())).toEqual({ scope: 'owner:sup-admin', address: 'ops@sup.example' });
-    expect(await backend.mailRecipients.ask(asked, Date.now())).toBe('requested');
+    expect(await backend.mailRecipients.ask(asked, Date.now(), { since: 0, max: 1_000 })).toBe('requested');
     // What pulls handed out travels too (as pulls before the webhook was set would have left it).
     await backend.log.markPulled(queue, 2);
     const dataDir = embedded.config.dataDir;

@@ -1,3 +1,4 @@
+import type { AdminAct } from '../pipeline/admin-notice.js';
 import type { FastifyPluginAsync } from 'fastify';
 import type { OperatorAccounts } from '../pipeline/operators.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
@@ -38,7 +39,7 @@ export interface AdminPortalOptions {
   accounts: PortalAccountService;
   operators: Pick<OperatorAccounts, 'list'>;
   /** Tells a participant's administrators that an operator made an administrator of its portal (src/pipeline/admin-notice.ts). */
-  adminNotice?: (participantDipId: string, actor: string) => Promise<unknown>;
+  adminNotice?: (participantDipId: string, actor: string, act: AdminAct) => Promise<unknown>;
 }
 
 /** What an account looks like to tooling: never its hashes or sealed secret. */
@@ -95,7 +96,7 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
         req.journaled = made.journalError === undefined;
         // An administrator made by an operator: the participant's administrators are told (an account takeover
         // path otherwise unseen by the participant). Told after the answer's account exists; a failure is logged there.
-        if (made.account.admin) await adminNotice?.(participantDipId, who.actor);
+        if (made.account.admin) await adminNotice?.(participantDipId, who.actor, 'created');
         const { account, journalError: _unjournalled, ...shown } = made;
         return reply.code(201).send({ ...publicView(account), ...shown });
       }
@@ -160,6 +161,8 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
       if (!changed) return reply.code(404).send({ error: `no portal account '${req.params.username}'` });
       // A participant's user's change is journalled by the service, with before and after; else the call is.
       req.journaled = realmOf(target) === 'user' && changed.journalError === undefined;
+      // A participant's administrator enabled again by an operator is as good a takeover as one made: told alike.
+      if (target.participantDipId !== null && target.admin && target.disabled && !req.body.disabled) await adminNotice?.(target.participantDipId, who.actor, 'enabled');
       return publicView(changed.account);
     },
   );

@@ -1,3 +1,4 @@
+import type { AdminAct } from '../pipeline/admin-notice.js';
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -91,7 +92,7 @@ export interface AdminDeps {
   /** Portal accounts: a participant's users, and operators' portal sign-in. */
   portalAccounts: PortalAccountService;
   /** Tells a participant's administrators that an operator made an administrator of its portal. */
-  adminNotice?: (participantDipId: string, actor: string) => Promise<unknown>;
+  adminNotice?: (participantDipId: string, actor: string, act: AdminAct) => Promise<unknown>;
   /** The key the portals in this process call the operator API with (see OperatorAuthDeps.inProcessKey). */
   inProcessKey?: string;
   delivery: Pick<Delivery, 'notify' | 'status' | 'resume'>;

@@ -100,9 +100,9 @@ const savedReport = {
     nextDueAt: { type: ['integer', 'null'], description: 'When its next e-mail is due, epoch ms; null: not e-mailed' },
     emailConfirmation: {
       type: ['string', 'null'],
-      enum: ['confirmed', 'requested', 'pending', 'unsent', null],
+      enum: ['confirmed', 'requested', 'pending', 'unsent', 'limited', null],
       description:
-        'Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller\'s reports), `requested` (a confirmation e-mail was sent to it now) , `pending` (one was sent before and is not yet opened) or `unsent` (it could not be sent now: delete the report and save it again to ask again). Nothing is e-mailed to an address before it agrees.',
+        'Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller\'s reports), `requested` (a confirmation e-mail was sent to it now) , `pending` (one was sent before and is not yet opened) `unsent` (it could not be sent now: delete the report and save it again to ask again) or `limited` (this caller had 10 new addresses asked in the last 7 days: none is asked now; save again later). Nothing is e-mailed to an address before it agrees.',
     },
   },
 } as const;

@@ -7,6 +7,8 @@ import { PROFILE_RECORD } from './registry.js';
 
 /** What telling a participant's administrators came to: sent, no address kept for them, or the e-mail failed / no SMTP. */
 export type AdminNoticeOutcome = 'sent' | 'no-address' | 'unsent' | 'no-mail';
+/** What the operator did: made an administrator, or enabled a disabled one again (as good a takeover as making one). */
+export type AdminAct = 'created' | 'enabled';
 
 export interface AdminNoticeDeps {
   /** The DIP's SMTP sender; null: none configured (the journal entry is all there is). */
@@ -19,7 +21,7 @@ export interface AdminNoticeDeps {
 
 /**
  * Tells a participant's administrators that a DIP operator made an administrator of its portal (created one,
- * or raised a user to it): an operator can otherwise take a participant's account over with nothing the
+ * or enabled a disabled one again): an operator can otherwise take a participant's account over with nothing the
  * participant sees. The address is the one the participant's administrators keep for the DIP's notices
  * (ParticipantProfile.maintenanceEmail: set by them, or the onboarding application's contact), read from
  * the store (not a node's cache). The text is fixed: nothing the operator typed (username, display name)
@@ -27,7 +29,7 @@ export interface AdminNoticeDeps {
  * Users page names the account and who created it. Journalled as `participant.admin-notice` against the
  * participant, with what came of it.
  */
-export async function tellAdminsOfOperatorAdmin(deps: AdminNoticeDeps, dipId: string, actor: string): Promise<AdminNoticeOutcome> {
+export async function tellAdminsOfOperatorAdmin(deps: AdminNoticeDeps, dipId: string, actor: string, act: AdminAct = 'created'): Promise<AdminNoticeOutcome> {
   const at = deps.now();
   const profile = (await deps.store.records(PROFILE_RECORD)).find((r) => r.key === dipId)?.doc as ParticipantProfile | undefined;
   const address = profile?.maintenanceEmail ?? null;
@@ -39,8 +41,8 @@ export async function tellAdminsOfOperatorAdmin(deps: AdminNoticeDeps, dipId: st
     try {
       await deps.mailer.send(
         address,
-        `OpenDIP: a DIP operator added an administrator to ${dipId}'s portal`,
-        `At ${new Date(at).toISOString()} an operator of the Data Integration Platform made a new administrator of ${dipId}'s user portal account.\n\nAn administrator of ${dipId} can create and disable its users, reset their authenticators and act for ${dipId} in the portal.\n\nIf your organisation did not ask the DIP operator for this, sign in to the user portal, check the Users page (it names the account and who created it), disable any account you do not recognise, and contact the DIP's service desk.\n\nYou are sent this because this address is where ${dipId}'s administrators receive the DIP's notices.\n`,
+        act === 'created' ? `OpenDIP: a DIP operator added an administrator to ${dipId}'s portal` : `OpenDIP: a DIP operator enabled an administrator of ${dipId}'s portal again`,
+        `At ${new Date(at).toISOString()} an operator of the Data Integration Platform ${act === 'created' ? 'made a new administrator' : 'enabled again a disabled administrator'} of ${dipId}'s user portal account.\n\nAn administrator of ${dipId} can create and disable its users, reset their authenticators and act for ${dipId} in the portal.\n\nIf your organisation did not ask the DIP operator for this, sign in to the user portal, check the Users page (it names the account and who created it), disable any account you do not recognise, and contact the DIP's service desk.\n\nYou are sent this because this address is where ${dipId}'s administrators receive the DIP's notices.\n`,
       );
       told = 'sent';
     } catch (err) {
@@ -49,7 +51,7 @@ export async function tellAdminsOfOperatorAdmin(deps: AdminNoticeDeps, dipId: st
     }
   }
   try {
-    await deps.journal.append({ at, actor, action: 'participant.admin-notice', target: dipId, before: null, after: { told }, status: null });
+    await deps.journal.append({ at, actor, action: 'participant.admin-notice', target: dipId, before: null, after: { told, act }, status: null });
   } catch (err) {
     deps.logger.error({ err, participant: dipId }, 'could not journal the notice of an operator-made administrator');
   }

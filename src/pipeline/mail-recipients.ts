@@ -7,7 +7,18 @@ import { secretHash } from '../security/api-key.js';
 
 /** How long a confirmation link is good; after it, saving a report for the address again sends a new one. */
 export const RECIPIENT_LINK_MS = 7 * 24 * 3_600_000;
-const TOKEN_PREFIX = 'dipmail_';
+/**
+ * At most this many addresses asked to confirm for one scope in RECIPIENT_ASK_WINDOW_MS (open, confirmed or
+ * expired alike): an owner deleting and remaking reports or subscriptions for new tags of one mailbox
+ * (victim+1@, victim+2@ …) has the DIP send at most this many confirmations a week (review: mail-bomb).
+ */
+export const RECIPIENT_ASKS_PER_WINDOW = 10;
+export const RECIPIENT_ASK_WINDOW_MS = 7 * 24 * 3_600_000;
+/**
+ * A token names what it asks for in its prefix, so the page its link opens says so before anything is looked
+ * up (a token's hash covers its prefix: one for reports changed to read as alarm notices' confirms nothing).
+ */
+const TOKEN_PREFIX: Readonly<Record<MailPurpose, string>> = { reports: 'dipmail_', 'alarm notices': 'dipalarm_' };
 /** The portal page a confirmation link opens (a page whose button confirms: a mail scanner following links confirms nothing). */
 export const CONFIRM_PATH = '/portal/mail/confirm';
 
@@ -16,6 +27,12 @@ export type MailPurpose = 'reports' | 'alarm notices';
 
 /** The confirmation scope of an alarm subscription's owner's addresses (a participant's DIP ID), apart from saved reports' owners. */
 export const alarmScope = (owner: string): string => `alarm:${owner}`;
+
+/** What a confirmation scope's addresses are sent: an alarm subscription owner's notices, or a report owner's reports. */
+export const purposeOfScope = (scope: string): MailPurpose => (scope.startsWith('alarm:') ? 'alarm notices' : 'reports');
+
+/** What a confirmation link's token asks for, by its prefix (undefined: no token of ours). */
+export const purposeOfToken = (token: string): MailPurpose | undefined => (Object.keys(TOKEN_PREFIX) as MailPurpose[]).find((p) => token.startsWith(TOKEN_PREFIX[p]));
 
 export interface RecipientConfirmationDeps {
   store: MailRecipients;
@@ -38,18 +55,19 @@ export class RecipientConfirmation {
   /** Asks `address` to confirm for `scope` unless it did or a request is open; sends the one e-mail when it asks. */
   async ask(scope: string, address: string, what: MailPurpose = 'reports'): Promise<RecipientAnswer> {
     const now = this.deps.clock.now();
-    const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const token = `${TOKEN_PREFIX[what]}${randomBytes(32).toString('base64url')}`;
     const expiresAt = now + RECIPIENT_LINK_MS;
     // The link before anything is recorded: the portal's address is read once. Not known (the portal not
     // listening yet, or not run): no link to send, so nothing is asked (reviewA: a relative link was mailed).
     const base = this.deps.portalUrl();
     if (base === '') {
-      this.deps.logger.warn({ scope }, "saved reports: no confirmation e-mail sent to a report address: the portal's address is not known (onboarding.portalUrl)");
+      this.deps.logger.warn({ scope }, `${what}: no confirmation e-mail sent to an address: the portal's address is not known (onboarding.portalUrl)`);
       return 'unsent';
     }
     const link = `${base}${CONFIRM_PATH}?token=${encodeURIComponent(token)}`;
     const tokenHash = secretHash(token);
-    const asked = await this.deps.store.ask({ scope, address: address.toLowerCase(), tokenHash, requestedAt: now, expiresAt, confirmedAt: null }, now);
+    const asked = await this.deps.store.ask({ scope, address: address.toLowerCase(), tokenHash, requestedAt: now, expiresAt, confirmedAt: null }, now, { since: now - RECIPIENT_ASK_WINDOW_MS, max: RECIPIENT_ASKS_PER_WINDOW });
+    if (asked === 'limited') this.deps.logger.warn({ scope, limit: RECIPIENT_ASKS_PER_WINDOW }, `${what}: no confirmation e-mail sent: the owner asked for as many new addresses as it may in a week`);
     if (asked !== 'requested') return asked;
     try {
       await this.deps.mailer.send(
@@ -59,7 +77,7 @@ export class RecipientConfirmation {
       );
     } catch (err) {
       // Not left open: an open request would answer every later save `pending` for RECIPIENT_LINK_MS with no e-mail sent (reviewA).
-      this.deps.logger.error({ err, scope }, 'saved reports: the confirmation e-mail to a report address could not be sent; nothing is asked of it until a report names it again');
+      this.deps.logger.error({ err, scope }, `${what}: the confirmation e-mail to an address could not be sent; nothing is asked of it until it is named again`);
       await this.deps.store.withdraw(tokenHash);
       return 'unsent';
     }
@@ -68,7 +86,7 @@ export class RecipientConfirmation {
 
   /** The scope and address a token confirms, or undefined (unknown, used or expired). */
   confirm(token: string): Promise<{ scope: string; address: string } | undefined> {
-    if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return Promise.resolve(undefined);
+    if (purposeOfToken(token) === undefined || token.length > 200) return Promise.resolve(undefined);
     return this.deps.store.confirm(secretHash(token), this.deps.clock.now());
   }
 

@@ -7,7 +7,7 @@ import type { PortalDeps } from './deps.js';
 import { hidden, html, when, type Html } from './html.js';
 import { field, refuse, render, signInFromThisPortal } from './session.js';
 import { USER_REALM } from './user-realm.js';
-import { CONFIRM_PATH } from '../pipeline/mail-recipients.js';
+import { CONFIRM_PATH, purposeOfScope, purposeOfToken, type MailPurpose } from '../pipeline/mail-recipients.js';
 
 const R = USER_REALM;
 const FIELDS: ReadonlyArray<{ name: ClaimField; label: string; hint: string; type?: string; autocomplete?: string; multiline?: boolean }> = [
@@ -81,23 +81,45 @@ export function registerApplyPages(app: FastifyInstance, deps: PortalDeps): void
   });
 }
 
+/** The confirmation pages' words, by what the address is asked to take (a report's owner and an alarm subscription's stop them differently). */
+const CONFIRM_TEXT: Readonly<Record<MailPurpose, { title: string; asked: string; agree: string; agreed: string; after: (address: string) => Html }>> = {
+  reports: {
+    title: 'Agree to reports by e-mail',
+    asked: "A user of the DIP's portal asked for reports to be e-mailed to your address. Agree, and they are sent on their schedule; until then nothing is.",
+    agree: 'Agree to the reports',
+    agreed: 'Reports agreed',
+    after: (address) => html`<p>Reports will be e-mailed to ${address} on their schedule. Whoever asked for them can stop them by deleting the report.</p>`,
+  },
+  'alarm notices': {
+    title: 'Agree to alarm notices by e-mail',
+    asked: "A participant of the DIP asked for its alarm notices to be e-mailed to your address. Agree, and they are sent when its alarms are raised and resolved; until then nothing is.",
+    agree: 'Agree to the alarm notices',
+    agreed: 'Alarm notices agreed',
+    after: (address) => html`<p>Alarm notices will be e-mailed to ${address} when they are raised and resolved. Whoever asked for them can stop them by deleting the alarm subscription.</p>`,
+  },
+};
+
 /**
- * The page a saved report's confirmation e-mail links to (src/pipeline/mail-recipients.ts): no sign-in (the
- * address's holder has no account); opening it shows a button, and the button (a POST) agrees, so a mail
- * scanner that follows links agrees to nothing.
+ * The page a saved report's or alarm subscription's confirmation e-mail links to (src/pipeline/mail-recipients.ts):
+ * no sign-in (the address's holder has no account); opening it shows a button, and the button (a POST) agrees,
+ * so a mail scanner that follows links agrees to nothing. Its words are the token's purpose's (the scope's once agreed).
  */
 export function registerMailConfirmPages(app: FastifyInstance, deps: PortalDeps): void {
   const recipients = deps.savedReports.recipients;
   if (!recipients) return;
-  app.get<{ Querystring: Record<string, string | undefined> }>(CONFIRM_PATH, async (req, reply) =>
-    render(reply, 200, R, req, undefined, 'Agree to reports by e-mail', html`<p>A user of the DIP's portal asked for reports to be e-mailed to your address. Agree, and they are sent on their schedule; until then nothing is.</p>
-<form method="post" action="${CONFIRM_PATH}" class="signin">${hidden('token', req.query.token ?? '')}<button type="submit">Agree to the reports</button></form>`),
-  );
+  app.get<{ Querystring: Record<string, string | undefined> }>(CONFIRM_PATH, async (req, reply) => {
+    const token = req.query.token ?? '';
+    const t = CONFIRM_TEXT[purposeOfToken(token) ?? 'reports'];
+    return render(reply, 200, R, req, undefined, t.title, html`<p>${t.asked}</p>
+<form method="post" action="${CONFIRM_PATH}" class="signin">${hidden('token', token)}<button type="submit">${t.agree}</button></form>`);
+  });
   app.post(CONFIRM_PATH, async (req, reply) => {
     if (!signInFromThisPortal(req)) return refuse(reply, R, req, undefined, 403, 'the confirmation was not sent from this portal');
     const confirmed = await recipients.confirm(field(req.body, 'token'));
     if (!confirmed) return refuse(reply, R, req, undefined, 404, 'this link is not (or no longer) good: it was used already, or it expired');
-    deps.logger.info({ scope: confirmed.scope }, 'saved reports: an address agreed to take reports');
-    return render(reply, 200, R, req, undefined, 'Reports agreed', html`<p>Reports will be e-mailed to ${confirmed.address} on their schedule. Whoever asked for them can stop them by deleting the report.</p>`, { kind: 'ok', text: 'agreed' });
+    const what = purposeOfScope(confirmed.scope);
+    deps.logger.info({ scope: confirmed.scope }, `${what}: an address agreed to take them`);
+    const t = CONFIRM_TEXT[what];
+    return render(reply, 200, R, req, undefined, t.agreed, t.after(confirmed.address), { kind: 'ok', text: 'agreed' });
   });
 }

@@ -53,6 +53,8 @@ export async function saveShownReport(deps: PortalDeps, o: SavedReportsPage): Pr
       ? ''
       : made.recipient === 'unsent'
         ? ': nothing is e-mailed yet, the confirmation e-mail to the address could not be sent now (delete the report and save it again to ask again)'
+        : made.recipient === 'limited'
+          ? ': nothing is e-mailed yet, and the address was not asked: you had as many new addresses asked in the last 7 days as you may (delete the report and save it again later)'
         : ` once the address agrees: ${made.recipient === 'requested' ? 'a confirmation e-mail was sent to it' : 'it was sent a confirmation e-mail already'}, nothing else goes there before it opens the link`;
   return o.page(r.definition, { kind: 'ok', text: `saved "${r.name}"${r.mailing ? `: e-mailed ${r.mailing.every} to ${r.mailing.to}, next at ${isoOrDash(r.nextDueAt)}${waiting}` : ''}` }, 200);
 }

@@ -15,14 +15,27 @@ export interface MailRecipient {
   confirmedAt: number | null;
 }
 
-/** What asking for an address's confirmation found: confirmed already, a request still open (nothing to send), or recorded now (send its token). */
-export type RecipientAsk = 'confirmed' | 'pending' | 'requested';
+/**
+ * What asking for an address's confirmation found: confirmed already, a request still open (nothing to
+ * send), recorded now (send its token), or `limited`: the scope was asked for as many addresses as it may be
+ * in the window (RecipientCap), so nothing is recorded or sent.
+ */
+export type RecipientAsk = 'confirmed' | 'pending' | 'requested' | 'limited';
+/**
+ * At most `max` requests recorded for one scope since `since` (rows whose requested_at is in the window,
+ * open, confirmed or expired): one owner churning subscriptions to new addresses (tags of one mailbox)
+ * cannot have the DIP mail confirmations without end.
+ */
+export interface RecipientCap {
+  since: number;
+  max: number;
+}
 /** What asking did: RecipientAsk, or `unsent`: the confirmation e-mail could not be sent, and nothing stays asked (a later save asks anew). */
 export type RecipientAnswer = RecipientAsk | 'unsent';
 
 export interface MailRecipients {
-  /** Records `r` as the request for its scope and address unless that address is confirmed or has an unexpired request (one write). */
-  ask(r: MailRecipient, now: number): Promise<RecipientAsk>;
+  /** Records `r` as the request for its scope and address unless that address is confirmed or has an unexpired request, or the scope reached `cap` (one write). */
+  ask(r: MailRecipient, now: number, cap: RecipientCap): Promise<RecipientAsk>;
   /** Confirms the unexpired request with this token hash: its scope and address, or undefined (unknown, used or expired). */
   confirm(tokenHash: string, now: number): Promise<{ scope: string; address: string } | undefined>;
   /** Whether the address confirmed for the scope. */

@@ -1,23 +1,28 @@
-import type { MailRecipient, MailRecipients, RecipientAsk } from '../../ports/mail-recipients.js';
+import type { MailRecipient, MailRecipients, RecipientAsk, RecipientCap } from '../../ports/mail-recipients.js';
 import type { PgDatabase } from './database.js';
 
 /** Addresses asked and confirmed for the DIP's e-mail (src/ports/mail-recipients.ts), one row per scope and address. */
 export class PgMailRecipients implements MailRecipients {
   constructor(private readonly d: PgDatabase) {}
 
-  ask(r: MailRecipient, now: number): Promise<RecipientAsk> {
+  ask(r: MailRecipient, now: number, cap: RecipientCap): Promise<RecipientAsk> {
     return this.d.tx(async (c) => {
-      // One upsert decides: a confirmed row or an unexpired request is left as it is (two nodes asking at once send one e-mail).
-      const { rows } = await c.query<{ confirmed_at: string | null; requested: boolean }>(
-        `INSERT INTO mail_recipients (scope, address, token_hash, requested_at, expires_at, confirmed_at) VALUES ($1, $2, $3, $4, $5, NULL)
+      // One upsert decides: a confirmed row or an unexpired request is left as it is (two nodes asking at once send
+      // one e-mail), and nothing is recorded once the scope holds cap.max requests made since cap.since (two nodes
+      // asking for two new addresses at once may pass the cap by one: it bounds a flood, not an exact count).
+      const { rows } = await c.query<{ requested: boolean }>(
+        `INSERT INTO mail_recipients (scope, address, token_hash, requested_at, expires_at, confirmed_at)
+           SELECT $1, $2, $3, $4, $5, NULL WHERE (SELECT count(*) FROM mail_recipients WHERE scope = $1 AND requested_at >= $7) < $8
          ON CONFLICT (scope, address) DO UPDATE SET token_hash = EXCLUDED.token_hash, requested_at = EXCLUDED.requested_at, expires_at = EXCLUDED.expires_at
            WHERE mail_recipients.confirmed_at IS NULL AND mail_recipients.expires_at <= $6
-         RETURNING confirmed_at, true AS requested`,
-        [r.scope, r.address, r.tokenHash, r.requestedAt, r.expiresAt, now],
+         RETURNING true AS requested`,
+        [r.scope, r.address, r.tokenHash, r.requestedAt, r.expiresAt, now, cap.since, cap.max],
       );
       if (rows.length) return 'requested';
-      const { rows: had } = await c.query<{ confirmed_at: string | null }>('SELECT confirmed_at FROM mail_recipients WHERE scope = $1 AND address = $2', [r.scope, r.address]);
-      return had[0]?.confirmed_at != null ? 'confirmed' : 'pending';
+      const { rows: had } = await c.query<{ confirmed_at: string | null; expires_at: string }>('SELECT confirmed_at, expires_at FROM mail_recipients WHERE scope = $1 AND address = $2', [r.scope, r.address]);
+      const row = had[0];
+      if (row?.confirmed_at != null) return 'confirmed';
+      return row && Number(row.expires_at) > now ? 'pending' : 'limited';
     });
   }
 

@@ -8566,10 +8566,10 @@ export interface paths {
                                 createdAt: number;
                                 email: string | null;
                                 /**
-                                 * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) , `pending` (one was sent before and is not yet opened) or `unsent` (it could not be sent now: delete the report and save it again to ask again). Nothing is e-mailed to an address before it agrees.
+                                 * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) , `pending` (one was sent before and is not yet opened) `unsent` (it could not be sent now: delete the report and save it again to ask again) or `limited` (this caller had 10 new addresses asked in the last 7 days: none is asked now; save again later). Nothing is e-mailed to an address before it agrees.
                                  * @enum {string|null}
                                  */
-                                emailConfirmation?: "confirmed" | "requested" | "pending" | "unsent" | null;
+                                emailConfirmation?: "confirmed" | "requested" | "pending" | "unsent" | "limited" | null;
                                 /**
                                  * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
                                  * @enum {string}
@@ -8707,10 +8707,10 @@ export interface paths {
                             createdAt: number;
                             email: string | null;
                             /**
-                             * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) , `pending` (one was sent before and is not yet opened) or `unsent` (it could not be sent now: delete the report and save it again to ask again). Nothing is e-mailed to an address before it agrees.
+                             * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) , `pending` (one was sent before and is not yet opened) `unsent` (it could not be sent now: delete the report and save it again to ask again) or `limited` (this caller had 10 new addresses asked in the last 7 days: none is asked now; save again later). Nothing is e-mailed to an address before it agrees.
                              * @enum {string|null}
                              */
-                            emailConfirmation?: "confirmed" | "requested" | "pending" | "unsent" | null;
+                            emailConfirmation?: "confirmed" | "requested" | "pending" | "unsent" | "limited" | null;
                             /**
                              * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
                              * @enum {string}
@@ -8836,10 +8836,10 @@ export interface paths {
                             createdAt: number;
                             email: string | null;
                             /**
-                             * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) , `pending` (one was sent before and is not yet opened) or `unsent` (it could not be sent now: delete the report and save it again to ask again). Nothing is e-mailed to an address before it agrees.
+                             * @description Only in the answer to a save with `email`: `confirmed` (the address agreed to this caller's reports), `requested` (a confirmation e-mail was sent to it now) , `pending` (one was sent before and is not yet opened) `unsent` (it could not be sent now: delete the report and save it again to ask again) or `limited` (this caller had 10 new addresses asked in the last 7 days: none is asked now; save again later). Nothing is e-mailed to an address before it agrees.
                              * @enum {string|null}
                              */
-                            emailConfirmation?: "confirmed" | "requested" | "pending" | "unsent" | null;
+                            emailConfirmation?: "confirmed" | "requested" | "pending" | "unsent" | "limited" | null;
                             /**
                              * @description E-mailed daily (06:00 UTC) or weekly (Mondays 06:00 UTC); absent or none: not e-mailed. Only where the DIP has an SMTP server
                              * @enum {string}
