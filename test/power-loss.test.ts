@@ -21,12 +21,12 @@
  *    same check as in (1) must find them missing.
  *
  * Limits: torn writes inside a 4 KiB page, lost directory entries (file creation, unlink) and device
- * caches that ignore a flush are not simulated; nor is the -shm file, which SQLite rebuilds from the WAL
- * on the first open after a crash. The shim is Linux/glibc-only and needs a C compiler: without one
+ * caches that ignore a flush are not simulated; the -shm file is removed before the restart (its unsynced
+ * state lost with the power; SQLite rebuilds it from the WAL on the first open after a crash). The shim is Linux/glibc-only and needs a C compiler: without one
  * the tests are skipped, saying so.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -134,6 +134,12 @@ class Scenario {
   }
 
   async restartWithoutShim(): Promise<void> {
+    // The shim keeps the unsynced writes of dip.db and its WAL from the disk, but not the -shm's (a shared
+    // mapping it does not see), which a power cut loses too: the wal-index reaches the disk only when the
+    // kernel writes it back. Left as the killed process wrote it, it would count the frames of the group
+    // whose sync the cut interrupted, which the DIP's start-up check (src/adapters/sqlite/wal-guard.ts)
+    // rightly takes for lost ones. Removed, as after a cut that came before any write-back of it.
+    rmSync(join(this.dataDir, 'dip.db-shm'), { force: true });
     this.child = await startDipProcess(this.dataDir, this.port, { DIP_INGEST_THREADS: '0' });
   }
 
