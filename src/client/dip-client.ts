@@ -78,10 +78,11 @@ export interface PublicationListingPage {
 }
 
 /**
- * A publications listing that stopped before its last page: the DIP refused a page (`answer`) or could not
- * be reached. `continuation` asks for that page again (publicationPages(…, continuation)).
+ * A paged read (a replay, a publications listing) that stopped before its last page: the DIP refused a page
+ * (`answer`) or could not be reached (`cause`). `continuation` (undefined: from the start) asks for the page
+ * that failed, so nothing is lost or repeated.
  */
-export class ListingInterrupted extends Error {
+export class PagesInterrupted extends Error {
   constructor(
     message: string,
     readonly continuation: string | undefined,
@@ -89,26 +90,15 @@ export class ListingInterrupted extends Error {
     options?: { cause: unknown },
   ) {
     super(message, options);
-    this.name = 'ListingInterrupted';
+    this.name = new.target.name;
   }
 }
 
-/**
- * A replay that stopped before its last page: the DIP refused a page (`answer`) or could not be reached
- * (`cause`). Sending the same filter again with `continuation` (undefined: from the start) asks for the
- * page that failed, so no message is lost or repeated.
- */
-export class ReplayInterrupted extends Error {
-  constructor(
-    message: string,
-    readonly continuation: string | undefined,
-    readonly answer: DipAnswer<unknown> | undefined,
-    options?: { cause: unknown },
-  ) {
-    super(message, options);
-    this.name = 'ReplayInterrupted';
-  }
-}
+/** A publications listing that stopped before its last page: publicationPages(…, continuation) resumes it. */
+export class ListingInterrupted extends PagesInterrupted {}
+
+/** A replay that stopped before its last page: the same filter sent again with `continuation` resumes it. */
+export class ReplayInterrupted extends PagesInterrupted {}
 
 /**
  * Why a pull or replay answer is not the DIP's, as received, or null when it is (README "Pull instead of
@@ -126,6 +116,41 @@ export function answerNotFromDip(method: string, answer: DipAnswer<unknown>, tru
   const r = verifyDipSignature({ method, url: answer.url, body: answer.raw, headers: answer.headers, now, maxSkewMs, answer: { status: answer.status, continuation } });
   if (!r.ok) return `${r.reason}: ${r.detail}`;
   return notFromDip(r.certificate, trustedCas);
+}
+
+/**
+ * Every page of a paged read, in order: follows the 206 answers' continuation tokens until the answer that
+ * ends it, from `continuation` on when given. `page` reads a 200, 204 or 206 answer's page (null: not one;
+ * a string: why the answer is refused). Throws `Interrupted` naming the token that asks again for the page
+ * that failed: a 206 without a token would end the read early and silently, and the same token again would
+ * page for ever (a faulty DIP or proxy).
+ */
+async function* followPages<A extends DipAnswer<unknown>, P>(
+  continuation: string | undefined,
+  ask: (token: string | undefined) => Promise<A>,
+  page: (answer: A, token: string | undefined) => P | string | null,
+  Interrupted: new (message: string, continuation: string | undefined, answer: DipAnswer<unknown> | undefined, options?: { cause: unknown }) => PagesInterrupted,
+): AsyncGenerator<P, void, undefined> {
+  let token = continuation;
+  for (;;) {
+    let answer: A;
+    try {
+      answer = await ask(token);
+    } catch (err) {
+      throw new Interrupted(`the DIP could not be reached: ${(err as Error).message}`, token, undefined, { cause: err });
+    }
+    const more = answer.status === 206;
+    const next = answer.headers[CONTINUATION_HEADER];
+    const read = answer.status === 200 || answer.status === 204 || more ? page(answer, token) : null;
+    if (typeof read === 'string') throw new Interrupted(read, token, answer);
+    if (read === null) throw new Interrupted(`the DIP answered ${answer.status}`, token, answer);
+    if (more && next === undefined) throw new Interrupted(`the DIP answered 206 without ${CONTINUATION_HEADER}`, token, answer);
+    yield read;
+    if (!more) return;
+    // eslint-disable-next-line security/detect-possible-timing-attacks -- the client compares two tokens it was given; no secret is checked here
+    if (next === token) throw new Interrupted('the DIP answered 206 with the token it was sent', token, answer);
+    token = next;
+  }
 }
 
 /**
@@ -174,33 +199,18 @@ export class DipClient {
    * is refused or not answered, naming the token that asks for that page again.
    */
   async *replayPages(channel: string, recipientId: string, filter: ReplayFilter, continuation?: string): AsyncGenerator<ReplayPage, void, undefined> {
-    let token = continuation;
-    for (;;) {
-      let answer: DipAnswer<unknown>;
-      try {
-        answer = await this.replay(channel, recipientId, filter, token);
-      } catch (err) {
-        throw new ReplayInterrupted(`the DIP could not be reached: ${(err as Error).message}`, token, undefined, { cause: err });
-      }
-      const next = answer.headers[CONTINUATION_HEADER];
-      const more = answer.status === 206;
-      // A page of messages is taken only as the DIP signed it, with the token it names next.
-      const forged = this.opts.answerCas && (answer.status === 200 || more) ? answerNotFromDip('POST', answer, this.opts.answerCas, this.opts.now?.()) : null;
-      if (forged) throw new ReplayInterrupted(`the answer is not the DIP's: ${forged}`, token, answer);
-      if (answer.status === 204) {
-        yield { messages: [], continuation: token };
-        return;
-      }
-      if ((answer.status !== 200 && !more) || !Array.isArray(answer.body)) throw new ReplayInterrupted(`the DIP answered ${answer.status}`, token, answer);
-      // A 206 without a token would end the replay early and silently: the very flaw this loop is for.
-      if (more && next === undefined) throw new ReplayInterrupted(`the DIP answered 206 without ${CONTINUATION_HEADER}`, token, answer);
-      yield { messages: answer.body as unknown[], continuation: token };
-      if (!more) return;
-      // The same token again would page for ever (a faulty DIP or proxy): stop and say so.
-      // eslint-disable-next-line security/detect-possible-timing-attacks -- the client compares two tokens it was given; no secret is checked here
-      if (next === token) throw new ReplayInterrupted(`the DIP answered 206 with the token it was sent`, token, answer);
-      token = next;
-    }
+    yield* followPages(
+      continuation,
+      (token) => this.replay(channel, recipientId, filter, token),
+      (answer, token) => {
+        // A page of messages is taken only as the DIP signed it, with the token it names next.
+        const forged = this.opts.answerCas && (answer.status === 200 || answer.status === 206) ? answerNotFromDip('POST', answer, this.opts.answerCas, this.opts.now?.()) : null;
+        if (forged) return `the answer is not the DIP's: ${forged}`;
+        if (answer.status === 204) return { messages: [], continuation: token };
+        return Array.isArray(answer.body) ? { messages: answer.body as unknown[], continuation: token } : null;
+      },
+      ReplayInterrupted,
+    );
   }
 
   /**
@@ -220,25 +230,12 @@ export class DipClient {
    * the token that asks for that page again.
    */
   async *publicationPages(channel: string, query: Record<string, string> = {}, continuation?: string): AsyncGenerator<PublicationListingPage, void, undefined> {
-    let token = continuation;
-    for (;;) {
-      let answer: DipAnswer<{ publications: Array<Record<string, unknown>> }>;
-      try {
-        answer = await this.listPublications(channel, query, token);
-      } catch (err) {
-        throw new ListingInterrupted(`the DIP could not be reached: ${(err as Error).message}`, token, undefined, { cause: err });
-      }
-      const more = answer.status === 206;
-      const next = answer.headers[CONTINUATION_HEADER];
-      if ((answer.status !== 200 && !more) || !Array.isArray(answer.body?.publications)) throw new ListingInterrupted(`the DIP answered ${answer.status}`, token, answer);
-      // A 206 without a token would end the listing early and silently; the same token again would page for ever.
-      if (more && next === undefined) throw new ListingInterrupted(`the DIP answered 206 without ${CONTINUATION_HEADER}`, token, answer);
-      yield { publications: answer.body.publications, continuation: token };
-      if (!more) return;
-      // eslint-disable-next-line security/detect-possible-timing-attacks -- the client compares two tokens it was given; no secret is checked here
-      if (next === token) throw new ListingInterrupted('the DIP answered 206 with the token it was sent', token, answer);
-      token = next;
-    }
+    yield* followPages(
+      continuation,
+      (token) => this.listPublications(channel, query, token),
+      (answer, token) => (Array.isArray(answer.body?.publications) ? { publications: answer.body.publications, continuation: token } : null),
+      ListingInterrupted,
+    );
   }
 
   requeue(channel: string, recipientId: string, filter: ReplayFilter): Promise<DipAnswer> {
