@@ -1,23 +1,29 @@
 import { describe, expect, it } from 'vitest';
 import { batch, message, sup, useBackend, type BackendFactory } from './fixtures.js';
+import type { Backend } from '../../src/ports/backend.js';
 
 export function deadLettersContract(name: string, open: BackendFactory): void {
+  /** Two messages to SUP0000001 appended and settled as dead letters: the first refused 400, the second stale. */
+  const twoDeadLetters = async (log: Backend['log']) => {
+    const a = message(['SUP0000001']);
+    const b = message(['SUP0000001']);
+    await log.append(batch([a, b]));
+    const [ea, eb] = await log.readQueue(sup, 0, 10, 1 << 20);
+    await log.settle(sup, {
+      upTo: 2,
+      deadLetters: [
+        { seq: ea!.seq, messageId: ea!.messageId, reason: 'rejected', status: 400, detail: 'recipient answered 400' },
+        { seq: eb!.seq, messageId: eb!.messageId, reason: 'stale', status: null, detail: 'stale' },
+      ],
+    });
+    return { a, b, ea: ea!, eb: eb! };
+  };
   describe(`DeadLetters contract: ${name}`, () => {
     const ctx = useBackend(open);
 
     it('keeps dead letters, requeues them to the tail of their queue (same message) and discards them', async () => {
       const { log, deadLetters } = ctx.backend;
-      const a = message(['SUP0000001']);
-      const b = message(['SUP0000001']);
-      await log.append(batch([a, b]));
-      const [ea, eb] = await log.readQueue(sup, 0, 10, 1 << 20);
-      await log.settle(sup, {
-        upTo: 2,
-        deadLetters: [
-          { seq: ea!.seq, messageId: ea!.messageId, reason: 'rejected', status: 400, detail: 'recipient answered 400' },
-          { seq: eb!.seq, messageId: eb!.messageId, reason: 'stale', status: null, detail: 'stale' },
-        ],
-      });
+      const { a, b } = await twoDeadLetters(log);
       const dead = await deadLetters.deadLetters({ recipientDipId: 'SUP0000001', state: 'dead', limit: 10 });
       expect(dead.map((d) => [d.seq, d.reason, d.status, d.transactionId, d.senderDipId])).toEqual([
         [1, 'rejected', 400, a.transactionId, 'SDS0000001'],
@@ -43,26 +49,16 @@ export function deadLettersContract(name: string, open: BackendFactory): void {
 
     it("a requeued copy (the recipient's requeue, under an R- transaction ID) answers its original's dead letter: it is no longer dead", async () => {
       const { log, deadLetters } = ctx.backend;
-      const a = message(['SUP0000001']);
-      const b = message(['SUP0000001']);
-      await log.append(batch([a, b]));
-      const [ea, eb] = await log.readQueue(sup, 0, 10, 1 << 20);
-      await log.settle(sup, {
-        upTo: 2,
-        deadLetters: [
-          { seq: ea!.seq, messageId: ea!.messageId, reason: 'rejected', status: 400, detail: 'recipient answered 400' },
-          { seq: eb!.seq, messageId: eb!.messageId, reason: 'stale', status: null, detail: 'stale' },
-        ],
-      });
+      const { ea, eb } = await twoDeadLetters(log);
       const copy = (messageId: number, n: number) => ({ originalId: messageId, transactionId: `R-COPY-${n}`, receivedAt: Date.now(), outbound: '{}', recipientDipId: 'SUP0000001', capacity: null });
       // A replay (nothing enqueued) leaves the dead letter as it is: nothing was re-delivered.
-      await log.appendReplayCopies([copy(ea!.messageId, 1)]);
+      await log.appendReplayCopies([copy(ea.messageId, 1)]);
       expect((await deadLetters.deadLetters({ state: 'dead', limit: 10 })).map((d) => d.seq)).toEqual([1, 2]);
-      await log.appendReplayCopies([copy(ea!.messageId, 2)], sup);
+      await log.appendReplayCopies([copy(ea.messageId, 2)], sup);
       expect((await deadLetters.deadLetters({ state: 'dead', limit: 10 })).map((d) => d.seq)).toEqual([2]);
       expect((await deadLetters.deadLetters({ limit: 10 })).map((d) => [d.seq, d.state])).toEqual([[1, 'requeued'], [2, 'dead']]);
       // Another recipient's requeue of the same message does not answer this queue's dead letter.
-      await log.appendReplayCopies([{ ...copy(eb!.messageId, 3), recipientDipId: 'SUP0000002' }], { recipientDipId: 'SUP0000002', channel: 'IF-021' });
+      await log.appendReplayCopies([{ ...copy(eb.messageId, 3), recipientDipId: 'SUP0000002' }], { recipientDipId: 'SUP0000002', channel: 'IF-021' });
       expect((await deadLetters.deadLetters({ state: 'dead', limit: 10 })).map((d) => d.seq)).toEqual([2]);
     });
   });
