@@ -187,7 +187,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     config, pkiDir: pkiDirectory, trust, backend, registry, channelSettings, clock, logger, life, registrationChanged: sweep('a registration change'), lookup: options.lookup,
   });
   const health = () => backend.health();
-  const activityLog = await startActivityLog(config, clock, logger, life);
+  const activityLog = await startActivityLog(config, clock, logger, life, backend.journal);
   const activity = activityLog?.recorder ?? null;
   if (activity) metrics.watchActivityLog(() => activity.status());
   const { publications, baseUrls } = await openPublications(config, backend, sealer, registry, copies, channel, clock, logger, life, metrics);
@@ -195,7 +195,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const exhausted = new ConnectionsExhausted(clock, logger, coordination.node);
   // Its window on the monotonic clock: the wall clock is what it suspects (a test's injected clock drives it).
   const clockCheck = new ClockCheck(options.clock ?? monotonicClock, config.maxClockSkewSeconds * 1000, coordination.node);
-  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl: () => portalBase ?? '' });
+  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, activityLostOnOpen: activityLog?.lostOnOpen ?? null, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl: () => portalBase ?? '' });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now(), deliveryLatencyFloorSeconds: config.observability.alarms.deliveryLatencySeconds, journal: backend.journal } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
   // On the embedded store, listings are folded and written on a report thread over the file (src/topology/report-threads.ts):

@@ -3,6 +3,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { openActivityLog } from '../src/adapters/backend.js';
+import { systemClock } from '../src/adapters/clock.js';
 import { adminTokenFile } from '../src/api/admin.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
@@ -231,7 +232,7 @@ describe('a stop of all four listeners together', () => {
 
   it('records each 503 in the activity log under the request ID it answered in x-request-id', async () => {
     const { config, listeners, refusedIds } = await stopWithClientsOnEveryListener();
-    const store = await openActivityLog(config);
+    const store = await openActivityLog(config, systemClock);
     try {
       const records = await store.range({ fromMs: 0, toMs: Date.now() + 60_000, limit: 10_000 });
       for (const l of listeners) {

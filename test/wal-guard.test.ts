@@ -11,6 +11,11 @@ import { openStorage } from '../src/assemble/storage.js';
 import { loadConfig } from '../src/config.js';
 import { Lifecycle } from '../src/lifecycle.js';
 import type { Logger } from '../src/ports/logger.js';
+import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
+import { chainEntries, GENESIS_HASH } from '../src/domain/activity.js';
+import { verifyActivityLog } from '../src/pipeline/activity-recorder.js';
+import { startActivityLog } from '../src/assemble/observability.js';
+import { FakeClock } from './helpers/clocks.js';
 
 /**
  * The fault campaign's finding: killed under load, the DIP's WAL deleted or overwritten, and the restart
@@ -157,5 +162,71 @@ describe('a WAL that lost committed transactions is refused at open', () => {
     const [entry] = await storage.backend.journal.entries({ action: 'storage.accept-wal-loss', limit: 5 });
     expect(entry).toMatchObject({ actor: 'bootstrap', target: 'dip.db', after: { lost: storage.backend.walLossAccepted } });
     await life.stop();
+  });
+});
+
+/** The files a kill -9 leaves of activity.db: `n` records on chain `c` committed (synced), nothing checkpointed. */
+async function crashedActivityCopy(n = 30): Promise<string> {
+  const live = join(dir(), 'activity.db');
+  const store = new SqliteActivityLog(live);
+  await store.openChain('c', 1);
+  const entries = Array.from({ length: n }, (_, i) => ({ requestId: `r${i}`, at: 1000 + i, listener: 'participant', caller: null, remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, responseBody: 'y'.repeat(2000) }));
+  await store.append(chainEntries('c', { seq: 0, hash: GENESIS_HASH }, entries).records);
+  const file = join(dir(), 'activity.db');
+  for (const suffix of ['', '-wal', '-shm']) copyFileSync(live + suffix, file + suffix);
+  await store.close();
+  return file;
+}
+
+describe('activity.db: a WAL that lost committed activity records is reported and accepted, not refused', () => {
+  it('opens without the override, says what was lost, and keeps the loss in the file itself (dip audit verify shows it)', async () => {
+    const file = await crashedActivityCopy();
+    rmSync(`${file}-wal`);
+    const clock = new FakeClock(5_000);
+    const store = new SqliteActivityLog(file, clock);
+    expect(store.lostOnOpen).toMatch(new RegExp(`${file}-wal is missing: .* frames of committed transactions \\(API activity records, audit evidence of requests already answered\\) are lost`));
+    // The lost tail and its chain's head went together: the chains left verify, so only this tells the gap.
+    const report = await verifyActivityLog(store);
+    expect(report).toMatchObject({ ok: true, walLosses: [{ at: 5_000, lost: store.lostOnOpen }] });
+    await store.close();
+    // Recorded durably: a later open (another process, dip audit verify) still reports it, and finds nothing new.
+    const again = new SqliteActivityLog(file, clock);
+    expect(again.lostOnOpen).toBeNull();
+    expect((await verifyActivityLog(again)).walLosses).toHaveLength(1);
+    await again.close();
+  });
+
+  it('an intact crash of activity.db reports nothing', async () => {
+    const file = await crashedActivityCopy();
+    const store = new SqliteActivityLog(file, systemClock);
+    expect(store.lostOnOpen).toBeNull();
+    expect((await store.chainRecords('c', 0, 100)).length).toBe(30);
+    expect((await verifyActivityLog(store)).walLosses).toEqual([]);
+    await store.close();
+  });
+
+  it('dip serve: the start goes on, logs the loss, journals storage.activity-wal-loss, and records it on its new chain', async () => {
+    const file = await crashedActivityCopy();
+    rmSync(`${file}-wal`);
+    const config = loadConfig({}, { dataDir: join(file, '..') });
+    const errors: string[] = [];
+    const logger: Logger = { info() {}, warn() {}, error: (_obj, msg) => void errors.push(String(msg)) };
+    const life = new Lifecycle(logger);
+    const storage = await openStorage(config, systemClock, logger, life);
+    const activity = await startActivityLog(config, systemClock, logger, life, storage.backend.journal);
+    expect(activity?.lostOnOpen).toMatch(/API activity records/);
+    expect(errors).toContain('activity log: started accepting API activity records its WAL lost (audit evidence gone)');
+    const [entry] = await storage.backend.journal.entries({ action: 'storage.activity-wal-loss', limit: 5 });
+    expect(entry).toMatchObject({ actor: 'bootstrap', target: 'activity.db', after: { lost: activity?.lostOnOpen } });
+    await activity!.recorder.flush();
+    const onChain = await activity!.store.chainRecords(activity!.recorder.chain, 0, 10);
+    expect(onChain).toEqual([expect.objectContaining({ listener: 'activity-log', method: 'WAL-LOSS', status: null })]);
+    expect(JSON.parse(onChain[0]!.responseBody!)).toMatchObject({ lost: activity?.lostOnOpen });
+    await life.stop();
+  });
+
+  it('the storage alarm for an activity loss has a key of its own beside the message store\'s', async () => {
+    const alarms = await walLossAlarms(() => 'lost', 7, 'node-a', 'storage-activity-wal-loss')();
+    expect(alarms).toEqual([expect.objectContaining({ key: 'storage-activity-wal-loss:node-a', rule: 'storage', summary: 'lost', since: 7 })]);
   });
 });

@@ -43,10 +43,10 @@ export async function openOnboardingApplications(config: DipConfig): Promise<Onb
  * The API activity log's store, apart from the message store (its own file, or its own pool on the
  * cluster's PostgreSQL) so that recording requests never contends with the road's group commits.
  */
-export async function openActivityLog(config: DipConfig, logger?: Logger): Promise<ActivityLogStore> {
+export async function openActivityLog(config: DipConfig, clock: Clock, logger?: Logger): Promise<ActivityLogStore> {
   // An upgrade's index build waits for the transactions open in the database: the log says which.
   const onIndexWait = logger ? (said: string) => logger.warn({ store: 'activity log' }, said) : undefined;
-  return config.storage.kind === 'cluster' ? PgActivityLog.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined, onIndexWait) : new SqliteActivityLog(activityLogFile(config));
+  return config.storage.kind === 'cluster' ? PgActivityLog.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined, onIndexWait) : new SqliteActivityLog(activityLogFile(config), clock);
 }
 
 /**

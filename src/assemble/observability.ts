@@ -1,5 +1,6 @@
 import { SmtpMailer } from '../adapters/mail/smtp-mailer.js';
 import { RecipientConfirmation } from '../pipeline/mail-recipients.js';
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { activityLogFile, openActivityLog, openAlarmSubscriptions } from '../adapters/backend.js';
 import { readDiskSpace } from '../adapters/disk-space.js';
@@ -20,6 +21,7 @@ import type { ActivityLogStore } from '../ports/activity-log.js';
 import type { Backend, Coordination } from '../ports/backend.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { MessageTracer } from '../ports/tracing.js';
 import { expiringAll } from '../security/expiry.js';
 import type { ExternalCrlWatcher } from '../security/external-crl.js';
@@ -43,11 +45,24 @@ export async function startTracing(config: DipConfig, life: Lifecycle): Promise<
  * The API activity log: opened and started before the listeners, stopped after them (every answered
  * request is written before the store closes). Null when turned off.
  */
-export async function startActivityLog(config: DipConfig, clock: Clock, logger: Logger, life: Lifecycle): Promise<{ recorder: ActivityRecorder; store: ActivityLogStore } | null> {
+export async function startActivityLog(
+  config: DipConfig,
+  clock: Clock,
+  logger: Logger,
+  life: Lifecycle,
+  journal: Pick<OperatorJournal, 'append'>,
+): Promise<{ recorder: ActivityRecorder; store: ActivityLogStore; lostOnOpen: string | null } | null> {
   const settings = config.observability.activityLog;
   if (!settings.enabled) return null;
-  const store = await openActivityLog(config, logger);
+  const store = await openActivityLog(config, clock, logger);
   life.started('activity log store', () => store.close());
+  const lostOnOpen = store.lostOnOpen ?? null;
+  if (lostOnOpen !== null) {
+    // Accepted without a flag (SqliteActivityLog.lostOnOpen says why), so told everywhere an auditor or the
+    // operator on call looks: the log, the journal, a storage alarm (startAlarms) and this process's chain.
+    logger.error({ lost: lostOnOpen }, 'activity log: started accepting API activity records its WAL lost (audit evidence gone)');
+    await journal.append({ at: clock.now(), actor: 'bootstrap', action: 'storage.activity-wal-loss', target: 'activity.db', before: null, after: { lost: lostOnOpen }, status: null });
+  }
   const recorder = new ActivityRecorder(
     store,
     {
@@ -62,7 +77,11 @@ export async function startActivityLog(config: DipConfig, clock: Clock, logger: 
   );
   await recorder.start();
   life.started('activity log', () => recorder.stop());
-  return { recorder, store };
+  if (lostOnOpen !== null) {
+    const note = { lost: lostOnOpen, reason: 'records committed by an earlier process were lost with the WAL of activity.db after a crash; its chains end earlier than they did' };
+    recorder.record({ requestId: randomUUID(), at: clock.now(), listener: 'activity-log', caller: null, remote: null, method: 'WAL-LOSS', url: '', status: null, durationMs: 0, rawBody: JSON.stringify(note) });
+  }
+  return { recorder, store, lostOnOpen };
 }
 
 export interface AlarmParts {
@@ -75,6 +94,8 @@ export interface AlarmParts {
   delivery: Pick<Delivery, 'status'>;
   /** The API activity log's recorder, or null when it is off: the `activity-log` alarm. */
   activity: Pick<ActivityRecorder, 'status'> | null;
+  /** What the activity log's WAL had lost when this process opened it (startActivityLog), or null: a `storage` alarm. */
+  activityLostOnOpen: string | null;
   /** The MPAN lookup's holders left out of accepted messages lately: the `mpan-holder-unreached` alarm. */
   unreached: Pick<UnreachedHolders, 'recent' | 'quietMs'>;
   /** Listeners refusing new connections: the `connections-exhausted` alarm. */
@@ -100,7 +121,7 @@ export interface AlarmParts {
  * coordination, delivery processes restarted again and again and this node's own clock, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
+export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, activityLostOnOpen, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
@@ -113,6 +134,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock, undefined, (l) => registry.onChange(l)),
     storageAlarms(() => backend.health(), clock, coordination.node),
     walLossAlarms(() => backend.walLossAccepted ?? null, clock.now(), coordination.node),
+    walLossAlarms(() => activityLostOnOpen, clock.now(), coordination.node, 'storage-activity-wal-loss'),
     // The data volume filling (the activity log, kept for ever, among what fills it): SQLite's activity.db is on it.
     ...(config.storage.minFreeDiskMb === null ? [] : [diskSpaceAlarms(() => readDiskSpace(config.dataDir, activity && config.storage.kind === 'sqlite' ? activityLogFile(config) : null), config.storage.minFreeDiskMb, clock, coordination.node)]),
     coordinationAlarms(() => coordination.health(), coordination.node),

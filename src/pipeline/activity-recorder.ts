@@ -310,10 +310,16 @@ export interface VerifyReport {
   records: number;
   /** The first bad record found, chain by chain in the order they were started. */
   firstBad: ChainBreak | null;
+  /**
+   * Committed records a WAL lost after a crash, as the store found them at an open (ActivityLogStore.walLosses):
+   * the lost tail took its chain's recorded head with it, so the chains verify and only this tells the gap.
+   */
+  walLosses: Array<{ at: number; lost: string }>;
 }
 
 /** Checks every chain from its anchor to its recorded head; names the first bad record. */
 export async function verifyActivityLog(store: ActivityLogStore, pageSize = 5_000): Promise<VerifyReport> {
+  const walLosses = (await store.walLosses?.()) ?? [];
   let records = 0;
   const chains = await store.chains();
   for (const c of chains) {
@@ -324,7 +330,7 @@ export async function verifyActivityLog(store: ActivityLogStore, pageSize = 5_00
       const page = await store.chainRecords(c.chain, after, pageSize);
       for (const r of page) {
         const broken = checker.check(r);
-        if (broken) return { ok: false, chains: chains.length, records, firstBad: broken };
+        if (broken) return { ok: false, chains: chains.length, records, firstBad: broken, walLosses };
         records += 1;
         last = r;
       }
@@ -339,10 +345,11 @@ export async function verifyActivityLog(store: ActivityLogStore, pageSize = 5_00
         chains: chains.length,
         records,
         firstBad: { chain: c.chain, seq: endSeq + 1, reason: `the chain ends at record ${endSeq} but its recorded head is record ${c.head.seq}: records after ${endSeq} were deleted or changed` },
+        walLosses,
       };
     }
   }
-  return { ok: true, chains: chains.length, records, firstBad: null };
+  return { ok: true, chains: chains.length, records, firstBad: null, walLosses };
 }
 
 /** Every record received in [fromMs, toMs) (with a request ID or a least status, those only), oldest first, page by page. */

@@ -39,6 +39,13 @@ export interface ActivityFilter {
  */
 export interface ActivityLogStore {
   readonly kind: string;
+  /**
+   * Records the store found lost as it opened (the embedded store: its WAL short of committed frames after
+   * a crash), described for the log, the journal and the `storage` alarm; null or absent when none were.
+   */
+  readonly lostOnOpen?: string | null;
+  /** Every such loss found so far (when, what), kept beside the records: `dip audit verify` reports them. */
+  walLosses?(): Promise<Array<{ at: number; lost: string }>>;
   /** Appends records (of one chain, consecutive after its head), all or nothing. */
   append(records: readonly ChainedActivity[]): Promise<void>;
   /** Registers a new chain (a writer: every process writes its own) before its first record. */

@@ -1,9 +1,11 @@
 import Database from 'better-sqlite3';
-import { closeSync, fdatasync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync } from 'node:fs';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
 import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
 import type { ActivityFilter, ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
+import type { Clock } from '../../ports/clock.js';
 import { capFileSize, openWalFile } from './wal-file.js';
+import { describeWalLoss } from './wal-guard.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS activity_chains (
@@ -46,6 +48,13 @@ CREATE TRIGGER IF NOT EXISTS activity_log_no_delete BEFORE DELETE ON activity_lo
   BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be deleted (spec 5.8.1)'); END;
 CREATE TRIGGER IF NOT EXISTS activity_chains_no_delete BEFORE DELETE ON activity_chains
   BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be deleted (spec 5.8.1)'); END;
+-- Each open that found the WAL short of committed records (wal-guard.ts): the lost tail took its chain's
+-- head with it, so the chains still verify; this is the evidence of the gap, kept as the records are.
+CREATE TABLE IF NOT EXISTS activity_wal_losses (at INTEGER NOT NULL, lost TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS activity_wal_losses_no_update BEFORE UPDATE ON activity_wal_losses
+  BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be changed'); END;
+CREATE TRIGGER IF NOT EXISTS activity_wal_losses_no_delete BEFORE DELETE ON activity_wal_losses
+  BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be deleted (spec 5.8.1)'); END;
 `;
 
 /** The conditions of a period and its filters but the caller (named parameters: only those used are given). */
@@ -66,10 +75,26 @@ export class SqliteActivityLog implements ActivityLogStore {
   private readonly walFd: number | null;
   private readonly s;
   private readonly appendTx: (records: readonly ChainedActivity[]) => void;
+  /**
+   * Committed records the WAL had lost when this process opened the file (a WAL deleted or damaged after
+   * a crash), described; else null. Accepted, not refused as dip.db's loss is: a refusal brings nothing
+   * back (a backup restored loses more, the records written since it), and going on harms nothing further
+   * (this process writes a chain of its own, and no position or number is handed out again). So it is
+   * made known instead: kept in the file (activity_wal_losses, what dip audit verify reports), and, in
+   * `dip serve`, logged, journalled, alarmed and recorded on the new chain (src/assemble/observability.ts).
+   */
+  readonly lostOnOpen: string | null;
 
-  constructor(file: string) {
-    ({ db: this.db, walFd: this.walFd } = openWalFile(file, SCHEMA));
+  constructor(file: string, clock: Pick<Clock, 'now'> = { now: Date.now }) {
+    const opened = openWalFile(file, SCHEMA, undefined, { acceptLoss: true });
+    ({ db: this.db, walFd: this.walFd } = opened);
     const db = this.db;
+    this.lostOnOpen = opened.lossAccepted && describeWalLoss(opened.lossAccepted, 'accepted', 'activity');
+    if (this.lostOnOpen !== null) {
+      db.prepare('INSERT INTO activity_wal_losses (at, lost) VALUES (?, ?)').run(clock.now(), this.lostOnOpen);
+      // Durable before anything else is written: once opened, the -shm that showed the loss is rebuilt.
+      if (this.walFd !== null) fdatasyncSync(this.walFd);
+    }
     // Logs made before acting_for was kept (an ALTER is not an UPDATE: the append-only trigger allows it).
     if (!db.prepare<[], { name: string }>('PRAGMA table_info(activity_log)').all().some((c) => c.name === 'acting_for')) db.exec('ALTER TABLE activity_log ADD COLUMN acting_for TEXT');
     db.exec('CREATE INDEX IF NOT EXISTS activity_log_acting_for ON activity_log (acting_for, at) WHERE acting_for IS NOT NULL');
@@ -142,6 +167,10 @@ export class SqliteActivityLog implements ActivityLogStore {
     let s = this.statements.get(sql);
     if (!s) this.statements.set(sql, (s = this.db.prepare<[Record<string, string | number>], Row>(sql)));
     return s;
+  }
+
+  walLosses(): Promise<Array<{ at: number; lost: string }>> {
+    return Promise.resolve(this.db.prepare<[], { at: number; lost: string }>('SELECT at, lost FROM activity_wal_losses ORDER BY rowid').all());
   }
 
   refusedSubmissions(q: ActivityQuery & { caller?: string }): Promise<ChainedActivity[]> {

@@ -30,16 +30,31 @@ const WHY: Record<WalLoss['why'], string> = {
   short: 'holds fewer valid frames than were committed (damaged or truncated)',
 };
 
-export function describeWalLoss(l: WalLoss, outcome: 'refused' | 'accepted'): string {
+/**
+ * What the lost frames held, as the message says it: dip.db's are messages already acknowledged (a start
+ * would hand their queue positions out again, so it is refused); activity.db's are API activity records
+ * (the audit evidence of requests already answered: gone either way, so the start goes on and says so).
+ */
+export type WalHolds = 'messages' | 'activity';
+
+const HOLDS: Record<WalHolds, string> = {
+  messages: 'messages already acknowledged 201, queue positions handed out',
+  activity: 'API activity records, audit evidence of requests already answered',
+};
+
+export function describeWalLoss(l: WalLoss, outcome: 'refused' | 'accepted', holds: WalHolds = 'messages'): string {
   const lost = l.expectedFrames - Math.max(l.backfilledFrames, l.foundFrames);
   const what =
     `the write-ahead log ${l.file}-wal ${WHY[l.why]}: its wal-index (${l.file}-shm) says ${l.expectedFrames} frames were committed ` +
     `(${l.backfilledFrames} already in the database file), the WAL holds ${l.foundFrames} valid frames, so ${lost} frames of committed ` +
-    `transactions (messages already acknowledged 201, queue positions handed out) are lost`;
-  return outcome === 'refused'
-    ? `${what}. Refusing to start: a start would hand those queue positions to new messages. Restore the data folder from a backup ` +
-        `(docs/disaster-recovery.md), or, to accept the loss, start once with "dip serve --accept-wal-loss" (README "Operating the DIP").`
-    : `${what}. Started anyway (--accept-wal-loss): recipients that drop repeats by position may discard new messages at the lost positions.`;
+    `transactions (${HOLDS[holds]}) are lost`;
+  if (outcome === 'refused')
+    return `${what}. Refusing to start: a start would hand those queue positions to new messages. Restore the data folder from a backup ` +
+      `(docs/disaster-recovery.md), or, to accept the loss, start once with "dip serve --accept-wal-loss" (README "Operating the DIP").`;
+  return holds === 'messages'
+    ? `${what}. Started anyway (--accept-wal-loss): recipients that drop repeats by position may discard new messages at the lost positions.`
+    : `${what}. Started anyway (an activity loss is reported, never refused: nothing a start does can bring the records back, and this process writes a chain of its own): ` +
+        `the chains of the process that crashed end earlier than they did, and dip audit verify cannot see it but for this note (README "API activity log").`;
 }
 
 /** The wal-index header (WalIndexHdr, https://www.sqlite.org/walformat.html): both copies, each 48 bytes, and nBackfill after them. */
