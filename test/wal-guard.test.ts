@@ -1,11 +1,11 @@
-import { copyFileSync, existsSync, mkdtempSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/index.js';
-import { WalLossError } from '../src/adapters/sqlite/wal-guard.js';
+import { systemBootId, WalLossError } from '../src/adapters/sqlite/wal-guard.js';
 import { walLossAlarms } from '../src/pipeline/alarm-sources.js';
 import { openStorage } from '../src/assemble/storage.js';
 import { loadConfig } from '../src/config.js';
@@ -32,12 +32,12 @@ async function commit(backend: SqliteBackend, n: number): Promise<void> {
  * The files a kill -9 leaves: the database, its WAL and its wal-index, copied while the writer still has
  * them open (nothing checkpointed, nothing deleted), into a folder of their own.
  */
-async function crashedCopy(entries = 40): Promise<string> {
+async function crashedCopy(entries = 40, bootId?: () => string | null): Promise<string> {
   const live = join(dir(), 'dip.db');
-  const backend = openSqliteBackend(live, { clock: systemClock });
+  const backend = openSqliteBackend(live, { clock: systemClock, ...(bootId ? { bootId } : {}) });
   await commit(backend, entries);
   const file = join(dir(), 'dip.db');
-  for (const suffix of ['', '-wal', '-shm']) copyFileSync(live + suffix, file + suffix);
+  for (const suffix of ['', '-wal', '-shm', '-boot']) if (existsSync(live + suffix)) copyFileSync(live + suffix, file + suffix);
   await backend.close();
   return file;
 }
@@ -228,5 +228,59 @@ describe('activity.db: a WAL that lost committed activity records is reported an
   it('the storage alarm for an activity loss has a key of its own beside the message store\'s', async () => {
     const alarms = await walLossAlarms(() => 'lost', 7, 'node-a', 'storage-activity-wal-loss')();
     expect(alarms).toEqual([expect.objectContaining({ key: 'storage-activity-wal-loss:node-a', rule: 'storage', summary: 'lost', since: 7 })]);
+  });
+});
+
+describe('the boot the -shm was written in: after a reboot it is not trusted, after a process crash it is', () => {
+  /**
+   * A crash whose -shm counts one commit more than the WAL holds: what a power cut leaves when the kernel
+   * wrote the -shm back between a group's commit and its WAL sync (that group was never acknowledged),
+   * and, within one boot, what a WAL truncated by hand leaves.
+   */
+  async function shmAheadOfWal(bootId: () => string | null): Promise<string> {
+    const file = await crashedCopy(40, bootId);
+    truncateSync(`${file}-wal`, statSync(`${file}-wal`).size - (24 + 4096));
+    return file;
+  }
+
+  it('the boot ID changed since the file was opened (a power loss, a reboot): the -shm is not trusted and the start goes on', async () => {
+    const file = await shmAheadOfWal(() => 'boot-a');
+    expect(readFileSync(`${file}-boot`, 'utf8')).toBe('boot-a');
+    const backend = openSqliteBackend(file, { clock: systemClock, bootId: () => 'boot-b' });
+    expect(backend.walLossAccepted).toBeNull();
+    // This boot's mark, for the next start to compare with.
+    expect(readFileSync(`${file}-boot`, 'utf8')).toBe('boot-b');
+    await backend.close();
+  });
+
+  it('the same boot ID (a process crash, kill -9): the -shm is trustworthy and the guard refuses', async () => {
+    const file = await shmAheadOfWal(() => 'boot-a');
+    const error = (() => {
+      try {
+        openSqliteBackend(file, { clock: systemClock, bootId: () => 'boot-a' });
+      } catch (e) {
+        return e;
+      }
+      return null;
+    })();
+    expect(error).toBeInstanceOf(WalLossError);
+    expect((error as WalLossError).loss.why).toBe('short');
+  });
+
+  it('no boot ID to compare (another system, or no mark left by an earlier version): the guard applies as before', async () => {
+    const none = await shmAheadOfWal(() => null);
+    expect(existsSync(`${none}-boot`)).toBe(false);
+    expect(() => openSqliteBackend(none, { clock: systemClock, bootId: () => 'boot-b' })).toThrow(WalLossError);
+    const unmarked = await shmAheadOfWal(() => 'boot-a');
+    rmSync(`${unmarked}-boot`);
+    expect(() => openSqliteBackend(unmarked, { clock: systemClock, bootId: () => 'boot-b' })).toThrow(WalLossError);
+  });
+
+  it("reads this machine's boot ID on Linux (a UUID, the same at every read), and null elsewhere", () => {
+    const id = systemBootId();
+    if (process.platform === 'linux') {
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(systemBootId()).toBe(id);
+    } else expect(id).toBeNull();
   });
 });

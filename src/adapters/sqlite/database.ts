@@ -10,7 +10,7 @@ import { inProcess, ReaderThread, type SqliteReads } from './reader.js';
 import { migrate, mpanIndexDdl, refuseUnreadableGeneration, SCHEMA } from './schema.js';
 import { newerGenerationStop } from '../schema-generation.js';
 import { capFileSize, openWalFile } from './wal-file.js';
-import { describeWalLoss } from './wal-guard.js';
+import { describeWalLoss, type BootId } from './wal-guard.js';
 
 /** A stored payload: sealed (BLOB) when written with encryption at rest, text when written without. */
 export type Stored = string | Buffer;
@@ -36,6 +36,8 @@ export interface SqliteOptions {
    * --accept-wal-loss`): else that open throws WalLossError (src/adapters/sqlite/wal-guard.ts).
    */
   acceptWalLoss?: boolean;
+  /** This machine's boot (wal-guard.ts systemBootId unless given): tests give another to stand for a reboot. */
+  bootId?: BootId;
 }
 
 /** About 5 s of traffic at 2,000 IF-021/s (~45 MB): long enough for every recipient's first read. */
@@ -110,7 +112,7 @@ export class SqliteDatabase {
   ) {
     // GroupCommit syncs the WAL on the thread pool before it acknowledges anything; checkpoints (and their
     // own syncs) run on the Checkpointer's thread once this process writes.
-    const opened = openWalFile(file, SCHEMA, refuseUnreadableGeneration, { acceptLoss: options.acceptWalLoss === true });
+    const opened = openWalFile(file, SCHEMA, refuseUnreadableGeneration, { acceptLoss: options.acceptWalLoss === true, ...(options.bootId ? { bootId: options.bootId } : {}) });
     ({ db: this.db, walFd: this.walFd } = opened);
     this.walLossAccepted = opened.lossAccepted && describeWalLoss(opened.lossAccepted, 'accepted');
     migrate(this.db, options.clock.now());

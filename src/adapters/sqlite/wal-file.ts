@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { openSync } from 'node:fs';
 import { openPrivateDatabase } from './private-file.js';
-import { walLoss, WalLossError, type WalLoss } from './wal-guard.js';
+import { markBoot, systemBootId, walLoss, WalLossError, type BootId, type WalLoss } from './wal-guard.js';
 
 /**
  * A SQLite file in WAL mode whose writer makes its own commits durable: `synchronous = NORMAL`, so a
@@ -14,12 +14,15 @@ export function openWalFile(
   file: string,
   schema: string,
   beforeSchema?: (db: Database.Database) => void,
-  guard?: { acceptLoss: boolean },
+  guard?: { acceptLoss: boolean; bootId?: BootId },
 ): { db: Database.Database; walFd: number | null; lossAccepted: WalLoss | null } {
   // Before any connection opens the file (the first rebuilds the wal-index from the WAL as it is now):
   // committed transactions the WAL lost since the last writer stopped refuse the start (wal-guard.ts).
-  const loss = guard ? walLoss(file) : null;
+  const bootId = guard?.bootId ?? systemBootId;
+  const loss = guard ? walLoss(file, bootId) : null;
   if (loss && !guard?.acceptLoss) throw new WalLossError(loss);
+  // The boot the -shm this open makes belongs to, for the next start's check.
+  if (guard) markBoot(file, bootId);
   // The folder 0700 when new, the file and its WAL 0600.
   const db = openPrivateDatabase(file);
   db.pragma('journal_mode = WAL');

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
 
 /**
@@ -121,34 +121,82 @@ export function scanWal(file: string): { salt: Buffer; frames: number } | null {
   }
 }
 
+/** This boot of the machine, or null where it cannot be told. Injected (SqliteOptions.bootId) so that tests reboot nothing. */
+export type BootId = () => string | null;
+
+/** Linux's ID of this boot (new at every boot, the same for every process until the next); null elsewhere. */
+export const systemBootId: BootId = () => {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
+  } catch {
+    return null;
+  }
+};
+
+/** Beside the file: the boot in which its -shm was last made (markBoot). */
+const bootMark = (file: string): string => `${file}-boot`;
+
+/**
+ * Records the boot the file is opened in, beside it (`dip.db-boot`), synced: the next start compares it
+ * with its own (walLoss). Called by the first opener once the guard let it through; nothing where there
+ * is no boot ID. A mark whose directory entry a power cut lost is just missing: the guard then applies.
+ */
+export function markBoot(file: string, bootId: BootId): void {
+  const id = file === ':memory:' ? null : bootId();
+  if (id === null) return;
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- the mark beside the store's file
+  const fd = openSync(bootMark(file), 'w', 0o600);
+  try {
+    writeSync(fd, id);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Whether the -shm beside `file` was written in an earlier boot than this one: then it lived only in the
+ * page cache of a machine that went down, and what reached the disk of it is not the last state its writer
+ * saw. False when the mark says this boot, and when nothing can be told (no mark, no boot ID).
+ */
+function shmFromEarlierBoot(file: string, bootId: BootId): boolean {
+  const now = bootId();
+  const mark = readPrefix(bootMark(file), 64)?.toString('utf8');
+  return now !== null && mark !== undefined && mark !== '' && mark !== now;
+}
+
 /**
  * Whether the WAL lost committed transactions since the last process that wrote the file stopped. Must
  * run before any connection opens the file: the first connection rebuilds the wal-index from whatever the
  * WAL holds now, and the evidence is gone.
  *
- * Why the wal-index can be trusted here. A clean close checkpoints and deletes both -wal and -shm (nothing
- * to compare). After a kill -9 (or a crash of the process alone) the -shm's pages, written through a shared
- * mapping, are in the kernel's page cache exactly as the process left them, and so are the WAL's frames:
- * the two agree unless someone deleted, replaced or damaged the WAL. After a power loss the -shm (never
- * synced) may hold an older state than the WAL (harmless: the WAL then holds more than it says) or, for
- * the one group written and not yet synced when the power went (the writer syncs the WAL before it
- * acknowledges), a larger mxFrame than the WAL kept: those frames were never acknowledged, but this check
- * cannot tell them from acknowledged ones and refuses; the operator starts once with the override (the
- * message says how many frames). A WAL started over after the -shm last reached the disk has other salts,
- * but SQLite starts a WAL over only once every frame is in the database file, which is synced first, and
- * adds one to salt-1 when it does: a WAL whose salt-1 follows the -shm's is a later generation and nothing
- * was lost; frames up to nBackfill never count as lost, and an -shm whose frames were all copied back never
- * refuses.
+ * Why the wal-index can be trusted here, and when it cannot. A clean close checkpoints and deletes both
+ * -wal and -shm (nothing to compare). After a kill -9 (or a crash of the process alone) the -shm's pages,
+ * written through a shared mapping, are in the kernel's page cache exactly as the process left them, and
+ * so are the WAL's frames: the two agree unless someone deleted, replaced or damaged the WAL. After a power
+ * loss the -shm (never synced) may hold an older state than the WAL (harmless) or, if the kernel wrote it
+ * back between a group's commit and its WAL sync, a larger mxFrame than the WAL kept: frames never
+ * acknowledged (the writer syncs the WAL before it acknowledges), which the comparison cannot tell from
+ * acknowledged ones. So the boot the -shm was made in is kept beside the file (markBoot): a start in
+ * another boot (the machine went down: a power loss, or a reboot, which cannot be told apart) does not
+ * trust the -shm and does not refuse; a start in the same boot (only the process died) applies the check.
+ * Without a boot ID (not Linux) or a mark (made by an earlier version), the check applies as before, and a
+ * start after a power loss may be refused once for those unacknowledged frames (the override's case).
+ * A WAL started over after the -shm last reached the disk has other salts, but SQLite starts a WAL over
+ * only once every frame is in the database file, which is synced first, and adds one to salt-1 when it
+ * does: a WAL whose salt-1 follows the -shm's is a later generation and nothing was lost; frames up to
+ * nBackfill never count as lost, and an -shm whose frames were all copied back never refuses.
  */
-export function walLoss(file: string): WalLoss | null {
+export function walLoss(file: string, bootId: BootId = systemBootId): WalLoss | null {
   if (file === ':memory:') return null;
   const index = readWalIndex(file);
   if (!index || index.mxFrame <= index.backfilled) return null;
+  if (shmFromEarlierBoot(file, bootId)) return null;
   const loss = compare(file, index);
   if (!loss) return null;
-  // A process that opens the file beside a live writer (a delivery process, an ingest thread, the CLI
-  // while the DIP runs) may read the wal-index just before a checkpoint finishes and the WAL starts over:
-  // a wal-index that changed meanwhile belongs to a live writer, whose WAL is whole. A crash's stays still.
+  // A process that opens the file beside a live writer (the CLI while the DIP runs) may read the wal-index
+  // just before a checkpoint finishes and the WAL starts over: a wal-index that changed meanwhile belongs to
+  // a live writer, whose WAL is whole. A crash's stays still.
   const again = readWalIndex(file);
   if (!again || again.mxFrame !== index.mxFrame || again.backfilled !== index.backfilled || !again.salt.equals(index.salt)) return null;
   return loss;
