@@ -10,9 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSqliteBackend } from '../src/adapters/sqlite/index.js';
-import type { Participant } from '../src/domain/participant.js';
-import { ParticipantLifecycle } from '../src/pipeline/participant-lifecycle.js';
-import { Registry } from '../src/pipeline/registry.js';
+import { emptyProfile, type Participant } from '../src/domain/participant.js';
+import { ParticipantLifecycle, REGISTER_RECORD } from '../src/pipeline/participant-lifecycle.js';
+import { PROFILE_RECORD, Registry } from '../src/pipeline/registry.js';
+import type { RegistryStore } from '../src/ports/registry.js';
 import type { Backend } from '../src/ports/backend.js';
 import { FakeClock } from './helpers/clocks.js';
 import { quietLogger } from './helpers/dip-harness.js';
@@ -85,9 +86,11 @@ describe('the register reconcile, a role joined meanwhile', () => {
     const store = b.registry;
     const sup = 'SUP0000001';
     await store.upsertParticipant(participant(sup, ['SUP'], null), 'k0');
-    // Right after the reconcile's write reads the roles (SUP, as the cached registry also says), the participant joins MDS.
+    // Right after the reconcile reads the roles (SUP), the participant joins MDS as self-service does: its
+    // profile's optional roles first, then its roles.
     const { racing, interleave, armed } = racingStore(store);
     interleave(async () => {
+      await store.putRecord({ kind: PROFILE_RECORD, key: sup, doc: { ...emptyProfile(sup), optionalRoles: ['MDS'] }, at: 1, by: sup }, 0);
       expect(await store.setRoles(sup, ['SUP'], ['MDS', 'SUP'])).toBe(true);
     });
     const registry = new Registry(store, quietLogger, () => clock.now());
@@ -102,5 +105,43 @@ describe('the register reconcile, a role joined meanwhile', () => {
     expect(armed()).toBe(false);
     expect(result.rolesChanged).toEqual([{ dipId: sup, granted: ['LDSO'], revoked: [] }]);
     expect((await store.participants()).find((r) => r.participant.dipId === sup)!.participant.roles).toEqual(['LDSO', 'MDS', 'SUP']);
+  });
+
+  // The pass decided from the registry's cache: roles another writer changed after the cache was read and
+  // before the decision (another node's pass on an older register entry) looked right already, so nothing
+  // was written and the participant lacked a role the register gives it until the next pass, a minute on.
+  it('decides from the roles as stored, not as cached: roles changed after the cache was read are brought in line in the same pass', async () => {
+    const clock = new FakeClock(1_000_000);
+    const b = (backend = openSqliteBackend(join(mkdtempSync(join(tmpdir(), 'opendip-lifecycle-')), 'dip.db'), { clock }));
+    const store = b.registry;
+    const sup = 'SUP0000002';
+    await store.upsertParticipant(participant(sup, ['LDSO', 'SUP'], null), 'k0');
+    const registry = new Registry(store, quietLogger, () => clock.now());
+    await registry.refresh();
+    // Right after the pass reads the register's entries (its cache refreshed: LDSO, SUP), another writer takes LDSO away.
+    let pending: (() => Promise<void>) | null = async () => {
+      expect(await store.setRoles(sup, ['LDSO', 'SUP'], ['SUP'])).toBe(true);
+    };
+    const racing = Object.create(store, {
+      records: {
+        value: async (kind: string) => {
+          const read = await store.records(kind);
+          const then = kind === REGISTER_RECORD && read.length > 0 ? pending : null;
+          if (then) pending = null;
+          await then?.();
+          return read;
+        },
+      },
+    }) as RegistryStore;
+    const lifecycle = new ParticipantLifecycle({ registry, store: racing, journal: b.journal, clock, logger: quietLogger, revoke: async () => true, afterChange: () => {} });
+    const from = new Date(clock.now() - 60_000).toISOString();
+    const result = await lifecycle.apply(
+      { companyRegNumber: '12345678', companyDetails: ['SUP', 'LDSO'].map((role) => ({ MPID: 'ABCD', marketRole: 'X', DIPID: sup, DIPRole: role, datetimeFrom: from, datetimeTo: null })) },
+      'test',
+    );
+
+    expect(pending).toBeNull();
+    expect((await store.participants()).find((r) => r.participant.dipId === sup)!.participant.roles).toEqual(['LDSO', 'SUP']);
+    expect(result.rolesChanged).toEqual([{ dipId: sup, granted: ['LDSO'], revoked: [] }]);
   });
 });

@@ -69,7 +69,15 @@ describe.each(engines)('self-service against another writer: %s', (_name, open) 
    * A SelfService whose store lets `interleave` (another writer) commit right after the next read of the
    * participants, and a registry read before it: what the portal or API call decided on.
    */
-  async function setUp(): Promise<{ store: RegistryStore; self: SelfService; registry: Registry; journal: Backend['journal']; stale: (dipId: string) => Participant; interleave: (f: () => Promise<void>) => void }> {
+  async function setUp(): Promise<{
+    store: RegistryStore;
+    self: SelfService;
+    selfOver: (s: RegistryStore) => SelfService;
+    registry: Registry;
+    journal: Backend['journal'];
+    stale: (dipId: string) => Participant;
+    interleave: (f: () => Promise<void>) => void;
+  }> {
     const b = (backend = await open());
     const store = b.registry;
     const clock = new FakeClock(1_000_000);
@@ -79,21 +87,24 @@ describe.each(engines)('self-service against another writer: %s', (_name, open) 
     const { racing, interleave } = racingStore(store);
     const registry = new Registry(store, quietLogger, () => clock.now());
     await registry.refresh();
-    const lifecycle = new ParticipantLifecycle({ registry, store: racing, journal: b.journal, clock, logger: quietLogger, revoke: async () => true, afterChange: () => {} });
-    await lifecycle.setOptionalRoles(['MDS'], 'operator:alice');
-    const self = new SelfService({
-      registry,
-      lifecycle,
-      store: racing,
-      journal: b.journal,
-      now: () => clock.now(),
-      optionalRoles: () => lifecycle.optionalRoles(),
-      optInChannels: () => [],
-      issueCertificate: (_csr, dipId) => certificateFor(dipId),
-      trustedCaPems: () => [pki.ca.certPem],
-    });
+    /** A SelfService (and the lifecycle it writes profiles through) over `s`. */
+    const selfOver = (s: RegistryStore): SelfService => {
+      const lifecycle = new ParticipantLifecycle({ registry, store: s, journal: b.journal, clock, logger: quietLogger, revoke: async () => true, afterChange: () => {} });
+      return new SelfService({
+        registry,
+        lifecycle,
+        store: s,
+        journal: b.journal,
+        now: () => clock.now(),
+        optionalRoles: () => lifecycle.optionalRoles(),
+        optInChannels: () => [],
+        issueCertificate: (_csr, dipId) => certificateFor(dipId),
+        trustedCaPems: () => [pki.ca.certPem],
+      });
+    };
+    await new ParticipantLifecycle({ registry, store, journal: b.journal, clock, logger: quietLogger, revoke: async () => true, afterChange: () => {} }).setOptionalRoles(['MDS'], 'operator:alice');
     const stale = (dipId: string): Participant => registry.participant(dipId)!;
-    return { store, self, registry, journal: b.journal, stale, interleave };
+    return { store, self: selfOver(racing), selfOver, registry, journal: b.journal, stale, interleave };
   }
   const row = async (store: RegistryStore, dipId: string) => (await store.participants()).find((r) => r.participant.dipId === dipId)!;
 
@@ -147,6 +158,36 @@ describe.each(engines)('self-service against another writer: %s', (_name, open) 
     const after = await row(store, SUP);
     expect(after.participant.connectionProvider).toBe(DCP);
     expect(after.apiKeyHash).not.toBe(`key-${SUP}`);
+  });
+
+  // The swap and the overlap were two writes: another node refreshing its registry between them refused the
+  // old key (the participant's systems not yet moved over were locked out), and a failure of the second left
+  // the new key with no overlap at all. One write now, on both engines.
+  it('an API key rotation is never seen half done: another node accepts the old key after every write, and a failing profile write locks nobody out', async () => {
+    const { store, selfOver, stale } = await setUp();
+    const oldKey = 'old-key';
+    const registration = (await row(store, SUP)).participant;
+    await store.upsertParticipant(registration, hashApiKey(oldKey));
+    const otherNode = new Registry(store, quietLogger, () => 1_000_000);
+    const seenByOtherNode: Array<string | undefined> = [];
+    const watched = (write: 'setApiKeyHash' | 'putRecord') => async (...args: unknown[]) => {
+      const done = await (store[write] as (...a: unknown[]) => Promise<unknown>)(...args);
+      await otherNode.refresh();
+      seenByOtherNode.push(otherNode.byApiKey(oldKey)?.dipId);
+      return done;
+    };
+    const observed = Object.create(store, { setApiKeyHash: { value: watched('setApiKeyHash') }, putRecord: { value: watched('putRecord') } }) as RegistryStore;
+    const { apiKey } = await selfOver(observed).rotateApiKey(stale(SUP), 48 * 3_600_000);
+    expect(seenByOtherNode.length).toBeGreaterThan(0);
+    expect(seenByOtherNode).toEqual(seenByOtherNode.map(() => SUP));
+    await otherNode.refresh();
+    expect(otherNode.byApiKey(apiKey)?.dipId).toBe(SUP);
+
+    // The profile write fails (a store outage): the old key must still let the participant in.
+    const failing = Object.create(store, { putRecord: { value: () => Promise.reject(new Error('store unavailable')) } }) as RegistryStore;
+    await selfOver(failing).rotateApiKey(stale(SUP), 48 * 3_600_000).catch(() => undefined);
+    await otherNode.refresh();
+    expect(otherNode.byApiKey(apiKey)?.dipId).toBe(SUP);
   });
 
   it('a rotation the operator re-registered the key under is answered 409 and leaves no overlap for the leaked key, nor a journal entry', async () => {

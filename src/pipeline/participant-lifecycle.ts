@@ -5,7 +5,7 @@ import type { Logger } from '../ports/logger.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { RegistryStore } from '../ports/registry.js';
 import { changeProfile } from './participants.js';
-import type { Registry } from './registry.js';
+import { PROFILE_RECORD, type Registry } from './registry.js';
 import { RefusedError } from './refused.js';
 import { dropFormerProviderWebhooks, dropWebhooksRegisteredBy, type RemovedWebhook } from './webhook-config.js';
 
@@ -126,31 +126,49 @@ export class ParticipantLifecycle {
     return { participants: entries.length, changed, unchanged: entries.length - changed.length, withoutDipId, ...applied };
   }
 
-  /** Brings every registered participant's roles in line with the register at this moment; offboards the rescinded. */
+  /**
+   * Brings every registered participant's roles in line with the register at this moment; offboards the
+   * rescinded. Decided from the store as read now, never from the registry's cache: a pass that found the
+   * cache already right wrote nothing, though another writer had changed the roles since the cache was read
+   * (wrong until the next pass, a minute on). Each change is a compare-and-set against the roles it was
+   * decided on; on a conflict the roles and the profile (a role joined or left meanwhile) are read again.
+   */
   private async reconcile(actor: string): Promise<Pick<ApplyResult, 'rolesChanged' | 'rescinded'>> {
-    await this.deps.registry.refresh();
     const now = this.deps.clock.now();
+    const entries = await this.entries();
+    const registered = new Map((await this.deps.store.participants()).map((r) => [r.participant.dipId, r.participant]));
+    const profiles = new Map((await this.deps.store.records(PROFILE_RECORD)).map((r) => [r.key, r.doc as ParticipantProfile]));
     const rolesChanged: ApplyResult['rolesChanged'] = [];
     const rescinded: string[] = [];
-    for (const entry of await this.entries()) {
-      const p = this.deps.registry.participant(entry.dipId);
+    for (const entry of entries) {
+      const p = registered.get(entry.dipId);
       if (!p) continue; // not onboarded yet (no certificate): its roles apply when it is
       if (rescindedAt(entry, now)) {
         await this.offboardNow(entry.dipId, actor, 'rescinded from the central register');
         rescinded.push(entry.dipId);
         continue;
       }
-      const { profile } = this.deps.registry.profile(entry.dipId);
-      const roles = [...new Set([...rolesAt(entry, now), ...profile.optionalRoles])].sort();
-      const granted = roles.filter((r) => !p.roles.includes(r));
-      const revoked = p.roles.filter((r) => !roles.includes(r));
-      if (granted.length === 0 && revoked.length === 0) continue;
-      // The change decided here applied to the roles as stored when written, not the list read: a role the
-      // participant joined meanwhile (self-service) is kept, as is anything else this pass did not decide on.
-      await this.setRoles(p.dipId, (current) => [...new Set([...current.filter((r) => !revoked.includes(r)), ...granted])].sort(), actor, 'participant.roles');
-      rolesChanged.push({ dipId: p.dipId, granted, revoked });
+      // The roles as stored when they already are the target's, in whatever order: nothing to write.
+      const target = (current: string[], profile: ParticipantProfile | undefined) => {
+        const next = [...new Set([...rolesAt(entry, now), ...(profile?.optionalRoles ?? [])])].sort();
+        return next.length === new Set(current).size && next.every((r) => current.includes(r)) ? current : next;
+      };
+      const { before, roles } = await this.setRoles(
+        p.dipId,
+        async (current, attempt) =>
+          target(current, attempt === 0 ? profiles.get(p.dipId) : ((await this.deps.store.records(PROFILE_RECORD)).find((r) => r.key === p.dipId)?.doc as ParticipantProfile | undefined)),
+        actor,
+        'participant.roles',
+        p.roles,
+      );
+      const granted = roles.filter((r) => !before.includes(r));
+      const revoked = before.filter((r) => !roles.includes(r));
+      if (granted.length || revoked.length) rolesChanged.push({ dipId: p.dipId, granted, revoked });
     }
-    if (rolesChanged.length || rescinded.length) this.deps.afterChange();
+    if (rolesChanged.length || rescinded.length) {
+      await this.deps.registry.refresh();
+      this.deps.afterChange();
+    }
     return { rolesChanged, rescinded };
   }
 
@@ -267,28 +285,35 @@ export class ParticipantLifecycle {
 
   /**
    * Changes a participant's roles (never its API key, nor anything else of its registration), journalled with
-   * the roles granted and revoked. `change` is given the roles as stored now and written only while they still
-   * are (a compare-and-set): a change another writer made meanwhile is read again and `change` asked again,
-   * never undone, as changeProfile does for profiles. Answers the roles stored now.
+   * the roles granted and revoked. `change` is given the roles as stored now (`read` on the first attempt, when
+   * the caller has just read them) and the attempt, and written only while they still are (a compare-and-set):
+   * a change another writer made meanwhile is read again and `change` asked again, never undone, as
+   * changeProfile does for profiles. Answers the roles before and as stored now.
    */
-  async setRoles(dipId: string, change: (roles: string[]) => string[], actor: string, action: string): Promise<string[]> {
+  async setRoles(
+    dipId: string,
+    change: (roles: string[], attempt: number) => string[] | Promise<string[]>,
+    actor: string,
+    action: string,
+    read?: string[],
+  ): Promise<{ before: string[]; roles: string[] }> {
     for (let attempt = 0; ; attempt++) {
-      const current = (await this.deps.store.participants()).find((r) => r.participant.dipId === dipId)?.participant;
+      const current = attempt === 0 && read ? read : (await this.deps.store.participants()).find((r) => r.participant.dipId === dipId)?.participant.roles;
       if (!current) throw new RefusedError(404, `${dipId} is not a registered participant`);
-      const roles = change(current.roles);
-      if (roles.length === current.roles.length && roles.every((r, i) => r === current.roles[i])) return roles;
-      if (await this.deps.store.setRoles(dipId, current.roles, roles)) {
+      const roles = await change(current, attempt);
+      if (roles.length === current.length && roles.every((r, i) => r === current[i])) return { before: current, roles };
+      if (await this.deps.store.setRoles(dipId, current, roles)) {
         await this.deps.journal.append({
           at: this.deps.clock.now(),
           actor,
           action,
           target: dipId,
-          before: { roles: current.roles },
-          after: { roles, granted: roles.filter((r) => !current.roles.includes(r)), revoked: current.roles.filter((r) => !roles.includes(r)) },
+          before: { roles: current },
+          after: { roles, granted: roles.filter((r) => !current.includes(r)), revoked: current.filter((r) => !roles.includes(r)) },
           status: null,
         });
         await this.deps.registry.refresh();
-        return roles;
+        return { before: current, roles };
       }
       if (attempt >= 4) throw new RefusedError(409, `${dipId}'s roles kept changing meanwhile: try again`);
     }

@@ -1,6 +1,6 @@
 import { DIP_ID_PATTERN, emptyProfile, ROLE_PATTERN, type Participant, type ParticipantProfile } from '../domain/participant.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
-import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
+import { RecordConflictError, type RegistryStore, type StoredRecord } from '../ports/registry.js';
 import { hashApiKey, newApiKey } from '../security/api-key.js';
 import { certificateInfo, verifyChain, type CertificateInfo } from '../security/signature.js';
 import { RefusedError } from './refused.js';
@@ -107,7 +107,8 @@ async function endKeyOverlap(store: Pick<RegistryStore, 'records' | 'putRecord'>
 /**
  * Changes a participant's profile against the version read, and again on a conflict (another node or process
  * changed it meanwhile, whose change a write of the stale read would undo). `change` answering null writes
- * nothing. What it answers: the profile as stored now.
+ * nothing. What it answers: the profile as stored now. `write` puts the new version (a RecordConflictError
+ * asks again): `putRecord` unless given, e.g. one that writes it in one transaction with another change.
  */
 export async function changeProfile(
   store: Pick<RegistryStore, 'records' | 'putRecord'>,
@@ -115,6 +116,7 @@ export async function changeProfile(
   by: string,
   now: () => number,
   change: (profile: ParticipantProfile) => ParticipantProfile | null,
+  write: (record: Omit<StoredRecord, 'version'>, expectedVersion: number) => Promise<unknown> = (record, expectedVersion) => store.putRecord(record, expectedVersion),
 ): Promise<ParticipantProfile> {
   for (let attempt = 0; ; attempt++) {
     const current = (await store.records(PROFILE_RECORD)).find((r) => r.key === dipId);
@@ -122,7 +124,7 @@ export async function changeProfile(
     const next = change(was);
     if (next === null) return was;
     try {
-      await store.putRecord({ kind: PROFILE_RECORD, key: dipId, doc: next, at: now(), by }, current?.version ?? 0);
+      await write({ kind: PROFILE_RECORD, key: dipId, doc: next, at: now(), by }, current?.version ?? 0);
       return next;
     } catch (e) {
       if (!(e instanceof RecordConflictError) || attempt >= 4) throw e;

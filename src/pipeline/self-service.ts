@@ -7,7 +7,7 @@ import { hashApiKey, newApiKey } from '../security/api-key.js';
 import type { ParticipantLifecycle } from './participant-lifecycle.js';
 import { actorOf } from './portal-accounts.js';
 import { RefusedError } from './refused.js';
-import { rotateParticipantCertificate } from './participants.js';
+import { changeProfile, rotateParticipantCertificate } from './participants.js';
 import { dropFormerProviderWebhooks, type RemovedWebhook } from './webhook-config.js';
 import type { Registry } from './registry.js';
 
@@ -140,22 +140,39 @@ export class SelfService {
     return { ...(await this.view(this.current(p))), removedWebhooks };
   }
 
-  /** A new API key (shown once); the one it replaces keeps working until the overlap ends. */
+  /**
+   * A new API key (shown once); the one it replaces keeps working until the overlap ends. The swap (only while
+   * the key is the one read: an overlap for a key an operator replaced meanwhile, a leak answered by
+   * re-registering, would let the leaked key in again) and the overlap are one write, so no node refreshing
+   * its registry in between refuses the old key, and a failure leaves neither. The journal says what was written.
+   */
   async rotateApiKey(p: Participant, overlapMs: number): Promise<{ apiKey: string; previousValidUntil: string | null }> {
     if (!(overlapMs >= 0 && overlapMs <= MAX_OVERLAP_MS)) throw new RefusedError(400, `overlapHours: 0 to ${MAX_OVERLAP_MS / 3_600_000}`);
     const currentHash = (await this.deps.store.participants()).find((r) => r.participant.dipId === p.dipId)?.apiKeyHash;
     if (!currentHash) throw new RefusedError(404, `${p.dipId} is not registered`);
     const validUntil = this.deps.now() + overlapMs;
     const apiKey = newApiKey();
-    // The key alone, and only while it is the one read: the row read earlier would undo another writer's change.
-    // The key first, the overlap and the journal only once it is swapped: an overlap written for a key an
-    // operator replaced meanwhile (a leak answered by re-registering) would let the leaked key in again.
-    if (!(await this.deps.store.setApiKeyHash(p.dipId, currentHash, hashApiKey(apiKey)))) {
-      throw new RefusedError(409, `${p.dipId}'s API key changed meanwhile (rotated or re-registered): read it again and rotate again if still wanted`);
-    }
-    await this.profile(p, p, 'participant.api-key.rotate', p.dipId, (pr) => ({ ...pr, previousApiKey: overlapMs > 0 ? { hash: currentHash, validUntil } : null }));
+    const previousApiKey = overlapMs > 0 ? { hash: currentHash, validUntil } : null;
+    let before: ParticipantProfile['previousApiKey'] = null;
+    await changeProfile(
+      this.deps.store,
+      p.dipId,
+      this.actor(p),
+      () => this.deps.now(),
+      (pr) => {
+        before = pr.previousApiKey;
+        return { ...pr, previousApiKey };
+      },
+      async (record, expectedVersion) => {
+        if (!(await this.deps.store.setApiKeyHash(p.dipId, currentHash, hashApiKey(apiKey), record, expectedVersion))) {
+          throw new RefusedError(409, `${p.dipId}'s API key changed meanwhile (rotated or re-registered): read it again and rotate again if still wanted`);
+        }
+      },
+    );
+    const shown = (k: ParticipantProfile['previousApiKey']) => ({ previousApiKeyValidUntil: iso(k?.validUntil) });
+    await this.journal(p, p, 'participant.api-key.rotate', shown(before), { ...shown(previousApiKey), apiKey: 'a new one issued' });
     await this.deps.registry.refresh();
-    return { apiKey, previousValidUntil: overlapMs > 0 ? new Date(validUntil).toISOString() : null };
+    return { apiKey, previousValidUntil: iso(previousApiKey?.validUntil) };
   }
 
   /**

@@ -75,8 +75,15 @@ export interface RegistryStore {
    * another rotation (or a re-registration) came first or the participant is not registered.
    */
   setCertificate(dipId: string, expectedFingerprint: string, next: Pick<Participant, 'certificatePem' | 'certificateFingerprint' | 'previous'>): Promise<boolean>;
-  /** Replaces a participant's API key hash only while it is `expected`; nothing else of the row is written. */
-  setApiKeyHash(dipId: string, expected: string, next: string): Promise<boolean>;
+  /**
+   * Replaces a participant's API key hash only while it is `expected` (nothing else of the row is written),
+   * and in the same transaction adds `record` as version `expectedVersion + 1` (the participant's profile,
+   * which holds the replaced key's overlap): both or neither, so no reader (another node refreshing its
+   * registry) ever sees the new key without the old one's overlap, and a failure cannot leave one alone.
+   * False, writing nothing, when the key is not `expected`; RecordConflictError, writing nothing, when the
+   * record is no longer at `expectedVersion` (read it again and retry).
+   */
+  setApiKeyHash(dipId: string, expected: string, next: string, record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<boolean>;
   putWebhook(w: Webhook): Promise<void>;
   deleteWebhook(recipientDipId: string, channel: string): Promise<boolean>;
   webhooks(): Promise<Webhook[]>;

@@ -81,14 +81,16 @@ export function registryContract(name: string, open: BackendFactory): void {
       const v = await store.version();
       expect(await store.setRoles(p.dipId, ['SUP'], ['SUP', 'MDS'])).toBe(false);
       expect(await store.setCertificate(p.dipId, 'ZZ', { certificatePem: 'PEM2', certificateFingerprint: 'CD' })).toBe(false);
-      expect(await store.setApiKeyHash(p.dipId, 'hash-0', 'hash-13')).toBe(false);
+      const overlap = { kind: 'profile', key: p.dipId, doc: { previousApiKey: 'hash-12' }, at: 2, by: 'SUP0000012' };
+      expect(await store.setApiKeyHash(p.dipId, 'hash-0', 'hash-13', overlap, 0)).toBe(false);
       expect(await store.setRoles('SUP0000099', ['SUP'], ['MDS'])).toBe(false);
       expect(await store.version()).toBe(v);
       expect(await store.setConnectionProvider(p.dipId, null, 'DCP0000001')).toBe(true);
       expect(await store.setRoles(p.dipId, ['SUP', 'LDSO'], ['LDSO', 'SUP', 'MDS'])).toBe(true);
       const previous = { certificatePem: 'PEM', certificateFingerprint: 'AB', validUntil: 5_000 };
       expect(await store.setCertificate(p.dipId, 'AB', { certificatePem: 'PEM2', certificateFingerprint: 'CD', previous })).toBe(true);
-      expect(await store.setApiKeyHash(p.dipId, 'hash-12', 'hash-13')).toBe(true);
+      expect(await store.setApiKeyHash(p.dipId, 'hash-12', 'hash-13', overlap, 0)).toBe(true);
+      expect(await store.records('profile')).toEqual([{ ...overlap, version: 1 }]);
       expect(await store.version()).toBeGreaterThan(v);
       expect((await store.participants()).filter((r) => r.participant.dipId === p.dipId)).toEqual([
         { participant: { ...p, roles: ['LDSO', 'SUP', 'MDS'], connectionProvider: 'DCP0000001', certificatePem: 'PEM2', certificateFingerprint: 'CD', previous }, apiKeyHash: 'hash-13' },
@@ -96,6 +98,26 @@ export function registryContract(name: string, open: BackendFactory): void {
       // Without an overlap the replaced certificate is not kept.
       expect(await store.setCertificate(p.dipId, 'CD', { certificatePem: 'PEM3', certificateFingerprint: 'EF' })).toBe(true);
       expect((await store.participants()).find((r) => r.participant.dipId === p.dipId)?.participant).not.toHaveProperty('previous');
+    });
+
+    // The key's swap and the old key's overlap were two writes: a node refreshing in between refused the old
+    // key, and a failure in between left no overlap at all. Both or neither now, whichever part is refused.
+    it('swaps an API key and writes its record in one transaction: a stale key or a stale record version writes neither', async () => {
+      const store = ctx.backend.registry;
+      const p = { dipId: 'SUP0000014', roles: ['SUP'], organisation: 'Acme', certificatePem: 'PEM', certificateFingerprint: 'AB', createdAt: 1, connectionProvider: null };
+      await store.upsertParticipant(p, 'hash-14');
+      const profile = (doc: unknown, at: number) => ({ kind: 'profile', key: p.dipId, doc, at, by: p.dipId });
+      await store.putRecord(profile({ n: 1 }, 1), 0);
+      const v = await store.version();
+      await expect(store.setApiKeyHash(p.dipId, 'hash-14', 'hash-15', profile({ n: 2 }, 2), 0)).rejects.toBeInstanceOf(RecordConflictError);
+      expect(await store.setApiKeyHash(p.dipId, 'hash-0', 'hash-15', profile({ n: 2 }, 2), 1)).toBe(false);
+      expect(await store.version()).toBe(v);
+      expect((await store.participants()).find((r) => r.participant.dipId === p.dipId)?.apiKeyHash).toBe('hash-14');
+      expect((await store.recordHistory('profile', p.dipId)).map((r) => r.doc)).toEqual([{ n: 1 }]);
+      expect(await store.setApiKeyHash(p.dipId, 'hash-14', 'hash-15', profile({ n: 2 }, 2), 1)).toBe(true);
+      expect(await store.version()).toBeGreaterThan(v);
+      expect((await store.participants()).find((r) => r.participant.dipId === p.dipId)?.apiKeyHash).toBe('hash-15');
+      expect((await store.recordHistory('profile', p.dipId)).map((r) => r.doc)).toEqual([{ n: 1 }, { n: 2 }]);
     });
 
     it('keeps versioned records: a put on a stale version is refused, history stays, the feed moves', async () => {

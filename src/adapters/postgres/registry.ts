@@ -83,8 +83,23 @@ export class PgRegistry implements RegistryStore {
     );
   }
 
-  setApiKeyHash(dipId: string, expected: string, next: string): Promise<boolean> {
-    return this.compareAndSet('UPDATE participants SET api_key_hash = $3 WHERE dip_id = $1 AND api_key_hash = $2', [dipId, expected, next]);
+  async setApiKeyHash(dipId: string, expected: string, next: string, record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<boolean> {
+    // One transaction: the key's compare-and-set and the record's new version commit together or not at all.
+    // The savepoint undoes the swap when the record lost its race (another writer's version committed first).
+    const outcome = await this.d.tx(async (c): Promise<'set' | 'key' | 'record'> => {
+      await c.query('SAVEPOINT swap');
+      const swapped = await c.query('UPDATE participants SET api_key_hash = $3 WHERE dip_id = $1 AND api_key_hash = $2', [dipId, expected, next]);
+      if (!swapped.rowCount) return 'key';
+      if (!(await insertVersion(c, record, expectedVersion))) {
+        await c.query('ROLLBACK TO SAVEPOINT swap');
+        return 'record';
+      }
+      await bump(c);
+      return 'set';
+    });
+    if (outcome === 'record') throw new RecordConflictError(record.kind, record.key, expectedVersion);
+    if (outcome === 'set') this.changed();
+    return outcome === 'set';
   }
 
   /** One conditional UPDATE: the version bumped (and NOTIFYed) in its transaction only when it changed a row. */
@@ -148,17 +163,9 @@ export class PgRegistry implements RegistryStore {
   async putRecord(record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<StoredRecord> {
     // A conflict leaves the transaction as a value: tx() classifies whatever it throws as a store failure.
     const stored = await this.d.tx(async (c): Promise<StoredRecord | null> => {
-      const { rows } = await c.query<{ version: number | null }>('SELECT max(version) AS version FROM registry_records WHERE kind = $1 AND key = $2', [record.kind, record.key]);
-      if ((rows[0]?.version ?? 0) !== expectedVersion) return null;
-      const version = expectedVersion + 1;
-      // Two writers that both read the same latest version: the primary key lets one in.
-      const inserted = await c.query(
-        'INSERT INTO registry_records (kind, key, version, doc, at, by) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING',
-        [record.kind, record.key, version, JSON.stringify(record.doc), record.at, record.by],
-      );
-      if (!inserted.rowCount) return null;
+      if (!(await insertVersion(c, record, expectedVersion))) return null;
       await bump(c);
-      return { ...record, version };
+      return { ...record, version: expectedVersion + 1 };
     });
     if (!stored) throw new RecordConflictError(record.kind, record.key, expectedVersion);
     this.changed();
@@ -249,6 +256,24 @@ export class PgRegistry implements RegistryStore {
   private changed(): void {
     for (const w of this.watchers) w();
   }
+}
+
+/**
+ * Adds version `expectedVersion + 1` of a record in this transaction; false, adding nothing, when the latest
+ * is not `expectedVersion`. Two writers that both read the same latest version: the primary key lets one in.
+ */
+async function insertVersion(c: pg.PoolClient, record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<boolean> {
+  const { rows } = await c.query<{ version: number | null }>('SELECT max(version) AS version FROM registry_records WHERE kind = $1 AND key = $2', [record.kind, record.key]);
+  if ((rows[0]?.version ?? 0) !== expectedVersion) return false;
+  const inserted = await c.query('INSERT INTO registry_records (kind, key, version, doc, at, by) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING', [
+    record.kind,
+    record.key,
+    expectedVersion + 1,
+    JSON.stringify(record.doc),
+    record.at,
+    record.by,
+  ]);
+  return Boolean(inserted.rowCount);
 }
 
 /** Bumps the version and tells every listener, both at this transaction's COMMIT. */

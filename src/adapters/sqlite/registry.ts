@@ -119,8 +119,15 @@ export class SqliteRegistry implements RegistryStore {
     return this.compareAndSet(() => this.s.setCertificate.run({ dipId, expected, ...certificateParams(next) }).changes);
   }
 
-  setApiKeyHash(dipId: string, expected: string, next: string): Promise<boolean> {
-    return this.compareAndSet(() => this.s.setApiKeyHash.run({ dipId, expected, next }).changes);
+  setApiKeyHash(dipId: string, expected: string, next: string, record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<boolean> {
+    // One write transaction: the record's version is checked before anything is written, so a conflict
+    // (thrown) and a key not `expected` (0 changes) both leave the row and the record as they were.
+    return this.compareAndSet(() => {
+      this.checkVersion(record, expectedVersion);
+      if (this.s.setApiKeyHash.run({ dipId, expected, next }).changes === 0) return 0;
+      this.insertVersion(record, expectedVersion);
+      return 1;
+    });
   }
 
   /** One conditional UPDATE: the version bumped (and watchers told) only when it changed a row. */
@@ -169,15 +176,25 @@ export class SqliteRegistry implements RegistryStore {
 
   async putRecord(record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<StoredRecord> {
     const stored = await this.d.write(() => {
-      const latest = this.s.latestVersion.get(record.kind, record.key)?.version ?? 0;
-      if (latest !== expectedVersion) throw new RecordConflictError(record.kind, record.key, expectedVersion);
-      const version = latest + 1;
-      this.s.insertRecord.run(record.kind, record.key, version, JSON.stringify(record.doc), record.at, record.by);
+      this.checkVersion(record, expectedVersion);
+      const put = this.insertVersion(record, expectedVersion);
       this.s.bumpVersion.run();
-      return { ...record, version };
+      return put;
     });
     this.changed();
     return stored;
+  }
+
+  /** Inside a write: RecordConflictError unless the record's latest version is `expectedVersion` (0: none yet). */
+  private checkVersion(record: Pick<StoredRecord, 'kind' | 'key'>, expectedVersion: number): void {
+    const latest = this.s.latestVersion.get(record.kind, record.key)?.version ?? 0;
+    if (latest !== expectedVersion) throw new RecordConflictError(record.kind, record.key, expectedVersion);
+  }
+
+  private insertVersion(record: Omit<StoredRecord, 'version'>, expectedVersion: number): StoredRecord {
+    const version = expectedVersion + 1;
+    this.s.insertRecord.run(record.kind, record.key, version, JSON.stringify(record.doc), record.at, record.by);
+    return { ...record, version };
   }
 
   async records(kind: string): Promise<StoredRecord[]> {
