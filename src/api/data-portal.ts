@@ -28,7 +28,7 @@ ol.flow li{margin:.3rem 0}.muted{color:#4a4a4a}
 pre{background:#f4f4f4;padding:.8rem;overflow:auto;max-height:30rem;font-size:.85em}pre:focus{outline:3px solid #f9a825}
 .skip{position:absolute;left:-999px;top:0;background:#fff;padding:.5rem}.skip:focus{left:.5rem}`;
 
-const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+export const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const link = (href: string, text: string) => `<a href="${esc(href)}">${esc(text)}</a>`;
 const interfaceLink = (id: string) => link(`/catalogue/interfaces/${encodeURIComponent(id)}`, id);
 

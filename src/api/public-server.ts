@@ -16,15 +16,18 @@ import { listenerContext, serveRenewedCertificate, type ListenerCertificate } fr
 import { standardStopping, useGracefulStop } from './stopping.js';
 import { useApiSecurityHeaders } from './security-headers.js';
 import { loggedUrl } from '../domain/activity.js';
+import { publicMaintenanceRoutes } from './public-maintenance.js';
 
 /**
  * The anonymous listener (spec 5.6: "anonymous access to the data store"): HTTPS without a client
- * certificate, GET only, public publications only, with fair-use limits of its own per client address.
+ * certificate, GET only, public publications and the public maintenance page only, with fair-use limits of
+ * its own per client address.
  * It never sees a participant's API or a restricted publication's bytes, nor learns that one exists (404,
  * as for an unknown ID).
  *   GET /publications                                 list (channel, type, version, from, to, effectiveOn, limit)
  *   GET /publications/{publication-id}                metadata
  *   GET /publications/{publication-id}/content        download (Range; where, columns, decompress)
+ *   GET /maintenance, /maintenance.json, /maintenance.ics   maintenance windows (spec 5.13.5; public-maintenance.ts)
  */
 export function buildPublicServer(
   deps: ApiDeps,
@@ -63,7 +66,7 @@ export function buildPublicServer(
     sendStandard(deps, reply, 429, null, MSG.processingFailed, `too many requests: the anonymous limit is ${rateLimit.requestsPerSecond} requests/s per address (bursts of ${rateLimit.burst}); retry after ${o.retryAfterSeconds} s`),
   );
   app.setNotFoundHandler((req, reply) => {
-    void sendStandard(deps, reply, 404, null, MSG.processingFailed, `no such resource: ${req.method} ${req.url.split('?')[0]} (this listener serves GET /publications)`);
+    void sendStandard(deps, reply, 404, null, MSG.processingFailed, `no such resource: ${req.method} ${req.url.split('?')[0]} (this listener serves GET /publications and GET /maintenance)`);
   });
   app.setErrorHandler((error: Error & { statusCode?: number }, req, reply) => {
     const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
@@ -71,6 +74,7 @@ export function buildPublicServer(
     return sendStandard(deps, reply, status, null, status >= 500 ? MSG.processingFailed : MSG.schemaFailure, status >= 500 ? 'internal error' : error.message);
   });
 
+  publicMaintenanceRoutes(app, deps);
 
   app.get<{ Querystring: RawQuery }>('/publications', async (req, reply) => {
     const query = listQuery(req.query, { publicOnly: true });

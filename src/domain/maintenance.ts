@@ -116,3 +116,22 @@ export const publicNotice = (n: MaintenanceNotice): PublicNotice => ({
   publishedAt: new Date(n.publishedAt).toISOString(),
   changedAt: new Date(n.changedAt).toISOString(),
 });
+
+/**
+ * How long a window that has ended stays on the public maintenance page: long enough for someone who saw
+ * an outage to find that it was announced, not so long that the page fills with history.
+ */
+export const RECENTLY_ENDED_MS = 24 * 3_600_000;
+
+/** Where a window stands at a moment, as the public page says it. */
+export type WindowStatus = 'upcoming' | 'in progress' | 'ended';
+
+export const windowStatus = (n: MaintenanceNotice, now: number): WindowStatus => (now < n.start ? 'upcoming' : now < n.end ? 'in progress' : 'ended');
+
+/**
+ * What the public maintenance page lists (spec 5.13.5 "published on the system website"): published
+ * windows not over, and those that ended within RECENTLY_ENDED_MS; never a withdrawn one. Soonest first.
+ */
+export function publicWindows(notices: readonly MaintenanceNotice[], now: number): MaintenanceNotice[] {
+  return notices.filter((n) => n.state === 'published' && n.end > now - RECENTLY_ENDED_MS).sort((a, b) => a.start - b.start || a.id.localeCompare(b.id));
+}

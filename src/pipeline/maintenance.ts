@@ -1,4 +1,4 @@
-import { checkMaintenance, concerns, inForceOrAhead, publicNotice, scopeText, type MaintenanceInput, type MaintenanceNotice } from '../domain/maintenance.js';
+import { checkMaintenance, concerns, inForceOrAhead, publicNotice, publicWindows, scopeText, type MaintenanceInput, type MaintenanceNotice } from '../domain/maintenance.js';
 import type { AlarmChannel, AlarmSubscription, MaintenanceEvent } from '../ports/alarms.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -74,6 +74,11 @@ export class Maintenance {
   async current(): Promise<MaintenanceNotice[]> {
     const now = this.deps.clock.now();
     return (await this.deps.store.list()).filter((n) => inForceOrAhead(n, now)).sort((a, b) => a.start - b.start || a.id.localeCompare(b.id));
+  }
+
+  /** What the public maintenance page lists: published windows not over or ended in the last day, soonest first. */
+  async publicWindows(): Promise<MaintenanceNotice[]> {
+    return publicWindows(await this.deps.store.list(), this.deps.clock.now());
   }
 
   async history(id: string): Promise<MaintenanceNotice[]> {
