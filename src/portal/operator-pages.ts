@@ -19,7 +19,7 @@ import { OnboardingPages } from './onboarding-pages.js';
 import { reportReply } from './audit-view.js';
 import { registerOperatorAuditPages } from './operator-audit-pages.js';
 import { api, filtersOf, OPERATOR_REALM, problemOf, type OperatorCtx } from './operator-realm.js';
-import { createParticipant, createParticipantForm, manageParticipant, participantAction } from './participant-admin-pages.js';
+import { createParticipant, createParticipantForm, journalTable, manageParticipant, offboardedParticipant, participantAction } from './participant-admin-pages.js';
 
 export { OPERATOR_REALM };
 
@@ -44,7 +44,7 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
     return participantsPage(deps, c, done.shown, done.flash, done.status);
   });
   page('/participants/:dipId', 'GET', async (c) => participantPage(deps, c, null, 200));
-  for (const action of ['suspend', 'reactivate', 'certificate', 'revoke']) {
+  for (const action of ['suspend', 'reactivate', 'certificate', 'revoke', 'offboard']) {
     page(`/participants/:dipId/${action}`, 'POST', async (c) => {
       const done = await participantAction(api(deps, c), c.req.params.dipId ?? '', action, c.req);
       return participantPage(deps, c, done.shown, done.status, done.flash);
@@ -207,7 +207,7 @@ ${createParticipantForm(c.signed)}`;
 async function participantPage(deps: PortalDeps, c: Ctx, extra: Html | null, status: number, flash: Flash = null): Promise<FastifyReply> {
   const dipId = c.req.params.dipId ?? '';
   const p = deps.registry.participant(dipId);
-  if (!p) return refuse(c.reply, O, c.req, c.signed, 404, `${dipId} is not a registered participant`);
+  if (!p) return offboardedPage(deps, c, dipId, status, flash);
   const users = await deps.accounts.accounts(dipId);
   const row = (await api(deps, c).GET('/admin/participants')).data?.find((x) => x.dipId === p.dipId);
   const agents = deps.registry.participants().filter((x) => x.connectionProvider === dipId);
@@ -224,6 +224,25 @@ ${row ? manageParticipant(row, c.signed) : ''}
 ${table(`Portal users of ${dipId}`, ['Username', 'Name', 'Level', 'Created', 'State', ''], userRows(users, { action: `/operator/participants/${dipId}/users/disable`, csrf: c.signed, self: '' }), 'No portal user yet: create its first administrator below.')}
 ${newUserForm(`/operator/participants/${dipId}/users`, c.signed, 'levels', `New portal user for ${dipId}`)}`;
   return render(c.reply, status, O, c.req, c.signed, `Participant ${dipId}`, body, flash);
+}
+
+/** How many journal entries a page shows (newest first). */
+const JOURNAL_ROWS = 200;
+
+/**
+ * An offboarded participant's page (its profile keeps the rescission): what it was, when, by whom and why,
+ * and its journal; a DIP ID never registered is a 404.
+ */
+async function offboardedPage(deps: PortalDeps, c: Ctx, dipId: string, status: number, flash: Flash): Promise<FastifyReply> {
+  const rescinded = deps.registry.rescinded(dipId) ? deps.registry.profile(dipId).profile.rescinded : null;
+  if (!rescinded) return refuse(c.reply, O, c.req, c.signed, 404, `${dipId} is not a registered participant`);
+  const history = await api(deps, c).GET('/admin/journal', { params: { query: { target: dipId, limit: JOURNAL_ROWS } } });
+  const entries = history.data ?? [];
+  // The latest offboarding's reason (a DIP ID registered again and offboarded again has two).
+  const last = entries.find((e) => e.action === 'participant.offboard');
+  const reason = last && typeof last.after === 'object' && last.after !== null && 'reason' in last.after && typeof last.after.reason === 'string' ? last.after.reason : null;
+  const shown = history.data ? journalTable(`Journal entries on ${dipId}, newest first (the last ${JOURNAL_ROWS})`, entries, `No journal entry on ${dipId}.`) : alertLine(problemOf(history.error));
+  return render(c.reply, status, O, c.req, c.signed, `Participant ${dipId} (offboarded)`, offboardedParticipant({ dipId, rescinded, reason, history: shown }), flash);
 }
 
 async function createParticipantUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {

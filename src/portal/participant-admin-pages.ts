@@ -1,5 +1,5 @@
 import type { OperatorApi } from '../openapi-client/index.js';
-import { badge, codeBlock, html, input, isoOrDash, select, textarea, type Flash, type Html } from './html.js';
+import { badge, codeBlock, facts, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
 import { csrfField, field, type PortalReq, type Signed } from './session.js';
 
 /** What the page shows of a participant as GET /admin/participants answers it. */
@@ -77,7 +77,53 @@ ${input('renew-overlap', 'Days the current certificate stays accepted for signin
 <form method="post" action="${base}/revoke">${csrf}
 ${select('revoke-which', 'Certificate to revoke', which, 'current', { name: 'which' })}
 ${select('revoke-why', 'Reason', REVOCATION_REASONS.map((r) => ({ value: r, label: r })), 'superseded', { name: 'reason' })}
-<button type="submit" class="danger">Revoke<span class="skip"> a certificate of ${p.dipId}</span></button></form>`;
+<button type="submit" class="danger">Revoke<span class="skip"> a certificate of ${p.dipId}</span></button></form>
+<h2>Offboard</h2>
+<details><summary>Offboard ${p.dipId}…</summary>
+<p class="muted">As <code>dip offboard</code> and POST /admin/participants/{dipId}/offboard: its certificates are revoked, its registration, API key and webhooks removed, what is queued for it dead-lettered (senders told); its messages, journal and this page stay readable. It cannot be undone: registering it again is a new registration.</p>
+<form method="post" action="${base}/offboard">${csrf}
+${textarea('offboard-reason', 'Reason for offboarding (journalled)', { name: 'reason', required: true, minlength: 1, maxlength: OFFBOARD_REASON_MAX, rows: 2 })}
+<div><input type="checkbox" id="offboard-confirm" name="confirm" value="yes" required> <label for="offboard-confirm" class="inline-label">I confirm: ${p.dipId} is offboarded for good</label></div>
+<button type="submit" class="danger">Offboard<span class="skip"> ${p.dipId}</span></button></form></details>`;
+}
+
+/** The offboarding API's reason limit (src/api/admin-register.ts). */
+const OFFBOARD_REASON_MAX = 500;
+
+/** What the DIP keeps of an offboarded participant (its profile's rescission) and the journal's entries on it. */
+export interface OffboardedView {
+  dipId: string;
+  rescinded: { at: number; by: string; roles: string[]; organisation: string; certificateFingerprint: string };
+  /** The `participant.offboard` entry's reason; null when the journal no longer holds it. */
+  reason: string | null;
+  history: Html;
+}
+
+/**
+ * An offboarded participant's page: what it was, when, by whom and why it was offboarded, and its history
+ * (the journal's entries on it, its messages in the audit); no action, for none applies to it any more.
+ */
+export function offboardedParticipant(v: OffboardedView): Html {
+  const r = v.rescinded;
+  return html`<p>${badge('bad', 'offboarded')} at ${isoOrDash(r.at)} by ${r.by}: ${v.reason ?? '(the reason is no longer in the journal)'}. Its certificates are revoked and its registration, API key and webhooks removed; its messages and journal are kept.</p>
+${facts([
+    ['Organisation', r.organisation],
+    ['Roles it held', r.roles.join(', ') || 'none'],
+    ['Certificate (SHA-256)', html`<code>${r.certificateFingerprint}</code>`],
+    ['Offboarded', isoOrDash(r.at)],
+    ['By', r.by],
+    ['Why', v.reason ?? '—'],
+  ])}
+<h2>History</h2>
+<p><a href="/operator/audit?sender=${v.dipId}">Messages ${v.dipId} sent (audit)</a> · <a href="/operator/journal?target=${v.dipId}">Its journal entries</a></p>
+${v.history}`;
+}
+
+/** Journal entries (GET /admin/journal) as a table: who did what to what, with the state before and after. */
+export function journalTable(caption: string, entries: ReadonlyArray<{ at: string; actor: string; action: string; target: string; before?: unknown; after?: unknown; status: number | null }>, empty: string): Html {
+  const json = (v: unknown) => (v === null || v === undefined ? '' : html`<code>${JSON.stringify(v)}</code>`);
+  const rows = entries.map((e) => html`<tr><td>${e.at}</td><td>${e.actor}</td><td><code>${e.action}</code></td><td>${e.target}</td><td>${json(e.before)}</td><td>${json(e.after)}</td><td class="num">${e.status ?? ''}</td></tr>`);
+  return table(caption, ['When', 'Actor', 'Action', 'Target', 'Before', 'After', 'Answer'], rows, empty);
 }
 
 export async function participantAction(api: OperatorApi, dipId: string, action: string, req: PortalReq): Promise<Outcome> {
@@ -90,6 +136,15 @@ export async function participantAction(api: OperatorApi, dipId: string, action:
   if (action === 'reactivate') {
     const done = await api.POST('/admin/participants/{dipId}/reactivate', path);
     return done.data ? { flash: { kind: 'ok', text: `${dipId} reactivated: its calls are accepted, held messages delivered` }, status: 200, shown: null } : refused('not reactivated', done.response.status, done.error);
+  }
+  if (action === 'offboard') {
+    // The confirmation is the portal's (the API has none): an offboarding cannot be undone.
+    if (field(b, 'confirm') !== 'yes') return { flash: { kind: 'error', text: `${dipId} not offboarded: tick the confirmation first` }, status: 400, shown: null };
+    const done = await api.POST('/admin/participants/{dipId}/offboard', { ...path, body: { reason: field(b, 'reason') } });
+    if (!done.data) return refused('not offboarded', done.response.status, done.error);
+    const d = done.data;
+    const more = [d.clientWebhooksRemoved.length ? `${d.clientWebhooksRemoved.length} webhook(s) it registered for its clients removed` : '', d.nominationsWithdrawn.length ? `nominations by ${d.nominationsWithdrawn.join(', ')} withdrawn` : ''].filter(Boolean);
+    return { flash: { kind: 'ok', text: `${dipId} offboarded: its certificates revoked, registration, API key and webhooks removed${more.length ? `; ${more.join('; ')}` : ''}` }, status: 200, shown: null };
   }
   if (action === 'certificate') {
     const overlapDays = Number(field(b, 'overlapDays') || '7');
