@@ -23,8 +23,18 @@ describe('acknowledging positions the DIP set aside', () => {
 
   const clock = new ShiftableClock();
   const queue = { recipientDipId: '1000000001', channel: 'IF-021' };
-  /** What an answer names as set aside: its entries' transaction IDs after the first. */
-  const named = (answer: { body: { messageArray: Array<{ transactionID: string | null }> } }) => answer.body.messageArray.slice(1).map((e) => e.transactionID);
+  /**
+   * What an answer names as set aside: the positions its entries after the first cover (one entry per run
+   * of consecutive positions, `position n` or `positions a-b`), each checked to carry its first one's ID.
+   */
+  const named = (answer: { body: { messageArray: Array<{ transactionID: string | null; help: string | null }> } }, ids: readonly string[]): number[] =>
+    answer.body.messageArray.slice(1).flatMap((e) => {
+      const [, a, b] = /^positions? (\d+)(?:-(\d+))?/.exec(e.help ?? '') ?? [];
+      const first = Number(a);
+      expect(e.transactionID).toBe(ids[first - 1]);
+      return Array.from({ length: Number(b ?? a) - first + 1 }, (_, i) => first + i);
+    });
+  const range = (first: number, last: number): number[] => Array.from({ length: last - first + 1 }, (_, i) => first + i);
 
   /** A DIP where a supplier pulled `count` messages that then went stale (set aside): their transaction IDs. */
   async function setAsideWhilePulled(count: number, dataDir?: string): Promise<{ sds: TestParticipant; sup: TestParticipant; ids: string[]; more: () => Promise<void> }> {
@@ -56,9 +66,10 @@ describe('acknowledging positions the DIP set aside', () => {
     expect(late.status).toBe(200);
     const [head, ...setAside] = late.body.messageArray;
     expect(head!.message).toBe('MSG0000 - Success');
-    expect(head!.help).toBe('already acknowledged up to 2: nothing changed; but 2 message(s) up to 2 were set aside by the DIP before this acknowledgement, not delivered (their senders were told so): positions 1, 2, named in the entries that follow');
-    expect(setAside.map((e) => [e.transactionID, e.message])).toEqual(ids.map((id) => [id, 'MSG1000 - Message Processing Failed']));
-    expect(setAside[0]!.help).toMatch(/^position 1 was set aside at .* \(stale: not delivered to 1000000001 within 1 days\): it counts as not delivered and its sender was told so; its sender may send it again/);
+    expect(head!.help).toBe('already acknowledged up to 2: nothing changed; but 2 message(s) up to 2 were set aside by the DIP before this acknowledgement, not delivered (their senders were told so): positions 1-2, named in the entries that follow');
+    // Consecutive, for the same reason: one entry, the first one's transaction ID, naming both.
+    expect(setAside.map((e) => [e.transactionID, e.message])).toEqual([[ids[0], 'MSG1000 - Message Processing Failed']]);
+    expect(setAside[0]!.help).toMatch(new RegExp(`^positions 1-2 \\(2 messages, transaction IDs ${ids[0]} to ${ids[1]}\\) were set aside from .* to .* \\(stale: not delivered to 1000000001 within 1 days\\): each counts as not delivered and its sender was told so; each sender may send its message again`));
     // The same acknowledgement again (its answer lost on the way): the same answer.
     expect((await sup.client.ack('IF-021', sup.dipId, 2)).body).toEqual(late.body);
 
@@ -77,17 +88,17 @@ describe('acknowledging positions the DIP set aside', () => {
   it('names each once across a restart: the acknowledged position is kept in the queue, not in the node', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'opendip-ack-restart-'));
     const { sup, ids } = await setAsideWhilePulled(4, dataDir);
-    expect(named(await sup.client.ack('IF-021', sup.dipId, 2))).toEqual(ids.slice(0, 2));
+    expect(named(await sup.client.ack('IF-021', sup.dipId, 2), ids)).toEqual([1, 2]);
     await t!.close();
     t = await startTestDip({ retentionDays: 1, allowShortRetention: true }, dataDir, { clock });
     const client = new DipClient({ baseUrl: t.dip.url, apiKey: sup.apiKey, keyPem: sup.credentials.keyPem, certPem: sup.credentials.certPem, caPem: t.dip.pki.ca.certPem, now: () => new Date(clock.now()) });
     try {
       const after = await client.ack('IF-021', sup.dipId, 4);
-      expect(after.body.messageArray[0]!.help).toMatch(/^already acknowledged up to 4: nothing changed; but 2 message\(s\) up to 4 .*: positions 3, 4,/);
-      expect(named(after)).toEqual(ids.slice(2));
+      expect(after.body.messageArray[0]!.help).toMatch(/^already acknowledged up to 4: nothing changed; but 2 message\(s\) up to 4 .*: positions 3-4,/);
+      expect(named(after, ids)).toEqual([3, 4]);
       // Its repeat answers the same; the one before it, behind the position now, nothing.
-      expect(named(await client.ack('IF-021', sup.dipId, 4))).toEqual(ids.slice(2));
-      expect(named(await client.ack('IF-021', sup.dipId, 2))).toEqual([]);
+      expect(named(await client.ack('IF-021', sup.dipId, 4), ids)).toEqual([3, 4]);
+      expect(named(await client.ack('IF-021', sup.dipId, 2), ids)).toEqual([]);
     } finally {
       await client.close();
     }
@@ -99,9 +110,19 @@ describe('acknowledging positions the DIP set aside', () => {
     try {
       const answers = await Promise.all([sup.client.ack('IF-021', sup.dipId, 3), second.ack('IF-021', sup.dipId, 6)]);
       expect(answers.map((a) => a.status)).toEqual([200, 200]);
-      expect(answers.flatMap(named).sort()).toEqual([...ids].sort());
+      expect(answers.flatMap((a) => named(a, ids)).sort((x, y) => x - y)).toEqual(range(1, 6));
     } finally {
       await second.close();
     }
+  });
+
+  it('names every one of many set aside, not the first twenty: none is left to no answer', async () => {
+    // 45 pulled and gone stale; acknowledged in two steps. Each position is named by exactly one of them
+    // (the first named 1-20 as "at least 20" and the second 31-45: 21-30 were never named).
+    const { sup, ids } = await setAsideWhilePulled(45);
+    const first = await sup.client.ack('IF-021', sup.dipId, 30);
+    expect(first.body.messageArray[0]!.help).toContain('but 30 message(s) up to 30 were set aside');
+    expect(named(first, ids)).toEqual(range(1, 30));
+    expect(named(await sup.client.ack('IF-021', sup.dipId, 45), ids)).toEqual(range(31, 45));
   });
 });

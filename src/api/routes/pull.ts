@@ -14,9 +14,8 @@ import { PAUSED_RETRY_AFTER_SECONDS } from '../../pipeline/ingest.js';
 import { ACK_SCHEMA, compileReadQueryRouteSchema } from '../schemas.js';
 import { readQuery, type RawQuery } from '../query.js';
 import { providerFor, sendSigned, sendStandard } from '../request.js';
-import { setAsideEntries, setAsideHelp, setAsideUnseen } from '../../pipeline/set-aside-unseen.js';
+import { setAsideEntries, setAsideHelp, setAsideUnseen, type SetAsideRun } from '../../pipeline/set-aside-unseen.js';
 import { clipHelp, standardResponse } from '../../domain/standard-response.js';
-import type { DeadLetter } from '../../ports/dead-letters.js';
 import { answers, channelRecipientParams, egressArray, GUARDED, preSerialised, recipientParams, signatureHeaders, signedAnswer } from '../route-schemas.js';
 
 type Route = { Params: { id: string; recipientId: string }; Querystring: RawQuery };
@@ -72,7 +71,7 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
     operationId: 'acknowledgeMessages',
     tags,
     summary: 'Acknowledge pulled messages up to a position (OpenDIP)',
-    description: `Moves the durable position to \`sequence\`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the ${SEQUENCE_HEADER} you processed. \`sequence\` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. Messages in the range acknowledged that the DIP set aside before the acknowledgement (gone stale while pulled, refused: dead letters, their senders told "not delivered") are named in the 200 answer: the first entry MSG0000 says how many and which positions, then one entry per message (its transactionID, MSG1000 and why, at most 20). The range is from the previous acknowledgement (or webhook delivery) to this one, so each is named once: by the acknowledgement whose range holds it, and again only by that same acknowledgement sent again (its answer lost); not by a later one, nor by one behind the position. A \`sequence\` that is not a whole number from 0 to 9007199254740991 (Number.MAX_SAFE_INTEGER: a larger one would be read rounded): 400, MSG1001. With a webhook registered for the messages: 409, as a pull.`,
+    description: `Moves the durable position to \`sequence\`: every message up to it counts as delivered (read by the recipient). Acknowledge the last position of the ${SEQUENCE_HEADER} you processed. \`sequence\` may not pass the last position a pull handed out (or the acknowledged position, when webhook deliveries took it further): a larger one is refused (400, MSG1001, naming the sequence, the last position handed out and the acknowledged one) and nothing moves, so messages no pull handed out are never marked delivered. At or below the acknowledged position: 200, nothing changes. Messages in the range acknowledged that the DIP set aside before the acknowledgement (gone stale while pulled, refused: dead letters, their senders told "not delivered") are named in the 200 answer: the first entry MSG0000 says how many and which positions, then one entry per run of consecutive positions set aside for the same reason (the first one's transactionID, MSG1000, the positions, how many, the last one's transactionID and why): every one in the range, however many. The range is from the previous acknowledgement (or webhook delivery) to this one, so each is named once: by the acknowledgement whose range holds it, and again only by that same acknowledgement sent again (its answer lost); not by a later one, nor by one behind the position. A \`sequence\` that is not a whole number from 0 to 9007199254740991 (Number.MAX_SAFE_INTEGER: a larger one would be read rounded): 400, MSG1001. With a webhook registered for the messages: 409, as a pull.`,
     params: channelRecipientParams,
     headers: signatureHeaders,
     body: ACK_SCHEMA,
@@ -182,7 +181,7 @@ async function acknowledge(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, 
  * An acknowledgement's 200: MSG0000 with its help, then an entry per message in its range the DIP set aside
  * (its transaction ID, MSG1000 and why): still 200, the position moved, but not all of it was delivered.
  */
-function sendAcknowledged(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, said: string, setAside: readonly DeadLetter[]): FastifyReply {
+function sendAcknowledged(deps: ApiDeps, reply: FastifyReply, queue: QueueRef, said: string, setAside: readonly SetAsideRun[]): FastifyReply {
   if (setAside.length === 0) return sendStandard(deps, reply, 200, queue.recipientDipId, MSG.success, said);
   const provider = providerFor(reply.request, queue.recipientDipId);
   const entries = [{ message: MSG.success, help: clipHelp(setAsideHelp(said, setAside)) }, ...setAsideEntries(setAside)].map((e) => ({ ...e, DIPConnectionProviderID: provider }));
