@@ -257,6 +257,21 @@ describe('saved reports e-mailed', () => {
     await advance(DAY);
     expect(smtp.mails).toHaveLength(1);
   });
+
+  // secfix5 M1: an operator's report was e-mailed while their portal sign-in was enabled, though the operator
+  // account itself was disabled (PATCH /admin/operators/:name ends sessions and never disables the sign-in).
+  it("sends nothing for a disabled operator who has a portal sign-in, and goes on once the operator is enabled again", async () => {
+    operators.set('olga', 'enabled');
+    await backend.portalAccounts.createAccount({ ...account('olga', null), admin: true });
+    await save('olga', { to: 'noc@dip.example', every: 'daily', format: 'summary' }, reportOwner({ participantDipId: null, username: 'olga' }), null);
+    operators.set('olga', 'disabled');
+    await advance(HOUR);
+    expect(smtp.mails).toHaveLength(0);
+    operators.set('olga', 'enabled');
+    await advance(DAY);
+    expect(smtp.mails).toHaveLength(1);
+    expect(unquoted(smtp.mails[0]!.data)).toContain("deleting");
+  });
 });
 
 describe('a saved report\'s name', () => {

@@ -115,16 +115,19 @@ export class SavedReportMail {
    * Where the report's owner may still read it as when it was saved, so where it is stopped; null: nowhere,
    * and it is sent nothing (its reports stay until deleted or the owner is back). A portal account disabled,
    * removed or moved to another participant since, a participant that may not act (its users' and its
-   * systems' alike), an operator-API caller without a portal sign-in whose operator account is disabled.
+   * systems' alike), an operator whose operator account is disabled (with or without a portal sign-in).
    */
   private async door(r: SavedReport): Promise<'portal' | 'participant-api' | 'operator-api' | null> {
     const owner = ownerOf(r.owner);
     if (!owner || (r.participantDipId !== null && !this.deps.mayAct(r.participantDipId))) return null;
     if (owner.realm === 'participant') return owner.dipId === r.participantDipId ? 'participant-api' : null;
+    // An operator's reports are DIP-wide: the operator account itself must be enabled, with or without a portal
+    // sign-in (disabling an operator ends their sessions and leaves the sign-in's own flag alone).
+    if (owner.realm === 'operator' && !(await this.deps.operatorEnabled(owner.username))) return null;
     const account = await this.deps.accounts.account(owner.realm, owner.username);
     if (account) return !account.disabled && account.participantDipId === r.participantDipId ? 'portal' : null;
     // An operator calling the operator API alone (an automation account): no portal sign-in to read it by.
-    return owner.realm === 'operator' && (await this.deps.operatorEnabled(owner.username)) ? 'operator-api' : null;
+    return owner.realm === 'operator' ? 'operator-api' : null;
   }
 }
 
