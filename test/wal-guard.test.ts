@@ -8,6 +8,7 @@ import { openSqliteBackend, type SqliteBackend } from '../src/adapters/sqlite/in
 import { systemBootId, WalLossError } from '../src/adapters/sqlite/wal-guard.js';
 import { walLossAlarms } from '../src/pipeline/alarm-sources.js';
 import { openStorage } from '../src/assemble/storage.js';
+import { openBackend } from '../src/adapters/backend.js';
 import { loadConfig } from '../src/config.js';
 import { Lifecycle } from '../src/lifecycle.js';
 import type { Logger } from '../src/ports/logger.js';
@@ -282,5 +283,26 @@ describe('the boot the -shm was written in: after a reboot it is not trusted, af
       expect(id).toMatch(/^[0-9a-f-]{36}$/);
       expect(systemBootId()).toBe(id);
     } else expect(id).toBeNull();
+  });
+});
+
+describe('only the first opener checks the WAL: processes the writer starts beside itself do not scan it again', () => {
+  it('an open beside the writer (a delivery process, an ingest thread) runs no check and leaves the boot mark alone', async () => {
+    const file = await crashedCopy(40, () => 'boot-a');
+    // Evidence a check would refuse on, and one that says which boot it is: neither is looked at.
+    rmSync(`${file}-wal`);
+    const beside = openSqliteBackend(file, { clock: systemClock, bootId: () => 'boot-b', besideWriter: true });
+    expect(beside.walLossAccepted).toBeNull();
+    expect(readFileSync(`${file}-boot`, 'utf8')).toBe('boot-a');
+    await beside.close();
+  });
+
+  it('openBackend passes it through (what src/topology/delivery-process.ts and ingest-thread.ts give)', async () => {
+    const file = await crashedCopy();
+    rmSync(`${file}-wal`);
+    const config = loadConfig({}, { dataDir: join(file, '..') });
+    const { backend } = await openBackend(config, { clock: systemClock, besideWriter: true });
+    expect(backend.walLossAccepted ?? null).toBeNull();
+    await backend.close();
   });
 });

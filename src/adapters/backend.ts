@@ -73,6 +73,12 @@ export interface OpenOptions {
   lostNodeRecords?: LostNodeRecords;
   /** The embedded store: open even though its WAL lost committed transactions (`dip serve --accept-wal-loss`; src/adapters/sqlite/wal-guard.ts). */
   acceptWalLoss?: boolean;
+  /**
+   * The embedded store, opened by a process the writer started once its own open passed (a delivery
+   * process, an ingest thread): no WAL check (SqliteOptions.besideWriter). Never for a process that may
+   * be the first to open the file (dip serve, the CLI).
+   */
+  besideWriter?: boolean;
 }
 
 /**
@@ -93,7 +99,7 @@ export async function openSealer(config: DipConfig, dataKeys: Backend['dataKeys'
  */
 export async function openBackend(config: DipConfig, options: OpenOptions = {}): Promise<OpenedBackend> {
   const clock = options.clock ?? systemClock;
-  const backend = config.storage.kind === 'cluster' ? await openPostgres(config, clock) : openEmbedded(config, clock, options.acceptWalLoss === true);
+  const backend = config.storage.kind === 'cluster' ? await openPostgres(config, clock) : openEmbedded(config, clock, { acceptWalLoss: options.acceptWalLoss === true, besideWriter: options.besideWriter === true });
   try {
     const sealer = await openSealer(config, backend.dataKeys, { clock, ...(options.logger ? { logger: options.logger } : {}) });
     backend.useSealer(sealer);
@@ -107,8 +113,8 @@ export async function openBackend(config: DipConfig, options: OpenOptions = {}):
   }
 }
 
-function openEmbedded(config: DipConfig, clock: Clock, acceptWalLoss: boolean): Backend {
-  const backend = openSqliteBackend(databaseFile(config), { clock, mpanIndex: config.storage.mpanIndex, acceptWalLoss });
+function openEmbedded(config: DipConfig, clock: Clock, guard: { acceptWalLoss: boolean; besideWriter: boolean }): Backend {
+  const backend = openSqliteBackend(databaseFile(config), { clock, mpanIndex: config.storage.mpanIndex, ...guard });
   if (config.storage.maxDatabaseMb !== null) backend.setSizeLimit(config.storage.maxDatabaseMb * 1024 * 1024);
   return backend;
 }

@@ -42,7 +42,7 @@ async function run(init: Extract<ToWorker, { t: 'init' }>): Promise<void> {
   const life = new Lifecycle(logger);
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
   // Its sealer loads a data key the operator rotated in the main process when it meets a message sealed under it.
-  const { backend } = await openBackend(config, { clock, logger });
+  const { backend } = await openBackend(config, { clock, logger, besideWriter: true });
   life.started('storage (reads)', () => backend.close());
   // The same registry, catalogue, channels and signing key as the main process, from the same file and
   // folders. The main process pushes a 'refresh' when any changes; this process's own polls only back that up.

@@ -45,7 +45,7 @@ async function run(init: Extract<ToIngestThread, { t: 'init' }>): Promise<void> 
   const logger = labelled(defaultLogger(), { thread: `ingest-${init.index}` });
   const life = new Lifecycle(logger);
   const pki = await ensurePki(pkiDir(config), { environment: config.environment, hostnames: config.hostnames, ipAddresses: config.ipAddresses });
-  const { backend, sealer } = await openBackend(config, { clock, logger });
+  const { backend, sealer } = await openBackend(config, { clock, logger, besideWriter: true });
   life.started('storage (reads)', () => backend.close());
   // The same registry, catalogue (its validators compiled here too), channels and keys as the main thread.
   // The main thread pushes a 'refresh' when any changes (and each request carries its registry version);

@@ -38,6 +38,13 @@ export interface SqliteOptions {
   acceptWalLoss?: boolean;
   /** This machine's boot (wal-guard.ts systemBootId unless given): tests give another to stand for a reboot. */
   bootId?: BootId;
+  /**
+   * Opened by a process the writer started beside itself once its own open had passed (a delivery
+   * process, an ingest thread): the WAL check (wal-guard.ts) is the first opener's, made before any
+   * connection rebuilt the wal-index; here it would read the live writer's WAL once more (a full scan in
+   * JavaScript: BENCHMARKS.md, 2026-12-06 "WAL guard") and find nothing. The boot mark is left alone too.
+   */
+  besideWriter?: boolean;
 }
 
 /** About 5 s of traffic at 2,000 IF-021/s (~45 MB): long enough for every recipient's first read. */
@@ -112,7 +119,8 @@ export class SqliteDatabase {
   ) {
     // GroupCommit syncs the WAL on the thread pool before it acknowledges anything; checkpoints (and their
     // own syncs) run on the Checkpointer's thread once this process writes.
-    const opened = openWalFile(file, SCHEMA, refuseUnreadableGeneration, { acceptLoss: options.acceptWalLoss === true, ...(options.bootId ? { bootId: options.bootId } : {}) });
+    const guard = options.besideWriter === true ? undefined : { acceptLoss: options.acceptWalLoss === true, ...(options.bootId ? { bootId: options.bootId } : {}) };
+    const opened = openWalFile(file, SCHEMA, refuseUnreadableGeneration, guard);
     ({ db: this.db, walFd: this.walFd } = opened);
     this.walLossAccepted = opened.lossAccepted && describeWalLoss(opened.lossAccepted, 'accepted');
     migrate(this.db, options.clock.now());
