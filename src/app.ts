@@ -268,6 +268,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   if (noticeMailer) life.started('administrator notice e-mail', () => noticeMailer.close());
   const operator = await startOperatorListener(config, {
     operators,
+    evidenceUnreadable: () => metrics.archiveUnreadable('evidence', 1),
     journal: backend.journal,
     now: () => clock.now(),
     portalAccounts,

@@ -1,3 +1,4 @@
+import { utcAndUk } from '../src/domain/uk-time.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { deadLetterAlarms, haltedQueueAlarms, queueAlarms, webhookFailingAlarms } from '../src/pipeline/alarm-sources.js';
@@ -503,7 +504,7 @@ describe('what an operator reads of an alarm raised a while ago', () => {
     expect(mails).toHaveLength(1);
     expect(hooks).toHaveLength(1);
     // The notice was current when sent; read an hour later, it says so, and where to read the numbers now.
-    expect(mails[0]!.text).toContain(`as of: ${new Date(raisedAt).toISOString()} (GET /admin/alarms, or /observability/alarms, shows what holds now)`);
+    expect(mails[0]!.text).toContain(`as of: ${utcAndUk(raisedAt)} (GET /admin/alarms, or /observability/alarms, shows what holds now)`);
     expect(hooks[0]!.asOf).toBe(raisedAt);
     const lastHeld = clock.now();
     letters = [];
@@ -511,7 +512,7 @@ describe('what an operator reads of an alarm raised a while ago', () => {
     await alarms.evaluate();
     expect(mails[1]!.subject).toBe('[DIP alarm RESOLVED] dead-letter (critical): 1000000001 / IF-021');
     expect(mails[1]!.text.split('\n')[0]).toBe('Alarm resolved: dead letters in queue 1000000001 / IF-021: 250');
-    expect(mails[1]!.text).toContain(`as of: ${new Date(lastHeld).toISOString()} (the last evaluation that found it holding)`);
+    expect(mails[1]!.text).toContain(`as of: ${utcAndUk(lastHeld)} (the last evaluation that found it holding)`);
     expect(hooks[1]).toMatchObject({ kind: 'resolved', at: lastHeld + 10_000, asOf: lastHeld });
   });
 });

@@ -13,6 +13,7 @@ import { SmtpMailer } from '../src/adapters/mail/smtp-mailer.js';
 import { Maintenance, MAINTENANCE_SEND_LEASE_MS, type MaintenanceDeps } from '../src/pipeline/maintenance.js';
 import type { MaintenanceOutbox, MaintenanceSend } from '../src/ports/maintenance.js';
 import type { MaintenanceNotice } from '../src/domain/maintenance.js';
+import { utcAndUk } from '../src/domain/uk-time.js';
 
 /** A plain HTTP receiver for maintenance webhooks (JSON POSTs): records each body it is given. */
 async function startJsonReceiver(): Promise<{ url: string; events: MaintenanceEvent[]; close(): Promise<void> }> {
@@ -38,6 +39,8 @@ describe('maintenance notices (spec 5.13.5)', () => {
   let admin: ReturnType<typeof adminApi>;
   const hour = 3_600_000;
   const at = (ms: number) => new Date(ms).toISOString();
+  /** A mail's text with quoted-printable's soft line breaks joined (a line of UTC and UK times is long). */
+  const unwrapped = (m: { data: string }) => m.data.replace(/=\r?\n/g, '');
 
   beforeAll(async () => {
     smtp = await startSmtp();
@@ -81,7 +84,7 @@ describe('maintenance notices (spec 5.13.5)', () => {
     const mail = smtp.mails.find((m) => m.to[0] === 'ops@supplier.example')!;
     expect(mail.from).toBe('dip@example.net');
     expect(mail.data).toContain('Subject: [DIP maintenance PUBLISHED]');
-    expect(mail.data).toContain(`window: ${at(start)} to ${at(start + 2 * hour)} (UTC)`);
+    expect(unwrapped(mail)).toContain(`window: ${utcAndUk(start)} to ${utcAndUk(start + 2 * hour)}`);
     expect(mail.data).toContain('Database upgrade: ingest answers 503');
     expect(hooks.events[0]).toMatchObject({ type: 'maintenance', kind: 'published', notice: { id, version: 1, scope: 'dip' } });
 
@@ -90,7 +93,7 @@ describe('maintenance notices (spec 5.13.5)', () => {
     expect(amended.status).toBe(200);
     expect(amended.body).toMatchObject({ version: 2, scope: 'channels', channels: ['IF-021'] });
     await waitFor(() => smtp.mails.length >= 4 && hooks.events.length >= 2, 15_000, 'the amendment');
-    expect(smtp.mails.slice(2).every((m) => m.data.includes('Subject: [DIP maintenance AMENDED]') && m.data.includes(`was: ${at(start)} to ${at(start + 2 * hour)}`))).toBe(true);
+    expect(smtp.mails.slice(2).every((m) => m.data.includes('Subject: [DIP maintenance AMENDED]') && unwrapped(m).includes(`was: ${utcAndUk(start)} to ${utcAndUk(start + 2 * hour)}`))).toBe(true);
     expect(hooks.events[1]).toMatchObject({ kind: 'amended', notice: { id, version: 2, channels: ['IF-021'] } });
     // A channel filter on the API: IF-021's notice, none for IF-002.
     expect((await sup.client.call<{ notices: unknown[] }>('GET', '/maintenance/notices?channel=IF-021', '')).body.notices).toHaveLength(1);

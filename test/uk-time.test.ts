@@ -4,7 +4,7 @@
  * machine's clock or zone.
  */
 import { describe, expect, it } from 'vitest';
-import { ukTime, utcAndUk, utcTime } from '../src/domain/uk-time.js';
+import { ukTime, utcAndUk, utcAndUkOrDash, utcTime } from '../src/domain/uk-time.js';
 
 const at = (iso: string) => Date.parse(iso);
 
@@ -24,6 +24,11 @@ describe('UK local time', () => {
   it('says the UK date again when it is not the UTC one (late evening UTC in summer)', () => {
     expect(utcAndUk(at('2026-07-01T23:15:00Z'))).toBe('2026-07-01 23:15 UTC (2026-07-02 00:15 BST)');
     expect(utcAndUk(at('2026-01-15T23:15:00Z'))).toBe('2026-01-15 23:15 UTC (23:15 GMT)');
-    expect(utcTime(at('2026-01-15T23:15:42.123Z'))).toBe('2026-01-15 23:15 UTC');
+    expect(utcTime(at('2026-01-15T23:15:00.123Z'))).toBe('2026-01-15 23:15 UTC');
+  });
+
+  it('says seconds when the instant has some (an alarm raised), on both sides', () => {
+    expect(utcAndUk(at('2026-03-29T01:00:07Z'))).toBe('2026-03-29 01:00:07 UTC (02:00:07 BST)');
+    expect(utcAndUkOrDash(null)).toBe('—');
   });
 });

@@ -1,10 +1,17 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { evidenceOf } from '../pipeline/evidence.js';
+import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import type { Archive } from '../ports/archive.js';
+import { DataKeyNotLoaded, storeFailureKind } from '../ports/errors.js';
+import type { Logger } from '../ports/logger.js';
 import { answers, isoTime } from './admin-schemas.js';
+import { UNREADABLE_HEADER } from './routes/replay.js';
 
 export interface EvidenceRouteOptions {
   archive: Pick<Archive, 'receivedRequest'>;
+  /** Told of an archived request that does not open (a damaged or swapped row): dip_archive_unreadable_total{reader="evidence"}. */
+  unreadableSeen: () => void;
+  logger: Pick<Logger, 'warn'>;
   /** The clock skew a signature date was allowed at receipt (maxClockSkewSeconds). */
   signatureSkewMs: number;
 }
@@ -65,13 +72,31 @@ export const evidenceRoutes: FastifyPluginAsync<EvidenceRouteOptions> = async (a
         tags: ['Audit'],
         summary: 'The signed request a transaction arrived in, and its signature checked again',
         params: { type: 'object', required: ['transactionId'], properties: { transactionId: { type: 'string', minLength: 1, maxLength: 200 } } },
-        response: answers({ 200: evidence }, [404]),
+        response: answers({ 200: evidence }, [404, 422, 503]),
       },
     },
     async (req, reply) => {
-      const received = await deps.archive.receivedRequest(req.params.transactionId);
-      if (!received) return reply.code(404).send({ error: `no archived transaction '${req.params.transactionId}' (never accepted, or purged after the retention period)` });
-      return evidenceOf(req.params.transactionId, received, deps.signatureSkewMs);
+      const id = req.params.transactionId;
+      let received: Awaited<ReturnType<typeof deps.archive.receivedRequest>>;
+      try {
+        received = await deps.archive.receivedRequest(id);
+      } catch (err) {
+        // Sealed under a data key this process is loading (rotated elsewhere): the row is sound, ask again.
+        if (err instanceof DataKeyNotLoaded) {
+          void reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
+          return reply.code(503).send({ error: `the archived request of '${id}' is ${err.message}: ask again after the Retry-After interval` });
+        }
+        if (storeFailureKind(err) !== null) throw err;
+        // The row does not open (damaged, or swapped from another record): named, logged and counted as
+        // replay and reports count the rows they skip, never a bare 500.
+        const why = err instanceof Error ? err.message : String(err);
+        deps.logger.warn({ transactionId: id, why }, 'evidence: the archived request does not open');
+        deps.unreadableSeen();
+        void reply.header(UNREADABLE_HEADER, '1');
+        return reply.code(422).send({ error: `the archived request of '${id}' cannot be opened: ${why}` });
+      }
+      if (!received) return reply.code(404).send({ error: `no archived transaction '${id}' (never accepted, or purged after the retention period)` });
+      return evidenceOf(id, received, deps.signatureSkewMs);
     },
   );
 };

@@ -19,10 +19,11 @@ const REFUSAL: Readonly<Record<number, string>> = {
   404: 'No such resource',
   409: 'Conflict: the resource is not in a state that allows this (or a newer version exists)',
   421: 'Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts)',
+  422: 'Unprocessable: a stored record the answer is made from does not open (damaged, or swapped from another record): named, and counted in dip_archive_unreadable_total',
   429: 'Too many at once (reports: as many as the DIP computes at once are running): try again after Retry-After',
   500: 'Internal error (the details are in the DIP log)',
   502: 'The upstream server failed or could not be reached: nothing applied',
-  503: "The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After",
+  503: "The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After",
 };
 
 /** The operator API's one refusal shape: `{"error": "<what and why>"}`. */

@@ -105,6 +105,8 @@ export interface AdminDeps {
   /** The ingest threads (ingestThreads > 0), as GET /admin/health reports them; absent without. */
   ingestThreads?: QueueRouteOptions['ingestThreads'];
   logger: Logger;
+  /** Counts an archived request /admin/evidence could not open (dip_archive_unreadable_total{reader="evidence"}); absent: not counted. */
+  evidenceUnreadable?: () => void;
   /** The API activity log (spec 5.8.1); absent when it is turned off. */
   activity?: ActivitySink;
   /** The activity log's backlog, as GET /admin/health reports it; absent when it is turned off. */
@@ -193,7 +195,7 @@ export function buildAdminServer(deps: AdminDeps): FastifyInstance {
   });
   void app.register(keyRoutes, { sealer: deps.sealer, logger: deps.logger });
   void app.register(mpanRoutes, { mpan: deps.mpan, logger: deps.logger, now: () => deps.now() });
-  void app.register(evidenceRoutes, { archive: deps.archive, signatureSkewMs: deps.signatureSkewMs });
+  void app.register(evidenceRoutes, { archive: deps.archive, signatureSkewMs: deps.signatureSkewMs, logger: deps.logger, unreadableSeen: deps.evidenceUnreadable ?? (() => {}) });
   void app.register(adminPkiRoutes, deps.pki);
   void app.register(adminPortalRoutes, { accounts: deps.portalAccounts, operators: deps.operators, ...(deps.adminNotice ? { adminNotice: deps.adminNotice } : {}) });
   for (const routes of deps.routes ?? []) void app.register(routes);

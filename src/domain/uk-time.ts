@@ -15,23 +15,33 @@ const UK = new Intl.DateTimeFormat('en-GB', {
   day: '2-digit',
   hour: '2-digit',
   minute: '2-digit',
+  second: '2-digit',
   hourCycle: 'h23',
   timeZoneName: 'short',
 });
 
-/** `2026-03-29 02:30 BST`: the wall clock in the UK at `ms` and which of GMT and BST it keeps. */
+/** Seconds are said only when the instant has some (a window's start has none; an alarm's raising does). */
+const withSeconds = (ms: number): boolean => Math.floor(ms / 1000) % 60 !== 0;
+
+/** `2026-03-29 02:30 BST` (`02:30:12 BST` with seconds): the wall clock in the UK at `ms` and which of GMT and BST it keeps. */
 export function ukTime(ms: number): string {
   const parts = UK.formatToParts(ms);
   const get = (type: Intl.DateTimeFormatPartTypes): string => parts.find((p) => p.type === type)?.value ?? '';
-  return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')} ${get('timeZoneName')}`;
+  return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')}${withSeconds(ms) ? `:${get('second')}` : ''} ${get('timeZoneName')}`;
 }
 
-/** `2026-03-29 01:30 UTC`: the same minute in UTC. */
-export const utcTime = (ms: number): string => `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+/** `2026-03-29 01:30 UTC` (`01:30:12 UTC` with seconds): the same instant in UTC. */
+export const utcTime = (ms: number): string => `${new Date(ms).toISOString().slice(0, withSeconds(ms) ? 19 : 16).replace('T', ' ')} UTC`;
 
-/** `2026-03-29 01:30 UTC (2026-03-29 02:30 BST)`: UTC with UK local time beside it, the date said twice only when it differs. */
+/**
+ * `2026-03-29 01:30 UTC (02:30 BST)`: UTC with UK local time beside it, the UK date said only when it is
+ * not the UTC one. What the portals, e-mails and the public maintenance page show for an instant.
+ */
 export function utcAndUk(ms: number): string {
   const utc = utcTime(ms);
   const uk = ukTime(ms);
   return `${utc} (${uk.slice(0, 10) === utc.slice(0, 10) ? uk.slice(11) : uk})`;
 }
+
+/** utcAndUk, or a dash for no time (a portal's empty cell). */
+export const utcAndUkOrDash = (ms: number | null | undefined): string => (ms === null || ms === undefined ? '—' : utcAndUk(ms));

@@ -7,6 +7,7 @@ import type { Logger } from '../ports/logger.js';
 import { alarmAction, alarmSeverity } from './alarm-actions.js';
 import { lists, receives, thresholdLine, thresholdsRefused, thresholdsSchema } from './alarm-thresholds.js';
 import { alarmScope, type RecipientConfirmation } from './mail-recipients.js';
+import { utcAndUk } from '../domain/uk-time.js';
 
 /**
  * A source of conditions: each returns those that hold now. `watched`: the subscriptions with thresholds of
@@ -391,14 +392,14 @@ export class Alarms {
       `Alarm ${n.kind}: ${n.condition.summary}`,
       `rule: ${n.condition.rule}`,
       `key: ${n.condition.key}`,
-      `since: ${new Date(n.condition.since).toISOString()}`,
+      `since: ${utcAndUk(n.condition.since)}`,
       thresholdLine(n.condition, s) ?? '',
       n.kind === 'raised' ? `what to do: ${alarmAction(n.condition, s.owner)}` : '',
-      n.kind === 'resolved' ? `resolved: ${new Date(n.at).toISOString()}` : '',
+      n.kind === 'resolved' ? `resolved: ${utcAndUk(n.at)}` : '',
       // Read in a mailbox later than it was sent: the numbers above are from then, not now.
       n.kind === 'raised'
-        ? `as of: ${new Date(n.asOf).toISOString()} (GET /admin/alarms, or /observability/alarms, shows what holds now)`
-        : `as of: ${new Date(n.asOf).toISOString()} (the last evaluation that found it holding)`,
+        ? `as of: ${utcAndUk(n.asOf)} (GET /admin/alarms, or /observability/alarms, shows what holds now)`
+        : `as of: ${utcAndUk(n.asOf)} (the last evaluation that found it holding)`,
     ].filter(Boolean).join('\n');
     try {
       if (s.email && (await this.mayEmail(s, s.email))) await this.channel.email(s.email, subject, `${text}\n`);

@@ -1,4 +1,5 @@
 import { checkMaintenance, concerns, inForceOrAhead, publicNotice, publicWindows, scopeText, type MaintenanceInput, type MaintenanceNotice } from '../domain/maintenance.js';
+import { utcAndUk } from '../domain/uk-time.js';
 import type { AlarmChannel, AlarmSubscription, MaintenanceEvent } from '../ports/alarms.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -226,9 +227,9 @@ export class Maintenance {
     const subject = `[DIP maintenance ${kind.toUpperCase()}] ${iso(notice.start)} to ${iso(notice.end)}: ${scopeText(notice.scope)}`;
     const lines = [
       `Maintenance notice ${notice.id} ${kind} (version ${notice.version}).`,
-      `window: ${iso(notice.start)} to ${iso(notice.end)} (UTC)`,
+      `window: ${utcAndUk(notice.start)} to ${utcAndUk(notice.end)}`,
       `scope: ${scopeText(notice.scope)}`,
-      ...(before && kind === 'amended' && (before.start !== notice.start || before.end !== notice.end) ? [`was: ${iso(before.start)} to ${iso(before.end)}`] : []),
+      ...(before && kind === 'amended' && (before.start !== notice.start || before.end !== notice.end) ? [`was: ${utcAndUk(before.start)} to ${utcAndUk(before.end)}`] : []),
       ...(kind === 'withdrawn' ? ['This maintenance will not take place as announced.'] : []),
       '',
       notice.text,

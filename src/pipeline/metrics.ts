@@ -442,7 +442,7 @@ export class DipMetrics {
 }
 
 /** The readers that skip an archived message whose stored copy does not open (dip_archive_unreadable_total). */
-export const UNREADABLE_READERS = ['replay', 'requeue', 'report'] as const;
+export const UNREADABLE_READERS = ['replay', 'requeue', 'report', 'evidence'] as const;
 export type UnreadableReader = (typeof UNREADABLE_READERS)[number];
 
 /** The message log, counting what it accepts (a write is counted once it is durable). */

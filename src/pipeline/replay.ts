@@ -99,6 +99,18 @@ export interface RequeueProgress {
   status: 'Processing' | 'Completed' | 'Failed';
 }
 
+/**
+ * A synchronous replay's page holds rows sealed under a data key this process has not loaded yet: the rows
+ * are sound and open once the key ring is read again (the read that met them starts that), so the caller
+ * is asked to send the request again (503 + Retry-After) rather than be answered without them for good.
+ */
+export class ArchiveKeysNotLoaded extends Error {
+  constructor(readonly transactionIds: readonly string[]) {
+    super(`${transactionIds.length} archived message(s) of this page (${transactionIds.slice(0, 5).join(', ')}${transactionIds.length > 5 ? ', …' : ''}) are sealed under a data key this DIP is loading: send the request again unchanged after the Retry-After interval`);
+    this.name = 'ArchiveKeysNotLoaded';
+  }
+}
+
 /** A job's state in the published RequeueStatus enum. */
 const REQUEUE_STATUS: Readonly<Record<RequeueJob['state'], RequeueProgress['status']>> = { running: 'Processing', done: 'Completed', failed: 'Failed' };
 
@@ -188,6 +200,9 @@ export class Replay {
   /** One page of a synchronous replay, starting after queue position `afterSeq`. */
   async replay(queue: QueueRef, filter: ReplayFilter, afterSeq = 0): Promise<ReplayPage> {
     const page = await this.page(queue, filter, afterSeq, undefined);
+    // Not skipped as a damaged row is: the recipient would never be answered these sound messages.
+    const unkeyed = page.found.filter((m) => m.keyNotLoaded);
+    if (unkeyed.length > 0) throw new ArchiveKeysNotLoaded(unkeyed.map((m) => m.transactionId));
     const { found, unreadable } = this.readable(page.found, queue, 'replay');
     const next = page.next;
     this.spend(queue, found.length);

@@ -1,4 +1,5 @@
 import type { PublicNotice } from '../domain/maintenance.js';
+import { utcAndUk } from '../domain/uk-time.js';
 import { html, table, type Html } from './html.js';
 import { csrfField, type Signed } from './session.js';
 
@@ -8,9 +9,9 @@ const covers = (n: PublicNotice): string => (n.scope === 'dip' ? 'The whole DIP'
 /** Notices as a table; `withdraw` adds a withdraw button per published notice (operator portal). */
 export function noticeTable(caption: string, notices: PublicNotice[], withdraw?: { action: string; signed: Signed }): Html {
   const rows = notices.map(
-    (n) => html`<tr><td>${n.id}</td><td>${n.start}</td><td>${n.end}</td><td>${covers(n)}</td><td>${n.text}</td><td>${n.state} (v${String(n.version)})</td>${withdraw ? html`<td>${n.state === 'published' ? html`<form method="post" action="${withdraw.action}" class="inline">${csrfField(withdraw.signed)}<input type="hidden" name="id" value="${n.id}"><button type="submit" class="danger">Withdraw<span class="skip"> ${n.id}</span></button></form>` : ''}</td>` : ''}</tr>`,
+    (n) => html`<tr><td>${n.id}</td><td>${utcAndUk(Date.parse(n.start))}</td><td>${utcAndUk(Date.parse(n.end))}</td><td>${covers(n)}</td><td>${n.text}</td><td>${n.state} (v${String(n.version)})</td>${withdraw ? html`<td>${n.state === 'published' ? html`<form method="post" action="${withdraw.action}" class="inline">${csrfField(withdraw.signed)}<input type="hidden" name="id" value="${n.id}"><button type="submit" class="danger">Withdraw<span class="skip"> ${n.id}</span></button></form>` : ''}</td>` : ''}</tr>`,
   );
-  const headings = ['Notice', 'Start (UTC)', 'End (UTC)', 'Covers', 'Text', 'State', ...(withdraw ? [''] : [])];
+  const headings = ['Notice', 'Start', 'End', 'Covers', 'Text', 'State', ...(withdraw ? [''] : [])];
   return table(caption, headings, rows, 'No maintenance announced.');
 }
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { operatorRefusal } from '../domain/operators.js';
 import { isUserLevel, USER_LEVELS } from '../domain/portal-levels.js';
+import { utcAndUkOrDash } from '../domain/uk-time.js';
 import { realmOf } from '../ports/portal-accounts.js';
 import { enrolmentPanel, newUserForm, userRows } from './accounts-view.js';
 import { noticeTable, publishForm, utcFromForm } from './maintenance-pages.js';
@@ -157,10 +158,10 @@ async function alarmsPage(deps: PortalDeps, c: Ctx, flash: Flash, status: number
   const [raised, subs] = await Promise.all([api(deps, c).GET('/admin/alarms'), api(deps, c).GET('/admin/alarms/subscriptions')]);
   const rows = [...(raised.data?.alarms ?? [])]
     .sort(byUrgency)
-    .map((a) => html`<tr><td>${severityBadge(a)}</td><td>${isoOrDash(a.since)}</td><td>${a.rule}</td><td>${a.participant ?? 'the DIP'}</td><td>${a.summary}</td><td>${a.action}</td></tr>`);
+    .map((a) => html`<tr><td>${severityBadge(a)}</td><td>${utcAndUkOrDash(a.since)}</td><td>${a.rule}</td><td>${a.participant ?? 'the DIP'}</td><td>${a.summary}</td><td>${a.action}</td></tr>`);
   const resolved = deps.alarms.alarms
     .resolved('operator')
-    .map((r) => html`<tr><td>${isoOrDash(r.resolvedAt)}</td><td>${isoOrDash(r.condition.since)}</td><td>${r.condition.rule}</td><td>${r.condition.participant ?? 'the DIP'}</td><td>${r.condition.summary}</td></tr>`);
+    .map((r) => html`<tr><td>${utcAndUkOrDash(r.resolvedAt)}</td><td>${utcAndUkOrDash(r.condition.since)}</td><td>${r.condition.rule}</td><td>${r.condition.participant ?? 'the DIP'}</td><td>${r.condition.summary}</td></tr>`);
   const body = html`<h2>Raised now</h2>
 ${raised.data ? '' : alertLine(problemOf(raised.error))}
 ${table('Alarms raised now, critical first, then the oldest', ['Severity', 'Since', 'Rule', 'Concerns', 'What', 'What to do'], rows, 'No alarm is raised now.')}

@@ -1,6 +1,7 @@
 import { bucketStart, type Granularity, type LatencyStats } from '../pipeline/reports.js';
 import { REPORT_PERIODS, type Period } from '../domain/saved-report.js';
 import { html, select, timeChart, type Html } from './html.js';
+import { utcAndUk, ukTime } from '../domain/uk-time.js';
 
 export { PERIOD_NAMES, reportPeriod, type Period, type PeriodName } from '../domain/saved-report.js';
 
@@ -38,8 +39,11 @@ function buckets(p: Period): number[] {
   return out;
 }
 
-/** A bucket's label: its ISO date, and hour, in UTC (the reports' buckets are UTC), saying so. */
-const label = (t: number, g: Granularity) => (g === 'hour' ? `${new Date(t).toISOString().slice(0, 13).replace('T', ' ')}:00 UTC` : `${new Date(t).toISOString().slice(0, 10)} UTC`);
+/**
+ * A bucket's label: the reports' buckets are UTC hours and days, said so, with the UK local time they start
+ * at beside them (a day's bucket starts at 01:00 BST in summer, not at the UK's midnight).
+ */
+export const bucketLabel = (t: number, g: Granularity): string => (g === 'hour' ? utcAndUk(t) : `${new Date(t).toISOString().slice(0, 10)} UTC (from ${ukTime(t).slice(11)})`);
 
 export function periodForm(action: string, p: Period, extra: Html | null = null): Html {
   return html`<form method="get" action="${action}" class="search">${extra}${select('period', 'Period', Object.entries(REPORT_PERIODS).map(([value, v]) => ({ value, label: v.label })), p.name)} <button type="submit">Show</button></form>`;
@@ -47,7 +51,7 @@ export function periodForm(action: string, p: Period, extra: Html | null = null)
 
 export function reportCharts(p: Period, throughput: readonly ThroughputRow[], latency: readonly LatencyRow[]): Html {
   const ts = buckets(p);
-  const labels = ts.map((t) => label(t, p.granularity));
+  const labels = ts.map((t) => bucketLabel(t, p.granularity));
   const byBucket = <T extends { bucket: string }>(rows: readonly T[]) => new Map(rows.map((r) => [bucketStart(Date.parse(r.bucket), p.granularity), r]));
   const tp = byBucket(throughput);
   const lat = byBucket(latency);

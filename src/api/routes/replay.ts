@@ -3,12 +3,13 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
 import { CopyUnmakeable, CopyWithheld } from '../../pipeline/recipient-copy.js';
-import { archivedEventCode, ReplayBudgetSpent, type ReplayFilter, type UnreadableArchived } from '../../pipeline/replay.js';
+import { archivedEventCode, ArchiveKeysNotLoaded, ReplayBudgetSpent, type ReplayFilter, type UnreadableArchived } from '../../pipeline/replay.js';
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { recipientScope } from '../guard.js';
 import { publishedSchema, replayWindow, type MessageRequestBody } from '../schemas.js';
 import { sendSigned, sendStandard } from '../request.js';
 import { answers, channelRecipientParams, egressArray, GUARDED, noBody, preSerialised, signatureHeaders, signedAnswer } from '../route-schemas.js';
+import { STORE_RETRY_AFTER_SECONDS } from '../../pipeline/ingest.js';
 
 type Route = { Params: { id: string; recipientId: string }; Body: MessageRequestBody };
 
@@ -53,6 +54,11 @@ export const replayRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
         if (e instanceof CopyWithheld) return sendStandard(deps, reply, 409, recipientScope(req).caller.dipId, MSG.processingFailed, e.message);
         // A copy that cannot be made for this recipient at all: nothing was archived, the answer names the message.
         if (e instanceof CopyUnmakeable) return sendStandard(deps, reply, 409, recipientScope(req).caller.dipId, MSG.processingFailed, `no copy of ${e.message}`);
+        // Rows under a data key being loaded: sound, answered on a retry (nothing was written or spent).
+        if (e instanceof ArchiveKeysNotLoaded) {
+          reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS));
+          return sendStandard(deps, reply, 503, recipientScope(req).caller.dipId, MSG.processingFailed, e.message);
+        }
         // The recipient's budget of copies is spent (config replayCopiesPerHour): nothing was written.
         if (!(e instanceof ReplayBudgetSpent)) throw e;
         reply.header('retry-after', String(Math.max(1, Math.ceil(e.retryAfterMs / 1000))));

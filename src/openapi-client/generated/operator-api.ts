@@ -108,7 +108,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -211,7 +211,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -319,7 +319,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -443,7 +443,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -543,7 +543,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -654,7 +654,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -758,7 +758,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -883,7 +883,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1039,7 +1039,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1151,7 +1151,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1294,7 +1294,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1435,7 +1435,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1576,7 +1576,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1717,7 +1717,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1824,7 +1824,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -1942,7 +1942,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2062,7 +2062,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2189,7 +2189,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2319,6 +2319,15 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
+                /** @description Unprocessable: a stored record the answer is made from does not open (damaged, or swapped from another record): named, and counted in dip_archive_unreadable_total */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
                 /** @description Internal error (the details are in the DIP log) */
                 500: {
                     headers: {
@@ -2328,7 +2337,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2835,7 +2844,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -2920,7 +2929,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3029,7 +3038,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3149,7 +3158,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3279,7 +3288,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3425,7 +3434,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3570,7 +3579,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3669,7 +3678,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3788,7 +3797,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -3905,7 +3914,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4056,7 +4065,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4216,7 +4225,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4367,7 +4376,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4457,7 +4466,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4571,7 +4580,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4709,7 +4718,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4819,7 +4828,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4900,7 +4909,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -4983,7 +4992,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -5086,7 +5095,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -5207,7 +5216,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -5334,7 +5343,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -5467,7 +5476,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -5607,7 +5616,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -5707,7 +5716,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -5811,7 +5820,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -5927,7 +5936,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -6057,7 +6066,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -6167,7 +6176,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -6257,7 +6266,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -6365,7 +6374,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -6474,7 +6483,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -6608,7 +6617,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -6757,7 +6766,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -6890,7 +6899,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -7015,7 +7024,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -7107,7 +7116,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -7227,7 +7236,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -7356,7 +7365,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -7474,7 +7483,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -7634,7 +7643,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -7754,7 +7763,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -7882,7 +7891,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -8006,7 +8015,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -8148,7 +8157,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -8266,7 +8275,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -8382,7 +8391,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -8519,7 +8528,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -8638,7 +8647,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -8787,7 +8796,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -8925,7 +8934,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -9012,7 +9021,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -9138,7 +9147,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -9295,7 +9304,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -9368,7 +9377,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -9492,7 +9501,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -9575,7 +9584,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
@@ -9656,7 +9665,7 @@ export interface paths {
                         "application/json": components["schemas"]["OperatorError"];
                     };
                 };
-                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off): nothing applied; try again after Retry-After */
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
                 503: {
                     headers: {
                         [name: string]: unknown;
