@@ -287,7 +287,7 @@ describe("the portals' list filters", () => {
       ['/operator/certificates?days=-5', operator, 'days: "-5" is not a whole number from 1 to 3650'],
       ['/operator/activity?hours=2&limit=-5', operator, 'hours: "2" is not one of 1, 24; limit: is not a filter of this page'],
       ['/operator/activity?minStatus=404', operator, 'minStatus: "404" is not one of any, 400, 500'],
-      ['/operator/journal?limit=-5', operator, 'limit: is not a filter of this page (it takes actor)'],
+      ['/operator/journal?limit=-5', operator, 'limit: is not a filter of this page (it takes from, to, actor, action, target)'],
       ['/operator/reports?period=fortnight', operator, 'period: "fortnight" is not one of day, week, month'],
     ];
     for (const [path, cookie, problem] of refused) {

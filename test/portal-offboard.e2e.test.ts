@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { adminApi } from './helpers/admin.js';
-import { describeViolations, screenshot, seriousViolations, startMailingPortal, type MailingPortal } from './helpers/browser.js';
+import { checkPage, startMailingPortal, type MailingPortal } from './helpers/browser.js';
 import type { TestDip } from './helpers/dip-harness.js';
 
 const BY_PORTAL = '1000000061';
@@ -30,11 +30,6 @@ describe('operator portal: offboarding', () => {
   let td: TestDip;
   let admin: ReturnType<typeof adminApi>;
 
-  async function checkPage(p: Page, name: string): Promise<void> {
-    const violations = await seriousViolations(p);
-    expect(violations, describeViolations(violations)).toEqual([]);
-    await screenshot(p, name);
-  }
   const offboardEntry = async (dipId: string): Promise<Entry[]> => (await admin('GET', `/admin/journal?target=${dipId}&action=participant.offboard`)).body as Entry[];
 
   beforeAll(async () => {

@@ -13,6 +13,7 @@ import { OperatorSessions, type OperatorSession, type SessionAnswer } from '../p
 import type { OperatorMemory } from '../pipeline/operator-memory.js';
 import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import { loggedUrl } from '../domain/activity.js';
+import { toCsv } from '../pipeline/reports.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -574,7 +575,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
     },
   );
 
-  app.get<{ Querystring: { actor?: string; action?: string; target?: string; before?: number; from?: string; to?: string; limit?: number } }>(
+  app.get<{ Querystring: { actor?: string; action?: string; target?: string; before?: number; from?: string; to?: string; limit?: number; format?: 'json' | 'csv' } }>(
     '/admin/journal',
     {
       schema: {
@@ -592,9 +593,18 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
             from: { type: 'string', format: 'date-time', description: 'Entries at or after this time' },
             to: { type: 'string', format: 'date-time', description: 'Entries before this time' },
             limit: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
+            format: { type: 'string', enum: ['json', 'csv'], default: 'json', description: 'csv: the entries as CSV (an attachment), before and after as JSON in their cells, a cell that starts like a spreadsheet formula written as text' },
           },
         },
-        response: answers({ 200: { type: 'array', items: journalEntry, description: 'The entries' } }, [400]),
+        response: answers(
+          {
+            200: {
+              description: 'The entries',
+              content: { 'application/json': { schema: { type: 'array', items: journalEntry } }, 'text/csv': { schema: { type: 'string', description: 'id, at, actor, action, target, before, after, status: a header line first' } } },
+            },
+          },
+          [400],
+        ),
       },
     },
     async (req, reply) => {
@@ -606,7 +616,16 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
       const toMs = q.to === undefined ? undefined : Date.parse(q.to);
       if (fromMs !== undefined && toMs !== undefined && !(fromMs < toMs)) return reply.code(400).send({ error: `from (${q.from ?? ''}) must be before to (${q.to ?? ''})` });
       const entries = await deps.journal.entries({ actor: q.actor, action: q.action, target: q.target, beforeId: q.before, fromMs, toMs, limit: q.limit ?? 100 });
-      return entries.map((e) => ({ ...(role === 'viewer' ? journalForViewer(e) : e), at: new Date(e.at).toISOString() }));
+      const shown = entries.map((e) => ({ ...(role === 'viewer' ? journalForViewer(e) : e), at: new Date(e.at).toISOString() }));
+      if (q.format !== 'csv') return shown;
+      // before and after as one JSON cell each: their shape is each action's own, so flattened they made a column per field of every action.
+      const rows = shown.map((e) => ({ id: e.id, at: e.at, actor: e.actor, action: e.action, target: e.target, before: jsonCell(e.before), after: jsonCell(e.after), status: e.status }));
+      return reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="journal.csv"').send(toCsv(rows, JOURNAL_CSV_COLUMNS));
     },
   );
 };
+
+const JOURNAL_CSV_COLUMNS = ['id', 'at', 'actor', 'action', 'target', 'before', 'after', 'status'] as const;
+
+/** A journal entry's before or after in its CSV cell: JSON, empty when nothing was recorded. */
+const jsonCell = (v: unknown): string => (v === null || v === undefined ? '' : JSON.stringify(v));

@@ -702,9 +702,10 @@ const FORMULA_START = /^(?:[\t\r\0]|[\s\x00-\x1f]*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20
  * operator's traces), so a text cell that starts like a formula gets a leading apostrophe and is read as text.
  * Numbers are written as they are (-5 stays a number).
  */
-export function toCsv(rows: Array<Record<string, unknown>>): string {
+export function toCsv(rows: Array<Record<string, unknown>>, columns?: readonly string[]): string {
   const flat = rows.map((r) => flatten(r));
-  const cols = [...new Set(flat.flatMap((r) => Object.keys(r)))];
+  // `columns` names them when they are known beforehand: the header is written even with no row.
+  const cols = columns ?? [...new Set(flat.flatMap((r) => Object.keys(r)))];
   return [cols.join(','), ...flat.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\r\n') + '\r\n';
 }
 

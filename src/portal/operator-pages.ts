@@ -12,7 +12,7 @@ import type { PortalDeps } from './deps.js';
 import { periodForm, reportCharts, reportPeriod } from './reports-view.js';
 import { actionButton, alertLine, badge, bytes, codeBlock, daysLeftBadge, deadLetterText, facts, filterForm, hidden, html, input, isoOrDash, select, table, textarea, type Flash, type Html } from './html.js';
 import { csrfField, field, fields, isReply, pageRoutes, refuse, render } from './session.js';
-import { dipId, freeText, integer, oneOf } from './filters.js';
+import { dateTime, dipId, freeText, integer, oneOf, type Filters } from './filters.js';
 import { reportOwner } from '../domain/saved-report.js';
 import { openSavedReport, removeSavedReport, REPORT_FILTERS, savedReportsSection, saveShownReport, shownOf, type SavedReportsPage, type ShownReport } from './saved-reports-view.js';
 import { WITHDRAWAL_REASON_MAX } from '../pipeline/publications.js';
@@ -80,6 +80,7 @@ export function registerOperatorPortal(app: FastifyInstance, deps: PortalDeps): 
   page('/operators', 'POST', async (c) => createOperator(deps, c));
   page('/operators/disable', 'POST', async (c) => disableAccount(deps, c, null));
   page('/journal', 'GET', async (c) => journalPage(deps, c));
+  page('/journal.csv', 'GET', async (c) => journalCsv(deps, c));
   page('/maintenance', 'GET', async (c) => maintenancePage(deps, c, null, 200));
   page('/maintenance', 'POST', async (c) => publishNotice(deps, c));
   page('/maintenance/withdraw', 'POST', async (c) => withdrawNotice(deps, c));
@@ -536,17 +537,49 @@ async function createOperator(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   return operatorsPage(deps, c, enrolmentPanel(made.data), { kind: 'ok', text: `portal sign-in for operator ${made.data.username} created` }, 200);
 }
 
-/** The record of operator actions (GET /admin/journal): who did what to what, newest first. */
+/** The journal page's filters, the same for its CSV: the API's own, a period's ends as datetime-local fields (UTC). */
+const JOURNAL_FILTERS = { from: dateTime(), to: dateTime(), actor: freeText(100), action: freeText(200), target: freeText(200) } as const;
+
+/** The filters as GET /admin/journal takes them (`to` exclusive: the minute named is in the period). */
+function journalQuery(f: Filters<typeof JOURNAL_FILTERS>): { from?: string; to?: string; actor?: string; action?: string; target?: string } {
+  return {
+    ...(f.from ? { from: new Date(f.from.ms).toISOString() } : {}),
+    ...(f.to ? { to: new Date(f.to.lastMs + 1).toISOString() } : {}),
+    ...(f.actor ? { actor: f.actor } : {}),
+    ...(f.action ? { action: f.action } : {}),
+    ...(f.target ? { target: f.target } : {}),
+  };
+}
+
+/** The record of operator actions (GET /admin/journal): who did what to what, newest first, filtered as the API filters it. */
 async function journalPage(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
-  const f = filtersOf(c, 'Journal', { actor: freeText() });
+  const f = filtersOf(c, 'Journal', JOURNAL_FILTERS);
   if (isReply(f)) return f;
-  const actor = f.actor;
-  const listed = await api(deps, c).GET('/admin/journal', { params: { query: { limit: 200, ...(actor ? { actor } : {}) } } });
-  const rows = (listed.data ?? []).map((e) => html`<tr><td>${e.at}</td><td>${e.actor}</td><td><code>${e.action}</code></td><td>${e.target}</td><td class="num">${e.status ?? ''}</td></tr>`);
-  const body = html`${filterForm('/operator/journal', 'Filter', input('actor', 'Actor (e.g. operator:alice)', { value: actor }))}
+  const query = journalQuery(f);
+  const listed = await api(deps, c).GET('/admin/journal', { params: { query: { limit: JOURNAL_ROWS, ...query } } });
+  const q = (name: keyof typeof JOURNAL_FILTERS) => c.req.query[name] ?? '';
+  const asked = new URLSearchParams(Object.entries(c.req.query).filter((e): e is [string, string] => typeof e[1] === 'string' && e[1] !== '')).toString();
+  const body = html`${filterForm('/operator/journal', 'Filter', html`${input('from', 'From (UTC)', { type: 'datetime-local', value: q('from') })}
+${input('to', 'Up to (UTC, that minute included)', { type: 'datetime-local', value: q('to') })}
+${input('actor', 'Actor (e.g. operator:alice)', { value: q('actor') })}
+${input('action', 'Action (e.g. participant.offboard)', { value: q('action') })}
+${input('target', 'Participant or other target (a DIP ID, a username, a channel)', { value: q('target') })}`)}
+<p><a href="/operator/journal.csv${asked ? `?${asked}` : ''}" download>Download these entries as CSV</a> <span class="muted">(up to ${JOURNAL_CSV_ROWS}, newest first; before and after as JSON in their cells; GET /admin/journal?format=csv gives the same)</span></p>
 ${listed.data ? '' : alertLine(problemOf(listed.error))}
-${table('Operator actions, newest first (the last 200)', ['When', 'Actor', 'Action', 'Target', 'Answer'], rows, 'No operator action recorded.')}`;
-  return render(c.reply, 200, O, c.req, c.signed, 'Journal', body);
+${journalTable(`Operator actions, newest first (the last ${JOURNAL_ROWS})`, listed.data ?? [], 'No operator action recorded that matches.')}`;
+  return render(c.reply, listed.data ? 200 : listed.response.status, O, c.req, c.signed, 'Journal', body);
+}
+
+/** The most entries the journal's CSV holds: the operator API's largest page. */
+const JOURNAL_CSV_ROWS = 10_000;
+
+/** The journal page's entries as CSV, by the operator API's own CSV (GET /admin/journal?format=csv): the page's filters. */
+async function journalCsv(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
+  const f = filtersOf(c, 'Journal', JOURNAL_FILTERS);
+  if (isReply(f)) return f;
+  const got = await api(deps, c).GET('/admin/journal', { params: { query: { limit: JOURNAL_CSV_ROWS, format: 'csv', ...journalQuery(f) } }, parseAs: 'text' });
+  if (got.error !== undefined) return refuse(c.reply, O, c.req, c.signed, got.response.status, problemOf(got.error));
+  return c.reply.code(200).header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="journal.csv"').send(got.data);
 }
 
 /** Maintenance notices (spec 5.13.5): every notice, and the form to publish one (the operator API's /admin/maintenance). */

@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { expect } from 'vitest';
 import { totpCode } from '../../src/security/portal-credentials.js';
 import { adminApi } from './admin.js';
 import { keyAndCsr } from './csr.js';
@@ -97,6 +98,13 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const file = join(SCREENSHOTS_DIR, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
+}
+
+/** A page checked with axe-core (no serious or critical violation), then its screenshot saved as `name`. */
+export async function checkPage(page: Page, name: string): Promise<void> {
+  const violations = await seriousViolations(page);
+  expect(violations, describeViolations(violations)).toEqual([]);
+  await screenshot(page, name);
 }
 
 /**

@@ -2761,6 +2761,8 @@ export interface paths {
                     actor?: string;
                     /** @description Entries with a smaller ID than this (the next page) */
                     before?: number;
+                    /** @description csv: the entries as CSV (an attachment), before and after as JSON in their cells, a cell that starts like a spreadsheet formula written as text */
+                    format?: "json" | "csv";
                     /** @description Entries at or after this time */
                     from?: string;
                     limit?: number;
@@ -2797,6 +2799,7 @@ export interface paths {
                             /** @description What it acted on; empty when nothing in particular */
                             target: string;
                         }[];
+                        "text/csv": string;
                     };
                 };
                 /** @description Bad Request: the body, query or path the schema refuses (the field and why), or a value the operation cannot use */
