@@ -65,14 +65,24 @@ export async function settle(rounds = 5): Promise<void> {
 /**
  * Real time that a test can jump forward: `now()` is the wall clock plus the jumps so far, and timers are
  * real ones that a jump brings forward. For whole-DIP tests over real sockets that need hours or days to
- * pass (staleness, retention) without waiting for them.
+ * pass (staleness, retention) without waiting for them. `ShiftableClock.held()` starts one whose time moves
+ * only by jumps, for tests that read waits off answers (Retry-After), which real time on a loaded machine
+ * would otherwise shorten; its timers still run in real time.
  */
 export class ShiftableClock implements Clock {
   private offset = 0;
   private readonly timers = new Map<Timer, NodeJS.Timeout>();
 
+  /** `base` is the time before jumps: the wall clock unless `held()`. */
+  constructor(private readonly base: () => number = Date.now) {}
+
+  /** A clock that stands still between jumps (a periodic timer then comes round every `every` ms of real time). */
+  static held(start = Date.now()): ShiftableClock {
+    return new ShiftableClock(() => start);
+  }
+
   now(): number {
-    return Date.now() + this.offset;
+    return this.base() + this.offset;
   }
 
   after(ms: number, fn: () => void): Cancel {
@@ -100,7 +110,8 @@ export class ShiftableClock implements Clock {
     const handle = setTimeout(() => {
       this.timers.delete(timer);
       if (timer.every !== null) {
-        timer.due = Math.max(timer.due + timer.every, this.now());
+        // Drift-free on a running clock; on a held one `due + every` would move further ahead at each round.
+        timer.due = this.base === Date.now ? Math.max(timer.due + timer.every, this.now()) : this.now() + timer.every;
         this.arm(timer);
       }
       timer.fn();
