@@ -6,7 +6,6 @@ import type { AddressInfo, LookupFunction } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UndiciWebhookTransport, type ConnectionRoute } from '../src/adapters/http/webhook-client.js';
 import { requestedUrl } from '../src/domain/callback-url.js';
-import { EncodedCopies } from '../src/pipeline/delivery-body.js';
 import { QueueWorker } from '../src/pipeline/queue-worker.js';
 import type { QueueEntry, QueueRef, Settlement } from '../src/ports/message-log.js';
 import { createCertificateAuthority, issueServerCertificate, issueSigningCertificate, type KeyAndCert } from '../src/security/pki.js';
@@ -52,7 +51,6 @@ describe('webhook calls are signed over the URL actually requested', () => {
   let http: HttpServer;
   const ports = { https: 0, http: 0 };
   const received: Received[] = [];
-  const encoded = new EncodedCopies();
 
   const receiver = (scheme: 'https' | 'http') => (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
@@ -121,10 +119,7 @@ describe('webhook calls are signed over the URL actually requested', () => {
           },
           close: () => transport.close(),
         },
-        // As delivery wires it: a call's body and content hash shared with other calls carrying the same
-        // copies (every case here sends message 1's copy: all but the first sign a hash made before).
-        signer: { sign: async (method, url, body) => ({ ...(await signer.sign(method, url, body)) }), signHash: async (method, url, hash) => ({ ...(await signer.signHash(method, url, hash)) }) },
-        encoded,
+        signer: { sign: async (method, url, body) => ({ ...(await signer.sign(method, url, body)) }) },
       }),
     );
     try {

@@ -1,19 +1,5 @@
-import { contentHash } from '../security/signature.js';
-
 /** How many bytes of encoded copies are kept for the other recipients of the same messages. */
 export const ENCODED_COPIES_BYTES = 16 * 1024 * 1024;
-/**
- * How many bytes of call bodies (with their content hashes) are kept for the other recipients' calls
- * carrying the same copies: those calls are made within moments of each other (the queues of one
- * message's recipients are woken by the same commit), so a few default-size (1 MiB) bodies suffice.
- */
-export const SHARED_BODIES_BYTES = 4 * 1024 * 1024;
-
-/** A call body and its content hash (base64 SHA-256, as the signature's x-dip-content-hash carries it). */
-export interface HashedBody {
-  body: Buffer;
-  hash: string;
-}
 
 const OPEN = Buffer.from('[');
 const COMMA = Buffer.from(',');
@@ -30,45 +16,8 @@ export class EncodedCopies {
   /** By message id, oldest first. */
   private readonly kept = new Map<number, { copy: string; bytes: Buffer }>();
   private keptBytes = 0;
-  /** Recent call bodies by their first message and count, with the copies' bytes they were made of. */
-  private readonly bodies = new Map<string, { parts: readonly Buffer[]; hashed: HashedBody }>();
-  private bodiesBytes = 0;
 
-  constructor(
-    private readonly maxBytes = ENCODED_COPIES_BYTES,
-    private readonly maxBodyBytes = SHARED_BODIES_BYTES,
-  ) {}
-
-  /**
-   * The body of a call carrying these messages' copies (`parts`, as bytes() gave them), and its content
-   * hash: made and hashed once when other recipients' calls carry the very same copies (the same Buffers
-   * from bytes(), in the same order), as the queues of one message's recipients do when they drain the
-   * same commits. Hashing each call's body (SHA-256) was about half of a delivery's instructions under
-   * callgrind (BENCHMARKS.md, "delivery instructions per delivery"). A call whose copies differ in any
-   * way (another cut, a copy obfuscated or encrypted for its recipient) gets a body and hash of its own.
-   * The kept Buffers are never written to: bytes() makes a new one for a new copy.
-   */
-  body(messageIds: readonly number[], parts: readonly Buffer[]): HashedBody {
-    const key = `${messageIds[0]}:${messageIds.length}:${messageIds.at(-1)}`;
-    const hit = this.bodies.get(key);
-    if (hit && hit.parts.length === parts.length && hit.parts.every((p, i) => p === parts[i])) return hit.hashed;
-    const body = batchBody(parts);
-    const hashed = { body, hash: contentHash(body) };
-    if (hit) this.dropBody(key, hit.hashed.body);
-    if (body.length > this.maxBodyBytes) return hashed;
-    this.bodies.set(key, { parts, hashed });
-    this.bodiesBytes += body.length;
-    for (const [k, oldest] of this.bodies) {
-      if (this.bodiesBytes <= this.maxBodyBytes) break;
-      this.dropBody(k, oldest.hashed.body);
-    }
-    return hashed;
-  }
-
-  private dropBody(key: string, body: Buffer): void {
-    this.bodies.delete(key);
-    this.bodiesBytes -= body.length;
-  }
+  constructor(private readonly maxBytes = ENCODED_COPIES_BYTES) {}
 
   bytes(messageId: number, copy: string): Buffer {
     const hit = this.kept.get(messageId);

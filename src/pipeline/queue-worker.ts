@@ -8,7 +8,7 @@ import { shownUrl } from '../domain/url-secrets.js';
 import { API_VERSION_HEADERS } from '../domain/api-version.js';
 import { ACKNOWLEDGED_HEADER, formatSequence, SEQUENCE_HEADER } from '../domain/sequence.js';
 import type { Archive } from '../ports/archive.js';
-import { batchBody, copiesWithin, type EncodedCopies, type HashedBody } from './delivery-body.js';
+import { batchBody, copiesWithin, type EncodedCopies } from './delivery-body.js';
 import type { DeliveryShare } from './delivery-share.js';
 import type { Cancel, Clock } from '../ports/clock.js';
 import type { DeadLetterReason } from '../ports/dead-letters.js';
@@ -148,7 +148,7 @@ export interface WorkerDeps {
   /** The copy a recipient gets (obfuscated, encrypted for it). */
   copyFor(queue: QueueRef, source: CopySource): string | Promise<string>;
   /** Copies' bytes shared between the recipients of a message (none: each call encodes its own). */
-  encoded?: Pick<EncodedCopies, 'bytes' | 'body'>;
+  encoded?: Pick<EncodedCopies, 'bytes'>;
   /** In-process consumers (the MPAN lookup's feed) take their queue's entries instead of a webhook. */
   localConsumer(queue: QueueRef): LocalConsumer | undefined;
   /** The status messages that tell the senders of these dead letters, appended in the same settlement. */
@@ -666,9 +666,8 @@ export class QueueWorker {
     const entries = all.slice(0, fit);
     const first = entries[0]!.seq;
     const last = entries[entries.length - 1]!.seq;
-    // With a signer that takes a hash, the body and its hash are shared with other recipients' calls carrying the same copies.
-    const shared = encoded && this.deps.signer.signHash ? encoded.body(entries.map((e) => e.messageId), made.slice(0, fit)) : null;
-    const outcome = await this.call(hook.url, shared ?? batchBody(made.slice(0, fit)), first, last);
+    const body = batchBody(made.slice(0, fit));
+    const outcome = await this.call(hook.url, body, first, last);
     const { startedAt, tracedFrom } = outcome;
     // Given with the call (stamped with its start): however often its record is written (src/pipeline/attempt-journal.ts), it is one attempt.
     const attemptId = newAttemptId(startedAt, this.deps.randomBytes);
@@ -813,7 +812,7 @@ export class QueueWorker {
    * of the callback URL, not the text registered (`https://Sup.example:443/dip` is requested, and must
    * be signed, as `https://sup.example/dip`).
    */
-  private async call(callbackUrl: string, body: Buffer | HashedBody, first: number, last: number): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined; shownUrl: string }> {
+  private async call(callbackUrl: string, body: Buffer, first: number, last: number): Promise<WebhookOutcome & { startedAt: number; tracedFrom: number | undefined; shownUrl: string }> {
     const url = requestedUrl(callbackUrl);
     if (url === null) {
       // Registered before such URLs were refused: no call can be made, and none is signed. Retried (the
@@ -825,10 +824,7 @@ export class QueueWorker {
     // Room first, then the signature: a wait behind a slow settlement (a stopped main process: unbounded)
     // would otherwise send a signature date as old as the wait, which a receiver refuses as clock skew.
     await this.roomToCall();
-    const signer = this.deps.signer;
-    const bytes = Buffer.isBuffer(body) ? body : body.body;
-    // A body whose hash was made for another recipient's call of the same copies is signed over that hash.
-    const headers = Buffer.isBuffer(body) || !signer.signHash ? await signer.sign('POST', url, bytes) : await signer.signHash('POST', url, body.hash);
+    const headers = await this.deps.signer.sign('POST', url, body);
     headers['content-type'] = 'application/json';
     headers[SEQUENCE_HEADER] = formatSequence(first, last);
     // The version the call's body and headers follow, as every participant API answer says it (README "API versions").
@@ -845,7 +841,7 @@ export class QueueWorker {
     this.lastCallAt = startedAt;
     this.gathered = false;
     const tracedFrom = this.deps.tracer?.now();
-    const posting = this.deps.transport.post({ url, body: bytes, headers, timeoutMs: this.deps.settings.timeoutMs, maxAnswerBytes: answerBytes(last - first + 1) });
+    const posting = this.deps.transport.post({ url, body, headers, timeoutMs: this.deps.settings.timeoutMs, maxAnswerBytes: answerBytes(last - first + 1) });
     this.posting = posting;
     const outcome = await posting.finally(() => {
       if (this.posting === posting) this.posting = null;

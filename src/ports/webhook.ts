@@ -34,6 +34,4 @@ export interface WebhookTransport {
 /** Signs what the DIP sends (the X-DIP-* headers), off the event loop. */
 export interface OutboundSigner {
   sign(method: string, url: string, body: Buffer): Promise<Record<string, string>>;
-  /** The same headers for a body whose content hash (base64 SHA-256, as sign() computes it) the caller already has. */
-  signHash?(method: string, url: string, hash: string): Promise<Record<string, string>>;
 }

@@ -49,10 +49,7 @@ export class SigningKeyWatcher extends KeyFileWatcher<SigningKey> {
    */
   outbound(): OutboundSigner {
     // A fresh object per call: the caller adds its own headers (content-type, sequence) to it.
-    return {
-      sign: async (method, url, body) => ({ ...(await this.current().sign(method, url, body)) }),
-      signHash: async (method, url, hash) => ({ ...(await this.current().signHash(method, url, hash)) }),
-    };
+    return { sign: async (method, url, body) => ({ ...(await this.current().sign(method, url, body)) }) };
   }
 
   /** What signs pull and replay answers: the key in force, over an answer's own string (Signer.signAnswer). */
