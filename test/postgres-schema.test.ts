@@ -9,6 +9,9 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/adapters/clock.js';
 import { PgDatabase } from '../src/adapters/postgres/database.js';
+import { BACKFILL_RETRY_MS, openPostgresBackend } from '../src/adapters/postgres/index.js';
+import { FakeClock } from './helpers/clocks.js';
+import { quietLogger, waitFor } from './helpers/dip-harness.js';
 import { PgMessageLog } from '../src/adapters/postgres/message-log.js';
 import { PgRegistry } from '../src/adapters/postgres/registry.js';
 import { openPool } from '../src/adapters/postgres/pool.js';
@@ -172,6 +175,33 @@ describe('the PostgreSQL schema', () => {
       expect(await after.acknowledge({ recipientDipId: 'SUP0000003', channel: 'IF-021' }, 4)).toBe(0);
     } finally {
       await upgraded.close();
+    }
+  });
+
+  // A run that failed was swallowed (`.catch(() => 0)`): nobody was told, nothing tried again until the next
+  // start, and nothing said whether it had finished.
+  it('logs a backfill run that fails, runs it again later, and says when it has finished (dip_storage_backfill_pending)', async () => {
+    await beforeAcknowledgedPositions(['SUP0000001', 'MDS0000001']);
+    // Every write of a queue's row refused (as a full disk or a read-only server would) until the test lifts it.
+    await admin.query(`CREATE TABLE refuse_queue_writes (refuse boolean); INSERT INTO refuse_queue_writes VALUES (true);
+      CREATE FUNCTION refuse_queue_write() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF (SELECT refuse FROM refuse_queue_writes) THEN RAISE EXCEPTION 'queue writes refused by the test'; END IF; RETURN NEW; END $$;
+      CREATE TRIGGER refuse_queue_write BEFORE UPDATE ON queues FOR EACH ROW EXECUTE FUNCTION refuse_queue_write()`);
+    const clock = new FakeClock(1_000_000);
+    const warned: unknown[] = [];
+    const logger = { ...quietLogger, warn: (obj: object, msg?: string) => void warned.push({ ...obj, msg }) };
+    const backend = await openPostgresBackend({ url, clock, poolSize: 2, logger });
+    try {
+      await waitFor(() => warned.length > 0, 10_000, 'the failed run logged');
+      expect(warned[0]).toMatchObject({ msg: expect.stringMatching(/could not fill the acknowledged positions/), retryInMs: BACKFILL_RETRY_MS });
+      expect(backend.backfillPending()).toBe(true);
+      await admin.query('UPDATE refuse_queue_writes SET refuse = false');
+      await clock.advance(BACKFILL_RETRY_MS);
+      await waitFor(() => !backend.backfillPending(), 10_000, 'the run again finished');
+      expect((await admin.query('SELECT count(*)::int AS n FROM queues WHERE told_seq IS NULL')).rows[0]).toEqual({ n: 0 });
+      expect(warned).toHaveLength(1);
+    } finally {
+      await backend.close();
     }
   });
 

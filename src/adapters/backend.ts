@@ -99,7 +99,7 @@ export async function openSealer(config: DipConfig, dataKeys: Backend['dataKeys'
  */
 export async function openBackend(config: DipConfig, options: OpenOptions = {}): Promise<OpenedBackend> {
   const clock = options.clock ?? systemClock;
-  const backend = config.storage.kind === 'cluster' ? await openPostgres(config, clock) : openEmbedded(config, clock, { acceptWalLoss: options.acceptWalLoss === true, besideWriter: options.besideWriter === true });
+  const backend = config.storage.kind === 'cluster' ? await openPostgres(config, clock, options.logger) : openEmbedded(config, clock, { acceptWalLoss: options.acceptWalLoss === true, besideWriter: options.besideWriter === true });
   try {
     const sealer = await openSealer(config, backend.dataKeys, { clock, ...(options.logger ? { logger: options.logger } : {}) });
     backend.useSealer(sealer);
@@ -119,9 +119,9 @@ function openEmbedded(config: DipConfig, clock: Clock, guard: { acceptWalLoss: b
   return backend;
 }
 
-async function openPostgres(config: DipConfig, clock: Clock): Promise<Backend> {
+async function openPostgres(config: DipConfig, clock: Clock, logger: Logger | undefined): Promise<Backend> {
   const { postgres } = config.storage;
-  return Object.assign(await openPostgresBackend({ url: postgres.url, ...(postgres.migrationUrl === null ? {} : { migrationUrl: postgres.migrationUrl }), poolSize: postgres.poolSize, writableCheckMs: postgres.writableCheckMs, clock, mpanIndex: config.storage.mpanIndex }), { kind: 'cluster' });
+  return Object.assign(await openPostgresBackend({ url: postgres.url, ...(postgres.migrationUrl === null ? {} : { migrationUrl: postgres.migrationUrl }), poolSize: postgres.poolSize, writableCheckMs: postgres.writableCheckMs, clock, mpanIndex: config.storage.mpanIndex, ...(logger ? { logger } : {}) }), { kind: 'cluster' });
 }
 
 /**

@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { ConnectionsExhausted } from '../pipeline/connections-exhausted.js';
 import { MSG } from '../domain/response-codes.js';
 import type { ApiDeps } from './deps.js';
+import { senderKey } from './overload.js';
 import { drained, sendStandard, tlsPeer } from './request.js';
 import { clientAddress } from '../security/address-list.js';
 
@@ -33,16 +34,18 @@ export interface CapHolder {
 }
 
 /**
- * A participant, on the participant listener: its certificate's first DIP ID, as the activity log names
- * the caller and the rate limit keys a participant (a certificate naming none: its fingerprint), read
- * once for the socket's life at the end of the handshake (src/api/request.ts).
+ * A participant, on the participant listener: keyed as the overload guard's fair share keys a sender
+ * (senderKey: every DIP ID its certificate names, sorted; a certificate naming none, its fingerprint), so
+ * the two limits count the same sender; keyed by the first DIP ID alone, a certificate naming A and B and
+ * one naming B and A held a cap each. A refusal names the first DIP ID, as the activity log names the
+ * caller. Read once for the socket's life at the end of the handshake (src/api/request.ts).
  */
 export function participantHolder(socket: Socket): CapHolder {
   const identity = tlsPeer(socket);
   const caller = identity?.ids[0] ?? null;
-  if (caller !== null) return { key: `p:${caller}`, caller, who: caller };
-  const fingerprint = identity?.peer?.fingerprint256;
-  return { key: `c:${fingerprint ?? socket.remoteAddress ?? ''}`, caller: null, who: `the certificate ${fingerprint ?? 'presented'}` };
+  const key = senderKey(socket);
+  if (caller !== null) return { key, caller, who: identity!.ids.length > 1 ? [...identity!.ids].sort().join(', ') : caller };
+  return { key, caller: null, who: `the certificate ${identity?.peer?.fingerprint256 ?? 'presented'}` };
 }
 
 /** The client's address as one host is known by (src/security/address-list.ts). */

@@ -54,6 +54,7 @@ export async function openStorage(config: DipConfig, clock: Clock, logger: Logge
   events.on('health', (h: BackendHealth) => metrics.health(h));
   events.on('dead-letter', (e: DeadLetterEvent) => metrics.deadLetter(e.queue.channel, e.reason));
   backend.onGroupCommit((g) => metrics.groupCommit(g));
+  metrics.watchBackfill(() => backend.backfillPending());
   backend.onHealthChange((health: BackendHealth) => {
     events.emit('health', health);
     if (health.state === 'fatal') {

@@ -311,6 +311,11 @@ export class DipMetrics {
     this.gaugeRead('dip_activity_log_ok', '1 while the API activity log store takes this process\'s records', () => (status().failing === null ? 1 : 0));
   }
 
+  /** An upgrade's background backfill (PostgreSQL), read at every scrape: 0 once every row it fills is filled. */
+  watchBackfill(pending: () => boolean): void {
+    this.gaugeRead('dip_storage_backfill_pending', '1 while rows an upgrade left empty are still being filled in the background (their readers compute them meanwhile); failures are logged and retried', () => (pending() ? 1 : 0));
+  }
+
   /** Delivery attempt records held while the store is out of reach (pipeline/attempt-journal.ts), read at every scrape. */
   watchJournal(held: () => number): void {
     this.gaugeRead('dip_delivery_attempts_held', 'Delivery attempt records the store has not taken yet (it was out of reach); written in order once it answers', held);

@@ -90,6 +90,11 @@ export interface Backend {
   /** From now on payloads are sealed on write (set once, before the first write). Reads open either kind. */
   useSealer(sealer: ValueSealer): void;
   health(): BackendHealth;
+  /**
+   * Rows an upgrade left to be filled after the schema, in the background, still not filled: false once
+   * done (SQLite fills them in its schema: always false). The metric dip_storage_backfill_pending.
+   */
+  backfillPending(): boolean;
   /** Called whenever health() changes. */
   onHealthChange(listener: (health: BackendHealth) => void): void;
   /** Called for each group of writes made durable together (group commit): how many, and how long it took (metrics). */

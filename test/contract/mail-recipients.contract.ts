@@ -61,5 +61,21 @@ export function mailRecipientsContract(name: string, open: BackendFactory): void
       // Once the window moved past the first two, one more may be asked.
       expect(await store.ask(request('alarm:X', 'v+4@example.net', 'c8', 20_000, 12_000), 12_000, cap(12_000))).toBe('requested');
     });
+
+    // On PostgreSQL the count and the insert were one statement but not one at a time: two nodes asking for new
+    // addresses of one owner at once each counted the other's request as not there, and passed the cap by one.
+    it('never passes cap.max however many writers ask for new addresses of one scope at once', async () => {
+      const store = ctx.backend.mailRecipients;
+      const cap: RecipientCap = { since: 0, max: 3 };
+      for (const round of [1, 2, 3, 4, 5]) {
+        const scope = `report:race${round}`;
+        expect(await store.ask(request(scope, 'first@example.net', `r${round}-0`, 9_000), 1_000, cap)).toBe('requested');
+        expect(await store.ask(request(scope, 'second@example.net', `r${round}-1`, 9_000), 1_000, cap)).toBe('requested');
+        // Eight writers (PostgreSQL: eight sessions of the pool) race for the one place left.
+        const asked = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map((i) => store.ask(request(scope, `racer${i}@example.net`, `r${round}-racer${i}`, 9_000), 1_000, cap)));
+        expect(asked.filter((a) => a === 'requested')).toHaveLength(1);
+        expect(asked.filter((a) => a === 'limited')).toHaveLength(7);
+      }
+    });
   });
 }

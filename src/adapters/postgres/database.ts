@@ -4,6 +4,7 @@ import { endedByAdministrator, IDLE_IN_TRANSACTION_MS, LOCK_TIMEOUT_MS, openPool
 import type { BackendHealth, CommitGroup, ValueSealer } from '../../ports/backend.js';
 import { sealOutbound } from '../../security/seal-batch.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
+import type { Logger } from '../../ports/logger.js';
 import { COMMIT_IN_DOUBT, StoreError } from '../../ports/errors.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import { classifyPgError, isLockTimeout, isReadTimeout, isRetryable } from './errors.js';
@@ -42,6 +43,8 @@ export interface PostgresOptions {
    * not acknowledging named (default SYNC_WAIT_ALARM_MS; tests shorten it).
    */
   syncWaitAlarmMs?: number;
+  /** Where the store's own background work (the upgrade's backfill) says it failed. */
+  logger?: Logger;
 }
 
 const PLAIN: ValueSealer = { seal: (plain) => plain, open: (sealed) => sealed, index: (value) => value };

@@ -27,9 +27,7 @@ export interface PostgresBackend extends Backend {
 export async function openPostgresBackend(options: PostgresOptions): Promise<PostgresBackend> {
   const d = await PgDatabase.open(options);
   const log = new PgMessageLog(d);
-  // After the schema, in the background: the upgrade of 2026-12-06's rows filled in batches, none of them
-  // waited for (their readers compute the same meanwhile). One that fails goes on at the next start.
-  const backfill = log.backfillAcknowledged().catch(() => 0);
+  const backfill = new Backfill(log, options);
   const registry = new PgRegistry(d);
   return {
     kind: 'postgres',
@@ -50,15 +48,58 @@ export async function openPostgresBackend(options: PostgresOptions): Promise<Pos
     maintenance: new RecordMaintenanceNotices(registry),
     maintenanceSends: new PgMaintenanceSends(d),
     health: () => d.health(),
+    backfillPending: () => !backfill.done,
     onHealthChange: (l) => d.onHealthChange(l),
     onGroupCommit: (l) => d.onGroupCommit(l),
     useSealer: (s) => d.useSealer(s),
     async close() {
-      log.stopBackfill();
-      await backfill;
+      await backfill.stop();
       await registry.close();
       await log.drain();
       await d.close();
     },
   };
+}
+
+/** How long after a failed run the backfill tries again (the store out of reach, a lock it waited too long for). */
+export const BACKFILL_RETRY_MS = 60_000;
+
+/**
+ * After the schema, in the background: the upgrade of 2026-12-06's rows (PgMessageLog.backfillAcknowledged)
+ * filled in batches, none of them waited for (their readers compute the same meanwhile). A run that fails is
+ * logged and run again a minute on (it goes on with the rows still NULL), until one finishes: `done`.
+ */
+class Backfill {
+  done = false;
+  private running: Promise<void> = Promise.resolve();
+  private retry: (() => void) | null = null;
+  private stopped = false;
+
+  constructor(private readonly log: PgMessageLog, private readonly options: Pick<PostgresOptions, 'clock' | 'logger'>) {
+    this.run();
+  }
+
+  private run(): void {
+    this.retry = null;
+    this.running = this.log.backfillAcknowledged().then(
+      (filled) => {
+        // Stopped midway is not finished: the next start goes on.
+        if (this.stopped) return;
+        this.done = true;
+        if (filled > 0) this.options.logger?.info({ filled }, 'the acknowledged positions the upgrade left empty are filled');
+      },
+      (err: unknown) => {
+        if (this.stopped) return;
+        this.options.logger?.warn({ err, retryInMs: BACKFILL_RETRY_MS }, 'could not fill the acknowledged positions the upgrade left empty (read from the delivery journal meanwhile): trying again');
+        this.retry = this.options.clock.after(BACKFILL_RETRY_MS, () => this.run());
+      },
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.retry?.();
+    this.log.stopBackfill();
+    await this.running;
+  }
 }

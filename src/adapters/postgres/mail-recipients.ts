@@ -7,9 +7,12 @@ export class PgMailRecipients implements MailRecipients {
 
   ask(r: MailRecipient, now: number, cap: RecipientCap): Promise<RecipientAsk> {
     return this.d.tx(async (c) => {
+      // One scope's asks one at a time across every node: the count below is then read (READ COMMITTED: at its
+      // statement, after the lock) with every earlier ask committed. Without it two nodes asking for two new
+      // addresses at once each counted without the other's, and passed the cap by one.
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`opendip.mail-recipients:${r.scope}`]);
       // One upsert decides: a confirmed row or an unexpired request is left as it is (two nodes asking at once send
-      // one e-mail), and nothing is recorded once the scope holds cap.max requests made since cap.since (two nodes
-      // asking for two new addresses at once may pass the cap by one: it bounds a flood, not an exact count).
+      // one e-mail), and nothing is recorded once the scope holds cap.max requests made since cap.since.
       const { rows } = await c.query<{ requested: boolean }>(
         `INSERT INTO mail_recipients (scope, address, token_hash, requested_at, expires_at, confirmed_at)
            SELECT $1, $2, $3, $4, $5, NULL WHERE (SELECT count(*) FROM mail_recipients WHERE scope = $1 AND requested_at >= $7) < $8

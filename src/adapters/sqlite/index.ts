@@ -60,6 +60,7 @@ export function openSqliteBackend(file: string, options: SqliteOptions): SqliteB
     maintenance: new RecordMaintenanceNotices(registry),
     maintenanceSends: new SqliteMaintenanceSends(d),
     health: () => d.health(),
+    backfillPending: () => false,
     onHealthChange: (l) => d.onHealthChange(l),
     onGroupCommit: (l) => d.onGroupCommit(l),
     useSealer: (s) => d.useSealer(s),
