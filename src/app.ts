@@ -257,7 +257,10 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const anonymous = await startAnonymousListener(config, apiDeps, serverCertificate, life);
   // Behind a proxy, the address anyone reaches the listener at, as the participant listener's publicUrl.
   if (anonymous) baseUrls.public = config.publications.anonymous.publicUrl ?? `https://${host}:${anonymous.port}`;
-  const portalAccounts = new PortalAccountService(backend.portalAccounts, sealer, clock, `OpenDIP ${config.environment}`, (id) => registry.participant(id) !== undefined, backend.journal);
+  const portalAccounts = new PortalAccountService(backend.portalAccounts, sealer, clock, `OpenDIP ${config.environment}`, (id) => registry.participant(id) !== undefined, backend.journal, config.portal.firstPasswordHours * 3_600_000);
+  // Accounts made before first passwords expired still on theirs: their time runs from this upgrade.
+  const expiring = await portalAccounts.expireOldFirstPasswords();
+  if (expiring > 0) logger.info({ accounts: expiring, hours: config.portal.firstPasswordHours }, 'portal accounts still on a first password made before first passwords expired: theirs expire from now');
   const issueFromCsr = (csrPem: string, dipId: string, organisation: string) => issueCertificate(pkiDirectory, config, csrPem, dipId, organisation);
   const onboarding = await assembleOnboarding(config, {
     clock, logger, journal: backend.journal, lifecycle, registry, registryStore: backend.registry, accounts: portalAccounts, issueCertificate: issueFromCsr,

@@ -184,6 +184,12 @@ export interface PortalConfig {
    */
   maxSessionsPerUser: number;
   /**
+   * Hours a first password signs in for (an account's first, or a new one after an authenticator reset):
+   * after them it is refused as a wrong password is until an administrator resets the account again.
+   * Default 72.
+   */
+  firstPasswordHours: number;
+  /**
    * The client addresses (IP addresses and CIDR ranges) the operator portal (/operator) answers; any other
    * is answered 404 as if it did not exist, sign-in included. Empty (the default): every address.
    */
@@ -565,7 +571,7 @@ const schema: JSONSchemaType<DipConfig> = {
     purgeIntervalSeconds: { type: 'number', exclusiveMinimum: 0 },
     adminPort: { type: 'integer', minimum: 0, maximum: 65535 },
     portalPort: { type: 'integer', minimum: 0, maximum: 65535 },
-    portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 }, sessionIdleMinutes: { type: 'integer', minimum: 1, maximum: 480 }, maxSessionsPerUser: { type: 'integer', minimum: 0, maximum: 1000 }, operatorAllowList: { type: 'array', items: { type: 'string', minLength: 1 } }, rateLimit: rateLimitSchema }),
+    portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 }, sessionIdleMinutes: { type: 'integer', minimum: 1, maximum: 480 }, maxSessionsPerUser: { type: 'integer', minimum: 0, maximum: 1000 }, firstPasswordHours: { type: 'integer', minimum: 1, maximum: 720 }, operatorAllowList: { type: 'array', items: { type: 'string', minLength: 1 } }, rateLimit: rateLimitSchema }),
     maxClockSkewSeconds: { type: 'number', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
@@ -842,7 +848,7 @@ export const DEFAULTS: DipConfig = {
   // page, its one style sheet, cached for an hour); the listener closes idle ones after 72 s. 128 lets
   // some 20 people behind one office NAT or VPN gateway each hold a browser's most at once, and many
   // more as people really use it, while one address can no longer hold thousands.
-  portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, maxSessionsPerUser: 5, operatorAllowList: [], rateLimit: { requestsPerSecond: 10, burst: 100 } },
+  portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, maxSessionsPerUser: 5, firstPasswordHours: 72, operatorAllowList: [], rateLimit: { requestsPerSecond: 10, burst: 100 } },
   maxClockSkewSeconds: 300,
   bodyLimitBytes: 10 * 1024 * 1024,
   maxBatchMessages: 1000,

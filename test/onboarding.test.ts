@@ -141,6 +141,10 @@ describe('company self-onboarding', () => {
     const username = /username: (\S+)/.exec(invitation)![1]!;
     const password = /first password: (\S+)/.exec(invitation)![1]!;
     expect(username).toBe(`nia.${DIP_ID}`);
+    // secfix5 M2: the first password expires, and the invitation says when (72 h from its making by default).
+    const lapse = Date.parse(/first sign-in only: it stops working at (\S+) if not used by then/.exec(invitation)![1]!);
+    expect(lapse - Date.now()).toBeGreaterThan(71 * 3_600_000);
+    expect(lapse - Date.now()).toBeLessThanOrEqual(72 * 3_600_000);
     // The first sign-in sets up the authenticator and chooses a password, as for every new account.
     const first = await send('POST', '/portal/sign-in', { username, password, code: '' });
     expect(first.status, first.text).toBe(200);

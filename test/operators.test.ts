@@ -84,7 +84,9 @@ describe('operator accounts', () => {
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     // A person gets a first password (once), never a long-lived token, and no TOTP secret: that is set
     // up by the person at their first sign-in, so it never passes through whoever made the account.
-    expect(created.body).toEqual({ operator: expect.objectContaining({ name: 'alice', role: 'admin', automation: false }), password: expect.any(String) });
+    expect(created.body).toEqual({ operator: expect.objectContaining({ name: 'alice', role: 'admin', automation: false }), password: expect.any(String), passwordExpiresAt: expect.any(String) });
+    // secfix5 M2: the first password stops signing in 72 h (portal.firstPasswordHours) after it was made, as the answer says.
+    expect(Date.parse(created.body.passwordExpiresAt as string) - clock.now()).toBeGreaterThan(71 * 3_600_000);
     alicePerson = { password: created.body.password as string };
     // Every answer of the operator API is kept by no cache: these carry a password, a TOTP secret, tokens.
     expect(created.headers?.['cache-control']).toBe('no-store');
@@ -328,7 +330,8 @@ describe('operator accounts', () => {
     expect(held.body).toMatchObject({ error: expect.stringContaining('too many failed sign-ins') });
     const reset = await admin('POST', '/admin/operators/erik/totp-reset');
     expect(reset.status, JSON.stringify(reset.body)).toBe(200);
-    expect(reset.body).toEqual({ operator: 'erik', password: expect.any(String) });
+    expect(reset.body).toEqual({ operator: 'erik', password: expect.any(String), passwordExpiresAt: expect.any(String) });
+    expect(Date.parse(reset.body.passwordExpiresAt as string) - clock.now()).toBeGreaterThan(71 * 3_600_000);
     expect(reset.headers?.['cache-control']).toBe('no-store');
     // His sessions ended; neither his password nor the lost secret signs in any more.
     expect((await erikSession('GET', '/admin/whoami')).status).toBe(401);

@@ -67,6 +67,36 @@ describe('portal accounts', () => {
     return { account, password, totpSecret };
   }
 
+  // secfix5 M2: a first password signed in to enrol however old it was (an invitation e-mail read years on).
+  it('refuses a first password past its expiry as a wrong password is, until a reset gives a new one; an own password never expires', async () => {
+    const made = await accounts.createEnrollingAtFirstSignIn({ username: 'fay', displayName: 'Fay', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
+    if ('problem' in made) throw new Error(made.problem);
+    expect(made.passwordExpiresAt).toBe(clock.now() + 72 * 3_600_000);
+    expect(made.account.firstPasswordExpiresAt).toBe(made.passwordExpiresAt);
+    const wrong = await accounts.signIn('fay', 'not the password', '', { realm: 'user' });
+    await clock.advance(72 * 3_600_000 - 1);
+    expect(await accounts.signIn('fay', made.password, '', { realm: 'user' })).toMatchObject({ ok: false, enrol: expect.anything() });
+    await clock.advance(11 * 60_000);
+    expect(await accounts.signIn('fay', made.password, '', { realm: 'user' })).toEqual(wrong);
+    // An administrator's reset gives a new first password, with its own time.
+    const reset = await accounts.resetTotpFactor('fay', '1000000001');
+    expect(reset?.passwordExpiresAt).toBe(clock.now() + 72 * 3_600_000);
+    expect(await accounts.signIn('fay', reset!.password, '', { realm: 'user' })).toMatchObject({ ok: false, enrol: expect.anything() });
+    // An enrolled account's own password is not a first password: no expiry holds it.
+    const own = await enrol({ username: 'gus', displayName: 'Gus', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
+    expect(own.account.firstPasswordExpiresAt).toBeUndefined();
+    await clock.advance(365 * 24 * 3_600_000);
+    expect(await accounts.signIn('gus', own.password, totpCode(own.totpSecret, clock.now()), { realm: 'user' })).toMatchObject({ ok: true });
+  });
+
+  it('gives accounts made before first passwords expired an expiry from the upgrade (expireOldFirstPasswords), configurable', async () => {
+    const hours = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001', null, 3_600_000);
+    const old = await madeWithSecret({ username: 'hal', displayName: 'Hal', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
+    expect(await hours.expireOldFirstPasswords()).toBe(1);
+    await clock.advance(3_600_000);
+    expect(await hours.signIn('hal', old.password, totpCode(old.totpSecret, clock.now()), { realm: 'user', chosenPassword: 'a password of his own' })).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
+  });
+
   it("signs an account made with a secret (before enrolment at the first sign-in) in the first time only by choosing a password of the person's own, which ends the sessions the first one could open", async () => {
     const enrolled = await madeWithSecret({ username: 'nina', displayName: 'Nina', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
     const code = totpCode(enrolled.totpSecret, clock.now());

@@ -23,10 +23,13 @@ export const enrolmentOf = (r: EnrolmentRow): PendingTotpEnrolment => ({
 
 /**
  * The fields a completed enrolment merges into the account record: the secret and the confirming code's
- * step, and a password the person chose (no longer the one their administrator saw).
+ * step, and a password the person chose (no longer the one their administrator saw); the first password's
+ * expiry cleared.
  */
 export const activationChange = (a: TotpActivation): AccountChange & Pick<PortalAccount, 'totpSecretSealed' | 'lastTotpStep'> => ({
   totpSecretSealed: a.secretSealed,
   lastTotpStep: a.step,
+  // Enrolled: the first password's time is over (the account signs in with its factor from now on).
+  firstPasswordExpiresAt: null,
   ...(a.passwordHash === undefined ? {} : { passwordHash: a.passwordHash, mustChangePassword: false }),
 });

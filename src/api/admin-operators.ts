@@ -7,7 +7,7 @@ import { STORE_RETRY_AFTER_SECONDS } from '../pipeline/ingest.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { OperatorAccounts, OperatorIdentity } from '../pipeline/operators.js';
 import { refusalOf } from '../pipeline/refused.js';
-import { answers, empty, isoTime, isOperatorDocs } from './admin-schemas.js';
+import { answers, empty, FIRST_PASSWORD_EXPIRY, isoTime, isOperatorDocs } from './admin-schemas.js';
 import { clientAddress } from '../security/address-list.js';
 import { OperatorSessions, type OperatorSession, type SessionAnswer } from '../pipeline/operator-sessions.js';
 import type { OperatorMemory } from '../pipeline/operator-memory.js';
@@ -306,6 +306,7 @@ const created = {
       type: 'string',
       description: `A person's first password: its first sign-in (POST ${SIGN_IN_PATH}) sets up their TOTP and must replace it (newPassword), so the admin who saw it cannot sign in with it`,
     },
+    passwordExpiresAt: FIRST_PASSWORD_EXPIRY,
   },
   description: 'Created',
 } as const;
@@ -401,7 +402,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
         if (automation) return await reply.code(201).send(created);
         const enrolled = await deps.credentials.createEnrollingAtFirstSignIn({ username: name, displayName: req.body.displayName ?? name, participantDipId: null, admin: true, createdBy: operatorOf(req).actor });
         if ('problem' in enrolled) throw new Error(`the sign-in credential of ${name} was not made: ${enrolled.problem}`);
-        return await reply.code(201).send({ operator: created.operator, password: enrolled.password });
+        return await reply.code(201).send({ operator: created.operator, password: enrolled.password, passwordExpiresAt: new Date(enrolled.passwordExpiresAt).toISOString() });
       } catch (e) {
         return refuse(reply, e);
       }
@@ -542,11 +543,12 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
           {
             200: {
               type: 'object',
-              required: ['operator', 'password'],
+              required: ['operator', 'password', 'passwordExpiresAt'],
               description: 'Reset',
               properties: {
                 operator: { type: 'string' },
                 password: { type: 'string', description: `The account's new first password, shown this once: its next sign-in (POST ${SIGN_IN_PATH}) sets up a new TOTP and replaces it` },
+                passwordExpiresAt: FIRST_PASSWORD_EXPIRY,
               },
             },
           },
@@ -571,7 +573,7 @@ export const operatorRoutes: FastifyPluginAsync<OperatorAuthDeps> = async (app, 
         // The reset is done: its password is still answered (else the account is left with one nobody knows), the lost entry logged.
         deps.logger.error({ err, operator: operatorOf(req).name, target: name }, 'could not journal a TOTP reset');
       }
-      return { operator: name, password: reset.password };
+      return { operator: name, password: reset.password, passwordExpiresAt: new Date(reset.passwordExpiresAt).toISOString() };
     },
   );
 

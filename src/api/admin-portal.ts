@@ -5,7 +5,7 @@ import type { PortalAccountService } from '../pipeline/portal-accounts.js';
 import { realmOf, type PortalAccount } from '../ports/portal-accounts.js';
 import { operatorOf } from './admin-operators.js';
 import { levelOf, USER_LEVELS, type UserLevel } from '../domain/portal-levels.js';
-import { answers, isoTime } from './admin-schemas.js';
+import { answers, FIRST_PASSWORD_EXPIRY, isoTime } from './admin-schemas.js';
 
 const accountView = {
   type: 'object',
@@ -28,12 +28,16 @@ const accountView = {
 
 const enrolled = {
   ...accountView,
-  required: [...accountView.required, 'password'],
+  required: [...accountView.required, 'password', 'passwordExpiresAt'],
   properties: {
     ...accountView.properties,
     password: { type: 'string', description: 'The first password: shown this once. No TOTP secret: the person sets up their own at their first sign-in, and chooses their own password then' },
+    passwordExpiresAt: FIRST_PASSWORD_EXPIRY,
   },
 } as const;
+
+/** A first password as answered: its expiry as the API's other times are (ISO 8601). */
+const shownFirst = (f: { password: string; passwordExpiresAt: number }) => ({ password: f.password, passwordExpiresAt: new Date(f.passwordExpiresAt).toISOString() });
 
 export interface AdminPortalOptions {
   accounts: PortalAccountService;
@@ -98,7 +102,7 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
         // path otherwise unseen by the participant). Told after the answer's account exists; a failure is logged there.
         if (made.account.admin) await adminNotice?.(participantDipId, who.actor, 'created');
         const { account, journalError: _unjournalled, ...shown } = made;
-        return reply.code(201).send({ ...publicView(account), ...shown });
+        return reply.code(201).send({ ...publicView(account), ...shownFirst(shown) });
       }
       if (level !== undefined) return reply.code(400).send({ error: "level: an operator's portal sign-in has no level (a participant's user's only)" });
       if (who.role !== 'admin') return reply.code(403).send({ error: `operator ${who.name} (${who.role}) may not give operators portal sign-in: admins only` });
@@ -107,7 +111,7 @@ export const adminPortalRoutes: FastifyPluginAsync<AdminPortalOptions> = async (
       const made = await accounts.createEnrollingAtFirstSignIn({ username: req.body.username, displayName: req.body.displayName, participantDipId: null, admin: true, createdBy: who.actor });
       if ('problem' in made) return reply.code(400).send({ error: made.problem });
       const { account, ...shown } = made;
-      return reply.code(201).send({ ...publicView(account), ...shown });
+      return reply.code(201).send({ ...publicView(account), ...shownFirst(shown) });
     },
   );
 

@@ -51,6 +51,8 @@ export function answers(ok: Record<number, Schema>, codes: readonly number[] = [
 export const isoTime = { type: 'string', format: 'date-time' } as const;
 /** An epoch-milliseconds timestamp as stored (dead letters, queues, attempts). */
 export const epochMs = { type: 'integer', description: 'Milliseconds since the Unix epoch' } as const;
+/** When a first password answered with it stops signing in (`portal.firstPasswordHours` after it was made): refused as a wrong password after, until an admin resets the account again. */
+export const FIRST_PASSWORD_EXPIRY = { ...isoTime, description: 'When this first password stops signing in (portal.firstPasswordHours after it was made, 72 by default): after it the sign-in is refused as a wrong password is, until an administrator resets the authenticator for a new one' } as const;
 export const queueRef = {
   type: 'object',
   required: ['recipientDipId', 'channel'],

@@ -11,7 +11,7 @@ import { secretHash } from '../security/api-key.js';
 import { csrProblem } from '../security/pki.js';
 import type { ParticipantLifecycle } from './participant-lifecycle.js';
 import { AlreadyRegistered, onboardParticipant } from './participants.js';
-import { USERNAME_PATTERN, type PortalAccountService } from './portal-accounts.js';
+import { firstPasswordLapse, USERNAME_PATTERN, type PortalAccountService } from './portal-accounts.js';
 import { RefusedError } from './refused.js';
 import type { Registry } from './registry.js';
 
@@ -285,7 +285,7 @@ export class Onboarding {
     const invitation = await this.mail(
       claim.contactEmail,
       'Your DIP account',
-      `${claim.contactName},\n\n${r.how}: it is registered as participant ${dipId} with the roles ${participant.roles.join(', ')} (from the central register).\n\nSign in to the user portal at ${this.deps.portalUrl()}/portal/sign-in with\n\n  username: ${username}\n  first password: ${made.password}\n\nAt that first sign-in you choose your own password and set up an authenticator app; the first password then stops working. You are your company's portal administrator: you add its other users. Notices of the DIP's maintenance windows are e-mailed to this address; change or stop that on the portal's Maintenance page.\n\nYour participant certificate, issued for the key of your certificate signing request, is on the portal's Certificates page. The DIP's operators hand you the participant API key separately.\n`,
+      `${claim.contactName},\n\n${r.how}: it is registered as participant ${dipId} with the roles ${participant.roles.join(', ')} (from the central register).\n\nSign in to the user portal at ${this.deps.portalUrl()}/portal/sign-in with\n\n  username: ${username}\n  first password: ${made.password}\n\nThe first password is for your first sign-in only: ${firstPasswordLapse(made.passwordExpiresAt)}. At that first sign-in you choose your own password and set up an authenticator app; the first password then stops working. You are your company's portal administrator: you add its other users. Notices of the DIP's maintenance windows are e-mailed to this address; change or stop that on the portal's Maintenance page.\n\nYour participant certificate, issued for the key of your certificate signing request, is on the portal's Certificates page. The DIP's operators hand you the participant API key separately.\n`,
     );
     return { participant, apiKey, invitation };
   }

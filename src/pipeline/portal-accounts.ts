@@ -22,6 +22,8 @@ const MAX_WAITING = 4;
  * is soon worth nothing.
  */
 export const ENROLMENT_MS = 10 * 60_000;
+/** How long a first password signs in for unless configured (`portal.firstPasswordHours`). */
+export const FIRST_PASSWORD_MS = 72 * 3_600_000;
 
 export interface NewAccount {
   username: string;
@@ -40,7 +42,12 @@ export interface NewAccount {
 export interface FirstPassword {
   account: PortalAccount;
   password: string;
+  /** When it stops signing in (epoch ms): whoever hands it over says so. */
+  passwordExpiresAt: number;
 }
+
+/** How an answer or e-mail that hands over a first password says until when it signs in. */
+export const firstPasswordLapse = (expiresAt: number): string => `it stops working at ${new Date(expiresAt).toISOString()} if not used by then (an administrator then resets it)`;
 
 /**
  * A TOTP enrolment offered to a person who signed in with the right password and has no second factor:
@@ -128,7 +135,17 @@ export class PortalAccountService {
     private readonly participantExists: (dipId: string) => boolean,
     /** Where each step of a TOTP enrolment is recorded, as the operator API records sign-ins (null: not recorded, for tests of other things). */
     private readonly journal: Pick<OperatorJournal, 'append'> | null = null,
+    /** How long a first password signs in for (`portal.firstPasswordHours`). */
+    private readonly firstPasswordMs = FIRST_PASSWORD_MS,
   ) {}
+
+  /**
+   * Accounts still on a first password with no expiry (made before first passwords expired) are given one
+   * from now, as a first password made now would be: run at start; none after the first start.
+   */
+  async expireOldFirstPasswords(): Promise<number> {
+    return this.store.expireFirstPasswords(this.clock.now() + this.firstPasswordMs);
+  }
 
   /**
    * An account without a second factor: its person sets up their TOTP at their first sign-in (signIn
@@ -143,6 +160,8 @@ export class PortalAccountService {
     if (displayName.length === 0 || displayName.length > 100) return { problem: 'name must be 1 to 100 characters' };
     if (req.participantDipId !== null && !this.participantExists(req.participantDipId)) return { problem: `${req.participantDipId} is not a registered participant` };
     const password = newPassword();
+    const now = this.clock.now();
+    const expiresAt = now + this.firstPasswordMs;
     // Only a participant's user has a level; its administrator flag follows it, so that what checks the flag agrees.
     const level = req.participantDipId === null ? undefined : (req.level ?? levelOf(req));
     const account: PortalAccount = {
@@ -157,12 +176,13 @@ export class PortalAccountService {
       sessionEpoch: 0,
       disabled: false,
       mustChangePassword: true,
-      createdAt: this.clock.now(),
+      firstPasswordExpiresAt: expiresAt,
+      createdAt: now,
       createdBy: req.createdBy,
     };
     // Taken among the accounts of its realm only (PortalRealm): whether an operator bears the name is not told here.
     if (!(await this.store.createAccount(account))) return { problem: `username '${username}' is taken` };
-    return { account, password };
+    return { account, password, passwordExpiresAt: expiresAt };
   }
 
   /**
@@ -194,7 +214,7 @@ export class PortalAccountService {
       const account = await this.store.account(realm, username);
       const passwordOk = await verifyPassword(password, account ? account.passwordHash : await this.hashOfNoAccount());
       // A failure keeps its recorded attempt: that is the count.
-      if (!account || !passwordOk || !(await this.acceptable(account, options))) return refused;
+      if (!account || !passwordOk || !(await this.acceptable(account, options, now))) return refused;
       const factor = this.totpSecret(account);
       if (factor === null) {
         // The right password of an account without a second factor: not a failure, and no session yet.
@@ -215,7 +235,7 @@ export class PortalAccountService {
       if (chosenPassword === undefined) return { ok: true, account: { ...account, lastTotpStep: step } };
       // Every session issued before ends (the administrator who knew the first password may hold one);
       // only while nobody has disabled the account or ended its sessions since it was read.
-      const changed = await this.store.changeAccount(realm, username, { passwordHash: await hashPassword(chosenPassword), mustChangePassword: false }, { epoch: account.sessionEpoch, enabled: true });
+      const changed = await this.store.changeAccount(realm, username, { passwordHash: await hashPassword(chosenPassword), ...OWN_PASSWORD }, { epoch: account.sessionEpoch, enabled: true });
       return changed ? { ok: true, account: changed } : refused;
     });
   }
@@ -240,7 +260,7 @@ export class PortalAccountService {
     if (!pending || pending.expiresAt <= this.clock.now() || pending.realm !== options.realm) return ended;
     return this.underThrottles(pending.username, options, async (now, attempt) => {
       const account = await this.store.account(pending.realm, pending.username);
-      if (!account || account.totpSecretSealed !== null || !(await this.acceptable(account, options))) return ended;
+      if (!account || account.totpSecretSealed !== null || !(await this.acceptable(account, options, now))) return ended;
       const step = acceptTotp(this.open(pending.secretSealed, pending), code.trim(), now, account.lastTotpStep);
       if (step === null) {
         await this.audit(account, 'totp-enrolment.wrong-code', null, now);
@@ -286,9 +306,13 @@ export class PortalAccountService {
     };
   }
 
-  /** The account may sign in here: enabled, and eligible (an operator account in force). It was looked up in the realm asked for. */
-  private async acceptable(account: PortalAccount, { eligible }: SignInOptions): Promise<boolean> {
-    return !account.disabled && (!eligible || (await eligible(account)));
+  /**
+   * The account may sign in here: enabled, its first password (if it is on one) not expired, and eligible
+   * (an operator account in force). It was looked up in the realm asked for. An expired first password is
+   * refused as a wrong one is, so no answer tells that the name is an account.
+   */
+  private async acceptable(account: PortalAccount, { eligible }: SignInOptions, now: number): Promise<boolean> {
+    return !account.disabled && !firstPasswordExpired(account, now) && (!eligible || (await eligible(account)));
   }
 
   /**
@@ -488,7 +512,7 @@ export class PortalAccountService {
       const account = await this.store.account(options.realm, username);
       if (!account || account.disabled || !(await verifyPassword(current, account.passwordHash))) return 'the current password is wrong';
       await attempt.succeeded();
-      const changed = await this.store.changeAccount(options.realm, username, { passwordHash: await hashPassword(next), mustChangePassword: false }, { epoch: account.sessionEpoch, enabled: true });
+      const changed = await this.store.changeAccount(options.realm, username, { passwordHash: await hashPassword(next), ...OWN_PASSWORD }, { epoch: account.sessionEpoch, enabled: true });
       return changed ? null : 'the account was changed meanwhile (disabled, or signed out everywhere): sign in again';
     });
   }
@@ -503,8 +527,9 @@ export class PortalAccountService {
    */
   async resetTotpFactor(username: string, of: string | null): Promise<(FirstPassword & Omit<TotpReset, 'account'>) | undefined> {
     const password = newPassword();
-    const reset = await this.store.resetTotpFactor(username, await hashPassword(password), of);
-    return reset && { account: reset.account, password, hadFactor: reset.hadFactor, pendingEnrolment: reset.pendingEnrolment };
+    const expiresAt = this.clock.now() + this.firstPasswordMs;
+    const reset = await this.store.resetTotpFactor(username, await hashPassword(password), of, expiresAt);
+    return reset && { account: reset.account, password, passwordExpiresAt: expiresAt, hadFactor: reset.hadFactor, pendingEnrolment: reset.pendingEnrolment };
   }
 
   /**
@@ -531,7 +556,7 @@ export class PortalAccountService {
       after: { sessionsEnded: true, mustChangePassword: true, failedSignInsCleared: true },
       status: null,
     };
-    const done = { account: reset.account, password: reset.password };
+    const done = { account: reset.account, password: reset.password, passwordExpiresAt: reset.passwordExpiresAt };
     const journalError = await this.journalled(entry);
     return journalError ? { ...done, journalError } : done;
   }
@@ -613,6 +638,18 @@ export class PortalAccountService {
   private open(s: string, owner: { realm: PortalRealm; username: string }): string {
     return s.startsWith('plain:') ? s.slice(6) : this.sealer.open(Buffer.from(s, 'base64'), 'totpSecret', totpRecord(owner)).toString('utf8');
   }
+}
+
+/** What a password the person chose sets: no longer their administrator's, so no first password's expiry. */
+const OWN_PASSWORD = { mustChangePassword: false, firstPasswordExpiresAt: null } as const;
+
+/**
+ * The account is on a first password (no factor yet, or its password still to be changed) whose time is
+ * over. One without an expiry (made before, until expireOldFirstPasswords gives it one) is not.
+ */
+export function firstPasswordExpired(a: Pick<PortalAccount, 'totpSecretSealed' | 'mustChangePassword' | 'firstPasswordExpiresAt'>, now: number): boolean {
+  const onFirst = a.totpSecretSealed === null || a.mustChangePassword === true;
+  return onFirst && typeof a.firstPasswordExpiresAt === 'number' && a.firstPasswordExpiresAt <= now;
 }
 
 /** What a TOTP secret is bound to: its account, by realm and name (names are unique within a realm only). */

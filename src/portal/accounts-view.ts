@@ -1,4 +1,5 @@
 import type { PortalAccount } from '../ports/portal-accounts.js';
+import { firstPasswordLapse } from '../pipeline/portal-accounts.js';
 import { levelOf, USER_LEVELS } from '../domain/portal-levels.js';
 import { html, isoOrDash, type Html } from './html.js';
 import { csrfField, type Signed } from './session.js';
@@ -46,11 +47,12 @@ ${offer === 'levels' ? html`<label for="new-level">Level</label><select id="new-
  * password, of which only a hash is kept. Never a TOTP secret: the person sets theirs up at their first
  * sign-in (the next, after a reset), so nobody else ever holds their second factor.
  */
-export function enrolmentPanel(e: { username: string; displayName: string; password: string }, after: 'created' | 'reset' = 'created'): Html {
+export function enrolmentPanel(e: { username: string; displayName: string; password: string; passwordExpiresAt: number | string }, after: 'created' | 'reset' = 'created'): Html {
   const when = after === 'created' ? 'first' : 'next';
   return html`<section class="enrolment" aria-labelledby="enrolment-title"><h2 id="enrolment-title">Hand these to ${e.displayName}</h2>
 <p>Shown once: the DIP keeps only a hash of the password.</p>
 <dl class="facts"><dt>Username</dt><dd><code id="enrolled-username">${e.username}</code></dd>
 <dt>Password</dt><dd><code id="enrolled-password">${e.password}</code></dd>
+<dt>Password expires</dt><dd id="enrolled-password-expiry">${firstPasswordLapse(new Date(e.passwordExpiresAt).getTime())}</dd>
 <dt>Authenticator</dt><dd id="enrolled-totp-later">set up by ${e.displayName} at their ${when} sign-in, with an authenticator app of their own; they choose their own password then too</dd></dl></section>`;
 }

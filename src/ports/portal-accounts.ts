@@ -52,12 +52,19 @@ export interface PortalAccount {
    * its own (absent on records made before this rule, which count as chosen).
    */
   mustChangePassword?: boolean;
+  /**
+   * When the account's first password (made at its creation, or by a reset of its factor) stops signing in,
+   * epoch ms: until then it enrols a TOTP factor and chooses the person's own password; after it, only an
+   * administrator's reset gives a new one. Null or absent once the person chose their own (or on accounts
+   * made before, given one from the upgrade by expireFirstPasswords).
+   */
+  firstPasswordExpiresAt?: number | null;
   createdAt: number;
   createdBy: string;
 }
 
 /** What a change to an account may set; every change also ends the account's sessions (its epoch goes up by one). */
-export type AccountChange = Partial<Pick<PortalAccount, 'passwordHash' | 'mustChangePassword' | 'disabled' | 'level' | 'admin'>>;
+export type AccountChange = Partial<Pick<PortalAccount, 'passwordHash' | 'mustChangePassword' | 'firstPasswordExpiresAt' | 'disabled' | 'level' | 'admin'>>;
 
 /** An account whose second factor was reset, and what it had before the reset. */
 export interface TotpReset {
@@ -149,9 +156,16 @@ export interface PortalAccounts {
    * ends). `of`: the account must belong to this participant (a DIP ID), or be an operator's (null), read
    * in the same transaction, so that whoever may reset the factors of one kind of account cannot reset
    * another's of the same name (the realm follows from `of`). The account as changed and what it had before (for the journal);
-   * undefined (nothing changed) when there is none of that kind.
+   * undefined (nothing changed) when there is none of that kind. The new first password stops signing in at
+   * `expiresAt` (firstPasswordExpiresAt).
    */
-  resetTotpFactor(username: string, passwordHash: string, of: string | null): Promise<TotpReset | undefined>;
+  resetTotpFactor(username: string, passwordHash: string, of: string | null, expiresAt: number): Promise<TotpReset | undefined>;
+  /**
+   * Gives every account still on a first password (no TOTP factor, or its password to be changed) and with
+   * no firstPasswordExpiresAt yet that expiry: accounts made before first passwords expired get one from
+   * the upgrade, not forever. One write; answers how many were given one (none on every later start).
+   */
+  expireFirstPasswords(expiresAt: number): Promise<number>;
   /**
    * Records a sign-in attempt of `name` in `realm` (an account's or not: they are counted alike, so no
    * count tells them apart; a name's failures in one realm hold back no sign-in in the other) at `at`, forgetting every attempt older than `since`; answers the row's id and the name's

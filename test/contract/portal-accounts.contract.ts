@@ -16,6 +16,9 @@ const account = (username: string, participantDipId: string | null, createdAt: n
   createdBy: 'test',
 });
 
+/** A reset's first password's expiry. */
+const UNTIL = 9_000_000;
+
 const enrolment = (username: string, tokenHash: string, startedAt: number, epoch = 0, realm: PortalRealm = 'operator'): PendingTotpEnrolment => ({
   realm,
   username,
@@ -85,7 +88,7 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect((await store.account('operator', 'sam'))?.totpSecretSealed).toBeNull();
       // A reset names its kind: the operator's factor reset leaves the user's, and the user's attempts.
       await store.recordSignInAttempt('user', 'sam', 200, 0);
-      expect(await store.resetTotpFactor('sam', 'fresh', null)).toMatchObject({ account: { participantDipId: null, passwordHash: 'fresh' }, pendingEnrolment: true });
+      expect(await store.resetTotpFactor('sam', 'fresh', null, UNTIL)).toMatchObject({ account: { participantDipId: null, passwordHash: 'fresh' }, pendingEnrolment: true });
       expect(await store.account('user', 'sam')).toMatchObject({ totpSecretSealed: 'user-secret', passwordHash: user.passwordHash });
       expect((await store.recordSignInAttempt('user', 'sam', 201, 0)).attempts).toEqual([200, 201]);
       const reopened = await ctx.reopen();
@@ -217,24 +220,42 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       await store.startTotpEnrolment(enrolment('ned', 'hash-ned', 1_000));
       // Mia is locked out (five failed sign-ins): the reset forgets them, so her new password works at once.
       for (const at of [100, 101, 102, 103, 104]) await store.recordSignInAttempt('operator', 'mia', at, 0);
-      const reset = { ...mia, totpSecretSealed: null, passwordHash: 'fresh', mustChangePassword: true, sessionEpoch: 4 };
-      expect(await store.resetTotpFactor('mia', 'fresh', null)).toEqual({ account: reset, hadFactor: true, pendingEnrolment: false });
+      const reset = { ...mia, totpSecretSealed: null, passwordHash: 'fresh', mustChangePassword: true, firstPasswordExpiresAt: UNTIL, sessionEpoch: 4 };
+      expect(await store.resetTotpFactor('mia', 'fresh', null, UNTIL)).toEqual({ account: reset, hadFactor: true, pendingEnrolment: false });
       expect((await store.recordSignInAttempt('operator', 'mia', 200, 0)).attempts).toEqual([200]);
-      expect(await store.resetTotpFactor('ned', 'fresh-ned', null)).toMatchObject({ account: { totpSecretSealed: null, sessionEpoch: 1 }, hadFactor: false, pendingEnrolment: true });
+      expect(await store.resetTotpFactor('ned', 'fresh-ned', null, UNTIL)).toMatchObject({ account: { totpSecretSealed: null, sessionEpoch: 1 }, hadFactor: false, pendingEnrolment: true });
       expect(await store.totpEnrolment('hash-ned')).toBeUndefined();
-      expect(await store.resetTotpFactor('nobody', 'x', null)).toBeUndefined();
+      expect(await store.resetTotpFactor('nobody', 'x', null, UNTIL)).toBeUndefined();
       // Only an account of the kind asked for: a participant's user is no operator's, nor another
       // participant's, and an operator is no participant's user; each is left as it is, attempts and all.
       const pia = account('pia', '1000000001', 1);
       await store.createAccount(pia);
       await store.recordSignInAttempt('user', 'pia', 300, 0);
-      expect(await store.resetTotpFactor('pia', 'x', null)).toBeUndefined();
-      expect(await store.resetTotpFactor('pia', 'x', '1000000002')).toBeUndefined();
+      expect(await store.resetTotpFactor('pia', 'x', null, UNTIL)).toBeUndefined();
+      expect(await store.resetTotpFactor('pia', 'x', '1000000002', UNTIL)).toBeUndefined();
       expect(await store.account('user', 'pia')).toEqual(pia);
       expect((await store.recordSignInAttempt('user', 'pia', 301, 0)).attempts).toEqual([300, 301]);
-      expect(await store.resetTotpFactor('mia', 'x', '1000000001')).toBeUndefined();
+      expect(await store.resetTotpFactor('mia', 'x', '1000000001', UNTIL)).toBeUndefined();
       expect(await store.account('operator', 'mia')).toEqual(reset);
       expect(await (await ctx.reopen()).portalAccounts.account('operator', 'mia')).toEqual(reset);
+    });
+
+    // secfix5 M2: accounts made before first passwords expired are given an expiry from the upgrade.
+    it('gives every account still on a first password and with no expiry the one given, once; a cleared expiry, an own password and a set expiry are left', async () => {
+      const store = ctx.backend.portalAccounts;
+      await store.createAccount({ ...account('old', '1000000001', 1), totpSecretSealed: null, mustChangePassword: true });
+      await store.createAccount({ ...account('legacy', null, 1), totpSecretSealed: null });
+      await store.createAccount({ ...account('seeded', null, 1), mustChangePassword: true });
+      await store.createAccount({ ...account('dated', null, 1), totpSecretSealed: null, mustChangePassword: true, firstPasswordExpiresAt: 5 });
+      await store.createAccount(account('settled', null, 1));
+      // Enrolled and chose their own: the expiry is cleared, and not given again.
+      await store.createAccount({ ...account('chose', null, 1), totpSecretSealed: null, mustChangePassword: true, firstPasswordExpiresAt: 5 });
+      await store.startTotpEnrolment(enrolment('chose', 'hash-chose', 1_000));
+      await store.completeTotpEnrolment('hash-chose', 2_000, { secretSealed: 's', step: 1, passwordHash: 'own' });
+      expect(await store.expireFirstPasswords(UNTIL)).toBe(3);
+      expect(await store.expireFirstPasswords(UNTIL + 1)).toBe(0);
+      const expiry = async (realm: PortalRealm, name: string) => (await store.account(realm, name))?.firstPasswordExpiresAt ?? null;
+      expect([await expiry('user', 'old'), await expiry('operator', 'legacy'), await expiry('operator', 'seeded'), await expiry('operator', 'dated'), await expiry('operator', 'settled'), await expiry('operator', 'chose')]).toEqual([UNTIL, UNTIL, UNTIL, 5, null, null]);
     });
 
     it("resets a participant's user's factor when asked for that participant's, as an operator's is", async () => {
@@ -243,8 +264,8 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       await store.createAccount(pia);
       await store.startTotpEnrolment(enrolment('pia', 'hash-pia', 1_000, 2, 'user'));
       for (const at of [100, 101, 102, 103, 104]) await store.recordSignInAttempt('user', 'pia', at, 0);
-      const reset = { ...pia, totpSecretSealed: null, passwordHash: 'fresh-pia', mustChangePassword: true, sessionEpoch: 3 };
-      expect(await store.resetTotpFactor('pia', 'fresh-pia', '1000000001')).toEqual({ account: reset, hadFactor: true, pendingEnrolment: true });
+      const reset = { ...pia, totpSecretSealed: null, passwordHash: 'fresh-pia', mustChangePassword: true, firstPasswordExpiresAt: UNTIL, sessionEpoch: 3 };
+      expect(await store.resetTotpFactor('pia', 'fresh-pia', '1000000001', UNTIL)).toEqual({ account: reset, hadFactor: true, pendingEnrolment: true });
       expect(await store.totpEnrolment('hash-pia')).toBeUndefined();
       expect((await store.recordSignInAttempt('user', 'pia', 200, 0)).attempts).toEqual([200]);
       expect(await (await ctx.reopen()).portalAccounts.account('user', 'pia')).toEqual(reset);

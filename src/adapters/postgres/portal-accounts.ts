@@ -2,6 +2,12 @@ import { realmOf, type AccountChange, type PendingTotpEnrolment, type PortalAcco
 import { activationChange, type EnrolmentRow, enrolmentOf } from '../portal-enrolment-row.js';
 import type { PgDatabase } from './database.js';
 
+/**
+ * The change ($1) merged into the record as SQLite's json_patch merges it (RFC 7396, one level): a field
+ * given null is removed, not kept as null (a cleared firstPasswordExpiresAt reads alike from both stores).
+ */
+const MERGE_PATCH = "((record - ARRAY(SELECT key FROM jsonb_each($1::jsonb) WHERE value = 'null'::jsonb)) || jsonb_strip_nulls($1::jsonb))";
+
 /** One row per account, keyed by realm and name (PortalRealm); the record is jsonb (it holds only hashes and sealed secrets). */
 export class PgPortalAccounts implements PortalAccounts {
   constructor(private readonly d: PgDatabase) {}
@@ -36,7 +42,7 @@ export class PgPortalAccounts implements PortalAccounts {
     // || merges the change's fields in; the epoch is raised from the stored one, not from a copy read earlier.
     const { rows } = await this.d.tx((c) =>
       c.query<{ record: PortalAccount }>(
-        `UPDATE portal_accounts SET record = (record || $1::jsonb) || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
+        `UPDATE portal_accounts SET record = ${MERGE_PATCH} || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
          WHERE realm = $5 AND username = $2 AND ($3::bigint IS NULL OR (record->>'sessionEpoch')::bigint = $3) AND (NOT $4::boolean OR NOT (record->>'disabled')::boolean) RETURNING record`,
         [JSON.stringify(change), username, when.epoch ?? null, when.enabled === true, realm],
       ),
@@ -96,7 +102,7 @@ export class PgPortalAccounts implements PortalAccounts {
       if (!e) return undefined;
       // Only an enabled account still without a second factor, of the epoch the enrolment began under.
       const { rows } = await c.query<{ record: PortalAccount }>(
-        `UPDATE portal_accounts SET record = (record || $1::jsonb) || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
+        `UPDATE portal_accounts SET record = ${MERGE_PATCH} || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
          WHERE realm = $4 AND username = $2 AND record->'totpSecretSealed' = 'null'::jsonb AND NOT (record->>'disabled')::boolean AND (record->>'sessionEpoch')::bigint = $3 RETURNING record`,
         [JSON.stringify(activationChange(activation)), e.username, e.epoch, e.realm],
       );
@@ -106,7 +112,7 @@ export class PgPortalAccounts implements PortalAccounts {
     });
   }
 
-  async resetTotpFactor(username: string, passwordHash: string, of: string | null): Promise<TotpReset | undefined> {
+  async resetTotpFactor(username: string, passwordHash: string, of: string | null, expiresAt: number): Promise<TotpReset | undefined> {
     return this.d.tx(async (c) => {
       // Read and locked in the same transaction as the change, so what the journal says it had is what was
       // reset. IS NOT DISTINCT FROM: null (an operator's account) is then a value like a DIP ID.
@@ -117,13 +123,26 @@ export class PgPortalAccounts implements PortalAccounts {
       const { rows } = await c.query<{ record: PortalAccount }>(
         `UPDATE portal_accounts SET record = (record || $1::jsonb) || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
          WHERE realm = $4 AND username = $2 AND participant_dip_id IS NOT DISTINCT FROM $3 RETURNING record`,
-        [JSON.stringify({ totpSecretSealed: null, passwordHash, mustChangePassword: true }), username, of, realm],
+        [JSON.stringify({ totpSecretSealed: null, passwordHash, mustChangePassword: true, firstPasswordExpiresAt: expiresAt }), username, of, realm],
       );
       if (!rows[0]) return undefined;
       const dropped = await c.query('DELETE FROM portal_totp_enrolments WHERE realm = $1 AND username = $2', [realm, username]);
       await c.query('DELETE FROM portal_sign_in_attempts WHERE realm = $1 AND name = $2', [realm, username]);
       return { account: rows[0].record, hadFactor: before.rows[0].record.totpSecretSealed !== null, pendingEnrolment: (dropped.rowCount ?? 0) > 0 };
     });
+  }
+
+  async expireFirstPasswords(expiresAt: number): Promise<number> {
+    // A first password with no expiry (absent, or null once cleared): no factor yet, or its password still to be changed.
+    const n = await this.d.tx((c) =>
+      c.query(
+        `UPDATE portal_accounts SET record = record || jsonb_build_object('firstPasswordExpiresAt', $1::bigint)
+         WHERE coalesce(record->'firstPasswordExpiresAt', 'null'::jsonb) = 'null'::jsonb
+           AND (coalesce(record->'totpSecretSealed', 'null'::jsonb) = 'null'::jsonb OR (record->>'mustChangePassword')::boolean IS TRUE)`,
+        [expiresAt],
+      ),
+    );
+    return n.rowCount ?? 0;
   }
 
   async recordSignInAttempt(realm: PortalRealm, name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }> {

@@ -40,9 +40,14 @@ export class SqlitePortalAccounts implements PortalAccounts {
       ),
       // json_set, not json_patch: a merge patch would remove a field set to null rather than store the null.
       // IS, not =: null (an operator's account) is then a value like a DIP ID.
-      resetFactor: db.prepare<[{ realm: PortalRealm; username: string; passwordHash: string; of: string | null }], { record: string }>(
-        `UPDATE portal_accounts SET record = json_set(record, '$.totpSecretSealed', json('null'), '$.passwordHash', @passwordHash, '$.mustChangePassword', json('true'), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
+      resetFactor: db.prepare<[{ realm: PortalRealm; username: string; passwordHash: string; of: string | null; expiresAt: number }], { record: string }>(
+        `UPDATE portal_accounts SET record = json_set(record, '$.totpSecretSealed', json('null'), '$.passwordHash', @passwordHash, '$.mustChangePassword', json('true'), '$.firstPasswordExpiresAt', @expiresAt, '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
          WHERE realm = @realm AND username = @username AND participant_dip_id IS @of RETURNING record`,
+      ),
+      // A first password with no expiry: no factor yet, or its password still to be changed (a cleared expiry is absent: json_patch drops nulls).
+      expireFirst: db.prepare<[number]>(
+        `UPDATE portal_accounts SET record = json_set(record, '$.firstPasswordExpiresAt', ?)
+         WHERE json_extract(record, '$.firstPasswordExpiresAt') IS NULL AND (json_type(record, '$.totpSecretSealed') IS NOT 'text' OR json_extract(record, '$.mustChangePassword') = 1)`,
       ),
       accountOf: db.prepare<[PortalRealm, string, string | null], { record: string }>('SELECT record FROM portal_accounts WHERE realm = ? AND username = ? AND participant_dip_id IS ?'),
       forgetEnrolmentOf: db.prepare<[PortalRealm, string]>('DELETE FROM portal_totp_enrolments WHERE realm = ? AND username = ?'),
@@ -108,17 +113,21 @@ export class SqlitePortalAccounts implements PortalAccounts {
     });
   }
 
-  async resetTotpFactor(username: string, passwordHash: string, of: string | null): Promise<TotpReset | undefined> {
+  async resetTotpFactor(username: string, passwordHash: string, of: string | null, expiresAt: number): Promise<TotpReset | undefined> {
     return this.d.write(() => {
       // Read in the same transaction as the change, so what the journal says it had is what was reset.
       const realm = realmOf({ participantDipId: of });
       const before = this.s.accountOf.get(realm, username, of);
-      const row = this.s.resetFactor.get({ realm, username, passwordHash, of });
+      const row = this.s.resetFactor.get({ realm, username, passwordHash, of, expiresAt });
       if (!before || !row) return undefined;
       const pendingEnrolment = this.s.forgetEnrolmentOf.run(realm, username).changes > 0;
       this.s.clear.run(realm, username);
       return { account: JSON.parse(row.record) as PortalAccount, hadFactor: (JSON.parse(before.record) as PortalAccount).totpSecretSealed !== null, pendingEnrolment };
     });
+  }
+
+  async expireFirstPasswords(expiresAt: number): Promise<number> {
+    return this.d.write(() => this.s.expireFirst.run(expiresAt).changes);
   }
 
   async recordSignInAttempt(realm: PortalRealm, name: string, at: number, since: number): Promise<{ id: number; attempts: number[] }> {

@@ -4524,6 +4524,11 @@ export interface paths {
                             };
                             /** @description A person's first password: its first sign-in (POST /admin/session) sets up their TOTP and must replace it (newPassword), so the admin who saw it cannot sign in with it */
                             password?: string;
+                            /**
+                             * Format: date-time
+                             * @description When this first password stops signing in (portal.firstPasswordHours after it was made, 72 by default): after it the sign-in is refused as a wrong password is, until an administrator resets the authenticator for a new one
+                             */
+                            passwordExpiresAt?: string;
                             /** @description An automation account's token: only its hash is kept */
                             token?: string;
                         };
@@ -4765,6 +4770,11 @@ export interface paths {
                             operator: string;
                             /** @description The account's new first password, shown this once: its next sign-in (POST /admin/session) sets up a new TOTP and replaces it */
                             password: string;
+                            /**
+                             * Format: date-time
+                             * @description When this first password stops signing in (portal.firstPasswordHours after it was made, 72 by default): after it the sign-in is refused as a wrong password is, until an administrator resets the authenticator for a new one
+                             */
+                            passwordExpiresAt: string;
                         };
                     };
                 };
@@ -6437,6 +6447,11 @@ export interface paths {
                             participantDipId: string | null;
                             /** @description The first password: shown this once. No TOTP secret: the person sets up their own at their first sign-in, and chooses their own password then */
                             password: string;
+                            /**
+                             * Format: date-time
+                             * @description When this first password stops signing in (portal.firstPasswordHours after it was made, 72 by default): after it the sign-in is refused as a wrong password is, until an administrator resets the authenticator for a new one
+                             */
+                            passwordExpiresAt: string;
                             username: string;
                         };
                     };
