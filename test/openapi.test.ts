@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { schemaIn30 } from '../src/api/openapi-30.js';
+import { dipDateTime } from '../src/domain/time.js';
 import { publishedSchema } from '../src/api/schemas.js';
 import { exampleMessage } from '../src/catalogue/examples.js';
 import { Catalogue } from '../src/catalogue/catalogue.js';
@@ -251,6 +252,29 @@ describe('the OpenAPI document of the participant listener', () => {
       expect(answer.status, `${method} ${path}`).toBe(status);
       check(documented, method.toLowerCase(), answer);
     }
+  });
+
+  it('tells the truth for pulled status messages (StandardResponse entries, not messages), encrypted egress and publication downloads', async () => {
+    const check = checker();
+    // A status message for SDS about a message it sent, pulled from its status queue: the 200 as documented.
+    const sent = await send(h.t, h.sds, { path: '/dip-channel/IF-021', body: JSON.stringify([validItem()]) });
+    expect(sent.status, sent.text).toBe(201);
+    const about = (sent.json as { messageArray: Array<{ transactionID: string }> }).messageArray[0]!.transactionID;
+    const entry = { transactionID: about, senderUniqueReference: null, correlationID: null, sentTimestamp: dipDateTime(new Date()), senderID: h.sup.dipId, recipientID: h.sds.dipId, DIPConnectionProviderID: null, message: 'RCP1061 - MPAN Invalid or Unknown', help: null, serviceTicketURL: null };
+    const told = await send(h.t, h.sup, { path: '/statusmessage', body: JSON.stringify([entry]) });
+    expect(told.status, told.text).toBe(201);
+    const pulled = await send(h.t, h.sds, { method: 'GET', path: `/statusmessage/pull/${h.sds.dipId}` });
+    expect([pulled.status, (pulled.json as unknown[]).length], pulled.text).toEqual([200, 1]);
+    check('/statusmessage/pull/{recipient-id}', 'get', pulled);
+    // A message pulled on a channel of security pattern 2 or 3 carries EncryptedCustomBlock, not CustomBlock.
+    const egress = doc.paths['/dip-channel/{id}/pull/{recipient-id}'].get.responses['200'].content['application/json'].schema as Json;
+    const ajv = new Ajv({ strict: false, allErrors: true });
+    const item = (payload: Json) => [{ payload }];
+    expect(ajv.validate(egress, item({ CommonBlock: {}, EncryptedCustomBlock: 'eyJ.a.b.c.d' })), ajv.errorsText()).toBe(true);
+    expect(ajv.validate(egress, item({ CommonBlock: {}, CustomBlock: {} }))).toBe(true);
+    expect(ajv.validate(egress, item({ CommonBlock: {} }))).toBe(false);
+    // A publication's content is documented as each media type it is served as (CSV here), not only bytes.
+    for (const code of ['200', '206']) expect(Object.keys(doc.paths['/dip-channel/{id}/publications/{publicationId}/content'].get.responses[code].content)).toEqual(expect.arrayContaining(['text/csv', 'application/zip', 'application/octet-stream']));
   });
 
   it('serves Swagger UI under a Content-Security-Policy', async () => {

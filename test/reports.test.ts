@@ -113,6 +113,8 @@ describe('reports, traces and journeys (spec 5.11)', () => {
     expect(noZone.status).toBe(400);
     expect(noZone.body.error).toBe("from: '2026-12-04T09:00:00' has no time zone: add Z for UTC or an offset such as +01:00");
     expect((await admin<{ error: string }>('/admin/reports/throughput?to=12/05/2026')).body.error).toMatch(/^to: '12\/05\/2026' is not an ISO 8601 date/);
+    // A day the month has not is refused, not rolled over to the next month (Date.parse read 2026-11-31 as 1 December).
+    expect((await admin<{ error: string }>('/admin/reports/throughput?from=2026-11-31')).body.error).toBe("from: '2026-11-31' names no instant: 2026-11 has no day 31");
     const offset = await admin<{ from: string; to: string }>('/admin/reports/throughput?from=2026-12-04&to=2026-12-05T01:00:00%2B01:00');
     expect(offset.body).toMatchObject({ from: '2026-12-04T00:00:00.000Z', to: '2026-12-05T00:00:00.000Z' });
     // Refused for being the wrong way round, the answer gives both ends as read, "now" for a default.

@@ -189,6 +189,9 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
   zip: 'application/zip',
 };
 
+/** Every media type a publication's content is served as (without parameters): what the document lists. */
+export const CONTENT_MEDIA_TYPES: readonly string[] = [...new Set([...Object.values(CONTENT_TYPES), 'application/octet-stream'].map((t) => t.split(';')[0]!))];
+
 function contentType(format: string): string {
   return CONTENT_TYPES[format.toLowerCase()] ?? 'application/octet-stream';
 }

@@ -6,6 +6,7 @@ import type { Logger } from '../ports/logger.js';
 import type { Registry } from '../pipeline/registry.js';
 import { STATUS_CHANNEL } from '../pipeline/status.js';
 import { csvPieces, GRANULARITIES, jsonPieces, LINKS, toCsv, type Chain, type Granularity, type LinkBy, type ListingAnswer, type Outcome, REPORT_RETRY_AFTER_SECONDS, type ReportFilter, type Reports, type Viewer } from '../pipeline/reports.js';
+import { zonedInstant } from '../domain/time.js';
 
 /** A report's rows, as JSON objects (a CSV's columns are their members, flattened). */
 type Rows = Array<Record<string, unknown>>;
@@ -121,19 +122,13 @@ function namedFilters(q: Pick<ReportQuery, 'channel' | 'sender' | 'recipient'>, 
   return out;
 }
 
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
-const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/i;
-
 /**
  * A period's end as epoch ms, or why not, naming the field. Only ISO 8601: a date (midnight UTC, as the
- * buckets are) or a date-time with its zone. A date-time without one would be read in the server's own
- * zone (Date.parse), so the same query would count other messages on a host set to another zone: refused.
+ * buckets are) or a date-time with its zone, checked against the calendar (zonedInstant).
  */
 function instantOf(field: 'from' | 'to', value: string): number | string {
-  const ms = ISO_DATE.test(value) || ISO_DATE_TIME.test(value) ? Date.parse(value) : Number.NaN;
-  if (!Number.isNaN(ms)) return ms;
-  if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?$/.test(value)) return `${field}: '${value}' has no time zone: add Z for UTC or an offset such as +01:00`;
-  return `${field}: '${value}' is not an ISO 8601 date (2026-12-04, midnight UTC) or date-time with its zone (2026-12-04T09:00:00Z)`;
+  const parsed = zonedInstant(field, value, true);
+  return 'ms' in parsed ? parsed.ms : parsed.problem;
 }
 
 /** How a listener names its viewer and answers a refusal (the participant listener: a StandardResponse). */

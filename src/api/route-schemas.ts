@@ -111,10 +111,13 @@ export const preSerialised = (code: number, schema: JsonSchema): JsonSchema => {
   return { ...schema, description: typeof own === 'string' ? `${meaning(code)}. ${own}` : meaning(code) };
 };
 
-/** An answer whose body is a stream of bytes (a download): documentation only, never serialised. */
-export const binaryBody = (code: number, description: string): JsonSchema => ({
+/**
+ * An answer whose body is a stream of bytes (a download) served as one of `mediaTypes` (by what it holds):
+ * documentation only, never serialised.
+ */
+export const binaryBody = (code: number, description: string, mediaTypes: readonly string[]): JsonSchema => ({
   description: `${meaning(code)}. ${description}`,
-  content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+  content: Object.fromEntries(mediaTypes.map((t) => [t, { schema: { type: 'string', format: 'binary' } }])),
 });
 
 /** What every guarded call may be answered besides its own outcome. */
@@ -147,10 +150,16 @@ export function egressArray(description: string): JsonSchema {
       type: 'object',
       required: ['payload'],
       properties: {
+        // CustomBlock in the clear (pattern 1, as published), or EncryptedCustomBlock on a channel whose
+        // security pattern is 2 or 3: a JWE to the recipient (docs/api-differences.md, "Encrypted payloads").
         payload: {
           type: 'object',
-          required: ['CommonBlock', 'CustomBlock'],
-          properties: { CommonBlock: { type: 'object', description: 'S0, S1, A0, D0 and the channel\'s other common blocks' }, CustomBlock: { type: 'object' } },
+          properties: {
+            CommonBlock: { type: 'object', description: 'S0, S1, A0, D0 and the channel\'s other common blocks' },
+            CustomBlock: { type: 'object', description: 'Security pattern 1: the message in the clear' },
+            EncryptedCustomBlock: { type: 'string', description: 'Security patterns 2 and 3 (OpenDIP): the CustomBlock as a JWE compact serialisation encrypted to the recipient' },
+          },
+          oneOf: [{ required: ['CommonBlock', 'CustomBlock'] }, { required: ['CommonBlock', 'EncryptedCustomBlock'] }],
         },
       },
     },

@@ -4,6 +4,7 @@
  * webhook when one is published, amended or withdrawn. Pure rules: what a valid notice is, and which are
  * still of interest.
  */
+import { zonedInstant } from './time.js';
 
 /** The whole DIP, or the channels named (upper-case interface IDs, e.g. IF-021). */
 export type MaintenanceScope = { kind: 'dip' } | { kind: 'channels'; channels: string[] };
@@ -42,14 +43,14 @@ export interface MaintenanceInput {
 export const MAX_TEXT = 4000;
 /** A window longer than this is almost surely a typing error (a year for a day). */
 export const MAX_WINDOW_MS = 31 * 86_400_000;
-const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:\d{2})$/;
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
 function instant(field: string, value: string, errors: string[]): number {
-  const ms = ISO_WITH_ZONE.test(value) ? Date.parse(value) : Number.NaN;
-  if (Number.isNaN(ms)) errors.push(`${field}: '${value}' is not an ISO-8601 date-time with a zone, e.g. 2026-12-05T02:00:00Z`);
-  return ms;
+  const parsed = zonedInstant(field, value, false);
+  if ('ms' in parsed) return parsed.ms;
+  errors.push(parsed.problem);
+  return Number.NaN;
 }
 
 /**

@@ -76,3 +76,21 @@ export function parseIsoDateOrDateTime(text: string): { ms: number } | { problem
   if ('problem' in parsed) return parsed;
   return { ms: parsed.ms + (m[4] === undefined ? 0 : Math.floor(Number(`0${m[4]}`) * 1000)) };
 }
+
+/**
+ * An operator's or participant's instant, ISO 8601 (`dateAlone`: a date too, midnight UTC; otherwise a
+ * date-time with its zone, Z or ±HH:MM, seconds and a fraction optional), as ms, or why it is not one,
+ * naming `field`. Date.parse alone rolled impossible days over (2026-11-31 became 1 December, 24:30 the
+ * next day) and an error then blamed another field; a date-time without a zone would be read in the
+ * server's own zone.
+ */
+export function zonedInstant(field: string, text: string, dateAlone: boolean): { ms: number } | { problem: string } {
+  const shape = dateAlone ? 'an ISO 8601 date (2026-12-04, midnight UTC) or date-time with its zone (2026-12-04T09:00:00Z)' : 'an ISO-8601 date-time with a zone, e.g. 2026-12-05T02:00:00Z';
+  const parsed = parseIsoDateOrDateTime(text);
+  if (parsed === null) return { problem: `${field}: '${text}' is not ${shape}` };
+  if ('problem' in parsed) return { problem: `${field}: '${text}' names no instant: ${parsed.problem}` };
+  const isDate = /^\d{4}-\d\d-\d\d$/.test(text);
+  if (isDate && !dateAlone) return { problem: `${field}: '${text}' is a date alone: give the time and its zone, e.g. ${text}T02:00:00Z` };
+  if (!isDate && !/(?:Z|[+-]\d\d:\d\d)$/i.test(text)) return { problem: `${field}: '${text}' has no time zone: add Z for UTC or an offset such as +01:00` };
+  return parsed;
+}

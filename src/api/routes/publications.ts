@@ -13,7 +13,7 @@ import { COMPRESSIONS, type Compression, type PublicationMetadata, type Publicat
 import { DIP_HEADER_CONTENT_HASH } from '../../security/signature.js';
 import type { ApiDeps } from '../deps.js';
 import { admitted } from '../guard.js';
-import { describePublication, listQuery, PUBLICATION_SCHEMA, sendListing, sendPublication, WITHDRAWN_PUBLICATION_SCHEMA } from '../publication-download.js';
+import { CONTENT_MEDIA_TYPES, describePublication, listQuery, PUBLICATION_SCHEMA, sendListing, sendPublication, WITHDRAWN_PUBLICATION_SCHEMA } from '../publication-download.js';
 import { readQuery, unknownParameter, type RawQuery } from '../query.js';
 import { publishedSchema } from '../schemas.js';
 import { answers, binaryBody, channelParams, GUARDED, noBody, signatureHeaders } from '../route-schemas.js';
@@ -251,8 +251,8 @@ export function registerPublicationRoutes(app: FastifyInstance, deps: ApiDeps): 
         params: publicationParams,
         headers: signatureHeaders,
         response: answers([...GUARDED, 410, 412, 416, 422], {
-          200: binaryBody(200, 'The content, as stored or (decompress, where, columns) plain and filtered; Content-Type by format'),
-          206: binaryBody(206, 'The byte range Content-Range names'),
+          200: binaryBody(200, 'The content, as stored or (decompress, where, columns) plain and filtered; Content-Type by format', CONTENT_MEDIA_TYPES),
+          206: binaryBody(206, 'The byte range Content-Range names', CONTENT_MEDIA_TYPES),
           304: noBody(304),
         }),
       },

@@ -11,7 +11,7 @@ import { ACKNOWLEDGED_HEADER, formatSequence, SEQUENCE_HEADER } from '../../doma
 import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { admitted, recipientScope } from '../guard.js';
 import { PAUSED_RETRY_AFTER_SECONDS } from '../../pipeline/ingest.js';
-import { ACK_SCHEMA, compileReadQueryRouteSchema } from '../schemas.js';
+import { ACK_SCHEMA, compileReadQueryRouteSchema, publishedSchema } from '../schemas.js';
 import { readQuery, type RawQuery } from '../query.js';
 import { providerFor, sendSigned, sendStandard } from '../request.js';
 import { setAsideEntries, setAsideHelp, setAsideUnseen, type SetAsideRun } from '../../pipeline/set-aside-unseen.js';
@@ -85,9 +85,13 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
   // Status messages (spec 5.5.8: dead letters reported back to their sender) for a sender with no
   // status-message webhook: the same pull and acknowledgement on the participant's STATUS queue.
   const statusTags = ['Status Messages'];
+  // Status messages are StandardResponse entries (what POST /statusmessage takes and a status webhook is sent), not messages.
+  // The published array has minItems 1; a pull with nothing waiting answers [].
+  const { minItems: _atLeastOne, ...statusArray } = publishedSchema('StandardResponseArray');
+  const statusPullAnswers = answers([...GUARDED, 409], { 200: signedAnswer(preSerialised(200, { ...statusArray, description: 'The status messages (StandardResponseArray entries; [] when none wait), oldest first, signed by the DIP (X-DIP-* headers, over the answer\'s own string)' })) });
   app.get<Route>(
     '/statusmessage/pull/:recipientId',
-    { ...PULL_OPTIONS, config: { access: 'self' }, schema: { ...pullSchema, operationId: 'pullStatusMessages', tags: statusTags, summary: 'Read the oldest unacknowledged status messages (OpenDIP)', description: `For a participant with no status-message webhook (POST /statusmessage/config). The same messages come back until acknowledged; ${SEQUENCE_HEADER} gives their positions.`, params: recipientParams } },
+    { ...PULL_OPTIONS, config: { access: 'self' }, schema: { ...pullSchema, operationId: 'pullStatusMessages', tags: statusTags, summary: 'Read the oldest unacknowledged status messages (OpenDIP)', description: `For a participant with no status-message webhook (POST /statusmessage/config). The same messages come back until acknowledged; ${SEQUENCE_HEADER} gives their positions.`, params: recipientParams, response: statusPullAnswers } },
     async (req, reply) => pull(deps, req, reply, { recipientDipId: admitted(req).caller.dipId, channel: STATUS_CHANNEL }),
   );
   app.post<Route & { Body: { sequence: number } }>(

@@ -11115,7 +11115,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "application/json": string;
                     "application/octet-stream": string;
+                    "application/pdf": string;
+                    "application/x-ndjson": string;
+                    "application/zip": string;
+                    "text/csv": string;
                 };
             };
             /** @description Partial Content: one page; send the request again with X-Continuation-Token for the next. The byte range Content-Range names */
@@ -11124,7 +11129,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    "application/json": string;
                     "application/octet-stream": string;
+                    "application/pdf": string;
+                    "application/x-ndjson": string;
+                    "application/zip": string;
+                    "text/csv": string;
                 };
             };
             /** @description Not Modified: the client holds these bytes already (If-None-Match named the ETag, or If-Modified-Since is not before Last-Modified); no body */
@@ -11480,9 +11490,12 @@ export interface operations {
                     "application/json": {
                         payload: {
                             /** @description S0, S1, A0, D0 and the channel's other common blocks */
-                            CommonBlock: Record<string, never>;
-                            CustomBlock: Record<string, never>;
-                        };
+                            CommonBlock?: Record<string, never>;
+                            /** @description Security pattern 1: the message in the clear */
+                            CustomBlock?: Record<string, never>;
+                            /** @description Security patterns 2 and 3 (OpenDIP): the CustomBlock as a JWE compact serialisation encrypted to the recipient */
+                            EncryptedCustomBlock?: string;
+                        } & (unknown | unknown);
                     }[];
                 };
             };
@@ -11641,9 +11654,12 @@ export interface operations {
                     "application/json": {
                         payload: {
                             /** @description S0, S1, A0, D0 and the channel's other common blocks */
-                            CommonBlock: Record<string, never>;
-                            CustomBlock: Record<string, never>;
-                        };
+                            CommonBlock?: Record<string, never>;
+                            /** @description Security pattern 1: the message in the clear */
+                            CustomBlock?: Record<string, never>;
+                            /** @description Security patterns 2 and 3 (OpenDIP): the CustomBlock as a JWE compact serialisation encrypted to the recipient */
+                            EncryptedCustomBlock?: string;
+                        } & (unknown | unknown);
                     }[];
                 };
             };
@@ -11671,9 +11687,12 @@ export interface operations {
                     "application/json": {
                         payload: {
                             /** @description S0, S1, A0, D0 and the channel's other common blocks */
-                            CommonBlock: Record<string, never>;
-                            CustomBlock: Record<string, never>;
-                        };
+                            CommonBlock?: Record<string, never>;
+                            /** @description Security pattern 1: the message in the clear */
+                            CustomBlock?: Record<string, never>;
+                            /** @description Security patterns 2 and 3 (OpenDIP): the CustomBlock as a JWE compact serialisation encrypted to the recipient */
+                            EncryptedCustomBlock?: string;
+                        } & (unknown | unknown);
                     }[];
                 };
             };
@@ -15497,7 +15516,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK. The messages, oldest first, signed by the DIP (X-DIP-* headers, over the answer's own string) */
+            /** @description OK. The status messages (StandardResponseArray entries; [] when none wait), oldest first, signed by the DIP (X-DIP-* headers, over the answer's own string) */
             200: {
                 headers: {
                     /** @description base64 SHA-256 of the answer body as sent */
@@ -15511,13 +15530,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        payload: {
-                            /** @description S0, S1, A0, D0 and the channel's other common blocks */
-                            CommonBlock: Record<string, never>;
-                            CustomBlock: Record<string, never>;
-                        };
-                    }[];
+                    "application/json": components["schemas"]["StandardResponseBodyType"][];
                 };
             };
             /** @description Bad Request: the help text names the field and why */
