@@ -3,7 +3,8 @@ import { RateLimiter } from '../src/security/rate-limit.js';
 import { ReplayGuard } from '../src/security/replay-guard.js';
 import { SingleProcessLeases } from '../src/adapters/embedded/leases.js';
 import { openNatsCoordination } from '../src/adapters/nats/index.js';
-import { connectNats, openBucket } from '../src/adapters/nats/connection.js';
+import { BucketRestorer, connectNats, openBucket } from '../src/adapters/nats/connection.js';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { NatsQueueLeases } from '../src/adapters/nats/leases.js';
 import { coordinationContract } from './contract/coordination.contract.js';
 import { deleteBuckets, NATS_SERVERS, testPrefix } from './helpers/nats.js';
@@ -49,7 +50,19 @@ coordinationContract('NATS JetStream', {
  * real time to pass: `io()` waits until every bucket request a node made has its answer and every roll call
  * said has reached every node (a flush of each connection, twice: NATS delivers in order).
  */
-const clusterOf = async (ids: string[], cleanup: Array<() => Promise<void>>, logger?: Logger, options: { loopLateMs?: () => number; settings?: typeof leases } = {}) => {
+const clusterOf = async (
+  ids: string[],
+  cleanup: Array<() => Promise<void>>,
+  logger?: Logger,
+  options: {
+    loopLateMs?: () => number;
+    settings?: typeof leases;
+    /** Each node follows the leases bucket's incarnation, as openNatsCoordination has it do (trackGeneration). */
+    generations?: boolean;
+    /** Runs before a node's update (a renewal, a takeover) is sent: what a test makes happen meanwhile. */
+    beforeUpdate?: (node: string) => Promise<void>;
+  } = {},
+) => {
   const prefix = testPrefix();
   cleanup.push(() => deleteBuckets(prefix));
   const steady = new FakeClock(Date.now());
@@ -70,12 +83,13 @@ const clusterOf = async (ids: string[], cleanup: Array<() => Promise<void>>, log
     const tracked = Object.assign(Object.create(kv) as KV, {
       get: (...args: Parameters<KV['get']>) => track(kv.get(...args)),
       create: (...args: Parameters<KV['create']>) => track(kv.create(...args)),
-      update: (...args: Parameters<KV['update']>) => track(kv.update(...args)),
+      update: (...args: Parameters<KV['update']>) => track((options.beforeUpdate?.(id) ?? Promise.resolve()).then(() => kv.update(...args))),
       delete: (...args: Parameters<KV['delete']>) => track(kv.delete(...args)),
     });
     const clock = new SteppedClock(steady);
     const node = new NatsQueueLeases(nc, tracked, prefix, clock, options.settings ?? leases, logger, id, steady, options.loopLateMs);
     cleanup.push(() => node.close());
+    if (options.generations) await node.trackGeneration(() => new BucketRestorer(nc, [{ name: `${prefix}_leases`, options: { history: 1, replicas: 1 } }], () => steady.now()).restore());
     nodes.push({ leases: node, clock, nc, bucket: kv });
   }
   const io = async () => {
@@ -102,7 +116,7 @@ const clusterOf = async (ids: string[], cleanup: Array<() => Promise<void>>, log
     await io();
   };
   await io();
-  return { nodes, steady, io, advance, rollCall };
+  return { nodes, steady, io, advance, rollCall, prefix };
 };
 
 const rollCallMs = leases.ttlMs / 3;
@@ -355,6 +369,66 @@ describe('a NATS queue lease given up while its renewal is on the way', () => {
     await released;
     expect(await taker.acquire(q), 'the taker claims the queue handed over').toBe(true);
   });
+});
+
+describe('the NATS leases bucket deleted and created again while nodes hold leases', () => {
+  const q = { recipientDipId: 'SUP0000001', channel: 'IF-021' };
+  const cleanup: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  // A fault campaign deleted every KV_<prefix>_* stream under load: no node created them again, and
+  // delivery stopped cluster-wide. Created again, the bucket is empty: a node finding a queue's key absent
+  // would create it at once, while the holder of the bucket before still works the queue until its
+  // lease's end (its renewal finds no stream, not a taker). Here the stream is deleted while the holder's
+  // renewal is on its way, and created again (as another node, or an operator, would) before the renewal
+  // lands: the renewal fails, and the other node's claim, though its create succeeds in the new bucket,
+  // is not taken until every holder before has stopped. Before the fix, b held the queue beside a.
+  it("a renewal racing the stream's deletion: no node holds the queue beside its holder of before; one takes it once that one has stopped", async () => {
+    let race: (() => Promise<void>) | null = null;
+    const cluster = await clusterOf(['a-0000000a', 'b-0000000b'], cleanup, undefined, {
+      generations: true,
+      beforeUpdate: async (node) => {
+        const r = node === 'a-0000000a' ? race : null;
+        if (!r) return;
+        race = null;
+        await r();
+      },
+    });
+    const [a, b] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
+    expect(await a.leases.acquire(q)).toBe(true);
+    const lost: string[] = [];
+    a.leases.onLost(() => lost.push('a'));
+    race = async () => {
+      await (await jetstreamManager(a.nc)).streams.delete(`KV_${cluster.prefix}_leases`);
+    };
+    let bothHeld = 0;
+    let recreatedAt: number | undefined;
+    let bTookAt: number | undefined;
+    // Three lease lengths and the request timeout, by steps of 100 ms.
+    for (let t = 0; t < 3 * leases.ttlMs + 5_000; t += 100) {
+      await cluster.advance(100);
+      // a's renewal found no stream (no responders: not a taker, so a works the queue until its lease's
+      // end); the bucket is then created again, empty, with no incarnation id yet, as another node or an
+      // operator would. b then tries for the queue at every step: it had not looked at it before (no lease
+      // of a's seen, as when a wake-up or a hand-over sends it to the bucket), and finds its key absent.
+      if (race === null && recreatedAt === undefined) {
+        await openBucket(b.nc, `${cluster.prefix}_leases`, { history: 1, replicas: 1 });
+        recreatedAt = cluster.steady.now();
+      }
+      if (recreatedAt !== undefined && (await b.leases.acquire(q))) bTookAt ??= cluster.steady.now() - recreatedAt;
+      if (a.leases.holds(q) && b.leases.holds(q)) bothHeld += 1;
+    }
+    expect(race, "a's renewal raced the deletion").toBeNull();
+    expect(lost, 'a stopped working the queue').toEqual(['a']);
+    expect(bothHeld, 'steps at which both nodes held the queue').toBe(0);
+    // b holds it, once a lease length, the allowance and the request timeout have passed since it was found created again.
+    expect(bTookAt).toBeGreaterThanOrEqual(leases.ttlMs + leases.skewMs + 5_000);
+    expect(b.leases.holds(q)).toBe(true);
+    const entry = await b.bucket.get('generation');
+    expect(entry?.string(), 'the bucket created again has its incarnation id written').toMatch(/^[0-9a-f]{16}$/);
+  }, 60_000);
 });
 
 describe('NATS queue leases when a node’s wall clock steps (injected clocks, elapsed time advanced by the test)', () => {

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { connect, credsAuthenticator, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, JetStreamApiError, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV, type KvOptions } from '@nats-io/kv';
+import type { Logger } from '../../ports/logger.js';
 
 /** How the DIP reaches its NATS cluster (storage.nats in the configuration). */
 export interface NatsSettings {
@@ -102,6 +103,81 @@ function connectWith(s: NatsSettings): Promise<NatsConnection> {
 export async function openBucket(nc: NatsConnection, name: string, options: Partial<KvOptions>, requestTimeoutMs?: number): Promise<KV> {
   const kv = await new Kvm(nc).create(name, options);
   return requestTimeoutMs === undefined ? kv : new Kvm(jetstream(nc, { timeout: requestTimeoutMs })).open(name);
+}
+
+/** A bucket as a node opens it: what openBucket and BucketRestorer are given. */
+export interface BucketSpec {
+  name: string;
+  options: Partial<KvOptions>;
+}
+
+/** JetStream's "stream not found" (10059): the stream was asked about and does not exist. */
+const STREAM_NOT_FOUND = 10059;
+
+async function streamExists(jsm: JetStreamManager, bucket: string): Promise<boolean> {
+  try {
+    await jsm.streams.info(`KV_${bucket}`);
+    return true;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === STREAM_NOT_FOUND) return false;
+    throw err;
+  }
+}
+
+/**
+ * Creates again, with the settings they were opened with, the buckets whose streams are gone while the
+ * node runs (`nats stream rm`, a NATS store wiped and restarted empty): they were created at start only,
+ * so every node's coordination stayed unavailable until restarted (a fault campaign: over 4 minutes,
+ * webhook delivery stopped cluster-wide). A KV operation on a missing stream times out or finds no
+ * responders, as one on a JetStream without its quorum does, so `restore` asks JetStream which streams
+ * exist: only a definite "stream not found" creates one. Called on failures, so spaced: at least
+ * `minGapMs` apart, doubling up to `maxGapMs` while JetStream does not answer. The KV handles already
+ * open keep working on the stream created again (same subjects). True when it created one.
+ */
+export class BucketRestorer {
+  private nextTryAt = Number.NEGATIVE_INFINITY;
+  private gapMs: number;
+  private running: Promise<boolean> | null = null;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly buckets: readonly BucketSpec[],
+    private readonly now: () => number,
+    private readonly logger?: Logger,
+    private readonly minGapMs = 1_000,
+    private readonly maxGapMs = 30_000,
+  ) {
+    this.gapMs = minGapMs;
+  }
+
+  restore(): Promise<boolean> {
+    if (this.running) return this.running;
+    if (this.now() < this.nextTryAt) return Promise.resolve(false);
+    const running = this.tryRestore().finally(() => {
+      this.running = null;
+    });
+    this.running = running;
+    return running;
+  }
+
+  private async tryRestore(): Promise<boolean> {
+    let restored = false;
+    try {
+      const jsm = await jetstreamManager(this.nc, { checkAPI: false });
+      for (const b of this.buckets) {
+        if (await streamExists(jsm, b.name)) continue;
+        await new Kvm(this.nc).create(b.name, b.options);
+        restored = true;
+        this.logger?.error({ bucket: b.name }, `NATS KV bucket ${b.name} was gone (its stream deleted, or the NATS store lost): created it again, empty, with the settings it was opened with`);
+      }
+      this.gapMs = this.minGapMs;
+    } catch (err) {
+      this.gapMs = Math.min(this.maxGapMs, 2 * this.gapMs);
+      this.logger?.warn({ err, retryInMs: this.gapMs }, 'could not check or create again the NATS KV buckets: JetStream does not answer; tried again later');
+    }
+    this.nextTryAt = this.now() + this.gapMs;
+    return restored;
+  }
 }
 
 /** Removes one key of a bucket for good (keys as written: no encoding). */

@@ -3,7 +3,7 @@ import type { Coordination, LostNodeRecords } from '../../ports/backend.js';
 import type { Clock } from '../../ports/clock.js';
 import type { Logger } from '../../ports/logger.js';
 import type { RateLimitSettings } from '../../security/rate-limit.js';
-import { connectNats, followConnection, keyEraser, openBucket, type NatsSettings } from './connection.js';
+import { BucketRestorer, connectNats, followConnection, keyEraser, openBucket, type BucketSpec, type NatsSettings } from './connection.js';
 import { DEFAULT_LEASES, NatsQueueLeases, nodeId, type LeaseSettings } from './leases.js';
 import { NatsAlarmNotifierLease } from './notifier-lease.js';
 import { NatsRateLimits } from './rate-limits.js';
@@ -55,24 +55,35 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
   try {
     const leaseSettings = options.leases ?? DEFAULT_LEASES;
     const common = { history: 1, replicas: settings.replicas };
-    const leasesKv = await openBucket(nc, `${settings.prefix}_leases`, { ...common, ttl: 10 * leaseSettings.ttlMs, description: 'OpenDIP: which node works which recipient queue' });
-    const signaturesKv = await openBucket(
-      nc,
-      `${settings.prefix}_signatures`,
-      { ...common, ttl: 2 * options.maxClockSkewMs, description: 'OpenDIP: X-DIP-Signature digests accepted, kept as long as they could verify' },
-      REQUEST_PATH_TIMEOUT_MS,
-    );
     const refillMs = options.rateLimit.requestsPerSecond > 0 ? (options.rateLimit.burst / options.rateLimit.requestsPerSecond) * 1000 : 0;
-    const ratesKv = await openBucket(nc, `${settings.prefix}_rates`, { ...common, ttl: Math.max(60_000, 2 * refillMs), description: 'OpenDIP: fair-use token buckets' }, REQUEST_PATH_TIMEOUT_MS);
-    // No expiry: what has been notified is kept while it holds, however long no node holds the lease.
     const alarmsBucket = `${settings.prefix}_alarms`;
-    const alarmsKv = await openBucket(nc, alarmsBucket, { ...common, description: 'OpenDIP: the shared alarm conditions notified, one entry each' });
-    const down = new Unreachable(() => options.clock.now());
+    // Each bucket's settings, once: created with them at start, and again if its stream is lost (BucketRestorer).
+    const specs = {
+      leases: { name: `${settings.prefix}_leases`, options: { ...common, ttl: 10 * leaseSettings.ttlMs, description: 'OpenDIP: which node works which recipient queue' } },
+      signatures: {
+        name: `${settings.prefix}_signatures`,
+        options: { ...common, ttl: 2 * options.maxClockSkewMs, description: 'OpenDIP: X-DIP-Signature digests accepted, kept as long as they could verify' },
+      },
+      rates: { name: `${settings.prefix}_rates`, options: { ...common, ttl: Math.max(60_000, 2 * refillMs), description: 'OpenDIP: fair-use token buckets' } },
+      // No expiry: what has been notified is kept while it holds, however long no node holds the lease.
+      alarms: { name: alarmsBucket, options: { ...common, description: 'OpenDIP: the shared alarm conditions notified, one entry each' } },
+    } satisfies Record<string, BucketSpec>;
+    const leasesKv = await openBucket(nc, specs.leases.name, specs.leases.options);
+    const signaturesKv = await openBucket(nc, specs.signatures.name, specs.signatures.options, REQUEST_PATH_TIMEOUT_MS);
+    const ratesKv = await openBucket(nc, specs.rates.name, specs.rates.options, REQUEST_PATH_TIMEOUT_MS);
+    const alarmsKv = await openBucket(nc, specs.alarms.name, specs.alarms.options);
+    const steady = options.steadyClock ?? options.clock;
+    const restorer = new BucketRestorer(nc, Object.values(specs), () => steady.now(), options.logger);
+    const restore = (): void => {
+      restorer.restore().catch(() => undefined);
+    };
+    const down = new Unreachable(() => options.clock.now(), undefined, restore);
     gauge?.start();
-    const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName), options.steadyClock ?? options.clock, () => gauge?.recentWorstMs() ?? 0);
+    const leases = new NatsQueueLeases(nc, leasesKv, settings.prefix, options.clock, leaseSettings, options.logger, nodeId(options.nodeName), steady, () => gauge?.recentWorstMs() ?? 0);
     followConnection(nc.status(), [leases, down], (err) => options.logger?.error({ err }, 'NATS connection status: a follower failed on an event')).catch((err: unknown) =>
       options.logger?.error({ err }, 'NATS connection status: no longer followed; lease health and the replay guard find an outage by a timeout'),
     );
+    await leases.trackGeneration(() => restorer.restore());
     if (options.lostNodeRecords) await leases.remember(options.lostNodeRecords);
     const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger, (v) => leases.expiryHere(v));
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.

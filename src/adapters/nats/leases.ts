@@ -76,6 +76,18 @@ const isDeleted = (op: string): boolean => op === 'DEL' || op === 'PURGE';
  */
 /** Read by the reachability probe, written by nobody (lease keys are queue tokens, which never take this form). */
 const PROBE_KEY = 'probe_reachable';
+/**
+ * Which incarnation of the leases bucket this is: a random id written once into each (trackGeneration),
+ * never again (lease keys are queue tokens, which never take this form). A bucket created again (its
+ * stream deleted, or the NATS store lost) has another id, or none yet.
+ */
+const GENERATION_KEY = 'generation';
+/**
+ * The leases bucket's JetStream request timeout (the client's default, openBucket): how long after a
+ * renewal was sent its answer may still come and be taken, so how long after its holder's last chance
+ * to renew a lease that write may land.
+ */
+const LEASE_REQUEST_TIMEOUT_MS = 5_000;
 
 export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   readonly shared = true;
@@ -188,6 +200,14 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   private closed = false;
   /** Claims that failed for want of an answer (not a lost race): logged when they start, a minute apart, and when they stop. */
   private readonly claimFailures: FailureLog;
+  /**
+   * The incarnation of the leases bucket this node works in (GENERATION_KEY), and what creates the
+   * coordination buckets again when their streams are gone (BucketRestorer); null: not followed (tests of
+   * the leases alone, on a bucket of their own).
+   */
+  private generation: { id: string; restore: () => Promise<boolean> } | null = null;
+  /** Until when (steady clock) this node claims no lease: it found the bucket created again (generationChanged). */
+  private fencedUntil = Number.NEGATIVE_INFINITY;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -296,14 +316,80 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   private async probe(): Promise<void> {
     const epoch = this.connectionEpoch;
     try {
-      await this.kv.get(PROBE_KEY);
+      if (this.generation) await this.checkGeneration();
+      else await this.kv.get(PROBE_KEY);
       if (epoch !== this.connectionEpoch) return;
       if (this.unreachable) this.logger?.info({ since: this.unreachable.since }, 'NATS JetStream answers again: queue leases can be claimed and renewed');
       this.unreachable = null;
     } catch (err) {
       if (this.closed || epoch !== this.connectionEpoch) return;
       this.markUnreachable(`NATS JetStream (${this.prefix}_leases): ${(err as Error).message}`, err);
+      // The buckets may be gone rather than JetStream silent: created again if so (the next probe finds the new one).
+      await this.generation?.restore().catch(() => undefined);
     }
+  }
+
+  /**
+   * Follows which incarnation of the leases bucket this node works in, writing its id if it has none
+   * yet (the first node to start, or one after the bucket was created again), and `restore`, which
+   * creates the buckets again when their streams are gone. Called once, at start (openNatsCoordination).
+   */
+  async trackGeneration(restore: () => Promise<boolean>): Promise<void> {
+    this.generation = { id: await this.currentGeneration(), restore };
+  }
+
+  private async currentGeneration(): Promise<string> {
+    const entry = await this.kv.get(GENERATION_KEY);
+    if (entry && !isDeleted(entry.operation)) return entry.string();
+    const id = randomBytes(8).toString('hex');
+    try {
+      await this.kv.create(GENERATION_KEY, id);
+      return id;
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+      // Another node wrote it first: theirs is the id.
+      const theirs = await this.kv.get(GENERATION_KEY);
+      if (theirs && !isDeleted(theirs.operation)) return theirs.string();
+      throw err;
+    }
+  }
+
+  /**
+   * Reads the bucket's incarnation (the probe's read, and every claim's after its write): 'changed' when
+   * it is not the one this node works in, which it then drops every lease for (generationChanged) before
+   * taking the new one as its own.
+   */
+  private async checkGeneration(): Promise<'same' | 'changed'> {
+    const g = this.generation;
+    if (!g) return 'same';
+    const entry = await this.kv.get(GENERATION_KEY);
+    if (entry && !isDeleted(entry.operation) && entry.string() === g.id) return 'same';
+    if (this.generation !== g) return 'changed';
+    this.generationChanged();
+    g.id = await this.currentGeneration();
+    return 'changed';
+  }
+
+  /**
+   * The leases bucket was created again (or emptied): every lease held in it is gone, and a node finding
+   * a queue's key absent would take it at once. So this node stops working every queue now, and claims
+   * none until every holder of the bucket before has stopped, whoever it is: a holder stops working a
+   * lease a lease length less the allowance after its last renewal began (Held.validUntil), renews only
+   * before then, and takes a renewal's answer within the request timeout; that renewal was sent before
+   * the old bucket went, so before this node found it gone. So from now, a lease length, the allowance and
+   * the request timeout. Every node finds out at its next probe (a roll call), or at its next claim,
+   * whose write is checked to have landed in the incarnation it knows (acquire).
+   */
+  private generationChanged(): void {
+    const fenceMs = this.settings.ttlMs + this.settings.skewMs + LEASE_REQUEST_TIMEOUT_MS;
+    this.fencedUntil = this.steady.now() + fenceMs;
+    this.others.clear();
+    this.observed.clear();
+    this.logger?.error(
+      { bucket: `${this.prefix}_leases`, held: this.held.size, claimsAgainInMs: fenceMs },
+      'the queue leases bucket was created again (or emptied): this node stops working its queues, and claims none until every holder before has stopped',
+    );
+    for (const [key, h] of [...this.held]) this.lost(key, h, 'the leases bucket was created again');
   }
 
   surplus(): number {
@@ -686,7 +772,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     if (this.holds(queue)) return true;
     const stale = this.held.get(key);
     if (stale) this.lost(key, stale, 'expired before it could be renewed');
-    if ((this.others.get(key) ?? 0) > this.steady.now() || this.yieldingTo() !== undefined) return false;
+    if ((this.others.get(key) ?? 0) > this.steady.now() || this.yieldingTo() !== undefined || this.steady.now() < this.fencedUntil) return false;
     this.acquiring += 1;
     try {
       const entry = await this.kv.get(key);
@@ -703,6 +789,13 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       } else {
         // Expired (its holder died or let go without deleting), unreadable, or ours from before: take it.
         revision = await this.kv.update(key, this.value(), entry.revision);
+      }
+      // The write may have landed in a bucket created again since this node last looked (a key absent
+      // there is free to create): the incarnation read after it is the one it landed in, since an id is
+      // never written into two. Another: not held (its holders before may still work the queue), undone.
+      if ((await this.checkGeneration()) === 'changed') {
+        await this.kv.delete(key, { previousSeq: revision }).catch(() => undefined);
+        return false;
       }
       // Only a write counts as claims working again: the read may be answered while writes fail (a
       // warning and a recovery line at every claim, before).
@@ -827,6 +920,10 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   }
 
   private async renewAll(): Promise<void> {
+    // A lease past its end is lost, not renewed: a renewal is only ever sent while the lease is valid, so a
+    // write that lands late (within the request timeout) lands within a bounded time of it (generationChanged).
+    const ended = this.steady.now();
+    for (const [key, h] of [...this.held]) if (ended >= h.validUntil) this.lost(key, h, 'expired before it could be renewed');
     await Promise.all(
       [...this.held.entries()].map(async ([key, h]) => {
         const startedAt = this.steady.now();

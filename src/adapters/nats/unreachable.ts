@@ -16,6 +16,8 @@ export class Unreachable implements ConnectionFollower {
   constructor(
     private readonly now: () => number,
     private readonly forMs = 5_000,
+    /** Told of each failure: a bucket whose stream is gone is created again (BucketRestorer). */
+    private readonly onFailure: () => void = () => undefined,
   ) {}
 
   get skipping(): boolean {
@@ -39,5 +41,6 @@ export class Unreachable implements ConnectionFollower {
   /** Called when a call has failed: the window starts now, after the wait, not when the call began. */
   failed(): void {
     this.until = this.now() + this.forMs;
+    this.onFailure();
   }
 }
