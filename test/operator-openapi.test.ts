@@ -156,7 +156,7 @@ describe('the OpenAPI document of the operator listener', () => {
     check('post', '/admin/portal/accounts', portal);
     // A participant's administrator too is made without a second factor: the answer carries no secret
     // for its creator to keep (the person sets theirs up at the first sign-in), and the document says none.
-    expect(Object.keys(portal.body).sort()).toEqual(['admin', 'createdAt', 'createdBy', 'disabled', 'displayName', 'level', 'participantDipId', 'password', 'username']);
+    expect(Object.keys(portal.body).sort()).toEqual(['admin', 'createdAt', 'createdBy', 'disabled', 'displayName', 'level', 'participantDipId', 'password', 'passwordExpiresAt', 'username']);
     expect((await t.dip.backend.portalAccounts.account('user', 'sup-admin'))?.totpSecretSealed).toBeNull();
     // A first password: kept by no cache.
     expect(portal.headers?.['cache-control']).toBe('no-store');

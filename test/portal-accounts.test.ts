@@ -97,6 +97,26 @@ describe('portal accounts', () => {
     expect(await hours.signIn('hal', old.password, totpCode(old.totpSecret, clock.now()), { realm: 'user', chosenPassword: 'a password of his own' })).toEqual({ ok: false, problem: 'the username, password or code is wrong' });
   });
 
+  // secfix5 minor: an administrator could disable their own account, leaving the participant with none.
+  it("refuses an administrator disabling their own account or the participant's last enabled administrator; another is disabled", async () => {
+    const make = async (username: string, admin: boolean) => {
+      const m = await accounts.createEnrollingAtFirstSignIn({ username, displayName: username, participantDipId: '1000000001', admin, createdBy: 'test' });
+      if ('problem' in m) throw new Error(m.problem);
+      return m.account;
+    };
+    const ada = await make('ada', true);
+    const bob = await make('bob', true);
+    const cy = await make('cyd', false);
+    expect(await accounts.setUsersDisabled(ada, ada, true)).toEqual({ problem: 'you cannot disable your own account: ask another administrator of your participant', status: 409 });
+    expect(await accounts.setUsersDisabled(ada, cy, true)).toMatchObject({ account: { username: 'cyd', disabled: true } });
+    expect(await accounts.setUsersDisabled(ada, bob, true)).toMatchObject({ account: { username: 'bob', disabled: true } });
+    // Ada is now the only enabled administrator: a session of bob's (ended, but read before) cannot disable her.
+    expect(await accounts.setUsersDisabled(bob, ada, true)).toEqual({ problem: "ada is 1000000001's last enabled administrator: make another user an administrator first", status: 409 });
+    expect((await accounts.account('user', 'ada'))?.disabled).toBe(false);
+    // Enabling is never refused.
+    expect(await accounts.setUsersDisabled(ada, bob, false)).toMatchObject({ account: { username: 'bob', disabled: false } });
+  });
+
   it("signs an account made with a secret (before enrolment at the first sign-in) in the first time only by choosing a password of the person's own, which ends the sessions the first one could open", async () => {
     const enrolled = await madeWithSecret({ username: 'nina', displayName: 'Nina', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
     const code = totpCode(enrolled.totpSecret, clock.now());
@@ -386,7 +406,7 @@ describe('portal accounts', () => {
       const users = new PortalAccountService(backend.portalAccounts, sealer, clock, 'OpenDIP DEV', (id) => id === '1000000001', { append: async (e) => journal.push(e) });
       const made = await users.createEnrollingAtFirstSignIn({ username: 'ursula', displayName: 'Ursula', participantDipId: '1000000001', admin: false, createdBy: 'sam.admin' });
       if ('problem' in made) throw new Error(made.problem);
-      expect(Object.keys(made).sort()).toEqual(['account', 'password']);
+      expect(Object.keys(made).sort()).toEqual(['account', 'password', 'passwordExpiresAt']);
       expect(made.account).toMatchObject({ totpSecretSealed: null, mustChangePassword: true });
       // Her password at the operator portal: a wrong sign-in like any other, and no enrolment begun there.
       expect(await users.signIn('ursula', made.password, '', { realm: 'operator' })).toEqual({ ok: false, problem: 'the username, password or code is wrong' });

@@ -499,6 +499,21 @@ export class PortalAccountService {
   }
 
   /**
+   * A participant's administrator disables or enables one of its participant's users (setDisabled), but
+   * never their own account, nor the participant's last enabled administrator: a slip (or a stolen
+   * session) must not leave the participant with nobody to manage its users. `target` was read as one of
+   * `by`'s participant's users. `problem`: nothing changed.
+   */
+  async setUsersDisabled(by: PortalAccount, target: PortalAccount, disabled: boolean): Promise<{ account: PortalAccount; journalError?: Error } | { problem: string; status: 404 | 409 } | undefined> {
+    if (disabled && target.username === by.username) return { problem: 'you cannot disable your own account: ask another administrator of your participant', status: 409 };
+    if (disabled && !target.disabled && levelOf(target) === 'admin' && target.participantDipId !== null) {
+      const others = (await this.store.accounts(target.participantDipId)).filter((a) => a.username !== target.username && !a.disabled && levelOf(a) === 'admin');
+      if (others.length === 0) return { problem: `${target.username} is ${target.participantDipId}'s last enabled administrator: make another user an administrator first`, status: 409 };
+    }
+    return this.setDisabled(actorOf(by), target, disabled);
+  }
+
+  /**
    * The account's own password change (its administrator chose the first): the current password is
    * checked under the same one-at-a-time rule and throttles as a sign-in, so a session left open is no
    * way to guess it. Every session ends.

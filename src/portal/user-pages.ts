@@ -564,8 +564,9 @@ async function disableUser(deps: PortalDeps, c: Ctx): Promise<FastifyReply> {
   // Another participant's user is answered as if it did not exist (an operator is no user: not looked up).
   if (!target || target.participantDipId !== c.own.dipId) return usersPage(deps, c, null, 404, { kind: 'error', text: `${c.own.dipId} has no user '${username}'` });
   const disable = field(c.req.body, 'disable') !== 'no';
-  const changed = await deps.accounts.setDisabled(actorOf(c.signed.account), target, disable);
+  const changed = await deps.accounts.setUsersDisabled(c.signed.account, target, disable);
   if (!changed) return usersPage(deps, c, null, 404, { kind: 'error', text: `${c.own.dipId} has no user '${username}'` });
+  if ('problem' in changed) return usersPage(deps, c, null, changed.status, { kind: 'error', text: changed.problem });
   if (changed.journalError) deps.logger.error({ err: changed.journalError, username: target.username, by: c.signed.account.username }, 'could not journal a user disabled or enabled');
   return usersPage(deps, c, null, 200, { kind: 'ok', text: `user ${target.username} ${disable ? 'disabled: signed out everywhere' : 'enabled'}` });
 }
