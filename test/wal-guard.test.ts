@@ -306,3 +306,64 @@ describe('only the first opener checks the WAL: processes the writer starts besi
     await backend.close();
   });
 });
+
+/**
+ * The fault campaign's finding: after a kill -9, `rm activity.db activity.db-wal activity.db-shm` and a start
+ * made a fresh log (activityLog ok, dip audit verify ok:true): everything before gone, nothing saying so.
+ * dip.db, which survives, keeps the identity of the activity log it was started beside.
+ */
+describe('activity.db vanished or replaced: dip.db remembers the log it was started beside', () => {
+  async function crashedPair(): Promise<{ folder: string; activity: string; dipDb: string }> {
+    const folder = dir();
+    const dipDb = join(folder, 'dip.db');
+    const backend = openSqliteBackend(dipDb, { clock: systemClock });
+    const activity = join(folder, 'activity.db');
+    const store = new SqliteActivityLog(activity, systemClock, { witness: dipDb });
+    expect(store.lostOnOpen).toBeNull();
+    await store.openChain('c', 1);
+    await store.append(chainEntries('c', { seq: 0, hash: GENESIS_HASH }, [{ requestId: 'r', at: 1000, listener: 'participant', caller: null, remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, responseBody: null }]).records);
+    await store.close();
+    await backend.close();
+    return { folder, activity, dipDb };
+  }
+
+  it('a deleted activity.db is reported at the next open (kept in the new file, shown by dip audit verify), once', async () => {
+    const { activity, dipDb } = await crashedPair();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(activity + suffix, { force: true });
+    const store = new SqliteActivityLog(activity, new FakeClock(9_000), { witness: dipDb });
+    expect(store.lostOnOpen).toMatch(/the API activity log .*activity\.db that dip\.db was started beside \(log [0-9a-f-]{36}, last opened [^)]*\) is gone: .*a new, empty log/);
+    expect(await verifyActivityLog(store)).toMatchObject({ ok: true, walLosses: [{ at: 9_000, lost: store.lostOnOpen }] });
+    await store.close();
+    const again = new SqliteActivityLog(activity, systemClock, { witness: dipDb });
+    expect(again.lostOnOpen).toBeNull();
+    expect((await verifyActivityLog(again)).walLosses).toHaveLength(1);
+    await again.close();
+  });
+
+  it('another activity.db put in its place is reported too; the same one reopened is not', async () => {
+    const { activity, dipDb } = await crashedPair();
+    const same = new SqliteActivityLog(activity, systemClock, { witness: dipDb });
+    expect(same.lostOnOpen).toBeNull();
+    await same.close();
+    const other = await crashedPair();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(activity + suffix, { force: true });
+    copyFileSync(other.activity, activity);
+    const store = new SqliteActivityLog(activity, systemClock, { witness: dipDb });
+    expect(store.lostOnOpen).toMatch(/is gone: activity\.db is another log/);
+    await store.close();
+  });
+
+  it('dip serve: the start goes on and reports it as a WAL loss is (logged, journalled, on the new chain)', async () => {
+    const { folder, activity } = await crashedPair();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(activity + suffix, { force: true });
+    const config = loadConfig({}, { dataDir: folder });
+    const logger: Logger = { info() {}, warn() {}, error() {} };
+    const life = new Lifecycle(logger);
+    const storage = await openStorage(config, systemClock, logger, life);
+    const started = await startActivityLog(config, systemClock, logger, life, storage.backend.journal);
+    expect(started?.lostOnOpen).toMatch(/is gone/);
+    const [entry] = await storage.backend.journal.entries({ action: 'storage.activity-wal-loss', limit: 5 });
+    expect(entry).toMatchObject({ target: 'activity.db', after: { lost: started?.lostOnOpen } });
+    await life.stop();
+  });
+});

@@ -46,7 +46,7 @@ export async function openOnboardingApplications(config: DipConfig): Promise<Onb
 export async function openActivityLog(config: DipConfig, clock: Clock, logger?: Logger): Promise<ActivityLogStore> {
   // An upgrade's index build waits for the transactions open in the database: the log says which.
   const onIndexWait = logger ? (said: string) => logger.warn({ store: 'activity log' }, said) : undefined;
-  return config.storage.kind === 'cluster' ? PgActivityLog.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined, onIndexWait) : new SqliteActivityLog(activityLogFile(config), clock);
+  return config.storage.kind === 'cluster' ? PgActivityLog.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined, onIndexWait) : new SqliteActivityLog(activityLogFile(config), clock, { witness: databaseFile(config) });
 }
 
 /**
