@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeSync, closeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeSync, closeSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -365,5 +365,34 @@ describe('activity.db vanished or replaced: dip.db remembers the log it was star
     const [entry] = await storage.backend.journal.entries({ action: 'storage.activity-wal-loss', limit: 5 });
     expect(entry).toMatchObject({ target: 'activity.db', after: { lost: started?.lostOnOpen } });
     await life.stop();
+  });
+});
+
+/**
+ * The fault campaign's finding: activity.db symlinked to a volume of its own failed to start with ENOENT
+ * on activity.db-wal (SQLite makes the -wal and -shm beside the real file; the DIP looked beside the link).
+ */
+describe('a database file that is a symlink (on a volume of its own)', () => {
+  it('dip.db and activity.db open, write, crash-check and reopen through the link; the companions are beside the real file', async () => {
+    const volume = dir();
+    const data = dir();
+    for (const name of ['dip.db', 'activity.db']) {
+      new Database(join(volume, name)).close();
+      symlinkSync(join(volume, name), join(data, name));
+    }
+    const backend = openSqliteBackend(join(data, 'dip.db'), { clock: systemClock });
+    await commit(backend, 3);
+    const store = new SqliteActivityLog(join(data, 'activity.db'), systemClock, { witness: join(data, 'dip.db') });
+    await store.openChain('c', 1);
+    expect(existsSync(join(volume, 'activity.db-wal'))).toBe(true);
+    await store.close();
+    await backend.close();
+    const again = openSqliteBackend(join(data, 'dip.db'), { clock: systemClock });
+    expect(await again.journal.entries({ action: 'test.write', limit: 10 })).toHaveLength(3);
+    await again.close();
+    const reopened = new SqliteActivityLog(join(data, 'activity.db'), systemClock, { witness: join(data, 'dip.db') });
+    expect(reopened.lostOnOpen).toBeNull();
+    expect((await reopened.chains()).map((c) => c.chain)).toEqual(['c']);
+    await reopened.close();
   });
 });
