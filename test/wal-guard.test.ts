@@ -16,6 +16,7 @@ import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { chainEntries, GENESIS_HASH } from '../src/domain/activity.js';
 import { verifyActivityLog } from '../src/pipeline/activity-recorder.js';
 import { startActivityLog } from '../src/assemble/observability.js';
+import { SqliteAlarmSubscriptions } from '../src/adapters/sqlite/alarm-subscriptions.js';
 import { FakeClock } from './helpers/clocks.js';
 
 /**
@@ -394,5 +395,43 @@ describe('a database file that is a symlink (on a volume of its own)', () => {
     expect(reopened.lostOnOpen).toBeNull();
     expect((await reopened.chains()).map((c) => c.chain)).toEqual(['c']);
     await reopened.close();
+  });
+});
+
+/**
+ * alarms.db, a third SQLite file in WAL mode (alarm subscriptions, the alarms announced), was not checked:
+ * a WAL lost after a kill -9 silently dropped subscriptions made lately (their owners never told again).
+ */
+describe('alarms.db: a WAL that lost subscriptions is reported and accepted, not refused', () => {
+  const subscription = (id: string) => ({ id, owner: 'operator', rules: ['storage' as const], email: 'ops@example.test', webhookUrl: null, createdAt: 1 });
+
+  async function crashedAlarms(): Promise<string> {
+    const live = join(dir(), 'alarms.db');
+    const store = new SqliteAlarmSubscriptions(live);
+    for (let i = 0; i < 5; i++) await store.put(subscription(`s${i}`));
+    const file = join(dir(), 'alarms.db');
+    for (const suffix of ['', '-wal', '-shm', '-boot']) if (existsSync(live + suffix)) copyFileSync(live + suffix, file + suffix);
+    await store.close();
+    return file;
+  }
+
+  it('a deleted WAL: the open goes on and says what was lost (subscriptions), naming the file', async () => {
+    const file = await crashedAlarms();
+    rmSync(`${file}-wal`);
+    const store = new SqliteAlarmSubscriptions(file);
+    expect(store.lostOnOpen).toMatch(new RegExp(`${file}-wal is missing: .*alarm subscriptions`));
+    await store.close();
+  });
+
+  it('an intact crash reports nothing and keeps every subscription', async () => {
+    const file = await crashedAlarms();
+    const store = new SqliteAlarmSubscriptions(file);
+    expect(store.lostOnOpen).toBeNull();
+    expect(await store.list()).toHaveLength(5);
+    await store.close();
+  });
+
+  it('the storage alarm for it has a key of its own', async () => {
+    expect(await walLossAlarms(() => 'lost', 7, undefined, 'storage-alarms-wal-loss')()).toEqual([expect.objectContaining({ key: 'storage-alarms-wal-loss', rule: 'storage' })]);
   });
 });
