@@ -435,3 +435,22 @@ describe('alarms.db: a WAL that lost subscriptions is reported and accepted, not
     expect(await walLossAlarms(() => 'lost', 7, undefined, 'storage-alarms-wal-loss')()).toEqual([expect.objectContaining({ key: 'storage-alarms-wal-loss', rule: 'storage' })]);
   });
 });
+
+/**
+ * The fault campaign's finding: 64 KiB of junk written into the middle of activity.db after a kill -9; the
+ * DIP started, health said the log was ok, and only dip audit verify noticed.
+ */
+describe('activity.db damaged: found at open (quick_check) and reported', () => {
+  it('junk in the middle of the file is reported at open, naming the file and what SQLite found', async () => {
+    const live = join(dir(), 'activity.db');
+    const store = new SqliteActivityLog(live);
+    await store.openChain('c', 1);
+    const entries = Array.from({ length: 400 }, (_, i) => ({ requestId: `r${i}`, at: 1000 + i, listener: 'participant', caller: null, remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, responseBody: 'y'.repeat(2000) }));
+    await store.append(chainEntries('c', { seq: 0, hash: GENESIS_HASH }, entries).records);
+    await store.close();
+    overwrite(live, Math.floor(statSync(live).size / 2 / 4096) * 4096, 65_536);
+    const damaged = new SqliteActivityLog(live, systemClock);
+    expect(damaged.lostOnOpen).toMatch(new RegExp(`${live} is damaged \\(PRAGMA quick_check: .+\\)`, 's'));
+    await damaged.close();
+  });
+});

@@ -107,14 +107,20 @@ export class SqliteActivityLog implements ActivityLogStore {
     const opened = openWalFile(file, SCHEMA, undefined, { acceptLoss: true });
     ({ db: this.db, walFd: this.walFd } = opened);
     const db = this.db;
-    const logId = this.identity(clock);
-    const vanished = options.witness === undefined ? null : witnessed(options.witness, logId, existed, clock);
+    const damaged = quickCheck(db, file);
+    // A damaged file's identity may be unreadable: its witness is compared at the next open of a sound one.
+    const vanished = options.witness === undefined || damaged !== null ? null : witnessed(options.witness, this.identity(clock), existed, clock);
     const walLost = opened.lossAccepted && describeWalLoss(opened.lossAccepted, 'accepted', 'activity');
-    this.lostOnOpen = [walLost, vanished?.lost ?? null].filter((l) => l !== null).join(' ') || null;
+    this.lostOnOpen = [walLost, damaged, vanished?.lost ?? null].filter((l) => l !== null).join(' ') || null;
     if (this.lostOnOpen !== null) {
-      db.prepare('INSERT INTO activity_wal_losses (at, lost) VALUES (?, ?)').run(clock.now(), this.lostOnOpen);
-      // Durable before anything else is written: once opened, the -shm that showed the loss is rebuilt.
-      if (this.walFd !== null) fdatasyncSync(this.walFd);
+      try {
+        db.prepare('INSERT INTO activity_wal_losses (at, lost) VALUES (?, ?)').run(clock.now(), this.lostOnOpen);
+        // Durable before anything else is written: once opened, the -shm that showed the loss is rebuilt.
+        if (this.walFd !== null) fdatasyncSync(this.walFd);
+      } catch (e) {
+        // A damaged file may refuse even this: the loss is still logged, journalled and alarmed (lostOnOpen).
+        if (damaged === null) throw e;
+      }
     }
     // Only once the loss is kept in the new log: a crash before this reports it again, never not at all.
     vanished?.accept();
@@ -227,6 +233,24 @@ export class SqliteActivityLog implements ActivityLogStore {
     if (this.walFd !== null) closeSync(this.walFd);
     return Promise.resolve();
   }
+}
+
+/**
+ * SQLite's own check of the file's structure (PRAGMA quick_check: every page and record readable, without
+ * the index cross-checks of integrity_check), described when it finds damage; else null. A file damaged
+ * on disk (a failing disk, a write into it) otherwise opened as sound: only dip audit verify, reading every
+ * record, found it. Its cost, a read of the whole file once per start: BENCHMARKS.md "activity.db quick_check".
+ */
+function quickCheck(db: Database.Database, file: string): string | null {
+  let found: string[];
+  try {
+    found = db.prepare<[], { quick_check: string }>('PRAGMA quick_check(5)').all().map((r) => r.quick_check);
+  } catch (e) {
+    found = [(e as Error).message];
+  }
+  if (found.length === 1 && found[0] === 'ok') return null;
+  return `${file} is damaged (PRAGMA quick_check: ${found.join('; ')}): records in its damaged pages cannot be read, and dip audit verify stops at them. ` +
+    'Started anyway (new records go on a chain of their own); restore activity.db from a backup, keeping this file for the records written since (docs/disaster-recovery.md).';
 }
 
 /**
