@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeSync, closeSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeSync, closeSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -16,6 +16,7 @@ import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
 import { chainEntries, GENESIS_HASH } from '../src/domain/activity.js';
 import { verifyActivityLog } from '../src/pipeline/activity-recorder.js';
 import { startActivityLog } from '../src/assemble/observability.js';
+import { SqliteAlarmSubscriptions } from '../src/adapters/sqlite/alarm-subscriptions.js';
 import { FakeClock } from './helpers/clocks.js';
 
 /**
@@ -304,5 +305,152 @@ describe('only the first opener checks the WAL: processes the writer starts besi
     const { backend } = await openBackend(config, { clock: systemClock, besideWriter: true });
     expect(backend.walLossAccepted ?? null).toBeNull();
     await backend.close();
+  });
+});
+
+/**
+ * The fault campaign's finding: after a kill -9, `rm activity.db activity.db-wal activity.db-shm` and a start
+ * made a fresh log (activityLog ok, dip audit verify ok:true): everything before gone, nothing saying so.
+ * dip.db, which survives, keeps the identity of the activity log it was started beside.
+ */
+describe('activity.db vanished or replaced: dip.db remembers the log it was started beside', () => {
+  async function crashedPair(): Promise<{ folder: string; activity: string; dipDb: string }> {
+    const folder = dir();
+    const dipDb = join(folder, 'dip.db');
+    const backend = openSqliteBackend(dipDb, { clock: systemClock });
+    const activity = join(folder, 'activity.db');
+    const store = new SqliteActivityLog(activity, systemClock, { witness: dipDb });
+    expect(store.lostOnOpen).toBeNull();
+    await store.openChain('c', 1);
+    await store.append(chainEntries('c', { seq: 0, hash: GENESIS_HASH }, [{ requestId: 'r', at: 1000, listener: 'participant', caller: null, remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, responseBody: null }]).records);
+    await store.close();
+    await backend.close();
+    return { folder, activity, dipDb };
+  }
+
+  it('a deleted activity.db is reported at the next open (kept in the new file, shown by dip audit verify), once', async () => {
+    const { activity, dipDb } = await crashedPair();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(activity + suffix, { force: true });
+    const store = new SqliteActivityLog(activity, new FakeClock(9_000), { witness: dipDb });
+    expect(store.lostOnOpen).toMatch(/the API activity log .*activity\.db that dip\.db was started beside \(log [0-9a-f-]{36}, last opened [^)]*\) is gone: .*a new, empty log/);
+    expect(await verifyActivityLog(store)).toMatchObject({ ok: true, walLosses: [{ at: 9_000, lost: store.lostOnOpen }] });
+    await store.close();
+    const again = new SqliteActivityLog(activity, systemClock, { witness: dipDb });
+    expect(again.lostOnOpen).toBeNull();
+    expect((await verifyActivityLog(again)).walLosses).toHaveLength(1);
+    await again.close();
+  });
+
+  it('another activity.db put in its place is reported too; the same one reopened is not', async () => {
+    const { activity, dipDb } = await crashedPair();
+    const same = new SqliteActivityLog(activity, systemClock, { witness: dipDb });
+    expect(same.lostOnOpen).toBeNull();
+    await same.close();
+    const other = await crashedPair();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(activity + suffix, { force: true });
+    copyFileSync(other.activity, activity);
+    const store = new SqliteActivityLog(activity, systemClock, { witness: dipDb });
+    expect(store.lostOnOpen).toMatch(/is gone: activity\.db is another log/);
+    await store.close();
+  });
+
+  it('dip serve: the start goes on and reports it as a WAL loss is (logged, journalled, on the new chain)', async () => {
+    const { folder, activity } = await crashedPair();
+    for (const suffix of ['', '-wal', '-shm']) rmSync(activity + suffix, { force: true });
+    const config = loadConfig({}, { dataDir: folder });
+    const logger: Logger = { info() {}, warn() {}, error() {} };
+    const life = new Lifecycle(logger);
+    const storage = await openStorage(config, systemClock, logger, life);
+    const started = await startActivityLog(config, systemClock, logger, life, storage.backend.journal);
+    expect(started?.lostOnOpen).toMatch(/is gone/);
+    const [entry] = await storage.backend.journal.entries({ action: 'storage.activity-wal-loss', limit: 5 });
+    expect(entry).toMatchObject({ target: 'activity.db', after: { lost: started?.lostOnOpen } });
+    await life.stop();
+  });
+});
+
+/**
+ * The fault campaign's finding: activity.db symlinked to a volume of its own failed to start with ENOENT
+ * on activity.db-wal (SQLite makes the -wal and -shm beside the real file; the DIP looked beside the link).
+ */
+describe('a database file that is a symlink (on a volume of its own)', () => {
+  it('dip.db and activity.db open, write, crash-check and reopen through the link; the companions are beside the real file', async () => {
+    const volume = dir();
+    const data = dir();
+    for (const name of ['dip.db', 'activity.db']) {
+      new Database(join(volume, name)).close();
+      symlinkSync(join(volume, name), join(data, name));
+    }
+    const backend = openSqliteBackend(join(data, 'dip.db'), { clock: systemClock });
+    await commit(backend, 3);
+    const store = new SqliteActivityLog(join(data, 'activity.db'), systemClock, { witness: join(data, 'dip.db') });
+    await store.openChain('c', 1);
+    expect(existsSync(join(volume, 'activity.db-wal'))).toBe(true);
+    await store.close();
+    await backend.close();
+    const again = openSqliteBackend(join(data, 'dip.db'), { clock: systemClock });
+    expect(await again.journal.entries({ action: 'test.write', limit: 10 })).toHaveLength(3);
+    await again.close();
+    const reopened = new SqliteActivityLog(join(data, 'activity.db'), systemClock, { witness: join(data, 'dip.db') });
+    expect(reopened.lostOnOpen).toBeNull();
+    expect((await reopened.chains()).map((c) => c.chain)).toEqual(['c']);
+    await reopened.close();
+  });
+});
+
+/**
+ * alarms.db, a third SQLite file in WAL mode (alarm subscriptions, the alarms announced), was not checked:
+ * a WAL lost after a kill -9 silently dropped subscriptions made lately (their owners never told again).
+ */
+describe('alarms.db: a WAL that lost subscriptions is reported and accepted, not refused', () => {
+  const subscription = (id: string) => ({ id, owner: 'operator', rules: ['storage' as const], email: 'ops@example.test', webhookUrl: null, createdAt: 1 });
+
+  async function crashedAlarms(): Promise<string> {
+    const live = join(dir(), 'alarms.db');
+    const store = new SqliteAlarmSubscriptions(live);
+    for (let i = 0; i < 5; i++) await store.put(subscription(`s${i}`));
+    const file = join(dir(), 'alarms.db');
+    for (const suffix of ['', '-wal', '-shm', '-boot']) if (existsSync(live + suffix)) copyFileSync(live + suffix, file + suffix);
+    await store.close();
+    return file;
+  }
+
+  it('a deleted WAL: the open goes on and says what was lost (subscriptions), naming the file', async () => {
+    const file = await crashedAlarms();
+    rmSync(`${file}-wal`);
+    const store = new SqliteAlarmSubscriptions(file);
+    expect(store.lostOnOpen).toMatch(new RegExp(`${file}-wal is missing: .*alarm subscriptions`));
+    await store.close();
+  });
+
+  it('an intact crash reports nothing and keeps every subscription', async () => {
+    const file = await crashedAlarms();
+    const store = new SqliteAlarmSubscriptions(file);
+    expect(store.lostOnOpen).toBeNull();
+    expect(await store.list()).toHaveLength(5);
+    await store.close();
+  });
+
+  it('the storage alarm for it has a key of its own', async () => {
+    expect(await walLossAlarms(() => 'lost', 7, undefined, 'storage-alarms-wal-loss')()).toEqual([expect.objectContaining({ key: 'storage-alarms-wal-loss', rule: 'storage' })]);
+  });
+});
+
+/**
+ * The fault campaign's finding: 64 KiB of junk written into the middle of activity.db after a kill -9; the
+ * DIP started, health said the log was ok, and only dip audit verify noticed.
+ */
+describe('activity.db damaged: found at open (quick_check) and reported', () => {
+  it('junk in the middle of the file is reported at open, naming the file and what SQLite found', async () => {
+    const live = join(dir(), 'activity.db');
+    const store = new SqliteActivityLog(live);
+    await store.openChain('c', 1);
+    const entries = Array.from({ length: 400 }, (_, i) => ({ requestId: `r${i}`, at: 1000 + i, listener: 'participant', caller: null, remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, responseBody: 'y'.repeat(2000) }));
+    await store.append(chainEntries('c', { seq: 0, hash: GENESIS_HASH }, entries).records);
+    await store.close();
+    overwrite(live, Math.floor(statSync(live).size / 2 / 4096) * 4096, 65_536);
+    const damaged = new SqliteActivityLog(live, systemClock);
+    expect(damaged.lostOnOpen).toMatch(new RegExp(`${live} is damaged \\(PRAGMA quick_check: .+\\)`, 's'));
+    await damaged.close();
   });
 });

@@ -29,8 +29,11 @@ import { PgOnboardingApplications } from './postgres/onboarding.js';
 export const databaseFile = (config: DipConfig): string => join(config.dataDir, 'dip.db');
 export const activityLogFile = (config: DipConfig): string => join(config.dataDir, 'activity.db');
 
-/** Alarm subscriptions: a small file of their own, or a table on the cluster's PostgreSQL. */
-export async function openAlarmSubscriptions(config: DipConfig): Promise<AlarmSubscriptionStore & AlarmMemory> {
+/**
+ * Alarm subscriptions: a small file of their own, or a table on the cluster's PostgreSQL. `lostOnOpen`: what
+ * the file's WAL had lost after a crash (SqliteAlarmSubscriptions.lostOnOpen), else null or absent.
+ */
+export async function openAlarmSubscriptions(config: DipConfig): Promise<AlarmSubscriptionStore & AlarmMemory & { readonly lostOnOpen?: string | null }> {
   return config.storage.kind === 'cluster' ? PgAlarmSubscriptions.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined) : new SqliteAlarmSubscriptions(join(config.dataDir, 'alarms.db'));
 }
 
@@ -46,7 +49,7 @@ export async function openOnboardingApplications(config: DipConfig): Promise<Onb
 export async function openActivityLog(config: DipConfig, clock: Clock, logger?: Logger): Promise<ActivityLogStore> {
   // An upgrade's index build waits for the transactions open in the database: the log says which.
   const onIndexWait = logger ? (said: string) => logger.warn({ store: 'activity log' }, said) : undefined;
-  return config.storage.kind === 'cluster' ? PgActivityLog.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined, onIndexWait) : new SqliteActivityLog(activityLogFile(config), clock);
+  return config.storage.kind === 'cluster' ? PgActivityLog.open(config.storage.postgres.url, config.storage.postgres.migrationUrl ?? undefined, onIndexWait) : new SqliteActivityLog(activityLogFile(config), clock, { witness: databaseFile(config) });
 }
 
 /**

@@ -1,5 +1,6 @@
 import { statfsSync, statSync } from 'node:fs';
 import type { DiskSpace } from '../ports/backend.js';
+import { realFile } from './sqlite/private-file.js';
 
 /**
  * The data folder's volume (statfs: the blocks free to an unprivileged user, as the DIP runs) and the
@@ -16,6 +17,8 @@ export function readDiskSpace(dataDir: string, activityLog: string | null): Disk
       return 0;
     }
   };
-  const activityLogBytes = activityLog === null ? null : [activityLog, `${activityLog}-wal`, `${activityLog}-shm`].reduce((n, f) => n + size(f), 0);
+  // Its -wal and -shm are beside the real file (a symlinked activity.db: SQLite's own rule).
+  const real = activityLog === null ? null : realFile(activityLog);
+  const activityLogBytes = real === null ? null : [real, `${real}-wal`, `${real}-shm`].reduce((n, f) => n + size(f), 0);
   return { path: dataDir, freeBytes: fs.bavail * fs.bsize, activityLogBytes };
 }

@@ -149,6 +149,13 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
   ];
   const stored = await openAlarmSubscriptions(config);
   life.started('alarm subscriptions', () => stored.close());
+  const alarmsLost = stored.lostOnOpen ?? null;
+  if (alarmsLost !== null) {
+    // Accepted without a flag (SqliteAlarmSubscriptions.lostOnOpen says why): told as activity.db's loss is.
+    logger.error({ lost: alarmsLost }, 'alarms: started accepting alarm subscriptions their WAL lost');
+    await backend.journal.append({ at: clock.now(), actor: 'bootstrap', action: 'storage.alarms-wal-loss', target: 'alarms.db', before: null, after: { lost: alarmsLost }, status: null });
+    sources.push(walLossAlarms(() => alarmsLost, clock.now(), coordination.node, 'storage-alarms-wal-loss'));
+  }
   const channel = new SmtpAlarmChannel(settings.smtp, destinations, signing.outbound());
   life.started('alarm notices', () => channel.close());
   // A participant's subscription's address is e-mailed only once it confirmed (as saved reports' addresses are).

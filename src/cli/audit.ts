@@ -40,7 +40,7 @@ export function registerAuditCommands(program: Command): void {
           process.exitCode = 1;
         }
         // Not a tampering (the exit status stays as the chains say), but records the auditor will not find.
-        for (const l of report.walLosses) process.stderr.write(`activity log: records lost with a WAL, found at ${new Date(l.at).toISOString()}: ${l.lost}\n`);
+        for (const l of report.walLosses) process.stderr.write(`activity log: records lost (a WAL, or the whole file), found at ${new Date(l.at).toISOString()}: ${l.lost}\n`);
       } finally {
         await store.close();
       }

@@ -382,9 +382,10 @@ export function diskSpaceAlarms(read: () => DiskSpace, minFreeMb: number, clock:
  * raised for as long as this process runs, from its start, so that the loss is noticed by whoever is
  * subscribed to storage alarms and not only by the operator who typed the flag. A start without the
  * flag ends it. The same for the activity log's file (key `storage-activity-wal-loss`), whose loss is accepted
- * without a flag (src/adapters/sqlite/activity-log.ts): raised for the life of the process that found it.
+ * without a flag (src/adapters/sqlite/activity-log.ts): raised for the life of the process that found it;
+ * and for alarms.db's (key `storage-alarms-wal-loss`, src/adapters/sqlite/alarm-subscriptions.ts).
  */
-export function walLossAlarms(accepted: () => string | null, since: number, node?: string, key: 'storage-wal-loss' | 'storage-activity-wal-loss' = 'storage-wal-loss'): ConditionSource {
+export function walLossAlarms(accepted: () => string | null, since: number, node?: string, key: 'storage-wal-loss' | 'storage-activity-wal-loss' | 'storage-alarms-wal-loss' = 'storage-wal-loss'): ConditionSource {
   return () => {
     const lost = accepted();
     return lost === null ? [] : [{ key: ownKey(key, node), rule: 'storage', participant: null, summary: lost, since }];
@@ -416,5 +417,5 @@ export function storageAlarms(health: () => BackendHealth, clock: Clock, node?: 
  * node that loses its store sends its own notice, and under one key they would read as one alarm, one node's
  * resolution seeming to end another's, with nothing saying which node to look at.
  */
-const ownKey = (key: AlarmRule | 'storage-disk' | 'storage-wal-loss' | 'storage-activity-wal-loss', node: string | undefined): string => (node === undefined ? key : `${key}:${node}`);
+const ownKey = (key: AlarmRule | 'storage-disk' | 'storage-wal-loss' | 'storage-activity-wal-loss' | 'storage-alarms-wal-loss', node: string | undefined): string => (node === undefined ? key : `${key}:${node}`);
 const onNode = (node: string | undefined): string => (node === undefined ? '' : ` on node ${node}`);

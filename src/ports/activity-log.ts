@@ -41,7 +41,8 @@ export interface ActivityLogStore {
   readonly kind: string;
   /**
    * Records the store found lost as it opened (the embedded store: its WAL short of committed frames after
-   * a crash), described for the log, the journal and the `storage` alarm; null or absent when none were.
+   * a crash, or the whole file gone: dip.db knew another log), described for the log, the journal and the
+   * `storage` alarm; null or absent when none were.
    */
   readonly lostOnOpen?: string | null;
   /** Every such loss found so far (when, what), kept beside the records: `dip audit verify` reports them. */

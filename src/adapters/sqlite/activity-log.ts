@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
-import { closeSync, fdatasync, fdatasyncSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { closeSync, existsSync, fdatasync, fdatasyncSync } from 'node:fs';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
 import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
 import type { ActivityFilter, ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
@@ -51,11 +52,20 @@ CREATE TRIGGER IF NOT EXISTS activity_chains_no_delete BEFORE DELETE ON activity
 -- Each open that found the WAL short of committed records (wal-guard.ts): the lost tail took its chain's
 -- head with it, so the chains still verify; this is the evidence of the gap, kept as the records are.
 CREATE TABLE IF NOT EXISTS activity_wal_losses (at INTEGER NOT NULL, lost TEXT NOT NULL);
+-- The log's identity, made with the file (or at the first open of a file made before): dip.db keeps it
+-- (WITNESS), so that a log deleted or replaced is told from the first start of a new one.
+CREATE TABLE IF NOT EXISTS activity_log_identity (log_id TEXT NOT NULL, created_at INTEGER NOT NULL);
 CREATE TRIGGER IF NOT EXISTS activity_wal_losses_no_update BEFORE UPDATE ON activity_wal_losses
   BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be changed'); END;
 CREATE TRIGGER IF NOT EXISTS activity_wal_losses_no_delete BEFORE DELETE ON activity_wal_losses
   BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be deleted (spec 5.8.1)'); END;
 `;
+
+/**
+ * In dip.db, which survives what happens to activity.db: the identity of the activity log the DIP was last
+ * started beside (one row).
+ */
+const WITNESS = 'CREATE TABLE IF NOT EXISTS activity_log_witness (log_id TEXT NOT NULL, seen_at INTEGER NOT NULL)';
 
 /** The conditions of a period and its filters but the caller (named parameters: only those used are given). */
 function narrowed(fromMs: number, toMs: number, f: Omit<ActivityFilter, 'caller'>): { where: string; params: Record<string, string | number> } {
@@ -85,16 +95,35 @@ export class SqliteActivityLog implements ActivityLogStore {
    */
   readonly lostOnOpen: string | null;
 
-  constructor(file: string, clock: Pick<Clock, 'now'> = { now: Date.now }) {
+  /**
+   * `witness`: the message store's file (dip.db), which keeps this log's identity (activity_log_witness):
+   * an activity.db deleted (a fresh, empty log made in its place) or replaced by another log is a loss
+   * told at this open as a WAL's is, and accepted for the same reasons. Absent (tests, a dip.db not made
+   * yet): no such check.
+   */
+  constructor(file: string, clock: Pick<Clock, 'now'> = { now: Date.now }, options: { witness?: string } = {}) {
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
+    const existed = file !== ':memory:' && existsSync(file);
     const opened = openWalFile(file, SCHEMA, undefined, { acceptLoss: true });
     ({ db: this.db, walFd: this.walFd } = opened);
     const db = this.db;
-    this.lostOnOpen = opened.lossAccepted && describeWalLoss(opened.lossAccepted, 'accepted', 'activity');
+    const damaged = quickCheck(db, file);
+    // A damaged file's identity may be unreadable: its witness is compared at the next open of a sound one.
+    const vanished = options.witness === undefined || damaged !== null ? null : witnessed(options.witness, this.identity(clock), existed, clock);
+    const walLost = opened.lossAccepted && describeWalLoss(opened.lossAccepted, 'accepted', 'activity');
+    this.lostOnOpen = [walLost, damaged, vanished?.lost ?? null].filter((l) => l !== null).join(' ') || null;
     if (this.lostOnOpen !== null) {
-      db.prepare('INSERT INTO activity_wal_losses (at, lost) VALUES (?, ?)').run(clock.now(), this.lostOnOpen);
-      // Durable before anything else is written: once opened, the -shm that showed the loss is rebuilt.
-      if (this.walFd !== null) fdatasyncSync(this.walFd);
+      try {
+        db.prepare('INSERT INTO activity_wal_losses (at, lost) VALUES (?, ?)').run(clock.now(), this.lostOnOpen);
+        // Durable before anything else is written: once opened, the -shm that showed the loss is rebuilt.
+        if (this.walFd !== null) fdatasyncSync(this.walFd);
+      } catch (e) {
+        // A damaged file may refuse even this: the loss is still logged, journalled and alarmed (lostOnOpen).
+        if (damaged === null) throw e;
+      }
     }
+    // Only once the loss is kept in the new log: a crash before this reports it again, never not at all.
+    vanished?.accept();
     // Logs made before acting_for was kept (an ALTER is not an UPDATE: the append-only trigger allows it).
     if (!db.prepare<[], { name: string }>('PRAGMA table_info(activity_log)').all().some((c) => c.name === 'acting_for')) db.exec('ALTER TABLE activity_log ADD COLUMN acting_for TEXT');
     db.exec('CREATE INDEX IF NOT EXISTS activity_log_acting_for ON activity_log (acting_for, at) WHERE acting_for IS NOT NULL');
@@ -123,6 +152,16 @@ export class SqliteActivityLog implements ActivityLogStore {
       const last = records.at(-1);
       if (last) this.s.head.run(last.seq, last.hash, last.chain);
     });
+  }
+
+  /** This log's identity, made (and synced) at the first open of a file that has none. */
+  private identity(clock: Pick<Clock, 'now'>): string {
+    const row = this.db.prepare<[], { log_id: string }>('SELECT log_id FROM activity_log_identity LIMIT 1').get();
+    if (row) return row.log_id;
+    const id = randomUUID();
+    this.db.prepare('INSERT INTO activity_log_identity (log_id, created_at) VALUES (?, ?)').run(id, clock.now());
+    if (this.walFd !== null) fdatasyncSync(this.walFd);
+    return id;
   }
 
   async append(records: readonly ChainedActivity[]): Promise<void> {
@@ -194,4 +233,64 @@ export class SqliteActivityLog implements ActivityLogStore {
     if (this.walFd !== null) closeSync(this.walFd);
     return Promise.resolve();
   }
+}
+
+/**
+ * SQLite's own check of the file's structure (PRAGMA quick_check: every page and record readable, without
+ * the index cross-checks of integrity_check), described when it finds damage; else null. A file damaged
+ * on disk (a failing disk, a write into it) otherwise opened as sound: only dip audit verify, reading every
+ * record, found it. Its cost, a read of the whole file once per start: BENCHMARKS.md "activity.db quick_check".
+ */
+function quickCheck(db: Database.Database, file: string): string | null {
+  let found: string[];
+  try {
+    found = db.prepare<[], { quick_check: string }>('PRAGMA quick_check(5)').all().map((r) => r.quick_check);
+  } catch (e) {
+    found = [(e as Error).message];
+  }
+  if (found.length === 1 && found[0] === 'ok') return null;
+  return `${file} is damaged (PRAGMA quick_check: ${found.join('; ')}): records in its damaged pages cannot be read, and dip audit verify stops at them. ` +
+    'Started anyway (new records go on a chain of their own); restore activity.db from a backup, keeping this file for the records written since (docs/disaster-recovery.md).';
+}
+
+/**
+ * Compares the log opened (`logId`) with the one dip.db was last started beside. Null when they agree or
+ * dip.db knew none (the first start, or a dip.db not made yet: nothing is created here); else what was
+ * lost, and `accept`, which makes dip.db remember the log now in place (called once the loss is kept in it).
+ */
+function witnessed(dipDb: string, logId: string, existed: boolean, clock: Pick<Clock, 'now'>): { lost: string | null; accept: () => void } | null {
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- the message store's file beside this one
+  if (!existsSync(dipDb)) return null;
+  const remember = (): void => {
+    const w = new Database(dipDb, { fileMustExist: true });
+    try {
+      // A second connection beside the DIP's writer: its group commit holds the write lock for moments.
+      w.pragma('busy_timeout = 10000');
+      w.exec(WITNESS);
+      w.transaction(() => {
+        w.exec('DELETE FROM activity_log_witness');
+        w.prepare('INSERT INTO activity_log_witness (log_id, seen_at) VALUES (?, ?)').run(logId, clock.now());
+      })();
+    } finally {
+      w.close();
+    }
+  };
+  const r = new Database(dipDb, { fileMustExist: true, readonly: true });
+  let known: { log_id: string; seen_at: number } | undefined;
+  try {
+    known = r.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE name = 'activity_log_witness'").get()
+      ? r.prepare<[], { log_id: string; seen_at: number }>('SELECT log_id, seen_at FROM activity_log_witness LIMIT 1').get()
+      : undefined;
+  } finally {
+    r.close();
+  }
+  if (known?.log_id === logId) return null;
+  if (!known) return { lost: null, accept: remember };
+  const now = existed ? 'activity.db is another log' : 'a new, empty log was made in its place';
+  return {
+    lost: `the API activity log activity.db that dip.db was started beside (log ${known.log_id}, last opened ${new Date(known.seen_at).toISOString()}) is gone: ${now} (log ${logId}). ` +
+      'Every record of the log that was there (audit evidence of requests already answered) is missing from this one; started anyway (a loss of the activity log is reported, never refused: ' +
+      'restore activity.db from a backup to bring them back, docs/disaster-recovery.md).',
+    accept: remember,
+  };
 }

@@ -1,13 +1,26 @@
 import Database from 'better-sqlite3';
-import { openPrivateDatabase } from './private-file.js';
+import { openPrivateDatabase, realFile } from './private-file.js';
+import { describeWalLoss, markBoot, systemBootId, walLoss } from './wal-guard.js';
 import type { AlarmMemory, AlarmSubscription, AlarmSubscriptionStore, AnnouncedAlarm } from '../../ports/alarms.js';
 import { fromAnnouncedColumn, fromSubscriptionRow, thresholdsColumn, type SubscriptionRow } from '../alarm-row.js';
 
 /** Alarm subscriptions in a small SQLite file of their own (read once per alarm change, written by the API). */
 export class SqliteAlarmSubscriptions implements AlarmSubscriptionStore, AlarmMemory {
   private readonly db: Database.Database;
+  /**
+   * Committed changes the WAL had lost when this process opened the file (a WAL deleted or damaged after a
+   * crash), described; else null. Accepted, as activity.db's loss is, not refused as dip.db's: what it held
+   * (subscriptions, the alarms announced) their owners can put again, and a refusal would stop the messages
+   * for it. Made known instead: logged, journalled and a `storage` alarm (src/assemble/observability.ts).
+   */
+  readonly lostOnOpen: string | null;
 
-  constructor(file: string) {
+  constructor(path: string) {
+    // Checked before any connection opens it (the first rebuilds the wal-index: wal-guard.ts).
+    const file = realFile(path);
+    const loss = walLoss(file);
+    this.lostOnOpen = loss && describeWalLoss(loss, 'accepted', 'alarms');
+    markBoot(file, systemBootId);
     this.db = openPrivateDatabase(file);
     this.db.pragma('journal_mode = WAL');
     this.db.exec(`CREATE TABLE IF NOT EXISTS alarm_subscriptions (

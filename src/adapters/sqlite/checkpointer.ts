@@ -3,6 +3,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { realFile } from './private-file.js';
 
 /** What one `PRAGMA wal_checkpoint(PASSIVE)` reports: frames in the WAL, and how many of them are now in the database. */
 export interface CheckpointResult {
@@ -55,7 +56,7 @@ export class Checkpointer {
     private readonly hold: (until: Promise<unknown>) => void,
   ) {
     // eslint-disable-next-line security/detect-non-literal-fs-filename -- the WAL index beside the store's file
-    this.shmFd = openSync(`${file}-shm`, 'r');
+    this.shmFd = openSync(`${realFile(file)}-shm`, 'r');
     db.pragma('wal_autocheckpoint = 0');
     db.pragma(`journal_size_limit = ${RESTART_FRAMES * 4096}`);
     const code = `const { parentPort, workerData } = require('node:worker_threads');

@@ -1,11 +1,28 @@
 import Database from 'better-sqlite3';
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, realpathSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** The data folder's mode: the DIP's user alone (its databases, keys and PKI are in it). */
 export const PRIVATE_DIR_MODE = 0o700;
 /** A database file's mode; SQLite makes its -wal, -shm and -journal files with the same. */
 export const PRIVATE_FILE_MODE = 0o600;
+
+/**
+ * The file a path names, symlinks resolved: SQLite resolves them itself and makes a database's -wal and
+ * -shm beside the real file, so every name the DIP derives from it (-wal, -shm, -boot) must be derived
+ * from this (a symlinked activity.db on a volume of its own failed to start with ENOENT on its -wal). A
+ * path that names nothing yet is its own (SQLite makes the file there).
+ */
+export function realFile(file: string): string {
+  if (file === ':memory:') return file;
+  try {
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
+    return realpathSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return file;
+    throw e;
+  }
+}
 
 /**
  * Opens a SQLite file as the DIP's own: its folder made 0700 when new (an existing one keeps the mode its

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 import { openSync } from 'node:fs';
-import { openPrivateDatabase } from './private-file.js';
+import { openPrivateDatabase, realFile } from './private-file.js';
 import { markBoot, systemBootId, walLoss, WalLossError, type BootId, type WalLoss } from './wal-guard.js';
 
 /**
@@ -11,11 +11,13 @@ import { markBoot, systemBootId, walLoss, WalLossError, type BootId, type WalLos
  * for the store's lifetime, so the descriptor keeps naming the live WAL (null in memory).
  */
 export function openWalFile(
-  file: string,
+  path: string,
   schema: string,
   beforeSchema?: (db: Database.Database) => void,
   guard?: { acceptLoss: boolean; bootId?: BootId },
 ): { db: Database.Database; walFd: number | null; lossAccepted: WalLoss | null } {
+  // The companions' names from the real file's: SQLite keeps them beside it, not beside a symlink.
+  const file = realFile(path);
   // Before any connection opens the file (the first rebuilds the wal-index from the WAL as it is now):
   // committed transactions the WAL lost since the last writer stopped refuse the start (wal-guard.ts).
   const bootId = guard?.bootId ?? systemBootId;

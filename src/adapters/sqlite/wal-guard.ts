@@ -35,11 +35,12 @@ const WHY: Record<WalLoss['why'], string> = {
  * would hand their queue positions out again, so it is refused); activity.db's are API activity records
  * (the audit evidence of requests already answered: gone either way, so the start goes on and says so).
  */
-export type WalHolds = 'messages' | 'activity';
+export type WalHolds = 'messages' | 'activity' | 'alarms';
 
 const HOLDS: Record<WalHolds, string> = {
   messages: 'messages already acknowledged 201, queue positions handed out',
   activity: 'API activity records, audit evidence of requests already answered',
+  alarms: 'alarm subscriptions put or removed lately, and the alarms already announced',
 };
 
 export function describeWalLoss(l: WalLoss, outcome: 'refused' | 'accepted', holds: WalHolds = 'messages'): string {
@@ -51,10 +52,12 @@ export function describeWalLoss(l: WalLoss, outcome: 'refused' | 'accepted', hol
   if (outcome === 'refused')
     return `${what}. Refusing to start: a start would hand those queue positions to new messages. Restore the data folder from a backup ` +
       `(docs/disaster-recovery.md), or, to accept the loss, start once with "dip serve --accept-wal-loss" (README "Operating the DIP").`;
-  return holds === 'messages'
-    ? `${what}. Started anyway (--accept-wal-loss): recipients that drop repeats by position may discard new messages at the lost positions.`
-    : `${what}. Started anyway (an activity loss is reported, never refused: nothing a start does can bring the records back, and this process writes a chain of its own): ` +
-        `the chains of the process that crashed end earlier than they did, and dip audit verify cannot see it but for this note (README "API activity log").`;
+  if (holds === 'messages') return `${what}. Started anyway (--accept-wal-loss): recipients that drop repeats by position may discard new messages at the lost positions.`;
+  if (holds === 'alarms')
+    return `${what}. Started anyway (a loss of alarm settings is reported, never refused: a refusal would stop the messages for what their owners can put again): ` +
+      `check the subscriptions (GET /admin/alarms/subscriptions) and ask their owners to put lost ones again; alarms already announced may be announced again.`;
+  return `${what}. Started anyway (an activity loss is reported, never refused: nothing a start does can bring the records back, and this process writes a chain of its own): ` +
+    `the chains of the process that crashed end earlier than they did, and dip audit verify cannot see it but for this note (README "API activity log").`;
 }
 
 /** The wal-index header (WalIndexHdr, https://www.sqlite.org/walformat.html): both copies, each 48 bytes, and nBackfill after them. */
