@@ -474,6 +474,15 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect([upTo.status, versions(upTo.body).sort()]).toEqual([200, ['0', '1', '2', '3']]);
     const made = await sup.client.call('GET', '/dip-channel/REP-002/publications?type=Paged&limit=1', '', { 'x-continuation-token': 'not-one-of-ours!' });
     expect([made.status, made.body.messageArray[0]!.help]).toEqual([400, expect.stringMatching(/^x-continuation-token 'not-one-of-ours!' is not a token a listing of this DIP gave/)]);
+    // Bound to its query and authenticated, as a replay's: sent with another query it is refused (it was
+    // answered an empty 200 page, the end of a listing it never began), and so is one made up from the
+    // position of a publication the caller was shown (it was plain base64 of "ms.id", taken as given).
+    const elsewhere = await list('type=Other&limit=3', { 'x-continuation-token': token! });
+    expect([elsewhere.status, (elsewhere.body as unknown as { messageArray: Array<{ help: string }> }).messageArray[0]!.help]).toEqual([400, expect.stringMatching(/is not a token a listing of this DIP gave for this query: send the one the 206 carried, with the same query/)]);
+    expect((await list('type=Paged&limit=2', { 'x-continuation-token': token! })).status).toBe(400);
+    const shown = first.body.publications[2] as unknown as { publicationID: string; publishedAt: string };
+    const forged = [Buffer.from(`${Date.parse(shown.publishedAt) + 999}.${shown.publicationID}`).toString('base64url'), `${token!.slice(0, -1)}${token!.endsWith('A') ? 'B' : 'A'}`];
+    for (const f of forged) expect((await list('type=Paged&limit=3', { 'x-continuation-token': f })).status, f).toBe(400);
   });
 
   // Accepted before, stored, and its recipients notified of a file with nothing in it.

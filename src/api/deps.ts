@@ -47,7 +47,7 @@ export interface ApiDeps {
   delivery: Pick<Delivery, 'notify'>;
   replay: Replay;
   /** Replay continuation tokens (X-Continuation-Token): UUIDs authenticated with the data directory's key. */
-  continuation: Pick<ContinuationTokens, 'issue' | 'read'>;
+  continuation: Pick<ContinuationTokens, 'issue' | 'read' | 'issueListing' | 'readListing'>;
   status: StatusMessages;
   queues: Pick<MessageLog, 'queueState' | 'readQueue' | 'acknowledge' | 'markPulled'>;
   /**
