@@ -1061,6 +1061,12 @@ describe('a HEAD of a pull route hands nothing out', () => {
     expect(await t.dip.backend.log.queueState(queue)).toEqual({ ackedSeq: 0, headSeq: 3, pulledSeq: 0 });
     const ack = await sup.client.ack('IF-021', SUP, 3);
     expect([ack.status, ack.body.messageArray[0]!.help]).toEqual([400, 'sequence 3 is past the last position a pull handed out (0): acknowledge only what was pulled (acknowledged so far: 0)']);
+    // A misspelt parameter is refused naming it (it gave the default page), handing nothing out.
+    for (const path of [`/dip-channel/IF-021/pull/${SUP}`, `/statusmessage/pull/${SUP}`]) {
+      const typo = await sup.client.call<{ messageArray: Array<{ help: string }> }>('GET', `${path}?maxMesageCount=1`, '');
+      expect([typo.status, typo.body.messageArray[0]!.help], path).toEqual([400, 'maxMesageCount is not a parameter of a pull (query string): the names are maxMessageCount, maxPayloadSize']);
+    }
+    expect(await t.dip.backend.log.queueState(queue)).toMatchObject({ pulledSeq: 0 });
     // A GET still hands them out.
     expect((await sup.client.pull('IF-021', SUP)).lastSeq).toBe(3);
   });

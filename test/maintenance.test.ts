@@ -98,6 +98,11 @@ describe('maintenance notices (spec 5.13.5)', () => {
     // A channel filter on the API: IF-021's notice, none for IF-002.
     expect((await sup.client.call<{ notices: unknown[] }>('GET', '/maintenance/notices?channel=IF-021', '')).body.notices).toHaveLength(1);
     expect((await sup.client.call<{ notices: unknown[] }>('GET', '/maintenance/notices?channel=IF-002', '')).body.notices).toEqual([]);
+    // A misspelt filter, or a channel this DIP has not, is refused naming it: each answered every notice, or none.
+    const typo = await sup.client.call('GET', '/maintenance/notices?chanel=IF-021', '');
+    expect([typo.status, typo.body.messageArray[0]!.help]).toEqual([400, 'chanel is not a filter of the notices (query string): the names are channel']);
+    const unknown = await sup.client.call('GET', '/maintenance/notices?channel=IF-999', '');
+    expect([unknown.status, unknown.body.messageArray[0]!.help]).toEqual([400, "channel (query string) 'IF-999' is not a channel of this DIP"]);
 
     // A stale amendment (made against version 1) is refused and changes nothing.
     const stale = await admin('PATCH', `/admin/maintenance/${id}`, { text: 'lost', expectedVersion: 1 });

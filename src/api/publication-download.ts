@@ -99,23 +99,6 @@ function spanMs(text: string): number {
 /** The header a listing cut at its limit carries the next page's token in (206), and the next request sends it back in: the replay's. */
 const LISTING_TOKEN = 'x-continuation-token';
 
-/** The token of the page after `last`: opaque to clients, base64url of where the listing goes on from. */
-function listingToken(last: PublicationRecord): string {
-  return Buffer.from(`${last.publishedAt}.${last.id}`).toString('base64url');
-}
-
-/**
- * Where a listing goes on from, from the token a 206 gave, or why it cannot be read. Not signed, unlike the
- * replay's: it says only where in the listing to go on (the last publication listed, which the caller was
- * just shown), and every page is filtered for the caller as the first was, so a made-up one lists nothing
- * the caller could not list anyway.
- */
-function listingAfter(token: string): PublicationQuery['after'] | { error: string } {
-  const m = /^(\d{1,15})\.([\w-]{1,100})$/.exec(Buffer.from(token, 'base64url').toString('latin1'));
-  if (token.length > 200 || !m) return { error: `${LISTING_TOKEN} '${token.slice(0, 60)}' is not a token a listing of this DIP gave: send the one the 206 carried, or none for the first page` };
-  return { publishedAt: Number(m[1]), id: m[2]! };
-}
-
 /**
  * Answers a listing, a page at a time: the publications of `query` (newest first) up to its limit, from where
  * the request's X-Continuation-Token says (the one the page before carried). A page cut at the limit is a
@@ -124,17 +107,24 @@ function listingAfter(token: string): PublicationQuery['after'] | { error: strin
  * many share a second.
  */
 export async function sendListing(deps: ApiDeps, req: FastifyRequest, reply: FastifyReply, query: PublicationQuery, caller: string | null, uri: (p: PublicationRecord) => string): Promise<FastifyReply> {
+  // The token is bound to the query and the caller it was issued for: sent with another, it is refused
+  // (a page of another listing, or an empty one, would look like the end of this one).
+  const bound = { query, caller };
   const sentBack = req.headers[LISTING_TOKEN];
   let after: PublicationQuery['after'];
   if (sentBack !== undefined) {
-    const read = listingAfter(String(sentBack));
-    if (read && 'error' in read) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, read.error);
+    const token = String(sentBack);
+    const read = token.length > 200 ? null : deps.continuation.readListing(bound, token);
+    if (read === null) return sendStandard(deps, reply, 400, caller, MSG.schemaFailure, `${LISTING_TOKEN} '${token.slice(0, 60)}' is not a token a listing of this DIP gave for this query: send the one the 206 carried, with the same query (path, filters and limit), or none for the first page`);
     after = read;
   }
   const found = await deps.publications.find({ ...query, ...(after ? { after } : {}), limit: query.limit + 1 });
   const page = found.slice(0, query.limit);
   const more = found.length > query.limit;
-  if (more) reply.header(LISTING_TOKEN, listingToken(page[page.length - 1]!));
+  if (more) {
+    const last = page[page.length - 1]!;
+    reply.header(LISTING_TOKEN, deps.continuation.issueListing(bound, { publishedAt: last.publishedAt, id: last.id }));
+  }
   return reply.code(more ? 206 : 200).send({ publications: page.map((p) => describePublication(p, uri(p))) });
 }
 

@@ -72,6 +72,11 @@ export class Maintenance {
   }
 
   /** Published notices not yet over, soonest first: what participants are shown. */
+  /** Whether a channel ID (any case) is one of this DIP's: a filter naming another is refused, not answered empty. */
+  knowsChannel(id: string): boolean {
+    return this.deps.knownChannel(id.toUpperCase());
+  }
+
   async current(): Promise<MaintenanceNotice[]> {
     const now = this.deps.clock.now();
     return (await this.deps.store.list()).filter((n) => inForceOrAhead(n, now)).sort((a, b) => a.start - b.start || a.id.localeCompare(b.id));

@@ -9,8 +9,9 @@ import { storeFailureKind } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import type { AcceptedBatch, MessageLog, QueueRef } from '../ports/message-log.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
-import { BlobTooLarge, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationNotice, type PublicationQuery, type PublicationOwed, type PublicationRecord, type WithdrawalNoticeOwed } from '../ports/publications.js';
+import { BlobTooLarge, type Compression, type PublicationBlobs, type PublicationIndex, type PublicationMetadata, type PublicationNotice, type PublicationQuery, type PublicationOwed, type PublicationRecord, type WithdrawalNoticeOwed } from '../ports/publications.js';
 import { describePublication, describeWithdrawn } from './publication-view.js';
+import { decoded, isDecompressionError } from './publication-content.js';
 import { RefusedError } from './refused.js';
 import type { Channel } from './channels.js';
 import { dipMadeBatch } from './made-batch.js';
@@ -84,6 +85,18 @@ export type PublishOutcome =
  */
 function emptyPayload(): PublishOutcome {
   return { ok: false, status: 400, help: 'the payload is empty (0 bytes): a publication carries its payload (spec 5.6), and its recipients would be told of a file with nothing in it; nothing was kept' };
+}
+
+/** Why bytes declared in `compression` do not decode in it (zlib's words), or null when they do (or none is declared). */
+async function undecodable(compression: Compression, bytes: AsyncIterable<Buffer>): Promise<string | null> {
+  if (compression === 'none') return null;
+  try {
+    for await (const _ of decoded(compression, bytes)) void _;
+    return null;
+  } catch (err) {
+    if (isDecompressionError(err)) return err.message;
+    throw err;
+  }
 }
 
 /** Who may see a channel's publications: its recipients and its publishers; anyone for public ones. */
@@ -254,6 +267,13 @@ export class Publications {
         status: 400,
         help: `the payload received (${stored.size} bytes, SHA-256 ${Buffer.from(stored.sha256, 'hex').toString('base64')}) does not match X-DIP-Content-Hash ${Buffer.from(signedSha256Hex, 'hex').toString('base64')}: it was changed or cut short on the way; nothing was kept`,
       };
+    }
+    // Declared compressed, the bytes are read through once: ones that are not in that compression were
+    // taken and failed only at a recipient's filtered download (422).
+    const notCompressed = await undecodable(meta.compression, this.blobs.read(id, stored.size));
+    if (notCompressed !== null) {
+      await this.blobs.remove(id, stored.size);
+      return { ok: false, status: 400, help: `compression: the payload is declared ${meta.compression} but is not (${notCompressed}); declare compression none, or send the ${meta.compression} bytes; nothing was kept` };
     }
     const given: PublicationRecord = { ...meta, id, publisherDipId: caller.dipId, size: stored.size, sha256: stored.sha256, publishedAt: this.clock.now() };
     const inserted = await this.index.insert(given);

@@ -12,6 +12,12 @@ export const UUID_SYNTAX = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-
 /** The largest queue position a token carries (48 bits): far beyond any queue's length. */
 const MAX_POSITION = 2 ** 48 - 1;
 
+/** Where a publication listing goes on from: after this publication (newest first). */
+export interface ListingPosition {
+  publishedAt: number;
+  id: string;
+}
+
 /** What a token read answers: the position it continues after, or why it is refused. */
 export type TokenReading = { afterSeq: number } | { refused: 'not-a-uuid' | 'not-issued' };
 
@@ -53,6 +59,30 @@ export class ContinuationTokens {
     const given = Buffer.from(token.replaceAll('-', ''), 'hex');
     const afterSeq = given.readUIntBE(0, 6);
     return timingSafeEqual(given, this.bytes(queue, filter, afterSeq)) ? { afterSeq } : { refused: 'not-issued' };
+  }
+
+  /**
+   * A publication listing's token, under the same key: where the listing goes on from (the last publication
+   * listed: its publishedAt and ID, in the clear) and a 128-bit MAC over it and `query` (the listing's filters
+   * and caller). So a made-up or altered token is refused, and so is one sent with another query, rather
+   * than answered with an empty or another listing's page.
+   */
+  issueListing(query: unknown, after: ListingPosition): string {
+    return `${after.publishedAt}.${after.id}.${this.listingMac(query, after)}`;
+  }
+
+  /** Where a listing goes on from, or null when `token` is not one issued for `query`. */
+  readListing(query: unknown, token: string): ListingPosition | null {
+    const m = /^(\d{1,15})\.([\w-]{1,100})\.([\w-]{22})$/.exec(token);
+    if (!m) return null;
+    const after = { publishedAt: Number(m[1]), id: m[2]! };
+    const given = Buffer.from(m[3]!);
+    const expected = Buffer.from(this.listingMac(query, after));
+    return given.length === expected.length && timingSafeEqual(given, expected) ? after : null;
+  }
+
+  private listingMac(query: unknown, after: ListingPosition): string {
+    return createHmac('sha256', this.key).update(JSON.stringify(['opendip listing continuation 1', query, after.publishedAt, after.id])).digest().subarray(0, 16).toString('base64url');
   }
 
   private bytes(queue: QueueRef, filter: ReplayFilter, afterSeq: number): Buffer {

@@ -4,7 +4,7 @@ import type { JsonSchema } from '../../catalogue/types.js';
 import { MSG } from '../../domain/response-codes.js';
 import type { RoutePluginOptions } from '../deps.js';
 import { admitted } from '../guard.js';
-import { readQuery, type RawQuery } from '../query.js';
+import { readQuery, unknownParameter, type RawQuery } from '../query.js';
 import { sendStandard } from '../request.js';
 import { answers, GUARDED, signatureHeaders } from '../route-schemas.js';
 import { compileReadQueryRouteSchema } from '../schemas.js';
@@ -50,11 +50,15 @@ export const maintenanceRoutes: FastifyPluginAsync<RoutePluginOptions> = async (
     response: answers(GUARDED, { 200: { type: 'object', description: 'The notices, soonest first', required: ['notices'], properties: { notices: { type: 'array', items: noticeSchema } } } }),
   };
   app.get<{ Querystring: RawQuery }>('/maintenance/notices', { config: { access: 'participant' }, schema, validatorCompiler: compileReadQueryRouteSchema }, async (req, reply) => {
-    const q = readQuery<{ channel?: string }>(req.query, ['channel']);
     const refuse = (help: string) => sendStandard(deps, reply, 400, admitted(req).caller.dipId, MSG.schemaFailure, help);
+    // A misspelt filter is refused, as on the publications routes: ignored, it answered every notice.
+    const unknown = unknownParameter(req.query, ['channel'], 'a filter of the notices');
+    if (unknown) return refuse(unknown.error);
+    const q = readQuery<{ channel?: string }>(req.query, ['channel']);
     if ('error' in q) return refuse(q.error);
     const { channel } = q;
     if (channel !== undefined && !CHANNEL_ID.test(channel)) return refuse(`channel (query string) '${channel.slice(0, 40)}' is not a channel ID (two to four letters, a hyphen and three digits, e.g. IF-021)`);
+    if (channel !== undefined && !maintenance.knowsChannel(channel)) return refuse(`channel (query string) '${channel}' is not a channel of this DIP`);
     const notices = (await maintenance.current()).filter((n) => channel === undefined || coversChannel(n, channel));
     return { notices: notices.map(publicNotice) };
   });

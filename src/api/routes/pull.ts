@@ -12,7 +12,7 @@ import type { ApiDeps, RoutePluginOptions } from '../deps.js';
 import { admitted, recipientScope } from '../guard.js';
 import { PAUSED_RETRY_AFTER_SECONDS } from '../../pipeline/ingest.js';
 import { ACK_SCHEMA, compileReadQueryRouteSchema, publishedSchema } from '../schemas.js';
-import { readQuery, type RawQuery } from '../query.js';
+import { readQuery, unknownParameter, type RawQuery } from '../query.js';
 import { providerFor, sendSigned, sendStandard } from '../request.js';
 import { setAsideEntries, setAsideHelp, setAsideUnseen, type SetAsideRun } from '../../pipeline/set-aside-unseen.js';
 import { clipHelp, standardResponse } from '../../domain/standard-response.js';
@@ -112,6 +112,9 @@ function pushedInstead(deps: ApiDeps, reply: FastifyReply, queue: QueueRef): Fas
 async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyReply, queue: QueueRef): Promise<FastifyReply> {
   const pushed = pushedInstead(deps, reply, queue);
   if (pushed) return pushed;
+  // A misspelt name (maxMesageCount) is refused, as on the publications routes: ignored, it gave the default page.
+  const unknown = unknownParameter(req.query, PULL_PARAMETERS, 'a parameter of a pull');
+  if (unknown) return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, unknown.error);
   const q = readQuery<PullQuery>(req.query, PULL_PARAMETERS);
   if ('error' in q) return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, q.error);
   const max = wholeParam(q.maxMessageCount, deps.config.delivery.defaultMaxMessageCount, 10_000);
