@@ -3,7 +3,7 @@ import { RateLimiter } from '../src/security/rate-limit.js';
 import { ReplayGuard } from '../src/security/replay-guard.js';
 import { SingleProcessLeases } from '../src/adapters/embedded/leases.js';
 import { openNatsCoordination } from '../src/adapters/nats/index.js';
-import { BucketRestorer, connectNats, openBucket } from '../src/adapters/nats/connection.js';
+import { BucketRestorer, bucketIncarnation, connectNats, openBucket } from '../src/adapters/nats/connection.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { NatsQueueLeases } from '../src/adapters/nats/leases.js';
 import { coordinationContract } from './contract/coordination.contract.js';
@@ -61,6 +61,8 @@ const clusterOf = async (
     generations?: boolean;
     /** Runs before a node's update (a renewal, a takeover) is sent: what a test makes happen meanwhile. */
     beforeUpdate?: (node: string) => Promise<void>;
+    /** Runs before a node's create (a claim of a key absent) is sent. */
+    beforeCreate?: (node: string) => Promise<void>;
   } = {},
 ) => {
   const prefix = testPrefix();
@@ -82,14 +84,14 @@ const clusterOf = async (
     const kv = await openBucket(nc, `${prefix}_leases`, { history: 1, replicas: 1 });
     const tracked = Object.assign(Object.create(kv) as KV, {
       get: (...args: Parameters<KV['get']>) => track(kv.get(...args)),
-      create: (...args: Parameters<KV['create']>) => track(kv.create(...args)),
+      create: (...args: Parameters<KV['create']>) => track((options.beforeCreate?.(id) ?? Promise.resolve()).then(() => kv.create(...args))),
       update: (...args: Parameters<KV['update']>) => track((options.beforeUpdate?.(id) ?? Promise.resolve()).then(() => kv.update(...args))),
       delete: (...args: Parameters<KV['delete']>) => track(kv.delete(...args)),
     });
     const clock = new SteppedClock(steady);
     const node = new NatsQueueLeases(nc, tracked, prefix, clock, options.settings ?? leases, logger, id, steady, options.loopLateMs);
     cleanup.push(() => node.close());
-    if (options.generations) await node.trackGeneration(() => new BucketRestorer(nc, [{ name: `${prefix}_leases`, options: { history: 1, replicas: 1 } }], () => steady.now()).restore());
+    if (options.generations) await node.trackGeneration(await bucketIncarnation(nc, `${prefix}_leases`), () => new BucketRestorer(nc, [{ name: `${prefix}_leases`, options: { history: 1, replicas: 1 } }], () => steady.now()).restore());
     nodes.push({ leases: node, clock, nc, bucket: kv });
   }
   const io = async () => {
@@ -410,8 +412,8 @@ describe('the NATS leases bucket deleted and created again while nodes hold leas
     for (let t = 0; t < 3 * leases.ttlMs + 5_000; t += 100) {
       await cluster.advance(100);
       // a's renewal found no stream (no responders: not a taker, so a works the queue until its lease's
-      // end); the bucket is then created again, empty, with no incarnation id yet, as another node or an
-      // operator would. b then tries for the queue at every step: it had not looked at it before (no lease
+      // end); the bucket is then created again, empty (its stream of another creation time), as another
+      // node or an operator would. b then tries for the queue at every step: it had not looked at it before (no lease
       // of a's seen, as when a wake-up or a hand-over sends it to the bucket), and finds its key absent.
       if (race === null && recreatedAt === undefined) {
         await openBucket(b.nc, `${cluster.prefix}_leases`, { history: 1, replicas: 1 });
@@ -426,9 +428,36 @@ describe('the NATS leases bucket deleted and created again while nodes hold leas
     // b holds it, once a lease length, the allowance and the request timeout have passed since it was found created again.
     expect(bTookAt).toBeGreaterThanOrEqual(leases.ttlMs + leases.skewMs + 5_000);
     expect(b.leases.holds(q)).toBe(true);
-    const entry = await b.bucket.get('generation');
-    expect(entry?.string(), 'the bucket created again has its incarnation id written').toMatch(/^[0-9a-f]{16}$/);
   }, 60_000);
+
+  // A claim that began before the fence: b reads the queue's key (absent) in the bucket it knows; before
+  // its create is sent, the bucket is deleted and created again, and another claim of b's (as a probe
+  // would) finds the new incarnation, fences b and takes the new id as b's own. The first claim's create
+  // then lands in the new bucket, and its check after the write compared the id read then with the one b
+  // knew then, both the new one: 'same', and b held the queue inside its own fence (the old bucket's
+  // holders may still work it). Now it is checked against the id it began in, and the fence again.
+  it('a claim begun before the bucket was found created again is undone, not held', async () => {
+    const q2 = { recipientDipId: 'SUP0000002', channel: 'IF-021' };
+    let race: (() => Promise<void>) | null = null;
+    const cluster = await clusterOf(['b-0000000b'], cleanup, undefined, {
+      generations: true,
+      beforeCreate: async () => {
+        const r = race;
+        race = null;
+        await r?.();
+      },
+    });
+    const b = cluster.nodes[0]!;
+    race = async () => {
+      await (await jetstreamManager(b.nc)).streams.delete(`KV_${cluster.prefix}_leases`);
+      await openBucket(b.nc, `${cluster.prefix}_leases`, { history: 1, replicas: 1 });
+      expect(await b.leases.acquire(q2), 'the claim that finds the bucket created again').toBe(false);
+    };
+    expect(await b.leases.acquire(q), 'the claim begun in the bucket before').toBe(false);
+    expect(race, 'the bucket was created again while the claim was under way').toBeNull();
+    expect(b.leases.holds(q)).toBe(false);
+    expect((await b.bucket.get(queueToken(q)))?.operation ?? 'absent', "the claim's write undone").not.toBe('PUT');
+  }, 30_000);
 });
 
 describe('NATS queue leases when a node’s wall clock steps (injected clocks, elapsed time advanced by the test)', () => {

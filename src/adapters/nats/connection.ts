@@ -125,6 +125,17 @@ async function streamExists(jsm: JetStreamManager, bucket: string): Promise<bool
 }
 
 /**
+ * What tells one incarnation of a bucket from another (NatsQueueLeases.trackGeneration): its stream's
+ * creation time, as JetStream answers it. The same for every node, kept for the stream's life with no
+ * write and no expiry; a stream deleted and created again (or a NATS store lost) has another.
+ */
+export async function bucketIncarnation(nc: NatsConnection, bucket: string): Promise<() => Promise<string>> {
+  // checkAPI false: no request now (the bucket was just opened through the same connection).
+  const jsm = await jetstreamManager(nc, { checkAPI: false });
+  return async () => (await jsm.streams.info(`KV_${bucket}`)).created;
+}
+
+/**
  * Creates again, with the settings they were opened with, the buckets whose streams are gone while the
  * node runs (`nats stream rm`, a NATS store wiped and restarted empty): they were created at start only,
  * so every node's coordination stayed unavailable until restarted (a fault campaign: over 4 minutes,

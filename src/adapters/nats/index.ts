@@ -3,7 +3,7 @@ import type { Coordination, LostNodeRecords } from '../../ports/backend.js';
 import type { Clock } from '../../ports/clock.js';
 import type { Logger } from '../../ports/logger.js';
 import type { RateLimitSettings } from '../../security/rate-limit.js';
-import { BucketRestorer, connectNats, followConnection, keyEraser, openBucket, type BucketSpec, type NatsSettings } from './connection.js';
+import { BucketRestorer, bucketIncarnation, connectNats, followConnection, keyEraser, openBucket, type BucketSpec, type NatsSettings } from './connection.js';
 import { DEFAULT_LEASES, NatsQueueLeases, nodeId, type LeaseSettings } from './leases.js';
 import { NatsAlarmNotifierLease } from './notifier-lease.js';
 import { NatsRateLimits } from './rate-limits.js';
@@ -83,7 +83,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     followConnection(nc.status(), [leases, down], (err) => options.logger?.error({ err }, 'NATS connection status: a follower failed on an event')).catch((err: unknown) =>
       options.logger?.error({ err }, 'NATS connection status: no longer followed; lease health and the replay guard find an outage by a timeout'),
     );
-    await leases.trackGeneration(() => restorer.restore());
+    await leases.trackGeneration(await bucketIncarnation(nc, specs.leases.name), () => restorer.restore());
     if (options.lostNodeRecords) await leases.remember(options.lostNodeRecords);
     const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger, (v) => leases.expiryHere(v));
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.

@@ -77,12 +77,6 @@ const isDeleted = (op: string): boolean => op === 'DEL' || op === 'PURGE';
 /** Read by the reachability probe, written by nobody (lease keys are queue tokens, which never take this form). */
 const PROBE_KEY = 'probe_reachable';
 /**
- * Which incarnation of the leases bucket this is: a random id written once into each (trackGeneration),
- * never again (lease keys are queue tokens, which never take this form). A bucket created again (its
- * stream deleted, or the NATS store lost) has another id, or none yet.
- */
-const GENERATION_KEY = 'generation';
-/**
  * The leases bucket's JetStream request timeout (the client's default, openBucket): how long after a
  * renewal was sent its answer may still come and be taken, so how long after its holder's last chance
  * to renew a lease that write may land.
@@ -201,11 +195,11 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   /** Claims that failed for want of an answer (not a lost race): logged when they start, a minute apart, and when they stop. */
   private readonly claimFailures: FailureLog;
   /**
-   * The incarnation of the leases bucket this node works in (GENERATION_KEY), and what creates the
-   * coordination buckets again when their streams are gone (BucketRestorer); null: not followed (tests of
-   * the leases alone, on a bucket of their own).
+   * The incarnation of the leases bucket this node works in (`id`, as `read` answers it: its stream's
+   * creation time), and what creates the coordination buckets again when their streams are gone
+   * (BucketRestorer); null: not followed (tests of the leases alone, on a bucket of their own).
    */
-  private generation: { id: string; restore: () => Promise<boolean> } | null = null;
+  private generation: { id: string; read: () => Promise<string>; restore: () => Promise<boolean> } | null = null;
   /** Until when (steady clock) this node claims no lease: it found the bucket created again (generationChanged). */
   private fencedUntil = Number.NEGATIVE_INFINITY;
 
@@ -316,8 +310,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   private async probe(): Promise<void> {
     const epoch = this.connectionEpoch;
     try {
-      if (this.generation) await this.checkGeneration();
-      else await this.kv.get(PROBE_KEY);
+      await this.kv.get(PROBE_KEY);
+      await this.checkGeneration();
       if (epoch !== this.connectionEpoch) return;
       if (this.unreachable) this.logger?.info({ since: this.unreachable.since }, 'NATS JetStream answers again: queue leases can be claimed and renewed');
       this.unreachable = null;
@@ -330,48 +324,36 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   }
 
   /**
-   * Follows which incarnation of the leases bucket this node works in, writing its id if it has none
-   * yet (the first node to start, or one after the bucket was created again), and `restore`, which
-   * creates the buckets again when their streams are gone. Called once, at start (openNatsCoordination).
+   * Follows which incarnation of the leases bucket this node works in: `read` answers its id, the
+   * creation time of the bucket's stream (bucketIncarnation). Not a key in the bucket: the bucket's TTL
+   * (ten lease lengths) expired one written once, and every node then took the bucket for created again
+   * and dropped every lease, about once a minute. The creation time needs no write, never expires, is
+   * the same for every node, and a stream created again has another. `restore` creates the buckets again
+   * when their streams are gone. Called once, at start (openNatsCoordination).
    */
-  async trackGeneration(restore: () => Promise<boolean>): Promise<void> {
-    this.generation = { id: await this.currentGeneration(), restore };
-  }
-
-  private async currentGeneration(): Promise<string> {
-    const entry = await this.kv.get(GENERATION_KEY);
-    if (entry && !isDeleted(entry.operation)) return entry.string();
-    const id = randomBytes(8).toString('hex');
-    try {
-      await this.kv.create(GENERATION_KEY, id);
-      return id;
-    } catch (err) {
-      if (!isConflict(err)) throw err;
-      // Another node wrote it first: theirs is the id.
-      const theirs = await this.kv.get(GENERATION_KEY);
-      if (theirs && !isDeleted(theirs.operation)) return theirs.string();
-      throw err;
-    }
+  async trackGeneration(read: () => Promise<string>, restore: () => Promise<boolean>): Promise<void> {
+    this.generation = { id: await read(), read, restore };
   }
 
   /**
    * Reads the bucket's incarnation (the probe's read, and every claim's after its write): 'changed' when
-   * it is not the one this node works in, which it then drops every lease for (generationChanged) before
-   * taking the new one as its own.
+   * it is not `known` (the id the caller saw before it wrote; this node's current one by default). One
+   * that is not this node's current one is taken as its own once this node has dropped every lease for
+   * it (generationChanged).
    */
-  private async checkGeneration(): Promise<'same' | 'changed'> {
+  private async checkGeneration(known?: string): Promise<'same' | 'changed'> {
     const g = this.generation;
     if (!g) return 'same';
-    const entry = await this.kv.get(GENERATION_KEY);
-    if (entry && !isDeleted(entry.operation) && entry.string() === g.id) return 'same';
-    if (this.generation !== g) return 'changed';
+    const expected = known ?? g.id;
+    const id = await g.read();
+    if (id === g.id) return id === expected ? 'same' : 'changed';
     this.generationChanged();
-    g.id = await this.currentGeneration();
+    g.id = id;
     return 'changed';
   }
 
   /**
-   * The leases bucket was created again (or emptied): every lease held in it is gone, and a node finding
+   * The leases bucket was created again: every lease held in it is gone, and a node finding
    * a queue's key absent would take it at once. So this node stops working every queue now, and claims
    * none until every holder of the bucket before has stopped, whoever it is: a holder stops working a
    * lease a lease length less the allowance after its last renewal began (Held.validUntil), renews only
@@ -387,7 +369,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     this.observed.clear();
     this.logger?.error(
       { bucket: `${this.prefix}_leases`, held: this.held.size, claimsAgainInMs: fenceMs },
-      'the queue leases bucket was created again (or emptied): this node stops working its queues, and claims none until every holder before has stopped',
+      'the queue leases bucket was created again: this node stops working its queues, and claims none until every holder before has stopped',
     );
     for (const [key, h] of [...this.held]) this.lost(key, h, 'the leases bucket was created again');
   }
@@ -773,6 +755,11 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     const stale = this.held.get(key);
     if (stale) this.lost(key, stale, 'expired before it could be renewed');
     if ((this.others.get(key) ?? 0) > this.steady.now() || this.yieldingTo() !== undefined || this.steady.now() < this.fencedUntil) return false;
+    // The incarnation this claim starts in, before any await: a probe may find the bucket created again
+    // while the claim waits, fence this node and take the new id as its own, and the claim's write may land
+    // in the new bucket. Checked against this, not against the id known after the write (which had
+    // answered 'same' to such a write).
+    const known = this.generation?.id;
     this.acquiring += 1;
     try {
       const entry = await this.kv.get(key);
@@ -790,10 +777,11 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
         // Expired (its holder died or let go without deleting), unreadable, or ours from before: take it.
         revision = await this.kv.update(key, this.value(), entry.revision);
       }
-      // The write may have landed in a bucket created again since this node last looked (a key absent
-      // there is free to create): the incarnation read after it is the one it landed in, since an id is
-      // never written into two. Another: not held (its holders before may still work the queue), undone.
-      if ((await this.checkGeneration()) === 'changed') {
+      // The write may have landed in a bucket created again since this claim began (a key absent there is
+      // free to create): the incarnation read after it is at least as new as the one it landed in. Another
+      // than `known`, or a fence set meanwhile (a probe found it first): not held (its holders before may
+      // still work the queue), undone.
+      if ((await this.checkGeneration(known)) === 'changed' || this.steady.now() < this.fencedUntil) {
         await this.kv.delete(key, { previousSeq: revision }).catch(() => undefined);
         return false;
       }
