@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeSync, closeSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, truncateSync, writeSync, closeSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -447,10 +447,34 @@ describe('activity.db damaged: found at open (quick_check) and reported', () => 
     await store.openChain('c', 1);
     const entries = Array.from({ length: 400 }, (_, i) => ({ requestId: `r${i}`, at: 1000 + i, listener: 'participant', caller: null, remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, responseBody: 'y'.repeat(2000) }));
     await store.append(chainEntries('c', { seq: 0, hash: GENESIS_HASH }, entries).records);
+    // The records into the file itself, then one more in the WAL: the files as a kill -9 leaves them.
+    const side = new Database(live);
+    side.pragma('wal_checkpoint(TRUNCATE)');
+    side.close();
+    await store.append(chainEntries('c', (await store.chains())[0]!.head, [{ ...entries[0]!, requestId: 'r400' }]).records);
+    const crashed = join(dir(), 'crashed');
+    mkdirSync(crashed);
+    for (const suffix of ['', '-wal', '-shm']) copyFileSync(`${live}${suffix}`, join(crashed, `activity.db${suffix}`));
     await store.close();
-    overwrite(live, Math.floor(statSync(live).size / 2 / 4096) * 4096, 65_536);
-    const damaged = new SqliteActivityLog(live, systemClock);
-    expect(damaged.lostOnOpen).toMatch(new RegExp(`${live} is damaged \\(PRAGMA quick_check: .+\\)`, 's'));
+    const image = join(crashed, 'activity.db');
+    overwrite(image, Math.floor(statSync(image).size / 2 / 4096) * 4096, 65_536);
+    const damaged = new SqliteActivityLog(image, systemClock);
+    expect(damaged.lostOnOpen).toMatch(new RegExp(`${image} is damaged \\(PRAGMA quick_check: .+\\)`, 's'));
     await damaged.close();
+  });
+
+  it('after a clean stop the file is not read through (the check costs ~1.5 s a GiB, and the log is never purged)', async () => {
+    const live = join(dir(), 'activity.db');
+    const store = new SqliteActivityLog(live);
+    await store.openChain('c', 1);
+    const entries = Array.from({ length: 400 }, (_, i) => ({ requestId: `r${i}`, at: 1000 + i, listener: 'participant', caller: null, remote: null, method: 'GET', url: '/x', status: 200, durationMs: 1, responseBody: 'y'.repeat(2000) }));
+    await store.append(chainEntries('c', { seq: 0, hash: GENESIS_HASH }, entries).records);
+    await store.close();
+    expect(existsSync(`${live}-wal`)).toBe(false);
+    overwrite(live, Math.floor(statSync(live).size / 2 / 4096) * 4096, 65_536);
+    // quick_check would name the damage; a clean stop's open does not look (dip audit verify does).
+    const reopened = new SqliteActivityLog(live, systemClock);
+    expect(reopened.lostOnOpen).toBeNull();
+    await reopened.close();
   });
 });

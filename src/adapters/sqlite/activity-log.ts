@@ -6,6 +6,7 @@ import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow }
 import type { ActivityFilter, ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
 import type { Clock } from '../../ports/clock.js';
 import { capFileSize, openWalFile } from './wal-file.js';
+import { realFile } from './private-file.js';
 import { describeWalLoss } from './wal-guard.js';
 
 const SCHEMA = `
@@ -104,10 +105,15 @@ export class SqliteActivityLog implements ActivityLogStore {
   constructor(file: string, clock: Pick<Clock, 'now'> = { now: Date.now }, options: { witness?: string } = {}) {
     // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
     const existed = file !== ':memory:' && existsSync(file);
+    // A WAL left beside the file: the last process to have it open did not close it (a crash, kill -9, a
+    // power cut); a clean close checkpoints and removes it. Only then is the whole file read for damage:
+    // the log is never purged, and at ~1.5 s a GiB every start would grow with it.
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator's data directory (configuration)
+    const afterUncleanStop = existed && existsSync(`${realFile(file)}-wal`);
     const opened = openWalFile(file, SCHEMA, undefined, { acceptLoss: true });
     ({ db: this.db, walFd: this.walFd } = opened);
     const db = this.db;
-    const damaged = quickCheck(db, file);
+    const damaged = afterUncleanStop ? quickCheck(db, file) : null;
     // A damaged file's identity may be unreadable: its witness is compared at the next open of a sound one.
     const vanished = options.witness === undefined || damaged !== null ? null : witnessed(options.witness, this.identity(clock), existed, clock);
     const walLost = opened.lossAccepted && describeWalLoss(opened.lossAccepted, 'accepted', 'activity');
@@ -239,7 +245,8 @@ export class SqliteActivityLog implements ActivityLogStore {
  * SQLite's own check of the file's structure (PRAGMA quick_check: every page and record readable, without
  * the index cross-checks of integrity_check), described when it finds damage; else null. A file damaged
  * on disk (a failing disk, a write into it) otherwise opened as sound: only dip audit verify, reading every
- * record, found it. Its cost, a read of the whole file once per start: BENCHMARKS.md "activity.db quick_check".
+ * record, found it. Its cost, a read of the whole file: BENCHMARKS.md "activity.db quick_check"; so only at a
+ * start after an unclean stop.
  */
 function quickCheck(db: Database.Database, file: string): string | null {
   let found: string[];
