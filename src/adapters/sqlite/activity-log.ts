@@ -55,7 +55,13 @@ CREATE TRIGGER IF NOT EXISTS activity_wal_losses_no_update BEFORE UPDATE ON acti
   BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be changed'); END;
 CREATE TRIGGER IF NOT EXISTS activity_wal_losses_no_delete BEFORE DELETE ON activity_wal_losses
   BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be deleted (spec 5.8.1)'); END;
+-- The losses a \`dip serve\` has logged, journalled, alarmed and recorded on its chain: one found by another
+-- opener (\`dip audit verify\` run first after the crash) is announced by the next serve (unannouncedWalLosses).
+CREATE TABLE IF NOT EXISTS activity_wal_losses_announced (at INTEGER NOT NULL, lost TEXT NOT NULL);
 `;
+
+/** The losses no serve has announced yet (by value: a VACUUM may renumber rowids). */
+const UNANNOUNCED = 'WHERE NOT EXISTS (SELECT 1 FROM activity_wal_losses_announced a WHERE a.at = l.at AND a.lost = l.lost)';
 
 /** The conditions of a period and its filters but the caller (named parameters: only those used are given). */
 function narrowed(fromMs: number, toMs: number, f: Omit<ActivityFilter, 'caller'>): { where: string; params: Record<string, string | number> } {
@@ -81,7 +87,8 @@ export class SqliteActivityLog implements ActivityLogStore {
    * back (a backup restored loses more, the records written since it), and going on harms nothing further
    * (this process writes a chain of its own, and no position or number is handed out again). So it is
    * made known instead: kept in the file (activity_wal_losses, what dip audit verify reports), and, in
-   * `dip serve`, logged, journalled, alarmed and recorded on the new chain (src/assemble/observability.ts).
+   * `dip serve`, logged, journalled, alarmed and recorded on the new chain (src/assemble/observability.ts):
+   * the losses no serve announced yet (unannouncedWalLosses), so one found by `dip audit verify` too.
    */
   readonly lostOnOpen: string | null;
 
@@ -171,6 +178,16 @@ export class SqliteActivityLog implements ActivityLogStore {
 
   walLosses(): Promise<Array<{ at: number; lost: string }>> {
     return Promise.resolve(this.db.prepare<[], { at: number; lost: string }>('SELECT at, lost FROM activity_wal_losses ORDER BY rowid').all());
+  }
+
+  unannouncedWalLosses(): Promise<string | null> {
+    const lost = this.db.prepare<[], { lost: string }>(`SELECT lost FROM activity_wal_losses l ${UNANNOUNCED} ORDER BY at`).all();
+    return Promise.resolve(lost.length > 0 ? lost.map((l) => l.lost).join('; ') : null);
+  }
+
+  async walLossesAnnounced(): Promise<void> {
+    this.db.prepare(`INSERT INTO activity_wal_losses_announced (at, lost) SELECT at, lost FROM activity_wal_losses l ${UNANNOUNCED}`).run();
+    await this.sync();
   }
 
   refusedSubmissions(q: ActivityQuery & { caller?: string }): Promise<ChainedActivity[]> {
