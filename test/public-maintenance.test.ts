@@ -8,7 +8,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { calendarText, foldLine } from '../src/domain/icalendar.js';
-import { publicWindows, RECENTLY_ENDED_MS, type MaintenanceNotice } from '../src/domain/maintenance.js';
+import { publicWindows, RECENTLY_ENDED_MS, withdrawnWindows, type MaintenanceNotice } from '../src/domain/maintenance.js';
 import { describeViolations, launchBrowser, newContext, screenshot, seriousViolations } from './helpers/browser.js';
 import { adminApi } from './helpers/admin.js';
 import { ShiftableClock } from './helpers/clocks.js';
@@ -28,6 +28,12 @@ describe('public maintenance windows: which are listed', () => {
       now,
     );
     expect(listed.map((n) => n.id)).toEqual(['MN-3', 'MN-2', 'MN-1']);
+  });
+  it('keeps withdrawn windows for the calendar feed (as cancelled) for as long as they would have been listed', () => {
+    const now = 100 * hour;
+    const withdrawn = (id: string, start: number, end: number) => notice(id, start, end, 'withdrawn');
+    const cancelled = withdrawnWindows([withdrawn('MN-6', now + hour, now + 2 * hour), withdrawn('MN-7', now - 3 * hour, now - 2 * hour), withdrawn('MN-8', now - 30 * hour, now - RECENTLY_ENDED_MS - 1), notice('MN-9', now, now + hour)], now);
+    expect(cancelled.map((n) => n.id)).toEqual(['MN-7', 'MN-6']);
   });
 });
 
@@ -113,7 +119,15 @@ describe('the public maintenance page on the anonymous listener', () => {
     expect(ics.status).toBe(200);
     expect(ics.headers['content-type']).toMatch(/^text\/calendar/);
     expect(ics.text.startsWith('BEGIN:VCALENDAR\r\nVERSION:2.0\r\n')).toBe(true);
-    expect(ics.text.match(/BEGIN:VEVENT/g)).toHaveLength(3);
+    expect(ics.text.match(/BEGIN:VEVENT/g)).toHaveLength(4);
+    // The withdrawn window is sent cancelled, its SEQUENCE past the published one's (0): a calendar that
+    // imported it marks it cancelled (it was left out of the feed, and calendars kept it).
+    const events = ics.text.split('BEGIN:VEVENT').slice(1);
+    const cancelled = events.filter((e) => e.includes('\r\nSTATUS:CANCELLED\r\n'));
+    expect(cancelled).toHaveLength(1);
+    expect(cancelled[0]).toContain(`UID:${ids.withdrawn}.maintenance.`);
+    expect(cancelled[0]).toContain('\r\nSEQUENCE:1\r\n');
+    expect(events.filter((e) => e.includes(`UID:${ids.dip}.maintenance.`))[0]).not.toContain('STATUS:');
     expect(ics.text).toContain('SUMMARY:DIP maintenance: channels IF-002\\, IF-021');
     for (const line of ics.text.split('\r\n')) expect(Buffer.byteLength(line)).toBeLessThanOrEqual(75);
     // A name the routes do not read is refused, as on the listener's publications routes.

@@ -5,6 +5,7 @@
  * the swapped value does not open, and the reader is told which record.
  */
 import Database from 'better-sqlite3';
+import Fastify from 'fastify';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,10 +20,12 @@ import type { Backend } from '../src/ports/backend.js';
 import type { AcceptedMessage } from '../src/ports/message-log.js';
 import { FileKeyEncryptionKey, Sealer, type SealerOptions } from '../src/security/at-rest.js';
 import { PortalAccountService } from '../src/pipeline/portal-accounts.js';
-import { ORIGINAL_TRANSACTION_FIELD, Replay } from '../src/pipeline/replay.js';
+import { ArchiveKeysNotLoaded, ORIGINAL_TRANSACTION_FIELD, Replay } from '../src/pipeline/replay.js';
 import { Reports } from '../src/pipeline/reports.js';
 import { hashPassword, newPassword, newTotpSecret, totpCode } from '../src/security/portal-credentials.js';
+import { evidenceRoutes } from '../src/api/admin-evidence.js';
 import { FakeClock } from './helpers/clocks.js';
+import { waitFor } from './helpers/dip-harness.js';
 import { batch, message, sup } from './contract/fixtures.js';
 import { databaseForDescribe, queryOnce } from './helpers/postgres.js';
 
@@ -38,6 +41,8 @@ interface Behind {
   formats(): Promise<number[]>;
   /** Rewrites one message's stored copy with `change` (a flipped byte, another key's ID). */
   alterCopy(transactionId: string, change: (sealed: Buffer) => Buffer): Promise<void>;
+  /** Rewrites the stored raw request of one message's batch with `change`. */
+  alterRaw(transactionId: string, change: (sealed: Buffer) => Buffer): Promise<void>;
 }
 
 function sqliteBehind(file: string): Behind {
@@ -72,6 +77,11 @@ function sqliteBehind(file: string): Behind {
         const { outbound } = db.prepare<[string], { outbound: Buffer }>('SELECT outbound FROM messages WHERE transaction_id = ?').get(tx)!;
         db.prepare('UPDATE messages SET outbound = ? WHERE transaction_id = ?').run(change(outbound), tx);
       }),
+    alterRaw: async (tx, change) =>
+      run((db) => {
+        const { id, raw } = db.prepare<[string], { id: number; raw: Buffer }>('SELECT b.id, b.raw FROM batches b JOIN messages m ON m.batch_id = b.id WHERE m.transaction_id = ?').get(tx)!;
+        db.prepare('UPDATE batches SET raw = ? WHERE id = ?').run(change(raw), id);
+      }),
   };
 }
 
@@ -98,6 +108,10 @@ function postgresBehind(url: string): Behind {
     alterCopy: async (tx, change) => {
       const [{ outbound }] = (await queryOnce<{ outbound: Buffer }>(url, 'SELECT outbound FROM messages WHERE transaction_id = $1', [tx])) as [{ outbound: Buffer }];
       await queryOnce(url, 'UPDATE messages SET outbound = $1 WHERE transaction_id = $2', [change(outbound), tx]);
+    },
+    alterRaw: async (tx, change) => {
+      const [{ id, raw }] = (await queryOnce<{ id: number; raw: Buffer }>(url, 'SELECT b.id, b.raw FROM batches b JOIN messages m ON m.batch_id = b.id WHERE m.transaction_id = $1', [tx])) as [{ id: number; raw: Buffer }];
+      await queryOnce(url, 'UPDATE batches SET raw = $1 WHERE id = $2', [change(raw), id]);
     },
   };
 }
@@ -146,16 +160,22 @@ async function unreadableSkipped(backend: Backend, behind: Behind, dir: string):
   const [a, altered, unkeyed, d] = [wrapped('a'), wrapped('altered'), wrapped('unkeyed'), wrapped('d')];
   expect(await backend.log.append(batch([a, altered, unkeyed, d]))).toEqual({ ok: true });
   await behind.alterCopy(altered.transactionId, (sealed) => Buffer.concat([sealed.subarray(0, -1), Buffer.from([sealed.at(-1)! ^ 1])]));
-  await behind.alterCopy(unkeyed.transactionId, (sealed) => {
+  const underKey4242 = (sealed: Buffer) => {
     const other = Buffer.from(sealed);
     other.writeUInt32BE(4242, 1);
     return other;
-  });
+  };
+  await behind.alterCopy(unkeyed.transactionId, underKey4242);
   const skipped: Array<{ reader: string; rows: string[] }> = [];
   const replay = new Replay(backend.log, backend.archive, { copyFor: async (_queue, { outbound }) => outbound }, systemClock, undefined, () => {}, undefined, undefined, (reader, rows) =>
     skipped.push({ reader, rows: rows.map((r) => r.transactionId) }),
   );
   const filter = { fromMs: 0, toMs: Date.now() + 60_000, eventCode: null, mpan: null, transactionIds: null };
+  // Key 4242 might be one rotated elsewhere since: the first page asks to be sent again (503 + Retry-After)
+  // while the key ring is read again. That read does not find it, so it never was a key: the header is
+  // damaged, and the page sent again skips the row and names it (it answered 503 for ever).
+  await expect(replay.replay(sup, filter)).rejects.toBeInstanceOf(ArchiveKeysNotLoaded);
+  await waitFor(async () => (await backend.archive.findArchived({ ...sup, limit: 10 })).some((m) => m.unreadable !== undefined && m.keyNotLoaded === undefined && m.transactionId === unkeyed.transactionId), 10_000, 'the key ring read again');
   const page = await replay.replay(sup, filter);
   expect(page.copies.map((c) => (JSON.parse(c) as Record<string, unknown>)[ORIGINAL_TRANSACTION_FIELD])).toEqual([a.transactionId, d.transactionId]);
   expect(page.next).toBeNull();
@@ -176,6 +196,18 @@ async function unreadableSkipped(backend: Backend, behind: Behind, dir: string):
   expect(byTx.get(a.transactionId)!.unreadable).toBeUndefined();
   expect(byTx.get(altered.transactionId)).toMatchObject({ routing: null, unreadable: expect.stringContaining('does not open') });
   expect(byTx.get(unkeyed.transactionId)).toMatchObject({ routing: null, unreadable: expect.stringContaining('data key 4242') });
+  // The evidence of a request whose stored raw request names key 4242: 422 naming it, counted (it was 503 for ever).
+  await behind.alterRaw(a.transactionId, underKey4242);
+  let counted = 0;
+  const app = Fastify({ logger: false });
+  await app.register(evidenceRoutes, { archive: backend.archive, signatureSkewMs: 300_000, logger: { warn: () => undefined }, unreadableSeen: () => void (counted += 1) });
+  try {
+    const res = await app.inject({ method: 'GET', url: `/admin/evidence/${a.transactionId}` });
+    expect([res.statusCode, res.headers['x-opendip-unreadable'], counted]).toEqual([422, '1', 1]);
+    expect(res.json<{ error: string }>().error).toContain('data key 4242, which this DIP never held');
+  } finally {
+    await app.close();
+  }
   const journeys = new Reports(backend.traces, { history: async () => [] }, () => Date.now(), 'DIP0000001');
   const journey = await journeys.journey({ kind: 'operator' }, altered.transactionId);
   expect(journey.ok && journey.value.events.find((e) => e.event === 'unreadable')?.detail).toContain('could not be opened');

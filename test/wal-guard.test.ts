@@ -227,6 +227,37 @@ describe('activity.db: a WAL that lost committed activity records is reported an
     await life.stop();
   });
 
+  it('dip audit verify run first after the crash takes the loss; the next dip serve still announces it, once', async () => {
+    const file = await crashedActivityCopy();
+    rmSync(`${file}-wal`);
+    const audit = new SqliteActivityLog(file, systemClock);
+    expect(audit.lostOnOpen).toMatch(/API activity records/);
+    expect((await verifyActivityLog(audit)).walLosses).toHaveLength(1);
+    await audit.close();
+    const config = loadConfig({}, { dataDir: join(file, '..') });
+    const serve = async () => {
+      const errors: string[] = [];
+      const logger: Logger = { info() {}, warn() {}, error: (_obj, msg) => void errors.push(String(msg)) };
+      const life = new Lifecycle(logger);
+      const storage = await openStorage(config, systemClock, logger, life);
+      const activity = (await startActivityLog(config, systemClock, logger, life, storage.backend.journal))!;
+      await activity.recorder.flush();
+      const journalled = await storage.backend.journal.entries({ action: 'storage.activity-wal-loss', limit: 5 });
+      const onChain = (await activity.store.chainRecords(activity.recorder.chain, 0, 10)).filter((r) => r.method === 'WAL-LOSS');
+      await life.stop();
+      return { lostOnOpen: activity.lostOnOpen, errors, journalled, onChain };
+    };
+    // It found nothing itself (the loss was taken by the audit), yet logs, journals, alarms and records it.
+    const first = await serve();
+    expect(first.lostOnOpen).toMatch(/API activity records/);
+    expect(first.errors).toContain('activity log: started accepting API activity records its WAL lost (audit evidence gone)');
+    expect(first.journalled).toEqual([expect.objectContaining({ action: 'storage.activity-wal-loss', after: { lost: first.lostOnOpen } })]);
+    expect(first.onChain).toHaveLength(1);
+    // Announced once: the next start says nothing of it (no second journal entry, no alarm).
+    const second = await serve();
+    expect([second.lostOnOpen, second.errors, second.journalled.length, second.onChain]).toEqual([null, [], 1, []]);
+  });
+
   it('the storage alarm for an activity loss has a key of its own beside the message store\'s', async () => {
     const alarms = await walLossAlarms(() => 'lost', 7, 'node-a', 'storage-activity-wal-loss')();
     expect(alarms).toEqual([expect.objectContaining({ key: 'storage-activity-wal-loss:node-a', rule: 'storage', summary: 'lost', since: 7 })]);

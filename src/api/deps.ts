@@ -93,7 +93,7 @@ export interface ApiDeps {
   /** Where each signature date checked is told, for the DIP's own clock check (the `dip-clock` alarm, GET /admin/health). */
   clockCheck?: Pick<ClockCheck, 'dated'>;
   /** Maintenance notices (spec 5.13.5); absent: no /maintenance route, and no public maintenance page. */
-  maintenance?: Pick<Maintenance, 'current' | 'publicWindows' | 'knowsChannel'>;
+  maintenance?: Pick<Maintenance, 'current' | 'publicWindows' | 'withdrawnWindows' | 'knowsChannel'>;
   /** Reports, traces and journeys (spec 5.11). */
   reports?: Reports;
   /** Saved reports (spec 5.11), the portals' store; `mailing`: an SMTP server is configured. With `reports`: /observability/saved-reports. */

@@ -15,7 +15,7 @@ import { MSG } from '../domain/response-codes.js';
  * participant. Three forms of one list: a page for people, JSON for programs, iCalendar for calendars.
  *   GET /maintenance        the page (times in UTC and UK local time)
  *   GET /maintenance.json   the same windows as JSON
- *   GET /maintenance.ics    the same windows as an iCalendar feed (RFC 5545)
+ *   GET /maintenance.ics    the same windows as an iCalendar feed (RFC 5545), and withdrawn ones as cancelled
  */
 
 /** A minute: an amended or withdrawn window is off every cache that honours the header within it. */
@@ -96,8 +96,10 @@ export function publicMaintenanceRoutes(app: FastifyInstance, deps: ApiDeps): vo
     return cached(reply, 'application/json; charset=utf-8').send({ generatedAt: new Date(now).toISOString(), timeZone: UK_TIME_ZONE, windows: windows.map((n) => asPublic(n, now)) });
   });
   app.get('/maintenance.ics', noQuery, async (_req, reply) => {
-    const { windows } = await read();
-    const events = windows.map((n) => ({
+    const [windows, withdrawn] = await Promise.all([maintenance.publicWindows(), maintenance.withdrawnWindows()]);
+    // A withdrawn window is sent as cancelled, not left out: a calendar keeps an event the feed stops naming.
+    // Its SEQUENCE is already past the published one's (the withdrawal adds a version).
+    const events = [...windows, ...withdrawn].map((n) => ({
       uid: `${n.id}.maintenance.${deps.config.dipId}.${deps.config.environment.toLowerCase()}@opendip`,
       start: n.start,
       end: n.end,
@@ -105,6 +107,7 @@ export function publicMaintenanceRoutes(app: FastifyInstance, deps: ApiDeps): vo
       sequence: n.version - 1,
       summary: `DIP maintenance: ${scopeText(n.scope)}`,
       description: n.text,
+      ...(n.state === 'withdrawn' ? { cancelled: true as const } : {}),
     }));
     return cached(reply, 'text/calendar; charset=utf-8').send(calendar(`DIP maintenance windows (${deps.config.environment})`, events));
   });

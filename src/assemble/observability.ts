@@ -56,7 +56,8 @@ export async function startActivityLog(
   if (!settings.enabled) return null;
   const store = await openActivityLog(config, clock, logger);
   life.started('activity log store', () => store.close());
-  const lostOnOpen = store.lostOnOpen ?? null;
+  // Not only what this open found: `dip audit verify` run first after the crash took the loss itself.
+  const lostOnOpen = (await store.unannouncedWalLosses?.()) ?? null;
   if (lostOnOpen !== null) {
     // Accepted without a flag (SqliteActivityLog.lostOnOpen says why), so told everywhere an auditor or the
     // operator on call looks: the log, the journal, a storage alarm (startAlarms) and this process's chain.
@@ -80,6 +81,8 @@ export async function startActivityLog(
   if (lostOnOpen !== null) {
     const note = { lost: lostOnOpen, reason: 'records committed by an earlier process were lost with the WAL of activity.db after a crash; its chains end earlier than they did' };
     recorder.record({ requestId: randomUUID(), at: clock.now(), listener: 'activity-log', caller: null, remote: null, method: 'WAL-LOSS', url: '', status: null, durationMs: 0, rawBody: JSON.stringify(note) });
+    await recorder.flush();
+    await store.walLossesAnnounced?.();
   }
   return { recorder, store, lostOnOpen };
 }

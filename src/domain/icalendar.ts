@@ -16,6 +16,8 @@ export interface CalendarEvent {
   sequence: number;
   summary: string;
   description: string;
+  /** Set for an event called off (STATUS, RFC 5545 3.8.1.11): a calendar holding it marks it cancelled. */
+  cancelled?: true;
 }
 
 /** `20261205T020000Z`. */
@@ -56,6 +58,7 @@ export function calendar(name: string, events: readonly CalendarEvent[]): string
       `DTEND:${calendarUtc(e.end)}`,
       `SUMMARY:${calendarText(e.summary)}`,
       `DESCRIPTION:${calendarText(e.description)}`,
+      ...(e.cancelled ? ['STATUS:CANCELLED'] : []),
       'END:VEVENT',
     );
   }

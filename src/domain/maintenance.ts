@@ -134,5 +134,19 @@ export const windowStatus = (n: MaintenanceNotice, now: number): WindowStatus =>
  * windows not over, and those that ended within RECENTLY_ENDED_MS; never a withdrawn one. Soonest first.
  */
 export function publicWindows(notices: readonly MaintenanceNotice[], now: number): MaintenanceNotice[] {
-  return notices.filter((n) => n.state === 'published' && n.end > now - RECENTLY_ENDED_MS).sort((a, b) => a.start - b.start || a.id.localeCompare(b.id));
+  return onFeed(notices, 'published', now);
+}
+
+/**
+ * Withdrawn windows the public calendar feed still carries, as cancelled (RFC 5545 3.8.1.11): a calendar
+ * that imported one keeps it until the feed says STATUS:CANCELLED, so each is said while the window would
+ * have been listed (not over, or ended within RECENTLY_ENDED_MS). Every notice was published before it
+ * could be withdrawn. Soonest first.
+ */
+export function withdrawnWindows(notices: readonly MaintenanceNotice[], now: number): MaintenanceNotice[] {
+  return onFeed(notices, 'withdrawn', now);
+}
+
+function onFeed(notices: readonly MaintenanceNotice[], state: MaintenanceState, now: number): MaintenanceNotice[] {
+  return notices.filter((n) => n.state === state && n.end > now - RECENTLY_ENDED_MS).sort((a, b) => a.start - b.start || a.id.localeCompare(b.id));
 }

@@ -1,4 +1,4 @@
-import { checkMaintenance, concerns, inForceOrAhead, publicNotice, publicWindows, scopeText, type MaintenanceInput, type MaintenanceNotice } from '../domain/maintenance.js';
+import { checkMaintenance, concerns, inForceOrAhead, publicNotice, publicWindows, scopeText, withdrawnWindows, type MaintenanceInput, type MaintenanceNotice } from '../domain/maintenance.js';
 import { utcAndUk } from '../domain/uk-time.js';
 import type { AlarmChannel, AlarmSubscription, MaintenanceEvent } from '../ports/alarms.js';
 import type { Cancel, Clock } from '../ports/clock.js';
@@ -85,6 +85,11 @@ export class Maintenance {
   /** What the public maintenance page lists: published windows not over or ended in the last day, soonest first. */
   async publicWindows(): Promise<MaintenanceNotice[]> {
     return publicWindows(await this.deps.store.list(), this.deps.clock.now());
+  }
+
+  /** What the public calendar feed carries as cancelled: windows withdrawn, not over or ended in the last day. */
+  async withdrawnWindows(): Promise<MaintenanceNotice[]> {
+    return withdrawnWindows(await this.deps.store.list(), this.deps.clock.now());
   }
 
   async history(id: string): Promise<MaintenanceNotice[]> {

@@ -40,11 +40,14 @@ export interface ActivityFilter {
 export interface ActivityLogStore {
   readonly kind: string;
   /**
-   * Records the store found lost as it opened (the embedded store: its WAL short of committed frames after
-   * a crash, or the whole file gone: dip.db knew another log), described for the log, the journal and the
-   * `storage` alarm; null or absent when none were.
+   * Records the store found lost at an open (the embedded store: its WAL short of committed frames after a
+   * crash, the file damaged, or the whole file gone: dip.db knew another log) that no `dip serve` has
+   * announced yet, whichever process opened it then (`dip audit verify` too), described for the log, the
+   * journal and the `storage` alarm; null when there are none.
    */
-  readonly lostOnOpen?: string | null;
+  unannouncedWalLosses?(): Promise<string | null>;
+  /** Those losses are logged, journalled and recorded on a chain: later starts do not announce them again. */
+  walLossesAnnounced?(): Promise<void>;
   /** Every such loss found so far (when, what), kept beside the records: `dip audit verify` reports them. */
   walLosses?(): Promise<Array<{ at: number; lost: string }>>;
   /** Appends records (of one chain, consecutive after its head), all or nothing. */

@@ -44,6 +44,19 @@ export class DataKeyNotLoaded extends Error {
 }
 
 /**
+ * A value naming a data key the store has never held: the key ring was read again after the value was met
+ * (a key is stored before anything is sealed under it, so that read would have found it) and still lacks
+ * it. The header is damaged, not the key ring late: readers set the row aside as unreadable, naming it,
+ * instead of asking to be retried (503 + Retry-After) for ever.
+ */
+export class NoSuchDataKey extends Error {
+  constructor(readonly keyId: number) {
+    super(`sealed with data key ${keyId}, which this DIP never held (the key ring was read again after the value was met): the stored value is damaged`);
+    this.name = 'NoSuchDataKey';
+  }
+}
+
+/**
  * A sealed value bound to its record (formats 4-6, src/security/at-rest.ts) did not open for the record it
  * was read as: it was moved or copied there from another record (in the database, or an export edited by
  * hand), or altered. The row is damaged, not the store: readers set it aside as unreadable, naming it.

@@ -5,7 +5,7 @@ import { compressSync, uncompressSync } from 'lz4-napi';
 import type { SealedKind, SealOptions, ValueSealer } from '../ports/backend.js';
 import type { DataKeyStore } from '../ports/data-keys.js';
 import type { Clock } from '../ports/clock.js';
-import { DataKeyNotLoaded, SealedForAnotherRecord } from '../ports/errors.js';
+import { DataKeyNotLoaded, NoSuchDataKey, SealedForAnotherRecord } from '../ports/errors.js';
 import type { Logger } from '../ports/logger.js';
 import { FORMAT_3_DICTIONARY } from './lz4-dictionary.js';
 
@@ -192,13 +192,22 @@ export class FileKeyEncryptionKey implements KeyEncryptionKey {
  * Every process of the DIP, on every node, holds one over the same stored keys; the operator rotates in one
  * of them. The others load the new key when told (an ingest thread: by the key id its main thread seals
  * under) or when they meet a value sealed under it: open() then throws DataKeyNotLoaded, which readers
- * retry, and starts a reload (RELOAD_ON_MISS_MS apart at most), so the retry opens it. A reload also makes
+ * retry, and starts a reload (RELOAD_ON_MISS_MS apart at most), so the retry opens it; a key id that reload
+ * does not find was never a key (a damaged header), and open() throws NoSuchDataKey for it from then on, so
+ * readers set the row aside as unreadable instead of asking to be retried for ever. A reload also makes
  * the newest key the one sealed under, so every node converges on the key an operator rotated to.
  */
 export class Sealer {
   private indexKey: Buffer | undefined;
   private reloading: Promise<number> | null = null;
   private lastMissReload = -Infinity;
+  /** Key ids met in a value and not held, not yet looked for by a read of the stored keys started after. */
+  private unconfirmed = new Set<number>();
+  /**
+   * Key ids such a read did not find: the store has never held them (a key is stored before anything is
+   * sealed under it, and keys are never deleted), so a value naming one is damaged (NoSuchDataKey).
+   */
+  private readonly neverHeld = new Set<number>();
 
   private constructor(
     private readonly keys: Map<number, Buffer>,
@@ -242,12 +251,16 @@ export class Sealer {
   }
 
   private async loadNewKeys(): Promise<number> {
+    // Taken before the store is read: only ids met before this read can be judged by it.
+    const looked = [...this.unconfirmed];
+    this.unconfirmed.clear();
     const loaded: number[] = [];
     for (const { id, wrapped } of await this.store.dataKeys()) {
       if (this.keys.has(id)) continue;
       this.keys.set(id, await this.kek.unwrap(wrapped));
       loaded.push(id);
     }
+    for (const id of looked) if (!this.keys.has(id)) this.neverHeld.add(id);
     this.current = Math.max(this.current, ...loaded);
     if (loaded.length > 0) this.options.logger?.info({ dataKeyIds: loaded, current: this.current }, 'at-rest data keys rotated since this process read them loaded: values sealed under them open, and what it seals from now on is sealed under the newest');
     return this.current;
@@ -304,10 +317,13 @@ export class Sealer {
   private keyOf(sealed: Buffer): Buffer {
     const version = sealed.readUInt8(0);
     if (version < VERSION || version > BOUND + COMPRESSED_WITH_DICTIONARY) throw new Error('sealed value has an unknown format version');
-    const key = this.keys.get(sealed.readUInt32BE(1));
+    const id = sealed.readUInt32BE(1);
+    const key = this.keys.get(id);
     if (key) return key;
+    if (this.neverHeld.has(id)) throw new NoSuchDataKey(id);
+    this.unconfirmed.add(id);
     this.missed();
-    throw new DataKeyNotLoaded(sealed.readUInt32BE(1));
+    throw new DataKeyNotLoaded(id);
   }
 
   open(sealed: Buffer, kind: SealedKind, record: string): Buffer {

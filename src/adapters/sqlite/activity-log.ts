@@ -60,6 +60,9 @@ CREATE TRIGGER IF NOT EXISTS activity_wal_losses_no_update BEFORE UPDATE ON acti
   BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be changed'); END;
 CREATE TRIGGER IF NOT EXISTS activity_wal_losses_no_delete BEFORE DELETE ON activity_wal_losses
   BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be deleted (spec 5.8.1)'); END;
+-- The losses a \`dip serve\` has logged, journalled, alarmed and recorded on its chain: one found by another
+-- opener (\`dip audit verify\` run first after the crash) is announced by the next serve (unannouncedWalLosses).
+CREATE TABLE IF NOT EXISTS activity_wal_losses_announced (at INTEGER NOT NULL, lost TEXT NOT NULL);
 `;
 
 /**
@@ -67,6 +70,8 @@ CREATE TRIGGER IF NOT EXISTS activity_wal_losses_no_delete BEFORE DELETE ON acti
  * started beside (one row).
  */
 const WITNESS = 'CREATE TABLE IF NOT EXISTS activity_log_witness (log_id TEXT NOT NULL, seen_at INTEGER NOT NULL)';
+/** The losses no serve has announced yet (by value: a VACUUM may renumber rowids). */
+const UNANNOUNCED = 'WHERE NOT EXISTS (SELECT 1 FROM activity_wal_losses_announced a WHERE a.at = l.at AND a.lost = l.lost)';
 
 /** The conditions of a period and its filters but the caller (named parameters: only those used are given). */
 function narrowed(fromMs: number, toMs: number, f: Omit<ActivityFilter, 'caller'>): { where: string; params: Record<string, string | number> } {
@@ -92,9 +97,12 @@ export class SqliteActivityLog implements ActivityLogStore {
    * back (a backup restored loses more, the records written since it), and going on harms nothing further
    * (this process writes a chain of its own, and no position or number is handed out again). So it is
    * made known instead: kept in the file (activity_wal_losses, what dip audit verify reports), and, in
-   * `dip serve`, logged, journalled, alarmed and recorded on the new chain (src/assemble/observability.ts).
+   * `dip serve`, logged, journalled, alarmed and recorded on the new chain (src/assemble/observability.ts):
+   * the losses no serve announced yet (unannouncedWalLosses), so one found by `dip audit verify` too.
    */
   readonly lostOnOpen: string | null;
+  /** That loss when the damaged file would not take its note: announced all the same. */
+  private readonly unkept: string | null;
 
   /**
    * `witness`: the message store's file (dip.db), which keeps this log's identity (activity_log_witness):
@@ -118,16 +126,19 @@ export class SqliteActivityLog implements ActivityLogStore {
     const vanished = options.witness === undefined || damaged !== null ? null : witnessed(options.witness, this.identity(clock), existed, clock);
     const walLost = opened.lossAccepted && describeWalLoss(opened.lossAccepted, 'accepted', 'activity');
     this.lostOnOpen = [walLost, damaged, vanished?.lost ?? null].filter((l) => l !== null).join(' ') || null;
+    let unkept: string | null = null;
     if (this.lostOnOpen !== null) {
       try {
         db.prepare('INSERT INTO activity_wal_losses (at, lost) VALUES (?, ?)').run(clock.now(), this.lostOnOpen);
         // Durable before anything else is written: once opened, the -shm that showed the loss is rebuilt.
         if (this.walFd !== null) fdatasyncSync(this.walFd);
       } catch (e) {
-        // A damaged file may refuse even this: the loss is still logged, journalled and alarmed (lostOnOpen).
+        // A damaged file may refuse even this: the loss is still logged, journalled and alarmed (unkept).
         if (damaged === null) throw e;
+        unkept = this.lostOnOpen;
       }
     }
+    this.unkept = unkept;
     // Only once the loss is kept in the new log: a crash before this reports it again, never not at all.
     vanished?.accept();
     // Logs made before acting_for was kept (an ALTER is not an UPDATE: the append-only trigger allows it).
@@ -216,6 +227,29 @@ export class SqliteActivityLog implements ActivityLogStore {
 
   walLosses(): Promise<Array<{ at: number; lost: string }>> {
     return Promise.resolve(this.db.prepare<[], { at: number; lost: string }>('SELECT at, lost FROM activity_wal_losses ORDER BY rowid').all());
+  }
+
+  unannouncedWalLosses(): Promise<string | null> {
+    let lost: string[] = [];
+    try {
+      lost = this.db.prepare<[], { lost: string }>(`SELECT lost FROM activity_wal_losses l ${UNANNOUNCED} ORDER BY at`).all().map((l) => l.lost);
+    } catch (e) {
+      if (this.unkept === null) throw e;
+    }
+    if (this.unkept !== null) lost.push(this.unkept);
+    return Promise.resolve(lost.length > 0 ? lost.join('; ') : null);
+  }
+
+  async walLossesAnnounced(): Promise<void> {
+    try {
+      this.db.prepare(`INSERT INTO activity_wal_losses_announced (at, lost) SELECT at, lost FROM activity_wal_losses l ${UNANNOUNCED}`).run();
+    } catch (e) {
+      // The damaged file that would not keep the loss will not keep its announcement either: the next
+      // start's quick_check finds the damage again and announces it again, which is what it should do.
+      if (this.unkept === null) throw e;
+      return;
+    }
+    await this.sync();
   }
 
   refusedSubmissions(q: ActivityQuery & { caller?: string }): Promise<ChainedActivity[]> {
