@@ -244,8 +244,8 @@ export class SqliteActivityLog implements ActivityLogStore {
     try {
       this.db.prepare(`INSERT INTO activity_wal_losses_announced (at, lost) SELECT at, lost FROM activity_wal_losses l ${UNANNOUNCED}`).run();
     } catch (e) {
-      // The damaged file that would not keep the loss will not keep its announcement either: the next
-      // start's quick_check finds the damage again and announces it again, which is what it should do.
+      // The damaged file that would not keep the loss will not keep its announcement either; a later start
+      // after an unclean stop finds the damage again (quick_check) and announces it again.
       if (this.unkept === null) throw e;
       return;
     }
