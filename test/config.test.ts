@@ -34,7 +34,7 @@ describe('configuration', () => {
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxConnectionsPerAddress: 1.5') })).toThrow(/portal\/maxConnectionsPerAddress/);
     expect(() => loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxConnections: 8') })).toThrow(/portal/);
     expect(c.portal.sessionIdleMinutes).toBe(30);
-    expect(loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  sessionIdleMinutes: 15') }).portal).toEqual({ maxConnectionsPerAddress: 128, sessionIdleMinutes: 15, maxSessionsPerUser: 5, operatorAllowList: [], rateLimit: { requestsPerSecond: 10, burst: 100 } });
+    expect(loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  sessionIdleMinutes: 15') }).portal).toEqual({ maxConnectionsPerAddress: 128, sessionIdleMinutes: 15, maxSessionsPerUser: 5, firstPasswordHours: 72, operatorAllowList: [], rateLimit: { requestsPerSecond: 10, burst: 100 } });
     // The portal's request rate, field by field: a file that sets only the burst keeps the default rate.
     expect(loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  rateLimit:\n    burst: 20') }).portal.rateLimit).toEqual({ requestsPerSecond: 10, burst: 20 });
     expect(loadConfig({ DIP_DATA_DIR: dirWith('portal:\n  maxSessionsPerUser: 0') }).portal.maxSessionsPerUser).toBe(0);

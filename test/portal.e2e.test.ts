@@ -601,7 +601,7 @@ describe('portals in a browser', () => {
     expect(await page.getByRole('heading', { level: 2 }).allTextContents()).toEqual(['Raised now', 'Recently resolved', 'Subscriptions']);
     // Critical first: the dead letter comes before the test participants' certificates (warnings, 29 days left).
     const raisedRows = page.getByRole('table', { name: /^Alarms raised now/ }).getByRole('row');
-    expect(await raisedRows.nth(1).getByRole('cell').allTextContents()).toEqual(['critical', expect.stringMatching(/^\d{4}-\d\d-\d\dT/), 'dead-letter', other.dipId, expect.stringMatching(/dead letter/), expect.stringMatching(/^dip dead-letters list .* dip dead-letters requeue delivers them again/)]);
+    expect(await raisedRows.nth(1).getByRole('cell').allTextContents()).toEqual(['critical', expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)? UTC \(/), 'dead-letter', other.dipId, expect.stringMatching(/dead letter/), expect.stringMatching(/^dip dead-letters list .* dip dead-letters requeue delivers them again/)]);
     // The operator API's subscription actions, as forms: operators subscribe by e-mail, then remove it.
     await page.getByLabel('Email address').fill('oncall@example.net');
     await page.getByRole('button', { name: 'Subscribe', exact: true }).click();
@@ -700,7 +700,8 @@ describe('portals in a browser', () => {
     await user.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Maintenance' }).click();
     const listed = await user.getByRole('table').textContent();
     expect(listed).toContain('IF-021 storage upgrade: deliveries held for up to 30 minutes.');
-    expect(listed).toContain(`${start}:00.000Z`);
+    // UTC with UK local time beside it (src/domain/uk-time.ts): `2026-12-07 09:17 UTC (09:17 GMT)`.
+    expect(listed).toMatch(new RegExp(`${start.replace('T', ' ')} UTC \\((\\d{4}-\\d\\d-\\d\\d )?\\d\\d:\\d\\d (GMT|BST)\\)`));
     await checkPage(user, 'portal-maintenance');
   });
   it('an operator withdraws a publication from the Publications page: confirmed, CSRF-checked, journalled under her name; its readers are answered 410', async () => {

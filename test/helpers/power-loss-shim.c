@@ -152,9 +152,13 @@ static int ends_with(const char *s, const char *suffix) {
   return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* Only absolute paths are matched: SQLite and the store both open the database by its full path. */
+/*
+ * Only absolute paths are matched: SQLite and the store both open the database by its full path. Not the
+ * -shm (a shared mapping), nor the WAL guard's boot mark (-boot: written with O_TRUNC by a path the overlay
+ * does not model, and a restart under this shim is in the same boot, so the mark only says so).
+ */
 static int matches(const char *path) {
-  return prefix && path && strncmp(path, prefix, prefix_len) == 0 && !ends_with(path, "-shm");
+  return prefix && path && strncmp(path, prefix, prefix_len) == 0 && !ends_with(path, "-shm") && !ends_with(path, "-boot");
 }
 
 static void note(const char *verb, const watched *w) {
