@@ -58,7 +58,7 @@ describe('operator API refusals', () => {
     ['a field an operator account does not have', 'POST', '/admin/operators', '{"name":"dora","role":"viewer","bogus":1}', /^body must NOT have additional property 'bogus' \(known fields: name, role, automation, displayName\)$/],
     ['an override key misplaced at the top', 'PATCH', '/admin/channels/IF-022', '{"staleAfterMinute":5}', /^body must NOT have additional property 'staleAfterMinute' \(known fields: settings, optIn, note, expectedVersion\)$/],
     ['a misspelt override key', 'PATCH', '/admin/channels/IF-022', '{"settings":{"staleAfterMinute":5}}', /^body\/settings must NOT have additional property 'staleAfterMinute' \(known fields: senderRoles, receiverRoles, alwaysRoles, alwaysParticipants, workflowStarter, staleAfterMinutes, /],
-    ['a query parameter the journal does not take', 'GET', '/admin/journal?actr=operator:bootstrap', undefined, /^querystring must NOT have additional property 'actr' \(known fields: actor, action, target, before, from, to, limit\)$/],
+    ['a query parameter the journal does not take', 'GET', '/admin/journal?actr=operator:bootstrap', undefined, /^querystring must NOT have additional property 'actr' \(known fields: actor, action, target, before, from, to, limit, format\)$/],
     ['a misspelt dead-letter filter (it would list every dead letter)', 'GET', '/admin/dead-letters?recipent=1000000001', undefined, /^querystring must NOT have additional property 'recipent' \(known fields: recipient, channel, state, limit\)$/],
     ['a misspelt attempts filter', 'GET', '/admin/attempts?recipient=1000000001&channel=IF-021&limt=5', undefined, /^querystring must NOT have additional property 'limt'/],
   ] as const)('%s: 400 naming it', async (_what, method, path, body, why) => {
