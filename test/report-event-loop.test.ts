@@ -26,11 +26,16 @@ const MESSAGES = 40_000;
 /** Calls of this many copies deliver each queue (a queue's calls are many: the fold finds each copy's). */
 const CALL = 100;
 /**
- * The longest the loop may be held during a report. Measured on a shared machine (load average 18 on 2
- * cores, where a loop doing nothing is held up to 90 ms): before, 1.5 to 3.0 s (2.5 to 5 times this);
- * after, 0.17 to 0.35 s. A structural check, not a timing benchmark.
+ * The largest share of a report's time the loop may be held in one go: a ratio of the same run, not a time.
+ * On a shared machine (load 24-28 on 2 cores) holds and the whole stretch grow together, and a bound in
+ * milliseconds (600 ms) failed on load alone (678 ms, CI 2026-12-06). Measured at load 24 (2026-12-06),
+ * the turn loop below spinning beside the report: sliced, 0.010-0.014 on SQLite and 0.028-0.042 on
+ * PostgreSQL (holds of 470-600 ms, the machine's own); with the slices taken out (SLICE_MS = 1e9),
+ * 0.105-0.144 on SQLite (3.6-8.5 s held) and 0.48 on PostgreSQL.
  */
-const LONGEST_MS = 600;
+const LONGEST_SHARE = 0.075;
+/** At least this many loop turns during a report: one turn a slice, a report of 40,000 messages being hundreds of slices. */
+const TURNS_AT_LEAST = 20;
 
 async function seed(backend: Backend): Promise<void> {
   for (let i = 0; i < MESSAGES; i += 1_000) await backend.log.append(batch(Array.from({ length: 1_000 }, () => message(['SUP0000001', 'MDS0000001'], { correlationId: `C-${i}` }))));
@@ -42,15 +47,18 @@ async function seed(backend: Backend): Promise<void> {
   await backend.log.settle(sup, { upTo: MESSAGES });
 }
 
-/** The event loop's longest hold while `work` runs: the longest gap between turns of a setImmediate loop. */
-async function longestHold<T>(work: () => Promise<T>): Promise<{ value: T; longestMs: number }> {
+/** The event loop's longest hold while `work` runs (the longest gap between turns of a setImmediate loop), its turns and the whole time. */
+async function longestHold<T>(work: () => Promise<T>): Promise<{ value: T; longestMs: number; turns: number; totalMs: number }> {
   let longestMs = 0;
-  let last = performance.now();
+  let turns = 0;
+  const start = performance.now();
+  let last = start;
   let running = true;
   const turn = () => {
     const now = performance.now();
     longestMs = Math.max(longestMs, now - last);
     last = now;
+    turns += 1;
     if (running) setImmediate(turn);
   };
   setImmediate(turn);
@@ -59,7 +67,7 @@ async function longestHold<T>(work: () => Promise<T>): Promise<{ value: T; longe
     // The answer settles in the turn that ends the last hold: the loop's next turn records it.
     await new Promise((resolve) => setImmediate(resolve));
     await new Promise((resolve) => setImmediate(resolve));
-    return { value, longestMs };
+    return { value, longestMs, turns, totalMs: performance.now() - start };
   } finally {
     running = false;
   }
@@ -90,16 +98,17 @@ function listingReports(open: () => Promise<{ backend: Backend; close: () => Pro
     await close?.();
   });
 
-  // Failed before: the loop was held 2.0–3.0 s (SQLite) and 1.5–2.5 s (PostgreSQL), each case.
+  // Failed before: the loop was held 2.0–3.0 s (SQLite) and 1.5–2.5 s (PostgreSQL), each case, most of the report's time.
   it.each([
     ['sender audit, JSON', `/r/sender-audit?from=${FROM}&to=${TO}`],
     ['sender audit, CSV', `/r/sender-audit?from=${FROM}&to=${TO}&format=csv`],
     ['processes, CSV', `/r/processes?from=${FROM}&to=${TO}&format=csv`],
-  ])(`%s of ${MESSAGES.toLocaleString('en-GB')} messages never holds the event loop ${LONGEST_MS} ms`, async (_what, url) => {
-    const { value: res, longestMs } = await longestHold(() => app.inject({ method: 'GET', url }));
+  ])(`%s of ${MESSAGES.toLocaleString('en-GB')} messages never holds the event loop for ${LONGEST_SHARE * 100} % of its time in one go`, async (_what, url) => {
+    const { value: res, longestMs, turns, totalMs } = await longestHold(() => app.inject({ method: 'GET', url }));
     expect(res.statusCode).toBe(200);
     expect(res.body.length).toBeGreaterThan(MESSAGES * 100);
-    expect(longestMs).toBeLessThan(LONGEST_MS);
+    expect(turns).toBeGreaterThanOrEqual(TURNS_AT_LEAST);
+    expect(longestMs / totalMs).toBeLessThan(LONGEST_SHARE);
   }, 120_000);
 
   it('answers the same bytes as the rows written whole', async () => {
