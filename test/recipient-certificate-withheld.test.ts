@@ -248,3 +248,51 @@ describe('a pull of pattern 2 copies held for a revoked certificate (409), from 
     expect(await t.dip.backend.deadLetters.deadLetters({ recipientDipId: nomineeId, channel: 'IF-021', limit: 10 })).toEqual([]);
   }, 120_000);
 });
+
+/**
+ * Security pattern 3 (spec 5.2.3): the sender encrypts each recipient's copy to the certificate the DIP hands
+ * out for it. Once that certificate is revoked (whoever holds the key reads what is encrypted to it) the DIP
+ * neither hands it out nor accepts copies a sender encrypted to it: the sender learns why now, and encrypts
+ * to the recipient's new certificate once one is registered (secrev6: both were allowed).
+ */
+describe('pattern 3: a revoked certificate is neither handed out nor encrypted to', () => {
+  let t: TestDip;
+  let sds: TestParticipant;
+  let sup: TestParticipant;
+
+  beforeAll(async () => {
+    t = await startTestDip({ channels: { 'IF-021': { securityPattern: 3 } }, revocationPollMs: 20 });
+    sds = await t.participant('2000000001', ['SDS']);
+    sup = await t.participant('1000000001', ['SUP']);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('answers 404 for the certificate, saying why, and refuses a copy encrypted to it until a new one is registered', async () => {
+    const certificate = () => sds.client.call<{ encryption: string }>('GET', `/certificates/participant/${sup.dipId}`, '');
+    const before = await certificate();
+    expect(before.status).toBe(200);
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: [sup.dipId], uniqueSuffix: 'p3rev' });
+    const { CustomBlock, ...payload } = item.payload;
+    const submit = async (pem: string) => sds.client.submit('IF-021', [{ payload: { ...payload, EncryptedCustomBlocks: { [sup.dipId]: await encryptTo(new X509Certificate(pem).publicKey, JSON.stringify(CustomBlock)) } } }]);
+
+    await revokeCertificate(pkiDir(t.config), t.dip.backend.registry, sup.credentials.certPem, 'keyCompromise');
+    await waitFor(async () => (await certificate()).status === 404, 10_000, 'the revocation to be read');
+    const refusedCert = (await certificate()).body as unknown as Json;
+    expect(refusedCert.messageArray[0].help).toMatch(/^the certificate registered for 1000000001 \(serial [0-9A-F]+\) was revoked at \S+ \(keyCompromise\)/);
+
+    const refused = await submit(before.body.encryption);
+    expect(refused.status).toBe(400);
+    expect(refused.body.messageArray[0]!.message).toBe('MSG1030 - Msg Addressing / Routing Error');
+    expect(refused.body.messageArray[0]!.help).toMatch(/^item 0: payload\.EncryptedCustomBlocks\.1000000001: the certificate registered for 1000000001 \(serial [0-9A-F]+\) was revoked at \S+ \(keyCompromise\).*GET \/certificates\/participant\/1000000001/);
+
+    const renewed = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 1000000001', dipIds: [sup.dipId], environment: 'DEV', validDays: 30 });
+    await rotateParticipantCertificate(t.dip.backend.registry, { dipId: sup.dipId, certificatePem: renewed.certPem, overlapMs: 0 });
+    const after = await certificate();
+    expect(after.status).toBe(200);
+    expect(after.body.encryption).toBe(renewed.certPem);
+    const accepted = await submit(after.body.encryption);
+    expect(accepted.status, JSON.stringify(accepted.body)).toBe(201);
+  });
+});

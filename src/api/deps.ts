@@ -60,7 +60,7 @@ export interface ApiDeps {
   /** Cryptographic randomness for the attempt ID a pull's acknowledgement is journalled under (src/domain/attempt-id.ts). */
   randomBytes: RandomBytes;
   /** The copy a recipient gets (obfuscation by role, encryption for it). */
-  copies: Pick<RecipientCopies, 'copyFor'>;
+  copies: Pick<RecipientCopies, 'copyFor' | 'senderMustNotEncrypt'>;
   /**
    * Signs pull and replay answers with the DIP's signing key in force (the X-DIP-* headers of a webhook
    * call, over an answer's own string: Signer.signAnswer), off the event loop as webhook calls are.

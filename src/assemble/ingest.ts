@@ -24,7 +24,7 @@ export function buildIngest(config: DipConfig, core: Core, log: IngestLog, clock
     registry,
     log,
     mpan,
-    { dipKeys: () => encryption.decryptionKeys(), encryptable: (id) => copies.encryptable(id), withheld: (id) => copies.withheld(id) },
+    { dipKeys: () => encryption.decryptionKeys(), encryptable: (id) => copies.encryptable(id), withheld: (id) => copies.withheld(id), senderMustNotEncrypt: (id) => copies.senderMustNotEncrypt(id) },
     () => new Date(clock.now()),
     tracer ?? undefined,
   );

@@ -162,6 +162,8 @@ export interface PayloadKeys {
   encryptable(dipId: string): boolean;
   /** Why pattern 2 copies for it are held now (its certificate revoked or expired), or null. */
   withheld(dipId: string): string | null;
+  /** Why a sender may not encrypt to the recipient's registered certificate (revoked, expired), or null (RecipientCopies.senderMustNotEncrypt). */
+  senderMustNotEncrypt(dipId: string): string | null;
 }
 
 /**
@@ -565,6 +567,11 @@ export class Ingest {
       const extra = Object.keys(copies).filter((id) => !recipients.includes(id));
       if (missing.length) return `payload.${ENCRYPTED_BLOCKS} has no copy for recipient(s) ${missing.join(', ')} (security pattern 3: one copy per recipient)`;
       if (extra.length) return `payload.${ENCRYPTED_BLOCKS} has copies for ${extra.join(', ')}, who are not recipients of this message`;
+      // Encrypted to a key that is compromised or expired: refused, not relayed (the sender fetched it before the revocation).
+      for (const id of recipients) {
+        const invalid = this.encryption.senderMustNotEncrypt(id);
+        if (invalid !== null) return `payload.${ENCRYPTED_BLOCKS}.${id}: ${invalid}`;
+      }
     }
     return null;
   }

@@ -108,14 +108,28 @@ export class RecipientCopies {
    * the queues) or the channel's staleness limit sets them aside and their senders are told.
    */
   withheld(dipId: string): string | null {
+    const invalid = this.invalidity(dipId);
+    return invalid === null ? null : `${invalid}: pattern 2 copies for ${dipId} are held until it registers a new certificate (dip participant rotate-cert, or its own POST /participants/{id}/certificate)`;
+  }
+
+  /**
+   * Why nothing may be encrypted to this recipient's registered certificate by a sender (security pattern
+   * 3, where the sender encrypts), or null: the same revocation or expiry that withholds pattern 2 copies.
+   * Its certificate is then not handed out, and copies encrypted to it are refused (the sender learns now).
+   */
+  senderMustNotEncrypt(dipId: string): string | null {
+    const invalid = this.invalidity(dipId);
+    return invalid === null ? null : `${invalid}: nothing may be encrypted to it; encrypt to the certificate ${dipId} registers next (GET /certificates/participant/${dipId} once it has)`;
+  }
+
+  /** The revocation or expiry of the recipient's registered certificate, or null. Asked per pattern 2 copy: words only when there is one. */
+  private invalidity(dipId: string): string | null {
     const p = this.registry.participant(dipId);
     if (!p) return null;
     const revoked = this.validity.revoked(p.certificateFingerprint);
-    // Asked per pattern 2 copy: the reason's words are put together only when there is one.
-    const todo = () => `pattern 2 copies for ${dipId} are held until it registers a new certificate (dip participant rotate-cert, or its own POST /participants/{id}/certificate)`;
-    if (revoked) return `the certificate registered for ${dipId} (serial ${revoked.serialNumber}) was revoked at ${revoked.revokedAt} (${revoked.reason}): ${todo()}`;
+    if (revoked) return `the certificate registered for ${dipId} (serial ${revoked.serialNumber}) was revoked at ${revoked.revokedAt} (${revoked.reason})`;
     const { notAfter } = this.certificate(p);
-    if (this.validity.now() >= notAfter) return `the certificate registered for ${dipId} expired at ${new Date(notAfter).toISOString()}: ${todo()}`;
+    if (this.validity.now() >= notAfter) return `the certificate registered for ${dipId} expired at ${new Date(notAfter).toISOString()}`;
     return null;
   }
 

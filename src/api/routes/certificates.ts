@@ -38,6 +38,9 @@ export const certificateRoutes: FastifyPluginAsync<RoutePluginOptions> = async (
     if (!p || !encryptionKeyOf(p.certificatePem)) {
       return sendStandard(deps, reply, 404, admitted(req).caller.dipId, MSG.primaryRecipientInvalid, `${req.params.dipId} has no certificate that payloads can be encrypted to`);
     }
+    // Revoked or expired: not handed out to be encrypted to (pattern 3), the sender told why.
+    const invalid = deps.copies.senderMustNotEncrypt(p.dipId);
+    if (invalid !== null) return sendStandard(deps, reply, 404, admitted(req).caller.dipId, MSG.primaryRecipientInvalid, invalid);
     return { dipId: p.dipId, encryption: p.certificatePem };
   });
 };
