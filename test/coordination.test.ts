@@ -3,9 +3,10 @@ import { RateLimiter } from '../src/security/rate-limit.js';
 import { ReplayGuard } from '../src/security/replay-guard.js';
 import { SingleProcessLeases } from '../src/adapters/embedded/leases.js';
 import { openNatsCoordination } from '../src/adapters/nats/index.js';
-import { BucketRestorer, bucketIncarnation, connectNats, openBucket } from '../src/adapters/nats/connection.js';
+import { BucketRestorer, bucketIncarnation, connectNats, keyEraser, openBucket } from '../src/adapters/nats/connection.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { NatsQueueLeases } from '../src/adapters/nats/leases.js';
+import { NatsAlarmNotifierLease } from '../src/adapters/nats/notifier-lease.js';
 import { coordinationContract } from './contract/coordination.contract.js';
 import { deleteBuckets, NATS_SERVERS, testPrefix } from './helpers/nats.js';
 import { FakeClock, SteppedClock } from './helpers/clocks.js';
@@ -482,6 +483,34 @@ describe('the NATS leases bucket deleted and created again while nodes hold leas
     expect(await c.leases.acquire(q), 'inside the fence').toBe(false);
     await cluster.advance(100);
     expect(await c.leases.acquire(q), 'once every holder before has stopped').toBe(true);
+  }, 60_000);
+
+  // The alarm notifier lease is kept in the same bucket: created again, its key is absent, and a node
+  // that found it so took the lease at once while its holder of before still held it (two notifiers).
+  it('the alarm notifier lease shares the fence: not claimed inside it, and dropped by its holder of before', async () => {
+    const cluster = await clusterOf(['a-0000000a', 'b-0000000b'], cleanup, undefined, { generations: true });
+    const notifiers = await Promise.all(
+      cluster.nodes.map(async (n, i) => {
+        const records = await openBucket(n.nc, `${cluster.prefix}_alarms`, { history: 1, replicas: 1 });
+        const lease = new NatsAlarmNotifierLease(n.bucket, records, await keyEraser(n.nc, `${cluster.prefix}_alarms`, records), ['a-0000000a', 'b-0000000b'][i]!, n.clock, leases, undefined, undefined, n.leases.fence);
+        cleanup.push(() => lease.close());
+        return lease;
+      }),
+    );
+    const [a, b] = notifiers as [NatsAlarmNotifierLease, NatsAlarmNotifierLease];
+    expect(await a.turn(), 'a claims the notifier lease').not.toBeNull();
+    expect(await b.turn(), 'b: held by a').toBeNull();
+
+    await (await jetstreamManager(cluster.nodes[0]!.nc)).streams.delete(`KV_${cluster.prefix}_leases`);
+    await openBucket(cluster.nodes[1]!.nc, `${cluster.prefix}_leases`, { history: 1, replicas: 1 });
+    // A roll call: each node's probe finds the bucket created again.
+    await cluster.advance(rollCallMs);
+    expect(await b.turn(), 'b, inside the fence, though the key is absent').toBeNull();
+    expect(await a.turn(), 'a: its lease went with the bucket before, and it is fenced too').toBeNull();
+    const fenceMs = leases.ttlMs + leases.skewMs + 5_000;
+    await cluster.advance(fenceMs);
+    const holders = [await a.turn(), await b.turn()].filter((t) => t !== null);
+    expect(holders, 'once the fence is over, one node holds it').toHaveLength(1);
   }, 60_000);
 
   // A claim that began before the fence: b reads the queue's key (absent) in the bucket it knows; before

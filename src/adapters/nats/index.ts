@@ -87,7 +87,7 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     );
     await leases.trackGeneration(await bucketIncarnation(nc, specs.leases.name), () => restorer.restore(), options.leaseIncarnations);
     if (options.lostNodeRecords) await leases.remember(options.lostNodeRecords);
-    const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger, (v) => leases.expiryHere(v));
+    const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger, (v) => leases.expiryHere(v), leases.fence);
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.
     options.logger?.info({ leaseHolder: leases.node, bucket: `${settings.prefix}_leases` }, 'queue leases: this node holds them under its id');
     return {
