@@ -3,9 +3,10 @@ import { RateLimiter } from '../src/security/rate-limit.js';
 import { ReplayGuard } from '../src/security/replay-guard.js';
 import { SingleProcessLeases } from '../src/adapters/embedded/leases.js';
 import { openNatsCoordination } from '../src/adapters/nats/index.js';
-import { BucketRestorer, bucketIncarnation, connectNats, openBucket } from '../src/adapters/nats/connection.js';
+import { BucketRestorer, bucketIncarnation, connectNats, keyEraser, openBucket } from '../src/adapters/nats/connection.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { NatsQueueLeases } from '../src/adapters/nats/leases.js';
+import { NatsAlarmNotifierLease } from '../src/adapters/nats/notifier-lease.js';
 import { coordinationContract } from './contract/coordination.contract.js';
 import { deleteBuckets, NATS_SERVERS, testPrefix } from './helpers/nats.js';
 import { FakeClock, SteppedClock } from './helpers/clocks.js';
@@ -13,7 +14,9 @@ import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { queueToken } from '../src/adapters/nats/names.js';
 import type { Logger } from '../src/ports/logger.js';
-import type { LostNode, LostNodeRecords } from '../src/ports/backend.js';
+import type { LeaseIncarnationRecords, LostNode, LostNodeRecords } from '../src/ports/backend.js';
+import { StoredLeaseIncarnations } from '../src/pipeline/lease-incarnations.js';
+import { RecordConflictError, type RegistryStore, type StoredRecord } from '../src/ports/registry.js';
 
 coordinationContract('one process, in memory', {
   shared: false,
@@ -63,6 +66,8 @@ const clusterOf = async (
     beforeUpdate?: (node: string) => Promise<void>;
     /** Runs before a node's create (a claim of a key absent) is sent. */
     beforeCreate?: (node: string) => Promise<void>;
+    /** With `generations`: the shared store's record of the bucket's incarnations (openNatsCoordination's leaseIncarnations). */
+    incarnations?: LeaseIncarnationRecords;
   } = {},
 ) => {
   const prefix = testPrefix();
@@ -78,7 +83,8 @@ const clusterOf = async (
     return p;
   };
   const nodes: Array<{ leases: NatsQueueLeases; clock: SteppedClock; nc: NatsConnection; bucket: KV }> = [];
-  for (const id of ids) {
+  /** Starts a node of the cluster (at once for `ids`; later by the test), its wall clock `offsetMs` from elapsed time. */
+  const add = async (id: string, offsetMs = 0) => {
     const nc = await connectNats({ servers: NATS_SERVERS, prefix, replicas: 1 });
     cleanup.push(() => nc.close());
     const kv = await openBucket(nc, `${prefix}_leases`, { history: 1, replicas: 1 });
@@ -89,11 +95,16 @@ const clusterOf = async (
       delete: (...args: Parameters<KV['delete']>) => track(kv.delete(...args)),
     });
     const clock = new SteppedClock(steady);
+    clock.step(offsetMs);
     const node = new NatsQueueLeases(nc, tracked, prefix, clock, options.settings ?? leases, logger, id, steady, options.loopLateMs);
     cleanup.push(() => node.close());
-    if (options.generations) await node.trackGeneration(await bucketIncarnation(nc, `${prefix}_leases`), () => new BucketRestorer(nc, [{ name: `${prefix}_leases`, options: { history: 1, replicas: 1 } }], () => steady.now()).restore());
-    nodes.push({ leases: node, clock, nc, bucket: kv });
-  }
+    const restore = () => new BucketRestorer(nc, [{ name: `${prefix}_leases`, options: { history: 1, replicas: 1 } }], () => steady.now()).restore();
+    if (options.generations) await node.trackGeneration(await bucketIncarnation(nc, `${prefix}_leases`), restore, options.incarnations);
+    const added = { leases: node, clock, nc, bucket: kv };
+    nodes.push(added);
+    return added;
+  };
+  for (const id of ids) await add(id);
   const io = async () => {
     for (let round = 0; round < 2; round++) {
       await Promise.allSettled([...inFlight]);
@@ -118,7 +129,7 @@ const clusterOf = async (
     await io();
   };
   await io();
-  return { nodes, steady, io, advance, rollCall, prefix };
+  return { nodes, steady, io, advance, rollCall, prefix, add };
 };
 
 const rollCallMs = leases.ttlMs / 3;
@@ -428,6 +439,78 @@ describe('the NATS leases bucket deleted and created again while nodes hold leas
     // b holds it, once a lease length, the allowance and the request timeout have passed since it was found created again.
     expect(bTookAt).toBeGreaterThanOrEqual(leases.ttlMs + leases.skewMs + 5_000);
     expect(b.leases.holds(q)).toBe(true);
+  }, 60_000);
+
+  /** The shared store's records (registry_records), in memory: the latest version of each. */
+  const sharedStore = (): Pick<RegistryStore, 'records' | 'putRecord'> => {
+    const latest = new Map<string, StoredRecord>();
+    return {
+      records: async (kind) => [...latest.values()].filter((r) => r.kind === kind),
+      putRecord: async (record, expected) => {
+        const at = `${record.kind}/${record.key}`;
+        if ((latest.get(at)?.version ?? 0) !== expected) throw new RecordConflictError(record.kind, record.key, expected);
+        const stored = { ...record, version: expected + 1 };
+        latest.set(at, stored);
+        return stored;
+      },
+    };
+  };
+
+  // A node started within a lease length of the bucket's recreation never saw the bucket before, so found
+  // no change and claimed at once a queue whose holder of the bucket before still worked it. Fencing every
+  // start on the bucket's age alone would hold a fresh cluster's nodes back as long: its bucket is as young.
+  it('a node started right after the bucket was created again claims nothing until every holder before has stopped; nodes of a fresh cluster claim at once', async () => {
+    const [q2, q3] = [{ ...q, recipientDipId: 'SUP0000002' }, { ...q, recipientDipId: 'SUP0000003' }];
+    const fenceMs = leases.ttlMs + leases.skewMs + 5_000;
+    const incarnations = new StoredLeaseIncarnations(sharedStore(), new FakeClock(0));
+    const cluster = await clusterOf(['a-0000000a'], cleanup, undefined, { generations: true, incarnations });
+    const a = cluster.nodes[0]!;
+    expect(await a.leases.acquire(q), 'the first node of a fresh cluster').toBe(true);
+    const b = await cluster.add('b-0000000b');
+    expect(await b.leases.acquire(q2), 'a second node of the fresh cluster, its bucket as young').toBe(true);
+
+    // A NATS store wiped: the bucket created again, empty; a works q until its lease's end (its probe finds the change later).
+    await (await jetstreamManager(a.nc)).streams.delete(`KV_${cluster.prefix}_leases`);
+    await openBucket(b.nc, `${cluster.prefix}_leases`, { history: 1, replicas: 1 });
+    expect(a.leases.holds(q)).toBe(true);
+    const c = await cluster.add('c-0000000c');
+    expect(await c.leases.acquire(q), 'a node started right after: the queue a holder before still works').toBe(false);
+    // Its wall clock a fence ahead of the real time the server created the bucket at (elapsed time, the
+    // FakeClock, stands still since the cluster started): the recreation was a fence ago to it.
+    const d = await cluster.add('d-0000000d', fenceMs + Date.now() - cluster.steady.now());
+    expect(await d.leases.acquire(q3), 'a node started a fence after the recreation').toBe(true);
+    await cluster.advance(fenceMs - 100);
+    expect(await c.leases.acquire(q), 'inside the fence').toBe(false);
+    await cluster.advance(100);
+    expect(await c.leases.acquire(q), 'once every holder before has stopped').toBe(true);
+  }, 60_000);
+
+  // The alarm notifier lease is kept in the same bucket: created again, its key is absent, and a node
+  // that found it so took the lease at once while its holder of before still held it (two notifiers).
+  it('the alarm notifier lease shares the fence: not claimed inside it, and dropped by its holder of before', async () => {
+    const cluster = await clusterOf(['a-0000000a', 'b-0000000b'], cleanup, undefined, { generations: true });
+    const notifiers = await Promise.all(
+      cluster.nodes.map(async (n, i) => {
+        const records = await openBucket(n.nc, `${cluster.prefix}_alarms`, { history: 1, replicas: 1 });
+        const lease = new NatsAlarmNotifierLease(n.bucket, records, await keyEraser(n.nc, `${cluster.prefix}_alarms`, records), ['a-0000000a', 'b-0000000b'][i]!, n.clock, leases, undefined, undefined, n.leases.fence);
+        cleanup.push(() => lease.close());
+        return lease;
+      }),
+    );
+    const [a, b] = notifiers as [NatsAlarmNotifierLease, NatsAlarmNotifierLease];
+    expect(await a.turn(), 'a claims the notifier lease').not.toBeNull();
+    expect(await b.turn(), 'b: held by a').toBeNull();
+
+    await (await jetstreamManager(cluster.nodes[0]!.nc)).streams.delete(`KV_${cluster.prefix}_leases`);
+    await openBucket(cluster.nodes[1]!.nc, `${cluster.prefix}_leases`, { history: 1, replicas: 1 });
+    // A roll call: each node's probe finds the bucket created again.
+    await cluster.advance(rollCallMs);
+    expect(await b.turn(), 'b, inside the fence, though the key is absent').toBeNull();
+    expect(await a.turn(), 'a: its lease went with the bucket before, and it is fenced too').toBeNull();
+    const fenceMs = leases.ttlMs + leases.skewMs + 5_000;
+    await cluster.advance(fenceMs);
+    const holders = [await a.turn(), await b.turn()].filter((t) => t !== null);
+    expect(holders, 'once the fence is over, one node holds it').toHaveLength(1);
   }, 60_000);
 
   // A claim that began before the fence: b reads the queue's key (absent) in the bucket it knows; before

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { DipConfig } from '../config.js';
-import type { Backend, Coordination, LostNodeRecords } from '../ports/backend.js';
+import type { Backend, Coordination, LeaseIncarnationRecords, LostNodeRecords } from '../ports/backend.js';
 import type { ChunkSealer, PublicationBlobs } from '../ports/publications.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -74,6 +74,8 @@ export interface OpenOptions {
   logger?: Logger;
   /** In a cluster: where the nodes found lost are recorded for every node (openCoordination). */
   lostNodeRecords?: LostNodeRecords;
+  /** In a cluster: where the leases bucket's incarnations are recorded for every node (openCoordination). */
+  leaseIncarnations?: LeaseIncarnationRecords;
   /** The embedded store: open even though its WAL lost committed transactions (`dip serve --accept-wal-loss`; src/adapters/sqlite/wal-guard.ts). */
   acceptWalLoss?: boolean;
   /**
@@ -133,7 +135,7 @@ async function openPostgres(config: DipConfig, clock: Clock, logger: Logger | un
  * (the CLI) need only openBackend.
  */
 export async function openCoordination(config: DipConfig, options: OpenOptions = {}): Promise<Coordination> {
-  return config.storage.kind === 'cluster' ? openNats(config, options.clock ?? systemClock, options.logger, options.lostNodeRecords) : embeddedCoordination(config);
+  return config.storage.kind === 'cluster' ? openNats(config, options.clock ?? systemClock, options.logger, options) : embeddedCoordination(config);
 }
 
 /** One process: every queue is its own, and replay guard and rate limits live in its memory. */
@@ -163,7 +165,7 @@ function natsSettings(config: DipConfig): NatsSettings {
   };
 }
 
-function openNats(config: DipConfig, clock: Clock, logger?: Logger, lostNodeRecords?: LostNodeRecords): Promise<Coordination> {
+function openNats(config: DipConfig, clock: Clock, logger: Logger | undefined, { lostNodeRecords, leaseIncarnations }: Pick<OpenOptions, 'lostNodeRecords' | 'leaseIncarnations'>): Promise<Coordination> {
   const { nats } = config.storage;
   return openNatsCoordination(natsSettings(config), {
     clock,
@@ -173,6 +175,7 @@ function openNats(config: DipConfig, clock: Clock, logger?: Logger, lostNodeReco
     leases: { ttlMs: nats.leaseTtlMs, skewMs: Math.min(1000, nats.leaseTtlMs / 4) },
     ...(nats.nodeName !== null ? { nodeName: nats.nodeName } : {}),
     ...(lostNodeRecords ? { lostNodeRecords } : {}),
+    ...(leaseIncarnations ? { leaseIncarnations } : {}),
     // The real clock's leases run on the monotonic one (a wall-clock step must not end or stretch a lease); a test's injected clock is its own.
     steadyClock: clock === systemClock ? monotonicClock : clock,
     measureEventLoop: clock === systemClock,

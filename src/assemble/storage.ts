@@ -11,6 +11,7 @@ import type { Sealer } from '../security/at-rest.js';
 import { agreeOnCoordinationPrefix } from '../pipeline/coordination-prefix.js';
 import { shareNodeSecrets } from '../security/node-secrets.js';
 import { StoredLostNodes } from '../pipeline/lost-node-records.js';
+import { StoredLeaseIncarnations } from '../pipeline/lease-incarnations.js';
 
 export interface Storage {
   backend: Backend;
@@ -43,8 +44,9 @@ export async function openStorage(config: DipConfig, clock: Clock, logger: Logge
     // Sessions, cookies and continuation tokens signed at one node must verify at every other.
     await shareNodeSecrets(backend.registry, sealer, config.dataDir, logger, clock.now());
   }
-  // Lost nodes recorded in the store: a node started after a loss raises node-lost too.
-  const coordination = await openCoordination(config, { clock, logger, lostNodeRecords: new StoredLostNodes(backend.registry, clock) });
+  // Lost nodes recorded in the store: a node started after a loss raises node-lost too. The leases
+  // bucket's incarnations too: a node started right after the bucket was created again is fenced.
+  const coordination = await openCoordination(config, { clock, logger, lostNodeRecords: new StoredLostNodes(backend.registry, clock), leaseIncarnations: new StoredLeaseIncarnations(backend.registry, clock) });
   life.started('coordination', () => coordination.close());
   const events = new EventEmitter();
   const metrics = new DipMetrics(() => queueDepths(backend.log, clock.now()));

@@ -156,6 +156,20 @@ export interface LostNodeRecords {
   resolve(node: string, why: 'returned' | 'removed', by: string): Promise<void>;
 }
 
+/**
+ * Which incarnation of a cluster's leases bucket (NATS: its stream's creation time) the nodes have worked
+ * in, recorded in the store every node shares, which outlives the bucket: what tells a node started
+ * beside a bucket just created again (its holders before may still work their leases) from one of a
+ * fresh cluster (nobody ever held a lease before).
+ */
+export interface LeaseIncarnationRecords {
+  /**
+   * Records `id` as the incarnation of `bucket` nodes work in. True when it is one created again: another
+   * was recorded before it (now, or when it was first recorded). False when none was (a fresh cluster).
+   */
+  enter(bucket: string, id: string, by: string): Promise<boolean>;
+}
+
 export interface Coordination {
   readonly kind: string;
   /**

@@ -1,5 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Coordination, LostNodeRecords } from '../../ports/backend.js';
+import type { Coordination, LeaseIncarnationRecords, LostNodeRecords } from '../../ports/backend.js';
 import type { Clock } from '../../ports/clock.js';
 import type { Logger } from '../../ports/logger.js';
 import type { RateLimitSettings } from '../../security/rate-limit.js';
@@ -29,6 +29,8 @@ export interface NatsCoordinationOptions {
   nodeName?: string;
   /** Where the nodes found lost are recorded for every node (the shared store): absent, each node knows only those it heard. */
   lostNodeRecords?: LostNodeRecords;
+  /** Where the leases bucket's incarnations are recorded (the shared store): absent, a node started right after a recreation is not fenced. */
+  leaseIncarnations?: LeaseIncarnationRecords;
   /** Elapsed time for the queue leases, never stepped (NatsQueueLeases `steady`): `clock` when absent (a test's). */
   steadyClock?: Clock;
   /**
@@ -83,9 +85,9 @@ export async function openNatsCoordination(settings: NatsSettings, options: Nats
     followConnection(nc.status(), [leases, down], (err) => options.logger?.error({ err }, 'NATS connection status: a follower failed on an event')).catch((err: unknown) =>
       options.logger?.error({ err }, 'NATS connection status: no longer followed; lease health and the replay guard find an outage by a timeout'),
     );
-    await leases.trackGeneration(await bucketIncarnation(nc, specs.leases.name), () => restorer.restore());
+    await leases.trackGeneration(await bucketIncarnation(nc, specs.leases.name), () => restorer.restore(), options.leaseIncarnations);
     if (options.lostNodeRecords) await leases.remember(options.lostNodeRecords);
-    const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger, (v) => leases.expiryHere(v));
+    const notifier = new NatsAlarmNotifierLease(leasesKv, alarmsKv, await keyEraser(nc, alarmsBucket, alarmsKv), leases.node, options.clock, leaseSettings, options.logger, (v) => leases.expiryHere(v), leases.fence);
     // The bucket names holders by this id: the operator (and the failover tests) tell the nodes apart by it.
     options.logger?.info({ leaseHolder: leases.node, bucket: `${settings.prefix}_leases` }, 'queue leases: this node holds them under its id');
     return {

@@ -2,13 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
-import type { CoordinationHealth, LostNode, LostNodeRecords, PeerClockOffset } from '../../ports/backend.js';
+import type { CoordinationHealth, LeaseIncarnationRecords, LostNode, LostNodeRecords, PeerClockOffset } from '../../ports/backend.js';
 import type { Cancel, Clock } from '../../ports/clock.js';
 import type { QueueLeases } from '../../ports/leases.js';
 import type { Logger } from '../../ports/logger.js';
 import type { QueueRef } from '../../ports/message-log.js';
 import type { ConnectionFollower } from './connection.js';
 import { FailureLog } from './failure-log.js';
+import { IncarnationFence } from './fence.js';
 import { queueToken } from './names.js';
 
 export interface LeaseSettings {
@@ -76,13 +77,6 @@ const isDeleted = (op: string): boolean => op === 'DEL' || op === 'PURGE';
  */
 /** Read by the reachability probe, written by nobody (lease keys are queue tokens, which never take this form). */
 const PROBE_KEY = 'probe_reachable';
-/**
- * The leases bucket's JetStream request timeout (the client's default, openBucket): how long after a
- * renewal was sent its answer may still come and be taken, so how long after its holder's last chance
- * to renew a lease that write may land.
- */
-const LEASE_REQUEST_TIMEOUT_MS = 5_000;
-
 export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   readonly shared = true;
   readonly claimEveryMs: number;
@@ -194,14 +188,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   private closed = false;
   /** Claims that failed for want of an answer (not a lost race): logged when they start, a minute apart, and when they stop. */
   private readonly claimFailures: FailureLog;
-  /**
-   * The incarnation of the leases bucket this node works in (`id`, as `read` answers it: its stream's
-   * creation time), and what creates the coordination buckets again when their streams are gone
-   * (BucketRestorer); null: not followed (tests of the leases alone, on a bucket of their own).
-   */
-  private generation: { id: string; read: () => Promise<string>; restore: () => Promise<boolean> } | null = null;
-  /** Until when (steady clock) this node claims no lease: it found the bucket created again (generationChanged). */
-  private fencedUntil = Number.NEGATIVE_INFINITY;
+  /** Which incarnation of the leases bucket this node works in, and whether it may claim (shared with the alarm notifier lease). */
+  readonly fence: IncarnationFence;
 
   constructor(
     private readonly nc: NatsConnection,
@@ -224,6 +212,8 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     private readonly loopLateMs: () => number = () => 0,
   ) {
     this.claimEveryMs = Math.max(250, Math.floor(settings.ttlMs / 2));
+    this.fence = new IncarnationFence(`${prefix}_leases`, settings, clock, steady, logger);
+    this.fence.onChange(() => this.generationChanged());
     this.rollCallEveryMs = Math.max(100, Math.floor(settings.ttlMs / 3));
     this.claimFailures = new FailureLog(clock, logger, 'could not claim a queue lease', 'queue leases can be claimed again');
     this.handOvers = nc.subscribe(`${prefix}.handover`, {
@@ -311,7 +301,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     const epoch = this.connectionEpoch;
     try {
       await this.kv.get(PROBE_KEY);
-      await this.checkGeneration();
+      await this.fence.check();
       if (epoch !== this.connectionEpoch) return;
       if (this.unreachable) this.logger?.info({ since: this.unreachable.since }, 'NATS JetStream answers again: queue leases can be claimed and renewed');
       this.unreachable = null;
@@ -319,56 +309,31 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       if (this.closed || epoch !== this.connectionEpoch) return;
       this.markUnreachable(`NATS JetStream (${this.prefix}_leases): ${(err as Error).message}`, err);
       // The buckets may be gone rather than JetStream silent: created again if so (the next probe finds the new one).
-      await this.generation?.restore().catch(() => undefined);
+      await this.fence.restore();
     }
   }
 
   /**
-   * Follows which incarnation of the leases bucket this node works in: `read` answers its id, the
-   * creation time of the bucket's stream (bucketIncarnation). Not a key in the bucket: the bucket's TTL
-   * (ten lease lengths) expired one written once, and every node then took the bucket for created again
-   * and dropped every lease, about once a minute. The creation time needs no write, never expires, is
-   * the same for every node, and a stream created again has another. `restore` creates the buckets again
-   * when their streams are gone. Called once, at start (openNatsCoordination).
+   * Follows which incarnation of the leases bucket this node works in (IncarnationFence.track): `read`
+   * answers its id (bucketIncarnation), `restore` creates the buckets again when their streams are gone,
+   * `records` say whether the bucket was created again lately (a node started then is fenced too). Called
+   * once, at start (openNatsCoordination).
    */
-  async trackGeneration(read: () => Promise<string>, restore: () => Promise<boolean>): Promise<void> {
-    this.generation = { id: await read(), read, restore };
+  async trackGeneration(read: () => Promise<string>, restore: () => Promise<boolean>, records?: LeaseIncarnationRecords): Promise<void> {
+    await this.fence.track(read, restore, records, this.node);
   }
 
   /**
-   * Reads the bucket's incarnation (the probe's read, and every claim's after its write): 'changed' when
-   * it is not `known` (the id the caller saw before it wrote; this node's current one by default). One
-   * that is not this node's current one is taken as its own once this node has dropped every lease for
-   * it (generationChanged).
-   */
-  private async checkGeneration(known?: string): Promise<'same' | 'changed'> {
-    const g = this.generation;
-    if (!g) return 'same';
-    const expected = known ?? g.id;
-    const id = await g.read();
-    if (id === g.id) return id === expected ? 'same' : 'changed';
-    this.generationChanged();
-    g.id = id;
-    return 'changed';
-  }
-
-  /**
-   * The leases bucket was created again: every lease held in it is gone, and a node finding
-   * a queue's key absent would take it at once. So this node stops working every queue now, and claims
-   * none until every holder of the bucket before has stopped, whoever it is: a holder stops working a
-   * lease a lease length less the allowance after its last renewal began (Held.validUntil), renews only
-   * before then, and takes a renewal's answer within the request timeout; that renewal was sent before
-   * the old bucket went, so before this node found it gone. So from now, a lease length, the allowance and
-   * the request timeout. Every node finds out at its next probe (a roll call), or at its next claim,
-   * whose write is checked to have landed in the incarnation it knows (acquire).
+   * The leases bucket was found created again (IncarnationFence.check, which set the fence): every lease
+   * held in it is gone, so this node stops working every queue now. Every node finds out at its next
+   * probe (a roll call), or at its next claim, whose write is checked to have landed in the incarnation it
+   * knows (acquire).
    */
   private generationChanged(): void {
-    const fenceMs = this.settings.ttlMs + this.settings.skewMs + LEASE_REQUEST_TIMEOUT_MS;
-    this.fencedUntil = this.steady.now() + fenceMs;
     this.others.clear();
     this.observed.clear();
     this.logger?.error(
-      { bucket: `${this.prefix}_leases`, held: this.held.size, claimsAgainInMs: fenceMs },
+      { bucket: `${this.prefix}_leases`, held: this.held.size, claimsAgainInMs: this.fence.fenceMs },
       'the queue leases bucket was created again: this node stops working its queues, and claims none until every holder before has stopped',
     );
     for (const [key, h] of [...this.held]) this.lost(key, h, 'the leases bucket was created again');
@@ -754,12 +719,12 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     if (this.holds(queue)) return true;
     const stale = this.held.get(key);
     if (stale) this.lost(key, stale, 'expired before it could be renewed');
-    if ((this.others.get(key) ?? 0) > this.steady.now() || this.yieldingTo() !== undefined || this.steady.now() < this.fencedUntil) return false;
+    if ((this.others.get(key) ?? 0) > this.steady.now() || this.yieldingTo() !== undefined || this.fence.fenced()) return false;
     // The incarnation this claim starts in, before any await: a probe may find the bucket created again
     // while the claim waits, fence this node and take the new id as its own, and the claim's write may land
     // in the new bucket. Checked against this, not against the id known after the write (which had
     // answered 'same' to such a write).
-    const known = this.generation?.id;
+    const known = this.fence.current();
     this.acquiring += 1;
     try {
       const entry = await this.kv.get(key);
@@ -781,7 +746,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
       // free to create): the incarnation read after it is at least as new as the one it landed in. Another
       // than `known`, or a fence set meanwhile (a probe found it first): not held (its holders before may
       // still work the queue), undone.
-      if ((await this.checkGeneration(known)) === 'changed' || this.steady.now() < this.fencedUntil) {
+      if (!(await this.fence.claimLanded(known))) {
         await this.kv.delete(key, { previousSeq: revision }).catch(() => undefined);
         return false;
       }
@@ -909,7 +874,7 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
 
   private async renewAll(): Promise<void> {
     // A lease past its end is lost, not renewed: a renewal is only ever sent while the lease is valid, so a
-    // write that lands late (within the request timeout) lands within a bounded time of it (generationChanged).
+    // write that lands late (within the request timeout) lands within a bounded time of it (IncarnationFence).
     const ended = this.steady.now();
     for (const [key, h] of [...this.held]) if (ended >= h.validUntil) this.lost(key, h, 'expired before it could be renewed');
     await Promise.all(

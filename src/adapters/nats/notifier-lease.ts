@@ -6,6 +6,7 @@ import type { AlarmNotifierLease, NotifiedAlarm } from '../../ports/leases.js';
 import type { Logger } from '../../ports/logger.js';
 import type { KeyEraser } from './connection.js';
 import { FailureLog } from './failure-log.js';
+import type { IncarnationFence } from './fence.js';
 import { isConflict, type LeaseSettings } from './leases.js';
 
 /** Its key in the leases bucket: queue tokens are `<recipient>.<channel>` (a dot), so never this. */
@@ -82,7 +83,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
    * `notified`: null until the record has been read since the lease was claimed. `legacy`: the record a
    * holder of the version before kept in the lease's value, until it is written into the bucket in full.
    */
-  private held: { revision: number; validUntil: number; notified: Map<string, NotifiedAlarm> | null; legacy: NotifiedEntry[] | null } | null = null;
+  private held: { revision: number; validUntil: number; notified: Map<string, NotifiedAlarm> | null; legacy: NotifiedEntry[] | null; incarnation: string | undefined } | null = null;
   /** What the record bucket holds, as far as this node has read or written it (by alarm key). */
   private stored = new Map<string, NotifiedAlarm>();
   /** Whether `held.notified` may differ from `stored` (a change not written yet, or a write that failed). */
@@ -106,11 +107,19 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     private readonly logger?: Logger,
     /** A holder's expiry in this node's time (NatsQueueLeases.expiryHere: the holder's clock as last heard). */
     private readonly expiryHere: (value: { node: string; expiresAt: number }) => number = (v) => v.expiresAt,
+    /**
+     * The queue leases' fence (NatsQueueLeases.fence), which the notifier lease shares, being kept in the
+     * same bucket: created again, the bucket is empty, and a node finding the lease's key absent took it
+     * while its holder of before still sent notices (two notifiers; the class says never). So it is held
+     * only in the incarnation it was claimed in, and claimed only outside the fence. Absent: not followed.
+     */
+    private readonly fence?: IncarnationFence,
   ) {
     this.readFailures = new FailureLog(clock, logger, 'the alarm notifier lease could not be read or claimed: shared alarm notices wait', 'the alarm notifier lease can be read and claimed again');
     this.stopRenewing = clock.every(Math.max(100, Math.floor(settings.ttlMs / 3)), () => {
       if (!this.held) return;
       void this.serial(async () => {
+        if (this.heldElsewhere()) return;
         if (await this.write()) await this.flush();
       });
     });
@@ -119,8 +128,11 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
   async turn(): Promise<Map<string, NotifiedAlarm> | null> {
     return this.serial(async () => {
       if (this.closed) return null;
-      if (this.held && this.clock.now() < this.held.validUntil) return this.held.notified ?? this.readRecord(this.held);
+      if (!this.heldElsewhere() && this.held && this.clock.now() < this.held.validUntil) return this.held.notified ?? this.readRecord(this.held);
       this.held = null;
+      if (this.fence?.fenced()) return null;
+      // The incarnation this claim begins in (see IncarnationFence.claimLanded).
+      const known = this.fence?.current();
       try {
         const entry = await this.kv.get(NOTIFIER_KEY);
         const value = entry && !isDeleted(entry.operation) ? decode(entry.value) : undefined;
@@ -135,10 +147,15 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
         const startedAt = this.clock.now();
         const body = this.value(legacy);
         const revision = !entry ? await this.kv.create(NOTIFIER_KEY, body) : await this.kv.update(NOTIFIER_KEY, body, entry.revision);
+        if (this.fence && !(await this.fence.claimLanded(known))) {
+          // Landed in a bucket created again since the claim began, or inside the fence: undone, expired at once (as close does).
+          await this.kv.update(NOTIFIER_KEY, this.value(legacy, 0), revision).catch(() => undefined);
+          return null;
+        }
         // Only once the claim is written: the read may be answered while writes fail (a warning and a
         // recovery line at every turn, before).
         this.readFailures.succeeded();
-        const held = { revision, validUntil: startedAt + this.settings.ttlMs - this.settings.skewMs, notified: null, legacy };
+        const held = { revision, validUntil: startedAt + this.settings.ttlMs - this.settings.skewMs, notified: null, legacy, incarnation: known };
         this.held = held;
         const notified = await this.readRecord(held);
         if (notified) this.logger?.info({ node: this.node, notified: notified.size }, 'this node now sends the notices of shared alarm conditions');
@@ -153,7 +170,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
 
   async record(notified: Map<string, NotifiedAlarm>): Promise<boolean> {
     return this.serial(async () => {
-      if (!this.held?.notified) return false;
+      if (this.heldElsewhere() || !this.held?.notified) return false;
       // Only while the lease is ours by our own clock, and confirmed by a renewal first: a holder paused past
       // its lease (a frozen VM) between its turn and this record would otherwise write over the record of the
       // node that took over, and the next takeover would notify those conditions again.
@@ -170,7 +187,7 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
     this.closed = true;
     this.stopRenewing();
     await this.serial(async () => {
-      if (!this.held) return;
+      if (!this.held || this.heldElsewhere()) return;
       // What is left of the record is written only while the lease is still ours (see record).
       if (this.clock.now() < this.held.validUntil && (await this.write())) await this.flush();
       const h = this.held;
@@ -183,6 +200,18 @@ export class NatsAlarmNotifierLease implements AlarmNotifierLease {
         // Taken over already, or NATS is away: the lease expires by itself.
       }
     });
+  }
+
+  /**
+   * The lease held was claimed in an incarnation of the bucket the fence has since found replaced: it is
+   * gone with that bucket, and dropped here (neither renewed nor used) rather than kept to its end.
+   * Called within serial, as every change of `held`.
+   */
+  private heldElsewhere(): boolean {
+    if (!this.held || !this.fence || this.held.incarnation === this.fence.current()) return false;
+    this.logger?.warn({ node: this.node }, 'the alarm notifier lease went with the leases bucket (created again): this node sends no notices of shared alarm conditions until it claims it again');
+    this.held = null;
+    return true;
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
