@@ -117,6 +117,31 @@ describe('portal accounts', () => {
     expect(await accounts.setUsersDisabled(ada, bob, false)).toMatchObject({ account: { username: 'bob', disabled: false } });
   });
 
+  // ctlroom review: the last-administrator check was read-then-write, so two administrators disabling (or
+  // demoting) each other at once both passed and left the participant with none.
+  it('keeps a participant one enabled administrator when its last two disable or demote each other at once', async () => {
+    const make = async (username: string) => {
+      const m = await accounts.createEnrollingAtFirstSignIn({ username, displayName: username, participantDipId: '1000000001', admin: true, createdBy: 'test' });
+      if ('problem' in m) throw new Error(m.problem);
+      return m.account;
+    };
+    const enabledAdmins = async () => (await accounts.accounts('1000000001')).filter((a) => !a.disabled && levelOf(a) === 'admin').map((a) => a.username);
+    const ada = await make('ada');
+    const bob = await make('bob');
+    const disabled = await Promise.all([accounts.setUsersDisabled(ada, bob, true), accounts.setUsersDisabled(bob, ada, true)]);
+    expect(disabled.filter((d) => d !== undefined && 'account' in d)).toHaveLength(1);
+    expect(disabled.filter((d) => d !== undefined && 'problem' in d)).toEqual([{ problem: expect.stringMatching(/^(ada|bob) is 1000000001's last enabled administrator: make another user an administrator first$/), status: 409 }]);
+    expect(await enabledAdmins()).toHaveLength(1);
+
+    const cyd = await make('cyd');
+    const dee = await make('dee');
+    await accounts.setUsersDisabled(cyd, (await accounts.account('user', (await enabledAdmins()).find((n) => n !== 'cyd' && n !== 'dee')!))!, true);
+    const demoted = await Promise.all([accounts.setUsersLevel(cyd, 'dee', 'operations'), accounts.setUsersLevel(dee, 'cyd', 'operations')]);
+    expect(demoted.filter((d) => 'account' in d)).toHaveLength(1);
+    expect(demoted.filter((d) => 'problem' in d)).toEqual([{ problem: expect.stringMatching(/^(cyd|dee) is 1000000001's last enabled administrator: make another user an administrator first$/), status: 409 }]);
+    expect(await enabledAdmins()).toHaveLength(1);
+  });
+
   it("signs an account made with a secret (before enrolment at the first sign-in) in the first time only by choosing a password of the person's own, which ends the sessions the first one could open", async () => {
     const enrolled = await madeWithSecret({ username: 'nina', displayName: 'Nina', participantDipId: '1000000001', admin: false, createdBy: 'an admin' });
     const code = totpCode(enrolled.totpSecret, clock.now());

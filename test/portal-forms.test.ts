@@ -235,6 +235,37 @@ describe('the user portal\'s certificate request', () => {
   });
 });
 
+describe('offboarding a participant is an admin\'s: it revokes its certificates, as every other revocation', () => {
+  const { dip, send, operatorSignedIn } = portalDip();
+  const csrfOf = async (cookie: string) => /name="_csrf" value="([^"]+)"/.exec((await send('GET', '/operator/', { cookie })).text)![1]!;
+
+  it('refuses the operator role on the API (403 naming the admin role) and in the portal (no form; a post refused), and lets an admin offboard', async () => {
+    const sup = await dip().participant('1000000003', ['SUP']);
+    // Made with the bootstrap token while this DIP has no admin operator yet; the admin last.
+    const robot = (await adminApi(dip())('POST', '/admin/operators', { name: 'ops.robot', role: 'operator', automation: true })).body as { token: string };
+    const byApi = await adminApi(dip(), robot.token)('POST', `/admin/participants/${sup.dipId}/offboard`, { reason: 'tried by an operator' });
+    expect(byApi.status).toBe(403);
+    expect(byApi.body.error).toBe(`operator ops.robot (operator) may not POST /admin/participants/${sup.dipId}/offboard: offboarding revokes the participant's certificates, so it needs the admin role`);
+
+    const otto = await operatorSignedIn('ops.otto', 'operator');
+    const shown = await send('GET', `/operator/participants/${sup.dipId}`, { cookie: otto });
+    expect(shown.status).toBe(200);
+    expect(shown.text).not.toContain(`action="/operator/participants/${sup.dipId}/offboard"`);
+    expect(shown.text).toContain('offboarding revokes the participant&#39;s certificates, so it needs the admin role');
+    const posted = await send('POST', `/operator/participants/${sup.dipId}/offboard`, { cookie: otto, form: new URLSearchParams({ _csrf: await csrfOf(otto), reason: 'tried in the portal', confirm: 'yes' }).toString() });
+    expect(posted.status).toBe(403);
+    expect(posted.text).toContain('needs the admin role');
+    expect(((await adminApi(dip(), robot.token)('GET', '/admin/participants')).body as Array<{ dipId: string }>).map((p) => p.dipId)).toContain(sup.dipId);
+
+    const ada = await operatorSignedIn('ops.ada', 'admin');
+    const asAdmin = await send('GET', `/operator/participants/${sup.dipId}`, { cookie: ada });
+    expect(asAdmin.text).toContain(`action="/operator/participants/${sup.dipId}/offboard"`);
+    const done = await send('POST', `/operator/participants/${sup.dipId}/offboard`, { cookie: ada, form: new URLSearchParams({ _csrf: await csrfOf(ada), reason: 'left the market', confirm: 'yes' }).toString() });
+    expect(done.status).toBe(200);
+    expect(done.text).toContain(`${sup.dipId} offboarded`);
+  });
+});
+
 describe("an automation operator account bearing a portal user's name", () => {
   const { dip, send, userSignedIn } = portalDip();
 

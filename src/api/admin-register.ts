@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ParticipantLifecycle } from '../pipeline/participant-lifecycle.js';
 import type { RegisterPull } from '../pipeline/register-pull.js';
 import { RegisterFetchError } from '../ports/register-source.js';
+import { OFFBOARD_ROUTE } from '../domain/operators.js';
 import { carriesCredentials, shownUrl } from '../domain/url-secrets.js';
 import { operatorOf, refuse } from './admin-operators.js';
 import { answers, epochMs } from './admin-schemas.js';
@@ -114,11 +115,11 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
   );
 
   app.post<{ Params: { dipId: string }; Body: { reason?: string } }>(
-    '/admin/participants/:dipId/offboard',
+    OFFBOARD_ROUTE,
     {
       schema: {
         tags,
-        summary: 'Offboard a participant by hand: certificates revoked, registration, API key and webhooks removed, history kept',
+        summary: 'Offboard a participant by hand: certificates revoked, registration, API key and webhooks removed, history kept (admins: it revokes certificates)',
         params: { type: 'object', required: ['dipId'], properties: { dipId: { type: 'string', maxLength: 10 } } },
         body: { type: 'object', additionalProperties: false, properties: { reason: { type: 'string', maxLength: 500 } } },
         response: answers(
@@ -146,7 +147,7 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
               description: 'Offboarded',
             },
           },
-          [404, 409],
+          [403, 404, 409],
         ),
       },
       preValidation: async (req) => {

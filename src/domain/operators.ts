@@ -4,7 +4,8 @@ import { withShownWebhook } from './url-secrets.js';
  * Operators are people (spec 8.3): each has a name, a credential of their own and one role.
  *  - viewer: reads the operator API (but for message contents and the activity log), changes nothing: monitoring;
  *  - operator: runs the DIP (dead letters, queues, channels, participants, the register feed, MPAN lookup);
- *  - admin: also manages operator accounts and security (PKI, data keys): the security officer.
+ *  - admin: also manages operator accounts and security (PKI, data keys, and offboarding, which revokes
+ *    a participant's certificates): the security officer.
  */
 export const OPERATOR_ROLES = ['viewer', 'operator', 'admin'] as const;
 export type OperatorRole = (typeof OPERATOR_ROLES)[number];
@@ -20,6 +21,13 @@ const SAVED_REPORTS_PATH = '/admin/saved-reports';
 
 /** Paths only an admin may change (and, for operator accounts, read). */
 const SECURITY_PATHS = ['/admin/operators', '/admin/pki', '/admin/keys'];
+
+/**
+ * Routes outside SECURITY_PATHS that act on certificates all the same, with why: offboarding revokes the
+ * participant's certificates, so it is an admin's as every other revocation is (POST /admin/pki/…/revoke).
+ */
+export const OFFBOARD_ROUTE = '/admin/participants/:dipId/offboard';
+const ADMIN_ROUTES: ReadonlyMap<string, string> = new Map([[OFFBOARD_ROUTE, 'offboarding revokes the participant\'s certificates, so it needs the admin role']]);
 
 /**
  * Reads that answer with what participants sent (personal data: an MPAN's half-hourly consumption), or
@@ -90,5 +98,7 @@ export function operatorRefusal(role: OperatorRole, method: string, path: string
     return role === 'viewer' && under(CONTENT_PATHS, path) ? 'message contents (personal data) and the API activity log are for the operator and admin roles' : null;
   }
   if (under(SECURITY_PATHS, path)) return 'only an admin changes security (PKI, data keys)';
+  const adminOnly = ADMIN_ROUTES.get(path);
+  if (adminOnly !== undefined) return adminOnly;
   return role === 'viewer' ? 'a viewer changes nothing' : null;
 }

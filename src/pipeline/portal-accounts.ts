@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../ports/clock.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
-import { realmOf, type PortalAccount, type PortalAccounts, type PortalRealm, type TotpReset } from '../ports/portal-accounts.js';
+import { realmOf, type ChangeCondition, type PortalAccount, type PortalAccounts, type PortalRealm, type TotpReset } from '../ports/portal-accounts.js';
 import { levelOf, type UserLevel } from '../domain/portal-levels.js';
 import type { ValueSealer } from '../ports/backend.js';
 import { acceptTotp, hashPassword, newPassword, newTotpSecret, passwordProblem, totpUri, verifyPassword } from '../security/portal-credentials.js';
@@ -483,8 +483,8 @@ export class PortalAccountService {
    * or operator who did it). An operator's credential is journalled by the operator API's call itself.
    * Undefined: no such account (nothing changed). `journalError`: changed, but its entry could not be written.
    */
-  async setDisabled(actor: string, target: PortalAccount, disabled: boolean): Promise<{ account: PortalAccount; journalError?: Error } | undefined> {
-    const changed = await this.store.changeAccount(realmOf(target), target.username, { disabled });
+  async setDisabled(actor: string, target: PortalAccount, disabled: boolean, when: ChangeCondition = {}): Promise<{ account: PortalAccount; journalError?: Error } | undefined> {
+    const changed = await this.store.changeAccount(realmOf(target), target.username, { disabled }, when);
     if (!changed || realmOf(changed) === 'operator') return changed && { account: changed };
     const journalError = await this.journalled({
       at: this.clock.now(),
@@ -506,11 +506,11 @@ export class PortalAccountService {
    */
   async setUsersDisabled(by: PortalAccount, target: PortalAccount, disabled: boolean): Promise<{ account: PortalAccount; journalError?: Error } | { problem: string; status: 404 | 409 } | undefined> {
     if (disabled && target.username === by.username) return { problem: 'you cannot disable your own account: ask another administrator of your participant', status: 409 };
-    if (disabled && !target.disabled && levelOf(target) === 'admin' && target.participantDipId !== null) {
-      const others = (await this.store.accounts(target.participantDipId)).filter((a) => a.username !== target.username && !a.disabled && levelOf(a) === 'admin');
-      if (others.length === 0) return { problem: `${target.username} is ${target.participantDipId}'s last enabled administrator: make another user an administrator first`, status: 409 };
-    }
-    return this.setDisabled(actorOf(by), target, disabled);
+    const keepingAdmin = disabled && !target.disabled && levelOf(target) === 'admin' && target.participantDipId !== null;
+    // The rule is the store's, in the write itself: a check read first would pass for two administrators disabling each other at once.
+    const changed = await this.setDisabled(actorOf(by), target, disabled, { keepingAdmin });
+    if (changed || !keepingAdmin) return changed;
+    return (await this.store.account('user', target.username)) ? lastAdministrator(target) : undefined;
   }
 
   /**
@@ -615,8 +615,9 @@ export class PortalAccountService {
     if (!target || target.participantDipId !== by.participantDipId) return { problem: `${by.participantDipId} has no user '${usernameGiven.slice(0, 64)}'`, status: 404 };
     const before = levelOf(target);
     if (before === level) return { problem: `${username} is already a${level === 'viewer' ? '' : 'n'} ${level}`, status: 409 };
-    const changed = await this.store.changeAccount('user', username, { level, admin: level === 'admin' });
-    if (!changed) return { problem: `${by.participantDipId} has no user '${usernameGiven.slice(0, 64)}'`, status: 404 };
+    const keepingAdmin = before === 'admin';
+    const changed = await this.store.changeAccount('user', username, { level, admin: level === 'admin' }, { keepingAdmin });
+    if (!changed) return keepingAdmin && (await this.store.account('user', username)) ? lastAdministrator(target) : { problem: `${by.participantDipId} has no user '${usernameGiven.slice(0, 64)}'`, status: 404 };
     const journalError = await this.journalled({ at: this.clock.now(), actor: actorOf(by), action: 'user.level', target: username, before: { level: before }, after: { level, sessionsEnded: true }, status: null });
     return journalError ? { account: changed, journalError } : { account: changed };
   }
@@ -653,6 +654,11 @@ export class PortalAccountService {
   private open(s: string, owner: { realm: PortalRealm; username: string }): string {
     return s.startsWith('plain:') ? s.slice(6) : this.sealer.open(Buffer.from(s, 'base64'), 'totpSecret', totpRecord(owner)).toString('utf8');
   }
+}
+
+/** Why a participant's administrator was not disabled or demoted: none other is enabled (nothing changed). */
+function lastAdministrator(target: PortalAccount): { problem: string; status: 409 } {
+  return { problem: `${target.username} is ${target.participantDipId ?? ''}'s last enabled administrator: make another user an administrator first`, status: 409 };
 }
 
 /** What a password the person chose sets: no longer their administrator's, so no first password's expiry. */

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { operatorRefusal } from '../domain/operators.js';
+import { OFFBOARD_ROUTE, operatorRefusal } from '../domain/operators.js';
 import { isUserLevel, USER_LEVELS } from '../domain/portal-levels.js';
 import { utcAndUkOrDash } from '../domain/uk-time.js';
 import { realmOf } from '../ports/portal-accounts.js';
@@ -212,6 +212,9 @@ async function participantPage(deps: PortalDeps, c: Ctx, extra: Html | null, sta
   if (!p) return offboardedPage(deps, c, dipId, status, flash);
   const users = await deps.accounts.accounts(dipId);
   const row = (await api(deps, c).GET('/admin/participants')).data?.find((x) => x.dipId === p.dipId);
+  // The form is offered to the roles the operator API lets offboard, by the API's own rule.
+  const me = (await api(deps, c).GET('/admin/whoami')).data;
+  const offboardRefusal = me ? operatorRefusal(me.role, 'POST', OFFBOARD_ROUTE) : 'no operator account in force';
   const agents = deps.registry.participants().filter((x) => x.connectionProvider === dipId);
   const body = html`${facts([
     ['Organisation', p.organisation],
@@ -221,7 +224,7 @@ async function participantPage(deps: PortalDeps, c: Ctx, extra: Html | null, sta
     ['Registered', isoOrDash(p.createdAt)],
   ])}
 ${extra}
-${row ? manageParticipant(row, c.signed) : ''}
+${row ? manageParticipant(row, c.signed, offboardRefusal) : ''}
 <h2>Portal users</h2>
 ${table(`Portal users of ${dipId}`, ['Username', 'Name', 'Level', 'Created', 'State', ''], userRows(users, { action: `/operator/participants/${dipId}/users/disable`, csrf: c.signed, self: '' }), 'No portal user yet: create its first administrator below.')}
 ${newUserForm(`/operator/participants/${dipId}/users`, c.signed, 'levels', `New portal user for ${dipId}`)}`;

@@ -57,8 +57,12 @@ export async function createParticipant(api: OperatorApi, req: PortalReq): Promi
   return { flash: { kind: 'ok', text: `${d.dipId} registered with the roles ${d.roles.join(', ')}${extra}; ${mail}` }, status: 201, shown };
 }
 
-/** The participant page's administration: its state with suspend or reactivate, and its certificate renewed from a CSR or revoked. */
-export function manageParticipant(p: ParticipantRow, signed: Signed): Html {
+/**
+ * The participant page's administration: its state with suspend or reactivate, its certificate renewed from
+ * a CSR or revoked, and its offboarding, offered only when `offboardRefusal` (the operator API's answer for
+ * the role signed in) is null: otherwise why not is said in its place.
+ */
+export function manageParticipant(p: ParticipantRow, signed: Signed, offboardRefusal: string | null): Html {
   const csrf = csrfField(signed);
   const base = `/operator/participants/${p.dipId}`;
   const state = p.suspended
@@ -79,12 +83,16 @@ ${select('revoke-which', 'Certificate to revoke', which, 'current', { name: 'whi
 ${select('revoke-why', 'Reason', REVOCATION_REASONS.map((r) => ({ value: r, label: r })), 'superseded', { name: 'reason' })}
 <button type="submit" class="danger">Revoke<span class="skip"> a certificate of ${p.dipId}</span></button></form>
 <h2>Offboard</h2>
-<details><summary>Offboard ${p.dipId}…</summary>
+${offboardRefusal === null ? offboardForm(p.dipId, csrf, base) : html`<p class="muted">Not yours to offboard: ${offboardRefusal}.</p>`}`;
+}
+
+function offboardForm(dipId: string, csrf: Html, base: string): Html {
+  return html`<details><summary>Offboard ${dipId}…</summary>
 <p class="muted">As <code>dip offboard</code> and POST /admin/participants/{dipId}/offboard: its certificates are revoked, its registration, API key and webhooks removed, what is queued for it dead-lettered (senders told); its messages, journal and this page stay readable. It cannot be undone: registering it again is a new registration.</p>
 <form method="post" action="${base}/offboard">${csrf}
 ${textarea('offboard-reason', 'Reason for offboarding (journalled)', { name: 'reason', required: true, minlength: 1, maxlength: OFFBOARD_REASON_MAX, rows: 2 })}
-<div><input type="checkbox" id="offboard-confirm" name="confirm" value="yes" required> <label for="offboard-confirm" class="inline-label">I confirm: ${p.dipId} is offboarded for good</label></div>
-<button type="submit" class="danger">Offboard<span class="skip"> ${p.dipId}</span></button></form></details>`;
+<div><input type="checkbox" id="offboard-confirm" name="confirm" value="yes" required> <label for="offboard-confirm" class="inline-label">I confirm: ${dipId} is offboarded for good</label></div>
+<button type="submit" class="danger">Offboard<span class="skip"> ${dipId}</span></button></form></details>`;
 }
 
 /** The offboarding API's reason limit (src/api/admin-register.ts). */

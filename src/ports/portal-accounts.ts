@@ -100,6 +100,13 @@ export interface TotpActivation {
   passwordHash?: string;
 }
 
+/** When changeAccount writes (PortalAccounts.changeAccount). */
+export interface ChangeCondition {
+  epoch?: number;
+  enabled?: boolean;
+  keepingAdmin?: boolean;
+}
+
 export interface PortalAccounts {
   /** Adds an account; false when the username is taken in the account's realm (nothing changed). */
   createAccount(account: PortalAccount): Promise<boolean>;
@@ -110,10 +117,12 @@ export interface PortalAccounts {
    * Sets the fields of `change` and raises the session epoch by one in a single conditional write that
    * touches nothing else of the record, so changes made on several nodes at once never undo each other
    * (a password change on one node cannot put back an account another disabled). `when`: only while the
-   * epoch is still `epoch` and, with `enabled`, the account is enabled. The record as changed; undefined
-   * when there is no such account or a condition failed.
+   * epoch is still `epoch`; with `enabled`, while the account is enabled; with `keepingAdmin`, while
+   * another enabled administrator of its participant remains, checked in the same write against the
+   * others' changes made at once (two administrators disabling each other: one of them stays). The
+   * record as changed; undefined when there is no such account or a condition failed.
    */
-  changeAccount(realm: PortalRealm, username: string, change: AccountChange, when?: { epoch?: number; enabled?: boolean }): Promise<PortalAccount | undefined>;
+  changeAccount(realm: PortalRealm, username: string, change: AccountChange, when?: ChangeCondition): Promise<PortalAccount | undefined>;
   /**
    * Records that a TOTP code of `step` signed in, only if no code of that step or a later one did: one
    * conditional write, so a code is good once across every node sharing the store. False: it was used.

@@ -139,6 +139,35 @@ export function portalAccountsContract(name: string, open: BackendFactory): void
       expect(await store.changeAccount('user', 'nobody', {})).toBeUndefined();
     });
 
+    it("disables or demotes an administrator only while another enabled one of its participant remains, checked in the write: of two at once, one stays", async () => {
+      const store = ctx.backend.portalAccounts;
+      const admin = (username: string, participantDipId: string) => ({ ...account(username, participantDipId, 1), admin: true, level: 'admin' as const });
+      for (const name of ['ann', 'ben']) await store.createAccount(admin(name, 'SUP0000001'));
+      // An enabled administrator of another participant, a disabled one and a user of this one do not count.
+      await store.createAccount(admin('oth', 'SUP0000002'));
+      await store.createAccount({ ...admin('old', 'SUP0000001'), disabled: true });
+      await store.createAccount({ ...account('usr', 'SUP0000001', 1), level: 'operations' });
+      // An account stored before levels counts by its administrator flag.
+      const { level: _, ...flagOnly } = admin('pre', 'SUP0000003');
+      await store.createAccount(flagOnly);
+      expect(await store.changeAccount('user', 'pre', { disabled: true }, { keepingAdmin: true })).toBeUndefined();
+      await store.createAccount(admin('pre2', 'SUP0000003'));
+      expect(await store.changeAccount('user', 'pre', { disabled: true }, { keepingAdmin: true })).toMatchObject({ disabled: true });
+      // Rounds of the last two disabling (or demoting) each other at once: always exactly one written.
+      for (let round = 0; round < 10; round += 1) {
+        const change = round % 2 === 0 ? { disabled: true } : { level: 'operations' as const, admin: false };
+        const both = await Promise.all(['ann', 'ben'].map((name) => store.changeAccount('user', name, change, { keepingAdmin: true })));
+        expect([round, both.filter(Boolean).length]).toEqual([round, 1]);
+        const enabled = (await store.accounts('SUP0000001')).filter((a) => !a.disabled && a.level === 'admin').map((a) => a.username);
+        expect([round, enabled.length]).toEqual([round, 1]);
+        // The one written is put back for the next round.
+        const written = both.find(Boolean)!;
+        expect(await store.changeAccount('user', written.username, { disabled: false, level: 'admin', admin: true })).toMatchObject({ disabled: false });
+      }
+      // Without the condition the write is not held back (an operator may disable a participant's last administrator).
+      expect(await store.changeAccount('user', 'oth', { disabled: true })).toMatchObject({ disabled: true });
+    });
+
     it("keeps a user's level and changes it with the administrator flag in one write, sessions ended; a record stored before levels keeps none", async () => {
       const store = ctx.backend.portalAccounts;
       // Stored before levels (the record as older builds wrote it): nothing invented, levelOf reads it.

@@ -1,4 +1,4 @@
-import { realmOf, type AccountChange, type PendingTotpEnrolment, type PortalAccount, type PortalAccounts, type PortalRealm, type TotpActivation, type TotpReset } from '../../ports/portal-accounts.js';
+import { realmOf, type AccountChange, type ChangeCondition, type PendingTotpEnrolment, type PortalAccount, type PortalAccounts, type PortalRealm, type TotpActivation, type TotpReset } from '../../ports/portal-accounts.js';
 import { activationChange, type EnrolmentRow, enrolmentOf } from '../portal-enrolment-row.js';
 import type { PgDatabase } from './database.js';
 
@@ -38,15 +38,25 @@ export class PgPortalAccounts implements PortalAccounts {
     return rows.map((r) => r.record);
   }
 
-  async changeAccount(realm: PortalRealm, username: string, change: AccountChange, when: { epoch?: number; enabled?: boolean } = {}): Promise<PortalAccount | undefined> {
+  async changeAccount(realm: PortalRealm, username: string, change: AccountChange, when: ChangeCondition = {}): Promise<PortalAccount | undefined> {
     // || merges the change's fields in; the epoch is raised from the stored one, not from a copy read earlier.
-    const { rows } = await this.d.tx((c) =>
-      c.query<{ record: PortalAccount }>(
+    const { rows } = await this.d.tx(async (c) => {
+      // Under READ COMMITTED the UPDATE's EXISTS reads the others as they were when it began, so two
+      // administrators disabling each other at once would each still see the other enabled (write skew).
+      // Locking the participant's accounts first, in one order, makes the second wait for the first's
+      // commit; its UPDATE, a new statement, then counts the others as they are.
+      if (when.keepingAdmin === true) {
+        await c.query('SELECT 1 FROM portal_accounts WHERE realm = $1 AND participant_dip_id = (SELECT participant_dip_id FROM portal_accounts WHERE realm = $1 AND username = $2) ORDER BY username FOR UPDATE', [realm, username]);
+      }
+      return c.query<{ record: PortalAccount }>(
         `UPDATE portal_accounts SET record = ${MERGE_PATCH} || jsonb_build_object('sessionEpoch', (record->>'sessionEpoch')::bigint + 1)
-         WHERE realm = $5 AND username = $2 AND ($3::bigint IS NULL OR (record->>'sessionEpoch')::bigint = $3) AND (NOT $4::boolean OR NOT (record->>'disabled')::boolean) RETURNING record`,
-        [JSON.stringify(change), username, when.epoch ?? null, when.enabled === true, realm],
-      ),
-    );
+         WHERE realm = $5 AND username = $2 AND ($3::bigint IS NULL OR (record->>'sessionEpoch')::bigint = $3) AND (NOT $4::boolean OR NOT (record->>'disabled')::boolean)
+           AND (NOT $6::boolean OR EXISTS (SELECT 1 FROM portal_accounts o WHERE o.realm = $5 AND o.participant_dip_id = portal_accounts.participant_dip_id AND o.username <> $2
+             AND NOT (o.record->>'disabled')::boolean AND coalesce(o.record->>'level', CASE WHEN (o.record->>'admin')::boolean THEN 'admin' END) = 'admin'))
+         RETURNING record`,
+        [JSON.stringify(change), username, when.epoch ?? null, when.enabled === true, realm, when.keepingAdmin === true],
+      );
+    });
     return rows[0]?.record;
   }
 

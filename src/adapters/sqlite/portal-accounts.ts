@@ -1,4 +1,4 @@
-import { realmOf, type AccountChange, type PendingTotpEnrolment, type PortalAccount, type PortalAccounts, type PortalRealm, type TotpActivation, type TotpReset } from '../../ports/portal-accounts.js';
+import { realmOf, type AccountChange, type ChangeCondition, type PendingTotpEnrolment, type PortalAccount, type PortalAccounts, type PortalRealm, type TotpActivation, type TotpReset } from '../../ports/portal-accounts.js';
 import { activationChange, type EnrolmentRow, enrolmentOf } from '../portal-enrolment-row.js';
 import type { SqliteDatabase } from './database.js';
 
@@ -14,9 +14,14 @@ export class SqlitePortalAccounts implements PortalAccounts {
       ofParticipant: db.prepare<[string], { record: string }>('SELECT record FROM portal_accounts WHERE participant_dip_id = ? ORDER BY created_at, username'),
       operators: db.prepare<[], { record: string }>('SELECT record FROM portal_accounts WHERE participant_dip_id IS NULL ORDER BY created_at, username'),
       // json_patch merges the change's fields in; the epoch is raised from the stored one, not from a copy read earlier.
-      change: db.prepare<[{ change: string; realm: PortalRealm; username: string; epoch: number | null; enabled: number }], { record: string }>(
+      // With keepingAdmin, the other enabled administrators are counted in the same statement: SQLite's one
+      // writer makes the check and the write one step, so two administrators disabling each other leave one.
+      change: db.prepare<[{ change: string; realm: PortalRealm; username: string; epoch: number | null; enabled: number; keepingAdmin: number }], { record: string }>(
         `UPDATE portal_accounts SET record = json_set(json_patch(record, @change), '$.sessionEpoch', json_extract(record, '$.sessionEpoch') + 1)
-         WHERE realm = @realm AND username = @username AND (@epoch IS NULL OR json_extract(record, '$.sessionEpoch') = @epoch) AND (@enabled = 0 OR json_extract(record, '$.disabled') = 0) RETURNING record`,
+         WHERE realm = @realm AND username = @username AND (@epoch IS NULL OR json_extract(record, '$.sessionEpoch') = @epoch) AND (@enabled = 0 OR json_extract(record, '$.disabled') = 0)
+           AND (@keepingAdmin = 0 OR EXISTS (SELECT 1 FROM portal_accounts o WHERE o.realm = @realm AND o.participant_dip_id = portal_accounts.participant_dip_id AND o.username <> @username
+             AND json_extract(o.record, '$.disabled') = 0 AND coalesce(json_extract(o.record, '$.level'), CASE WHEN json_extract(o.record, '$.admin') THEN 'admin' END) = 'admin'))
+         RETURNING record`,
       ),
       countSession: db.prepare<[PortalRealm, string], { n: number }>(
         "UPDATE portal_accounts SET record = json_set(record, '$.sessionsIssued', coalesce(json_extract(record, '$.sessionsIssued'), 0) + 1) WHERE realm = ? AND username = ? RETURNING json_extract(record, '$.sessionsIssued') AS n",
@@ -74,9 +79,9 @@ export class SqlitePortalAccounts implements PortalAccounts {
     return rows.map((r) => JSON.parse(r.record) as PortalAccount);
   }
 
-  async changeAccount(realm: PortalRealm, username: string, change: AccountChange, when: { epoch?: number; enabled?: boolean } = {}): Promise<PortalAccount | undefined> {
+  async changeAccount(realm: PortalRealm, username: string, change: AccountChange, when: ChangeCondition = {}): Promise<PortalAccount | undefined> {
     const epoch = when.epoch ?? null;
-    const row = await this.d.write(() => this.s.change.get({ change: JSON.stringify(change), realm, username, epoch, enabled: when.enabled ? 1 : 0 }));
+    const row = await this.d.write(() => this.s.change.get({ change: JSON.stringify(change), realm, username, epoch, enabled: when.enabled ? 1 : 0, keepingAdmin: when.keepingAdmin ? 1 : 0 }));
     return row && (JSON.parse(row.record) as PortalAccount);
   }
 

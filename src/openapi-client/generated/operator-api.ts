@@ -5255,7 +5255,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Offboard a participant by hand: certificates revoked, registration, API key and webhooks removed, history kept */
+        /** Offboard a participant by hand: certificates revoked, registration, API key and webhooks removed, history kept (admins: it revokes certificates) */
         post: {
             parameters: {
                 query?: never;
