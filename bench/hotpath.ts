@@ -220,7 +220,7 @@ const pattern3Item = await (async () => {
   return { ...(parsed[0] as object), payload: { ...rest, EncryptedCustomBlocks: copies } };
 })();
 function pattern3(): void {
-  for (let i = 0; i < size; i++) if (splitPattern3(pattern3Item).ok) sink++;
+  for (let i = 0; i < size; i++) if (splitPattern3(pattern3Item, 'IF-021').ok) sink++;
 }
 const stages: Record<string, () => void> = { depth, numbers, numbersFlagged, parse, whole, items, surrogates, surrogatesFlagged, acceptWhole, acceptItems, crossKeep, crossSealed, walk, validate, stamp, splice, raw, deflate, seal, sealBound, pattern3 };
 const run = stage === 'all' ? Object.values(stages) : [stages[stage]!];

@@ -145,7 +145,16 @@ describe('security pattern 2: encrypted to the DIP, re-encrypted for each recipi
     expect(a3.body.messageArray[0]!.message).toMatch(/^MSG1030/);
     expect(a3.body.messageArray[0]!.help).toMatch(/1000000009 have no certificate the payload can be encrypted to/);
     const refusedCert = await sds.client.call('GET', '/certificates/participant/1000000009', '');
-    expect(refusedCert.status).toBe(404);
+    expect([refusedCert.status, refusedCert.body.messageArray[0]!.message, refusedCert.body.messageArray[0]!.help]).toEqual([404, expect.stringMatching(/^MSG1031/), '1000000009 has no certificate that payloads can be encrypted to: none is registered for that DIP ID, or it cannot be encrypted to']);
+    // One not registered is answered in the same words: the answer does not tell registered from not.
+    const unknownCert = await sds.client.call('GET', '/certificates/participant/1000000099', '');
+    expect([unknownCert.status, unknownCert.body.messageArray[0]!.help]).toEqual([404, '1000000099 has no certificate that payloads can be encrypted to: none is registered for that DIP ID, or it cannot be encrypted to']);
+    // Not a DIP ID at all: 400, naming the parameter and its format, not "no certificate".
+    for (const bad of ['abc', '10000000011', '100000000%21']) {
+      const malformed = await sds.client.call('GET', `/certificates/participant/${bad}`, '');
+      const shown = decodeURIComponent(bad);
+      expect([malformed.status, malformed.body.messageArray[0]!.message, malformed.body.messageArray[0]!.help], bad).toEqual([400, expect.stringMatching(/^MSG1031/), `dipId (path) must be a DIP participant ID: 10 letters or digits (DT-006), not '${shown}'`]);
+    }
   });
 
   it('refuses a number in the decrypted CustomBlock that a double does not hold (it would be re-encrypted altered)', async () => {
@@ -254,6 +263,18 @@ describe('security pattern 3: one copy per recipient, never read by the DIP', ()
     const a3 = await sds.client.submit('IF-021', [bad]);
     expect(a3.status).toBe(400);
     expect(a3.body.messageArray[0]!.message).toMatch(/^MSG1001/);
+  });
+
+  it('says what is wrong with payload.EncryptedCustomBlocks: not an object, or a pattern 2 body on this pattern 3 channel', async () => {
+    const item = buildIF021({ senderDipId: sds.dipId, senderRole: 'SDS', primaryRecipients: recipients.map((x) => x.p.dipId), uniqueSuffix: 'p3shape' });
+    const { CustomBlock: _cb, ...payload } = item.payload;
+    const copies = '{ "<recipient DIP ID>": "<JWE to that recipient>" }';
+    for (const [value, what] of [[[], 'an array'], ['x', 'a string'], [null, 'null']] as const) {
+      const answer = await sds.client.submit('IF-021', [{ payload: { ...payload, EncryptedCustomBlocks: value } }]);
+      expect([answer.status, answer.body.messageArray[0]!.message, answer.body.messageArray[0]!.help], what).toEqual([400, expect.stringMatching(/^MSG1001/), `item 0: payload.EncryptedCustomBlocks must be an object holding one copy per recipient, ${copies}, not ${what} (IF-021 is set to security pattern 3)`]);
+    }
+    const pattern2 = await sds.client.submit('IF-021', [{ payload: { ...payload, EncryptedCustomBlock: JWE_SHAPED } }]);
+    expect([pattern2.status, pattern2.body.messageArray[0]!.message, pattern2.body.messageArray[0]!.help]).toEqual([400, expect.stringMatching(/^MSG1001/), `item 0: payload.EncryptedCustomBlock (one JWE to the DIP) is security pattern 2's; IF-021 is set to security pattern 3: send payload.EncryptedCustomBlocks instead, ${copies}, each copy encrypted to its recipient's certificate`]);
   });
 
   it('refuses a copy that is not a JWE in compact serialisation, naming the item and the field', async () => {

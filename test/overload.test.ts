@@ -78,16 +78,32 @@ describe('overload guard', () => {
     expect(guard.stats().bytesArriving).toBe(0);
   });
 
-  it('bounds the bytes still arriving per sender and in all, by what each upload declared (the body limit when it declared none); one upload alone is always taken', () => {
-    // A body limit (50 kB) above the shares: one upload larger than a sender's share, alone, is taken.
+  it('refuses 413 (no Retry-After: sent again it is refused again) an upload larger than a sender may have arriving at once, whether it declared its length or not', () => {
+    // A body limit (50 kB) above the per-sender limit (4 kB): what is between them can never be taken.
     const roomy = new OverloadGuard({ ...limits, maxBytesArriving: 10_000, maxBytesArrivingPerSender: 4_000 }, { delayMeanMs: () => 0 }, 50_000);
-    const huge = admitted(roomy, from(50_000, 'a'));
+    const why = 'the body (50000 bytes) is larger than the DIP takes arriving from one sender at once (overload.maxBytesArrivingPerSender, 4000 bytes): sent again it is refused again; nothing of this batch was accepted: send it in smaller batches';
+    expect(refusal(roomy, from(50_000, 'a'))).toEqual({ retryAfterSeconds: null, help: why });
+    // Declared no length (chunked): judged when its body has arrived.
+    const chunked = admitted(roomy, from(null, 'b'));
+    expect(chunked.arrived(50_000)).toEqual({ retryAfterSeconds: null, help: why });
+    chunked.done();
+    expect(roomy.stats()).toMatchObject({ bytesArriving: 0, bytesInFlight: 0 });
+    // Up to the limit it is taken alone, as before.
+    const most = admitted(roomy, from(4_000, 'a'));
+    expect(most.arrived(4_000)).toBeNull();
+    most.done();
+  });
+
+  it('bounds the bytes still arriving per sender and in all, by what each upload declared (the body limit when it declared none); one upload alone is always taken', () => {
+    // One upload at a sender's limit (4 kB) alone is taken; with the limit in all at 4 kB too, it fills that.
+    const roomy = new OverloadGuard({ ...limits, maxBytesArriving: 4_000, maxBytesArrivingPerSender: 4_000 }, { delayMeanMs: () => 0 }, 50_000);
+    const huge = admitted(roomy, from(4_000, 'a'));
     expect(refusal(roomy, from(1, 'a'))).toMatchObject({ retryAfterSeconds: 1, help: expect.stringContaining('of your submissions are still arriving, the limit per sender is') });
-    // Another sender is judged against everything arriving: 50 kB past the 10 kB of all.
+    // Another sender is judged against everything arriving: 4 kB and one byte past the 4 kB of all.
     expect(refusal(roomy, from(1, 'b'))).toMatchObject({ help: expect.stringContaining('of submissions are still arriving, the limit is') });
     // Its body arrives: no longer arriving, in hand instead (and alone there, so taken).
-    expect(huge.arrived(50_000)).toBeNull();
-    expect(roomy.stats()).toMatchObject({ bytesArriving: 0, bytesInFlight: 50_000 });
+    expect(huge.arrived(4_000)).toBeNull();
+    expect(roomy.stats()).toMatchObject({ bytesArriving: 0, bytesInFlight: 4_000 });
     huge.done();
     const guard = new OverloadGuard({ ...limits, maxBytesArriving: 10_000, maxBytesArrivingPerSender: 4_000 }, { delayMeanMs: () => 0 }, 3_000);
     // Per sender: b fills its share, c still comes in; chunked uploads count as the body limit (3 kB).
@@ -348,6 +364,14 @@ describe('a DIP under overload', () => {
     socket.destroy();
     release();
     expect((await b).status).toBe(201);
+  });
+
+  it('answers 413 without Retry-After a submission larger than a sender may have arriving at once', async () => {
+    t = await startTestDip({ overload: { maxEventLoopDelayMs: 500, delayCountsFromSubmissions: 100, maxSubmissionsInFlight: 256, maxBytesInFlight: 32 << 20, maxBytesArriving: 128 << 20, maxBytesArrivingPerSender: 2_000 } });
+    const sds = await t.participant('2000000001', ['SDS']);
+    const sup = await t.participant('1000000001', ['SUP']);
+    const refused = await sds.client.submit('IF-021', batch(sds, sup.dipId, 1));
+    expect([refused.status, refused.headers['retry-after'], refused.body.messageArray[0]!.message, refused.body.messageArray[0]!.help]).toEqual([413, undefined, expect.stringMatching(/^MSG1000/), expect.stringMatching(/^the body \(\d+ bytes\) is larger than the DIP takes arriving from one sender at once \(overload\.maxBytesArrivingPerSender, 2000 bytes\)/)]);
   });
 
   it('bounds what is still arriving per sender: one participant holding large uploads open is refused at its next headers, another participant is not', async () => {

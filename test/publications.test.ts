@@ -210,7 +210,8 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     expect(again.body.messageArray[0]!.help).toContain('never overwritten');
     // A duplicate, as a reused sender unique reference is (a retry learns it is stored), not a schema failure.
     expect(again.body.messageArray[0]!.message).toBe(MSG.duplicateReference);
-    expect(again.body.messageArray[0]!.help).toMatch(/^version 1 of DUoS on REP-002 was published already \(publication /);
+    // The code's published meaning is about messages: the help says what it means for a publication.
+    expect(again.body.messageArray[0]!.help).toMatch(/^publication version 1 of DUoS on REP-002 is taken: published already \(publication [^)]+, by VAS0000001\)\. MSG1006 here: a publication's type and version are its unique reference, as S1\.senderUniqueReference is a message's, and are used once; publications are never overwritten: publish a new version$/);
     const other = await publish(vas2, { type: 'DUoS', version: '3', format: 'csv' }, 'x');
     expect(other.status).toBe(409);
     expect(other.body.messageArray[0]!.help).toContain('published by VAS0000001');
@@ -218,7 +219,7 @@ describe('Pattern B: publish, notify, list, download, filter, anonymous access',
     // The type in another case is the same type (as channel IDs and event codes are read): its version 1
     // exists, and it is VAS0000001's; a listing by it in any case finds DUoS.
     const lower = await publish(vas, { type: 'duos', version: '1', format: 'csv' }, 'other bytes');
-    expect([lower.status, lower.body.messageArray[0]!.help]).toEqual([409, expect.stringMatching(/^version 1 of DUoS on REP-002 was published already/)]);
+    expect([lower.status, lower.body.messageArray[0]!.help]).toEqual([409, expect.stringMatching(/^publication version 1 of DUoS on REP-002 is taken: published already/)]);
     const upper = await publish(vas2, { type: 'DUOS', version: '3', format: 'csv' }, 'x');
     expect([upper.status, upper.body.messageArray[0]!.help]).toEqual([409, expect.stringContaining('published by VAS0000001')]);
     const anyCase = await sup.client.call<{ publications: Array<{ publicationType: string }> }>('GET', '/dip-channel/REP-002/publications?type=DUOS', '');

@@ -190,6 +190,25 @@ describe.each(engines)('self-service against another writer: %s', (_name, open) 
     expect(otherNode.byApiKey(apiKey)?.dipId).toBe(SUP);
   });
 
+  // The journal entry was a write of its own after the rotation's transaction: a crash (or a journal write
+  // failing) between them left a rotation in force that the journal never recorded. One transaction now.
+  it('an API key rotation and its journal entry commit together: a journal that fails after the rotation cannot leave it unjournalled', async () => {
+    const { store, registry, stale } = await setUp();
+    const b = backend!;
+    const clock = new FakeClock(1_000_000);
+    const lifecycle = new ParticipantLifecycle({ registry, store, journal: b.journal, clock, logger: quietLogger, revoke: async () => true, afterChange: () => {} });
+    // The process dies after the rotation's commit, before a separate journal write: modelled by a journal that refuses every write.
+    const dying = { ...b.journal, entries: b.journal.entries.bind(b.journal), append: () => Promise.reject(new Error('the process stopped')) };
+    const self = new SelfService({ registry, lifecycle, store, journal: dying, now: () => clock.now(), optionalRoles: () => lifecycle.optionalRoles(), optInChannels: () => [], issueCertificate: (_csr, dipId) => certificateFor(dipId), trustedCaPems: () => [pki.ca.certPem] });
+    const before = (await row(store, SUP)).apiKeyHash;
+    await self.rotateApiKey(stale(SUP), 48 * 3_600_000).catch(() => undefined);
+    const rotated = (await row(store, SUP)).apiKeyHash !== before;
+    const entries = await b.journal.entries({ action: 'participant.api-key.rotate', limit: 10 });
+    // Either both or neither: here the rotation went through, so its entry is there, saying what it did.
+    expect({ rotated, journalled: entries.length }).toEqual({ rotated: true, journalled: 1 });
+    expect(entries[0]).toMatchObject({ actor: `participant:${SUP}`, target: SUP, after: { apiKey: 'a new one issued', previousApiKeyValidUntil: expect.any(String) } });
+  });
+
   it('a rotation the operator re-registered the key under is answered 409 and leaves no overlap for the leaked key, nor a journal entry', async () => {
     const { store, self, registry, journal, stale, interleave } = await setUp();
     // The leaked key is the registered one; the rotation reads it, then the operator re-registers the participant.

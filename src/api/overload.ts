@@ -38,6 +38,8 @@ export function useOverloadGuard(app: FastifyInstance, deps: ApiDeps, guard: Ove
   // Connection: close would make every refused sender pay a new TLS handshake: the connection stays
   // (but for a sender that asked Expect: 100-continue and was refused before it: Node closes that one).
   const refuse = (reply: FastifyReply, refusal: Refusal) => {
+    // Larger than the guard ever takes: 413, no Retry-After (waiting would not make it fit).
+    if (refusal.retryAfterSeconds === null) return sendStandard(deps, reply, 413, null, MSG.processingFailed, refusal.help);
     reply.header('retry-after', String(refusal.retryAfterSeconds));
     return sendStandard(deps, reply, 503, null, MSG.processingFailed, refusal.help);
   };

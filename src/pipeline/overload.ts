@@ -25,7 +25,8 @@ export interface OverloadLimits {
   maxBytesArriving: number;
   /**
    * …and to at most this many from any one sender (the participant its certificate names, else its address), so one
-   * participant trickling large bodies fills its own share, not everyone's. One upload alone is always taken.
+   * participant trickling large bodies fills its own share, not everyone's. One upload alone is always taken
+   * up to it; a larger one never fits, and is refused for good (tooLarge).
    */
   maxBytesArrivingPerSender: number;
 }
@@ -63,7 +64,8 @@ export interface OverloadStats {
 }
 
 export interface Refusal {
-  retryAfterSeconds: number;
+  /** null: sending it again cannot help (answered 413, without Retry-After). */
+  retryAfterSeconds: number | null;
   help: string;
 }
 
@@ -113,6 +115,11 @@ export class OverloadGuard {
   }
 
   private judge({ declaredBytes, sender }: Arriving): Refusal | null {
+    // Past the body limit is Fastify's 413; between the arriving limits and it, this one's.
+    if (declaredBytes !== null && declaredBytes <= this.maxBodyBytes) {
+      const tooLarge = this.tooLarge(declaredBytes);
+      if (tooLarge) return tooLarge;
+    }
     const delay = this.load.delayMeanMs();
     if (delay > this.limits.maxEventLoopDelayMs && this.inFlight >= this.limits.delayCountsFromSubmissions) {
       // Back in about the time the loop is behind, so a crowd of senders does not all return at once.
@@ -128,6 +135,17 @@ export class OverloadGuard {
       return { retryAfterSeconds: 1, help: `the DIP is overloaded (${mib(this.bytesArriving)} of submissions are still arriving, the limit is ${mib(this.limits.maxBytesArriving)}); nothing of this batch was accepted: send it again unchanged after 1 s` };
     }
     return this.inHand(Math.min(declaredBytes ?? 0, this.maxBodyBytes), sender);
+  }
+
+  /**
+   * An upload larger than may arrive from one sender (or from all) at once: taken alone, it went through
+   * whatever its size while the limit bounded only a second upload; it can never fit, so no Retry-After.
+   */
+  private tooLarge(bytes: number): Refusal | null {
+    const { maxBytesArrivingPerSender: perSender, maxBytesArriving: all } = this.limits;
+    if (bytes <= Math.min(perSender, all)) return null;
+    const [name, most] = perSender <= all ? ['from one sender at once (overload.maxBytesArrivingPerSender', perSender] : ['at once from all senders (overload.maxBytesArriving', all];
+    return { retryAfterSeconds: null, help: `the body (${bytes} bytes) is larger than the DIP takes arriving ${name}, ${most} bytes): sent again it is refused again; nothing of this batch was accepted: send it in smaller batches` };
   }
 
   /** What an upload is counted as while it arrives: a Content-Length beyond the body limit will never be read. */
@@ -208,7 +226,8 @@ export class OverloadGuard {
       arrived: (n) => {
         if (!open || bytes >= 0) return null;
         settle();
-        const refusal = this.inHand(n, sender);
+        // Declared no length (chunked), it could only be judged by its size now.
+        const refusal = this.tooLarge(n) ?? this.inHand(n, sender);
         if (refusal) {
           this.refused += 1;
           open = false;
@@ -238,6 +257,6 @@ export class OverloadGuard {
   }
 }
 
-export const isRefusal = (r: Admitted | Refusal): r is Refusal => 'retryAfterSeconds' in r;
+export const isRefusal = (r: Admitted | Refusal): r is Refusal => 'help' in r;
 
 const mib = (n: number) => `${(n / 1_048_576).toFixed(1)} MiB`;

@@ -82,13 +82,25 @@ function notCompactJwe(jwe: string): string | null {
   return null;
 }
 
+const COPIES_SHAPE = '{ "<recipient DIP ID>": "<JWE to that recipient>" }';
+
+/** What a JSON value is, as a refusal names it (`not an array`). */
+function jsonKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
 /** Pattern 3: the item without its per-recipient copies (validated without a CustomBlock), and the copies. */
-export function splitPattern3(item: unknown): Prepared {
+export function splitPattern3(item: unknown, channelId: string): Prepared {
   const payload = field(item, 'payload');
   const copies = field(payload?.value, ENCRYPTED_BLOCKS);
   const value = copies?.value;
   if (!payload || typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { ok: false, help: `payload.${ENCRYPTED_BLOCKS} is required on this channel (security pattern 3): { "<recipient DIP ID>": "<JWE to that recipient>" }` };
+    // Each case named: a developer sent a pattern 2 body, or the copies in another shape ([] read as "required").
+    if (copies) return { ok: false, help: `payload.${copies.key} must be an object holding one copy per recipient, ${COPIES_SHAPE}, not ${jsonKind(value)} (${channelId} is set to security pattern 3)` };
+    if (field(payload?.value, ENCRYPTED_BLOCK)) return { ok: false, help: `payload.${ENCRYPTED_BLOCK} (one JWE to the DIP) is security pattern 2's; ${channelId} is set to security pattern 3: send payload.${ENCRYPTED_BLOCKS} instead, ${COPIES_SHAPE}, each copy encrypted to its recipient's certificate` };
+    return { ok: false, help: `payload.${ENCRYPTED_BLOCKS} is required on this channel (security pattern 3): ${COPIES_SHAPE}` };
   }
   if (field(payload.value, 'CustomBlock')) return { ok: false, help: `payload.CustomBlock must not travel in clear on this channel (security pattern 3)` };
   // The keys are the sender's: with a null prototype a "__proto__" key is kept as data (and refused

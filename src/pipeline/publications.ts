@@ -684,7 +684,8 @@ function versionExists(existing: PublicationRecord): PublishOutcome {
     // The publication type and version are the publisher's unique reference for it: sent again, it is a
     // duplicate as a message's reused S1.senderUniqueReference is (a retry after a lost answer learns it is stored).
     message: MSG.duplicateReference,
-    help: `version ${existing.version} of ${existing.publicationType} on ${existing.channel} was published already (publication ${existing.id}, by ${existing.publisherDipId}${existing.withdrawn ? `, since withdrawn by ${withdrawnBy(existing) === 'publisher' ? 'its publisher' : 'the DIP operator'}` : ''}): publications are never overwritten; publish a new version`,
+    // The code's published meaning names messages' references: the help says what it means here, first.
+    help: `publication version ${existing.version} of ${existing.publicationType} on ${existing.channel} is taken: published already (publication ${existing.id}, by ${existing.publisherDipId}${existing.withdrawn ? `, since withdrawn by ${withdrawnBy(existing) === 'publisher' ? 'its publisher' : 'the DIP operator'}` : ''}). MSG1006 here: a publication's type and version are its unique reference, as S1.senderUniqueReference is a message's, and are used once; publications are never overwritten: publish a new version`,
   };
 }
 

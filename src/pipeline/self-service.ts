@@ -1,6 +1,6 @@
 import { DIP_ID_PATTERN, type Participant, type ParticipantProfile } from '../domain/participant.js';
 import { isEmailAddress } from '../domain/onboarding.js';
-import type { OperatorJournal } from '../ports/operator-journal.js';
+import type { JournalEntry, OperatorJournal } from '../ports/operator-journal.js';
 import type { PortalAccount } from '../ports/portal-accounts.js';
 import type { RegistryStore } from '../ports/registry.js';
 import { hashApiKey, newApiKey } from '../security/api-key.js';
@@ -153,6 +153,7 @@ export class SelfService {
     const validUntil = this.deps.now() + overlapMs;
     const apiKey = newApiKey();
     const previousApiKey = overlapMs > 0 ? { hash: currentHash, validUntil } : null;
+    const shown = (k: ParticipantProfile['previousApiKey']) => ({ previousApiKeyValidUntil: iso(k?.validUntil) });
     let before: ParticipantProfile['previousApiKey'] = null;
     await changeProfile(
       this.deps.store,
@@ -164,13 +165,13 @@ export class SelfService {
         return { ...pr, previousApiKey };
       },
       async (record, expectedVersion) => {
-        if (!(await this.deps.store.setApiKeyHash(p.dipId, currentHash, hashApiKey(apiKey), record, expectedVersion))) {
+        // Journalled in the rotation's own transaction: a crash after its commit cannot leave it unrecorded.
+        const journal = this.entry(p, p, 'participant.api-key.rotate', shown(before), { ...shown(previousApiKey), apiKey: 'a new one issued' });
+        if (!(await this.deps.store.setApiKeyHash(p.dipId, currentHash, hashApiKey(apiKey), record, expectedVersion, journal))) {
           throw new RefusedError(409, `${p.dipId}'s API key changed meanwhile (rotated or re-registered): read it again and rotate again if still wanted`);
         }
       },
     );
-    const shown = (k: ParticipantProfile['previousApiKey']) => ({ previousApiKeyValidUntil: iso(k?.validUntil) });
-    await this.journal(p, p, 'participant.api-key.rotate', shown(before), { ...shown(previousApiKey), apiKey: 'a new one issued' });
     await this.deps.registry.refresh();
     return { apiKey, previousValidUntil: iso(previousApiKey?.validUntil) };
   }
@@ -220,6 +221,10 @@ export class SelfService {
   }
 
   private async journal(p: Participant, by: SelfServiceActor | string, action: string, before: unknown, after: unknown): Promise<void> {
-    await this.deps.journal.append({ at: this.deps.now(), actor: this.actor(by), action, target: p.dipId, before, after, status: null });
+    await this.deps.journal.append(this.entry(p, by, action, before, after));
+  }
+
+  private entry(p: Participant, by: SelfServiceActor | string, action: string, before: unknown, after: unknown): Omit<JournalEntry, 'id'> {
+    return { at: this.deps.now(), actor: this.actor(by), action, target: p.dipId, before, after, status: null };
   }
 }

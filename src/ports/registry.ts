@@ -1,5 +1,6 @@
 import type { Participant } from '../domain/participant.js';
 import type { Cancel } from './clock.js';
+import type { JournalEntry } from './operator-journal.js';
 
 export interface Webhook {
   recipientDipId: string;
@@ -81,9 +82,10 @@ export interface RegistryStore {
    * which holds the replaced key's overlap): both or neither, so no reader (another node refreshing its
    * registry) ever sees the new key without the old one's overlap, and a failure cannot leave one alone.
    * False, writing nothing, when the key is not `expected`; RecordConflictError, writing nothing, when the
-   * record is no longer at `expectedVersion` (read it again and retry).
+   * record is no longer at `expectedVersion` (read it again and retry). `journal`, when given, is appended to
+   * the operator journal in that same transaction: a rotation in force is never one the journal lacks.
    */
-  setApiKeyHash(dipId: string, expected: string, next: string, record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<boolean>;
+  setApiKeyHash(dipId: string, expected: string, next: string, record: Omit<StoredRecord, 'version'>, expectedVersion: number, journal?: Omit<JournalEntry, 'id'>): Promise<boolean>;
   putWebhook(w: Webhook): Promise<void>;
   deleteWebhook(recipientDipId: string, channel: string): Promise<boolean>;
   webhooks(): Promise<Webhook[]>;

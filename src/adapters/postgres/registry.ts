@@ -3,7 +3,9 @@ import type { Participant } from '../../domain/participant.js';
 import { canonicalRoles, registeredParticipant, type ParticipantRow } from '../participant-row.js';
 import type { Cancel } from '../../ports/clock.js';
 import { RecordConflictError, type RegisteredParticipant, type RegistryStore, type StoredRecord, type Webhook } from '../../ports/registry.js';
+import type { JournalEntry } from '../../ports/operator-journal.js';
 import type { PgDatabase } from './database.js';
+import { appendJournalIn } from './operator-journal.js';
 import { REGISTRY_CHANNEL } from './schema.js';
 
 
@@ -83,7 +85,7 @@ export class PgRegistry implements RegistryStore {
     );
   }
 
-  async setApiKeyHash(dipId: string, expected: string, next: string, record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<boolean> {
+  async setApiKeyHash(dipId: string, expected: string, next: string, record: Omit<StoredRecord, 'version'>, expectedVersion: number, journal?: Omit<JournalEntry, 'id'>): Promise<boolean> {
     // One transaction: the key's compare-and-set and the record's new version commit together or not at all.
     // The savepoint undoes the swap when the record lost its race (another writer's version committed first).
     const outcome = await this.d.tx(async (c): Promise<'set' | 'key' | 'record'> => {
@@ -94,6 +96,7 @@ export class PgRegistry implements RegistryStore {
         await c.query('ROLLBACK TO SAVEPOINT swap');
         return 'record';
       }
+      if (journal) await appendJournalIn(c, journal);
       await bump(c);
       return 'set';
     });

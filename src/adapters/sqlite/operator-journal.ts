@@ -14,16 +14,24 @@ interface Row {
 
 const parse = (text: string | null): unknown => (text === null ? null : (JSON.parse(text) as unknown));
 
+/** The insert of a journal entry, for a write that journals within its own transaction (SqliteRegistry.setApiKeyHash). */
+export const JOURNAL_INSERT = 'INSERT INTO operator_journal (at, actor, action, target, before, after, status) VALUES (?, ?, ?, ?, ?, ?, ?)';
+
+/** An entry's values, in JOURNAL_INSERT's order. */
+export function journalValues(e: Omit<JournalEntry, 'id'>): [number, string, string, string, string, string, number | null] {
+  return [e.at, e.actor, e.action, e.target, JSON.stringify(e.before ?? null), JSON.stringify(e.after ?? null), e.status];
+}
+
 /** The operator journal in the SQLite file: one insert per act, written through the group commit. */
 export class SqliteOperatorJournal implements OperatorJournal {
   private readonly insert;
 
   constructor(private readonly d: SqliteDatabase) {
-    this.insert = d.db.prepare('INSERT INTO operator_journal (at, actor, action, target, before, after, status) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    this.insert = d.db.prepare(JOURNAL_INSERT);
   }
 
   append(e: Omit<JournalEntry, 'id'>): Promise<number> {
-    return this.d.write(() => Number(this.insert.run(e.at, e.actor, e.action, e.target, JSON.stringify(e.before ?? null), JSON.stringify(e.after ?? null), e.status).lastInsertRowid));
+    return this.d.write(() => Number(this.insert.run(...journalValues(e)).lastInsertRowid));
   }
 
   async entries(q: JournalQuery): Promise<JournalEntry[]> {

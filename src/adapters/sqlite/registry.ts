@@ -2,7 +2,9 @@ import type { Participant } from '../../domain/participant.js';
 import { canonicalRoles, registeredParticipant, storedRoles, type ParticipantRow } from '../participant-row.js';
 import type { Cancel } from '../../ports/clock.js';
 import { RecordConflictError, type RegisteredParticipant, type RegistryStore, type StoredRecord, type Webhook } from '../../ports/registry.js';
+import type { JournalEntry } from '../../ports/operator-journal.js';
 import type { SqliteDatabase } from './database.js';
+import { JOURNAL_INSERT, journalValues } from './operator-journal.js';
 
 /** How often a running DIP checks whether another process (the CLI) changed the registry, unless told otherwise. */
 const POLL_MS = 500;
@@ -53,6 +55,7 @@ export class SqliteRegistry implements RegistryStore {
          WHERE dip_id = @dipId AND certificate_fingerprint = @expected`,
       ),
       setApiKeyHash: db.prepare('UPDATE participants SET api_key_hash = @next WHERE dip_id = @dipId AND api_key_hash = @expected'),
+      journal: db.prepare(JOURNAL_INSERT),
       exists: db.prepare<[string], { n: number }>('SELECT 1 AS n FROM participants WHERE dip_id = ?'),
       participants: db.prepare<[], ParticipantRow>(
         `SELECT dip_id AS dipId, roles, organisation, certificate_pem AS certificatePem, certificate_fingerprint AS certificateFingerprint,
@@ -119,13 +122,14 @@ export class SqliteRegistry implements RegistryStore {
     return this.compareAndSet(() => this.s.setCertificate.run({ dipId, expected, ...certificateParams(next) }).changes);
   }
 
-  setApiKeyHash(dipId: string, expected: string, next: string, record: Omit<StoredRecord, 'version'>, expectedVersion: number): Promise<boolean> {
+  setApiKeyHash(dipId: string, expected: string, next: string, record: Omit<StoredRecord, 'version'>, expectedVersion: number, journal?: Omit<JournalEntry, 'id'>): Promise<boolean> {
     // One write transaction: the record's version is checked before anything is written, so a conflict
     // (thrown) and a key not `expected` (0 changes) both leave the row and the record as they were.
     return this.compareAndSet(() => {
       this.checkVersion(record, expectedVersion);
       if (this.s.setApiKeyHash.run({ dipId, expected, next }).changes === 0) return 0;
       this.insertVersion(record, expectedVersion);
+      if (journal) this.s.journal.run(...journalValues(journal));
       return 1;
     });
   }

@@ -123,6 +123,9 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   if (typeof maxKb === 'string') return sendStandard(deps, reply, 400, queue.recipientDipId, MSG.schemaFailure, `maxPayloadSize (query string) ${maxKb}`);
   const state = await deps.queues.queueState(queue);
   const { ackedSeq } = state;
+  // From the settled position: a webhook call sent before the webhook was removed and not yet answered has
+  // settled nothing, so its messages are handed out again at the same positions (at-least-once; README,
+  // "For recipients"). Not waited for: the call may be under way on another node or delivery process.
   const read = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
   // Up to a copy that cannot be opened (QueueEntry.unreadable): the queue's worker dead-letters it on its sweep.
   const unreadable = read.findIndex((e) => e.unreadable !== undefined);

@@ -9891,7 +9891,7 @@ export interface operations {
                 "X-DIP-Signature-Date": string;
             };
             path: {
-                /** @description DIP participant ID */
+                /** @description DIP participant ID (DT-006: 10 letters or digits, any case); another value: 400, MSG1031 */
                 dipId: string;
             };
             cookie?: never;
