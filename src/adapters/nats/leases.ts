@@ -75,7 +75,7 @@ const isDeleted = (op: string): boolean => op === 'DEL' || op === 'PURGE';
  * Wake-ups travel on core NATS, one subject per queue, which the holder subscribes to while it holds the
  * lease: `<prefix>.wake.<recipient>.<channel>`.
  */
-/** Read by the reachability probe, written by nobody (lease keys are queue tokens, which never take this form). */
+/** Written by the reachability probe, read by nobody (lease keys are queue tokens, which never take this form). */
 const PROBE_KEY = 'probe_reachable';
 export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
   readonly shared = true;
@@ -291,16 +291,22 @@ export class NatsQueueLeases implements QueueLeases, ConnectionFollower {
     this.unreachable = { since: this.unreachable?.since ?? this.clock.now(), reason };
   }
 
-  /** Whether the leases bucket answered this node's last probe (README "Operating the DIP"). */
+  /** Whether the leases bucket took this node's last probe's write (README "Operating the DIP"). */
   health(): CoordinationHealth {
     return this.unreachable ? { state: 'unavailable', ...this.unreachable } : { state: 'ok' };
   }
 
-  /** One read of the bucket (a key nobody writes): JetStream with its quorum answers it at once. */
+  /**
+   * One write to the bucket (a key no lease takes), as a claim or a renewal is: it lands only where the
+   * stream has a leader and a quorum of its replicas. Not a read: with two of three servers killed, the
+   * survivor answered reads (and stream info, the incarnation) without its quorum, so a node found
+   * coordination ok 8-12 s into the outage and said so for the rest of it while no lease could be
+   * renewed or claimed (a fault campaign; test/faults/nats-quorum.fault.ts).
+   */
   private async probe(): Promise<void> {
     const epoch = this.connectionEpoch;
     try {
-      await this.kv.get(PROBE_KEY);
+      await this.kv.put(PROBE_KEY, this.node);
       await this.fence.check();
       if (epoch !== this.connectionEpoch) return;
       if (this.unreachable) this.logger?.info({ since: this.unreachable.since }, 'NATS JetStream answers again: queue leases can be claimed and renewed');
