@@ -1,8 +1,11 @@
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../src/config.js';
 import { SqliteActivityLog } from '../src/adapters/sqlite/activity-log.js';
+import { ActivityLogDamage } from '../src/pipeline/activity-damage.js';
 import { chainEntries, GENESIS_HASH } from '../src/domain/activity.js';
 import { adminApi } from './helpers/admin.js';
 import { ShiftableClock } from './helpers/clocks.js';
@@ -70,5 +73,63 @@ describe('GET /admin/health shows the activity log damaged until an operator ack
     await t.close();
     t = await startTestDip({}, dataDir, { clock });
     expect((await adminApi(t)('GET', '/admin/health')).body.activityLog).toMatchObject({ state: 'ok' });
+  });
+});
+
+/**
+ * SQLITE_CORRUPT (or NOTADB, IOERR) met by a running DIP's activity log raised nothing but the
+ * `activity-log` alarm for the write refused, whose records wait: the file's damage was told nowhere. As a
+ * full disk, requests are still answered (records wait in memory, back-pressure at maxWaiting); the damage
+ * is told once (log, journal, health `damaged`, the `storage` alarm), not per write, until acknowledged.
+ */
+describe('SQLITE_CORRUPT while running', () => {
+  let t: TestDip | undefined;
+  afterEach(async () => t?.close());
+
+  it('is journalled once, shown by health and the storage alarm while requests are still answered, until acknowledged', async () => {
+    const clock = new ShiftableClock();
+    t = await startTestDip({ observability: { ...DEFAULTS.observability, activityLog: { ...DEFAULTS.observability.activityLog, flushIntervalMs: 20 } } }, undefined, { clock });
+    const admin = adminApi(t);
+    const store = t.dip.activityStore as SqliteActivityLog;
+    await t.dip.activity!.flush();
+    const append = store.append.bind(store);
+    store.append = () => Promise.reject(new Database.SqliteError('database disk image is malformed', 'SQLITE_CORRUPT'));
+    // Many writes refused: each request answered, the damage journalled once.
+    for (let i = 0; i < 5; i++) {
+      expect((await admin('GET', '/admin/health')).status).toBe(200);
+      await t.dip.activity!.flush();
+    }
+    const health = (await admin('GET', '/admin/health')).body.activityLog;
+    expect(health).toMatchObject({ state: 'unavailable', reason: 'database disk image is malformed', damaged: { found: [{ lost: expect.stringMatching(/SQLITE_CORRUPT.*database disk image is malformed/) }] } });
+    const journalled = async () => (await admin('GET', '/admin/journal?action=storage.activity-damaged')).body as Array<{ target: string; after: { lost: string } }>;
+    expect(await journalled()).toEqual([expect.objectContaining({ target: 'activity.db', after: { lost: expect.stringMatching(/SQLITE_CORRUPT/) } })]);
+    const alarmed = async () => ((await admin('GET', '/admin/alarms')).body.alarms as Array<{ key: string; summary: string }>).find((a) => a.key.startsWith('storage-activity-wal-loss'));
+    clock.jump(10_000);
+    await waitFor(async () => (await alarmed()) !== undefined, 10_000, 'the storage alarm for the damaged activity log');
+    expect((await alarmed())?.summary).toMatch(/SQLITE_CORRUPT/);
+
+    // Writes taken again (the waiting records written): no longer unavailable, still damaged until acknowledged.
+    store.append = append;
+    await t.dip.activity!.flush();
+    expect((await admin('GET', '/admin/health')).body.activityLog).toMatchObject({ state: 'damaged', waiting: expect.any(Number) });
+    expect((await admin('POST', '/admin/activity/damage/acknowledge')).status).toBe(200);
+    expect((await admin('GET', '/admin/health')).body.activityLog).toMatchObject({ state: 'ok' });
+    expect(await journalled()).toHaveLength(1);
+  });
+});
+
+describe('which store errors are damage', () => {
+  it('SQLITE_CORRUPT*, SQLITE_NOTADB and SQLITE_IOERR* are; a full disk, a busy file or any other error is not', () => {
+    const journalled: string[] = [];
+    const damage = new ActivityLogDamage({}, { clock: { now: () => 5 }, logger: { info() {}, warn() {}, error() {} }, journal: { append: async (e) => journalled.push(e.action) } });
+    for (const code of ['SQLITE_FULL', 'SQLITE_BUSY', 'SQLITE_CONSTRAINT_PRIMARYKEY', 'EIO']) damage.met(new Database.SqliteError('no', code));
+    damage.met(new Error('plain'));
+    expect(damage.current()).toBeNull();
+    for (const code of ['SQLITE_CORRUPT_INDEX', 'SQLITE_NOTADB', 'SQLITE_IOERR_READ']) {
+      const one = new ActivityLogDamage({}, { clock: { now: () => 5 }, logger: { info() {}, warn() {}, error() {} }, journal: { append: async () => 0 } });
+      one.met(new Database.SqliteError('bad', code));
+      expect(one.current()?.found[0]?.lost).toContain(code);
+    }
+    expect(journalled).toEqual([]);
   });
 });

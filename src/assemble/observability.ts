@@ -7,7 +7,7 @@ import { readDiskSpace } from '../adapters/disk-space.js';
 import { SmtpAlarmChannel } from '../adapters/mail/alarm-channel.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
-import { ActivityLogDamage } from '../pipeline/activity-damage.js';
+import { ActivityLogDamage, damageWatched } from '../pipeline/activity-damage.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
 import { activityDamageAlarms, activityLogAlarms, diskSpaceAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, nodeLostAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, walLossAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
@@ -55,8 +55,11 @@ export async function startActivityLog(
 ): Promise<{ recorder: ActivityRecorder; store: ActivityLogStore; lostOnOpen: string | null; damage: ActivityLogDamage } | null> {
   const settings = config.observability.activityLog;
   if (!settings.enabled) return null;
-  const store = await openActivityLog(config, clock, logger);
-  life.started('activity log store', () => store.close());
+  const opened = await openActivityLog(config, clock, logger);
+  life.started('activity log store', () => opened.close());
+  // Told once through it, wherever the store is used: its own error still answers the caller as before.
+  const damage = new ActivityLogDamage(opened, { clock, logger, journal });
+  const store = damageWatched(opened, damage);
   // Not only what this open found: `dip audit verify` run first after the crash took the loss itself.
   const lostOnOpen = (await store.unannouncedWalLosses?.()) ?? null;
   if (lostOnOpen !== null) {
@@ -86,7 +89,6 @@ export async function startActivityLog(
     await store.walLossesAnnounced?.();
   }
   // Whatever no operator acknowledged yet, announced now or at an earlier start: health and the alarm hold it.
-  const damage = new ActivityLogDamage(store);
   await damage.load();
   return { recorder, store, lostOnOpen, damage };
 }

@@ -63,6 +63,8 @@ export interface ActivityLogStore {
   unacknowledgedLosses?(): Promise<ActivityLoss[]>;
   /** An operator acknowledged these losses (POST /admin/activity/damage/acknowledge): kept, who and when. */
   acknowledgeLosses?(losses: readonly ActivityLoss[], by: string, at: number): Promise<void>;
+  /** Keeps a damage met while running beside the others (the damaged file may refuse it: the caller tells it anyway). */
+  keepLoss?(loss: ActivityLoss): Promise<void>;
   /** Appends records (of one chain, consecutive after its head), all or nothing. */
   append(records: readonly ChainedActivity[]): Promise<void>;
   /** Registers a new chain (a writer: every process writes its own) before its first record. */

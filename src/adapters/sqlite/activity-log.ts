@@ -274,6 +274,11 @@ export class SqliteActivityLog implements ActivityLogStore {
     return Promise.resolve(this.unkept === null ? found : [...found, { at: this.openedAt, lost: this.unkept }]);
   }
 
+  async keepLoss(loss: ActivityLoss): Promise<void> {
+    this.db.prepare('INSERT INTO activity_wal_losses (at, lost) VALUES (?, ?)').run(loss.at, loss.lost);
+    await this.sync();
+  }
+
   async acknowledgeLosses(losses: readonly ActivityLoss[], by: string, at: number): Promise<void> {
     const insert = this.db.prepare('INSERT INTO activity_wal_losses_acknowledged (at, lost, by, acknowledged_at) VALUES (?, ?, ?, ?)');
     this.db.transaction(() => {
