@@ -195,7 +195,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const exhausted = new ConnectionsExhausted(clock, logger, coordination.node);
   // Its window on the monotonic clock: the wall clock is what it suspects (a test's injected clock drives it).
   const clockCheck = new ClockCheck(options.clock ?? monotonicClock, config.maxClockSkewSeconds * 1000, coordination.node);
-  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, activityLostOnOpen: activityLog?.lostOnOpen ?? null, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl: () => portalBase ?? '' });
+  const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, activityDamage: activityLog?.damage ?? null, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl: () => portalBase ?? '' });
   const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now(), deliveryLatencyFloorSeconds: config.observability.alarms.deliveryLatencySeconds, journal: backend.journal } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
   // On the embedded store, listings are folded and written on a report thread over the file (src/topology/report-threads.ts):
@@ -295,7 +295,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
     ...(coordination.lostNodes && coordination.forgetNode ? { nodes: { lostNodes: coordination.lostNodes.bind(coordination), forgetNode: coordination.forgetNode.bind(coordination) } } : {}),
     notReady: () => core.catalogue.notReady(),
     pki: { config, pkiDir: pkiDirectory, revocations: backend.registry, participants: () => registry.participants() },
-    ...(activity ? { activity, activityLog: () => activity.status() } : {}),
+    ...(activityLog ? { activity: activityLog.recorder, activityLog: () => ({ ...activityLog.recorder.status(), damaged: activityLog.damage.current() }) } : {}),
     routes: [
       async (a) => registerReportRoutes(a, reports, { prefix: '/admin/reports', answers: adminAnswers, viewer: () => ({ kind: 'operator' }), fail: (reply, _req, status, error) => reply.code(status).send({ error }), now: () => clock.now(), names: reportNames(channel, registry, config.dipId), logger }),
       async (a) => metricsRoutes(a, { metrics }),
@@ -307,7 +307,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
       async (a) => publicationAdminRoutes(a, { publications, delivery }),
       ...(alarmApi ? [async (a: FastifyInstance) => adminAlarmRoutes(a, alarmApi)] : []),
       async (a) => adminSavedReportRoutes(a, { ...savedReports, reports, channelId: (id) => channel(id)?.interfaceId, now: () => clock.now() }),
-      ...(activityLog ? [async (a: FastifyInstance) => activityRoutes(a, { store: activityLog.store, now: () => clock.now() })] : []),
+      ...(activityLog ? [async (a: FastifyInstance) => activityRoutes(a, { store: activityLog.store, damage: activityLog.damage, journal: backend.journal, now: () => clock.now() })] : []),
     ],
   }, metrics, clock, life);
   const portal = await startPortalListener(config, {

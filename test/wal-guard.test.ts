@@ -18,6 +18,7 @@ import { verifyActivityLog } from '../src/pipeline/activity-recorder.js';
 import { startActivityLog } from '../src/assemble/observability.js';
 import { SqliteAlarmSubscriptions } from '../src/adapters/sqlite/alarm-subscriptions.js';
 import { FakeClock } from './helpers/clocks.js';
+import { exportSqlite } from '../src/adapters/sqlite/export.js';
 
 /**
  * The fault campaign's finding: killed under load, the DIP's WAL deleted or overwritten, and the restart
@@ -179,6 +180,26 @@ async function crashedActivityCopy(n = 30): Promise<string> {
   await store.close();
   return file;
 }
+
+describe('dip migrate export reads dip.db through the same guard', () => {
+  it('a store whose WAL lost acknowledged messages is refused, not exported short of them', async () => {
+    // The schema and some writes in the file itself (checkpointed), the latest only in the WAL, as after a kill -9.
+    const live = join(dir(), 'dip.db');
+    const backend = openSqliteBackend(live, { clock: systemClock });
+    await commit(backend, 5);
+    const side = new Database(live);
+    side.pragma('wal_checkpoint(TRUNCATE)');
+    side.close();
+    await commit(backend, 40);
+    const file = join(dir(), 'dip.db');
+    for (const suffix of ['', '-wal', '-shm', '-boot']) if (existsSync(live + suffix)) copyFileSync(live + suffix, file + suffix);
+    await backend.close();
+    rmSync(`${file}-wal`);
+    expect(() => [...exportSqlite(file, 0)]).toThrow(WalLossError);
+    // An intact crash exports as before.
+    expect([...exportSqlite(await crashedCopy(), 0)].length).toBeGreaterThan(0);
+  });
+});
 
 describe('activity.db: a WAL that lost committed activity records is reported and accepted, not refused', () => {
   it('opens without the override, says what was lost, and keeps the loss in the file itself (dip audit verify shows it)', async () => {

@@ -1,10 +1,16 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { maskedBody, maskedUrl } from '../domain/activity.js';
 import type { ActivityLogStore } from '../ports/activity-log.js';
+import type { ActivityLogDamage } from '../pipeline/activity-damage.js';
+import type { OperatorJournal } from '../ports/operator-journal.js';
+import { operatorOf } from './admin-operators.js';
 import { answers } from './admin-schemas.js';
 
 export interface ActivityRouteOptions {
   store: Pick<ActivityLogStore, 'recent'>;
+  /** The losses and damage not acknowledged (GET /admin/health's `activityLog`); absent: nothing to acknowledge here. */
+  damage?: Pick<ActivityLogDamage, 'current' | 'acknowledge'>;
+  journal?: Pick<OperatorJournal, 'append'>;
   now(): number;
 }
 
@@ -69,6 +75,39 @@ export const activityRoutes: FastifyPluginAsync<ActivityRouteOptions> = async (a
       // Masked again as read: records written before credentials were masked still hold them (the stored
       // rows and their hash chain stay as they are; `dip audit export` gives them whole to the host).
       return records.map((r) => ({ ...r, actingFor: r.actingFor ?? null, url: maskedUrl(r.url), responseBody: maskedBody(r.responseBody, Number.MAX_SAFE_INTEGER), prevHash: undefined, hash: undefined, at: new Date(r.at).toISOString() }));
+    },
+  );
+  const { damage, journal } = o;
+  if (!damage || !journal) return;
+  app.post(
+    '/admin/activity/damage/acknowledge',
+    {
+      schema: {
+        tags: ['Activity log'],
+        summary: 'Acknowledge the losses and damage of the activity log that GET /admin/health shows (journalled)',
+        description:
+          "Once they are dealt with (activity.db restored from a backup, or the gap noted for the audit: docs/disaster-recovery.md): GET /admin/health's activityLog is no longer `damaged` and the `storage` alarm (key storage-activity-wal-loss) resolves. The losses stay in activity.db (dip audit verify lists them) with who acknowledged them and when; journalled `activity-log.damage-acknowledge`. One found after this call is shown again.",
+        response: answers(
+          {
+            200: {
+              type: 'object',
+              required: ['acknowledged'],
+              description: 'What was acknowledged, oldest first',
+              properties: { acknowledged: { type: 'array', items: { type: 'object', required: ['at', 'lost'], properties: { at: { type: 'integer', description: 'epoch ms: when it was found' }, lost: { type: 'string' } } } } },
+            },
+          },
+          [409],
+        ),
+      },
+    },
+    async (req, reply) => {
+      const found = damage.current();
+      if (found === null) return reply.code(409).send({ error: 'the activity log has no loss or damage to acknowledge (GET /admin/health shows activityLog ok)' });
+      const actor = operatorOf(req).actor;
+      // Journalled first: an acknowledgement the journal does not hold would be an act nobody can be asked about.
+      req.journaled = true;
+      await journal.append({ at: o.now(), actor, action: 'activity-log.damage-acknowledge', target: 'activity.db', before: { damaged: found.found }, after: null, status: 200 });
+      return { acknowledged: await damage.acknowledge(actor, o.now()) };
     },
   );
 };

@@ -1,6 +1,7 @@
 import { queueKey } from '../ports/queue-ref.js';
 import type { FastifyPluginAsync } from 'fastify';
 import { shownUrl } from '../domain/url-secrets.js';
+import type { ActivityDamage } from '../pipeline/activity-damage.js';
 import type { ActivityLogStatus } from '../pipeline/activity-recorder.js';
 import type { ClockCheckView } from '../pipeline/clock-check.js';
 import type { Delivery } from '../pipeline/delivery.js';
@@ -26,7 +27,7 @@ export interface QueueRouteOptions {
   /** The cluster's lost nodes, and the operator's word that one was removed; absent: one process. */
   nodes?: Required<Pick<Coordination, 'lostNodes' | 'forgetNode'>>;
   /** The API activity log's backlog (its recorder's status); absent when the log is turned off. */
-  activityLog?: () => ActivityLogStatus;
+  activityLog?: () => ActivityLogStatus & { damaged?: ActivityDamage | null };
   delivery: Pick<Delivery, 'status' | 'resume'>;
   /**
    * Every queue holding undelivered messages, and the queues in `also`, read from the store (the same
@@ -219,9 +220,22 @@ const health = {
       description:
         "The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory and requests are still answered, up to observability.activityLog.maxWaiting (200,000) waiting: from then on new requests are refused 503 with Retry-After until they are written (a request that cannot be audited is not served). The status stays 200 (the `activity-log` alarm is raised)",
       properties: {
-        state: { type: 'string', enum: ['ok', 'unavailable'], description: "unavailable: the store refuses this process's records" },
-        reason: { type: 'string', description: 'The error the store answered the last write with' },
-        since: { type: 'integer', description: 'epoch ms: the first write it refused' },
+        state: {
+          type: 'string',
+          enum: ['ok', 'unavailable', 'damaged'],
+          description: "unavailable: the store refuses this process's records; damaged: records were lost or the file found damaged (a WAL lost after a crash, PRAGMA quick_check, SQLITE_CORRUPT while running, the log replaced or restored shorter) and no operator has acknowledged it (POST /admin/activity/damage/acknowledge), across restarts",
+        },
+        damaged: {
+          type: 'object',
+          required: ['since', 'found'],
+          description: 'The losses and damage not acknowledged (also while unavailable)',
+          properties: {
+            since: { type: 'integer', description: 'epoch ms: the first found' },
+            found: { type: 'array', items: { type: 'object', required: ['at', 'lost'], properties: { at: { type: 'integer', description: 'epoch ms' }, lost: { type: 'string', description: 'What was lost or found damaged, and what to do' } } } },
+          },
+        },
+        reason: { type: 'string', description: 'The error the store answered the last write with; when damaged, what was lost' },
+        since: { type: 'integer', description: 'epoch ms: the first write it refused (damaged: the first loss found)' },
         waiting: { type: 'integer', description: 'Records in memory not yet written (lost if the process stops now)' },
         full: { type: 'boolean', description: 'observability.activityLog.maxWaiting records wait: new requests are refused 503 until they are written' },
         refused: { type: 'integer', description: 'Requests refused 503 since the start because the backlog was full (summed up in one activity record once it has room)' },
@@ -284,11 +298,23 @@ const attempt = {
 
 /**
  * The activity log as GET /admin/health shows it, in the style of `coordination` (state, reason, since),
- * with its backlog: a gap in the audit trail is told where the operator on call looks first.
+ * with its backlog: a gap in the audit trail is told where the operator on call looks first. `damaged`
+ * while a loss or damage found is not acknowledged (ActivityLogDamage); `unavailable` (its writes refused
+ * now) says more and wins, the damage still listed.
  */
-export function activityLogHealth(s: ActivityLogStatus): { state: 'ok' | 'unavailable'; reason?: string; since?: number; waiting: number; full: boolean; refused: number } {
-  const backlog = { waiting: s.waiting, full: s.full, refused: s.refused };
-  return s.failing === null ? { state: 'ok', ...backlog } : { state: 'unavailable', reason: s.failing.reason, since: s.failing.since, ...backlog };
+export function activityLogHealth(s: ActivityLogStatus & { damaged?: ActivityDamage | null }): {
+  state: 'ok' | 'unavailable' | 'damaged';
+  reason?: string;
+  since?: number;
+  waiting: number;
+  full: boolean;
+  refused: number;
+  damaged?: { since: number; found: Array<{ at: number; lost: string }> };
+} {
+  const damage = s.damaged ?? null;
+  const backlog = { waiting: s.waiting, full: s.full, refused: s.refused, ...(damage ? { damaged: damage } : {}) };
+  if (s.failing !== null) return { state: 'unavailable', reason: s.failing.reason, since: s.failing.since, ...backlog };
+  return damage === null ? { state: 'ok', ...backlog } : { state: 'damaged', reason: damage.found.map((l) => l.lost).join(' '), since: damage.since, ...backlog };
 }
 
 /** A worker's state as resume's 409 says it: what the operator can expect of the queue instead. */

@@ -7,9 +7,10 @@ import { readDiskSpace } from '../adapters/disk-space.js';
 import { SmtpAlarmChannel } from '../adapters/mail/alarm-channel.js';
 import type { DipConfig } from '../config.js';
 import type { Lifecycle } from '../lifecycle.js';
+import { ActivityLogDamage, damageWatched } from '../pipeline/activity-damage.js';
 import { ActivityRecorder } from '../pipeline/activity-recorder.js';
 import type { UnreachedHolders } from '../pipeline/unreached-holders.js';
-import { activityLogAlarms, diskSpaceAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, nodeLostAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, walLossAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
+import { activityDamageAlarms, activityLogAlarms, diskSpaceAlarms, crlAlarms, deliveryLatencyAlarms, unreachedHolderAlarms, certificateAlarms, clockSkewAlarms, coordinationAlarms, nodeLostAlarms, deadLetterAlarms, deliveryProcessAlarms, haltedQueueAlarms, queueAlarms, withheldCopyAlarms, storageAlarms, walLossAlarms, webhookFailingAlarms, type RestartRun } from '../pipeline/alarm-sources.js';
 import { Alarms } from '../pipeline/alarms.js';
 import type { ClockCheck } from '../pipeline/clock-check.js';
 import type { ConnectionsExhausted } from '../pipeline/connections-exhausted.js';
@@ -51,11 +52,14 @@ export async function startActivityLog(
   logger: Logger,
   life: Lifecycle,
   journal: Pick<OperatorJournal, 'append'>,
-): Promise<{ recorder: ActivityRecorder; store: ActivityLogStore; lostOnOpen: string | null } | null> {
+): Promise<{ recorder: ActivityRecorder; store: ActivityLogStore; lostOnOpen: string | null; damage: ActivityLogDamage } | null> {
   const settings = config.observability.activityLog;
   if (!settings.enabled) return null;
-  const store = await openActivityLog(config, clock, logger);
-  life.started('activity log store', () => store.close());
+  const opened = await openActivityLog(config, clock, logger);
+  life.started('activity log store', () => opened.close());
+  // Told once through it, wherever the store is used: its own error still answers the caller as before.
+  const damage = new ActivityLogDamage(opened, { clock, logger, journal });
+  const store = damageWatched(opened, damage);
   // Not only what this open found: `dip audit verify` run first after the crash took the loss itself.
   const lostOnOpen = (await store.unannouncedWalLosses?.()) ?? null;
   if (lostOnOpen !== null) {
@@ -84,7 +88,9 @@ export async function startActivityLog(
     await recorder.flush();
     await store.walLossesAnnounced?.();
   }
-  return { recorder, store, lostOnOpen };
+  // Whatever no operator acknowledged yet, announced now or at an earlier start: health and the alarm hold it.
+  await damage.load();
+  return { recorder, store, lostOnOpen, damage };
 }
 
 export interface AlarmParts {
@@ -97,8 +103,8 @@ export interface AlarmParts {
   delivery: Pick<Delivery, 'status'>;
   /** The API activity log's recorder, or null when it is off: the `activity-log` alarm. */
   activity: Pick<ActivityRecorder, 'status'> | null;
-  /** What the activity log's WAL had lost when this process opened it (startActivityLog), or null: a `storage` alarm. */
-  activityLostOnOpen: string | null;
+  /** The activity log's losses and damage not acknowledged (startActivityLog), or null when it is off: a `storage` alarm. */
+  activityDamage: Pick<ActivityLogDamage, 'current'> | null;
   /** The MPAN lookup's holders left out of accepted messages lately: the `mpan-holder-unreached` alarm. */
   unreached: Pick<UnreachedHolders, 'recent' | 'quietMs'>;
   /** Listeners refusing new connections: the `connections-exhausted` alarm. */
@@ -124,7 +130,7 @@ export interface AlarmParts {
  * coordination, delivery processes restarted again and again and this node's own clock, noticed by
  * e-mail and webhook. Null when turned off.
  */
-export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, activityLostOnOpen, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
+export async function startAlarms({ config, pkiDir, backend, coordination, registry, delivery, activity, activityDamage, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl }: AlarmParts): Promise<{ alarms: Alarms; subscriptions: AlarmSubscriptionStore; channel: AlarmChannel } | null> {
   const settings = config.observability.alarms;
   if (!settings.enabled) return null;
   const sources = [
@@ -137,7 +143,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     certificateAlarms(() => expiringAll(pkiDir, config.trustedCaFiles, registry.participants(), settings.certificateDays), clock, undefined, (l) => registry.onChange(l)),
     storageAlarms(() => backend.health(), clock, coordination.node),
     walLossAlarms(() => backend.walLossAccepted ?? null, clock.now(), coordination.node),
-    walLossAlarms(() => activityLostOnOpen, clock.now(), coordination.node, 'storage-activity-wal-loss'),
+    ...(activityDamage ? [activityDamageAlarms(() => activityDamage.current(), coordination.node)] : []),
     // The data volume filling (the activity log, kept for ever, among what fills it): SQLite's activity.db is on it.
     ...(config.storage.minFreeDiskMb === null ? [] : [diskSpaceAlarms(() => readDiskSpace(config.dataDir, activity && config.storage.kind === 'sqlite' ? activityLogFile(config) : null), config.storage.minFreeDiskMb, clock, coordination.node)]),
     coordinationAlarms(() => coordination.health(), coordination.node),

@@ -8,6 +8,7 @@ import type { QueueBacklog } from './metrics.js';
 import { STATUS_CHANNEL } from './status.js';
 import type { WorkerStatus } from './queue-worker.js';
 import type { ConditionSource } from './alarms.js';
+import type { ActivityDamage } from './activity-damage.js';
 import type { ActivityLogStatus } from './activity-recorder.js';
 import { holders, thresholdCondition } from './alarm-thresholds.js';
 import type { QueueRef } from '../ports/message-log.js';
@@ -389,6 +390,20 @@ export function walLossAlarms(accepted: () => string | null, since: number, node
   return () => {
     const lost = accepted();
     return lost === null ? [] : [{ key: ownKey(key, node), rule: 'storage', participant: null, summary: lost, since }];
+  };
+}
+
+/**
+ * The API activity log lost or damaged (ActivityLogDamage): raised, under the key its WAL loss had
+ * (`storage-activity-wal-loss`), from the first loss found until an operator acknowledges them all, across
+ * restarts: a gap in the audit trail is not over because the process that found it stopped.
+ */
+export function activityDamageAlarms(damage: () => ActivityDamage | null, node?: string): ConditionSource {
+  return () => {
+    const d = damage();
+    if (d === null) return [];
+    const summary = `the API activity log is damaged${onNode(node)}: ${d.found.map((l) => l.lost).join(' ')} Once dealt with (restored, or its loss noted for the audit), acknowledge it: POST /admin/activity/damage/acknowledge.`;
+    return [{ key: ownKey('storage-activity-wal-loss', node), rule: 'storage', participant: null, summary, since: d.since }];
   };
 }
 

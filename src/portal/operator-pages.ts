@@ -114,9 +114,14 @@ ${table('Queues this node delivers and queues holding messages, failing first', 
 }
 
 /** The API activity log's line on the health page: its backlog (records waiting, requests refused for it) shows here too. */
-function activityLogLine(a: { state: 'ok' | 'unavailable'; reason?: string; since?: number; waiting: number; full: boolean; refused: number }): Html {
+function activityLogLine(a: { state: 'ok' | 'unavailable' | 'damaged'; reason?: string; since?: number; waiting: number; full: boolean; refused: number }): Html {
   const kind = a.state !== 'ok' || a.full ? 'bad' : a.refused > 0 || a.waiting > 0 ? 'warn' : 'ok';
-  const what = a.state === 'ok' ? 'records are written' : `its store refuses this process's records since ${isoOrDash(a.since)}: ${a.reason ?? ''}`;
+  const what =
+    a.state === 'ok'
+      ? 'records are written'
+      : a.state === 'damaged'
+        ? `records were lost or the file found damaged since ${isoOrDash(a.since)}, not yet acknowledged (POST /admin/activity/damage/acknowledge): ${a.reason ?? ''}`
+        : `its store refuses this process's records since ${isoOrDash(a.since)}: ${a.reason ?? ''}`;
   return html`<h2>Activity log</h2><p>${badge(kind, a.state)} ${what}; ${a.waiting} waiting in memory${a.full ? ' (full: new requests are refused 503)' : ''}, ${a.refused} requests refused since the start</p>`;
 }
 

@@ -22,6 +22,12 @@ export interface ActivityQuery {
   limit: number;
 }
 
+/** A loss or damage of the log found (when, and what was lost, described). */
+export interface ActivityLoss {
+  at: number;
+  lost: string;
+}
+
 /** What a listing or an export narrows to besides its period: every member given must hold. */
 export interface ActivityFilter {
   /** That caller's records and those its DIP Connection Provider made for it (indexed by caller and by acting-for). */
@@ -49,7 +55,16 @@ export interface ActivityLogStore {
   /** Those losses are logged, journalled and recorded on a chain: later starts do not announce them again. */
   walLossesAnnounced?(): Promise<void>;
   /** Every such loss found so far (when, what), kept beside the records: `dip audit verify` reports them. */
-  walLosses?(): Promise<Array<{ at: number; lost: string }>>;
+  walLosses?(): Promise<ActivityLoss[]>;
+  /**
+   * Those losses no operator has acknowledged yet (and one the damaged file would not keep): while there is
+   * one, GET /admin/health says the log is `damaged` and the `storage` alarm holds, across restarts.
+   */
+  unacknowledgedLosses?(): Promise<ActivityLoss[]>;
+  /** An operator acknowledged these losses (POST /admin/activity/damage/acknowledge): kept, who and when. */
+  acknowledgeLosses?(losses: readonly ActivityLoss[], by: string, at: number): Promise<void>;
+  /** Keeps a damage met while running beside the others (the damaged file may refuse it: the caller tells it anyway). */
+  keepLoss?(loss: ActivityLoss): Promise<void>;
   /** Appends records (of one chain, consecutive after its head), all or nothing. */
   append(records: readonly ChainedActivity[]): Promise<void>;
   /** Registers a new chain (a writer: every process writes its own) before its first record. */

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, fdatasync, fdatasyncSync } from 'node:fs';
 import { GENESIS_HASH, type ChainedActivity } from '../../domain/activity.js';
 import { fromActivityRow, fromChainRow, type ActivityRow as Row, type ChainRow } from '../activity-row.js';
-import type { ActivityFilter, ActivityLogStore, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
+import type { ActivityFilter, ActivityLogStore, ActivityLoss, ActivityQuery, ChainInfo } from '../../ports/activity-log.js';
 import type { Clock } from '../../ports/clock.js';
 import { capFileSize, openWalFile } from './wal-file.js';
 import { realFile } from './private-file.js';
@@ -63,6 +63,13 @@ CREATE TRIGGER IF NOT EXISTS activity_wal_losses_no_delete BEFORE DELETE ON acti
 -- The losses a \`dip serve\` has logged, journalled, alarmed and recorded on its chain: one found by another
 -- opener (\`dip audit verify\` run first after the crash) is announced by the next serve (unannouncedWalLosses).
 CREATE TABLE IF NOT EXISTS activity_wal_losses_announced (at INTEGER NOT NULL, lost TEXT NOT NULL);
+-- The losses an operator acknowledged (POST /admin/activity/damage/acknowledge): until then GET /admin/health
+-- says the log is damaged and the \`storage\` alarm holds, across restarts. Append-only: who and when stays.
+CREATE TABLE IF NOT EXISTS activity_wal_losses_acknowledged (at INTEGER NOT NULL, lost TEXT NOT NULL, by TEXT NOT NULL, acknowledged_at INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS activity_wal_losses_acknowledged_no_update BEFORE UPDATE ON activity_wal_losses_acknowledged
+  BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be changed'); END;
+CREATE TRIGGER IF NOT EXISTS activity_wal_losses_acknowledged_no_delete BEFORE DELETE ON activity_wal_losses_acknowledged
+  BEGIN SELECT RAISE(ABORT, 'the activity log is append-only: its records cannot be deleted (spec 5.8.1)'); END;
 `;
 
 /**
@@ -72,6 +79,8 @@ CREATE TABLE IF NOT EXISTS activity_wal_losses_announced (at INTEGER NOT NULL, l
 const WITNESS = 'CREATE TABLE IF NOT EXISTS activity_log_witness (log_id TEXT NOT NULL, seen_at INTEGER NOT NULL)';
 /** The losses no serve has announced yet (by value: a VACUUM may renumber rowids). */
 const UNANNOUNCED = 'WHERE NOT EXISTS (SELECT 1 FROM activity_wal_losses_announced a WHERE a.at = l.at AND a.lost = l.lost)';
+/** The losses no operator has acknowledged yet (by value, as UNANNOUNCED). */
+const UNACKNOWLEDGED = 'WHERE NOT EXISTS (SELECT 1 FROM activity_wal_losses_acknowledged a WHERE a.at = l.at AND a.lost = l.lost)';
 
 /** The conditions of a period and its filters but the caller (named parameters: only those used are given). */
 function narrowed(fromMs: number, toMs: number, f: Omit<ActivityFilter, 'caller'>): { where: string; params: Record<string, string | number> } {
@@ -103,6 +112,8 @@ export class SqliteActivityLog implements ActivityLogStore {
   readonly lostOnOpen: string | null;
   /** That loss when the damaged file would not take its note: announced all the same. */
   private readonly unkept: string | null;
+  /** When this process opened the file: the time of a loss the file would not keep (unkept). */
+  private readonly openedAt: number;
 
   /**
    * `witness`: the message store's file (dip.db), which keeps this log's identity (activity_log_witness):
@@ -139,6 +150,7 @@ export class SqliteActivityLog implements ActivityLogStore {
       }
     }
     this.unkept = unkept;
+    this.openedAt = clock.now();
     // Only once the loss is kept in the new log: a crash before this reports it again, never not at all.
     vanished?.accept();
     // Logs made before acting_for was kept (an ALTER is not an UPDATE: the append-only trigger allows it).
@@ -249,6 +261,29 @@ export class SqliteActivityLog implements ActivityLogStore {
       if (this.unkept === null) throw e;
       return;
     }
+    await this.sync();
+  }
+
+  unacknowledgedLosses(): Promise<ActivityLoss[]> {
+    let found: ActivityLoss[] = [];
+    try {
+      found = this.db.prepare<[], ActivityLoss>(`SELECT at, lost FROM activity_wal_losses l ${UNACKNOWLEDGED} ORDER BY at, rowid`).all();
+    } catch (e) {
+      if (this.unkept === null) throw e;
+    }
+    return Promise.resolve(this.unkept === null ? found : [...found, { at: this.openedAt, lost: this.unkept }]);
+  }
+
+  async keepLoss(loss: ActivityLoss): Promise<void> {
+    this.db.prepare('INSERT INTO activity_wal_losses (at, lost) VALUES (?, ?)').run(loss.at, loss.lost);
+    await this.sync();
+  }
+
+  async acknowledgeLosses(losses: readonly ActivityLoss[], by: string, at: number): Promise<void> {
+    const insert = this.db.prepare('INSERT INTO activity_wal_losses_acknowledged (at, lost, by, acknowledged_at) VALUES (?, ?, ?, ?)');
+    this.db.transaction(() => {
+      for (const l of losses) insert.run(l.at, l.lost, by, at);
+    })();
     await this.sync();
   }
 

@@ -2,6 +2,8 @@ import Database from 'better-sqlite3';
 import type { SecurityPattern } from '../../domain/channel.js';
 import type { MigrationCounts, MigrationRecord } from '../migration.js';
 import { ACKNOWLEDGED_BEFORE } from '../archive-sql.js';
+import { realFile } from './private-file.js';
+import { walLoss, WalLossError } from './wal-guard.js';
 
 /**
  * Reads what a cluster needs from an embedded store, for `dip migrate export`: data keys, participants,
@@ -15,6 +17,11 @@ import { ACKNOWLEDGED_BEFORE } from '../archive-sql.js';
  * about it still names the original to its sender.
  */
 export function* exportSqlite(file: string, sinceMs: number, counts: MigrationCounts = {}): Generator<MigrationRecord> {
+  // The check every open of the store makes (wal-guard.ts), before this one rebuilds the wal-index from the
+  // WAL as it is: a WAL that lost acknowledged messages would be carried to the cluster short of them, without
+  // a word. Refused as a start is (the same answer: restore, or dip serve --accept-wal-loss once, then export).
+  const loss = walLoss(realFile(file));
+  if (loss) throw new WalLossError(loss);
   const db = new Database(file, { readonly: true, fileMustExist: true });
   const count = (t: MigrationRecord['type']) => (counts[t] = (counts[t] ?? 0) + 1);
   try {

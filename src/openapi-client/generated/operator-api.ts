@@ -127,6 +127,105 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/activity/damage/acknowledge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Acknowledge the losses and damage of the activity log that GET /admin/health shows (journalled)
+         * @description Once they are dealt with (activity.db restored from a backup, or the gap noted for the audit: docs/disaster-recovery.md): GET /admin/health's activityLog is no longer `damaged` and the `storage` alarm (key storage-activity-wal-loss) resolves. The losses stay in activity.db (dip audit verify lists them) with who acknowledged them and when; journalled `activity-log.damage-acknowledge`. One found after this call is shown again.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description What was acknowledged, oldest first */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            acknowledged: {
+                                /** @description epoch ms: when it was found */
+                                at: number;
+                                lost: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description No valid operator token (Authorization: Bearer <token>) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The operator's role does not allow this call */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Conflict: the resource is not in a state that allows this (or a newer version exists) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Misdirected Request: the Host header names no name of the operator API (its loopback names, or one in operators.allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description Internal error (the details are in the DIP log) */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+                /** @description The DIP's store cannot be reached from this node (restarting, failing over, cut off), or a record is sealed under a data key it is loading: nothing applied; try again after Retry-After */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OperatorError"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/alarms": {
         parameters: {
             query?: never;
@@ -2382,19 +2481,30 @@ export interface paths {
                         "application/json": {
                             /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory and requests are still answered, up to observability.activityLog.maxWaiting (200,000) waiting: from then on new requests are refused 503 with Retry-After until they are written (a request that cannot be audited is not served). The status stays 200 (the `activity-log` alarm is raised) */
                             activityLog?: {
+                                /** @description The losses and damage not acknowledged (also while unavailable) */
+                                damaged?: {
+                                    found: {
+                                        /** @description epoch ms */
+                                        at: number;
+                                        /** @description What was lost or found damaged, and what to do */
+                                        lost: string;
+                                    }[];
+                                    /** @description epoch ms: the first found */
+                                    since: number;
+                                };
                                 /** @description observability.activityLog.maxWaiting records wait: new requests are refused 503 until they are written */
                                 full: boolean;
-                                /** @description The error the store answered the last write with */
+                                /** @description The error the store answered the last write with; when damaged, what was lost */
                                 reason?: string;
                                 /** @description Requests refused 503 since the start because the backlog was full (summed up in one activity record once it has room) */
                                 refused: number;
-                                /** @description epoch ms: the first write it refused */
+                                /** @description epoch ms: the first write it refused (damaged: the first loss found) */
                                 since?: number;
                                 /**
-                                 * @description unavailable: the store refuses this process's records
+                                 * @description unavailable: the store refuses this process's records; damaged: records were lost or the file found damaged (a WAL lost after a crash, PRAGMA quick_check, SQLITE_CORRUPT while running, the log replaced or restored shorter) and no operator has acknowledged it (POST /admin/activity/damage/acknowledge), across restarts
                                  * @enum {string}
                                  */
-                                state: "ok" | "unavailable";
+                                state: "ok" | "unavailable" | "damaged";
                                 /** @description Records in memory not yet written (lost if the process stops now) */
                                 waiting: number;
                             };
@@ -2580,19 +2690,30 @@ export interface paths {
                         "application/json": {
                             /** @description The API activity log (absent when observability.activityLog.enabled is false). While its store refuses this process's records (a full disk for activity.db, its PostgreSQL refusing writes) they wait in memory and requests are still answered, up to observability.activityLog.maxWaiting (200,000) waiting: from then on new requests are refused 503 with Retry-After until they are written (a request that cannot be audited is not served). The status stays 200 (the `activity-log` alarm is raised) */
                             activityLog?: {
+                                /** @description The losses and damage not acknowledged (also while unavailable) */
+                                damaged?: {
+                                    found: {
+                                        /** @description epoch ms */
+                                        at: number;
+                                        /** @description What was lost or found damaged, and what to do */
+                                        lost: string;
+                                    }[];
+                                    /** @description epoch ms: the first found */
+                                    since: number;
+                                };
                                 /** @description observability.activityLog.maxWaiting records wait: new requests are refused 503 until they are written */
                                 full: boolean;
-                                /** @description The error the store answered the last write with */
+                                /** @description The error the store answered the last write with; when damaged, what was lost */
                                 reason?: string;
                                 /** @description Requests refused 503 since the start because the backlog was full (summed up in one activity record once it has room) */
                                 refused: number;
-                                /** @description epoch ms: the first write it refused */
+                                /** @description epoch ms: the first write it refused (damaged: the first loss found) */
                                 since?: number;
                                 /**
-                                 * @description unavailable: the store refuses this process's records
+                                 * @description unavailable: the store refuses this process's records; damaged: records were lost or the file found damaged (a WAL lost after a crash, PRAGMA quick_check, SQLITE_CORRUPT while running, the log replaced or restored shorter) and no operator has acknowledged it (POST /admin/activity/damage/acknowledge), across restarts
                                  * @enum {string}
                                  */
-                                state: "ok" | "unavailable";
+                                state: "ok" | "unavailable" | "damaged";
                                 /** @description Records in memory not yet written (lost if the process stops now) */
                                 waiting: number;
                             };
