@@ -146,13 +146,19 @@ const child = callgrindOut
 const send = (m: ToWorker): void => void child.send(m);
 const acked = new Map<string, number>();
 let startedAt = 0;
-/** The delivery process's CPU seconds so far (utime + stime, from /proc; 100 ticks a second). */
-const cpuOf = (pid: number): number => {
+/** The delivery process's CPU seconds so far, in user space and in the kernel (utime, stime from /proc; 100 ticks a second). */
+const splitOf = (pid: number): { user: number; system: number } => {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  return { user: Number(fields[11]) / 100, system: Number(fields[12]) / 100 };
+};
+const cpuOf = (pid: number): number => {
+  const { user, system } = splitOf(pid);
+  return user + system;
 };
 let cpuAtReady = 0;
+let systemAtReady = 0;
+let systemAtEnd = 0;
 let calls = 0;
 let failedCalls = 0;
 let cpuAtEnd = 0;
@@ -163,6 +169,7 @@ const done = new Promise<void>((resolve, reject) => {
       case 'ready':
         startedAt = performance.now();
         cpuAtReady = cpuOf(child.pid!);
+        systemAtReady = splitOf(child.pid!).system;
         return;
       case 'status':
         return;
@@ -183,6 +190,7 @@ const done = new Promise<void>((resolve, reject) => {
               acked.set(m.queue.recipientDipId, m.settlement.upTo);
               if (queues.every((q) => acked.get(q.recipientDipId) === messages)) {
                 cpuAtEnd = cpuOf(child.pid!);
+                systemAtEnd = splitOf(child.pid!).system;
                 send({ t: 'stop' });
               }
             }
@@ -212,7 +220,7 @@ await done;
 const seconds = (performance.now() - startedAt) / 1000;
 const deliveries = messages * queues.length;
 if (failedCalls > 0) console.log(`NOT A CLEAN RUN: ${failedCalls} of ${calls} calls failed and were sent again (their work is counted twice)`);
-console.log(`${calls} calls; delivered ${deliveries} (${messages} messages × ${queues.length} recipients, ≤ ${maxMessageCount} a call) in ${seconds.toFixed(1)} s after start-up; ${received.reduce((a, b) => a + b, 0)} body bytes received; ${((cpuAtEnd - cpuAtReady) * 1e6 / deliveries).toFixed(1)} µs of the delivery process's CPU a delivery`);
+console.log(`${calls} calls; delivered ${deliveries} (${messages} messages × ${queues.length} recipients, ≤ ${maxMessageCount} a call) in ${seconds.toFixed(1)} s after start-up; ${received.reduce((a, b) => a + b, 0)} body bytes received; ${((cpuAtEnd - cpuAtReady) * 1e6 / deliveries).toFixed(1)} µs of the delivery process's CPU a delivery, of it ${((systemAtEnd - systemAtReady) * 1e6 / deliveries).toFixed(1)} in the kernel`);
 if (callgrindOut) {
   const summary = /^(?:summary|totals): (\d+)/m.exec(readFileSync(callgrindOut, 'utf8'));
   console.log(`callgrind: ${summary?.[1] ?? '?'} instructions in the delivery process (${callgrindOut})`);

@@ -196,7 +196,7 @@ async function startDip(f: Fixture, name: string, cpuProfileDir?: string): Promi
       ...DIP_SETTINGS,
     });
   }
-  const dip = await startDipProcess({ name: `${name}-${backend}`, pkiFrom: f.pkiDir, cpuProfileDir, configYaml, env: TOPOLOGY_ENV });
+  const dip = await startDipProcess({ name: `${name}-${backend}`, pkiFrom: f.pkiDir, cpuProfileDir, configYaml, env: TOPOLOGY_ENV, startTimeoutMs: 180_000 });
   if (db) clusterDatabase.set(dip, db);
   f.dips.push(dip);
   const market = await onboardMarket(dip, f.identities);
@@ -416,6 +416,7 @@ async function ingestBench(f: Fixture): Promise<IngestBenchResult> {
       const { phase: _p, pilotPhase: _pp, window, ...r } = await closedLoopAt(f, dip, market, batch, S.ingestMs);
       runs.push(r);
       windows.push({ batch, window });
+      log(`  ${threadLine(r.cpu)}; DIP kernel ${round((r.cpu.dipSystemCores * 1e6) / Math.max(1, r.messagesPerSecond), 0)} µs a message`);
       emit('ingest', r, table(
         ingestHeaders,
         [ingestRow(r)],
@@ -693,9 +694,16 @@ async function offerLevel(f: Fixture, ctx: FanoutCtx, rate: number, durationMs: 
   return { ...again, firstAttempt: { p50, p90, p99, max, acceptedPerSecond, deliveriesPerSecond, diskCommitsPerSecond, otherCores: cpu.otherCores, sustained } };
 }
 
-const loadHeaders = ['offered msg/s', 'accepted msg/s', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'req/s', 'calls/s', 'msgs/call', 'DIP cores', 'DIP CPU µs/msg', 'DIP CPU µs/req', 'recv cores', 'gen cores', 'others cores', 'disk commits/s', 'kept up'];
+/** The DIP's threads at a level, user + kernel cores, and the receivers' and generator's kernel share. */
+const threadLine = (c: CpuUse): string =>
+  `DIP threads (user + kernel cores): ${c.dipThreads
+    .filter((t) => t.userCores + t.systemCores >= 0.005)
+    .map((t) => `${t.group} ${t.userCores} + ${t.systemCores}`)
+    .join('; ')}; receivers' kernel ${c.receiverSystemCores}, generator's kernel ${c.generatorSystemCores}`;
+
+const loadHeaders = ['offered msg/s', 'accepted msg/s', 'deliveries/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'req/s', 'calls/s', 'msgs/call', 'DIP cores', 'DIP CPU µs/msg', 'of it kernel µs/msg', 'DIP CPU µs/req', 'recv cores', 'gen cores', 'others cores', 'disk commits/s', 'kept up'];
 const loadRow = (r: LoadResult) => [
-  r.offered, r.acceptedPerSecond, r.deliveriesPerSecond, r.p50, r.p90, r.p99, r.max, r.requestsPerSecond, r.webhookCallsPerSecond, r.messagesPerCall, r.cpu.dipCores, r.dipCpuUsPerMessage, r.dipCpuUsPerRequest, r.cpu.receiverCores, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.sustained ? 'yes' : r.stoppedEarly ? 'NO (cut short)' : 'NO',
+  r.offered, r.acceptedPerSecond, r.deliveriesPerSecond, r.p50, r.p90, r.p99, r.max, r.requestsPerSecond, r.webhookCallsPerSecond, r.messagesPerCall, r.cpu.dipCores, r.dipCpuUsPerMessage, round((r.cpu.dipSystemCores * 1e6) / Math.max(1, r.acceptedPerSecond), 0), r.dipCpuUsPerRequest, r.cpu.receiverCores, r.cpu.generatorCores, r.cpu.otherCores, r.diskCommitsPerSecond, r.sustained ? 'yes' : r.stoppedEarly ? 'NO (cut short)' : 'NO',
 ];
 
 async function latencyBench(f: Fixture): Promise<LoadResult[]> {
@@ -706,6 +714,7 @@ async function latencyBench(f: Fixture): Promise<LoadResult[]> {
     const r = await offerLevel(f, ctx, rate, S.latencyMs);
     out.push(r);
     log(`  p90 ms by second: ${r.p90BySecond.join(', ')}; receivers' clock ${r.clockOffsetMs} ± ${r.clockUncertaintyMs} ms from the generator's`);
+    log(`  ${threadLine(r.cpu)}`);
     emit('latency', r as unknown as Record<string, unknown>, table(loadHeaders, [loadRow(r)]));
   }
   return out;
@@ -732,6 +741,7 @@ async function rampBench(f: Fixture, fromLatency: LoadResult[]): Promise<RampRes
     log(`ramp: ${rate} msg/s offered for ${S.rampMs / 1000} s`);
     const r = await offerLevel(f, ctx, rate, S.rampMs);
     steps.push(r);
+    log(`  ${threadLine(r.cpu)}`);
     emit('ramp-step', r as unknown as Record<string, unknown>, table(loadHeaders, [loadRow(r)]));
     return r.sustained;
   };

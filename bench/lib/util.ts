@@ -46,6 +46,12 @@ function statFields(pid: number): string[] | null {
   }
 }
 
+/** A process's user and kernel CPU seconds so far (all its threads), from /proc/<pid>/stat. */
+function procUserSystemSeconds(pid: number): { user: number; system: number } {
+  const f = statFields(pid);
+  return f ? { user: Number(f[11]) / clockTicks, system: Number(f[12]) / clockTicks } : { user: Number.NaN, system: Number.NaN };
+}
+
 /** CPU seconds (user + system, all threads) a process has used so far, from /proc/<pid>/stat. */
 export function procCpuSeconds(pid: number): number {
   // state is field 3, utime field 14, stime field 15: indices 11 and 12 after "(comm)".
@@ -61,6 +67,16 @@ export function procCpuSeconds(pid: number): number {
 export function processTreeCpuSeconds(pid: number): number {
   const own = statFields(pid);
   if (!own) return Number.NaN;
+  let total = (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) / clockTicks;
+  for (const child of descendantsOf(pid)) {
+    const f = statFields(child);
+    if (f) total += (Number(f[11]) + Number(f[12])) / clockTicks;
+  }
+  return total;
+}
+
+/** The ids of every live process under `pid` (children, their children, …). */
+function descendantsOf(pid: number): number[] {
   const parentOf = new Map<number, number>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -71,13 +87,69 @@ export function processTreeCpuSeconds(pid: number): number {
     for (let q = parentOf.get(p); q !== undefined && q > 1; q = parentOf.get(q)) if (q === pid) return true;
     return false;
   };
-  let total = (Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14])) / clockTicks;
-  for (const child of parentOf.keys()) {
-    if (!inTree(child)) continue;
-    const f = statFields(child);
-    if (f) total += (Number(f[11]) + Number(f[12])) / clockTicks;
+  return [...parentOf.keys()].filter(inTree);
+}
+
+/** One thread's CPU seconds so far, in user space and in the kernel (utime, stime of /proc/<pid>/task/<tid>/stat). */
+interface ThreadCpu {
+  /** The group it is summed under: its process (`main`, or `delivery` for any process under it), then `event loop` or its name. */
+  key: string;
+  user: number;
+  system: number;
+}
+
+/**
+ * Every thread of the DIP's process tree, by id, with the name it is summed under: the process's own
+ * thread (its event loop) apart from its other threads, grouped by the thread's name (node's worker
+ * threads, libuv's pool, V8's compiler and GC helpers). Where a saturated DIP's two cores go, split by
+ * user and kernel time: the kernel's share is loopback TCP, the IPC pipe and fdatasync, which no CPU
+ * profile of JavaScript and no callgrind count sees.
+ */
+export function processTreeThreads(pid: number): Map<string, ThreadCpu> {
+  const out = new Map<string, ThreadCpu>();
+  for (const p of [pid, ...descendantsOf(pid)]) {
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${p}/task/${tid}/stat`, 'utf8');
+      } catch {
+        continue;
+      }
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const where = p === pid ? 'main' : 'delivery';
+      const key = Number(tid) === p ? `${where}: event loop` : `${where}: ${comm.replace(/\d+$/, 'N')}`;
+      out.set(`${p}/${tid}`, { key, user: Number(f[11]) / clockTicks, system: Number(f[12]) / clockTicks });
+    }
   }
-  return total;
+  return out;
+}
+
+/** Cores each named group of the DIP's threads used between two snapshots, user and kernel apart. */
+export interface ThreadGroupUse {
+  group: string;
+  userCores: number;
+  systemCores: number;
+}
+
+export function threadsBetween(a: Map<string, ThreadCpu>, b: Map<string, ThreadCpu>, wallSeconds: number): ThreadGroupUse[] {
+  const sums = new Map<string, { user: number; system: number }>();
+  for (const [id, t] of b) {
+    const before = a.get(id);
+    const s = sums.get(t.key) ?? { user: 0, system: 0 };
+    s.user += t.user - (before?.user ?? 0);
+    s.system += t.system - (before?.system ?? 0);
+    sums.set(t.key, s);
+  }
+  return [...sums]
+    .map(([group, s]) => ({ group, userCores: round(s.user / wallSeconds, 3), systemCores: round(s.system / wallSeconds, 3) }))
+    .sort((x, y) => y.userCores + y.systemCores - (x.userCores + x.systemCores));
 }
 
 /** Whole-machine CPU seconds busy / stolen so far (from /proc/stat), to tell our load from neighbours'. */
@@ -157,6 +229,10 @@ export interface CpuSnapshot {
   dip: number;
   receivers: number;
   generator: number;
+  /** The receivers' and this process's user and kernel seconds apart, for the kernel's share of the bench's own load. */
+  receiversSplit: { user: number; system: number };
+  generatorSplit: { user: number; system: number };
+  threads: Map<string, ThreadCpu>;
   machine: { busy: number; steal: number; total: number };
 }
 
@@ -168,6 +244,9 @@ export function cpuSnapshot(dipPid: number | undefined, receiversPid: number | u
     dip: dipPid ? processTreeCpuSeconds(dipPid) : Number.NaN,
     receivers: receiversPid ? procCpuSeconds(receiversPid) : Number.NaN,
     generator: (u.user + u.system) / 1e6,
+    receiversSplit: receiversPid ? procUserSystemSeconds(receiversPid) : { user: Number.NaN, system: Number.NaN },
+    generatorSplit: { user: u.user / 1e6, system: u.system / 1e6 },
+    threads: dipPid ? processTreeThreads(dipPid) : new Map(),
     machine: machineCpu(),
   };
 }
@@ -183,6 +262,12 @@ export interface CpuUse {
   otherCores: number;
   stealCores: number;
   dipCpuSeconds: number;
+  /** The DIP's cores in the kernel (all its threads and processes), of dipCores. */
+  dipSystemCores: number;
+  receiverSystemCores: number;
+  generatorSystemCores: number;
+  /** The DIP's threads grouped (event loops, worker threads, pools), user and kernel apart, largest first. */
+  dipThreads: ThreadGroupUse[];
 }
 
 export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
@@ -198,6 +283,10 @@ export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): CpuUse {
     otherCores: round(Math.max(0, busy - mine), 2),
     stealCores: round((b.machine.steal - a.machine.steal) / wall, 2),
     dipCpuSeconds: round(b.dip - a.dip, 2),
+    dipSystemCores: round([...b.threads].reduce((sum, [id, t]) => sum + t.system - (a.threads.get(id)?.system ?? 0), 0) / wall, 3),
+    receiverSystemCores: round((b.receiversSplit.system - a.receiversSplit.system) / wall, 2),
+    generatorSystemCores: round((b.generatorSplit.system - a.generatorSplit.system) / wall, 2),
+    dipThreads: threadsBetween(a.threads, b.threads, wall),
   };
 }
 
