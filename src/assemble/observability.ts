@@ -146,7 +146,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     ...(activityDamage ? [activityDamageAlarms(() => activityDamage.current(), coordination.node)] : []),
     // The data volume filling (the activity log, kept for ever, among what fills it): SQLite's activity.db is on it.
     ...(config.storage.minFreeDiskMb === null ? [] : [diskSpaceAlarms(() => readDiskSpace(config.dataDir, activity && config.storage.kind === 'sqlite' ? activityLogFile(config) : null), config.storage.minFreeDiskMb, clock, coordination.node)]),
-    coordinationAlarms(() => coordination.health(), coordination.node),
+    coordinationAlarms(() => coordination.health(), clock, coordination.node, 2 * config.storage.nats.leaseTtlMs),
     ...(coordination.clockOffset ? [clockSkewAlarms(coordination.clockOffset.bind(coordination), clock, coordination.node)] : []),
     ...(coordination.lostNodes ? [nodeLostAlarms(coordination.lostNodes.bind(coordination), coordination.node)] : []),
     ...(activity ? [activityLogAlarms(() => activity.status(), clock, coordination.node)] : []),

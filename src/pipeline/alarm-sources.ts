@@ -247,12 +247,16 @@ export function deliveryProcessAlarms(runs: () => RestartRun[]): ConditionSource
 /**
  * NATS JetStream not answering this node: no queue lease can be claimed or renewed, so nothing is
  * delivered while ingest goes on (the store answers, so neither the storage alarm nor the health's
- * status says so). Since the first probe that found it so.
+ * status says so). Raised once it has lasted `lastingMs` since the first probe that found it so (its
+ * `since`): the probe is a write, so a JetStream leader election after one NATS server of three is lost
+ * (5-10 s without writes) is `unavailable` in health too, and raised on every node at once it would be
+ * raised and resolved at each rolling restart of NATS. Assembled with two lease lengths (12 s by default):
+ * a lease outlives a shorter outage, so delivery has not stopped for long before it.
  */
-export function coordinationAlarms(health: () => CoordinationHealth, node?: string): ConditionSource {
+export function coordinationAlarms(health: () => CoordinationHealth, clock: Clock, node: string | undefined, lastingMs: number): ConditionSource {
   return () => {
     const h = health();
-    if (h.state === 'ok') return [];
+    if (h.state === 'ok' || clock.now() - h.since < lastingMs) return [];
     return [{ key: ownKey('coordination', node), rule: 'coordination', participant: null, summary: `the nodes' coordination does not answer${onNode(node)}, no queue can be claimed and delivery stops there: ${h.reason}`, since: h.since }];
   };
 }
