@@ -192,6 +192,30 @@ describe('a body over the limit: the 413 reaches the sender', () => {
   });
 });
 
+describe('bodies of many members (counted before parsing: a 200,000-member object held the process for seconds)', () => {
+  const members = (n: number, first = '"callbackURL":"https://sup.example/hook"') => `{${first}${Array.from({ length: n }, (_, i) => `,"k${i}":0`).join('')}}`;
+  const pubconfig = `/dip-channel/IF-021/pubconfig/${'1000000001'}`;
+
+  it('refuses a webhook configuration with 1,001 members in one object (400 naming the cap), before it is parsed', async () => {
+    const a = await send(h.t, h.sup, { path: pubconfig, body: members(1_000) });
+    expectRefusal(a, 400, /an object of the JSON body holds more than the limit of 1000 members/);
+  });
+
+  it('refuses a status message batch with an object of 1,001 members the same way', async () => {
+    const a = await send(h.t, h.sds, { path: '/statusmessage', body: `[${members(1_000, '"a":0')}]` });
+    expectRefusal(a, 400, /more than the limit of 1000 members/);
+  });
+
+  it('holds the other operations to the small body limit: a 100 kB webhook configuration is 413 naming 65536 bytes', async () => {
+    const a = await send(h.t, h.sup, { path: pubconfig, body: JSON.stringify({ callbackURL: 'https://sup.example/hook', note: 'x'.repeat(100_000) }) });
+    expectRefusal(a, 413, /larger than the limit of 65536 bytes/);
+  });
+
+  it('still serves', async () => {
+    await expectStillServing(h);
+  });
+});
+
 describe('deeply nested bodies', () => {
   const nestArrays = (n: number) => '['.repeat(n) + ']'.repeat(n);
   const nestObjects = (n: number) => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
