@@ -512,7 +512,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     // A Content-Type other than JSON is 400 here: the published API lists no 415 for its operations.
     const status = error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 400 : error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     let help = error.message;
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') help = `the body is larger than the limit of ${req.routeOptions.bodyLimit} bytes for this operation`;
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') help = `the body is larger than the limit of ${req.routeOptions.bodyLimit} bytes`;
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') help = unacceptedMediaType(req);
     if (status >= 500) deps.logger.error({ err: error, url: loggedUrl(req.url) }, 'request failed');
     return sendStandard(deps, reply, status, caller, status >= 500 ? MSG.processingFailed : MSG.schemaFailure, status >= 500 ? 'internal error' : help);

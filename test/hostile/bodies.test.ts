@@ -211,6 +211,20 @@ describe('bodies of many members (counted before parsing: a 200,000-member objec
     expectRefusal(a, 413, /larger than the limit of 65536 bytes/);
   });
 
+  it('refuses a message with an object of 1,001 members on an ingest thread, naming the message and the cap, before it is parsed', async () => {
+    const item = validItem() as unknown as { payload: { CustomBlock: Record<string, unknown> } };
+    for (let i = 0; i < 1_001; i++) item.payload.CustomBlock[`k${i}`] = 0;
+    const a = await submit(h, JSON.stringify([validItem(), item]));
+    expectRefusal(a, 400, /item 1: an object of the JSON body holds more than the limit of 1000 members/);
+  });
+
+  it('refuses a message of more than 100,000 values the same way', async () => {
+    const item = validItem() as unknown as { payload: { CustomBlock: Record<string, unknown> } };
+    item.payload.CustomBlock['many'] = new Array<number>(100_001).fill(0);
+    const a = await submit(h, JSON.stringify([item]));
+    expectRefusal(a, 400, /item 0: the JSON message holds more than the limit of 100000 values/);
+  });
+
   it('still serves', async () => {
     await expectStillServing(h);
   });
