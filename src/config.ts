@@ -109,6 +109,11 @@ export interface DipConfig {
     retryCapMs: number;
     defaultMaxMessageCount: number;
     defaultMaxPayloadKb: number;
+    /**
+     * The most one pull's answer holds (KB), whatever its maxPayloadSize asks (up to 1,048,576): the answer
+     * is built, signed and sent from memory, so a pull asking for a GiB held one. The rest is the next page.
+     */
+    maxPullAnswerKb: number;
     /** A queue whose oldest waiting message is older than this is catching up and shares the catch-up rate (README, Fair delivery). */
     catchUpAfterMs: number;
     /** Messages per second all catching-up queues together may be handed while the DIP is not pressed. */
@@ -810,6 +815,7 @@ const schema: JSONSchemaType<DipConfig> = {
         retryCapMs: { type: 'integer', minimum: 1 },
         defaultMaxMessageCount: { type: 'integer', minimum: 1 },
         defaultMaxPayloadKb: { type: 'integer', minimum: 1 },
+        maxPullAnswerKb: { type: 'integer', minimum: 1 },
         catchUpAfterMs: { type: 'integer', minimum: 0 },
         catchUpPerSecond: { type: 'number', exclusiveMinimum: 0 },
         gatherMs: { type: 'integer', minimum: 0, maximum: 1000 },
@@ -883,6 +889,8 @@ export const DEFAULTS: DipConfig = {
     retryCapMs: 15_000,
     defaultMaxMessageCount: 100,
     defaultMaxPayloadKb: 1024,
+    // Three of the largest bodies a sender may submit (bodyLimitBytes): pages of this size stream at line rate.
+    maxPullAnswerKb: 32 * 1024,
     catchUpAfterMs: 2_000,
     catchUpPerSecond: 5_000,
     gatherMs: 0,
