@@ -61,7 +61,14 @@ export interface DipConfig {
   /** The portals' listener (on `portalPort`): its limits. */
   portal: PortalConfig;
   maxClockSkewSeconds: number;
+  /** Largest body a message submission (POST /dip-channel/{id}, /validate) accepts; more is answered 413. */
   bodyLimitBytes: number;
+  /**
+   * Largest body every other operation accepts (webhook and status configuration, alarm subscriptions,
+   * replay and requeue filters, …: a few hundred bytes each); more is answered 413. Their bodies are
+   * parsed on the main thread, which a 10 MiB one would hold for seconds.
+   */
+  controlBodyLimitBytes: number;
   maxBatchMessages: number;
   /** Compile every channel's validator before listening (a few seconds), so no first message waits for it. */
   warmCatalogue: boolean;
@@ -102,6 +109,11 @@ export interface DipConfig {
     retryCapMs: number;
     defaultMaxMessageCount: number;
     defaultMaxPayloadKb: number;
+    /**
+     * The most one pull's answer holds (KB), whatever its maxPayloadSize asks (up to 1,048,576): the answer
+     * is built, signed and sent from memory, so a pull asking for a GiB held one. The rest is the next page.
+     */
+    maxPullAnswerKb: number;
     /** A queue whose oldest waiting message is older than this is catching up and shares the catch-up rate (README, Fair delivery). */
     catchUpAfterMs: number;
     /** Messages per second all catching-up queues together may be handed while the DIP is not pressed. */
@@ -501,6 +513,13 @@ export interface HttpLimits {
   maxHeaderBytes: number;
   /** Deepest nesting of arrays and objects accepted in a JSON body; deeper is answered 400 before parsing. */
   maxJsonDepth: number;
+  /** Members one object of a JSON body may hold; more is answered 400 before parsing (the catalogue's largest object has 29). */
+  maxJsonObjectMembers: number;
+  /**
+   * Values (object members and array elements) one JSON body, or one message of a batch, may hold; more is
+   * answered 400 before parsing (the catalogue's largest message, with every array at its maxItems, about 50,000).
+   */
+  maxJsonValues: number;
   /**
    * Connections one client (its certificate's DIP ID) may hold open at once on the participant listener;
    * a request on one more is answered 429 and its connection closed (src/api/connection-cap.ts). 0: no cap.
@@ -574,6 +593,7 @@ const schema: JSONSchemaType<DipConfig> = {
     portal: section({ maxConnectionsPerAddress: { type: 'integer', minimum: 0 }, sessionIdleMinutes: { type: 'integer', minimum: 1, maximum: 480 }, maxSessionsPerUser: { type: 'integer', minimum: 0, maximum: 1000 }, firstPasswordHours: { type: 'integer', minimum: 1, maximum: 720 }, operatorAllowList: { type: 'array', items: { type: 'string', minLength: 1 } }, rateLimit: rateLimitSchema }),
     maxClockSkewSeconds: { type: 'number', minimum: 1 },
     bodyLimitBytes: { type: 'integer', minimum: 1024 },
+    controlBodyLimitBytes: { type: 'integer', minimum: 1024 },
     maxBatchMessages: { type: 'integer', minimum: 1 },
     warmCatalogue: { type: 'boolean' },
     workers: { type: 'integer', minimum: 1, maximum: 64, nullable: true },
@@ -597,6 +617,8 @@ const schema: JSONSchemaType<DipConfig> = {
         stopDrainMs: { type: 'integer', minimum: 0, maximum: 60_000 },
         maxHeaderBytes: { type: 'integer', minimum: 1024 },
         maxJsonDepth: { type: 'integer', minimum: 4 },
+        maxJsonObjectMembers: { type: 'integer', minimum: 64 },
+        maxJsonValues: { type: 'integer', minimum: 1024 },
         maxConnectionsPerClient: { type: 'integer', minimum: 0 },
         maxConnections: { type: 'integer', minimum: 0, nullable: true },
         maxConnectionsPerAddress: { type: 'integer', minimum: 0 },
@@ -793,6 +815,7 @@ const schema: JSONSchemaType<DipConfig> = {
         retryCapMs: { type: 'integer', minimum: 1 },
         defaultMaxMessageCount: { type: 'integer', minimum: 1 },
         defaultMaxPayloadKb: { type: 'integer', minimum: 1 },
+        maxPullAnswerKb: { type: 'integer', minimum: 1 },
         catchUpAfterMs: { type: 'integer', minimum: 0 },
         catchUpPerSecond: { type: 'number', exclusiveMinimum: 0 },
         gatherMs: { type: 'integer', minimum: 0, maximum: 1000 },
@@ -851,6 +874,8 @@ export const DEFAULTS: DipConfig = {
   portal: { maxConnectionsPerAddress: 128, sessionIdleMinutes: 30, maxSessionsPerUser: 5, firstPasswordHours: 72, operatorAllowList: [], rateLimit: { requestsPerSecond: 10, burst: 100 } },
   maxClockSkewSeconds: 300,
   bodyLimitBytes: 10 * 1024 * 1024,
+  // The largest such body (a CSR of up to 20,000 characters, a saved report naming 100 channels) is some 20 kB.
+  controlBodyLimitBytes: 64 * 1024,
   maxBatchMessages: 1000,
   warmCatalogue: true,
   workers: null,
@@ -864,6 +889,8 @@ export const DEFAULTS: DipConfig = {
     retryCapMs: 15_000,
     defaultMaxMessageCount: 100,
     defaultMaxPayloadKb: 1024,
+    // Three of the largest bodies a sender may submit (bodyLimitBytes): pages of this size stream at line rate.
+    maxPullAnswerKb: 32 * 1024,
     catchUpAfterMs: 2_000,
     catchUpPerSecond: 5_000,
     gatherMs: 0,
@@ -884,6 +911,8 @@ export const DEFAULTS: DipConfig = {
     stopDrainMs: 2_000,
     maxHeaderBytes: 16_384,
     maxJsonDepth: 64,
+    maxJsonObjectMembers: 1_000,
+    maxJsonValues: 100_000,
     // A pooled client needs a handful; 64 leaves a participant's several systems room, and 100 of them 6,400 descriptors.
     maxConnectionsPerClient: 64,
     maxConnections: null,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { Catalogue, importCatalogue, type ValidationResult } from '../src/catalogue/catalogue.js';
+import { Catalogue, importCatalogue, MAX_COLLECTED_ERRORS, type ValidationResult } from '../src/catalogue/catalogue.js';
 import { buildCatalogue, serialiseCatalogue } from '../src/catalogue/spec-import.js';
 import { buildIF021, mpanCore } from '../src/sim/messages.js';
 import { HAVE_REFERENCE, REFERENCE } from './helpers/reference.js';
@@ -322,5 +322,20 @@ describe('MPAN cores', () => {
     const m = item({ mpan: core });
     expect(m.payload.CommonBlock.M0).toMatchObject({ MPANCore: core, GSPGroupID: '_C' });
     expect(catalogue.validate('IF-021', m).ok).toBe(true);
+  });
+});
+
+describe('a message with very many faults', () => {
+  it('is answered from the first MAX_COLLECTED_ERRORS of them, the rest counted: 5,000 extra fields are not all described', () => {
+    const item = buildIF021({ senderDipId: '1000000001', senderRole: 'SDS', primaryRecipients: ['1000000002'], uniqueSuffix: 'manyfaults' }) as unknown as { payload: { CustomBlock: Record<string, unknown> } };
+    // Five objects of 1,000 (the listener's per-object cap): the most a body that reaches validation can give one object.
+    for (let i = 0; i < 5_000; i++) item.payload.CustomBlock[`extra${i}`] = 0;
+    const v = Catalogue.load().validate('IF-021', item);
+    expect(v.ok).toBe(false);
+    if (v.ok) return;
+    expect(v.errors).toHaveLength(10);
+    expect(v.count).toBe(5_000);
+    expect(v.paths.size).toBeLessThanOrEqual(MAX_COLLECTED_ERRORS);
+    expect(v.errors[0]!.message).toBe('payload.CustomBlock.extra0 is not a field of payload.CustomBlock on IF-021; extra fields are not allowed');
   });
 });

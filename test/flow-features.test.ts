@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DipClient } from '../src/client/dip-client.js';
 import { attemptIdTime } from '../src/domain/attempt-id.js';
 import { hiddenPaths, obfuscate } from '../src/domain/obfuscation.js';
+import { DEFAULTS } from '../src/config.js';
 import { MSG } from '../src/domain/response-codes.js';
 import { dipDateTime, yyyymmdd } from '../src/domain/time.js';
 import type { DeadLetterEvent } from '../src/pipeline/delivery.js';
@@ -838,6 +839,30 @@ describe('a recipient reporting a problem later, with POST /statusmessage (spec 
 });
 
 // ---------------------------------------------------------------------------------------------------------
+
+describe('a pull answers at most delivery.maxPullAnswerKb, whatever maxPayloadSize asks', () => {
+  let t: SharedPkiDip;
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('accepts maxPayloadSize up to 1,048,576 KB and answers a page within the cap (here 8 KB); the rest follows the acknowledgement', async () => {
+    t = await startSharedPkiDip({ delivery: { ...DEFAULTS.delivery, maxPullAnswerKb: 8 } });
+    const sds = await t.join(SDS, ['SDS']);
+    const sup = await t.join(SUP, ['SUP']);
+    const sent = (await submitOk(sds, Array.from({ length: 5 }, () => item([SUP])))).map((e) => e.transactionID!);
+    const page = await sup.client.call<unknown[]>('GET', `/dip-channel/IF-021/pull/${SUP}?maxMessageCount=10&maxPayloadSize=1048576`, '');
+    expect(page.status).toBe(200);
+    // Each IF-021 copy is some 4-5 kB: one or two fit in 8 KB, never all five.
+    expect(page.body.length).toBeGreaterThanOrEqual(1);
+    expect(page.body.length).toBeLessThan(5);
+    if (page.body.length > 1) expect(Buffer.byteLength(JSON.stringify(page.body))).toBeLessThanOrEqual(8 * 1024);
+    expect(page.body.map(txOf)).toEqual(sent.slice(0, page.body.length));
+    expect((await sup.client.ack('IF-021', SUP, page.body.length)).status).toBe(200);
+    const next = await sup.client.call<unknown[]>('GET', `/dip-channel/IF-021/pull/${SUP}?maxMessageCount=10&maxPayloadSize=1048576`, '');
+    expect(next.body.map(txOf)).toEqual(sent.slice(page.body.length, page.body.length + next.body.length));
+  });
+});
 
 describe('pull consumption (spec 5.4) and idempotent read', () => {
   let t: SharedPkiDip;

@@ -1,7 +1,10 @@
 /** The pre-parse nesting guard (src/security/json-depth.ts). */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { exceedsJsonDepth, firstDuplicateName, memberCount, scanJsonBatch } from '../src/security/json-depth.js';
+import { Catalogue } from '../src/catalogue/catalogue.js';
+import type { JsonSchema } from '../src/catalogue/types.js';
+import { DEFAULTS } from '../src/config.js';
+import { exceedsJsonDepth, firstDuplicateName, jsonBodyExcess, memberCount, scanJsonBatch } from '../src/security/json-depth.js';
 
 const b = (s: string) => Buffer.from(s, 'utf8');
 
@@ -154,3 +157,90 @@ describe('member names given twice (memberCount against the scan, firstDuplicate
   });
 });
 
+
+/** Reference: the most members of any one object in a parsed value, and its values (members and array elements past each array's first). */
+function countsOf(v: unknown): { largest: number; values: number } {
+  if (typeof v !== 'object' || v === null) return { largest: 0, values: 0 };
+  const entries = Object.values(v);
+  let largest = Array.isArray(v) ? 0 : entries.length;
+  let values = Array.isArray(v) ? Math.max(0, entries.length - 1) : entries.length;
+  for (const c of entries) {
+    const inner = countsOf(c);
+    largest = Math.max(largest, inner.largest);
+    values += inner.values;
+  }
+  return { largest, values };
+}
+
+describe('members and values counted before parsing (jsonBodyExcess, scanJsonBatch)', () => {
+  const caps = { maxObjectMembers: 1_000, maxValues: 100_000 };
+  const objectOf = (n: number) => `{${Array.from({ length: n }, (_, i) => `"k${i}":0`).join(',')}}`;
+
+  it('refuses an object of more members than the cap, naming the cap, and accepts one at it', () => {
+    expect(jsonBodyExcess(b(objectOf(1_000)), 64, caps)).toBeNull();
+    expect(jsonBodyExcess(b(objectOf(1_001)), 64, caps)).toBe('an object of the JSON body holds more than the limit of 1000 members');
+    // Members are counted per object: many objects of a few members each are not one large one.
+    expect(jsonBodyExcess(b(`[${Array.from({ length: 500 }, () => objectOf(10)).join(',')}]`), 64, caps)).toBeNull();
+    // Colons and commas inside strings are text.
+    expect(jsonBodyExcess(b(JSON.stringify({ a: ':'.repeat(5_000), b: ','.repeat(200_000) })), 64, caps)).toBeNull();
+  });
+
+  it('refuses a body of more values than the cap, however they are spread', () => {
+    expect(jsonBodyExcess(b(`[${'0,'.repeat(100_001)}0]`), 64, caps)).toBe('the JSON body holds more than the limit of 100000 values (object members and array elements)');
+    expect(jsonBodyExcess(b(`[${'0,'.repeat(100_000)}0]`), 64, caps)).toBeNull();
+    expect(jsonBodyExcess(b(`[${Array.from({ length: 101 }, () => objectOf(1_000)).join(',')}]`), 64, caps)).toMatch(/limit of 100000 values/);
+  });
+
+  it('counts values per message in a batch, and names the message', () => {
+    const batch = `[${objectOf(900)},${objectOf(1_001)}]`;
+    const scan = scanJsonBatch(b(batch), 64, caps);
+    expect(scan).toEqual({ tooDeep: false, excess: 'item 1: an object of the JSON body holds more than the limit of 1000 members', items: null });
+    const many = Array.from({ length: 200 }, () => objectOf(900)).join(',');
+    expect(scanJsonBatch(b(`[${many}]`), 64, caps).items).toHaveLength(200); // 180,000 values, 900 a message
+    expect(scanJsonBatch(b(`[${objectOf(10)},{"a":[${'0,'.repeat(100_000)}0]}]`), 64, caps).excess).toBe('item 1: the JSON message holds more than the limit of 100000 values (object members and array elements)');
+  });
+
+  it('agrees with the counts of the parsed value, for any JSON', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 5 }), fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 30 }), (v, maxObjectMembers, maxValues) => {
+        const text = b(JSON.stringify(v));
+        const { largest, values } = countsOf(v);
+        const excess = jsonBodyExcess(text, 64, { maxObjectMembers, maxValues });
+        expect(excess !== null).toBe(largest > maxObjectMembers || values > maxValues);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("leaves room for the catalogue's largest message: every object within maxJsonObjectMembers, every message (its arrays at maxItems) within maxJsonValues", () => {
+    const catalogue = Catalogue.load();
+    type S = JsonSchema & { $ref?: string; properties?: Record<string, S>; items?: S; maxItems?: number; allOf?: S[]; oneOf?: S[]; anyOf?: S[] };
+    let largestObject = 0;
+    let largestMessage = 0;
+    for (const channel of catalogue.channels()) {
+      const root = catalogue.schema(channel.interfaceId) as S;
+      const resolve = (s: S): S => {
+        let r = s;
+        while (r.$ref) r = r.$ref.replace(/^#\//, '').split('/').reduce<Record<string, unknown>>((o, k) => o[decodeURIComponent(k)] as Record<string, unknown>, root as Record<string, unknown>) as S;
+        return r;
+      };
+      // The most values a message of the schema can hold (an array without maxItems counted at one item).
+      const values = (given: S, depth: number): number => {
+        const s = resolve(given);
+        if (depth > 40) return 0;
+        const alternatives = [...(s.oneOf ?? []), ...(s.anyOf ?? [])].map((x) => values(x, depth + 1));
+        let own = (s.allOf ?? []).reduce((n, x) => n + values(x, depth + 1), 0);
+        const names = Object.keys(s.properties ?? {});
+        largestObject = Math.max(largestObject, names.length);
+        for (const name of names) own += 1 + values(s.properties![name]!, depth + 1);
+        if (s.items) own += (s.maxItems ?? 1) * (1 + values(s.items, depth + 1));
+        return Math.max(own, ...alternatives);
+      };
+      largestMessage = Math.max(largestMessage, values(root, 0));
+    }
+    expect(largestObject).toBeGreaterThan(20); // the walk reached the catalogue's objects
+    expect(largestMessage).toBeGreaterThan(40_000); // IF-014 / IF-021 with every period present
+    expect(largestObject).toBeLessThanOrEqual(DEFAULTS.http.maxJsonObjectMembers / 10);
+    expect(largestMessage).toBeLessThanOrEqual(DEFAULTS.http.maxJsonValues / 1.5);
+  });
+});

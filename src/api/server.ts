@@ -15,7 +15,7 @@ import { storeFailureKind } from '../ports/errors.js';
 import type { SignatureReplayGuard } from '../ports/replay-guard.js';
 import { canonicalSignature, DIP_HEADER_SIGNATURE } from '../security/signature.js';
 import { standardResponse } from '../domain/standard-response.js';
-import { exceedsJsonDepth, jsonTooDeep } from '../security/json-depth.js';
+import { jsonBodyExcess } from '../security/json-depth.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -466,9 +466,12 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
       done(Object.assign(new Error('the body is not UTF-8 text (JSON is exchanged in UTF-8, RFC 8259 8.1): a byte sequence in it is not valid UTF-8'), { statusCode: 400 }), undefined);
       return;
     }
-    // A route whose pipeline checks the depth itself (on an ingest thread) is not checked twice.
-    if (req.routeOptions.config.jsonDepthCheckedByPipeline !== true && exceedsJsonDepth(buf, limits.maxJsonDepth)) {
-      done(Object.assign(new Error(jsonTooDeep(limits.maxJsonDepth)), { statusCode: 400 }), undefined);
+    // Refused before anything parses it (src/security/json-depth.ts): too deep, or so many members that
+    // the parse and the checks after it would hold the main thread. A route whose pipeline scans the body
+    // itself (on an ingest thread) is not scanned twice.
+    const excess = req.routeOptions.config.jsonDepthCheckedByPipeline === true ? null : jsonBodyExcess(buf, limits.maxJsonDepth, { maxObjectMembers: limits.maxJsonObjectMembers, maxValues: limits.maxJsonValues });
+    if (excess !== null) {
+      done(Object.assign(new Error(excess), { statusCode: 400 }), undefined);
       return;
     }
     done(null, buf);
@@ -509,7 +512,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     // A Content-Type other than JSON is 400 here: the published API lists no 415 for its operations.
     const status = error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 400 : error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
     let help = error.message;
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') help = `the body is larger than the limit of ${deps.config.bodyLimitBytes} bytes`;
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') help = `the body is larger than the limit of ${req.routeOptions.bodyLimit} bytes`;
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') help = unacceptedMediaType(req);
     if (status >= 500) deps.logger.error({ err: error, url: loggedUrl(req.url) }, 'request failed');
     return sendStandard(deps, reply, status, caller, status >= 500 ? MSG.processingFailed : MSG.schemaFailure, status >= 500 ? 'internal error' : help);
@@ -522,6 +525,9 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
   const routes = new Map<string, Set<string>>();
   const notAllowed = new NotAllowedRoutes();
   app.addHook('onRoute', (r) => {
+    // A guarded operation's body (configuration, filters, a CSR) is parsed on the main thread: held to the
+    // small limit, unless the route sets its own (a batch of status messages is as large as messages are).
+    if (r.config?.access !== undefined && r.bodyLimit === undefined) r.bodyLimit = deps.config.controlBodyLimitBytes;
     const methods = routes.get(r.url) ?? new Set<string>();
     for (const m of [r.method].flat()) methods.add(m);
     routes.set(r.url, methods);

@@ -18,6 +18,7 @@ export function buildIngest(config: DipConfig, core: Core, log: IngestLog, clock
       maxClockSkewMs: config.maxClockSkewSeconds * 1000,
       maxBatchMessages: config.maxBatchMessages,
       maxJsonDepth: config.http.maxJsonDepth,
+      jsonCounts: { maxObjectMembers: config.http.maxJsonObjectMembers, maxValues: config.http.maxJsonValues },
     },
     { validate: (id, item, opts) => catalogue.current().validate(id, item, opts) },
     channel,

@@ -20,7 +20,7 @@ import type { SignatureDate } from './clock-check.js';
 import type { MpanDirectory } from './mpan-directory.js';
 import type { Registry } from './registry.js';
 import type { MessageTracer } from '../ports/tracing.js';
-import { firstDuplicateName, jsonTooDeep, memberCount, nameGivenTwice, scanJsonBatch, type ItemSpan } from '../security/json-depth.js';
+import { firstDuplicateName, memberCount, nameGivenTwice, scanJsonBatch, type ItemSpan, type JsonCounts } from '../security/json-depth.js';
 import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
 import { firstLoneSurrogate, hasSurrogateEscape, loneSurrogateHelp } from '../security/json-strings.js';
 
@@ -43,6 +43,8 @@ export interface IngestSettings {
   maxBatchMessages: number;
   /** Deepest nesting of arrays and objects accepted (checked before parsing; the listener leaves it to this pipeline). */
   maxJsonDepth: number;
+  /** Members one object, and values one message, may hold (counted by the same pass, before parsing). */
+  jsonCounts: JsonCounts;
 }
 
 export interface IngestRequest extends CallerEvidence {
@@ -640,10 +642,11 @@ export class Ingest {
  * The body's items, parsed, and where each lies in it (null when the body was parsed whole, which the
  * scan leaves to malformed bodies: it was then checked whole for altered numbers), or why it is refused whole.
  */
-function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages' | 'maxJsonDepth'>): { items: unknown[]; spans: ItemSpan[] | null } | { status: number; help: string } {
-  // Before parsing, and here rather than in the listener, so that it runs on an ingest thread.
-  const scan = scanJsonBatch(body, limits.maxJsonDepth);
-  if (scan.tooDeep) return { status: 400, help: jsonTooDeep(limits.maxJsonDepth) };
+function parseBatch(body: Buffer, limits: Pick<IngestSettings, 'maxBatchMessages' | 'maxJsonDepth' | 'jsonCounts'>): { items: unknown[]; spans: ItemSpan[] | null } | { status: number; help: string } {
+  // Before parsing, and here rather than in the listener, so that it runs on an ingest thread: too deep,
+  // or an object (a message) of so many members that parsing and validating it would hold the thread.
+  const scan = scanJsonBatch(body, limits.maxJsonDepth, limits.jsonCounts);
+  if (scan.excess !== null) return { status: 400, help: scan.excess };
   const max = limits.maxBatchMessages;
   let parsed: unknown;
   let spans: ItemSpan[] | null = null;

@@ -13,7 +13,35 @@
  */
 export function exceedsJsonDepth(body: Uint8Array, maxDepth: number): boolean {
   if (body.length <= maxDepth) return false; // too short to open maxDepth + 1 brackets
-  return walk(body, 0, maxDepth, null) === TOO_DEEP;
+  return walk(body, 0, maxDepth, UNCOUNTED, null) === TOO_DEEP;
+}
+
+/**
+ * How many members and values a JSON body may spell out, counted by the same pass as the depth, before
+ * anything parses it. JSON.parse, the duplicate-name and key-case checks and the validators all cost far
+ * more per member of one huge object (V8 keeps it as a dictionary; a validator reports every extra field)
+ * than the bytes suggest: 200,000 members in 2.2 MB held the process for seconds. No message of the
+ * catalogue comes near either cap (test/security-json-depth.test.ts derives its largest from the schemas).
+ */
+export interface JsonCounts {
+  /** Members one object may hold. */
+  maxObjectMembers: number;
+  /**
+   * Values one body holds (one message, for a batch): object members and array elements (every element
+   * after an array's first, which is what a comma outside strings separates).
+   */
+  maxValues: number;
+}
+
+/** No cap on members or values: the depth alone. */
+export const UNCOUNTED: JsonCounts = { maxObjectMembers: Infinity, maxValues: Infinity };
+
+/**
+ * Why the body is refused unparsed (too deep, an object with too many members, too many values), in
+ * the words of the answer; null when it is within every limit. Malformed JSON is left to the parser.
+ */
+export function jsonBodyExcess(body: Uint8Array, maxDepth: number, counts: JsonCounts): string | null {
+  return excessHelp(walk(body, 0, maxDepth, counts, null), maxDepth, counts, '');
 }
 
 /** Where one item of a top-level JSON array lies in the bytes: [start, end). */
@@ -36,47 +64,72 @@ export interface ItemSpan {
  * anything after the closing bracket, an unterminated string): the caller then parses the whole body,
  * as before. An item's span is only where its text lies, not a claim that it is valid: each is parsed
  * on its own, and one that fails sends the caller back to parsing the whole.
+ * `excess` (jsonBodyExcess's answer, the values counted per item when the body is a framed array) is
+ * set when the body is refused unparsed; `tooDeep` is then whether the depth is why.
  *
  * Why: a batch of 100 IF-021 is ~450 kB, and decoding it as one string puts that string in V8's large
  * object space: on this project's 2-core VM, 1.4 ms of user and 1.3 ms of system time (page faults) per
  * batch, against 0.1 ms for the same bytes decoded item by item (`npx tsx bench/hotpath.ts items`).
  */
-export function scanJsonBatch(body: Uint8Array, maxDepth: number): { tooDeep: boolean; items: ItemSpan[] | null } {
+export function scanJsonBatch(body: Uint8Array, maxDepth: number, counts: JsonCounts = UNCOUNTED): { tooDeep: boolean; excess: string | null; items: ItemSpan[] | null } {
   const n = body.length;
   let i = 0;
   while (i < n && isJsonSpace(body[i]!)) i++;
-  // Not an array: only the depth is needed (exceedsJsonDepth's own shortcut for short bodies applies).
-  if (i >= n || body[i] !== 0x5b) return { tooDeep: exceedsJsonDepth(body, maxDepth), items: null };
+  // Not an array: the whole body is counted as one.
+  if (i >= n || body[i] !== 0x5b) return whole(walk(body, 0, maxDepth, counts, null), maxDepth, counts, '');
   const items: ItemSpan[] = [];
-  const close = walk(body, i, maxDepth, items);
-  if (close === TOO_DEEP) return { tooDeep: true, items: null };
-  // Never back to depth 0 (unterminated): the walk has seen every byte, none too deep.
-  if (close === n) return { tooDeep: false, items: null };
+  const close = walk(body, i, maxDepth, counts, items);
+  if (close < 0) return whole(close, maxDepth, counts, `item ${items.length}: `);
+  // Never back to depth 0 (unterminated): the walk has seen every byte, within every limit.
+  if (close === n) return { tooDeep: false, excess: null, items: null };
   // The top-level array's end: a `]` followed by whitespace only (a `}` here is malformed).
   let framed = body[close] === 0x5d;
   let after = close + 1;
   while (after < n && isJsonSpace(body[after]!)) after++;
   if (after < n) framed = false;
   // Anything after the close is counted on from depth 0, where the walk stopped: no byte is read twice.
-  if (!framed) return { tooDeep: walk(body, close + 1, maxDepth, null) === TOO_DEEP, items: null };
+  if (!framed) return whole(walk(body, close + 1, maxDepth, counts, null), maxDepth, counts, '');
   // `[ ]`: no item, and the single empty span is not one.
-  if (items.length === 1 && isBlank(body, items[0]!)) return { tooDeep: false, items: null };
-  return { tooDeep: false, items };
+  if (items.length === 1 && isBlank(body, items[0]!)) return { tooDeep: false, excess: null, items: null };
+  return { tooDeep: false, excess: null, items };
+}
+
+function whole(result: number, maxDepth: number, counts: JsonCounts, where: string): { tooDeep: boolean; excess: string | null; items: null } {
+  return { tooDeep: result === TOO_DEEP, excess: excessHelp(result, maxDepth, counts, where), items: null };
+}
+
+function excessHelp(result: number, maxDepth: number, counts: JsonCounts, where: string): string | null {
+  if (result === TOO_DEEP) return jsonTooDeep(maxDepth);
+  if (result === TOO_MANY_MEMBERS) return `${where}an object of the JSON body holds more than the limit of ${counts.maxObjectMembers} members`;
+  if (result === TOO_MANY_VALUES) return `${where}the JSON ${where === '' ? 'body' : 'message'} holds more than the limit of ${counts.maxValues} values (object members and array elements)`;
+  return null;
 }
 
 const TOO_DEEP = -1;
+const TOO_MANY_MEMBERS = -2;
+const TOO_MANY_VALUES = -3;
+const OBJECT = 1;
 
 /**
  * The one pass both share, from `from` at depth 0. Without `items` it counts to the end of the body;
  * with them (`from` at a top-level `[`) it also records the spans between the depth-1 commas and stops at
  * the bracket that brings the depth back to 0, returning its index. TOO_DEEP as soon as the depth passes
- * maxDepth; the body's length when it ends first.
+ * maxDepth, TOO_MANY_MEMBERS / TOO_MANY_VALUES as soon as a count passes its cap (values counted per
+ * item with `items`, else for the whole body); the body's length when it ends first.
+ * Only brackets, colons and commas are counted, and only per depth (which the depth limit keeps small):
+ * the strings and numbers that are most of the bytes are skipped as before.
  */
-function walk(body: Uint8Array, from: number, maxDepth: number, items: ItemSpan[] | null): number {
+function walk(body: Uint8Array, from: number, maxDepth: number, counts: JsonCounts, items: ItemSpan[] | null): number {
   const n = body.length;
+  const { maxObjectMembers, maxValues } = counts;
+  const counted = maxObjectMembers !== Infinity || maxValues !== Infinity;
+  // Per open container: whether it is an object, and the members it has given so far.
+  const kind = counted ? new Uint8Array(maxDepth + 1) : null;
+  const memberAt = counted ? new Uint32Array(maxDepth + 1) : null;
   let depth = 0;
   let start = from + 1;
   let members = 0;
+  let values = 0;
   let longNumber = false;
   for (let i = from; i < n; i++) {
     const c = body[i]!;
@@ -89,17 +142,26 @@ function walk(body: Uint8Array, from: number, maxDepth: number, items: ItemSpan[
         items.push({ start, end: i, members, longNumber });
         start = i + 1;
         members = 0;
+        values = 0;
         longNumber = false;
-      }
+      } else if (kind !== null && kind[depth] !== OBJECT && ++values > maxValues) return TOO_MANY_VALUES;
       continue;
     }
     if (c === 0x3a) {
       members++;
+      if (memberAt !== null) {
+        if (++memberAt[depth]! > maxObjectMembers) return TOO_MANY_MEMBERS;
+        if (++values > maxValues) return TOO_MANY_VALUES;
+      }
       continue;
     }
     const folded = c | 0x20; // only 0x5b and 0x7b fold to 0x7b, only 0x5d and 0x7d to 0x7d
     if (folded === 0x7b) {
       if (++depth > maxDepth) return TOO_DEEP;
+      if (kind !== null) {
+        kind[depth] = c === 0x7b ? OBJECT : 0;
+        memberAt![depth] = 0;
+      }
     } else if (folded === 0x7d) {
       if (--depth === 0 && items !== null) {
         items.push({ start, end: i, members, longNumber });

@@ -47,7 +47,7 @@ export const pullRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, { 
       type: 'object',
       properties: {
         maxMessageCount: { type: 'string', description: 'At most this many messages (1 to 10,000; default from the configuration)' },
-        maxPayloadSize: { type: 'string', description: 'At most this many KB of messages (1 to 1,048,576; default from the configuration; at least one message is given)' },
+        maxPayloadSize: { type: 'string', description: 'At most this many KB of messages (1 to 1,048,576; default from the configuration; at least one message is given). The DIP answers at most its delivery.maxPullAnswerKb (32,768 unless configured otherwise) whatever is asked: the rest is the next pull\'s' },
       },
     },
     response: answers([...GUARDED, 409], { 200: signedAnswer(preSerialised(200, egressArray('The messages, oldest first, signed by the DIP (X-DIP-* headers, over the answer\'s own string)'))) }),
@@ -126,7 +126,9 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
   // From the settled position: a webhook call sent before the webhook was removed and not yet answered has
   // settled nothing, so its messages are handed out again at the same positions (at-least-once; README,
   // "For recipients"). Not waited for: the call may be under way on another node or delivery process.
-  const read = await deps.queues.readQueue(queue, ackedSeq, max, maxKb * 1024);
+  // Accepted as the range says, answered at most delivery.maxPullAnswerKb (a page; the rest follows the acknowledgement).
+  const maxBytes = Math.min(maxKb, deps.config.delivery.maxPullAnswerKb) * 1024;
+  const read = await deps.queues.readQueue(queue, ackedSeq, max, maxBytes);
   // Up to a copy that cannot be opened (QueueEntry.unreadable): the queue's worker dead-letters it on its sweep.
   const unreadable = read.findIndex((e) => e.unreadable !== undefined);
   const entries = unreadable === -1 ? read : read.slice(0, unreadable);
@@ -145,7 +147,7 @@ async function pull(deps: ApiDeps, req: FastifyRequest<Route>, reply: FastifyRep
     return sendStandard(deps, reply, 409, queue.recipientDipId, MSG.processingFailed, `the message at position ${seq} cannot be made for ${queue.recipientDipId}: ${failure.message}; it is set aside as a dead letter and its sender told: pull again`);
   }
   // maxPayloadSize counts the copies as answered (re-encrypted for pattern 2, larger than stored): copiesWithin.
-  const fit = copiesWithin(copies.map((c) => Buffer.byteLength(c, 'utf8')), maxKb * 1024);
+  const fit = copiesWithin(copies.map((c) => Buffer.byteLength(c, 'utf8')), maxBytes);
   const handed = entries.slice(0, fit);
   // Only on an answer that hands the copies out: a 409 that withheld them names no sequence to acknowledge.
   if (handed.length > 0) reply.header(SEQUENCE_HEADER, formatSequence(handed[0]!.seq, handed.at(-1)!.seq));

@@ -25,6 +25,8 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
     '/statusmessage',
     {
       config: { access: 'participant' },
+      // A batch, as large as a batch of messages may be (the other guarded operations take the small limit).
+      bodyLimit: deps.config.bodyLimitBytes,
       // A schema failure is answered by the handler, per entry, as a batch of messages is.
       attachValidation: true,
       // As a batch of messages (README, maxBatchMessages): refused 413 before its entries are validated.

@@ -11450,7 +11450,7 @@ export interface operations {
             query?: {
                 /** @description At most this many messages (1 to 10,000; default from the configuration) */
                 maxMessageCount?: string;
-                /** @description At most this many KB of messages (1 to 1,048,576; default from the configuration; at least one message is given) */
+                /** @description At most this many KB of messages (1 to 1,048,576; default from the configuration; at least one message is given). The DIP answers at most its delivery.maxPullAnswerKb (32,768 unless configured otherwise) whatever is asked: the rest is the next pull's */
                 maxPayloadSize?: string;
             };
             header: {
@@ -15495,7 +15495,7 @@ export interface operations {
             query?: {
                 /** @description At most this many messages (1 to 10,000; default from the configuration) */
                 maxMessageCount?: string;
-                /** @description At most this many KB of messages (1 to 1,048,576; default from the configuration; at least one message is given) */
+                /** @description At most this many KB of messages (1 to 1,048,576; default from the configuration; at least one message is given). The DIP answers at most its delivery.maxPullAnswerKb (32,768 unless configured otherwise) whatever is asked: the rest is the next pull's */
                 maxPayloadSize?: string;
             };
             header: {
