@@ -196,7 +196,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   // Its window on the monotonic clock: the wall clock is what it suspects (a test's injected clock drives it).
   const clockCheck = new ClockCheck(options.clock ?? monotonicClock, config.maxClockSkewSeconds * 1000, coordination.node);
   const alarms = await startAlarms({ config, pkiDir: pkiDirectory, backend, coordination, registry, delivery, activity, activityDamage: activityLog?.damage ?? null, unreached, exhausted, clockCheck, processes, externalCrls, destinations, signing, clock, logger, life, portalUrl: () => portalBase ?? '' });
-  const alarmApi = alarms ? { alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now(), deliveryLatencyFloorSeconds: config.observability.alarms.deliveryLatencySeconds, journal: backend.journal } : null;
+  const alarmApi = alarms ? { environment: config.environment, alarms: alarms.alarms, subscriptions: alarms.subscriptions, checkUrl: (url: string) => destinations.checkUrl(url), now: () => clock.now(), deliveryLatencyFloorSeconds: config.observability.alarms.deliveryLatencySeconds, journal: backend.journal } : null;
   // Refused submissions are counted from the API activity log (none when it is not kept).
   // On the embedded store, listings are folded and written on a report thread over the file (src/topology/report-threads.ts):
   // this thread writes the message road. PostgreSQL's stay here, in slices (its rows come over the pool).

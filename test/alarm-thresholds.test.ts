@@ -133,7 +133,7 @@ describe('the Alarms raise, tell and resolve a subscription\'s threshold conditi
 
 describe('creating a subscription with thresholds', () => {
   const stored: AlarmSubscription[] = [];
-  const deps = { subscriptions: { put: async (s: AlarmSubscription) => void stored.push(s), list: async () => stored }, checkUrl: async () => null, now: () => 5, deliveryLatencyFloorSeconds: 30 };
+  const deps = { environment: 'DEV', subscriptions: { put: async (s: AlarmSubscription) => void stored.push(s), list: async () => stored }, checkUrl: async () => null, now: () => 5, deliveryLatencyFloorSeconds: 30 };
   const help = async (body: unknown) => {
     const made = await createSubscription(deps, '1000000001', body);
     return made.ok ? made.subscription.thresholds : made.help;

@@ -5,7 +5,8 @@
  * called. Now the alarm channel connects through the same destination-checked agent.
  *
  * And they are signed as webhook calls are (an independent test found none signed: anyone who learnt
- * the URL could forge a RESOLVED notice): over the URL as requested, the body left as it was.
+ * the URL could forge a RESOLVED notice): over the URL as requested, the body left as it was; over a
+ * string of their own (`NOTICE;…`), so that none verifies as a delivery at a message webhook.
  */
 import type { LookupFunction } from 'node:net';
 import { createServer, type Server } from 'node:http';
@@ -17,8 +18,7 @@ import { API_VERSION_HEADER, DIP_API_VERSION } from '../src/domain/api-version.j
 import { listenOutput } from '../src/cli/listen-output.js';
 import { LruMap } from '../src/domain/lru-map.js';
 import { startWebhookReceiver, type ReceivedCall } from '../src/client/webhook-receiver.js';
-import type { AlarmNotice, MaintenanceEvent } from '../src/ports/alarms.js';
-import type { OutboundSigner } from '../src/ports/webhook.js';
+import type { AlarmNotice, MaintenanceEvent, NoticeSigner } from '../src/ports/alarms.js';
 import { createCertificateAuthority, issueSigningCertificate } from '../src/security/pki.js';
 import { Signer, verifyChain, verifyDipSignature } from '../src/security/signature.js';
 import { WebhookDestinations } from '../src/security/webhook-destinations.js';
@@ -30,7 +30,7 @@ const rebound: LookupFunction = ((_hostname: string, options: { all?: boolean },
 }) as LookupFunction;
 
 /** The destination rules do not depend on the signature: these cases sign nothing. */
-const unsigned: OutboundSigner = { sign: () => Promise.resolve({}) };
+const unsigned: NoticeSigner = { signNotice: () => Promise.resolve({}) };
 
 const notice: AlarmNotice = { kind: 'raised', condition: { key: 'dead-letter:x', rule: 'dead-letter', participant: null, summary: 'a dead letter', since: 0 }, at: 0, asOf: 0 };
 
@@ -39,7 +39,7 @@ async function signingChannel() {
   const ca = await createCertificateAuthority({ commonName: 'test CA', environment: 'TEST', validDays: 2 });
   const signing = await issueSigningCertificate(ca, { commonName: 'the DIP', validDays: 2 });
   const signer = new Signer(signing.keyPem, signing.certPem);
-  const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), { sign: async (method, url, body) => ({ ...(await signer.sign(method, url, body)) }) });
+  const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), { signNotice: async (method, url, body) => ({ ...(await signer.signNotice(method, url, body)) }) });
   return { ca, signer, channel };
 }
 
@@ -108,9 +108,12 @@ describe('alarm webhooks and internal networks', () => {
       expect(call!.headers['content-type']).toBe('application/json');
       // As every message webhook call and every participant API answer says it (README "API versions").
       expect(call!.headers[API_VERSION_HEADER]).toBe(DIP_API_VERSION);
-      const verified = verifyDipSignature({ method: 'POST', url: call!.url, body: call!.body, headers: call!.headers, now: new Date(), maxSkewMs: 300_000 });
-      expect(verified).toMatchObject({ ok: true });
+      const verified = verifyDipSignature({ method: 'POST', url: call!.url, body: call!.body, headers: call!.headers, now: new Date(), maxSkewMs: 300_000, notice: true });
+      expect(verified).toMatchObject({ ok: true, stringToSign: expect.stringMatching(/^NOTICE;POST;http:\/\/127\.0\.0\.1:\d+\/signed;/) });
       expect(verified.ok && verifyChain(verified.certificate.pem, [ca.certPem])).toBe(true);
+      // Security review: signed as a message call, a notice subscribed at another recipient's message
+      // webhook verified there as a genuine DIP delivery. Its own string to sign verifies as no call.
+      expect(verifyDipSignature({ method: 'POST', url: call!.url, body: call!.body, headers: call!.headers, now: new Date(), maxSkewMs: 300_000 })).toMatchObject({ ok: false, reason: 'bad-signature' });
     } finally {
       await channel.close();
     }
@@ -145,6 +148,11 @@ describe('alarm webhooks and internal networks', () => {
       const forged = await request(`${receiver.url}alarms`, { method: 'POST', body: JSON.stringify({ ...notice, kind: 'resolved' }), headers: { 'content-type': 'application/json' } });
       expect(forged.statusCode).toBe(401);
       await forged.body.dump();
+      // A notice signed as a delivery is no notice of the DIP's (so none is a delivery at a message webhook).
+      const asDelivery = Buffer.from(JSON.stringify({ ...notice, kind: 'resolved' }));
+      const replayed = await request(`${receiver.url}alarms`, { method: 'POST', body: asDelivery, headers: { 'content-type': 'application/json', ...(await signer.sign('POST', `${receiver.url}alarms`, asDelivery)) } });
+      expect(replayed.statusCode).toBe(401);
+      await replayed.body.dump();
       // A signed body that is neither messages nor a notice is still a 400.
       const body = Buffer.from(JSON.stringify({ hello: 'world' }));
       const odd = await request(`${receiver.url}alarms`, { method: 'POST', body, headers: { 'content-type': 'application/json', ...(await signer.sign('POST', `${receiver.url}alarms`, body)) } });

@@ -278,13 +278,24 @@ describe("the cap on a participant's subscriptions, over a store that answers sl
         stored.push(x);
       },
     };
-    const deps = { subscriptions: store, checkUrl: async () => null, now: () => 0 };
+    const deps = { environment: 'DEV', subscriptions: store, checkUrl: async () => null, now: () => 0 };
     const made = await Promise.all(Array.from({ length: MAX_SUBSCRIPTIONS_PER_PARTICIPANT + 3 }, (_, i) => createSubscription(deps, '2000000009', { rules: ['maintenance'], email: `x${i}@example.org` })));
     expect(made.filter((m) => m.ok)).toHaveLength(MAX_SUBSCRIPTIONS_PER_PARTICIPANT);
     expect(stored).toHaveLength(MAX_SUBSCRIPTIONS_PER_PARTICIPANT);
     // Another owner is counted apart, and the operator not at all.
     expect((await createSubscription(deps, '2000000010', { rules: ['maintenance'], email: 'y@example.org' })).ok).toBe(true);
     for (let i = 0; i < MAX_SUBSCRIPTIONS_PER_PARTICIPANT + 1; i++) expect((await createSubscription(deps, 'operator', { rules: ['maintenance'], email: `ops${i}@example.net` })).ok).toBe(true);
+  });
+
+  it('outside DEV, refuses a plain http webhook URL as message webhooks are refused (security review: notices left over plain http)', async () => {
+    const stored: AlarmSubscription[] = [];
+    const deps = (environment: string) => ({ environment, subscriptions: { put: async (x: AlarmSubscription) => void stored.push(x), list: async () => stored }, checkUrl: async () => null, now: () => 0 });
+    for (const owner of ['2000000011', 'operator']) {
+      expect(await createSubscription(deps('PROD'), owner, { rules: ['maintenance'], webhookUrl: 'http://alarms.example.org/hook' })).toEqual({ ok: false, help: 'webhookUrl must be https in the PROD environment (plain http is for DEV only)' });
+      expect(await createSubscription(deps('PROD'), owner, { rules: ['maintenance'], webhookUrl: 'HTTP://alarms.example.org/hook', email: 'a@example.org' })).toMatchObject({ ok: false });
+      expect((await createSubscription(deps('PROD'), owner, { rules: ['maintenance'], webhookUrl: 'https://alarms.example.org/hook' })).ok).toBe(true);
+      expect((await createSubscription(deps('DEV'), owner, { rules: ['maintenance'], webhookUrl: 'http://alarms.example.org/hook' })).ok).toBe(true);
+    }
   });
 });
 

@@ -11,6 +11,8 @@ import type { AlarmSubscription } from '../ports/alarms.js';
 
 /** What the alarm routes of either listener need. */
 export interface AlarmApiDeps {
+  /** The DIP's environment: outside DEV a webhook URL must be https (SubscriptionDeps). */
+  environment: string;
   alarms: Pick<Alarms, 'current'>;
   subscriptions: AlarmSubscriptionStore;
   /** Refuses webhook URLs on internal networks (outside DEV), as for message webhooks. */

@@ -116,8 +116,8 @@ export interface AlarmParts {
   /** The delivery processes (workers > 1), or null: the `delivery-process` alarm. */
   processes: { restartRuns(): RestartRun[] } | null;
   destinations: WebhookDestinations;
-  /** The DIP's signing key in force: notices are signed as webhook calls are. */
-  signing: Pick<SigningKeyWatcher, 'outbound'>;
+  /** The DIP's signing key in force: notices are signed with it, over a notice's own string. */
+  signing: Pick<SigningKeyWatcher, 'notices'>;
   clock: Clock;
   /** The user portal's base address: the link of an alarm address's confirmation e-mail. */
   portalUrl: () => string;
@@ -165,7 +165,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     await backend.journal.append({ at: clock.now(), actor: 'bootstrap', action: 'storage.alarms-wal-loss', target: 'alarms.db', before: null, after: { lost: alarmsLost }, status: null });
     sources.push(walLossAlarms(() => alarmsLost, clock.now(), coordination.node, 'storage-alarms-wal-loss'));
   }
-  const channel = new SmtpAlarmChannel(settings.smtp, destinations, signing.outbound());
+  const channel = new SmtpAlarmChannel(settings.smtp, destinations, signing.notices());
   life.started('alarm notices', () => channel.close());
   // A participant's subscription's address is e-mailed only once it confirmed (as saved reports' addresses are).
   const confirmMailer = settings.smtp ? new SmtpMailer(settings.smtp) : null;

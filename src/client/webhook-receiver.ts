@@ -9,7 +9,8 @@ import { notFromDip, verifyDipSignature, type VerifyResult } from '../security/s
 /**
  * A notice the DIP posts to an alarm subscription's webhook URL (README "Alarms", "Maintenance notices"):
  * an alarm `{kind: raised|resolved, condition, at, asOf}` or a maintenance notice `{type: "maintenance",
- * kind: published|amended|withdrawn, notice, at}`. Signed as a webhook call is; `body` is it as sent.
+ * kind: published|amended|withdrawn, notice, at}`. Signed as a webhook call is, over `NOTICE;` and the
+ * call's string to sign; `body` is it as sent.
  */
 export type DipNotice =
   | { type: 'alarm'; kind: 'raised' | 'resolved'; body: Record<string, unknown> }
@@ -93,8 +94,8 @@ export interface WebhookReceiver {
 /**
  * A recipient's webhook endpoint: verifies the X-DIP-* signature and that the signing certificate chains
  * to the DIP's CA, then hands the messages over, or the alarm or maintenance notice: a subscriber points
- * its alarm subscription's webhookUrl at the same kind of receiver, and the DIP signs notices as it signs
- * deliveries. What `dip listen` runs, and what the tests use.
+ * its alarm subscription's webhookUrl at the same kind of receiver, and the DIP signs notices with the key
+ * it signs deliveries with, over a notice's own string (noticeStringToSign). What `dip listen` runs, and what the tests use.
  */
 export async function startWebhookReceiver(opts: ReceiverOptions): Promise<WebhookReceiver> {
   // The DIP signs the URL it requests (requestedUrl() of the callback URL): a public URL written
@@ -130,7 +131,18 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
       // The DIP signs the URL it requests (the callback URL as an HTTP client serialises it): the Host
       // header and the request target as received rebuild it.
       const url = `${publicUrl ?? `${scheme}://${req.headers.host ?? ''}`}${req.url ?? ''}`;
-      let signature = verifyDipSignature({ method: req.method ?? 'POST', url, body, headers: req.headers, now: new Date(), maxSkewMs: opts.maxSkewMs ?? 300_000 });
+      let messages: unknown[] = [];
+      let notice: DipNotice | null = null;
+      try {
+        const parsed: unknown = JSON.parse(body.toString('utf8'));
+        if (Array.isArray(parsed)) messages = parsed;
+        else notice = dipNotice(parsed);
+      } catch {
+        // An unparsable body fails below as a 400.
+      }
+      // A notice is signed over its own string (`NOTICE;` and a call's), a delivery over a call's: each
+      // verifies only as what it is, so a notice subscribed at a message webhook is no delivery there.
+      let signature = verifyDipSignature({ method: req.method ?? 'POST', url, body, headers: req.headers, now: new Date(), maxSkewMs: opts.maxSkewMs ?? 300_000, notice: notice !== null });
       if (signature.ok) {
         const fp = signature.certificate.fingerprint256;
         let refused = refusals.get(fp);
@@ -141,15 +153,6 @@ export async function startWebhookReceiver(opts: ReceiverOptions): Promise<Webho
         if (refused !== null) {
           signature = { ok: false, reason: 'bad-certificate', detail: refused, stringToSign: signature.stringToSign };
         }
-      }
-      let messages: unknown[] = [];
-      let notice: DipNotice | null = null;
-      try {
-        const parsed: unknown = JSON.parse(body.toString('utf8'));
-        if (Array.isArray(parsed)) messages = parsed;
-        else notice = dipNotice(parsed);
-      } catch {
-        // An unparsable body fails below as a 400.
       }
       const seq = parseSequence(String(req.headers[SEQUENCE_HEADER] ?? ''));
       const call: ReceivedCall = {

@@ -10,6 +10,14 @@
  */
 
 /**
+ * Outside DEV, settlement data and alarm notices only leave the DIP over TLS: why `field`'s URL may not be
+ * called in `environment` (the same rule and words for message webhooks and alarm webhooks), or null.
+ */
+export function plainHttpProblem(field: string, url: string, environment: string): string | null {
+  return environment !== 'DEV' && !/^https:/i.test(url) ? `${field} must be https in the ${environment} environment (plain http is for DEV only)` : null;
+}
+
+/**
  * What an HTTP client requests for this URL: `origin + pathname + search`, exactly as undici builds the
  * request line and `Host` header from it. The DIP signs this string and calls this string, so the two
  * cannot differ. Null when the URL does not parse (one registered before such URLs were refused).

@@ -8,6 +8,7 @@ import { alarmAction, alarmSeverity } from './alarm-actions.js';
 import { lists, receives, thresholdLine, thresholdsRefused, thresholdsSchema } from './alarm-thresholds.js';
 import { alarmScope, type RecipientConfirmation } from './mail-recipients.js';
 import { utcAndUk } from '../domain/uk-time.js';
+import { plainHttpProblem } from '../domain/callback-url.js';
 
 /**
  * A source of conditions: each returns those that hold now. `watched`: the subscriptions with thresholds of
@@ -480,6 +481,8 @@ const creating = new Map<string, Promise<unknown>>();
 
 /** What creating a subscription needs: where it is kept, the webhook destination rules, the time. */
 export interface SubscriptionDeps {
+  /** The DIP's environment: outside DEV a webhook URL must be https, as a message webhook's must. */
+  environment: string;
   subscriptions: Pick<AlarmSubscriptionStore, 'put' | 'list'>;
   /** Refuses webhook URLs on internal networks (outside DEV), as for message webhooks. */
   checkUrl(url: string): Promise<string | null>;
@@ -503,6 +506,8 @@ export async function createSubscription(deps: SubscriptionDeps, owner: string, 
   const made = newSubscription(owner, input, deps.now(), deps.deliveryLatencyFloorSeconds);
   if ('error' in made) return { ok: false, help: made.error };
   if (made.webhookUrl) {
+    const plain = plainHttpProblem('webhookUrl', made.webhookUrl, deps.environment);
+    if (plain) return { ok: false, help: plain };
     const refused = await deps.checkUrl(made.webhookUrl);
     if (refused !== null) return { ok: false, help: `webhookUrl: ${refused}` };
   }

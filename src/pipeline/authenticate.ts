@@ -97,10 +97,12 @@ export async function identify(registry: Registry, call: HeaderEvidence): Promis
   if (!known.ok) return known;
   const { participant } = known;
   if (call.tlsDipIds !== null && !call.tlsDipIds.includes(participant.dipId)) {
+    // The key's participant is not named: anyone holding a leaked key would learn whose it is. The operator
+    // reads it in the activity log, which records the request under the API key's participant (participantCaller).
     return {
       ok: false,
       status: 403,
-      help: `the TLS client certificate is bound to ${call.tlsDipIds.join(', ') || 'no DIP ID'}, not to ${participant.dipId} (the API key's participant)`,
+      help: `the TLS client certificate is bound to ${call.tlsDipIds.join(', ') || 'no DIP ID'}, not to the participant of this API key: use the API key, TLS client certificate and signing certificate of one participant`,
     };
   }
   const revocation = call.controls?.revocation;

@@ -3,7 +3,7 @@ import type { Registry } from './registry.js';
 import type { RegistryStore, Webhook } from '../ports/registry.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
 import type { WebhookDestinations } from '../security/webhook-destinations.js';
-import { callbackUrlShapeProblem } from '../domain/callback-url.js';
+import { callbackUrlShapeProblem, plainHttpProblem } from '../domain/callback-url.js';
 import { carriesCredentials, shownUrl } from '../domain/url-secrets.js';
 
 /** Published WebhookConfig: callbackURL, maxMessageCount, maxPayloadSize (KB); every field optional. */
@@ -24,8 +24,8 @@ export function webhookConfigProblem(body: WebhookConfigBody, environment: strin
   // A password in the URL would be stored, shown to operators and echoed in answers: the DIP proves
   // itself to the endpoint with its TLS client certificate and its signature instead.
   if (carriesCredentials(url)) return 'callbackURL must not carry a user name or password: the DIP authenticates with its TLS client certificate and signs every call';
-  // Outside DEV, settlement data only leaves the DIP over TLS.
-  if (environment !== 'DEV' && !/^https:/i.test(url)) return `callbackURL must be https in the ${environment} environment (plain http is for DEV only)`;
+  const plain = plainHttpProblem('callbackURL', url, environment);
+  if (plain) return plain;
   // Refused now, with the reason, rather than accepted and every message to it dead-lettered later.
   const shape = callbackUrlShapeProblem(url);
   if (shape) return shape;

@@ -104,6 +104,15 @@ export interface MaintenanceEvent {
   at: number;
 }
 
+/**
+ * Signs an alarm or maintenance notice over a string of its own (Signer.signNotice), never a delivery's: a
+ * participant chooses where its notices go, and one signed as a delivery would verify at any recipient's
+ * message webhook it pointed them at. A method name of its own, so a delivery signer cannot be passed for it.
+ */
+export interface NoticeSigner {
+  signNotice(method: string, url: string, body: Buffer): Promise<Record<string, string>>;
+}
+
 /** Where notices go: e-mail (SMTP) and webhooks. */
 export interface AlarmChannel {
   email(to: string, subject: string, text: string): Promise<void>;

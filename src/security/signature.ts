@@ -13,6 +13,10 @@
  * token it names (answerStringToSign), so that no signature over an answer is ever one over a request or
  * webhook call, nor the other way round.
  *
+ * An alarm or maintenance notice (an alarm subscription's webhook URL) is signed over `NOTICE;` followed by
+ * the string of the call it is (noticeStringToSign): a participant chooses that URL, and a notice signed as a
+ * delivery and pointed at another recipient's message webhook would verify there as a genuine DIP call.
+ *
  * This module is on the hot path, so it only uses node:crypto:
  *  - signing runs on the libuv thread pool (async crypto.sign callback form);
  *  - verification is synchronous (~50 µs for RSA-2048) with a bounded cache of parsed certificates.
@@ -140,6 +144,8 @@ export interface VerifyInput {
    * it came with; `method` and `url` are then those of the request it answers. Unset: a request or webhook call.
    */
   answer?: SignedAnswer;
+  /** Set to verify an alarm or maintenance notice (noticeStringToSign) rather than a request or a delivery. */
+  notice?: boolean;
 }
 
 /**
@@ -198,6 +204,17 @@ export function answerStringToSign(answer: SignedAnswer, method: string, url: st
   return `RESPONSE ${answer.status};${stringToSign(method, url, date, hash)};${answer.continuation ?? ''}`;
 }
 
+/**
+ * `NOTICE;${METHOD};${url lower-cased};${date};${hash}`: what the DIP signs an alarm or maintenance notice
+ * over. Domain separation: a request's (a delivery's) string with the method `NOTICE` would have the URL,
+ * lower-cased, where this one has `POST`, upper-case; and an answer's starts `RESPONSE `. So a notice, whose
+ * URL a participant subscribes, never verifies as a delivery at a recipient's message webhook, nor a delivery
+ * as a notice.
+ */
+export function noticeStringToSign(method: string, url: string, date: string, hash: string): string {
+  return `NOTICE;${stringToSign(method, url, date, hash)}`;
+}
+
 /** What an answer's signature binds besides the request and the bytes: its status and the next page it names. */
 export interface SignedAnswer {
   status: number;
@@ -245,6 +262,13 @@ export class Signer {
     const date = now.toISOString();
     const hash = contentHash(body);
     return this.signString(answerStringToSign(answer, method, url, date, hash), date, hash);
+  }
+
+  /** The same headers on an alarm or maintenance notice (noticeStringToSign: never a delivery's). */
+  signNotice(method: string, url: string, body: Buffer | string, now: Date = new Date()): Promise<DipSignatureHeaders> {
+    const date = now.toISOString();
+    const hash = contentHash(body);
+    return this.signString(noticeStringToSign(method, url, date, hash), date, hash);
   }
 
   private signString(text: string, date: string, hash: string): Promise<DipSignatureHeaders> {
@@ -527,7 +551,8 @@ const isIsoDate = (value: string): boolean => ISO_DATE.test(value);
 function expectedString(input: VerifyInput, date: string | undefined, hash: string | undefined): string {
   const d = date ?? `<${DIP_HEADER_SIGNATURE_DATE}>`;
   const h = hash ?? `<${DIP_HEADER_CONTENT_HASH}>`;
-  return input.answer === undefined ? stringToSign(input.method, input.url, d, h) : answerStringToSign(input.answer, input.method, input.url, d, h);
+  if (input.answer !== undefined) return answerStringToSign(input.answer, input.method, input.url, d, h);
+  return input.notice === true ? noticeStringToSign(input.method, input.url, d, h) : stringToSign(input.method, input.url, d, h);
 }
 
 /**
@@ -605,15 +630,16 @@ export function verifyDipSignature(input: VerifyInput): VerifyResult {
     return fail('bad-signature', `signature verification error: ${(e as Error).message}`);
   }
   for (const url of valid || input.answer !== undefined ? [] : (input.sameUrls ?? [])) {
-    const same = stringToSign(input.method, url, date, hashHeader);
+    const same = expectedString({ ...input, url }, date, hashHeader);
     if (cryptoVerify('sha256', Buffer.from(same, 'utf8'), cert.publicKey, signature)) {
       expected = same;
       valid = true;
       break;
     }
   }
-  // An answer's string is the DIP's own: the diagnosis of a participant's signing mistakes does not apply.
+  // An answer's and a notice's strings are the DIP's own: the diagnosis of a participant's signing mistakes does not apply.
   if (!valid && input.answer !== undefined) return fail('bad-signature', `${DIP_HEADER_SIGNATURE} does not verify over the string shown (another status, method, URL, continuation token or key)`);
+  if (!valid && input.notice === true) return fail('bad-signature', `${DIP_HEADER_SIGNATURE} does not verify over the notice's string shown (another URL or key, or a call that is not a notice)`);
   if (!valid) {
     const found = diagnose(signature, cert.publicKey, input, date, hashHeader);
     return fail(found.reason, found.detail);

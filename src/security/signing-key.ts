@@ -9,6 +9,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { NoticeSigner } from '../ports/alarms.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { OutboundSigner } from '../ports/webhook.js';
@@ -42,14 +43,18 @@ export class SigningKeyWatcher extends KeyFileWatcher<SigningKey> {
     return this.inForce().signer;
   }
 
-  /**
-   * What signs the DIP's webhook calls and its alarm and maintenance notices: one signer for all,
-   * so a subscriber verifies a notice with the code a recipient verifies a call with. The key is read at
-   * each call, so a rotation applies from the next one.
-   */
+  /** What signs the DIP's webhook calls (deliveries). The key is read at each call, so a rotation applies from the next one. */
   outbound(): OutboundSigner {
     // A fresh object per call: the caller adds its own headers (content-type, sequence) to it.
     return { sign: async (method, url, body) => ({ ...(await this.current().sign(method, url, body)) }) };
+  }
+
+  /**
+   * What signs alarm and maintenance notices: the same key, over a notice's own string (Signer.signNotice),
+   * so a notice never verifies as a delivery at a message webhook a participant pointed its subscription at.
+   */
+  notices(): NoticeSigner {
+    return { signNotice: async (method, url, body) => ({ ...(await this.current().signNotice(method, url, body)) }) };
   }
 
   /** What signs pull and replay answers: the key in force, over an answer's own string (Signer.signAnswer). */

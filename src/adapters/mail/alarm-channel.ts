@@ -1,9 +1,8 @@
 import { request, type Agent } from 'undici';
 import { requestedUrl } from '../../domain/callback-url.js';
 import { shownUrl } from '../../domain/url-secrets.js';
-import type { AlarmChannel, AlarmNotice, MaintenanceEvent } from '../../ports/alarms.js';
+import type { AlarmChannel, AlarmNotice, MaintenanceEvent, NoticeSigner } from '../../ports/alarms.js';
 import { API_VERSION_HEADERS } from '../../domain/api-version.js';
-import type { OutboundSigner } from '../../ports/webhook.js';
 import type { WebhookDestinations } from '../../security/webhook-destinations.js';
 import { destinationCheckedAgent } from '../http/webhook-client.js';
 import { SmtpMailer, type SmtpSettings } from './smtp-mailer.js';
@@ -12,7 +11,7 @@ export type { SmtpSettings };
 
 /**
  * Alarm and maintenance notices by e-mail over SMTP (nodemailer) and by webhook (a JSON POST, signed with
- * the X-DIP-* headers as webhook calls are). Without SMTP settings e-mail subscriptions are refused at
+ * the X-DIP-* headers over a notice's own string, `NOTICE;` and a call's). Without SMTP settings e-mail subscriptions are refused at
  * sending time with the reason logged.
  */
 export class SmtpAlarmChannel implements AlarmChannel {
@@ -25,10 +24,11 @@ export class SmtpAlarmChannel implements AlarmChannel {
     /** Required: DEV passes rules that are not enforced, so no channel is ever built without them. */
     destinations: Pick<WebhookDestinations, 'checkHost' | 'lookup'>,
     /**
-     * The signer of the DIP's webhook calls: an unsigned notice could be forged by anyone who learns the
-     * URL (a RESOLVED notice hiding a live alarm); signed alike, a subscriber verifies it as a recipient does.
+     * The DIP's key over a notice's own string: an unsigned notice could be forged by anyone who learns the
+     * URL (a RESOLVED notice hiding a live alarm), and one signed as a delivery would verify as a delivery
+     * at another recipient's message webhook that a participant subscribed.
      */
-    private readonly signer: OutboundSigner,
+    private readonly signer: NoticeSigner,
   ) {
     this.agent = destinationCheckedAgent({ destinations, connectionsPerOrigin: 1, keepAliveTimeout: 5_000 });
     this.mailer = new SmtpMailer(smtp);
@@ -44,7 +44,7 @@ export class SmtpAlarmChannel implements AlarmChannel {
     const requested = requestedUrl(url);
     if (requested === null) throw new Error(`webhook ${shownUrl(url)} is not a URL that can be called: subscribe with a new one`);
     const body = Buffer.from(JSON.stringify(notice));
-    const headers = await this.signer.sign('POST', requested, body);
+    const headers = await this.signer.signNotice('POST', requested, body);
     headers['content-type'] = 'application/json';
     // The version its body follows, as every message webhook call says it (README "API versions").
     Object.assign(headers, API_VERSION_HEADERS);
