@@ -313,7 +313,7 @@ async function wire(config: DipConfig, logger: Logger, clock: Clock, options: St
   const portal = await startPortalListener(config, {
     config, logger, clock, accounts: portalAccounts, registry, channel, channels,
     webhooks: webhookConfigDeps(config, { registry, webhooks: backend.registry, delivery, destinations, operatorJournal: { journal: backend.journal, now: () => clock.now() } }),
-    replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, delivery, maintenance, certificates,
+    replay, archive: backend.archive, deadLetters: backend.deadLetters, log: backend.log, copies, channelSettings, delivery, maintenance, certificates,
     alarms: alarmApi, publications, activityLog: activityLog?.store ?? null, reports, selfService,
     savedReports,
     operatorApi: operator.operatorApi,

@@ -336,6 +336,22 @@ describe('a message with very many faults', () => {
     expect(v.errors).toHaveLength(10);
     expect(v.count).toBe(5_000);
     expect(v.paths.size).toBeLessThanOrEqual(MAX_COLLECTED_ERRORS);
-    expect(v.errors[0]!.message).toBe('payload.CustomBlock.extra0 is not a field of payload.CustomBlock on IF-021; extra fields are not allowed');
+    expect(v.errors[0]!.message).toBe('payload.CustomBlock.extra0 is not a field of payload.CustomBlock for event code ActivePower on IF-021; extra fields are not allowed');
+  });
+});
+
+// A CustomBlock field of the channel that the message's event code does not allow was named "not a field of
+// payload.CustomBlock on IF-001", though it is one for another event code: the help names the event code.
+describe('a CustomBlock field not allowed for the message\'s event code', () => {
+  it('the help names the event code', async () => {
+    const { exampleMessage } = await import('../src/catalogue/examples.js');
+    const schema = catalogue.schema('IF-001');
+    if (!schema) throw new Error('no IF-001 schema');
+    const message = exampleMessage(schema, 'InitialRegistration') as { payload: { CustomBlock: Record<string, unknown> } };
+    message.payload.CustomBlock['B003'] = {};
+    const r = catalogue.validate('IF-001', message);
+    expect(r.ok).toBe(false);
+    const about = r.ok ? [] : r.errors.filter((e) => e.path === 'payload.CustomBlock.B003').map((e) => e.message);
+    expect(about).toEqual(['payload.CustomBlock.B003 is not a field of payload.CustomBlock for event code InitialRegistration on IF-001; extra fields are not allowed']);
   });
 });

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { request as httpsRequest } from 'node:https';
 import { schemaIn30 } from '../src/api/openapi-30.js';
 import { dipDateTime } from '../src/domain/time.js';
 import { publishedSchema } from '../src/api/schemas.js';
@@ -118,7 +119,7 @@ describe('the OpenAPI document of the participant listener', () => {
     const ours = operations(doc, resolve(doc));
     expect(theirs.size).toBeGreaterThanOrEqual(8 + 127);
     // Beyond the published answers: only the ones every guarded call may get, and the documented extensions.
-    const extraCodes = new Set(['202', '204', '206', '400', '401', '403', '404', '405', '408', '409', '413', '429', '500', '503']);
+    const extraCodes = new Set(['202', '204', '206', '400', '401', '403', '404', '405', '408', '409', '413', '421', '429', '500', '503']);
     // The published validation endpoints list no signature headers, yet are signed like every call (docs/api-differences.md).
     const signature = ['header:x-dip-content-hash', 'header:x-dip-signature', 'header:x-dip-signature-certificate', 'header:x-dip-signature-date'];
     const extraParams = (op: string) => (op === 'POST /dip-channel/{id}/replay/{recipient-id}' ? ['header:x-continuation-token'] : op.startsWith('POST /validate/') ? signature : []);
@@ -204,6 +205,24 @@ describe('the OpenAPI document of the participant listener', () => {
     const validated = await send(h.t, h.sds, { path: '/validate/IF-021/ActivePower', body: JSON.stringify([validItem()]) });
     expect(validated.status).toBe(201);
     check('/validate/IF-021/ActivePower', 'post', validated);
+  });
+
+  // A Host that is none of the listener's names is answered 421 MSG1000 before any route is chosen: every
+  // operation may answer it, and the served document said so for none.
+  it('declares the 421 answer to a wrong Host on every operation, and the answer validates against it', async () => {
+    const check = checker();
+    // node:https to 127.0.0.1 checks the certificate against servername, not the Host header (undici takes Host for both).
+    const misdirected = await new Promise<{ status: number; json: unknown }>((resolve, reject) => {
+      const { keyPem, certPem } = h.sds.credentials;
+      httpsRequest({ host: '127.0.0.1', port: h.t.dip.port, path: '/certificates/dip', method: 'GET', servername: 'localhost', key: keyPem, cert: certPem, ca: h.t.dip.pki.ca.certPem, setHost: false, agent: false, headers: { host: 'victim.example' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c)).on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown }));
+      }).on('error', reject).end();
+    });
+    expect(misdirected.status).toBe(421);
+    check('/certificates/dip', 'get', misdirected);
+    const undeclared = Object.entries(doc.paths as Json).flatMap(([path, item]) => METHODS.filter((m) => item[m] && !(item[m] as Json).responses?.['421']).map((m) => `${m.toUpperCase()} ${path}`));
+    expect(undeclared).toEqual([]);
   });
 
   it('gives every operation real answers: its success status and at least one refusal, each described, none a bare "Default Response"', () => {

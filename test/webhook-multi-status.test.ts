@@ -204,3 +204,35 @@ describe('a webhook answering 207 with per-message failures', () => {
     await none.worker.stop();
   });
 });
+
+// A 400 whose StandardResponse said `MSG0000 - Success` for the message was relayed to its sender as
+// "MSG0000 - Success" ("… refused the message: HTTP 400"): an adapter reading the code took it as delivered.
+// Only a failure code in the entry for that very message is the recipient's verdict on it.
+describe('Return to Sender relays only a failure code the recipient gave for that message', () => {
+  const told = async (answerBody: string) => {
+    const items: Array<{ transactionId: string; message: string; help: string }> = [];
+    const notices = returnToSender({ fromDip: async (x) => void items.push(...x.map((i) => ({ transactionId: i.transactionId, message: i.message, help: i.help }))) });
+    const entry: QueueEntry = { seq: 1, messageId: 1, transactionId: 'T-1', receivedAt: 0, outbound: '{}', capacity: null, securityPattern: null };
+    await notices([{ queue, entry, reason: 'rejected', status: 400, detail: 'SUP0000001 refused the message: HTTP 400', answer: answerBody }]);
+    return items;
+  };
+
+  it('a success code for the message: the DIP\'s own failure code, not "Success"', async () => {
+    expect(await told(answer(['T-1', 'MSG0000 - Success', 'all good']))).toEqual([{ transactionId: 'T-1', message: 'MSG1000 - Message Processing Failed', help: 'SUP0000001 refused the message: HTTP 400' }]);
+    expect(await told(answer(['T-1', 'RCP0000 - Message Success']))).toEqual([{ transactionId: 'T-1', message: 'MSG1000 - Message Processing Failed', help: 'SUP0000001 refused the message: HTTP 400' }]);
+  });
+
+  it('a failure code for another message is not this one\'s', async () => {
+    expect(await told(answer(['T-9', 'RCP1001 - Schema Failure', 'not yours']))).toEqual([{ transactionId: 'T-1', message: 'MSG1000 - Message Processing Failed', help: 'SUP0000001 refused the message: HTTP 400' }]);
+  });
+
+  it('a failure entry naming no message is about the call, which carried only this one', async () => {
+    const body = JSON.stringify({ messageArray: [{ transactionID: null, message: 'RCP1001 - Schema Failure', help: 'D0 missing' }] });
+    expect(await told(body)).toEqual([{ transactionId: 'T-1', message: 'RCP1001 - Schema Failure', help: 'SUP0000001 refused the message: HTTP 400: D0 missing' }]);
+  });
+
+  it('the failure entry for the message is relayed, found past others and whatever the case of its ID', async () => {
+    const body = answer(['T-9', 'RCP1021 - Msg Mandatory Data Item Missing'], ['t-1', 'MSG0000 - Success'], ['t-1', 'RCP1001 - Schema Failure', 'D0 missing']);
+    expect(await told(body)).toEqual([{ transactionId: 'T-1', message: 'RCP1001 - Schema Failure', help: 'SUP0000001 refused the message: HTTP 400: D0 missing' }]);
+  });
+});

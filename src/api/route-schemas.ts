@@ -1,5 +1,6 @@
 import { ENVELOPE_SCHEMA } from '../catalogue/envelope.js';
 import type { JsonSchema } from '../catalogue/types.js';
+import type { FastifyInstance } from 'fastify';
 import { COMPONENT_MARK } from './openapi.js';
 import { publishedSchema } from './schemas.js';
 
@@ -84,6 +85,7 @@ const MEANING: Readonly<Record<number, string>> = {
   412: 'Precondition Failed: If-Match does not name the ETag, or If-Unmodified-Since is before Last-Modified; no bytes',
   413: 'Payload Too Large',
   416: 'Range Not Satisfiable (Content-Range names the size)',
+  421: "Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts)",
   422: 'Unprocessable Content: the request is sound, but what it names cannot be done as asked (the help says why and what can)',
   429: 'Too Many Requests (Retry-After says when to try again)',
   500: 'Internal Server Error',
@@ -128,6 +130,18 @@ export function answers(codes: readonly number[], others: Record<number, JsonSch
   const out: Record<number, JsonSchema> = {};
   for (const code of [...new Set(codes)].sort((a, b) => a - b)) out[code] = standardResponse(code);
   return { ...out, ...others };
+}
+
+/**
+ * The listener answers any request whose Host is none of its names 421 (src/api/server.ts), before the
+ * route is chosen: each documented route says so, where it does not already. Registered before the routes.
+ */
+export function documentHostAnswer(app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema as { hide?: boolean; response?: Record<string, unknown> } | undefined;
+    if (!schema || schema.hide) return;
+    schema.response = { ...(schema.response ?? {}), 421: schema.response?.[421] ?? standardResponse(421) };
+  });
 }
 
 /** POST /dip-channel/{id} and /validate/…: a batch of messages, each `{payload: {CommonBlock, CustomBlock}}`. */

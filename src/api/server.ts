@@ -58,7 +58,7 @@ import { type CapHolder, openFileLimit, participantConnectionLimit, participantH
 import { recordOperations } from './operations.js';
 import { useCertificateAnswer } from './certificate-answer.js';
 import { describeBodyErrors } from './schemas.js';
-import { answers, GUARDED } from './route-schemas.js';
+import { answers, documentHostAnswer, GUARDED } from './route-schemas.js';
 import { byteOrderMark, deferContinue, drained, evidence, requestAuthority, sendStandard, tlsPeer, unacceptedCharset, unacceptedContentEncoding, unacceptedMediaType, useSecurityControls } from './request.js';
 import { useAnswerDeadlines } from '../security/answer-deadlines.js';
 import { useRequestDeadlines } from './request-deadlines.js';
@@ -532,6 +532,7 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     for (const m of [r.method].flat()) methods.add(m);
     routes.set(r.url, methods);
   });
+  documentHostAnswer(app);
   registerGuard(app, deps);
   // Plugins load in order: the OpenAPI document first, so it sees every route registered after it.
   void app.register(registerParticipantDocs, { deps });

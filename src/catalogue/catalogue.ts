@@ -177,6 +177,7 @@ export class Catalogue {
       const issues = [
         ...allIssues(found, {
           channelId: channel.interfaceId,
+          ...eventCodeOf(message),
           root: 'the message',
           ...(opts.encryptedPayload ? { omit: aboutCustomBlock } : {}),
         }),
@@ -212,4 +213,11 @@ export class Catalogue {
 export async function importCatalogue(specDir: string, outFile: string, options: ImportOptions = {}): Promise<ImportResult> {
   const mod = await import('./spec-import.js');
   return mod.importCatalogue(specDir, outFile, { baseline: Catalogue.load().channels(), ...options });
+}
+
+/** The event code a message gives (S0.eventCode, bare), if it gives one as a string: for the help of a failed validation. */
+function eventCodeOf(message: unknown): { eventCode?: string } {
+  const s0 = (message as { payload?: { CommonBlock?: { S0?: Record<string, unknown> } } } | null)?.payload?.CommonBlock?.S0;
+  const code = s0?.['eventCode'];
+  return typeof code === 'string' && code.length > 0 ? { eventCode: bareEventCode(code).slice(0, 100) } : {};
 }

@@ -43,6 +43,8 @@ function typeName(t: unknown): string {
 export interface IssueContext {
   /** The channel a message was sent on; absent for the API's own request bodies. */
   channelId?: string;
+  /** The message's event code (S0.eventCode), when it gives one: which CustomBlock fields are allowed depends on it. */
+  eventCode?: string;
   /** How to name the instance itself when an error is about it as a whole. */
   root: string;
   /** Issues not to report (those about a CustomBlock that travels encrypted), left out before the cut. */
@@ -61,7 +63,9 @@ function describe(e: ErrorObject, context: IssueContext): ValidationIssue {
     }
     case 'additionalProperties': {
       const path = join(at, String(p['additionalProperty']));
-      const where = channelId ? `${subject} on ${channelId}` : subject;
+      // A CustomBlock field may be one for another event code of the channel: the help says which it was checked for.
+      const forEvent = context.eventCode && subject.startsWith('payload.CustomBlock') ? ` for event code ${context.eventCode}` : '';
+      const where = channelId ? `${subject}${forEvent} on ${channelId}` : subject;
       return { path, rule: 'additionalProperties', message: `${path} is not a field of ${where}; extra fields are not allowed` };
     }
     case 'pattern':

@@ -69,6 +69,23 @@ export function refusedInMultiStatus(answer: string, transactionIds: readonly st
   });
   if (named.length === 0) return null;
   const refused = new Map<string, AnswerEntry>();
-  for (const { id, entry } of named) if (!SUCCESS.test(entry.message) && !refused.has(id)) refused.set(id, entry);
+  for (const { id, entry } of named) if (isRefusal(entry) && !refused.has(id)) refused.set(id, entry);
   return refused;
+}
+
+/** Whether an entry's code says its message was not taken (any code but success). */
+export function isRefusal(entry: AnswerEntry): boolean {
+  return !SUCCESS.test(entry.message);
+}
+
+/**
+ * The recipient's verdict on one message in its answer: the first entry with a failure code naming it
+ * (whatever the case of the ID), else the first naming no message (transactionID null: about the call, and a
+ * message is set aside on an answer that names none only after it was sent alone). An entry about another
+ * message, or one saying success, is no verdict on it.
+ */
+export function refusalOf(answer: string, transactionId: string): AnswerEntry | undefined {
+  const id = transactionId.toUpperCase();
+  const refusals = (answerEntries(answer) ?? []).filter(isRefusal);
+  return refusals.find((e) => e.transactionId?.toUpperCase() === id) ?? refusals.find((e) => e.transactionId === null);
 }

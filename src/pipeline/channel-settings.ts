@@ -2,11 +2,12 @@ import { isDeepStrictEqual } from 'node:util';
 import type { ChannelDefinition } from '../catalogue/catalogue.js';
 import { obfuscationWarnings, type ObfuscationWarning } from '../catalogue/obfuscation-check.js';
 import type { JsonSchema } from '../catalogue/types.js';
+import type { ObfuscationRules } from '../domain/obfuscation.js';
 import { shortRetention, type ChannelAvailability, type ChannelOverride, type ChannelSettingsDoc } from '../domain/channel.js';
 import { DIP_ID_PATTERN, ROLE_PATTERN } from '../domain/participant.js';
 import type { Clock } from '../ports/clock.js';
 import type { OperatorJournal } from '../ports/operator-journal.js';
-import { RecordConflictError, type RegistryStore } from '../ports/registry.js';
+import { RecordConflictError, type RegistryStore, type StoredRecord } from '../ports/registry.js';
 import type { Channel } from './channels.js';
 import { CHANNEL_RECORD, channelVersion, type ChannelSettingsVersion, type Registry } from './registry.js';
 import { RefusedError } from './refused.js';
@@ -38,6 +39,13 @@ export interface ChannelView {
    * or names nothing (src/catalogue/obfuscation-check.ts). Empty when none.
    */
   warnings: string[];
+}
+
+/** A channel's obfuscation rules at a moment, and the settings version they belong to (0: the configuration file's; `since`: when that version was made). */
+export interface RulesInForce {
+  rules: ObfuscationRules;
+  version: number;
+  since: number | null;
 }
 
 export interface ChannelSettingsDeps {
@@ -98,6 +106,18 @@ export class ChannelSettings {
   async history(id: string): Promise<Array<ChannelSettingsVersion & { changedAt: string }>> {
     this.known(id);
     return (await this.deps.store.recordHistory(CHANNEL_RECORD, id)).map((r) => ({ ...channelVersion(r), changedAt: new Date(r.at).toISOString() }));
+  }
+
+  /**
+   * The obfuscation rules in force on a channel at a moment: those of the last settings version made by
+   * then, else the configuration file's (version 0: the DIP keeps no earlier configuration file, so it is
+   * taken to be the one read now). A copy made then was obfuscated with these, whatever the rules are now.
+   */
+  async obfuscationAt(id: string, at: number): Promise<RulesInForce> {
+    this.known(id);
+    const then = (await this.deps.store.recordHistory(CHANNEL_RECORD, id)).filter((r) => r.at <= at).reduce<StoredRecord | undefined>((last, r) => (last && last.version > r.version ? last : r), undefined);
+    if (!then) return { rules: this.deps.configured[id]?.obfuscation ?? {}, version: 0, since: null };
+    return { rules: (then.doc as ChannelSettingsDoc).settings.obfuscation ?? {}, version: then.version, since: then.at };
   }
 
   async change(id: string, change: ChannelChange, by: string): Promise<ChannelView> {

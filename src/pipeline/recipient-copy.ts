@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { copyRoles } from '../domain/channel.js';
-import { hiddenPaths, obfuscate } from '../domain/obfuscation.js';
+import { hiddenPaths, obfuscate, type ObfuscationRules } from '../domain/obfuscation.js';
 import type { Participant } from '../domain/participant.js';
 import type { QueueEntry, QueueRef } from '../ports/message-log.js';
 import type { Channel } from './channels.js';
@@ -161,15 +161,18 @@ export class RecipientCopies {
    * runs now). Channels the catalogue does not know
    * (status messages) pass as they are. Throws CopyWithheld for a pattern 2 copy whose recipient's
    * certificate is revoked or expired, and CopyUnmakeable when no copy can be made for the recipient.
+   * `rules`: the obfuscation rules to make it with instead of the channel's now (the user portal shows a
+   * delivered copy as made with the rules in force when it was delivered).
    */
-  copyFor(queue: QueueRef, { outbound, capacity, securityPattern }: CopySource): string | Promise<string> {
+  copyFor(queue: QueueRef, { outbound, capacity, securityPattern }: CopySource, rules?: ObfuscationRules): string | Promise<string> {
     const ch = this.channel(queue.channel);
     if (!ch) return outbound;
     const pattern = copyPattern(securityPattern, outbound, ch.securityPattern);
+    const obfuscation = rules ?? ch.obfuscation;
     let copy = outbound;
-    if (Object.keys(ch.obfuscation).length > 0) {
+    if (Object.keys(obfuscation).length > 0) {
       const roles = copyRoles(ch, this.registry.participant(queue.recipientDipId)?.roles ?? [], capacity);
-      const paths = hiddenPaths(ch.obfuscation, roles);
+      const paths = hiddenPaths(obfuscation, roles);
       if (paths.length > 0) copy = JSON.stringify(obfuscate(JSON.parse(outbound) as unknown, paths));
     }
     if (pattern === 2) {

@@ -15,6 +15,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { AlarmSubscriptionStore } from '../ports/alarms.js';
 import type { SavedReports } from '../ports/saved-reports.js';
 import type { RecipientCopies } from '../pipeline/recipient-copy.js';
+import type { ChannelSettings } from '../pipeline/channel-settings.js';
 import type { Registry } from '../pipeline/registry.js';
 import type { Replay } from '../pipeline/replay.js';
 import type { WebhookConfigDeps } from '../pipeline/webhook-config.js';
@@ -46,6 +47,8 @@ export interface PortalDeps {
   log: Pick<MessageLog, 'append'>;
   /** What the recipient may see of a message (obfuscation by role, encryption for it), as its webhook got it. */
   copies: Pick<RecipientCopies, 'copyFor'>;
+  /** A channel's obfuscation rules as they were when a copy was delivered (its settings history). */
+  channelSettings: Pick<ChannelSettings, 'obfuscationAt'>;
   delivery: Pick<Delivery, 'notify'>;
   /** Maintenance notices published and not yet over (the participant API's GET /maintenance/notices). */
   maintenance: Pick<Maintenance, 'current'>;

@@ -13,6 +13,8 @@ import { configureWebhook, removeWebhook } from '../pipeline/webhook-config.js';
 import type { ArchivedMessage, DeliveryAttempt } from '../ports/archive.js';
 import type { QueueRef } from '../ports/message-log.js';
 import type { ReplayFilter } from '../ports/requeue-jobs.js';
+import type { TracedDelivery } from '../ports/traces.js';
+import type { ObfuscationRules } from '../domain/obfuscation.js';
 import { certificateInfo } from '../security/signature.js';
 import type { PortalDeps } from './deps.js';
 import { actionButton, alertLine, badge, choice, codeBlock, daysLeftBadge, facts, html, input, isoOrDash, select, table, textarea, when, type Flash, type Html } from './html.js';
@@ -282,8 +284,9 @@ async function journeyPage(deps: PortalDeps, c: Ctx, flash: Flash, extra: Html |
     const found = await ownMessage(deps, c);
     if (isReply(found)) return found;
     const { queue, message: archived } = found;
+    const made = await deliveredRules(deps, queue.channel, m.deliveries.find((d) => d.recipient === p.dipId)!);
     // Held back (the participant's certificate is revoked or expired): the page says why instead of the copy.
-    const copy = await Promise.resolve(deps.copies.copyFor(queue, archived)).catch((e: unknown) => {
+    const copy = await Promise.resolve(deps.copies.copyFor(queue, archived, made.rules)).catch((e: unknown) => {
       if (e instanceof CopyWithheld || e instanceof CopyUnmakeable) return e.message;
       throw e;
     });
@@ -302,11 +305,26 @@ ${extra}
 <h2>Header and payload</h2>
 ${messageHeader(m)}
 <details><summary>Message as delivered to ${queue.recipientDipId}</summary>
-${codeBlock(`Message as delivered to ${queue.recipientDipId}`, pretty)}</details>`;
+${codeBlock(`Message as delivered to ${queue.recipientDipId}`, pretty)}
+<p class="muted">${made.note}</p></details>`;
   }
   const body = html`${detailedAudit(m, param(c.req, 'recipient') || null, journeyLink(c.own, p, m).split('?')[0]!, asField(c.own, p), deps.config.dipId)}
 ${received}`;
   return render(c.reply, 200, R, c.req, c.signed, `Journey of ${m.transactionId}`, body, flash);
+}
+
+/**
+ * The obfuscation rules a recipient's copy was made with, and what the page says of them. The DIP keeps the
+ * message, not each recipient's copy: the copy is made again, with the rules in force when it was last sent
+ * (its last webhook call or pull), since an operator may have changed them since (PATCH /admin/channels).
+ * Not sent yet: the rules in force now, which its delivery will use unless they change.
+ */
+async function deliveredRules(deps: PortalDeps, channel: string, delivery: TracedDelivery): Promise<{ rules: ObfuscationRules | undefined; note: string }> {
+  const sentAt = delivery.attempts.at(-1)?.startedAt ?? delivery.deliveredAt;
+  if (sentAt === null) return { rules: undefined, note: `Not sent yet: shown with ${channel}'s obfuscation rules in force now.` };
+  const then = await deps.channelSettings.obfuscationAt(channel, sentAt);
+  const version = then.since === null ? `the configuration file's (settings version 0)` : `those of settings version ${then.version} (in force since ${new Date(then.since).toISOString()})`;
+  return { rules: then.rules, note: `Made with ${channel}'s obfuscation rules in force when it was sent at ${new Date(sentAt).toISOString()}: ${version}.` };
 }
 
 const text = (v: unknown): string => (typeof v === 'string' ? v : '');

@@ -547,6 +547,15 @@ export interface paths {
                         "application/json": components["schemas"]["StandardResponse"];
                     };
                 };
+                /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StandardResponse"];
+                    };
+                };
                 /** @description Too Many Requests (Retry-After says when to try again) */
                 429: {
                     headers: {
@@ -734,6 +743,15 @@ export interface paths {
                         "application/json": components["schemas"]["StandardResponse"];
                     };
                 };
+                /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StandardResponse"];
+                    };
+                };
                 /** @description Too Many Requests (Retry-After says when to try again) */
                 429: {
                     headers: {
@@ -874,6 +892,15 @@ export interface paths {
                 };
                 /** @description Payload Too Large */
                 413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StandardResponse"];
+                    };
+                };
+                /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1036,6 +1063,15 @@ export interface paths {
                         "application/json": components["schemas"]["StandardResponse"];
                     };
                 };
+                /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StandardResponse"];
+                    };
+                };
                 /** @description Too Many Requests (Retry-After says when to try again) */
                 429: {
                     headers: {
@@ -1180,6 +1216,15 @@ export interface paths {
                 };
                 /** @description Payload Too Large */
                 413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StandardResponse"];
+                    };
+                };
+                /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1356,6 +1401,15 @@ export interface paths {
                         "application/json": components["schemas"]["StandardResponse"];
                     };
                 };
+                /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+                421: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StandardResponse"];
+                    };
+                };
                 /** @description Too Many Requests (Retry-After says when to try again) */
                 429: {
                     headers: {
@@ -1494,6 +1548,15 @@ export interface paths {
                 };
                 /** @description Payload Too Large */
                 413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StandardResponse"];
+                    };
+                };
+                /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+                421: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -9608,6 +9671,15 @@ export interface operations {
                     }[];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
         };
     };
     portalFlows: {
@@ -9634,6 +9706,15 @@ export interface operations {
                             what: string;
                         }[];
                     }[];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
                 };
             };
         };
@@ -9665,6 +9746,15 @@ export interface operations {
                     }[];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
         };
     };
     portalInterface: {
@@ -9691,6 +9781,15 @@ export interface operations {
             };
             /** @description Not found: no such channel or resource */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9742,6 +9841,15 @@ export interface operations {
             };
             /** @description Bad Request: the help text names the field and why */
             400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9841,6 +9949,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -9967,6 +10084,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10129,6 +10255,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10302,6 +10437,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -10443,6 +10587,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -10558,6 +10711,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10744,6 +10906,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -10902,6 +11073,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -11050,6 +11230,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11227,6 +11416,15 @@ export interface operations {
             };
             /** @description Range Not Satisfiable (Content-Range names the size) */
             416: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11416,6 +11614,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -11564,6 +11771,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -11768,6 +11984,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -11906,6 +12131,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12070,6 +12304,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -12120,6 +12363,15 @@ export interface operations {
                         /** @enum {string} */
                         status: "ok" | "unavailable" | "fatal" | "loading";
                     };
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
                 };
             };
             /** @description The store takes no writes, or the node is stopping */
@@ -12256,6 +12508,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12402,6 +12663,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12575,6 +12845,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -12688,6 +12967,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12829,6 +13117,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -12988,6 +13285,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13187,6 +13493,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -13347,6 +13662,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -13460,6 +13784,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13607,6 +13940,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -13735,6 +14077,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -13877,6 +14228,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -14003,6 +14363,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14156,6 +14525,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -14286,6 +14664,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14441,6 +14828,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -14576,6 +14972,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -14729,6 +15134,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -14866,6 +15280,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -14916,6 +15339,15 @@ export interface operations {
                         /** @enum {string} */
                         status: "ok" | "unavailable" | "fatal" | "loading";
                     };
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
                 };
             };
             /** @description The store takes no writes, the node is still loading, or it is stopping */
@@ -15031,6 +15463,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -15202,6 +15643,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -15341,6 +15791,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -15454,6 +15913,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -15605,6 +16073,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -15722,6 +16199,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -15821,6 +16307,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -15934,6 +16429,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -16033,6 +16537,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -16146,6 +16659,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -16245,6 +16767,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -16358,6 +16889,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -16457,6 +16997,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -16570,6 +17119,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -16669,6 +17227,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -16782,6 +17349,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -16881,6 +17457,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -16994,6 +17579,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -17093,6 +17687,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17206,6 +17809,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -17305,6 +17917,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17418,6 +18039,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -17517,6 +18147,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17630,6 +18269,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -17729,6 +18377,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -17842,6 +18499,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -17941,6 +18607,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -18054,6 +18729,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -18153,6 +18837,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -18266,6 +18959,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -18365,6 +19067,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -18478,6 +19189,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -18577,6 +19297,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -18690,6 +19419,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -18789,6 +19527,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -18902,6 +19649,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -19001,6 +19757,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19114,6 +19879,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -19213,6 +19987,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19326,6 +20109,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -19425,6 +20217,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19538,6 +20339,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -19637,6 +20447,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19750,6 +20569,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -19849,6 +20677,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -19962,6 +20799,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -20061,6 +20907,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -20174,6 +21029,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -20273,6 +21137,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -20386,6 +21259,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -20485,6 +21367,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -20598,6 +21489,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -20697,6 +21597,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -20810,6 +21719,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -20909,6 +21827,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -21022,6 +21949,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -21121,6 +22057,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -21234,6 +22179,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -21333,6 +22287,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -21446,6 +22409,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -21545,6 +22517,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -21658,6 +22639,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -21757,6 +22747,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -21870,6 +22869,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -21969,6 +22977,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -22082,6 +23099,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -22181,6 +23207,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -22294,6 +23329,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -22393,6 +23437,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -22506,6 +23559,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -22605,6 +23667,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -22718,6 +23789,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -22817,6 +23897,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -22930,6 +24019,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -23029,6 +24127,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -23142,6 +24249,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -23241,6 +24357,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -23354,6 +24479,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -23453,6 +24587,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -23566,6 +24709,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -23665,6 +24817,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -23778,6 +24939,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -23877,6 +25047,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -23990,6 +25169,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -24089,6 +25277,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -24202,6 +25399,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -24301,6 +25507,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -24414,6 +25629,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -24513,6 +25737,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -24626,6 +25859,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -24725,6 +25967,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -24838,6 +26089,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -24937,6 +26197,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -25050,6 +26319,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -25149,6 +26427,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -25262,6 +26549,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -25361,6 +26657,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -25474,6 +26779,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -25573,6 +26887,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -25686,6 +27009,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -25785,6 +27117,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -25898,6 +27239,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -25997,6 +27347,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -26110,6 +27469,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -26209,6 +27577,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -26322,6 +27699,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -26421,6 +27807,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -26534,6 +27929,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -26633,6 +28037,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -26746,6 +28159,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -26845,6 +28267,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -26958,6 +28389,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -27057,6 +28497,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -27170,6 +28619,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -27269,6 +28727,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -27382,6 +28849,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -27481,6 +28957,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -27594,6 +29079,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -27693,6 +29187,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -27806,6 +29309,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -27905,6 +29417,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -28018,6 +29539,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -28117,6 +29647,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -28230,6 +29769,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -28329,6 +29877,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -28442,6 +29999,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -28541,6 +30107,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -28654,6 +30229,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -28753,6 +30337,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -28866,6 +30459,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -28965,6 +30567,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -29078,6 +30689,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -29177,6 +30797,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -29290,6 +30919,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -29389,6 +31027,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -29502,6 +31149,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -29601,6 +31257,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -29714,6 +31379,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -29813,6 +31487,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -29926,6 +31609,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -30025,6 +31717,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -30138,6 +31839,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -30237,6 +31947,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -30350,6 +32069,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -30449,6 +32177,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -30562,6 +32299,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -30661,6 +32407,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -30774,6 +32529,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -30873,6 +32637,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -30986,6 +32759,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -31092,6 +32874,15 @@ export interface operations {
                     "application/json": components["schemas"]["StandardResponse"];
                 };
             };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
             /** @description Too Many Requests (Retry-After says when to try again) */
             429: {
                 headers: {
@@ -31191,6 +32982,15 @@ export interface operations {
             };
             /** @description Payload Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StandardResponse"];
+                };
+            };
+            /** @description Misdirected Request (MSG1000): the Host header (or an absolute request target's host) names no name of this DIP's participant API (its server certificate's, publicUrl's, or one in allowedHosts) */
+            421: {
                 headers: {
                     [name: string]: unknown;
                 };
