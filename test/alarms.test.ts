@@ -69,7 +69,7 @@ describe('alarms (spec 5.11.4)', () => {
     const ldso = await t.participant('3000000001', ['LDSO']);
     expect((await ldso.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['certificate-expiring'], email: 'third-party@victim.example' }))).status).toBe(201);
     // Its own certificate (issued for 30 days) is expiring: an alarm it may see, at once.
-    await waitFor(() => smtp.mails.some((m) => m.to[0] === 'third-party@victim.example'), 15_000, 'the confirmation e-mail');
+    await waitFor(() => smtp.mails.some((m) => m.to[0] === 'third-party@victim.example'), 45_000, 'the confirmation e-mail');
     await t.dip.alarms!.evaluate();
     const toVictim = smtp.mails.filter((m) => m.to[0] === 'third-party@victim.example');
     expect(toVictim).toHaveLength(1);
