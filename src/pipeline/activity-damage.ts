@@ -39,7 +39,10 @@ export class ActivityLogDamage {
 
   /** What the store holds unacknowledged (a store that keeps no losses, PostgreSQL's: nothing). */
   async load(): Promise<void> {
-    this.found = (await this.store.unacknowledgedLosses?.()) ?? [];
+    const stored = (await this.store.unacknowledgedLosses?.()) ?? [];
+    // Damage met before this read (told, its note perhaps kept in the file since): kept, once.
+    const metBefore = this.found.filter((l) => !stored.some((s) => s.at === l.at && s.lost === l.lost));
+    this.found = [...stored, ...metBefore];
   }
 
   current(): ActivityDamage | null {
@@ -49,7 +52,8 @@ export class ActivityLogDamage {
 
   /** Acknowledges what is found now (what health showed), by `by`: what was acknowledged, oldest first. */
   async acknowledge(by: string, at: number): Promise<ActivityLoss[]> {
-    const acknowledged = this.found;
+    // What was found when asked: a copy, since damage met while the acknowledgement is written is a new finding.
+    const acknowledged = [...this.found];
     if (acknowledged.length === 0) return [];
     await this.store.acknowledgeLosses?.(acknowledged, by, at);
     this.found = this.found.filter((l) => !acknowledged.includes(l));
