@@ -11,7 +11,7 @@ import { quietLogger } from './helpers/dip-harness.js';
  */
 describe('ActivityLogDamage: an acknowledgement covers what was shown, not what is found meanwhile', () => {
   const corrupt = Object.assign(new Error('database disk image is malformed'), { code: 'SQLITE_CORRUPT' });
-  const journal = { append: async () => {} };
+  const journal = { append: async () => 0 };
 
   it('keeps damage met while the acknowledgement is written', async () => {
     const clock = new FakeClock(1_000);

@@ -251,13 +251,29 @@ export function deliveryProcessAlarms(runs: () => RestartRun[]): ConditionSource
  * `since`): the probe is a write, so a JetStream leader election after one NATS server of three is lost
  * (5-10 s without writes) is `unavailable` in health too, and raised on every node at once it would be
  * raised and resolved at each rolling restart of NATS. Assembled with two lease lengths (12 s by default):
- * a lease outlives a shorter outage, so delivery has not stopped for long before it.
+ * a lease outlives a shorter outage, so delivery has not stopped for long before it. Resolved once the
+ * probe has been taken for a lease length.
  */
 export function coordinationAlarms(health: () => CoordinationHealth, clock: Clock, node: string | undefined, lastingMs: number): ConditionSource {
+  // An outage ends once the probe has been taken for a lease length (half the hold), not at the first
+  // probe that lands: a JetStream taking a write now and then while most fail reset its start at each,
+  // and the hold was never reached while delivery mostly stood still (reviewF). Once raised, it stays
+  // until then rather than flapping with each probe.
+  const settleMs = lastingMs / 2;
+  let outage: { since: number; reason: string } | null = null;
+  let okSince: number | null = null;
   return () => {
     const h = health();
-    if (h.state === 'ok' || clock.now() - h.since < lastingMs) return [];
-    return [{ key: ownKey('coordination', node), rule: 'coordination', participant: null, summary: `the nodes' coordination does not answer${onNode(node)}, no queue can be claimed and delivery stops there: ${h.reason}`, since: h.since }];
+    const now = clock.now();
+    if (h.state === 'ok') {
+      okSince ??= now;
+      if (outage !== null && now - okSince >= settleMs) outage = null;
+    } else {
+      okSince = null;
+      outage = { since: outage?.since ?? h.since, reason: h.reason };
+    }
+    if (outage === null || now - outage.since < lastingMs) return [];
+    return [{ key: ownKey('coordination', node), rule: 'coordination', participant: null, summary: `the nodes' coordination does not answer${onNode(node)}, no queue can be claimed and delivery stops there: ${outage.reason}`, since: outage.since }];
   };
 }
 
