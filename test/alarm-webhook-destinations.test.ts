@@ -39,7 +39,7 @@ async function signingChannel() {
   const ca = await createCertificateAuthority({ commonName: 'test CA', environment: 'TEST', validDays: 2 });
   const signing = await issueSigningCertificate(ca, { commonName: 'the DIP', validDays: 2 });
   const signer = new Signer(signing.keyPem, signing.certPem);
-  const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), { signNotice: async (method, url, body) => ({ ...(await signer.signNotice(method, url, body)) }) });
+  const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), { signNotice: async (method, url, body) => ({ ...(await signer.signNotice(method, url, body)) }) }, 'DEV');
   return { ca, signer, channel };
 }
 
@@ -66,10 +66,10 @@ describe('alarm webhooks and internal networks', () => {
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
   it('outside DEV, refuses an internal address and a name that resolves to one when it connects', async () => {
-    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: true, lookup: rebound }), unsigned);
+    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: true, lookup: rebound }), unsigned, 'PROD');
     try {
-      await expect(channel.webhook(`http://127.0.0.1:${port}/literal`, notice)).rejects.toMatchObject({ code: 'EDESTINATIONREFUSED' });
-      await expect(channel.webhook(`http://alarms.example.net:${port}/rebound`, notice)).rejects.toMatchObject({ code: 'EDESTINATIONREFUSED', message: /loopback/ });
+      await expect(channel.webhook(`https://127.0.0.1:${port}/literal`, notice)).rejects.toMatchObject({ code: 'EDESTINATIONREFUSED' });
+      await expect(channel.webhook(`https://alarms.example.net:${port}/rebound`, notice)).rejects.toMatchObject({ code: 'EDESTINATIONREFUSED', message: /loopback/ });
       expect(received).toEqual([]);
     } finally {
       await channel.close();
@@ -77,7 +77,7 @@ describe('alarm webhooks and internal networks', () => {
   });
 
   it('in DEV (rules not enforced), the same URLs are called', async () => {
-    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), unsigned);
+    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), unsigned, 'DEV');
     try {
       await channel.webhook(`http://127.0.0.1:${port}/literal`, notice);
       await channel.webhook(`http://alarms.example.net:${port}/rebound`, notice);
@@ -87,9 +87,24 @@ describe('alarm webhooks and internal networks', () => {
     }
   });
 
+  // A subscription stored before alarm webhooks had to be https outside DEV: its notices are not sent in clear.
+  it('outside DEV, does not call a plain http webhook URL, saying why (the notice fails, logged as every failed notice)', async () => {
+    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), unsigned, 'PROD');
+    try {
+      const before = received.length;
+      await expect(channel.webhook(`http://127.0.0.1:${port}/plain?code=s3cret`, notice)).rejects.toMatchObject({
+        code: 'EPLAINHTTP',
+        message: `webhook http://127.0.0.1:${port}/plain?code=… not called: webhookUrl must be https in the PROD environment (plain http is for DEV only); subscribe again with an https URL`,
+      });
+      expect(received.length).toBe(before);
+    } finally {
+      await channel.close();
+    }
+  });
+
   // secrev3 M2: the failure's message (logged) named the URL whole, its key with it.
   it("a failed notice's error names the URL in its shown form, not its query's key", async () => {
-    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), unsigned);
+    const channel = new SmtpAlarmChannel(null, new WebhookDestinations({ enforce: false, lookup: rebound }), unsigned, 'DEV');
     try {
       await expect(channel.webhook(`http://127.0.0.1:${port}/refuse?code=s3cret`, notice)).rejects.toThrow(new Error(`webhook http://127.0.0.1:${port}/refuse?code=… answered 500`));
     } finally {

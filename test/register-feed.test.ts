@@ -161,3 +161,56 @@ describe('central register feed (spec 5.7.1)', () => {
     expect([unknown.status, unknown.body.error]).toEqual([404, '1000000077 is not a registered participant']);
   });
 });
+
+describe('a feed that rescinds anyone is an admin\'s: rescinding offboards, which revokes certificates', () => {
+  let t: TestDip;
+  let register: Server;
+  let served: unknown = [];
+  const hourAgo = Date.now() - 3_600_000;
+
+  beforeAll(async () => {
+    t = await startTestDip({ register: { pull: null, allowList: ['127.0.0.1'], maxFeedMb: 64 } });
+    register = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(served)));
+    await new Promise<void>((r) => register.listen(0, '127.0.0.1', r));
+  });
+  afterAll(async () => {
+    register?.close();
+    await t?.close();
+  });
+
+  it('refuses the operator role (403 naming whom it would rescind and the admin role), nothing applied, by apply and by pull; an admin rescinds', async () => {
+    const stays = await t.participant('1000000021', ['SUP']);
+    const leaves = await t.participant('1000000022', ['SUP']);
+    // Made with the bootstrap token while this DIP has no admin operator yet.
+    const robot = (await adminApi(t)('POST', '/admin/operators', { name: 'ops.robot', role: 'operator', automation: true })).body as { token: string };
+    const operator = adminApi(t, robot.token);
+    const both = company([
+      { dipId: stays.dipId, role: 'SUP', from: hourAgo },
+      { dipId: leaves.dipId, role: 'SUP', from: hourAgo },
+    ]);
+    // Routine feeds stay the operator's.
+    expect((await operator('POST', '/admin/register/apply', { feed: both, source: 'file:m16-1.json' })).status).toBe(200);
+    const held = (await operator('GET', '/admin/register')).body as Json[];
+
+    const refusal = `operator ops.robot (operator) may not rescind participants: offboarding revokes the participant's certificates, so it needs the admin role; this feed would rescind ${leaves.dipId}, so nothing was applied`;
+    const snapshot = await operator('POST', '/admin/register/apply', { feed: company([{ dipId: stays.dipId, role: 'ADS', from: hourAgo }]), snapshot: true, source: 'file:m16-full.json' });
+    expect([snapshot.status, snapshot.body.error]).toEqual([403, refusal]);
+    const ended = company([
+      { dipId: stays.dipId, role: 'ADS', from: hourAgo },
+      { dipId: leaves.dipId, role: 'SUP', from: hourAgo, to: Date.now() - 1000 },
+    ]);
+    const rowsEnded = await operator('POST', '/admin/register/apply', { feed: ended, source: 'file:m16-2.json' });
+    expect([rowsEnded.status, rowsEnded.body.error]).toEqual([403, refusal]);
+    served = ended;
+    const pulled = await operator('POST', '/admin/register/pull', { url: `http://127.0.0.1:${(register.address() as AddressInfo).port}/companyDetails` });
+    expect([pulled.status, pulled.body.error]).toEqual([403, refusal]);
+    // Whole or nothing: not even the other participant's change was kept.
+    expect((await operator('GET', '/admin/register')).body).toEqual(held);
+    expect(((await operator('GET', '/admin/participants')).body as Json[]).map((p) => p.dipId)).toEqual(expect.arrayContaining([stays.dipId, leaves.dipId]));
+    expect((await adminApi(t)('GET', '/admin/pki/revoked')).body).toEqual([]);
+
+    const byAdmin = await adminApi(t)('POST', '/admin/register/apply', { feed: ended, source: 'file:m16-2.json' });
+    expect(byAdmin.status, JSON.stringify(byAdmin.body)).toBe(200);
+    expect(byAdmin.body).toMatchObject({ rescinded: [leaves.dipId], rolesChanged: [{ dipId: stays.dipId, granted: ['ADS'], revoked: ['SUP'] }] });
+  });
+});

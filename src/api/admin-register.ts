@@ -1,8 +1,8 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ParticipantLifecycle } from '../pipeline/participant-lifecycle.js';
 import type { RegisterPull } from '../pipeline/register-pull.js';
 import { RegisterFetchError } from '../ports/register-source.js';
-import { OFFBOARD_ROUTE } from '../domain/operators.js';
+import { OFFBOARD_ROUTE, operatorRefusal } from '../domain/operators.js';
 import { carriesCredentials, shownUrl } from '../domain/url-secrets.js';
 import { operatorOf, refuse } from './admin-operators.js';
 import { answers, epochMs } from './admin-schemas.js';
@@ -40,6 +40,16 @@ const registerEntry = {
     },
   },
 } as const;
+/**
+ * Why the caller may not rescind participants, or null: a feed that rescinds offboards, which revokes
+ * certificates, so it is refused to whoever may not offboard by hand (a scheduled pull is the DIP's own).
+ */
+function offboardRefusalOf(req: FastifyRequest): string | null {
+  const who = operatorOf(req);
+  const refusal = operatorRefusal(who.role, 'POST', OFFBOARD_ROUTE);
+  return refusal === null ? null : `operator ${who.name} (${who.role}) may not rescind participants: ${refusal}`;
+}
+
 const rolesAnswer = (description: string) => ({ type: 'object', required: ['roles'], properties: { roles: { type: 'array', items: { type: 'string' } } }, description }) as const;
 
 /**
@@ -56,19 +66,19 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
     {
       schema: {
         tags,
-        summary: 'Apply a register feed given in the body (a file import), idempotently',
+        summary: 'Apply a register feed given in the body (a file import), idempotently (admins only when it rescinds anyone: that revokes certificates)',
         body: {
           type: 'object',
           additionalProperties: false,
           required: ['feed'],
           properties: { feed: {}, source: { type: 'string', maxLength: 200, pattern: '^[\\w.:/@-]+$' }, snapshot: { type: 'boolean' } },
         },
-        response: answers({ 200: applyResult }, [409]),
+        response: answers({ 200: applyResult }, [403, 409]),
       },
     },
     async (req, reply) => {
       try {
-        const result = await lifecycle.apply(req.body.feed, req.body.source ?? `file:${operatorOf(req).name}`, req.body.snapshot ?? false);
+        const result = await lifecycle.apply(req.body.feed, req.body.source ?? `file:${operatorOf(req).name}`, req.body.snapshot ?? false, offboardRefusalOf(req));
         req.journaled = true;
         return result;
       } catch (e) {
@@ -82,7 +92,7 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
     {
       schema: {
         tags,
-        summary: "Pull the register feed from the register's endpoint, with its own credentials, and apply it",
+        summary: "Pull the register feed from the register's endpoint, with its own credentials, and apply it (admins only when it rescinds anyone)",
         body: {
           type: 'object',
           additionalProperties: false,
@@ -94,7 +104,7 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
             snapshot: { type: 'boolean' },
           },
         },
-        response: answers({ 200: applyResult }, [400, 409, 502]),
+        response: answers({ 200: applyResult }, [400, 403, 409, 502]),
       },
     },
     async (req, reply) => {
@@ -103,7 +113,7 @@ export const registerRoutes: FastifyPluginAsync<{ lifecycle: ParticipantLifecycl
       // A user and password in the URL would be kept wherever the URL is shown; body/headers carry credentials instead.
       if (carriesCredentials(req.body.url)) return reply.code(400).send({ error: "body/url must not carry a user name or password: give the endpoint's credentials in body/headers (sent, never kept)" });
       try {
-        const result = await pull.pull({ url: req.body.url, headers: req.body.headers ?? {}, snapshot: req.body.snapshot ?? false }, operatorOf(req).actor);
+        const result = await pull.pull({ url: req.body.url, headers: req.body.headers ?? {}, snapshot: req.body.snapshot ?? false }, operatorOf(req).actor, offboardRefusalOf(req));
         req.journaled = true;
         return result;
       } catch (e) {

@@ -165,7 +165,7 @@ export async function startAlarms({ config, pkiDir, backend, coordination, regis
     await backend.journal.append({ at: clock.now(), actor: 'bootstrap', action: 'storage.alarms-wal-loss', target: 'alarms.db', before: null, after: { lost: alarmsLost }, status: null });
     sources.push(walLossAlarms(() => alarmsLost, clock.now(), coordination.node, 'storage-alarms-wal-loss'));
   }
-  const channel = new SmtpAlarmChannel(settings.smtp, destinations, signing.notices());
+  const channel = new SmtpAlarmChannel(settings.smtp, destinations, signing.notices(), config.environment);
   life.started('alarm notices', () => channel.close());
   // A participant's subscription's address is e-mailed only once it confirmed (as saved reports' addresses are).
   const confirmMailer = settings.smtp ? new SmtpMailer(settings.smtp) : null;

@@ -96,13 +96,15 @@ export class ParticipantLifecycle {
    * Applies a feed idempotently: each DIP ID's entry is replaced by the feed's when it differs (a new
    * version, journalled), then roles and rescissions follow from the entries. With `snapshot` the feed is
    * the whole register: a DIP ID it no longer lists has its rows ended now (and is rescinded).
+   * `offboardRefusal`: why the caller may not offboard (rescinding revokes certificates), or null if it may;
+   * a feed that would then rescind a registered participant is refused whole (403), nothing applied.
    */
-  apply(feed: unknown, source: string, snapshot = false): Promise<ApplyResult> {
+  apply(feed: unknown, source: string, snapshot = false, offboardRefusal: string | null = null): Promise<ApplyResult> {
     const parsed = parseRegisterFeed(feed); // refused before anything is queued
-    return this.exclusive(() => this.applyNow(parsed, source, snapshot));
+    return this.exclusive(() => this.applyNow(parsed, source, snapshot, offboardRefusal));
   }
 
-  private async applyNow({ entries, withoutDipId }: ReturnType<typeof parseRegisterFeed>, source: string, snapshot: boolean): Promise<ApplyResult> {
+  private async applyNow({ entries, withoutDipId }: ReturnType<typeof parseRegisterFeed>, source: string, snapshot: boolean, offboardRefusal: string | null): Promise<ApplyResult> {
     const now = this.deps.clock.now();
     const actor = `register:${source}`;
     const current = new Map((await this.deps.store.records(REGISTER_RECORD)).map((r) => [r.key, r]));
@@ -113,6 +115,16 @@ export class ParticipantLifecycle {
         const doc = r.doc as RegisterEntry;
         entries.push({ ...doc, rows: doc.rows.map((row) => ({ ...row, to: row.to === null || row.to > now ? now : row.to })) });
       }
+    }
+    if (offboardRefusal !== null) {
+      // Decided before anything is written, on the entries as reconcile would read them after this feed.
+      const after = new Map([...[...current].map(([k, r]) => [k, r.doc as RegisterEntry] as const), ...entries.map((e) => [e.dipId, e] as const)]);
+      const registered = (await this.deps.store.participants()).map((r) => r.participant.dipId);
+      const wouldRescind = registered.filter((dipId) => {
+        const entry = after.get(dipId);
+        return entry !== undefined && rescindedAt(entry, now);
+      });
+      if (wouldRescind.length) throw new RefusedError(403, `${offboardRefusal}; this feed would rescind ${wouldRescind.sort().join(', ')}, so nothing was applied`);
     }
     const changed: string[] = [];
     for (const entry of entries) {

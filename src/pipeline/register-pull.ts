@@ -33,13 +33,16 @@ export class RegisterPull {
     },
   ) {}
 
-  /** One pull: RegisterFetchError when the feed could not be had (nothing applied), RefusedError when it is refused. */
-  async pull(settings: PullSettings, actor: string): Promise<ApplyResult> {
+  /**
+   * One pull: RegisterFetchError when the feed could not be had (nothing applied), RefusedError when it is
+   * refused (among others, when it would rescind someone and `offboardRefusal` says why the caller may not).
+   */
+  async pull(settings: PullSettings, actor: string, offboardRefusal: string | null = null): Promise<ApplyResult> {
     const host = URL.canParse(settings.url) ? new URL(settings.url).host : shownUrl(settings.url);
     const journal = (after: unknown) => this.deps.journal.append({ at: this.deps.clock.now(), actor, action: 'register.pull', target: host, before: null, after, status: null });
     try {
       const feed = await this.deps.source.fetch(settings.url, settings.headers);
-      const result = await this.deps.lifecycle.apply(feed, `pull:${host}`, settings.snapshot);
+      const result = await this.deps.lifecycle.apply(feed, `pull:${host}`, settings.snapshot, offboardRefusal);
       await journal({ url: shownUrl(settings.url), snapshot: settings.snapshot, participants: result.participants, changed: result.changed, rescinded: result.rescinded });
       return result;
     } catch (e) {

@@ -1,5 +1,5 @@
 import { request, type Agent } from 'undici';
-import { requestedUrl } from '../../domain/callback-url.js';
+import { plainHttpProblem, requestedUrl } from '../../domain/callback-url.js';
 import { shownUrl } from '../../domain/url-secrets.js';
 import type { AlarmChannel, AlarmNotice, MaintenanceEvent, NoticeSigner } from '../../ports/alarms.js';
 import { API_VERSION_HEADERS } from '../../domain/api-version.js';
@@ -29,6 +29,11 @@ export class SmtpAlarmChannel implements AlarmChannel {
      * at another recipient's message webhook that a participant subscribed.
      */
     private readonly signer: NoticeSigner,
+    /**
+     * The DIP's environment: outside DEV a notice goes over TLS only. Subscribing checks it too, but a
+     * subscription made before that rule (or stored by other means) must not be sent notices in clear.
+     */
+    private readonly environment: string,
   ) {
     this.agent = destinationCheckedAgent({ destinations, connectionsPerOrigin: 1, keepAliveTimeout: 5_000 });
     this.mailer = new SmtpMailer(smtp);
@@ -43,6 +48,8 @@ export class SmtpAlarmChannel implements AlarmChannel {
     // it received, which is the client's serialisation of the URL, not the text subscribed.
     const requested = requestedUrl(url);
     if (requested === null) throw new Error(`webhook ${shownUrl(url)} is not a URL that can be called: subscribe with a new one`);
+    const plain = plainHttpProblem('webhookUrl', url, this.environment);
+    if (plain !== null) throw Object.assign(new Error(`webhook ${shownUrl(url)} not called: ${plain}; subscribe again with an https URL`), { code: 'EPLAINHTTP' });
     const body = Buffer.from(JSON.stringify(notice));
     const headers = await this.signer.signNotice('POST', requested, body);
     headers['content-type'] = 'application/json';

@@ -7283,7 +7283,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Apply a register feed given in the body (a file import), idempotently */
+        /** Apply a register feed given in the body (a file import), idempotently (admins only when it rescinds anyone: that revokes certificates) */
         post: {
             parameters: {
                 query?: never;
@@ -7401,7 +7401,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Pull the register feed from the register's endpoint, with its own credentials, and apply it */
+        /** Pull the register feed from the register's endpoint, with its own credentials, and apply it (admins only when it rescinds anyone) */
         post: {
             parameters: {
                 query?: never;
