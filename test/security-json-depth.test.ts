@@ -231,6 +231,14 @@ describe('members and values counted before parsing (jsonBodyExcess, scanJsonBat
     expect(jsonBodyExcess(densest, DEFAULTS.http.maxJsonDepth, counts)).toBeNull();
   });
 
+  it('counts values per entry of a batch (POST /statusmessage, jsonValuesPerItem), not over the whole body', () => {
+    const entry = `{"a":[${'0,'.repeat(99)}0]}`; // 101 values
+    const batch = b(`[${entry},${entry},${entry}]`);
+    const counts = { maxObjectMembers: 1_000, maxValues: 150 };
+    expect(jsonBodyExcess(batch, 64, counts)).toBe('the JSON body holds more than the limit of 150 values (object members and array elements)');
+    expect(scanJsonBatch(batch, 64, counts).excess).toBeNull();
+  });
+
   it("leaves room for the catalogue's largest object within maxJsonObjectMembers, and its bounded arrays within maxJsonValues", () => {
     const catalogue = Catalogue.load();
     type S = JsonSchema & { $ref?: string; properties?: Record<string, S>; items?: S; maxItems?: number; allOf?: S[]; oneOf?: S[]; anyOf?: S[] };
