@@ -517,9 +517,12 @@ export interface HttpLimits {
   maxJsonObjectMembers: number;
   /**
    * Values (object members and array elements) one JSON body, or one message of a batch, may hold; more is
-   * answered 400 before parsing (the catalogue's largest message, with every array at its maxItems, about 50,000).
+   * answered 400 before parsing. Null (the default): half of bodyLimitBytes, which no body within the body
+   * limit can pass (a value and its comma take at least 2 bytes): 185 array paths of the catalogue have no
+   * maxItems (IF-013's defaulted periods, IF-019's B090List), so no fixed number bounds a legitimate message
+   * below what the body limit already does. A smaller number refuses such messages: set one only knowing them.
    */
-  maxJsonValues: number;
+  maxJsonValues: number | null;
   /**
    * Connections one client (its certificate's DIP ID) may hold open at once on the participant listener;
    * a request on one more is answered 429 and its connection closed (src/api/connection-cap.ts). 0: no cap.
@@ -618,7 +621,7 @@ const schema: JSONSchemaType<DipConfig> = {
         maxHeaderBytes: { type: 'integer', minimum: 1024 },
         maxJsonDepth: { type: 'integer', minimum: 4 },
         maxJsonObjectMembers: { type: 'integer', minimum: 64 },
-        maxJsonValues: { type: 'integer', minimum: 1024 },
+        maxJsonValues: { type: ['integer', 'null'], minimum: 1024 },
         maxConnectionsPerClient: { type: 'integer', minimum: 0 },
         maxConnections: { type: 'integer', minimum: 0, nullable: true },
         maxConnectionsPerAddress: { type: 'integer', minimum: 0 },
@@ -912,7 +915,7 @@ export const DEFAULTS: DipConfig = {
     maxHeaderBytes: 16_384,
     maxJsonDepth: 64,
     maxJsonObjectMembers: 1_000,
-    maxJsonValues: 100_000,
+    maxJsonValues: null,
     // A pooled client needs a handful; 64 leaves a participant's several systems room, and 100 of them 6,400 descriptors.
     maxConnectionsPerClient: 64,
     maxConnections: null,
@@ -1185,4 +1188,9 @@ function parseEnvironment(v: string): DipConfig['environment'] {
   const found = ENVIRONMENTS.find((e) => e === v.toUpperCase());
   if (!found) throw new Error(`DIP_ENV '${v}' is not one of ${ENVIRONMENTS.join(', ')}`);
   return found;
+}
+
+/** The member and value caps of the JSON pre-scan (src/security/json-depth.ts) for this configuration. */
+export function jsonCountsOf(config: Pick<DipConfig, 'http' | 'bodyLimitBytes'>): { maxObjectMembers: number; maxValues: number } {
+  return { maxObjectMembers: config.http.maxJsonObjectMembers, maxValues: config.http.maxJsonValues ?? Math.floor(config.bodyLimitBytes / 2) };
 }

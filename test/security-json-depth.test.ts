@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Catalogue } from '../src/catalogue/catalogue.js';
 import type { JsonSchema } from '../src/catalogue/types.js';
-import { DEFAULTS } from '../src/config.js';
+import { DEFAULTS, jsonCountsOf } from '../src/config.js';
 import { exceedsJsonDepth, firstDuplicateName, jsonBodyExcess, memberCount, scanJsonBatch } from '../src/security/json-depth.js';
 
 const b = (s: string) => Buffer.from(s, 'utf8');
@@ -212,7 +212,34 @@ describe('members and values counted before parsing (jsonBodyExcess, scanJsonBat
     );
   });
 
-  it("leaves room for the catalogue's largest message: every object within maxJsonObjectMembers, every message (its arrays at maxItems) within maxJsonValues", () => {
+  // An IF-013-shaped message: `days` MPAN-days of 48 defaulted periods (the array has no maxItems).
+  const if013 = (days: number): string =>
+    JSON.stringify({ payload: { CommonBlock: { S0: { eventCode: 'X' } }, CustomBlock: { B920List: Array.from({ length: days }, (_, i) => ({ mpan: String(1000000000000 + i), settlementDayConsumptionPeriods: [{ settlementDate: '2026-01-01', defaultedConsumptionPeriods: Array.from({ length: 48 }, (_, p) => ({ p: p + 1, c: 1.234, r: 'D' })) }] })) } } });
+
+  it('never refuses, with the defaults, a legitimate message that fits the body limit (arrays without maxItems are unbounded)', () => {
+    const counts = jsonCountsOf(DEFAULTS);
+    const small = b(`[${if013(600)}]`); // 847 KB: refused before, "item 0: ... more than the limit of 100000 values"
+    expect(scanJsonBatch(small, DEFAULTS.http.maxJsonDepth, counts).excess).toBeNull();
+    const days = Math.floor((DEFAULTS.bodyLimitBytes - 2) / (small.length / 600)) - 1;
+    const large = b(`[${if013(days)}]`);
+    expect(large.length).toBeLessThanOrEqual(DEFAULTS.bodyLimitBytes);
+    expect(large.length).toBeGreaterThan(DEFAULTS.bodyLimitBytes * 0.95);
+    expect(scanJsonBatch(large, DEFAULTS.http.maxJsonDepth, counts).excess).toBeNull();
+    expect(jsonBodyExcess(large, DEFAULTS.http.maxJsonDepth, counts)).toBeNull();
+    // The densest JSON there is (a value and its comma in 2 bytes) at the body limit is still within the cap.
+    const densest = b(`[${'0,'.repeat(DEFAULTS.bodyLimitBytes / 2 - 1)}0]`);
+    expect(jsonBodyExcess(densest, DEFAULTS.http.maxJsonDepth, counts)).toBeNull();
+  });
+
+  it('counts values per entry of a batch (POST /statusmessage, jsonValuesPerItem), not over the whole body', () => {
+    const entry = `{"a":[${'0,'.repeat(99)}0]}`; // 101 values
+    const batch = b(`[${entry},${entry},${entry}]`);
+    const counts = { maxObjectMembers: 1_000, maxValues: 150 };
+    expect(jsonBodyExcess(batch, 64, counts)).toBe('the JSON body holds more than the limit of 150 values (object members and array elements)');
+    expect(scanJsonBatch(batch, 64, counts).excess).toBeNull();
+  });
+
+  it("leaves room for the catalogue's largest object within maxJsonObjectMembers, and its bounded arrays within maxJsonValues", () => {
     const catalogue = Catalogue.load();
     type S = JsonSchema & { $ref?: string; properties?: Record<string, S>; items?: S; maxItems?: number; allOf?: S[]; oneOf?: S[]; anyOf?: S[] };
     let largestObject = 0;
@@ -224,7 +251,9 @@ describe('members and values counted before parsing (jsonBodyExcess, scanJsonBat
         while (r.$ref) r = r.$ref.replace(/^#\//, '').split('/').reduce<Record<string, unknown>>((o, k) => o[decodeURIComponent(k)] as Record<string, unknown>, root as Record<string, unknown>) as S;
         return r;
       };
-      // The most values a message of the schema can hold (an array without maxItems counted at one item).
+      // The most values a message of the schema holds with its bounded arrays full. An array without maxItems
+      // (185 paths) is counted at one item here: no schema bound exists for it, which is why the values cap
+      // defaults to what the body limit allows (the test above sends such a message near the body limit).
       const values = (given: S, depth: number): number => {
         const s = resolve(given);
         if (depth > 40) return 0;
@@ -241,6 +270,6 @@ describe('members and values counted before parsing (jsonBodyExcess, scanJsonBat
     expect(largestObject).toBeGreaterThan(20); // the walk reached the catalogue's objects
     expect(largestMessage).toBeGreaterThan(40_000); // IF-014 / IF-021 with every period present
     expect(largestObject).toBeLessThanOrEqual(DEFAULTS.http.maxJsonObjectMembers / 10);
-    expect(largestMessage).toBeLessThanOrEqual(DEFAULTS.http.maxJsonValues / 1.5);
+    expect(largestMessage).toBeLessThanOrEqual(jsonCountsOf(DEFAULTS).maxValues / 1.5);
   });
 });

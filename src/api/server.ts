@@ -15,12 +15,15 @@ import { storeFailureKind } from '../ports/errors.js';
 import type { SignatureReplayGuard } from '../ports/replay-guard.js';
 import { canonicalSignature, DIP_HEADER_SIGNATURE } from '../security/signature.js';
 import { standardResponse } from '../domain/standard-response.js';
-import { jsonBodyExcess } from '../security/json-depth.js';
+import { jsonBodyExcess, scanJsonBatch } from '../security/json-depth.js';
+import { jsonCountsOf } from '../config.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** The route's pipeline checks the JSON body's depth before it parses it (POST /dip-channel/{id}, /validate). */
     jsonDepthCheckedByPipeline?: true;
+    /** The body is a batch whose entries are each held to http.maxJsonValues, as the message routes' are (POST /statusmessage). */
+    jsonValuesPerItem?: true;
     /**
      * The route authenticates its caller itself (the ingest pipeline, a streamed upload), as the guard does
      * those with `access`: a caller whose key is refused is refused before it is told to send its body.
@@ -107,6 +110,7 @@ export interface ServerSecurity extends SecurityControls {
  */
 export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSecurity = {}): FastifyInstance {
   const limits = deps.config.http;
+  const jsonCounts = jsonCountsOf(deps.config);
   const namesNow = () => listenerHostNames({ bound: deps.config.host, certificatePem: tls.certificate.inForce().certPem, publicUrl: deps.config.publicUrl, allowed: deps.config.allowedHosts, setting: 'allowedHosts' });
   let hostNames = namesNow();
   // A renewed certificate may name hosts the one before did not: they are this listener's from its installation.
@@ -469,7 +473,9 @@ export function buildServer(deps: ApiDeps, tls: TlsMaterial, security: ServerSec
     // Refused before anything parses it (src/security/json-depth.ts): too deep, or so many members that
     // the parse and the checks after it would hold the main thread. A route whose pipeline scans the body
     // itself (on an ingest thread) is not scanned twice.
-    const excess = req.routeOptions.config.jsonDepthCheckedByPipeline === true ? null : jsonBodyExcess(buf, limits.maxJsonDepth, { maxObjectMembers: limits.maxJsonObjectMembers, maxValues: limits.maxJsonValues });
+    const route = req.routeOptions.config;
+    const excess =
+      route.jsonDepthCheckedByPipeline === true ? null : route.jsonValuesPerItem === true ? scanJsonBatch(buf, limits.maxJsonDepth, jsonCounts).excess : jsonBodyExcess(buf, limits.maxJsonDepth, jsonCounts);
     if (excess !== null) {
       done(Object.assign(new Error(excess), { statusCode: 400 }), undefined);
       return;

@@ -1,4 +1,4 @@
-import type { DipConfig } from '../config.js';
+import { jsonCountsOf, type DipConfig } from '../config.js';
 import { Ingest, type IngestLog } from '../pipeline/ingest.js';
 import type { Clock } from '../ports/clock.js';
 import type { MessageTracer } from '../ports/tracing.js';
@@ -18,7 +18,7 @@ export function buildIngest(config: DipConfig, core: Core, log: IngestLog, clock
       maxClockSkewMs: config.maxClockSkewSeconds * 1000,
       maxBatchMessages: config.maxBatchMessages,
       maxJsonDepth: config.http.maxJsonDepth,
-      jsonCounts: { maxObjectMembers: config.http.maxJsonObjectMembers, maxValues: config.http.maxJsonValues },
+      jsonCounts: jsonCountsOf(config),
     },
     { validate: (id, item, opts) => catalogue.current().validate(id, item, opts) },
     channel,

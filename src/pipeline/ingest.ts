@@ -414,7 +414,7 @@ export class Ingest {
 
   /** Security patterns 2 and 3: decrypt (2) or set aside the per-recipient copies (3) before validation. */
   private async prepare(channel: Channel, items: unknown[]): Promise<Prepared[]> {
-    if (channel.securityPattern === 2) return Promise.all(items.map((item) => openPattern2(item, this.encryption.dipKeys())));
+    if (channel.securityPattern === 2) return Promise.all(items.map((item) => openPattern2(item, this.encryption.dipKeys(), { maxDepth: this.settings.maxJsonDepth, counts: this.settings.jsonCounts })));
     if (channel.securityPattern === 3) return items.map((item) => splitPattern3(item, channel.interfaceId));
     return items.map((item) => ({ ok: true, item, copies: null }));
   }

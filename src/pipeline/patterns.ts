@@ -1,4 +1,5 @@
 import type { SecurityPattern } from '../domain/channel.js';
+import { jsonBodyExcess, type JsonCounts } from '../security/json-depth.js';
 import { alteredNumberHelp, firstAlteredNumber, hasAlteredNumber } from '../security/json-numbers.js';
 import { decryptWithAny, encryptTo, type DecryptionKey, type EncryptionTarget } from '../security/payload-encryption.js';
 
@@ -33,7 +34,7 @@ export type Prepared =
   | { ok: false; help: string };
 
 /** Pattern 2: the item with its CustomBlock decrypted, ready for ordinary validation. */
-export async function openPattern2(item: unknown, dipKeys: readonly DecryptionKey[]): Promise<Prepared> {
+export async function openPattern2(item: unknown, dipKeys: readonly DecryptionKey[], limits: { maxDepth: number; counts: JsonCounts }): Promise<Prepared> {
   const payload = field(item, 'payload');
   const sealed = field(payload?.value, ENCRYPTED_BLOCK);
   if (!payload || typeof sealed?.value !== 'string') {
@@ -44,6 +45,14 @@ export async function openPattern2(item: unknown, dipKeys: readonly DecryptionKe
   let text: string;
   try {
     text = await decryptWithAny(dipKeys, sealed.value);
+  } catch (e) {
+    return { ok: false, help: `payload.${ENCRYPTED_BLOCK} could not be decrypted with the DIP's encryption key: ${(e as Error).message}` };
+  }
+  // Anyone can encrypt to the DIP's public key: the block is sender input the body scan never saw, held to
+  // the same caps before it is parsed (the block's own depth: it sits below the item and its payload).
+  const excess = jsonBodyExcess(Buffer.from(text, 'utf8'), limits.maxDepth - 2, limits.counts);
+  if (excess !== null) return { ok: false, help: `payload.${ENCRYPTED_BLOCK}, decrypted: ${excess}` };
+  try {
     customBlock = JSON.parse(text);
   } catch (e) {
     return { ok: false, help: `payload.${ENCRYPTED_BLOCK} could not be decrypted with the DIP's encryption key: ${(e as Error).message}` };

@@ -44,7 +44,7 @@ export const HOSTILE_HTTP: DipConfig['http'] = {
   maxHeaderBytes: 16_384,
   maxJsonDepth: 64,
   maxJsonObjectMembers: 1_000,
-  maxJsonValues: 100_000,
+  maxJsonValues: null,
   // Cases send many requests at once from one participant (undici opens a connection for each); the cap is tested on its own.
   maxConnectionsPerClient: 0,
   maxConnections: null,

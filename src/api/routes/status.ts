@@ -24,7 +24,7 @@ export const statusRoutes: FastifyPluginAsync<RoutePluginOptions> = async (app, 
   app.post<{ Body: StatusEntry[] }>(
     '/statusmessage',
     {
-      config: { access: 'participant' },
+      config: { access: 'participant', jsonValuesPerItem: true },
       // A batch, as large as a batch of messages may be (the other guarded operations take the small limit).
       bodyLimit: deps.config.bodyLimitBytes,
       // A schema failure is answered by the handler, per entry, as a batch of messages is.
