@@ -18,6 +18,8 @@ import { alarmScope } from '../src/pipeline/mail-recipients.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../src/config.js';
 import { buildIF021 } from '../src/sim/messages.js';
+import { rotateParticipantCertificate } from '../src/pipeline/participants.js';
+import { issueParticipantCertificate } from '../src/security/pki.js';
 import type { ReceivedCall } from '../src/client/webhook-receiver.js';
 import { quietLogger, startTestDip, waitFor, type TestDip, type TestParticipant } from './helpers/dip-harness.js';
 import { startSmtp, type TestSmtp } from './helpers/smtp.js';
@@ -67,9 +69,14 @@ describe('alarms (spec 5.11.4)', () => {
   // reports could): its address is asked once, fixed text, and told nothing until it agreed.
   it("an unconfirmed participant's address is sent one confirmation e-mail, not the notices", async () => {
     const ldso = await t.participant('3000000001', ['LDSO']);
+    // Its certificate's alarm raised before the subscription exists (as an evaluation every 100 ms did
+    // under load: the test then waited for an e-mail a raised alarm never sends again).
+    await t.dip.alarms!.evaluate();
     expect((await ldso.client.call('POST', '/observability/alarm-subscriptions', JSON.stringify({ rules: ['certificate-expiring'], email: 'third-party@victim.example' }))).status).toBe(201);
-    // Its own certificate (issued for 30 days) is expiring: an alarm it may see, at once.
-    await waitFor(() => smtp.mails.some((m) => m.to[0] === 'third-party@victim.example'), 45_000, 'the confirmation e-mail');
+    // A subscription is sent what is raised after it: its new certificate (29 days) is expiring, an alarm it may see, at once.
+    const renewed = await issueParticipantCertificate(t.dip.pki.ca, { organisation: 'Org 3000000001', dipIds: [ldso.dipId], environment: 'DEV', validDays: 29 });
+    await rotateParticipantCertificate(t.dip.backend.registry, { dipId: ldso.dipId, certificatePem: renewed.certPem, overlapMs: 0 });
+    await waitFor(() => smtp.mails.some((m) => m.to[0] === 'third-party@victim.example'), 15_000, 'the confirmation e-mail');
     await t.dip.alarms!.evaluate();
     const toVictim = smtp.mails.filter((m) => m.to[0] === 'third-party@victim.example');
     expect(toVictim).toHaveLength(1);
