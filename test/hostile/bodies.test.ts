@@ -218,11 +218,14 @@ describe('bodies of many members (counted before parsing: a 200,000-member objec
     expectRefusal(a, 400, /item 1: an object of the JSON body holds more than the limit of 1000 members/);
   });
 
-  it('refuses a message of more than 100,000 values the same way', async () => {
+  // No fixed count of values: 185 array paths of the catalogue have no maxItems, and 100,000 refused an 847 KB
+  // IF-013 message (capsfix); by default the cap is half the body limit, which no body within it reaches.
+  it('validates a message of more than 100,000 values, naming the field, rather than refusing it by count', async () => {
     const item = validItem() as unknown as { payload: { CustomBlock: Record<string, unknown> } };
     item.payload.CustomBlock['many'] = new Array<number>(100_001).fill(0);
     const a = await submit(h, JSON.stringify([item]));
-    expectRefusal(a, 400, /item 0: the JSON message holds more than the limit of 100000 values/);
+    expectRefusal(a, 400, /item 0: payload\.CustomBlock\.many is not a field/);
+    expect(a.text).not.toMatch(/limit of \d+ values/);
   });
 
   it('still serves', async () => {
