@@ -75,9 +75,10 @@ const refusals: Array<[string, string, string | null, string, number, RegExp]> =
   ['a submission with an unknown key', '/dip-channel/IF-021', 'not-a-key-of-anyone', 'application/json', 401, /X-API-Key is not recognised/],
   ['a submission with no key', '/dip-channel/IF-021', null, 'application/json', 401, /X-API-Key header is missing/],
   // The supplier's key over the data service's certificate: the key is known, but not the certificate's.
-  ["a submission with another participant's key", '/dip-channel/IF-021', 'sup', 'application/json', 403, /bound to 2000000001, not to 1000000001/],
+  ["a submission with another participant's key", '/dip-channel/IF-021', 'sup', 'application/json', 403, /bound to 2000000001, not to the participant of this API key/],
   ['a validation (/validate) with an unknown key', '/validate/IF-021/x', 'not-a-key-of-anyone', 'application/json', 401, /X-API-Key is not recognised/],
-  ['a guarded call (ack) with an unknown key', `/dip-channel/IF-021/ack/${SUP_ID}`, 'not-a-key-of-anyone', 'application/json', 401, /X-API-Key is not recognised/],
+  // A control operation takes at most controlBodyLimitBytes (64 KiB): the 1 MB body is refused by its length first, whoever sends it.
+  ['a guarded call (ack) with an unknown key and a body over its 64 KiB limit', `/dip-channel/IF-021/ack/${SUP_ID}`, 'not-a-key-of-anyone', 'application/json', 413, /limit of 65536 bytes/],
   [
     'a publication upload (streamed) with an unknown key',
     '/dip-channel/IF-021/publications?type=t&version=1&format=csv',
