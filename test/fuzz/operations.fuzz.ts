@@ -69,7 +69,7 @@ const OWNER_PARAM = /recipient|participant|dipid|owner/i;
 // Shedding load (503 with Retry-After while the event loop runs late) is tested on its own; on a busy CI
 // machine it would answer the fuzzer's requests for reasons that are not theirs.
 const h = await startHostileDip({
-  overload: { maxEventLoopDelayMs: 60_000, delayCountsFromSubmissions: 100_000, maxSubmissionsInFlight: 100_000, maxBytesInFlight: 1 << 40, maxBytesArriving: 1 << 40, maxBytesArrivingPerSender: 1 << 40 },
+  overload: { maxEventLoopDelayMs: 60_000, delayCountsFromSubmissions: 100_000, maxSubmissionsInFlight: 100_000, maxBytesInFlight: 2 ** 40, maxBytesArriving: 2 ** 40, maxBytesArrivingPerSender: 2 ** 40 },
   // The fuzzer's operator credential is the bootstrap token, as break-glass: fuzzed calls create admin
   // accounts and disable accounts, and the fuzzer must go on calling whatever they did.
   operators: { ...DEFAULTS.operators, bootstrapBreakGlass: true },
